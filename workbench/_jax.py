@@ -1,0 +1,46 @@
+"""JAX set-up owned by the workbench: the persistent compilation cache.
+
+Compiled programs are cached on disk so that a fresh process (every CLI call)
+reuses them instead of compiling again. The cache lives in
+``$WORKBENCH_CACHE_DIR`` or ``~/.cache/sciworkbench/jax``.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import jax
+
+import surrogates  # noqa: F401  (float64 before any array exists)
+
+_configured = False
+
+
+def cache_dir() -> Path:
+    root = os.environ.get("WORKBENCH_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "sciworkbench" / "jax"
+
+
+def configure_jax() -> None:
+    """Turn on the persistent compilation cache (once per process)."""
+    global _configured
+    if _configured:
+        return
+    path = cache_dir()
+    try:
+        path.mkdir(parents=True, exist_ok=True)
+        jax.config.update("jax_compilation_cache_dir", str(path))
+        # Cache every program: even sub-second compiles add up across CLI calls.
+        jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
+        jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
+    except OSError:
+        pass  # a read-only home: compile in memory as usual
+    _configured = True
+
+
+@jax.jit
+def posterior_moments(model, X):
+    """Posterior mean and variance, (q, m) each, in one compiled call."""
+    post = model.posterior(X)
+    return post.mean, post.variance

@@ -1,0 +1,564 @@
+"""The campaign: ask for experiments, tell their outcomes, run closed loops.
+
+A campaign is identified by its store: constructing one on an existing store
+resumes it (after checking the space and objectives agree), and
+``Campaign.open(store)`` resumes from the store alone. Every ``ask`` and
+``tell`` is persisted before it returns, so an acknowledged observation is
+never lost.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import time
+import warnings
+from dataclasses import replace
+from pathlib import Path
+from typing import Any, Callable
+
+import numpy as np
+
+from workbench import problems
+from workbench.errors import CampaignError
+from workbench.record import COMPLETED, FAILED, PENDING, Prediction, Trial, now
+from workbench.space import Objective, SearchSpace
+from workbench.spec import DEFAULT_TRACKING, CampaignSpec, load_spec, parse_spec
+
+__all__ = ["Campaign"]
+
+_VERSION = "0.1.0"
+
+
+def _package_version() -> str:
+    try:
+        from importlib.metadata import version
+
+        return version("sciworkbench")
+    except Exception:  # noqa: BLE001 - running from a source tree
+        return _VERSION
+
+
+def _copy(t: Trial) -> Trial:
+    return replace(t, params=dict(t.params), outcomes=dict(t.outcomes),
+                   prediction=dict(t.prediction) if t.prediction else None)
+
+
+class Campaign:
+    """A Bayesian-optimisation campaign over a search space.
+
+    name: campaign name (MLflow experiment ``partner/name``); space: the
+    SearchSpace; objectives: list of Objective (one, for now); store: path of
+    the Zarr record, None to keep it in memory; tracking: MLflow URI,
+    "default" for the local ``sqlite:///campaigns/mlflow.db``, None for off;
+    partner: the industrial partner owning the campaign; seed: makes every
+    proposal reproducible. initial_design, surrogate, acquisition: dicts as in
+    the YAML schema.
+    """
+
+    def __init__(
+        self,
+        name: str,
+        space: SearchSpace,
+        objectives: list[Objective],
+        *,
+        outcome_constraints: list[str] | tuple = (),
+        store: str | Path | None = None,
+        tracking: str | None = "default",
+        partner: str = "default",
+        seed: int = 0,
+        initial_design: dict | None = None,
+        surrogate: dict | None = None,
+        acquisition: dict | None = None,
+        budget: int | None = None,
+        description: str = "",
+    ):
+        if not isinstance(space, SearchSpace):
+            raise CampaignError(f"space: got {type(space).__name__}; expected wb.SearchSpace")
+        if isinstance(objectives, Objective):
+            objectives = [objectives]
+        data: dict[str, Any] = dict(
+            name=name, partner=partner, description=description,
+            space=list(space.parameters), constraints=list(space.constraints),
+            objectives=list(objectives), outcome_constraints=list(outcome_constraints),
+            store=None if store is None else str(store),
+            tracking=DEFAULT_TRACKING if tracking == "default" else tracking,
+            seed=seed, budget=budget,
+        )
+        for key, val in (("initial_design", initial_design), ("surrogate", surrogate),
+                         ("acquisition", acquisition)):
+            if val is not None:
+                data[key] = val
+        spec = parse_spec(data, source="Campaign(...)")
+        self._setup(spec)
+
+    # -- construction -----------------------------------------------------
+
+    def _setup(self, spec: CampaignSpec, base_dir: Path | None = None,
+               stored: Any = None) -> None:
+        self.spec = spec
+        self.space = SearchSpace(list(spec.space))
+        self.objectives = list(spec.objectives)
+        self._base_dir = base_dir
+        self._trials: list[Trial] = []
+        self._warm_start: dict | None = None
+        self._run_id: str | None = None
+        self._tracker = None
+        self._created_at = now().isoformat()
+        self._store = None
+        if spec.store is not None:
+            from workbench.store import ZarrStore
+
+            self._store = ZarrStore(spec.store)
+            if stored is None and self._store.exists():
+                stored = self._store.read()
+        if stored is not None:
+            self._load(stored)
+        elif self._store is not None:
+            self._save()
+
+    def _load(self, ds) -> None:
+        from workbench.record import from_dataset
+
+        stored_spec = parse_spec(json.loads(ds.attrs["spec"]))
+        mine, theirs = self.spec.to_dict(), stored_spec.to_dict()
+        for key in ("space", "objectives", "constraints", "outcome_constraints"):
+            if mine[key] != theirs[key]:
+                raise CampaignError(
+                    f"{key}: the store {self.spec.store} holds campaign"
+                    f" {stored_spec.name!r} with {key} {theirs[key]}; the spec gives"
+                    f" {mine[key]}. Use another store, or the stored spec."
+                )
+        self._trials = from_dataset(ds, self.space, self.objectives)
+        state = ds.attrs.get("surrogate_state")
+        self._warm_start = json.loads(state) if state else None
+        self._run_id = ds.attrs.get("mlflow_run_id") or None
+        self._created_at = ds.attrs.get("created_at", self._created_at)
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> "Campaign":
+        """A campaign from the YAML schema given as a dict (resumes an existing store)."""
+        parsed = parse_spec(spec, source="from_dict")
+        obj = cls.__new__(cls)
+        obj._setup(parsed)
+        return obj
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Campaign":
+        """A campaign from an experiment YAML file (resumes an existing store)."""
+        parsed = load_spec(path)
+        obj = cls.__new__(cls)
+        obj._setup(parsed, base_dir=Path(path).parent)
+        return obj
+
+    @classmethod
+    def open(cls, store: str | Path, *, tracking: str | None = "stored") -> "Campaign":
+        """Resume the campaign saved at ``store`` exactly where it stopped.
+
+        tracking: "stored" keeps the URI the campaign was tracked to; None
+        turns tracking off; a URI redirects it.
+        """
+        from workbench.store import ZarrStore
+
+        zs = ZarrStore(store)
+        if not zs.exists():
+            raise CampaignError(f"store: no campaign at {zs.path}")
+        ds = zs.read()
+        spec = parse_spec(json.loads(ds.attrs["spec"]), source=str(zs.path))
+        updates: dict[str, Any] = {"store": str(store)}
+        if tracking != "stored":
+            updates["tracking"] = tracking
+        spec = spec.model_copy(update=updates)
+        obj = cls.__new__(cls)
+        obj._setup(spec, stored=ds)
+        return obj
+
+    # -- views ------------------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def trials(self) -> list[Trial]:
+        """Copies of all trials, in order of their ids."""
+        return [_copy(t) for t in self._trials]
+
+    def _count(self, status: str) -> int:
+        return sum(1 for t in self._trials if t.status == status)
+
+    @property
+    def data(self):
+        """The campaign record: an ``xarray.Dataset`` over dimension ``trial``."""
+        from workbench.record import to_dataset
+
+        return to_dataset(self._trials, self.space, self.objectives, self._attrs())
+
+    def to_frame(self):
+        """One row per trial (pandas), as in CSV exports."""
+        from workbench.record import to_frame
+
+        return to_frame(self._trials, self.space, self.objectives)
+
+    def best(self) -> Trial | None:
+        """The best completed trial for the objective, or None before any."""
+        done = [t for t in self._trials if t.status == COMPLETED]
+        if not done:
+            return None
+        obj = self.objectives[0]
+        return _copy(max(done, key=lambda t: obj.sign * t.outcomes[obj.name]))
+
+    def pareto(self) -> list[Trial]:
+        """Non-dominated completed trials; with one objective, the best one."""
+        best = self.best()
+        return [] if best is None else [best]
+
+    def __repr__(self) -> str:
+        counts = {s: self._count(s) for s in (COMPLETED, PENDING, FAILED)}
+        best = self.best()
+        obj = self.objectives[0]
+        best_txt = f", best {obj.name}={best.outcomes[obj.name]:.6g}" if best else ""
+        return (f"Campaign({self.name!r}, partner={self.spec.partner!r}, "
+                f"{counts[COMPLETED]} completed, {counts[PENDING]} pending, "
+                f"{counts[FAILED]} failed{best_txt})")
+
+    def _repr_html_(self) -> str:
+        frame = self.to_frame()
+        return f"<p><b>{self!r}</b></p>" + frame.to_html(index=False, max_rows=30, na_rep="")
+
+    # -- persistence and tracking -----------------------------------------
+
+    def _attrs(self) -> dict:
+        return {
+            "name": self.spec.name,
+            "partner": self.spec.partner,
+            "spec": json.dumps(self.spec.to_dict()),
+            "workbench_version": _package_version(),
+            "created_at": self._created_at,
+            "surrogate_state": json.dumps(self._warm_start) if self._warm_start else "",
+            "mlflow_run_id": self._run_id or "",
+        }
+
+    def _save(self) -> None:
+        if self._store is not None:
+            self._store.write(self.data)
+
+    def _track(self):
+        """The tracker, started on first use (MLflow is imported only then)."""
+        if self.spec.tracking is None:
+            return None
+        if self._tracker is None:
+            from workbench.tracking import Tracker
+
+            self._tracker = Tracker(self.spec.tracking, self.spec.partner, self.spec.name,
+                                    run_id=self._run_id)
+            run_id = self._tracker.start(self.spec.to_dict(), tags={
+                "partner": self.spec.partner, "campaign": self.spec.name,
+                "workbench.version": _package_version(),
+            })
+            if run_id and run_id != self._run_id:
+                self._run_id = run_id
+                self._save()
+        return self._tracker
+
+    def log_snapshot(self) -> None:
+        """Log the trial table as ``trials.csv`` to the campaign's MLflow run."""
+        tracker = self._track()
+        if tracker is not None:
+            tracker.log_text("trials.csv", self.to_frame().to_csv(index=False))
+
+    # -- ask --------------------------------------------------------------
+
+    def ask(self, n: int = 1) -> list[Trial]:
+        """Propose ``n`` experiments; they are recorded as pending and returned."""
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise CampaignError(f"n: got {n!r}; expected a positive integer")
+        t0 = time.perf_counter()
+        params, strategies, predictions, acq_values, timings = self._propose(int(n))
+        batch = max((t.batch for t in self._trials), default=-1) + 1
+        start = len(self._trials)
+        asked = now()
+        new = []
+        for i, p in enumerate(params):
+            new.append(Trial(
+                id=start + i, params=p, prediction=predictions[i], status=PENDING,
+                batch=batch, strategy=strategies[i], acquisition_value=acq_values[i],
+                asked_at=asked,
+            ))
+        self._trials.extend(new)
+        self._save()
+        timings["proposal_time_s"] = time.perf_counter() - t0
+        tracker = self._track()
+        if tracker is not None:
+            metrics = dict(timings)
+            finite = [v for v in acq_values if v is not None and math.isfinite(v)]
+            if finite:
+                metrics["acquisition_value"] = max(finite)
+            tracker.log_metrics(metrics, step=start)
+        return [_copy(t) for t in new]
+
+    def _propose(self, q: int):
+        completed = [t for t in self._trials if t.status == COMPLETED]
+        pending = [t for t in self._trials if t.status == PENDING]
+        domain = self.space.domain()
+        if len(completed) < 2:
+            k_init = q
+        else:
+            k_init = min(q, max(0, self.spec.n_initial - len(completed) - len(pending)))
+        params: list[dict] = []
+        strategies: list[str] = []
+        predictions: list = []
+        acq_values: list = []
+        timings: dict[str, float] = {}
+        if k_init:
+            from active_learning import sobol
+
+            start = sum(1 for t in self._trials if t.strategy == "sobol")
+            Z = sobol(start + k_init, domain, seed=self.spec.seed)[start:]
+            params += self.space.decode(Z)
+            strategies += ["sobol"] * k_init
+            predictions += [None] * k_init
+            acq_values += [None] * k_init
+        k_model = q - k_init
+        if k_model:
+            fantasies = [t.params for t in pending] + params
+            out = self._propose_with_model(k_model, completed, fantasies, domain, timings)
+            params += out[0]
+            strategies += [self.spec.acquisition.type] * k_model
+            predictions += out[1]
+            acq_values += out[2]
+        return params, strategies, predictions, acq_values, timings
+
+    def _propose_with_model(self, q, completed, fantasies, domain, timings):
+        import jax
+        import jax.numpy as jnp
+
+        from active_learning import (LogExpectedImprovement, UpperConfidenceBound,
+                                     maximize_acquisition)
+        from surrogates import GPHyperparameters, fit_gp
+        from workbench._jax import configure_jax, posterior_moments
+
+        configure_jax()
+        obj = self.objectives[0]
+        X = self.space.encode([t.params for t in completed])
+        Y = np.asarray([[t.outcomes[o.name] for o in self.objectives] for t in completed])
+        key = jax.random.fold_in(jax.random.key(self.spec.seed), len(self._trials))
+        k_fit, k_acq = jax.random.split(key)
+        warm = None
+        if self._warm_start and len(self._warm_start["log_lengthscale"][0]) == X.shape[1]:
+            warm = GPHyperparameters(**{k: np.asarray(v) for k, v in self._warm_start.items()})
+        t0 = time.perf_counter()
+        unit = (np.zeros(X.shape[1]), np.ones(X.shape[1]))
+        model = fit_gp(X, Y, key=k_fit, bounds=unit, capacity=len(X) + len(fantasies) + q,
+                       restarts=self.spec.surrogate.restarts, warm_start=warm)
+        jax.block_until_ready(model)
+        timings["fit_time_s"] = time.perf_counter() - t0
+        self._warm_start = {k: np.asarray(getattr(model.hyperparameters, k)).tolist()
+                            for k in ("log_lengthscale", "log_variance", "log_noise", "mean")}
+        t1 = time.perf_counter()
+        base = model
+        if fantasies:
+            Xf = jnp.asarray(self.space.encode(fantasies))
+            model = model.condition(Xf, posterior_moments(model, Xf)[0])
+        best = float(Y[np.argmax(obj.sign * Y[:, 0]), 0])
+        acq_cfg = self.spec.acquisition
+        chosen, values = [], []
+        for j in range(q):
+            if acq_cfg.type == "ucb":
+                acq = UpperConfidenceBound(model, beta=acq_cfg.beta, sign=obj.sign)
+            else:
+                acq = LogExpectedImprovement(model, jnp.asarray(best), sign=obj.sign)
+            x, v = maximize_acquisition(
+                acq, domain, jax.random.fold_in(k_acq, j), raw_samples=acq_cfg.raw_samples,
+                num_restarts=acq_cfg.num_restarts, steps=acq_cfg.steps,
+            )
+            chosen.append(np.asarray(x))
+            values.append(float(v))
+            if j < q - 1:
+                # Kriging believer: pretend the point returned its predicted mean,
+                # so the next pick goes elsewhere.
+                xq = jnp.asarray(x)[None]
+                model = model.condition(xq, posterior_moments(model, xq)[0])
+        Xc = np.stack(chosen)
+        mean, var = posterior_moments(base, jnp.asarray(Xc))
+        mean, std = np.asarray(mean), np.sqrt(np.asarray(var))
+        timings["acquisition_time_s"] = time.perf_counter() - t1
+        preds = [{o.name: Prediction(float(mean[i, k]), float(std[i, k]))
+                  for k, o in enumerate(self.objectives)} for i in range(q)]
+        return self.space.decode(Xc), preds, values
+
+    # -- tell -------------------------------------------------------------
+
+    def _get(self, trial_id: Any) -> Trial:
+        if isinstance(trial_id, bool) or not isinstance(trial_id, (int, np.integer)):
+            raise CampaignError(f"trial_id: got {trial_id!r}; expected an integer trial id")
+        if not 0 <= int(trial_id) < len(self._trials):
+            raise CampaignError(
+                f"trial_id: got {trial_id}; expected an id of this campaign"
+                f" (0 to {len(self._trials) - 1})" if self._trials else
+                f"trial_id: got {trial_id}; this campaign has no trials yet"
+            )
+        return self._trials[int(trial_id)]
+
+    def _outcomes(self, values: Any) -> dict[str, float]:
+        names = [o.name for o in self.objectives]
+        if isinstance(values, (int, float, np.number)) and not isinstance(values, bool):
+            if len(names) != 1:
+                raise CampaignError(f"outcomes: got a single number; expected a dict with {names}")
+            values = {names[0]: values}
+        if not isinstance(values, dict):
+            raise CampaignError(
+                f"outcomes: got {type(values).__name__}; expected a dict with keys {names}"
+            )
+        unknown = [k for k in values if k not in names]
+        missing = [k for k in names if k not in values]
+        if unknown or missing:
+            raise CampaignError(
+                f"outcomes: missing {missing}, unknown {unknown}; expected exactly {names}"
+            )
+        out = {}
+        for k in names:
+            v = values[k]
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
+                raise CampaignError(f"outcomes.{k}: got {v!r}; expected a number")
+            out[k] = float(v)
+        return out
+
+    def tell(self, trial_id: int, outcomes: dict[str, float] | float) -> Trial:
+        """Record what trial ``trial_id`` gave. NaN or infinite outcomes record
+        the trial as failed; telling the same values twice is harmless."""
+        trial = self._get(trial_id)
+        values = self._outcomes(outcomes)
+        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        if trial.status == COMPLETED:
+            if trial.outcomes == values:
+                return _copy(trial)
+            raise CampaignError(
+                f"trial {trial.id} was already told {trial.outcomes}; got {values}"
+            )
+        if trial.status == FAILED:
+            raise CampaignError(
+                f"trial {trial.id} is recorded as failed ({trial.failure_reason});"
+                " expected a pending trial"
+            )
+        if bad:
+            warnings.warn(f"trial {trial.id}: {bad} not finite; recorded as failed",
+                          RuntimeWarning, stacklevel=2)
+            return self._fail(trial, "non-finite outcome: " + ", ".join(
+                f"{k}={values[k]}" for k in bad))
+        trial.status = COMPLETED
+        trial.outcomes = values
+        trial.told_at = now()
+        self._save()
+        self._log_progress()
+        return _copy(trial)
+
+    def tell_failed(self, trial_id: int, reason: str) -> Trial:
+        """Record that trial ``trial_id`` failed, and why; it never feeds the model."""
+        trial = self._get(trial_id)
+        reason = str(reason).strip() or "failed"
+        if trial.status == FAILED:
+            return _copy(trial)
+        if trial.status == COMPLETED:
+            raise CampaignError(
+                f"trial {trial.id} is already completed with {trial.outcomes};"
+                " expected a pending trial"
+            )
+        return self._fail(trial, reason)
+
+    def _fail(self, trial: Trial, reason: str) -> Trial:
+        trial.status = FAILED
+        trial.failure_reason = reason
+        trial.told_at = now()
+        self._save()
+        self._log_progress()
+        return _copy(trial)
+
+    def _log_progress(self) -> None:
+        tracker = self._track()
+        if tracker is None:
+            return
+        metrics: dict[str, float] = {
+            "completed": self._count(COMPLETED), "failed": self._count(FAILED),
+        }
+        best = self.best()
+        obj = self.objectives[0]
+        if best is not None:
+            metrics["best_so_far"] = best.outcomes[obj.name]
+            problem = self._builtin_problem()
+            if problem is not None:
+                metrics["regret"] = problem.regret(best.outcomes[obj.name])
+        tracker.log_metrics(metrics, step=self._count(COMPLETED) + self._count(FAILED))
+
+    def _builtin_problem(self):
+        oracle = self.spec.oracle
+        if oracle is None or oracle.builtin is None:
+            return None
+        problem = problems.get(oracle.builtin)
+        standard = {n: (lo, hi) for n, lo, hi in problem.bounds}
+        same = all(standard.get(p.name) == (p.low, p.high) for p in self.space.parameters)
+        return problem if same and problem.direction == self.objectives[0].direction else None
+
+    # -- closed loop ------------------------------------------------------
+
+    def _oracle(self, oracle: Callable | None) -> Callable:
+        if oracle is not None:
+            if not callable(oracle):
+                raise CampaignError(f"oracle: got {oracle!r}; expected a callable")
+            return oracle
+        if self.spec.oracle is None:
+            raise CampaignError("oracle: none given and the spec has no oracle block")
+        from workbench.oracles import from_spec
+
+        return from_spec(self.spec.oracle, self._base_dir)
+
+    def _evaluate(self, oracle: Callable, trial: Trial) -> Trial:
+        try:
+            result = oracle(dict(trial.params))
+        except Exception as e:  # noqa: BLE001 - an experiment failing is data, not a crash
+            return self.tell_failed(trial.id, f"{type(e).__name__}: {e}")
+        try:
+            return self.tell(trial.id, result)
+        except CampaignError as e:
+            return self.tell_failed(trial.id, f"oracle returned an unusable result: {e}")
+
+    def run(self, oracle: Callable | None = None, budget: int | None = None,
+            callback: Callable[[Trial], None] | None = None) -> Trial | None:
+        """Ask, evaluate with ``oracle`` and tell until ``budget`` experiments are done.
+
+        oracle: params dict -> number or outcomes dict (default: the spec's
+        oracle); budget: total evaluated trials (completed + failed) the
+        campaign should reach (default: the spec's budget); callback: called
+        with each finished trial. Trials left pending by an interrupted run are
+        evaluated first. Returns the best trial.
+        """
+        fn = self._oracle(oracle)
+        budget = budget if budget is not None else self.spec.budget
+        if budget is None or isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise CampaignError(f"budget: got {budget!r}; expected a positive integer")
+        tracker = self._track()
+        status = "FAILED"
+        try:
+            for trial in [t for t in self._trials if t.status == PENDING]:
+                if self._count(COMPLETED) + self._count(FAILED) >= budget:
+                    break
+                done = self._evaluate(fn, trial)
+                if callback:
+                    callback(done)
+            while True:
+                evaluated = self._count(COMPLETED) + self._count(FAILED)
+                remaining = budget - evaluated - self._count(PENDING)
+                if remaining <= 0:
+                    break
+                q = min(self.spec.acquisition.batch_size, remaining)
+                for trial in self.ask(q):
+                    done = self._evaluate(fn, trial)
+                    if callback:
+                        callback(done)
+            status = "FINISHED"
+        finally:
+            if tracker is not None:
+                self.log_snapshot()
+                tracker.finish(status)
+        return self.best()
+

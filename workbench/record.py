@@ -1,0 +1,180 @@
+"""Trials and the campaign record: one ``xarray.Dataset`` over dimension ``trial``.
+
+Variables: one per parameter (user units; categorical as labels), one per
+objective, ``predicted_mean`` / ``predicted_std`` over (``trial``,
+``objective``), and per-trial metadata (``status``, ``batch``, ``strategy``,
+``acquisition_value``, ``asked_at``, ``told_at``, ``failure_reason``).
+Units live in each variable's ``attrs``.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from typing import Any, NamedTuple
+
+import numpy as np
+import pandas as pd
+import xarray as xr
+
+from workbench.space import Categorical, Integer, SearchSpace
+
+PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
+
+
+class Prediction(NamedTuple):
+    """The surrogate's belief about an objective when the trial was proposed."""
+
+    mean: float
+    std: float
+
+
+@dataclass
+class Trial:
+    """One experiment: its parameters, what the model expected, what happened."""
+
+    id: int
+    params: dict[str, Any]
+    prediction: dict[str, Prediction] | None = None
+    status: str = PENDING
+    outcomes: dict[str, float] = field(default_factory=dict)
+    batch: int = 0
+    strategy: str = ""
+    acquisition_value: float | None = None
+    asked_at: datetime | None = None
+    told_at: datetime | None = None
+    failure_reason: str | None = None
+
+    def __repr__(self) -> str:
+        parts = [f"id={self.id}", f"status={self.status!r}", f"params={self.params!r}"]
+        if self.outcomes:
+            parts.append(f"outcomes={self.outcomes!r}")
+        if self.prediction:
+            pred = {k: f"{p.mean:.4g} ± {p.std:.2g}" for k, p in self.prediction.items()}
+            parts.append(f"prediction={pred!r}")
+        if self.failure_reason:
+            parts.append(f"failure_reason={self.failure_reason!r}")
+        return f"Trial({', '.join(parts)})"
+
+
+def now() -> datetime:
+    return datetime.now(timezone.utc).replace(tzinfo=None)
+
+
+def _times(values: list[datetime | None]) -> np.ndarray:
+    return np.array([np.datetime64(v, "ns") if v is not None else np.datetime64("NaT", "ns")
+                     for v in values], dtype="datetime64[ns]")
+
+
+def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs: dict) -> xr.Dataset:
+    """The campaign record as a Dataset (works for zero trials too)."""
+    ids = np.asarray([t.id for t in trials], dtype=np.int64)
+    obj_names = [o.name for o in objectives]
+    data: dict[str, Any] = {}
+    for p in space.parameters:
+        values = [t.params[p.name] for t in trials]
+        if isinstance(p, Categorical):
+            arr = np.asarray(values, dtype=object)
+            vattrs = {"kind": "parameter", "type": "categorical", "choices": list(p.choices)}
+        elif isinstance(p, Integer):
+            arr = np.asarray(values, dtype=np.int64)
+            vattrs = {"kind": "parameter", "type": "integer", "low": p.low, "high": p.high}
+        else:
+            arr = np.asarray(values, dtype=np.float64)
+            vattrs = {"kind": "parameter", "type": "continuous", "low": p.low, "high": p.high,
+                      "log": int(p.log)}
+        if getattr(p, "unit", None):
+            vattrs["units"] = p.unit
+        data[p.name] = ("trial", arr, vattrs)
+    for o in objectives:
+        arr = np.asarray([t.outcomes.get(o.name, math.nan) for t in trials], dtype=np.float64)
+        vattrs = {"kind": "objective", "direction": o.direction}
+        if o.unit:
+            vattrs["units"] = o.unit
+        data[o.name] = ("trial", arr, vattrs)
+
+    def pred(t: Trial, name: str, i: int) -> float:
+        return t.prediction[name][i] if t.prediction and name in t.prediction else math.nan
+
+    shape = (len(trials), len(obj_names))
+    data["predicted_mean"] = (("trial", "objective"), np.asarray(
+        [[pred(t, n, 0) for n in obj_names] for t in trials], dtype=np.float64).reshape(shape))
+    data["predicted_std"] = (("trial", "objective"), np.asarray(
+        [[pred(t, n, 1) for n in obj_names] for t in trials], dtype=np.float64).reshape(shape))
+    data["status"] = ("trial", np.asarray([t.status for t in trials], dtype=object))
+    data["batch"] = ("trial", np.asarray([t.batch for t in trials], dtype=np.int64))
+    data["strategy"] = ("trial", np.asarray([t.strategy for t in trials], dtype=object))
+    data["acquisition_value"] = ("trial", np.asarray(
+        [math.nan if t.acquisition_value is None else t.acquisition_value for t in trials],
+        dtype=np.float64))
+    data["asked_at"] = ("trial", _times([t.asked_at for t in trials]))
+    data["told_at"] = ("trial", _times([t.told_at for t in trials]))
+    data["failure_reason"] = ("trial", np.asarray([t.failure_reason or "" for t in trials],
+                                                  dtype=object))
+    ds = xr.Dataset(
+        {k: xr.Variable(v[0], v[1], v[2] if len(v) > 2 else None) for k, v in data.items()},
+        coords={"trial": ids, "objective": np.asarray(obj_names, dtype=object)},
+        attrs=attrs,
+    )
+    return ds
+
+
+def _scalar(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+def _time(v: Any) -> datetime | None:
+    if pd.isna(v):
+        return None
+    return pd.Timestamp(v).to_pydatetime()
+
+
+def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[Trial]:
+    """Trials back from a stored record: the inverse of ``to_dataset``."""
+    trials = []
+    obj_names = [o.name for o in objectives]
+    for i in range(ds.sizes.get("trial", 0)):
+        row = ds.isel(trial=i)
+        params = {}
+        for p in space.parameters:
+            v = _scalar(row[p.name].values)
+            params[p.name] = str(v) if isinstance(p, Categorical) else (
+                int(v) if isinstance(p, Integer) else float(v))
+        outcomes = {n: float(row[n].values) for n in obj_names
+                    if not math.isnan(float(row[n].values))}
+        means = row["predicted_mean"].values
+        stds = row["predicted_std"].values
+        prediction = {n: Prediction(float(means[j]), float(stds[j]))
+                      for j, n in enumerate(obj_names) if not math.isnan(float(means[j]))}
+        acq = float(row["acquisition_value"].values)
+        reason = str(_scalar(row["failure_reason"].values))
+        trials.append(Trial(
+            id=int(row["trial"].values), params=params, prediction=prediction or None,
+            status=str(_scalar(row["status"].values)), outcomes=outcomes,
+            batch=int(row["batch"].values), strategy=str(_scalar(row["strategy"].values)),
+            acquisition_value=None if math.isnan(acq) else acq,
+            asked_at=_time(row["asked_at"].values), told_at=_time(row["told_at"].values),
+            failure_reason=reason or None,
+        ))
+    return trials
+
+
+def to_frame(trials: list[Trial], space: SearchSpace, objectives: list) -> pd.DataFrame:
+    """One row per trial, the columns engineers see in CSV files."""
+    rows = []
+    for t in trials:
+        row: dict[str, Any] = {"trial_id": t.id, "status": t.status}
+        row.update(t.params)
+        for o in objectives:
+            row[o.name] = t.outcomes.get(o.name, math.nan)
+        for o in objectives:
+            p = (t.prediction or {}).get(o.name)
+            row[f"predicted_mean.{o.name}"] = p.mean if p else math.nan
+            row[f"predicted_std.{o.name}"] = p.std if p else math.nan
+        row.update(batch=t.batch, strategy=t.strategy, failure_reason=t.failure_reason or "")
+        rows.append(row)
+    columns = (["trial_id", "status"] + space.names + [o.name for o in objectives]
+               + [f"predicted_{k}.{o.name}" for k in ("mean", "std") for o in objectives]
+               + ["batch", "strategy", "failure_reason"])
+    return pd.DataFrame(rows, columns=columns)
