@@ -47,7 +47,7 @@ def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
                                                    for v in value):
         for v in value:
             _flatten(f"{prefix}.{v['name']}", {k: x for k, x in v.items() if k != "name"}, out)
-    else:
+    elif value is not None:
         out[prefix] = json.dumps(value) if isinstance(value, (list, dict)) else str(value)
 
 
@@ -79,8 +79,10 @@ class Tracker:
     @property
     def client(self):
         if self._client is None:
-            # Quiet MLflow's alembic and logging chatter on first use of a store.
-            logging.getLogger("alembic").setLevel(logging.WARNING)
+            # Quiet MLflow's database-migration chatter on first use of a store.
+            for name in ("alembic", "mlflow"):
+                logging.getLogger(name).setLevel(logging.WARNING)
+            os.environ.setdefault("MLFLOW_LOGGING_LEVEL", "WARNING")
             from mlflow.tracking import MlflowClient
 
             db = local_sqlite_path(self.uri)

@@ -1,0 +1,282 @@
+"""The ``workbench`` command: validate, run, ask, tell and status from a YAML spec.
+
+Heavy libraries (JAX, MLflow, xarray) are imported inside the commands that
+need them, so ``workbench --help`` and ``workbench validate`` answer at once.
+Errors print one clear message and exit non-zero (2 for bad input), never a
+traceback; set ``WORKBENCH_DEBUG=1`` to see one.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import os
+import sys
+from pathlib import Path
+from typing import Optional
+
+import typer
+from rich.console import Console
+from rich.table import Table
+
+app = typer.Typer(
+    add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
+    help="Bayesian-optimisation campaigns from experiment YAML files.",
+)
+out = Console()
+err = Console(stderr=True)
+
+
+def _guard(fn):
+    """Turn errors into a message and an exit code."""
+
+    @functools.wraps(fn)
+    def wrapper(*args, **kwargs):
+        from workbench.errors import WorkbenchError
+
+        try:
+            return fn(*args, **kwargs)
+        except typer.Exit:
+            raise
+        except WorkbenchError as e:
+            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+            raise typer.Exit(e.exit_code) from None
+        except KeyboardInterrupt:
+            err.print("interrupted; every acknowledged result is in the store")
+            raise typer.Exit(130) from None
+        except Exception as e:  # noqa: BLE001 - the CLI shows messages, not tracebacks
+            if os.environ.get("WORKBENCH_DEBUG"):
+                raise
+            err.print(f"[bold red]error:[/] {type(e).__name__}: {e}", markup=True,
+                      highlight=False, soft_wrap=True)
+            raise typer.Exit(1) from None
+
+    return wrapper
+
+
+def _load(spec: str):
+    from workbench.resources import resolve_spec
+    from workbench.spec import load_spec
+
+    path = resolve_spec(spec)
+    return path, load_spec(path)
+
+
+def _need_store(parsed) -> None:
+    from workbench.errors import CampaignError
+
+    if parsed.store is None:
+        raise CampaignError("store: is null; ask, tell and status need a store to keep trials"
+                            " between calls (remove the key for the default)")
+
+
+def _open(path: Path, parsed):
+    from workbench.campaign import Campaign
+
+    campaign = Campaign.__new__(Campaign)
+    campaign._setup(parsed, base_dir=path.parent)
+    return campaign
+
+
+def _fmt(v) -> str:
+    if isinstance(v, float):
+        return "" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def _trial_table(campaign, trials, title: str) -> Table:
+    table = Table(title=title, title_justify="left")
+    table.add_column("trial", justify="right")
+    table.add_column("status")
+    for p in campaign.space.parameters:
+        unit = getattr(p, "unit", None)
+        table.add_column(f"{p.name} [{unit}]" if unit else p.name, justify="right")
+    for o in campaign.objectives:
+        table.add_column(f"{o.name} ({o.direction[:3]})", justify="right")
+    table.add_column("predicted", justify="right")
+    table.add_column("strategy")
+    for t in trials:
+        obj = campaign.objectives[0].name
+        pred = (t.prediction or {}).get(obj)
+        status = {"completed": "[green]completed[/]", "failed": "[red]failed[/]"}.get(
+            t.status, "[yellow]pending[/]")
+        row = [str(t.id), status] + [_fmt(t.params[n]) for n in campaign.space.names]
+        row += [_fmt(t.outcomes.get(o.name, math.nan)) for o in campaign.objectives]
+        row += [f"{pred.mean:.4g} ± {pred.std:.2g}" if pred else "", t.strategy]
+        table.add_row(*row)
+    return table
+
+
+@app.command()
+@_guard
+def validate(spec: str = typer.Argument(..., help="experiment YAML file or shipped name")):
+    """Check a spec; exit 0 if valid, 2 with field, line and reason if not."""
+    path, parsed = _load(spec)
+    obj = parsed.objectives[0]
+    out.print(
+        f"[green]valid[/]: {path} - campaign {parsed.name!r} (partner {parsed.partner!r}),"
+        f" {len(parsed.space)} parameters, objective {obj.name} ({obj.direction}),"
+        f" budget {parsed.budget if parsed.budget else 'not set'}", highlight=False,
+    )
+
+
+@app.command()
+@_guard
+def run(
+    spec: str = typer.Argument(..., help="experiment YAML file or shipped name"),
+    budget: Optional[int] = typer.Option(None, "--budget", "-b", min=1,
+                                         help="total experiments (default: the spec's)"),
+    quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+):
+    """Run the closed loop against the spec's oracle until the budget is spent."""
+    from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from workbench.errors import CampaignError
+    from workbench.oracles import from_spec
+
+    path, parsed = _load(spec)
+    if parsed.oracle is None:
+        raise CampaignError("oracle: the spec has no oracle block; `run` needs one"
+                            " (use `ask` and `tell` for experiments done by hand)")
+    total = budget or parsed.budget
+    if total is None:
+        raise CampaignError("budget: not set in the spec; pass --budget N")
+    oracle = from_spec(parsed.oracle, path.parent)  # import errors stop us before any write
+    campaign = _open(path, parsed)
+    obj = campaign.objectives[0]
+    done_before = sum(1 for t in campaign.trials if t.status != "pending")
+    with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
+                  TimeElapsedColumn(), console=err, disable=quiet, transient=False) as bar:
+        task = bar.add_task(f"{campaign.name}", total=total, completed=min(done_before, total))
+
+        def progress(trial):
+            best = campaign.best()
+            text = f"{campaign.name}: best {obj.name} = {best.outcomes[obj.name]:.6g}" if best \
+                else campaign.name
+            bar.update(task, advance=1, description=text)
+
+        campaign.run(oracle, budget=total, callback=progress)
+    trials = campaign.trials
+    out.print(_trial_table(campaign, trials[-10:], f"last {min(10, len(trials))} of"
+                           f" {len(trials)} trials"))
+    _summary(campaign)
+
+
+def _summary(campaign) -> None:
+    from workbench.tracking import ui_command
+
+    best = campaign.best()
+    obj = campaign.objectives[0]
+    failed = sum(1 for t in campaign.trials if t.status == "failed")
+    if best is not None:
+        params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
+        out.print(f"best {obj.name} = {best.outcomes[obj.name]:.6g} at trial {best.id}: {params}",
+                  highlight=False)
+    if failed:
+        out.print(f"{failed} trial(s) failed; see `workbench status` for reasons")
+    if campaign.spec.store:
+        out.print(f"campaign record (Zarr): {Path(campaign.spec.store).absolute()}",
+                  highlight=False)
+    if campaign.spec.tracking:
+        out.print(f"tracking (MLflow): {campaign.spec.tracking}\n  browse it with:"
+                  f" {ui_command(campaign.spec.tracking)}", highlight=False)
+
+
+@app.command()
+@_guard
+def ask(
+    spec: str = typer.Argument(..., help="experiment YAML file or shipped name"),
+    n: int = typer.Option(1, "-n", min=1, help="number of experiments to propose"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output",
+                                          help="write the proposals to this CSV file"),
+):
+    """Propose the next experiments; fill in their outcomes and pass the CSV to `tell`."""
+    path, parsed = _load(spec)
+    _need_store(parsed)
+    if output is not None and output.exists() and output.is_dir():
+        from workbench.errors import CampaignError
+
+        raise CampaignError(f"--output: {output} is a folder; expected a CSV file path")
+    campaign = _open(path, parsed)
+    trials = campaign.ask(n)
+    campaign.log_snapshot()
+    out.print(_trial_table(campaign, trials, f"{len(trials)} proposed"))
+    if output is not None:
+        import pandas as pd
+
+        rows = [{"trial_id": t.id, **t.params, **{o.name: "" for o in campaign.objectives}}
+                for t in trials]
+        pd.DataFrame(rows).to_csv(output, index=False)
+        out.print(f"wrote {output}: fill in {', '.join(o.name for o in campaign.objectives)}"
+                  f" (or a failure_reason) and run `workbench tell {spec} {output}`",
+                  highlight=False)
+
+
+@app.command()
+@_guard
+def tell(
+    spec: str = typer.Argument(..., help="experiment YAML file or shipped name"),
+    results: Path = typer.Argument(..., help="CSV with trial_id and outcome columns"),
+):
+    """Record results from a CSV: one row per trial id; a failure_reason marks a failure."""
+    from workbench.csvio import read_results
+
+    path, parsed = _load(spec)
+    _need_store(parsed)
+    from workbench.store import ZarrStore
+    from workbench.errors import CampaignError
+
+    if not ZarrStore(parsed.store).exists():
+        raise CampaignError(f"store: no campaign at {parsed.store}; run `workbench ask` first")
+    campaign = _open(path, parsed)
+    rows = read_results(results, campaign)  # validates every row before anything is told
+    told = failed = 0
+    for trial_id, outcomes, reason in rows:
+        if reason is not None:
+            campaign.tell_failed(trial_id, reason)
+            failed += 1
+        else:
+            campaign.tell(trial_id, outcomes)
+            told += 1
+    campaign.log_snapshot()
+    out.print(f"recorded {told} result(s) and {failed} failure(s) from {results}",
+              highlight=False)
+    _summary(campaign)
+
+
+@app.command()
+@_guard
+def status(
+    spec: str = typer.Argument(..., help="experiment YAML file or shipped name"),
+    trial: Optional[int] = typer.Option(None, "--trial", help="show one trial in full"),
+):
+    """Show the trials and the best result so far."""
+    from workbench.store import ZarrStore
+
+    path, parsed = _load(spec)
+    _need_store(parsed)
+    if not ZarrStore(parsed.store).exists():
+        out.print(f"campaign {parsed.name!r} has not started: no store at {parsed.store}")
+        return
+    campaign = _open(path, parsed)
+    trials = campaign.trials
+    if trial is not None:
+        from workbench.errors import CampaignError
+
+        if not 0 <= trial < len(trials):
+            raise CampaignError(f"--trial: got {trial}; expected 0 to {len(trials) - 1}")
+        t = trials[trial]
+        for key, value in vars(t).items():
+            out.print(f"{key}: {value}", highlight=False)
+        return
+    out.print(_trial_table(campaign, trials, f"campaign {campaign.name!r}: {len(trials)} trials"))
+    _summary(campaign)
+
+
+def main() -> None:
+    """Console entry point."""
+    app(prog_name="workbench")
+
+
+if __name__ == "__main__":
+    sys.exit(main())
