@@ -14,6 +14,7 @@ from surrogates.gp import (  # noqa: E402
     Posterior,
     bucket_size,
     fit_gp,
+    gp_from_hyperparameters,
     log_prior,
     negative_log_marginal_likelihood,
 )
@@ -25,6 +26,7 @@ __all__ = [
     "Posterior",
     "bucket_size",
     "fit_gp",
+    "gp_from_hyperparameters",
     "log_prior",
     "matern52",
     "negative_log_marginal_likelihood",

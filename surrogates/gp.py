@@ -388,26 +388,8 @@ def fit_gp(
     first start, which makes refits in a growing campaign converge in a few
     iterations.
     """
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
-        raise ValueError(f"X must be (n, d) and Y (n, m); got {X.shape} and {Y.shape}")
-    n, d = X.shape
-    if bounds is None:
-        lower, upper = X.min(axis=0), X.max(axis=0)
-    else:
-        lower, upper = (np.asarray(b, dtype=np.float64) for b in bounds)
-    span = np.where(upper - lower > 0, upper - lower, 1.0)
-    N = bucket_size(max(n, capacity or 0))
-    mask = np.zeros((N, Y.shape[1]))
-    mask[:n] = np.isfinite(Y)
-    Xp = np.zeros((N, d))
-    Xp[:n] = X
-    Yp = np.zeros((N, Y.shape[1]))
-    Yp[:n] = np.where(np.isfinite(Y), Y, 0.0)
-    m = Y.shape[1]
+    Xp, Yp, mask, lower, span = _pad(X, Y, bounds, capacity)
+    d, m = Xp.shape[1], Yp.shape[1]
     if warm_start is None:
         loc, _ = lengthscale_prior(d)
         warm_start = GPHyperparameters(
@@ -427,3 +409,53 @@ def fit_gp(
         jnp.asarray(Xp), jnp.asarray(Yp), jnp.asarray(mask), jnp.asarray(lower),
         jnp.asarray(span), key, warm_start, restarts=restarts, max_iter=max_iter,
     )
+
+
+def _pad(X, Y, bounds, capacity):
+    """Pad (X, Y) to a bucket; returns Xp, Yp, mask, lower, span as numpy arrays."""
+    X = np.asarray(X, dtype=np.float64)
+    Y = np.asarray(Y, dtype=np.float64)
+    if Y.ndim == 1:
+        Y = Y[:, None]
+    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
+        raise ValueError(f"X must be (n, d) and Y (n, m); got {X.shape} and {Y.shape}")
+    n, d = X.shape
+    if bounds is None:
+        lower, upper = X.min(axis=0), X.max(axis=0)
+    else:
+        lower, upper = (np.asarray(b, dtype=np.float64) for b in bounds)
+    span = np.where(upper - lower > 0, upper - lower, 1.0)
+    N = bucket_size(max(n, capacity or 0))
+    mask = np.zeros((N, Y.shape[1]))
+    mask[:n] = np.isfinite(Y)
+    Xp = np.zeros((N, d))
+    Xp[:n] = X
+    Yp = np.zeros((N, Y.shape[1]))
+    Yp[:n] = np.where(np.isfinite(Y), Y, 0.0)
+    return Xp, Yp, mask, lower, span
+
+
+@jax.jit
+def _condition_on_data(X, Y, mask, lower, span, theta) -> ExactGP:
+    Z = jnp.where(mask.any(axis=1, keepdims=True), (X - lower) / span, 0.5)
+    loc, scale = _standardise(Y, mask)
+    Ys = jnp.where(mask > 0, (Y - loc) / scale, 0.0)
+    L, alpha = jax.vmap(_factorise, in_axes=(0, None, 1, 1))(theta, Z, Ys, mask)
+    return ExactGP(
+        hyperparameters=theta, X=Z, Y=Ys, mask=mask, cholesky=L, alpha=alpha,
+        lower=lower, span=span, y_loc=loc, y_scale=scale,
+    )
+
+
+def gp_from_hyperparameters(
+    X, Y, hyperparameters: GPHyperparameters, *, bounds=None, capacity: int | None = None
+) -> ExactGP:
+    """The GP posterior on (X, Y) with given hyperparameters, no fitting.
+
+    Same scaling, standardisation and padding as ``fit_gp``; hyperparameters
+    have a leading output axis (m, ...). For known models, tests and transfer.
+    """
+    Xp, Yp, mask, lower, span = _pad(X, Y, bounds, capacity)
+    theta = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64)), hyperparameters)
+    return _condition_on_data(jnp.asarray(Xp), jnp.asarray(Yp), jnp.asarray(mask),
+                              jnp.asarray(lower), jnp.asarray(span), theta)

@@ -357,17 +357,21 @@ class Campaign:
                             for k in ("log_lengthscale", "log_variance", "log_noise", "mean")}
         t1 = time.perf_counter()
         base = model
+        # The incumbent, in "maximise sign * y" terms; fantasies count as data,
+        # or EI would keep rewarding a believed-better point already chosen.
+        best = float(np.max(obj.sign * Y[:, 0]))
         if fantasies:
             Xf = jnp.asarray(self.space.encode(fantasies))
-            model = model.condition(Xf, posterior_moments(model, Xf)[0])
-        best = float(Y[np.argmax(obj.sign * Y[:, 0]), 0])
+            believed = posterior_moments(model, Xf)[0]
+            model = model.condition(Xf, believed)
+            best = max(best, float(np.max(obj.sign * np.asarray(believed)[:, 0])))
         acq_cfg = self.spec.acquisition
         chosen, values = [], []
         for j in range(q):
             if acq_cfg.type == "ucb":
                 acq = UpperConfidenceBound(model, beta=acq_cfg.beta, sign=obj.sign)
             else:
-                acq = LogExpectedImprovement(model, jnp.asarray(best), sign=obj.sign)
+                acq = LogExpectedImprovement(model, jnp.asarray(obj.sign * best), sign=obj.sign)
             x, v = maximize_acquisition(
                 acq, domain, jax.random.fold_in(k_acq, j), raw_samples=acq_cfg.raw_samples,
                 num_restarts=acq_cfg.num_restarts, steps=acq_cfg.steps,
@@ -378,7 +382,9 @@ class Campaign:
                 # Kriging believer: pretend the point returned its predicted mean,
                 # so the next pick goes elsewhere.
                 xq = jnp.asarray(x)[None]
-                model = model.condition(xq, posterior_moments(model, xq)[0])
+                believed = posterior_moments(model, xq)[0]
+                model = model.condition(xq, believed)
+                best = max(best, obj.sign * float(believed[0, 0]))
         Xc = np.stack(chosen)
         mean, var = posterior_moments(base, jnp.asarray(Xc))
         mean, std = np.asarray(mean), np.sqrt(np.asarray(var))
