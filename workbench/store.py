@@ -17,7 +17,11 @@ from pathlib import Path
 
 import xarray as xr
 
-_MARKER = "workbench.json"  # written last inside a copy: its presence means complete
+# Written last inside a copy: its presence means the copy is complete. It is a
+# valid (empty) Zarr subgroup, so Zarr and xarray readers accept the store.
+_MARKER = "_workbench/zarr.json"
+_MARKER_TEXT = '{"zarr_format": 3, "node_type": "group", "attributes": {"complete": true}}\n'
+
 
 
 class ZarrStore:
@@ -73,7 +77,8 @@ class ZarrStore:
             # Variable-length strings have no final Zarr v3 spec yet.
             warnings.simplefilter("ignore")
             ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3)
-        (tmp / _MARKER).write_text('{"complete": true}\n')
+        (tmp / _MARKER).parent.mkdir()
+        (tmp / _MARKER).write_text(_MARKER_TEXT)
         if self.path.exists():
             old = self.path.parent / f".{self.path.name}.old-{token}"
             os.rename(self.path, old)

@@ -1,0 +1,152 @@
+"""YAML -> campaign -> Zarr store -> open keeps every value and the next proposal."""
+
+import math
+import os
+import shutil
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import numpy as np
+import pytest
+import xarray as xr
+
+import workbench as wb
+from workbench.store import ZarrStore
+
+ROOT = Path(__file__).resolve().parents[1]
+
+SPEC = """
+name: roundtrip
+partner: acme
+space:
+  - {name: temperature, type: continuous, low: 30.0, high: 110.0, unit: degC}
+  - {name: loading, type: continuous, low: 0.5, high: 2.5, log: true}
+  - {name: cycles, type: integer, low: 1, high: 10}
+  - {name: ligand, type: categorical, choices: [XPhos, SPhos, RuPhos]}
+objectives:
+  - {name: yield_pct, direction: maximize, unit: "%"}
+initial_design: {n: 4}
+acquisition: {batch_size: 2}
+store: STORE
+tracking: null
+seed: 11
+"""
+
+
+def _f(p):
+    return 50 + 0.3 * p["temperature"] - 4 * p["loading"] + p["cycles"] + len(p["ligand"])
+
+
+@pytest.fixture
+def spec_file(tmp_path):
+    path = tmp_path / "roundtrip.yaml"
+    path.write_text(SPEC.replace("STORE", str(tmp_path / "rt.zarr")))
+    return path
+
+
+def _populate(campaign):
+    trials = campaign.ask(4)
+    for t in trials[:3]:
+        campaign.tell(t.id, {"yield_pct": _f(t.params) + 0.123456789012345})
+    campaign.tell_failed(trials[3].id, "reactor clogged: pressure > 12 bar")
+    more = campaign.ask(2)
+    campaign.tell(more[0].id, {"yield_pct": -1e-300})
+    return campaign
+
+
+def test_reopen_keeps_every_value(spec_file, tmp_path):
+    c = _populate(wb.Campaign.from_yaml(spec_file))
+    reopened = wb.Campaign.open(tmp_path / "rt.zarr")
+    a, b = c.data, reopened.data
+    assert a.attrs["spec"] == b.attrs["spec"]
+    for name in a.data_vars:
+        np.testing.assert_array_equal(a[name].values, b[name].values, err_msg=name)
+        assert a[name].attrs == b[name].attrs, name
+    for t1, t2 in zip(c.trials, reopened.trials):
+        assert t1 == t2
+    assert reopened.trials[1].outcomes["yield_pct"] == c.trials[1].outcomes["yield_pct"]
+    assert reopened.trials[3].failure_reason == "reactor clogged: pressure > 12 bar"
+    assert reopened.trials[5].status == "pending"
+    # The record is plain Zarr: xarray opens it without the workbench.
+    raw = xr.open_zarr(tmp_path / "rt.zarr", consolidated=False)
+    assert raw["temperature"].attrs["units"] == "degC" and raw.sizes["trial"] == 6
+
+
+def test_reopen_makes_the_same_next_proposal(spec_file, tmp_path):
+    c = _populate(wb.Campaign.from_yaml(spec_file))
+    c.tell(c.trials[5].id, {"yield_pct": 77.0})
+    reopened = wb.Campaign.open(tmp_path / "rt.zarr")
+    a, b = reopened.ask(2), c.ask(2)
+    for x, y in zip(a, b):
+        assert (x.id, x.params, x.prediction, x.acquisition_value) == \
+            (y.id, y.params, y.prediction, y.acquisition_value)
+
+
+def test_same_proposals_in_a_fresh_process(spec_file, tmp_path):
+    c = _populate(wb.Campaign.from_yaml(spec_file))
+    c.tell(c.trials[5].id, {"yield_pct": 70.0})
+    script = textwrap.dedent(f"""
+        import json, workbench as wb
+        c = wb.Campaign.open({str(tmp_path / 'rt.zarr')!r})
+        print(json.dumps([t.params for t in c.ask(2)]))
+    """)
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    shutil.copytree(tmp_path / "rt.zarr", tmp_path / "copy.zarr")
+    out = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True,
+                         env=env, check=True).stdout
+    import json
+
+    assert json.loads(out.strip().splitlines()[-1]) == [t.params for t in c.ask(2)]
+
+
+def test_from_yaml_resumes_and_refuses_a_changed_space(spec_file, tmp_path):
+    c = _populate(wb.Campaign.from_yaml(spec_file))
+    again = wb.Campaign.from_yaml(spec_file)
+    assert len(again.trials) == len(c.trials)
+    changed = spec_file.read_text().replace("high: 110.0", "high: 120.0")
+    spec_file.write_text(changed)
+    with pytest.raises(wb.CampaignError, match="space"):
+        wb.Campaign.from_yaml(spec_file)
+
+
+def test_open_of_a_missing_store_is_a_clear_error(tmp_path):
+    with pytest.raises(wb.CampaignError, match="no campaign"):
+        wb.Campaign.open(tmp_path / "nothing.zarr")
+
+
+def test_an_interrupted_swap_is_recovered(spec_file, tmp_path):
+    c = _populate(wb.Campaign.from_yaml(spec_file))
+    store = ZarrStore(tmp_path / "rt.zarr")
+    expected = c.data
+    # Crash between the two renames: the old copy moved aside, the new one
+    # complete but not yet in place.
+    os.rename(store.path, tmp_path / ".rt.zarr.old-aaaa")
+    shutil.copytree(tmp_path / ".rt.zarr.old-aaaa", tmp_path / ".rt.zarr.tmp-bbbb")
+    os.utime(tmp_path / ".rt.zarr.tmp-bbbb", None)
+    reopened = wb.Campaign.open(tmp_path / "rt.zarr")
+    assert reopened.to_frame().equals(c.to_frame())
+    xr.testing.assert_equal(reopened.data.drop_attrs(), expected.drop_attrs())
+    reopened.tell(reopened.trials[5].id, {"yield_pct": 1.0})
+    leftovers = [p.name for p in tmp_path.iterdir() if p.name.startswith(".rt.zarr")]
+    assert leftovers == []
+
+
+def test_a_half_written_copy_is_ignored(spec_file, tmp_path):
+    c = _populate(wb.Campaign.from_yaml(spec_file))
+    # A crash while writing the next copy leaves an incomplete sibling behind.
+    partial = tmp_path / ".rt.zarr.tmp-cccc"
+    partial.mkdir()
+    (partial / "zarr.json").write_text("{")
+    reopened = wb.Campaign.open(tmp_path / "rt.zarr")
+    assert reopened.to_frame().equals(c.to_frame())
+
+
+def test_in_memory_campaign_writes_nothing(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0)])
+    c = wb.Campaign("mem", space, [wb.Objective("y", "minimize")], tracking=None)
+    c.run(lambda p: (p["x"] - 0.3) ** 2, budget=6)
+    assert list(tmp_path.iterdir()) == []
+    assert math.isclose(c.best().outcomes["y"], float(np.nanmin(c.data["y"].values)))
