@@ -3,8 +3,7 @@
 optax's L-BFGS is excellent for one problem, but its zoom line search is full
 of ``lax.cond``; under ``vmap`` every branch runs for every restart, which made
 a vmapped multi-start fit an order of magnitude slower than one start. Here
-every step uses ``where`` instead: two-loop recursion (unrolled, so XLA fuses
-it), Armijo backtracking in a ``while_loop``, and a per-problem ``done`` flag
+every step uses ``where`` instead: two-loop recursion, Armijo backtracking in a ``while_loop``, and a per-problem ``done`` flag
 that freezes converged problems.
 """
 
@@ -33,20 +32,24 @@ def _direction(g: Array, S: Array, Yd: Array, rho: Array, newest: Array) -> Arra
     """-H g by the two-loop recursion over a circular memory (empty slots: rho = 0)."""
     M = S.shape[0]
     order = (newest - jnp.arange(M)) % M  # newest first
-    q = g
-    a = [None] * M
-    for i in range(M):
+
+    def first(i, carry):
+        q, a = carry
         j = order[i]
-        a[i] = rho[j] * (S[j] @ q)
-        q = q - a[i] * Yd[j]
+        ai = rho[j] * (S[j] @ q)
+        return q - ai * Yd[j], a.at[i].set(ai)
+
+    q, a = lax.fori_loop(0, M, first, (g, jnp.zeros(M)))
     yy = Yd[newest] @ Yd[newest]
     gamma = jnp.where((rho[newest] > 0) & (yy > 0), 1.0 / (rho[newest] * yy), 1.0)
-    r = gamma * q
-    for i in reversed(range(M)):
+
+    def second(k, r):
+        i = M - 1 - k
         j = order[i]
         b = rho[j] * (Yd[j] @ r)
-        r = r + S[j] * (a[i] - b)
-    return -r
+        return r + S[j] * (a[i] - b)
+
+    return -lax.fori_loop(0, M, second, gamma * q)
 
 
 def minimize(

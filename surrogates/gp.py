@@ -328,7 +328,7 @@ class ExactGP(eqx.Module):
             raise ValueError(
                 f"cannot condition on {k} more points: {n} of {self.capacity} slots used"
             )
-        return _condition(self, jnp.asarray(Xnew), jnp.asarray(Ynew), n)
+        return _condition(self, jnp.asarray(Xnew), jnp.asarray(Ynew), jnp.asarray(n))
 
 
 def _factorise(theta, X, y, mask):
@@ -337,8 +337,9 @@ def _factorise(theta, X, y, mask):
     return L, alpha
 
 
-@partial(jax.jit, static_argnums=(3,))
-def _condition(model: ExactGP, Xnew: Array, Ynew: Array, start: int) -> ExactGP:
+@jax.jit
+def _condition(model: ExactGP, Xnew: Array, Ynew: Array, start: Array) -> ExactGP:
+    # ``start`` is traced: one program per (capacity, k), whatever n is.
     Z = model.scale_inputs(Xnew)
     Ys = (Ynew - model.y_loc) / model.y_scale
     X = lax.dynamic_update_slice(model.X, Z, (start, 0))

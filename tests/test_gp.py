@@ -180,3 +180,15 @@ def test_joint_samples_have_the_posterior_moments(data):
     np.testing.assert_allclose(np.mean(draws, axis=0), post.mean, atol=0.03)
     np.testing.assert_allclose(np.cov(np.asarray(draws[:, :, 0]).T), post.covariance[0],
                                rtol=0.1, atol=2e-3)
+
+
+def test_conditioning_compiles_once_per_capacity_not_per_observation():
+    rng = np.random.default_rng(9)
+    X = rng.uniform(size=(20, 2))
+    y = X.sum(1)
+    theta = _theta(2, [0.5, 0.5], 1.0, 0.01, 0.0)
+    before = gp._condition._cache_size()
+    for n in range(3, 15):
+        base = sg.gp_from_hyperparameters(X[:n], y[:n], theta, capacity=32)
+        base.condition(jnp.asarray(X[n:n + 1]), jnp.asarray(y[n:n + 1, None]))
+    assert gp._condition._cache_size() - before <= 1
