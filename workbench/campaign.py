@@ -226,6 +226,16 @@ class Campaign:
         frame = self.to_frame()
         return f"<p><b>{self!r}</b></p>" + frame.to_html(index=False, max_rows=30, na_rep="")
 
+    def plot(self, ax=None):
+        """Convergence plot: best so far against trial number (matplotlib Axes)."""
+        from workbench.plots import plot_convergence
+        return plot_convergence(self, ax=ax)
+
+    def plot_predictions(self, ax=None):
+        """Calibration plot: predicted mean ± 2 std against observed (matplotlib Axes)."""
+        from workbench.plots import plot_predictions
+        return plot_predictions(self, ax=ax)
+
     # -- persistence and tracking -----------------------------------------
 
     def _attrs(self) -> dict:
@@ -497,10 +507,13 @@ class Campaign:
         tracker.log_metrics(metrics, step=self._count(COMPLETED) + self._count(FAILED))
 
     def _builtin_problem(self):
+        """The test problem with a known optimum being optimised, if any (for regret)."""
+        problem = getattr(self, "_problem", None)
         oracle = self.spec.oracle
-        if oracle is None or oracle.builtin is None:
+        if problem is None and oracle is not None and oracle.builtin is not None:
+            problem = problems.get(oracle.builtin)
+        if problem is None:
             return None
-        problem = problems.get(oracle.builtin)
         standard = {n: (lo, hi) for n, lo, hi in problem.bounds}
         same = all(standard.get(p.name) == (p.low, p.high) for p in self.space.parameters)
         return problem if same and problem.direction == self.objectives[0].direction else None
@@ -539,6 +552,8 @@ class Campaign:
         evaluated first. Returns the best trial.
         """
         fn = self._oracle(oracle)
+        if isinstance(fn, problems.Problem):
+            self._problem = fn
         budget = budget if budget is not None else self.spec.budget
         if budget is None or isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise CampaignError(f"budget: got {budget!r}; expected a positive integer")

@@ -1,0 +1,130 @@
+"""MLflow tracking: the embedded store, a real tracking server on 127.0.0.1, and failures."""
+
+import os
+import socket
+import subprocess
+import sys
+import time
+import urllib.request
+from pathlib import Path
+
+import pytest
+
+import workbench as wb
+from workbench.tracking import spec_params
+
+pytestmark = pytest.mark.slow
+
+
+def _campaign(tracking, store=None, name="track", partner="acme"):
+    problem = wb.problems.get("branin")
+    return wb.Campaign(name, problem.space(), [wb.Objective("y", "minimize")],
+                       tracking=tracking, store=store, partner=partner, seed=0,
+                       initial_design={"n": 3})
+
+
+def _free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server on 127.0.0.1, stopped after the module."""
+    root = tmp_path_factory.mktemp("mlflow-server")
+    port = _free_port()
+    cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
+           "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
+           "--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
+    log = open(root / "server.log", "w")
+    proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root,
+                            start_new_session=True)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.time() + 120
+    while time.time() < deadline:
+        if proc.poll() is not None:
+            raise RuntimeError((root / "server.log").read_text()[-3000:])
+        try:
+            with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
+                if r.status == 200:
+                    break
+        except OSError:
+            time.sleep(0.5)
+    else:
+        proc.kill()
+        raise RuntimeError("MLflow server did not start: " + (root / "server.log").read_text())
+    yield url
+    os.killpg(proc.pid, 15)
+    try:
+        proc.wait(timeout=20)
+    except subprocess.TimeoutExpired:
+        os.killpg(proc.pid, 9)
+    log.close()
+
+
+def _run_of(uri, experiment):
+    from mlflow.tracking import MlflowClient
+
+    client = MlflowClient(uri)
+    exp = client.get_experiment_by_name(experiment)
+    assert exp is not None, experiment
+    runs = client.search_runs([exp.experiment_id])
+    assert len(runs) == 1
+    return client, runs[0]
+
+
+def _check_run(client, run, campaign):
+    ids = run.info.run_id
+    history = client.get_metric_history(ids, "best_so_far")
+    best = [m.value for m in sorted(history, key=lambda m: m.step)]
+    ys = [t.outcomes["y"] for t in campaign.trials]
+    assert best == [min(ys[:k]) for k in range(1, len(ys) + 1)]
+    regret = client.get_metric_history(ids, "regret")[-1].value
+    assert regret == pytest.approx(wb.problems.get("branin").regret(min(ys)))
+    for key in ("fit_time_s", "proposal_time_s", "acquisition_value", "acquisition_time_s"):
+        assert key in run.data.metrics, key
+    assert run.data.params["space.x1.low"] == "-5.0"
+    assert run.data.params["objectives.y.direction"] == "minimize"
+    assert run.data.tags["partner"] == "acme"
+    names = {a.path for a in client.list_artifacts(ids)}
+    assert {"spec.json", "trials.csv"} <= names
+    csv = Path(client.download_artifacts(ids, "trials.csv")).read_text()
+    assert csv.count("\n") == len(ys) + 1
+
+
+def test_embedded_store_and_resume_continue_one_run(tmp_path):
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = _campaign(uri, store=tmp_path / "c.zarr")
+    c.run(wb.problems.get("branin"), budget=5)
+    client, run = _run_of(uri, "acme/track")
+    assert run.info.status == "FINISHED"
+    resumed = wb.Campaign.open(tmp_path / "c.zarr")
+    resumed.run(wb.problems.get("branin"), budget=7)
+    client, run = _run_of(uri, "acme/track")  # still one run
+    _check_run(client, run, resumed)
+
+
+def test_tracking_server_receives_metrics_params_and_artifacts(mlflow_server):
+    c = _campaign(mlflow_server, name="served")
+    c.run(wb.problems.get("branin"), budget=5)
+    client, run = _run_of(mlflow_server, "acme/served")
+    _check_run(client, run, c)
+
+
+def test_an_unreachable_server_is_a_warning_not_a_stopped_campaign(monkeypatch):
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_MAX_RETRIES", "0")
+    monkeypatch.setenv("MLFLOW_HTTP_REQUEST_TIMEOUT", "2")
+    c = _campaign(f"http://127.0.0.1:{_free_port()}", name="offline")
+    with pytest.warns(RuntimeWarning, match="tracking to http://127.0.0.1"):
+        best = c.run(wb.problems.get("branin"), budget=4)
+    assert best is not None and len(c.trials) == 4
+
+
+def test_spec_params_are_flat_and_named_by_field():
+    spec = _campaign(None).spec.to_dict()
+    params = spec_params(spec)
+    assert params["space.x2.high"] == "15.0"
+    assert params["acquisition.batch_size"] == "1"
+    assert params["initial_design.n"] == "3"
+    assert all(len(k) <= 250 for k in params)
