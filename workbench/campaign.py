@@ -9,11 +9,14 @@ never lost.
 
 from __future__ import annotations
 
+import contextlib
+import hashlib
 import json
 import math
 import time
 import warnings
 from dataclasses import replace
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Callable
 
@@ -21,7 +24,8 @@ import numpy as np
 
 from workbench import problems
 from workbench.errors import CampaignError
-from workbench.record import COMPLETED, FAILED, PENDING, Prediction, Trial, now
+from workbench.record import (COMPLETED, FAILED, PENDING, Prediction, Trial, now,
+                              trial_from_json, trial_to_json)
 from workbench.space import Objective, SearchSpace
 from workbench.spec import DEFAULT_TRACKING, CampaignSpec, load_spec, parse_spec
 
@@ -37,6 +41,41 @@ def _package_version() -> str:
         return version("sciworkbench")
     except Exception:  # noqa: BLE001 - running from a source tree
         return _VERSION
+
+
+_VERSIONS: dict[str, str] = {}
+
+
+def _versions() -> dict[str, str]:
+    """Code and package versions recorded with every proposal (computed once)."""
+    if not _VERSIONS:
+        import platform
+        from importlib.metadata import PackageNotFoundError, version
+
+        _VERSIONS["python"] = platform.python_version()
+        _VERSIONS["sciworkbench"] = _package_version()
+        for name in ("jax", "jaxlib", "equinox", "optax", "numpy"):
+            try:
+                _VERSIONS[name] = version(name)
+            except PackageNotFoundError:
+                pass
+    return dict(_VERSIONS)
+
+
+def _data_hash(X: np.ndarray, Y: np.ndarray) -> str:
+    """SHA-256 of the encoded training data a proposal saw (first 16 hex digits)."""
+    h = hashlib.sha256()
+    for a in (X, Y):
+        a = np.ascontiguousarray(a, dtype=np.float64)
+        h.update(str(a.shape).encode())
+        h.update(a.tobytes())
+    return h.hexdigest()[:16]
+
+
+# Fold the journal into the Zarr snapshot when it holds this many events, or a
+# quarter of the trials if more: amortised O(1) per tell, and a snapshot that
+# stays close to current for readers who open the Zarr folder directly.
+_COMPACT_MIN_EVENTS = 64
 
 
 def _copy(t: Trial) -> Trial:
@@ -106,16 +145,27 @@ class Campaign:
         self._tracker = None
         self._created_at = now().isoformat()
         self._store = None
+        self._token: str | None = None
+        self._offset = 0
+        self._journal_events = 0
         if spec.store is not None:
-            from workbench.store import ZarrStore
+            from workbench.store import TOKEN_ATTR, ZarrStore
 
             self._store = ZarrStore(spec.store)
-            if stored is None and self._store.exists():
-                stored = self._store.read()
-        if stored is not None:
+            with self._store.lock():
+                if self._store.exists():
+                    if stored is None or stored.attrs.get(TOKEN_ATTR) != self._store.token():
+                        stored = self._store.read()
+                    self._load(stored)
+                    self._replay()
+                else:
+                    self._compact()
+        elif stored is not None:
             self._load(stored)
-        elif self._store is not None:
-            self._save()
+
+    def _locked(self):
+        """The store's inter-process lock, or nothing for an in-memory campaign."""
+        return self._store.lock() if self._store is not None else contextlib.nullcontext()
 
     def _load(self, ds) -> None:
         from workbench.record import from_dataset
@@ -134,6 +184,74 @@ class Campaign:
         self._warm_start = json.loads(state) if state else None
         self._run_id = ds.attrs.get("mlflow_run_id") or None
         self._created_at = ds.attrs.get("created_at", self._created_at)
+        self._token = ds.attrs.get("snapshot_token")
+        self._offset = 0
+        self._journal_events = 0
+
+    # -- journal ----------------------------------------------------------
+
+    def _apply(self, event: dict) -> None:
+        """Replay one journal event onto the in-memory trials."""
+        op = event["op"]
+        if op == "ask":
+            for d in event["trials"]:
+                trial = trial_from_json(d)
+                if trial.id != len(self._trials):
+                    raise CampaignError(
+                        f"store: journal of {self.spec.store} asks trial {trial.id} after"
+                        f" {len(self._trials)} trials; the record is inconsistent")
+                self._trials.append(trial)
+            if event.get("surrogate_state"):
+                self._warm_start = event["surrogate_state"]
+        elif op in ("tell", "fail"):
+            trial = self._trials[event["id"]]
+            trial.told_at = datetime.fromisoformat(event["at"])
+            if op == "tell":
+                trial.status = COMPLETED
+                trial.outcomes = {k: float(v) for k, v in event["outcomes"].items()}
+            else:
+                trial.status = FAILED
+                trial.failure_reason = event["reason"]
+        elif op == "meta":
+            self._run_id = event.get("mlflow_run_id") or self._run_id
+
+    def _replay(self) -> None:
+        """Apply the journal's events written since we last looked."""
+        events, self._offset = self._store.read_journal(self._token, self._offset)
+        for event in events:
+            self._apply(event)
+        self._journal_events += len(events)
+
+    def _sync(self) -> None:
+        """Catch up with what other processes wrote (call under the lock)."""
+        if self._store is None:
+            return
+        if self._store.token() != self._token:  # someone compacted: reload
+            self._trials = []
+            self._load(self._store.read())
+        self._replay()
+
+    def _record(self, events: list[dict]) -> None:
+        """Append events durably (call under the lock, after applying them in memory)."""
+        if self._store is None:
+            return
+        self._offset = self._store.append(self._token, events)
+        self._journal_events += len(events)
+
+    def _compact(self) -> None:
+        self._token = self._store.write(self.data)
+        self._offset = 0
+        self._journal_events = 0
+
+    def compact(self) -> None:
+        """Fold the journal into the Zarr snapshot, so that ``xarray.open_zarr(store)``
+        alone shows every trial. ``run`` and the CLI do this when they finish."""
+        if self._store is None:
+            return
+        with self._locked():
+            self._sync()
+            if self._journal_events:
+                self._compact()
 
     @classmethod
     def from_dict(cls, spec: dict) -> "Campaign":
@@ -249,10 +367,6 @@ class Campaign:
             "mlflow_run_id": self._run_id or "",
         }
 
-    def _save(self) -> None:
-        if self._store is not None:
-            self._store.write(self.data)
-
     def _track(self):
         """The tracker, started on first use (MLflow is imported only then)."""
         if self.spec.tracking is None:
@@ -268,7 +382,8 @@ class Campaign:
             })
             if run_id and run_id != self._run_id:
                 self._run_id = run_id
-                self._save()
+                with self._locked():
+                    self._record([{"op": "meta", "mlflow_run_id": run_id}])
         return self._tracker
 
     def log_snapshot(self) -> None:
@@ -284,19 +399,26 @@ class Campaign:
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise CampaignError(f"n: got {n!r}; expected a positive integer")
         t0 = time.perf_counter()
-        params, strategies, predictions, acq_values, timings = self._propose(int(n))
-        batch = max((t.batch for t in self._trials), default=-1) + 1
-        start = len(self._trials)
-        asked = now()
-        new = []
-        for i, p in enumerate(params):
-            new.append(Trial(
-                id=start + i, params=p, prediction=predictions[i], status=PENDING,
-                batch=batch, strategy=strategies[i], acquisition_value=acq_values[i],
-                asked_at=asked,
-            ))
-        self._trials.extend(new)
-        self._save()
+        # Under the lock from reading the record to appending the proposals:
+        # a second process asking meanwhile sees these as pending, not free.
+        with self._locked():
+            self._sync()
+            params, strategies, predictions, acq_values, audits, timings = self._propose(int(n))
+            batch = max((t.batch for t in self._trials), default=-1) + 1
+            start = len(self._trials)
+            asked = now()
+            new = []
+            for i, p in enumerate(params):
+                new.append(Trial(
+                    id=start + i, params=p, prediction=predictions[i], status=PENDING,
+                    batch=batch, strategy=strategies[i], acquisition_value=acq_values[i],
+                    asked_at=asked, audit=json.dumps(audits[i], sort_keys=True),
+                ))
+            self._trials.extend(new)
+            self._record([{"op": "ask", "trials": [trial_to_json(t) for t in new],
+                           "surrogate_state": self._warm_start}])
+            if self._journal_events >= max(_COMPACT_MIN_EVENTS, len(self._trials) // 4):
+                self._compact()
         timings["proposal_time_s"] = time.perf_counter() - t0
         tracker = self._track()
         if tracker is not None:
@@ -319,6 +441,7 @@ class Campaign:
         strategies: list[str] = []
         predictions: list = []
         acq_values: list = []
+        audits: list[dict] = []
         timings: dict[str, float] = {}
         if k_init:
             from active_learning import sobol
@@ -329,6 +452,8 @@ class Campaign:
             strategies += ["sobol"] * k_init
             predictions += [None] * k_init
             acq_values += [None] * k_init
+            audits += [{"strategy": "sobol", "sobol_index": start + i, "seed": self.spec.seed,
+                        "versions": _versions()} for i in range(k_init)]
         k_model = q - k_init
         if k_model:
             fantasies = [t.params for t in pending] + params
@@ -337,7 +462,8 @@ class Campaign:
             strategies += [self.spec.acquisition.type] * k_model
             predictions += out[1]
             acq_values += out[2]
-        return params, strategies, predictions, acq_values, timings
+            audits += out[3]
+        return params, strategies, predictions, acq_values, audits, timings
 
     def _propose_with_model(self, q, completed, fantasies, domain, timings):
         import jax
@@ -401,7 +527,16 @@ class Campaign:
         timings["acquisition_time_s"] = time.perf_counter() - t1
         preds = [{o.name: Prediction(float(mean[i, k]), float(std[i, k]))
                   for k, o in enumerate(self.objectives)} for i in range(q)]
-        return self.space.decode(Xc), preds, values
+        audit = {
+            "strategy": acq_cfg.type, "model": "exact_gp", "kernel": "matern52",
+            "hyperparameters": self._warm_start, "n_train": int(len(X)),
+            "data_hash": _data_hash(X, Y), "fantasies": len(fantasies),
+            "prng": {"seed": self.spec.seed, "fold_in": len(self._trials)},
+            "incumbent": float(np.max(obj.sign * Y[:, 0])) * obj.sign,
+            "versions": _versions(),
+        }
+        audits = [dict(audit, batch_position=j, acquisition_value=values[j]) for j in range(q)]
+        return self.space.decode(Xc), preds, values, audits
 
     # -- tell -------------------------------------------------------------
 
@@ -443,52 +578,77 @@ class Campaign:
     def tell(self, trial_id: int, outcomes: dict[str, float] | float) -> Trial:
         """Record what trial ``trial_id`` gave. NaN or infinite outcomes record
         the trial as failed; telling the same values twice is harmless."""
-        trial = self._get(trial_id)
         values = self._outcomes(outcomes)
         bad = [k for k, v in values.items() if not math.isfinite(v)]
-        if trial.status == COMPLETED:
-            if trial.outcomes == values:
-                return _copy(trial)
-            raise CampaignError(
-                f"trial {trial.id} was already told {trial.outcomes}; got {values}"
-            )
-        if trial.status == FAILED:
-            raise CampaignError(
-                f"trial {trial.id} is recorded as failed ({trial.failure_reason});"
-                " expected a pending trial"
-            )
+        with self._locked():
+            self._sync()
+            trial = self._get(trial_id)
+            if trial.status == COMPLETED:
+                if trial.outcomes == values:
+                    return _copy(trial)
+                raise CampaignError(
+                    f"trial {trial.id} was already told {trial.outcomes}; got {values}"
+                )
+            if trial.status == FAILED:
+                raise CampaignError(
+                    f"trial {trial.id} is recorded as failed ({trial.failure_reason});"
+                    " expected a pending trial"
+                )
+            if not bad:
+                trial.status = COMPLETED
+                trial.outcomes = values
+                trial.told_at = now()
+                self._record([{"op": "tell", "id": trial.id, "outcomes": values,
+                               "at": trial.told_at.isoformat()}])
         if bad:
             warnings.warn(f"trial {trial.id}: {bad} not finite; recorded as failed",
                           RuntimeWarning, stacklevel=2)
-            return self._fail(trial, "non-finite outcome: " + ", ".join(
+            return self.tell_failed(trial.id, "non-finite outcome: " + ", ".join(
                 f"{k}={values[k]}" for k in bad))
-        trial.status = COMPLETED
-        trial.outcomes = values
-        trial.told_at = now()
-        self._save()
         self._log_progress()
         return _copy(trial)
 
     def tell_failed(self, trial_id: int, reason: str) -> Trial:
         """Record that trial ``trial_id`` failed, and why; it never feeds the model."""
-        trial = self._get(trial_id)
         reason = str(reason).strip() or "failed"
-        if trial.status == FAILED:
-            return _copy(trial)
-        if trial.status == COMPLETED:
-            raise CampaignError(
-                f"trial {trial.id} is already completed with {trial.outcomes};"
-                " expected a pending trial"
-            )
-        return self._fail(trial, reason)
-
-    def _fail(self, trial: Trial, reason: str) -> Trial:
-        trial.status = FAILED
-        trial.failure_reason = reason
-        trial.told_at = now()
-        self._save()
+        with self._locked():
+            self._sync()
+            trial = self._get(trial_id)
+            if trial.status == FAILED:
+                return _copy(trial)
+            if trial.status == COMPLETED:
+                raise CampaignError(
+                    f"trial {trial.id} is already completed with {trial.outcomes};"
+                    " expected a pending trial"
+                )
+            trial.status = FAILED
+            trial.failure_reason = reason
+            trial.told_at = now()
+            self._record([{"op": "fail", "id": trial.id, "reason": reason,
+                           "at": trial.told_at.isoformat()}])
         self._log_progress()
         return _copy(trial)
+
+    def pending(self, older_than: float | None = None) -> list[Trial]:
+        """Trials asked but not yet told; with ``older_than`` (seconds), only those
+        asked at least that long ago (candidates to re-issue or expire)."""
+        with self._locked():
+            self._sync()
+        cutoff = None if older_than is None else now() - timedelta(seconds=older_than)
+        return [_copy(t) for t in self._trials if t.status == PENDING
+                and (cutoff is None or (t.asked_at is not None and t.asked_at <= cutoff))]
+
+    def expire_pending(self, older_than: float, reason: str = "expired") -> list[Trial]:
+        """Record pending trials asked more than ``older_than`` seconds ago as failed
+        (a lab run that never reported back); returns them."""
+        expired = []
+        for t in self.pending(older_than):
+            try:
+                expired.append(self.tell_failed(
+                    t.id, f"{reason}: no result {older_than:g} s after it was asked"))
+            except CampaignError:  # told meanwhile by another process
+                pass
+        return expired
 
     def _log_progress(self) -> None:
         tracker = self._track()
@@ -542,14 +702,19 @@ class Campaign:
             return self.tell_failed(trial.id, f"oracle returned an unusable result: {e}")
 
     def run(self, oracle: Callable | None = None, budget: int | None = None,
-            callback: Callable[[Trial], None] | None = None) -> Trial | None:
+            callback: Callable[[Trial], None] | None = None,
+            executor: Any = None) -> Trial | None:
         """Ask, evaluate with ``oracle`` and tell until ``budget`` experiments are done.
 
         oracle: params dict -> number or outcomes dict (default: the spec's
         oracle); budget: total evaluated trials (completed + failed) the
         campaign should reach (default: the spec's budget); callback: called
-        with each finished trial. Trials left pending by an interrupted run are
-        evaluated first. Returns the best trial.
+        with each finished trial; executor: where to evaluate, in parallel with
+        asynchronous proposals (``workbench.executors.LocalExecutor`` or
+        ``DaskExecutor``, or an ``executor:`` block as a dict; default: the
+        spec's ``executor`` block, else one at a time in this process; an
+        executor given here is not shut down). Trials left pending by an
+        interrupted run are evaluated first. Returns the best trial.
         """
         fn = self._oracle(oracle)
         if isinstance(fn, problems.Problem):
@@ -557,29 +722,53 @@ class Campaign:
         budget = budget if budget is not None else self.spec.budget
         if budget is None or isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
             raise CampaignError(f"budget: got {budget!r}; expected a positive integer")
+        block = executor if isinstance(executor, dict) else (
+            self.spec.executor if executor is None else None)
+        if isinstance(block, dict):
+            from workbench.spec import ExecutorSpec
+
+            try:
+                block = ExecutorSpec.model_validate(block)
+            except ValueError as e:
+                raise CampaignError(f"executor: got {executor!r}; {e}") from None
+        owned = None
         tracker = self._track()
         status = "FAILED"
         try:
-            for trial in [t for t in self._trials if t.status == PENDING]:
-                if self._count(COMPLETED) + self._count(FAILED) >= budget:
-                    break
-                done = self._evaluate(fn, trial)
-                if callback:
-                    callback(done)
-            while True:
-                evaluated = self._count(COMPLETED) + self._count(FAILED)
-                remaining = budget - evaluated - self._count(PENDING)
-                if remaining <= 0:
-                    break
-                q = min(self.spec.acquisition.batch_size, remaining)
-                for trial in self.ask(q):
+            if block is not None:
+                from workbench.executors import from_spec as executor_from_spec
+
+                executor = owned = executor_from_spec(block)
+            if executor is not None:
+                from workbench.executors import run_parallel
+
+                run_parallel(self, fn, budget, executor, callback)
+            else:
+                for trial in [t for t in self._trials if t.status == PENDING]:
+                    if self._count(COMPLETED) + self._count(FAILED) >= budget:
+                        break
                     done = self._evaluate(fn, trial)
                     if callback:
                         callback(done)
+                while True:
+                    evaluated = self._count(COMPLETED) + self._count(FAILED)
+                    remaining = budget - evaluated - self._count(PENDING)
+                    if remaining <= 0:
+                        break
+                    q = min(self.spec.acquisition.batch_size, remaining)
+                    for trial in self.ask(q):
+                        done = self._evaluate(fn, trial)
+                        if callback:
+                            callback(done)
             status = "FINISHED"
         finally:
-            if tracker is not None:
-                self.log_snapshot()
-                tracker.finish(status)
+            try:
+                if owned is not None:
+                    owned.shutdown()
+            finally:
+                self.compact()
+                if tracker is not None:
+                    self.log_snapshot()
+                    tracker.finish(status)
         return self.best()
 

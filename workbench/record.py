@@ -45,6 +45,7 @@ class Trial:
     asked_at: datetime | None = None
     told_at: datetime | None = None
     failure_reason: str | None = None
+    audit: str | None = None  # JSON: why this trial was proposed (model, data hash, versions)
 
     def __repr__(self) -> str:
         parts = [f"id={self.id}", f"status={self.status!r}", f"params={self.params!r}"]
@@ -112,6 +113,7 @@ def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs:
     data["told_at"] = ("trial", _times([t.told_at for t in trials]))
     data["failure_reason"] = ("trial", np.asarray([t.failure_reason or "" for t in trials],
                                                   dtype=object))
+    data["audit"] = ("trial", np.asarray([t.audit or "" for t in trials], dtype=object))
     ds = xr.Dataset(
         {k: xr.Variable(v[0], v[1], v[2] if len(v) > 2 else None) for k, v in data.items()},
         coords={"trial": ids, "objective": np.asarray(obj_names, dtype=object)},
@@ -132,30 +134,31 @@ def _time(v: Any) -> datetime | None:
 
 def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[Trial]:
     """Trials back from a stored record: the inverse of ``to_dataset``."""
-    trials = []
+    n = ds.sizes.get("trial", 0)
     obj_names = [o.name for o in objectives]
-    for i in range(ds.sizes.get("trial", 0)):
-        row = ds.isel(trial=i)
-        params = {}
-        for p in space.parameters:
-            v = _scalar(row[p.name].values)
-            params[p.name] = str(v) if isinstance(p, Categorical) else (
-                int(v) if isinstance(p, Integer) else float(v))
-        outcomes = {n: float(row[n].values) for n in obj_names
-                    if not math.isnan(float(row[n].values))}
-        means = row["predicted_mean"].values
-        stds = row["predicted_std"].values
-        prediction = {n: Prediction(float(means[j]), float(stds[j]))
-                      for j, n in enumerate(obj_names) if not math.isnan(float(means[j]))}
-        acq = float(row["acquisition_value"].values)
-        reason = str(_scalar(row["failure_reason"].values))
+    col = {k: ds[k].values for k in ds.variables}  # numpy once, not a selection per row
+    params_cols = []
+    for p in space.parameters:
+        cast = str if isinstance(p, Categorical) else int if isinstance(p, Integer) else float
+        params_cols.append((p.name, cast, col[p.name]))
+    means, stds = col["predicted_mean"], col["predicted_std"]
+    trials = []
+    for i in range(n):
+        outcomes = {k: float(col[k][i]) for k in obj_names if not math.isnan(float(col[k][i]))}
+        prediction = {k: Prediction(float(means[i, j]), float(stds[i, j]))
+                      for j, k in enumerate(obj_names) if not math.isnan(float(means[i, j]))}
+        acq = float(col["acquisition_value"][i])
+        reason = str(_scalar(col["failure_reason"][i]))
+        audit = str(_scalar(col["audit"][i])) if "audit" in col else ""
         trials.append(Trial(
-            id=int(row["trial"].values), params=params, prediction=prediction or None,
-            status=str(_scalar(row["status"].values)), outcomes=outcomes,
-            batch=int(row["batch"].values), strategy=str(_scalar(row["strategy"].values)),
+            id=int(col["trial"][i]),
+            params={name: cast(_scalar(values[i])) for name, cast, values in params_cols},
+            prediction=prediction or None, status=str(_scalar(col["status"][i])),
+            outcomes=outcomes, batch=int(col["batch"][i]),
+            strategy=str(_scalar(col["strategy"][i])),
             acquisition_value=None if math.isnan(acq) else acq,
-            asked_at=_time(row["asked_at"].values), told_at=_time(row["told_at"].values),
-            failure_reason=reason or None,
+            asked_at=_time(col["asked_at"][i]), told_at=_time(col["told_at"][i]),
+            failure_reason=reason or None, audit=audit or None,
         ))
     return trials
 
@@ -178,3 +181,37 @@ def to_frame(trials: list[Trial], space: SearchSpace, objectives: list) -> pd.Da
                + [f"predicted_{k}.{o.name}" for k in ("mean", "std") for o in objectives]
                + ["batch", "strategy", "failure_reason"])
     return pd.DataFrame(rows, columns=columns)
+
+
+def _iso(v: datetime | None) -> str | None:
+    return None if v is None else v.isoformat()
+
+
+def _from_iso(v: str | None) -> datetime | None:
+    return None if v is None else datetime.fromisoformat(v)
+
+
+def trial_to_json(t: Trial) -> dict[str, Any]:
+    """A trial as plain JSON values (the journal's form); floats round-trip exactly."""
+    return {
+        "id": t.id, "params": dict(t.params), "status": t.status,
+        "prediction": None if t.prediction is None else
+        {k: [p.mean, p.std] for k, p in t.prediction.items()},
+        "outcomes": dict(t.outcomes), "batch": t.batch, "strategy": t.strategy,
+        "acquisition_value": t.acquisition_value, "asked_at": _iso(t.asked_at),
+        "told_at": _iso(t.told_at), "failure_reason": t.failure_reason, "audit": t.audit,
+    }
+
+
+def trial_from_json(d: dict[str, Any]) -> Trial:
+    """The inverse of ``trial_to_json``."""
+    pred = d.get("prediction")
+    return Trial(
+        id=int(d["id"]), params=dict(d["params"]), status=d["status"],
+        prediction=None if pred is None else {k: Prediction(*v) for k, v in pred.items()},
+        outcomes={k: float(v) for k, v in d.get("outcomes", {}).items()},
+        batch=int(d.get("batch", 0)), strategy=d.get("strategy", ""),
+        acquisition_value=d.get("acquisition_value"), asked_at=_from_iso(d.get("asked_at")),
+        told_at=_from_iso(d.get("told_at")), failure_reason=d.get("failure_reason"),
+        audit=d.get("audit"),
+    )
