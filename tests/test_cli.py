@@ -121,6 +121,9 @@ def test_ask_tell_status_round_trip(tmp_path):
     assert f"best y = {values[best_id]:.6g} at trial {best_id}" in status.stdout
     one = _workbench(tmp_path, "status", "spec.yaml", "--trial", str(best_id))
     assert one.returncode == 0 and "status: completed" in one.stdout
+    # The initial design says why it chose the point: Sobol, its index, the seed, versions.
+    assert "why proposed:" in one.stdout and '"strategy": "sobol"' in one.stdout
+    assert '"jax":' in one.stdout
 
     campaign = wb.Campaign.open(store, tracking=None)
     trials = campaign.trials

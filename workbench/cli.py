@@ -267,10 +267,28 @@ def status(
             raise CampaignError(f"--trial: got {trial}; expected 0 to {len(trials) - 1}")
         t = trials[trial]
         for key, value in vars(t).items():
-            out.print(f"{key}: {value}", highlight=False)
+            if key != "audit":
+                out.print(f"{key}: {value}", highlight=False)
+        if t.audit:  # why it was proposed: model, hyperparameters, data hash, versions
+            import json
+
+            out.print("why proposed:", highlight=False)
+            out.print(json.dumps(json.loads(t.audit), indent=2, sort_keys=True),
+                      highlight=False)
         return
     out.print(_trial_table(campaign, trials, f"campaign {campaign.name!r}: {len(trials)} trials"))
     _summary(campaign)
+
+
+def _register_server() -> None:
+    # The server commands live in their own module (it imports no MLflow until used).
+    from workbench.server import server_app
+
+    app.add_typer(server_app, name="server",
+                  help="Set up and run a multi-partner MLflow tracking server.")
+
+
+_register_server()
 
 
 def main() -> None:
