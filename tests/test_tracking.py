@@ -1,5 +1,6 @@
 """MLflow tracking: the embedded store, a real tracking server on 127.0.0.1, and failures."""
 
+import json
 import os
 import socket
 import subprocess
@@ -29,38 +30,47 @@ def _free_port() -> int:
         return s.getsockname()[1]
 
 
-@pytest.fixture(scope="module")
-def mlflow_server(tmp_path_factory):
-    """A real MLflow tracking server on 127.0.0.1, stopped after the module."""
-    root = tmp_path_factory.mktemp("mlflow-server")
-    port = _free_port()
+def _start_server(root: Path, port: int) -> subprocess.Popen:
+    """A real MLflow tracking server on 127.0.0.1:port with its store under root."""
+    root.mkdir(parents=True, exist_ok=True)
     cmd = [sys.executable, "-m", "mlflow", "server", "--host", "127.0.0.1", "--port", str(port),
            "--backend-store-uri", f"sqlite:///{root / 'server.db'}",
            "--artifacts-destination", str(root / "artifacts"), "--workers", "1"]
-    log = open(root / "server.log", "w")
+    log = open(root / "server.log", "a")
     proc = subprocess.Popen(cmd, stdout=log, stderr=subprocess.STDOUT, cwd=root,
                             start_new_session=True)
+    log.close()
     url = f"http://127.0.0.1:{port}"
-    deadline = time.time() + 120
+    deadline = time.time() + 180
     while time.time() < deadline:
         if proc.poll() is not None:
             raise RuntimeError((root / "server.log").read_text()[-3000:])
         try:
             with urllib.request.urlopen(f"{url}/health", timeout=2) as r:
                 if r.status == 200:
-                    break
+                    return proc
         except OSError:
             time.sleep(0.5)
-    else:
-        proc.kill()
-        raise RuntimeError("MLflow server did not start: " + (root / "server.log").read_text())
-    yield url
+    _stop_server(proc)
+    raise RuntimeError("MLflow server did not start: " + (root / "server.log").read_text())
+
+
+def _stop_server(proc: subprocess.Popen) -> None:
     os.killpg(proc.pid, 15)
     try:
         proc.wait(timeout=20)
     except subprocess.TimeoutExpired:
         os.killpg(proc.pid, 9)
-    log.close()
+        proc.wait()
+
+
+@pytest.fixture(scope="module")
+def mlflow_server(tmp_path_factory):
+    """A real MLflow tracking server on 127.0.0.1, stopped after the module."""
+    port = _free_port()
+    proc = _start_server(tmp_path_factory.mktemp("mlflow-server"), port)
+    yield f"http://127.0.0.1:{port}"
+    _stop_server(proc)
 
 
 def _run_of(uri, experiment):
@@ -119,6 +129,41 @@ def test_an_unreachable_server_is_a_warning_not_a_stopped_campaign(monkeypatch):
     with pytest.warns(RuntimeWarning, match="tracking to http://127.0.0.1"):
         best = c.run(wb.problems.get("branin"), budget=4)
     assert best is not None and len(c.trials) == 4
+
+
+def test_server_down_mid_campaign_buffers_and_delivers_everything_once(tmp_path):
+    port = _free_port()
+    uri = f"http://127.0.0.1:{port}"
+    proc = _start_server(tmp_path / "server", port)
+    try:
+        store = tmp_path / "c.zarr"
+        c = _campaign(uri, store=store, name="outage")
+        c.run(wb.problems.get("branin"), budget=4)
+        _stop_server(proc)
+        with pytest.warns(RuntimeWarning, match="wait in .*tracking.jsonl"):
+            c.run(wb.problems.get("branin"), budget=7)  # the server is down: buffered
+        assert len(c.trials) == 7
+        outbox = tmp_path / ".c.zarr.tracking.jsonl"
+        buffered = [json.loads(line) for line in outbox.read_text().splitlines()]
+        assert sum(e["op"] == "metrics" for e in buffered) >= 6
+        assert [e["seq"] for e in buffered] == sorted(e["seq"] for e in buffered)
+        proc = _start_server(tmp_path / "server", port)  # back, same store
+        resumed = wb.Campaign.open(store)
+        resumed.run(wb.problems.get("branin"), budget=9)
+        client, run = _run_of(uri, "acme/outage")  # one run, resumed
+        _check_run(client, run, resumed)  # one best_so_far per trial, in order: none lost or doubled
+        for key in ("completed", "proposal_time_s"):
+            steps = [m.step for m in client.get_metric_history(run.info.run_id, key)]
+            assert len(steps) == len(set(steps)), key
+        logged = {(m.step, m.value) for m in client.get_metric_history(run.info.run_id,
+                                                                       "best_so_far")}
+        for e in buffered:  # each buffered value arrived as it was logged
+            if e["op"] == "metrics" and "best_so_far" in e["metrics"]:
+                assert (e["step"], e["metrics"]["best_so_far"]) in logged
+        assert run.info.status == "FINISHED"
+        assert not outbox.exists()
+    finally:
+        _stop_server(proc)
 
 
 def test_spec_params_are_flat_and_named_by_field():

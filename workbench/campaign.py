@@ -374,17 +374,24 @@ class Campaign:
         if self._tracker is None:
             from workbench.tracking import Tracker
 
+            outbox = None if self._store is None else self._store.outbox_path
+            campaign_id = hashlib.sha256(
+                f"{self.spec.partner}/{self.spec.name}/{self._created_at}".encode()
+            ).hexdigest()[:16]
             self._tracker = Tracker(self.spec.tracking, self.spec.partner, self.spec.name,
-                                    run_id=self._run_id)
-            run_id = self._tracker.start(self.spec.to_dict(), tags={
+                                    run_id=self._run_id, outbox=outbox,
+                                    campaign_id=campaign_id, on_run_id=self._remember_run)
+            self._tracker.start(self.spec.to_dict(), tags={
                 "partner": self.spec.partner, "campaign": self.spec.name,
                 "workbench.version": _package_version(),
             })
-            if run_id and run_id != self._run_id:
-                self._run_id = run_id
-                with self._locked():
-                    self._record([{"op": "meta", "mlflow_run_id": run_id}])
         return self._tracker
+
+    def _remember_run(self, run_id: str) -> None:
+        if run_id != self._run_id:
+            self._run_id = run_id
+            with self._locked():
+                self._record([{"op": "meta", "mlflow_run_id": run_id}])
 
     def log_snapshot(self) -> None:
         """Log the trial table as ``trials.csv`` to the campaign's MLflow run."""

@@ -96,6 +96,12 @@ class ZarrStore:
     def lock_path(self) -> Path:
         return self.path.parent / f".{self.path.name}.lock"
 
+    @property
+    def outbox_path(self) -> Path:
+        """Tracking events not yet delivered to MLflow (beside the store: they
+        must outlive compactions, which replace the store folder)."""
+        return self.path.parent / f".{self.path.name}.tracking.jsonl"
+
     def lock(self):
         """Exclusive inter-process lock (re-entrant within this object).
 
