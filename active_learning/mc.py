@@ -1,0 +1,361 @@
+"""Monte-Carlo acquisitions: a batch of q points chosen jointly.
+
+Every acquisition here maps ``X: (b, q, d)`` (b candidate batches of q
+encoded points) to ``(b,)`` values, larger is better; ``X: (b, d)`` is read as
+q = 1, so they plug into ``maximize_acquisition`` unchanged for single points.
+
+Values are sample averages over joint posterior draws at the q new points,
+drawn by reparameterisation, f = mean + L z, from FIXED quasi-random base
+samples z (scrambled Sobol normals, ``sobol_normal_samples``). Fixing z makes
+each acquisition a deterministic, differentiable function of X, which a
+gradient optimiser can climb (sample average approximation, as in BoTorch).
+
+Points held fixed in the joint (pending points already proposed but not yet
+observed, and for noisy EI the observed baseline) come first in the joint and
+use their own Cholesky block, so their draws do not depend on X. Pending
+points count as if they will be observed: improvement-type values are the
+gain of the q new points over the incumbent *and* the pending points, i.e.
+qEI(X | P) = E[max(max f(X) - max(best, max f(P)), 0)] = qEI(X u P) - qEI(P),
+so a new point on top of a pending one is worth almost nothing.
+
+Fixed point sets may be padded to a static size with a 0/1 mask
+(``pending_mask``, ``baseline_mask``), so a growing campaign compiles once per
+bucket, not once per observation.
+"""
+
+from __future__ import annotations
+
+from typing import ClassVar
+
+import equinox as eqx
+import jax
+import jax.numpy as jnp
+from jax import Array, lax
+from jax.scipy.linalg import solve_triangular
+
+from active_learning.acquisition import (
+    _cholesky,
+    _fixed_block,
+    _ones_mask,
+    logmeanexp,
+    sobol_normal_samples,
+)
+
+# Ament et al. (2023) defaults: tau_relu small keeps the smoothed improvement
+# close to max(., 0); tau_max = 1e-2 smooths the max over the q points.
+TAU_RELU = 1e-6
+TAU_MAX = 1e-2
+# Weight of the Cauchy term in the fat-tailed softplus; 0.1 keeps it monotone
+# and convex (BoTorch's value).
+_FATPLUS_ALPHA = 0.1
+
+
+def log_fatplus(x: Array, tau: float = TAU_RELU) -> Array:
+    """log of tau (softplus(x / tau) + 0.1 / (1 + (x / tau)^2)): a smooth log-ReLU.
+
+    Plain log-softplus falls linearly in x below zero, so its gradient dies
+    with the improvement; the Cauchy term makes the left tail decay like
+    1 / x^2, whose log keeps a useful slope (Ament et al., 2023).
+    """
+    u = x / tau
+    return jnp.log(jax.nn.softplus(u) + _FATPLUS_ALPHA / (1.0 + u * u)) + jnp.log(tau)
+
+
+def fatmax(x: Array, tau: float = TAU_MAX, axis: int = -1) -> Array:
+    """Smooth max with a fat tail: M + tau log sum_j p((M - x_j) / tau), M = max x.
+
+    p(t) = 2 / (2 + 2t + t^2) decays like 1 / t^2 (a logsumexp's exp(-t)
+    would let the gradient of all but the largest term vanish). Exact for one
+    element; an upper bound on the max, by at most tau log(len).
+    """
+    M = jnp.max(x, axis=axis, keepdims=True)
+    t = (M - x) / tau
+    pareto = 2.0 / (2.0 + 2.0 * t + t * t)
+    return jnp.squeeze(M, axis) + tau * jnp.log(jnp.sum(pareto, axis=axis))
+
+
+def _as_batches(X: Array) -> Array:
+    return X[:, None, :] if X.ndim == 2 else X
+
+
+def _map_batches(fn, X: Array, block: int):
+    """fn over the leading axis of X, vmapped in blocks of ``block`` (bounded memory)."""
+    if X.shape[0] <= block:
+        return jax.vmap(fn)(X)
+    return lax.map(fn, X, batch_size=block)
+
+
+def _concat_fixed(
+    parts: list[tuple[Array | None, Array | None]],
+) -> tuple[Array | None, Array | None]:
+    """Stack (points, mask) pairs, skipping absent or empty ones; (None, None) if none remain."""
+    present = [(X, _ones_mask(X, m)) for X, m in parts if X is not None and X.shape[0] > 0]
+    if not present:
+        return None, None
+    return (jnp.concatenate([X for X, _ in present], axis=0),
+            jnp.concatenate([m for _, m in present], axis=0))
+
+
+def joint_samples(
+    model: eqx.Module,
+    X: Array,
+    X_fixed: Array | None,
+    fixed_mask: Array | None,
+    *,
+    num_samples: int,
+    seed: int,
+    output: int,
+    sign: float,
+    block: int = 128,
+) -> tuple[tuple[Array, Array] | None, tuple[Array, Array]]:
+    """Sign-adjusted joint posterior draws at fixed points and at each candidate batch.
+
+    X: (b, q, d) candidate batches; X_fixed: (p, d) points in every joint
+    (or None); fixed_mask: (p,) 0 for padding rows. One set of base samples,
+    (num_samples, p + q), is shared by all batches. Returns
+    ((g_fixed (S, p), mean_fixed (p,)) or None, (g_new (b, S, q), mean_new (b, q))).
+    """
+    q = X.shape[1]
+    p = 0 if X_fixed is None else X_fixed.shape[0]
+    z = jnp.asarray(sobol_normal_samples(num_samples, p + q, seed))
+    z_fixed, z_new = z[:, :p], z[:, p:]
+    if p == 0:
+
+        def one(Xb: Array) -> tuple[Array, Array]:
+            post = model.posterior(Xb, full_cov=True)
+            L = _cholesky(post.covariance[output], jnp.max(post.variance[:, output]))
+            mean = sign * post.mean[:, output]
+            return mean + z_new @ L.T, mean
+
+        return None, _map_batches(one, X, block)
+
+    mask = _ones_mask(X_fixed, fixed_mask)
+    mean_fixed, L_fixed = _fixed_block(model, X_fixed, mask, output, sign)
+    g_fixed = mean_fixed + z_fixed @ L_fixed.T
+
+    def one(Xb: Array) -> tuple[Array, Array]:
+        post = model.posterior(jnp.concatenate([X_fixed, Xb], axis=0), full_cov=True)
+        cov = post.covariance[output]
+        # Block Cholesky of the joint: the fixed block is factored once.
+        C = solve_triangular(L_fixed, cov[:p, p:] * mask[:, None], lower=True)  # (p, q)
+        L = _cholesky(cov[p:, p:] - C.T @ C, jnp.max(post.variance[p:, output]))
+        mean = sign * post.mean[p:, output]
+        return mean + z_fixed @ C + z_new @ L.T, mean
+
+    return (g_fixed, mean_fixed), _map_batches(one, X, block)
+
+
+def _masked_max(g: Array, mask: Array) -> Array:
+    return jnp.max(jnp.where(mask > 0, g, -jnp.inf), axis=-1)
+
+
+def _log_improvement(g_new: Array, incumbent: Array, tau_relu: float, tau_max: float) -> Array:
+    """log mean_s smooth-max_j smooth-relu(g_new[s, j] - incumbent[s]): (b, S, q), (S,) -> (b,)."""
+    li = log_fatplus(g_new - incumbent[None, :, None], tau_relu)
+    return logmeanexp(fatmax(li, tau_max, axis=-1), axis=1)
+
+
+class qLogExpectedImprovement(eqx.Module):
+    """log qEI: log E[max(max_j f(x_j) - best, 0)] over a batch of q points (Ament et al., 2023).
+
+    The ReLU is a fat-tailed softplus (temperature tau_relu) and the max over
+    the batch a fat-tailed smooth max (tau_max), both taken in log space, so
+    the value stays finite and informative far from the incumbent. For q = 1
+    it is ``LogExpectedImprovement`` up to Monte-Carlo error.
+
+    model: any surrogate with ``posterior(X, full_cov=True)``; best: the
+    incumbent in the output's units; X_pending: (p, d) points proposed but not
+    observed (optionally padded, with pending_mask (p,)); output, sign: which
+    output and its direction; num_samples, seed: the fixed Sobol base samples;
+    block: candidate batches per vmap. X: (b, q, d) or (b, d) -> (b,).
+    """
+
+    model: eqx.Module
+    best: Array
+    X_pending: Array | None = None
+    pending_mask: Array | None = None
+    output: int = eqx.field(static=True, default=0)
+    sign: float = eqx.field(static=True, default=1.0)
+    num_samples: int = eqx.field(static=True, default=512)
+    seed: int = eqx.field(static=True, default=0)
+    tau_relu: float = eqx.field(static=True, default=TAU_RELU)
+    tau_max: float = eqx.field(static=True, default=TAU_MAX)
+    block: int = eqx.field(static=True, default=128)
+    log_space: ClassVar[bool] = True
+
+    def __call__(self, X: Array) -> Array:
+        fixed, (g, _) = joint_samples(
+            self.model, _as_batches(X), self.X_pending, self.pending_mask,
+            num_samples=self.num_samples, seed=self.seed, output=self.output, sign=self.sign,
+            block=self.block,
+        )
+        incumbent = jnp.full((self.num_samples,), self.sign * self.best, dtype=g.dtype)
+        if fixed is not None:
+            mask = _ones_mask(self.X_pending, self.pending_mask)
+            incumbent = jnp.maximum(incumbent, _masked_max(fixed[0], mask))
+        return _log_improvement(g, incumbent, self.tau_relu, self.tau_max)
+
+
+class qLogNoisyExpectedImprovement(eqx.Module):
+    """log qNEI: improvement over the best *latent* value at the observed points.
+
+    With noisy observations the best observed y is a poor incumbent (it is
+    biased upwards by the noise). Here the incumbent is max_j f(x_j) over
+    X_baseline, drawn jointly with the batch, so its uncertainty and its
+    correlation with the candidates are both accounted for (Letham et al.,
+    2019; log form after Ament et al., 2023). With noiseless observations it
+    equals ``qLogExpectedImprovement`` with best = max y.
+
+    model: any surrogate with ``posterior(X, full_cov=True)``; X_baseline:
+    (n, d) observed points (at least one real row; pad with baseline_mask);
+    X_pending, pending_mask: as in ``qLogExpectedImprovement``; the other
+    fields as there. X: (b, q, d) or (b, d) -> (b,).
+    """
+
+    model: eqx.Module
+    X_baseline: Array
+    baseline_mask: Array | None = None
+    X_pending: Array | None = None
+    pending_mask: Array | None = None
+    output: int = eqx.field(static=True, default=0)
+    sign: float = eqx.field(static=True, default=1.0)
+    num_samples: int = eqx.field(static=True, default=512)
+    seed: int = eqx.field(static=True, default=0)
+    tau_relu: float = eqx.field(static=True, default=TAU_RELU)
+    tau_max: float = eqx.field(static=True, default=TAU_MAX)
+    block: int = eqx.field(static=True, default=128)
+    log_space: ClassVar[bool] = True
+
+    def __check_init__(self):
+        if self.X_baseline.ndim != 2 or self.X_baseline.shape[0] == 0:
+            raise ValueError(
+                f"X_baseline must be (n, d) with n >= 1; got shape {self.X_baseline.shape}"
+            )
+
+    def __call__(self, X: Array) -> Array:
+        X_fixed, mask = _concat_fixed(
+            [(self.X_baseline, self.baseline_mask), (self.X_pending, self.pending_mask)]
+        )
+        (g_fixed, _), (g, _) = joint_samples(
+            self.model, _as_batches(X), X_fixed, mask,
+            num_samples=self.num_samples, seed=self.seed, output=self.output, sign=self.sign,
+            block=self.block,
+        )
+        return _log_improvement(g, _masked_max(g_fixed, mask), self.tau_relu, self.tau_max)
+
+
+class _BatchMaxAcquisition(eqx.Module):
+    """E[max_j u(x_j)] over the batch, minus what the pending points already give."""
+
+    def _utility(self, g: Array, mean: Array) -> Array:
+        raise NotImplementedError
+
+    def __call__(self, X: Array) -> Array:
+        fixed, (g, mean) = joint_samples(
+            self.model, _as_batches(X), self.X_pending, self.pending_mask,
+            num_samples=self.num_samples, seed=self.seed, output=self.output, sign=self.sign,
+            block=self.block,
+        )
+        best_new = jnp.max(self._utility(g, mean[:, None, :]), axis=-1)  # (b, S)
+        if fixed is None:
+            return jnp.mean(best_new, axis=1)
+        mask = _ones_mask(self.X_pending, self.pending_mask)
+        # All-padding pending sets give no offset (and no inf - inf).
+        has = jnp.any(mask > 0)
+        best_pending = jnp.where(has, _masked_max(self._utility(*fixed), mask), 0.0)  # (S,)
+        gain = jnp.where(has, jnp.maximum(best_new, best_pending) - best_pending, best_new)
+        return jnp.mean(gain, axis=1)
+
+
+class qUpperConfidenceBound(_BatchMaxAcquisition):
+    """qUCB (Wilson et al., 2017): E[max_j mean_j + sqrt(beta pi / 2) |f_j - mean_j|].
+
+    For q = 1 it equals ``UpperConfidenceBound`` (mean + sqrt(beta) std).
+    With pending points P the value is E[max over X u P] - E[max over P].
+    Fields as in ``qLogExpectedImprovement``, beta as in UCB.
+    X: (b, q, d) or (b, d) -> (b,), in the output's units.
+    """
+
+    model: eqx.Module
+    beta: float = 4.0
+    X_pending: Array | None = None
+    pending_mask: Array | None = None
+    output: int = eqx.field(static=True, default=0)
+    sign: float = eqx.field(static=True, default=1.0)
+    num_samples: int = eqx.field(static=True, default=512)
+    seed: int = eqx.field(static=True, default=0)
+    block: int = eqx.field(static=True, default=128)
+    log_space: ClassVar[bool] = False
+
+    def _utility(self, g: Array, mean: Array) -> Array:
+        return mean + jnp.sqrt(self.beta * jnp.pi / 2.0) * jnp.abs(g - mean)
+
+
+class qSimpleRegret(_BatchMaxAcquisition):
+    """E[max_j f(x_j)] (sign-adjusted): pure exploitation of the batch's best value.
+
+    For q = 1 it is the posterior mean. Fields as in ``qUpperConfidenceBound``
+    without beta. X: (b, q, d) or (b, d) -> (b,), in the output's units.
+    """
+
+    model: eqx.Module
+    X_pending: Array | None = None
+    pending_mask: Array | None = None
+    output: int = eqx.field(static=True, default=0)
+    sign: float = eqx.field(static=True, default=1.0)
+    num_samples: int = eqx.field(static=True, default=512)
+    seed: int = eqx.field(static=True, default=0)
+    block: int = eqx.field(static=True, default=128)
+    log_space: ClassVar[bool] = False
+
+    def _utility(self, g: Array, mean: Array) -> Array:
+        return g
+
+
+@eqx.filter_jit
+def _thompson(model, candidates, key, q: int, output: int, sign: float) -> Array:
+    draws = sign * model.posterior(candidates, full_cov=True).sample(key, q)[:, :, output]
+
+    def pick(taken, draw):
+        i = jnp.argmax(jnp.where(taken, -jnp.inf, draw))
+        return taken.at[i].set(True), i
+
+    _, chosen = lax.scan(pick, jnp.zeros(candidates.shape[0], dtype=bool), draws)
+    return chosen
+
+
+def thompson_sample(
+    model: eqx.Module,
+    candidates: Array,
+    key: Array,
+    q: int = 1,
+    *,
+    output: int = 0,
+    sign: float = 1.0,
+) -> Array:
+    """Thompson sampling on a finite set: indices (q,) of q distinct candidates.
+
+    Draws q joint posterior functions over candidates: (n, d) and takes the
+    argmax of each; a candidate already taken by an earlier draw is skipped,
+    so the batch has no repeats (the draw's next best is used). Randomness is
+    the diversity of the batch, so no pending-point bookkeeping is needed.
+    Costs one (n, n) Cholesky: keep n to a few thousand.
+    """
+    n = candidates.shape[0]
+    if not 1 <= q <= n:
+        raise ValueError(f"q must be between 1 and the number of candidates ({n}); got {q}")
+    return _thompson(model, jnp.asarray(candidates), key, int(q), int(output), float(sign))
+
+
+__all__ = [
+    "TAU_MAX",
+    "TAU_RELU",
+    "fatmax",
+    "joint_samples",
+    "log_fatplus",
+    "qLogExpectedImprovement",
+    "qLogNoisyExpectedImprovement",
+    "qSimpleRegret",
+    "qUpperConfidenceBound",
+    "thompson_sample",
+]
