@@ -1,25 +1,221 @@
-"""Initial designs: space-filling points before any model exists."""
+"""Initial designs: space-filling points before any model exists.
+
+Every design returns encoded points ``(n, dim)`` that are valid for the domain:
+integer columns on their grid, one-hot groups with exactly one 1, and every
+linear constraint satisfied to 1e-9. Designs depend only on ``seed`` (and
+``n``), so a resumed campaign can rebuild them; ``sobol`` is moreover a stable
+prefix (point i does not depend on n), and the others are resumable by asking
+for the same ``n`` again and slicing.
+
+- ``sobol``: scrambled Sobol; with linear constraints, the Sobol sequence
+  over the polytope's bounding box (in its own coordinates) with the outside
+  points rejected, which keeps both uniformity and the prefix property.
+- ``latin_hypercube``: one point per stratum per dimension (box domains).
+- ``maximin``: greedy maximin selection from a large uniform sample of the
+  feasible set (hit-and-run from an interior point), for any domain.
+- ``user_points``: points a user supplies, validated.
+"""
 
 from __future__ import annotations
 
+from functools import partial
+
+import jax
+import jax.numpy as jnp
 import numpy as np
 from scipy.stats import qmc
 
-from active_learning.domain import Domain
+from active_learning.domain import FEASIBILITY_TOL, Domain, bounding_box, geometry
+from active_learning.optimize import hit_and_run, shrink_into_polytope
+
+# Rejection sampling is used when at least _MIN_ACCEPTED of the first _PROBE
+# Sobol draws are valid (acceptance >= 1e-3); otherwise ``sobol`` is ``maximin``.
+_BLOCK = 2**12
+_PROBE = 2**14
+_MIN_ACCEPTED = 16
+
+
+def _finish(X: np.ndarray, domain: Domain) -> tuple[np.ndarray, np.ndarray]:
+    """Round discrete columns and restore the constraints: points (n, d), valid mask (n,)."""
+    if not domain.constrained:
+        return domain.snap_numpy(X), np.ones(len(X), bool)
+    if not domain.constraints_touch(domain.discrete_columns):
+        # Rounding discrete columns cannot break constraints that ignore them.
+        X = domain.snap_numpy(X)
+        return X, domain.feasible(X)
+    X, ok = domain.repair(X)
+    return X, ok & domain.feasible(X)
 
 
 def sobol(n: int, domain: Domain, seed: int) -> np.ndarray:
-    """The first ``n`` points of a scrambled Sobol sequence, snapped to ``domain``.
+    """The first ``n`` points of a scrambled Sobol sequence, valid for ``domain``.
 
     The sequence depends only on ``seed``, so point i is the same whatever n
     is asked for: a resumed campaign continues its design where it stopped.
-    Returns (n, dim) encoded points.
+    With linear constraints, Sobol points of the polytope's bounding box that
+    fall outside are skipped (the prefix property survives); where fewer than
+    1 in 1000 fall inside (a simplex of many components), the design is
+    ``maximin`` instead. Returns (n, dim) encoded points.
     """
     if n <= 0:
         return np.zeros((0, domain.dim))
+    if domain.constrained:
+        X = _sobol_in_polytope(n, domain, seed)
+        return X if X is not None else maximin(n, domain, seed)
     engine = qmc.Sobol(d=domain.dim, scramble=True, seed=np.random.default_rng(seed))
     # Sobol is balanced in blocks of powers of two; drawing the whole block
     # keeps the prefix identical for every n.
     m = int(np.ceil(np.log2(max(n, 2))))
     X = engine.random_base2(m)[:n]
     return domain.snap_numpy(X)
+
+
+def _sobol_in_polytope(n: int, domain: Domain, seed: int) -> np.ndarray | None:
+    """Sobol points of the polytope's bounding box that fall inside; None when too few do.
+
+    Whether rejection is used depends only on the acceptance among the first
+    ``_PROBE`` draws (not on n), and each accepted point is rounded and
+    repaired on its own, so the prefix property holds for every n.
+    """
+    geo = geometry(domain)
+    k = geo.basis.shape[1]
+    if k == 0:
+        return np.repeat(_finish(geo.centers[:1], domain)[0], n, axis=0)
+    lo, hi = bounding_box(domain)
+    engine = qmc.Sobol(d=k, scramble=True, seed=np.random.default_rng(seed))
+    inside: list[np.ndarray] = []
+    valid: list[np.ndarray] = []
+    count = draws = done = 0
+    while count < n or draws < _PROBE:
+        Z = lo + (hi - lo) * engine.random(_BLOCK)
+        draws += _BLOCK
+        inside.append(Z[np.all(Z @ geo.G.T <= geo.h[0], axis=1)])
+        if draws == _PROBE and sum(len(z) for z in inside) < _MIN_ACCEPTED:
+            return None
+        # Round and repair only as many accepted points as are still needed.
+        pending = np.concatenate(inside)[done:]
+        while count < n and len(pending):
+            batch, pending = pending[: 2 * (n - count)], pending[2 * (n - count):]
+            done += len(batch)
+            X, ok = _finish(geo.centers[0] + batch @ geo.basis.T, domain)
+            valid.append(X[ok])
+            count += int(ok.sum())
+    return np.concatenate(valid)[:n]
+
+
+def latin_hypercube(n: int, domain: Domain, seed: int) -> np.ndarray:
+    """A Latin hypercube of ``n`` points: each column has one point in each of its
+    n equal strata (before integer and one-hot rounding). Box domains only;
+    with linear constraints use ``maximin`` or ``sobol``. Returns (n, dim)."""
+    if domain.constrained:
+        raise ValueError(
+            "a Latin hypercube is defined on the box; with linear constraints use a"
+            " 'sobol' or 'maximin' design, which sample inside the constraints"
+        )
+    if n <= 0:
+        return np.zeros((0, domain.dim))
+    engine = qmc.LatinHypercube(d=domain.dim, rng=np.random.default_rng(seed))
+    return domain.snap_numpy(engine.random(n))
+
+
+@partial(jax.jit, static_argnames=("n", "steps"))
+def _walk(key, center, basis, G, h, n: int, steps: int):
+    Z = hit_and_run(key, jnp.zeros((n, basis.shape[1])), G, jnp.broadcast_to(h, (n, h.shape[0])),
+                    steps)
+    Z = shrink_into_polytope(Z, G, jnp.broadcast_to(h, Z.shape[:1] + h.shape))
+    return center + Z @ basis.T
+
+
+def sample_feasible(n: int, domain: Domain, seed: int, steps: int | None = None) -> np.ndarray:
+    """About-uniform valid points of the domain: hit-and-run chains from its centre.
+
+    n: number of chains (one point each); steps: moves per chain (default
+    20 k + 50 for a k-dimensional polytope). Discrete columns are rounded and,
+    where constraints involve them, the continuous ones repaired; points that
+    cannot be repaired are dropped, so fewer than n may return. Returns (<= n, dim).
+    """
+    if not domain.constrained:
+        rng = np.random.default_rng(seed)
+        return domain.snap_numpy(rng.uniform(size=(n, domain.dim)))
+    geo = geometry(domain)
+    k = geo.basis.shape[1]
+    steps = 20 * k + 50 if steps is None else steps
+    X = np.asarray(_walk(jax.random.key(seed), jnp.asarray(geo.centers[0]),
+                         jnp.asarray(geo.basis), jnp.asarray(geo.G), jnp.asarray(geo.h[0]),
+                         n, steps))
+    X, ok = _finish(X, domain)
+    return X[ok]
+
+
+def greedy_maximin(pool: np.ndarray, n: int, first: int = 0) -> np.ndarray:
+    """Indices of n rows of ``pool`` (m, d) chosen one at a time, each the farthest
+    (Euclidean) from those already chosen, starting from row ``first``. The
+    choice of the first i rows does not depend on n. Returns (n,) int."""
+    chosen = [first]
+    dist = np.linalg.norm(pool - pool[first], axis=1)
+    for _ in range(1, n):
+        j = int(np.argmax(dist))
+        chosen.append(j)
+        dist = np.minimum(dist, np.linalg.norm(pool - pool[j], axis=1))
+    return np.asarray(chosen[:n], int)
+
+
+def maximin(n: int, domain: Domain, seed: int, pool_size: int | None = None) -> np.ndarray:
+    """Space-filling points inside the constraints: greedy maximin from a uniform pool.
+
+    pool_size: points sampled (hit-and-run) to choose from; default
+    max(4096, 8 n), so designs of up to 512 points are stable prefixes of each
+    other. The first point is the pool point nearest the domain's centre.
+    Returns (n, dim).
+    """
+    if n <= 0:
+        return np.zeros((0, domain.dim))
+    pool_size = max(4096, 8 * n) if pool_size is None else pool_size
+    pool = sample_feasible(pool_size, domain, seed)
+    if len(pool) == 0:
+        raise ValueError("could not sample any valid point of this domain")
+    centre = geometry(domain).centers[0] if domain.constrained else np.full(domain.dim, 0.5)
+    first = int(np.argmin(np.linalg.norm(pool - centre, axis=1)))
+    return pool[greedy_maximin(pool, min(n, len(pool)), first)]
+
+
+def user_points(points, domain: Domain, tol: float = FEASIBILITY_TOL) -> np.ndarray:
+    """Validate user-supplied encoded points (n, dim) and return them exactly valid.
+
+    Raises ValueError naming the first row that breaks a bound, a constraint,
+    an integer grid or a one-hot group by more than ``tol``; rows within
+    ``tol`` are rounded exactly onto their grid and bounds.
+    """
+    X = np.asarray(points, dtype=float)
+    if X.ndim != 2 or X.shape[1] != domain.dim:
+        raise ValueError(f"points: expected shape (n, {domain.dim}), got {X.shape}")
+    if not np.all(np.isfinite(X)):
+        raise ValueError("points: every value must be finite")
+    bad = ~domain.feasible(X, tol)
+    if bad.any():
+        i = int(np.flatnonzero(bad)[0])
+        what = ("violates a bound or linear constraint by"
+                f" {float(domain.violation(X[i])):.3g}") if domain.violation(X[i]) > tol \
+            else "has an integer column off its grid or an invalid one-hot group"
+        raise ValueError(f"points[{i}] {what}")
+    return np.clip(domain.snap_numpy(X), 0.0, 1.0)
+
+
+def initial_design(kind: str, n: int, domain: Domain, seed: int,
+                   points=None) -> np.ndarray:
+    """Dispatch on ``kind``: 'sobol', 'lhs', 'maximin' or 'points' (n ignored). Returns (n, dim)."""
+    if kind == "sobol":
+        return sobol(n, domain, seed)
+    if kind == "lhs":
+        return latin_hypercube(n, domain, seed)
+    if kind == "maximin":
+        return maximin(n, domain, seed)
+    if kind == "points":
+        if points is None:
+            raise ValueError("a 'points' design needs points")
+        return user_points(points, domain)
+    raise ValueError(f"unknown design {kind!r}; expected sobol, lhs, maximin or points")
+
+
+__all__ = ["greedy_maximin", "initial_design", "latin_hypercube", "maximin", "sample_feasible",
+           "sobol", "user_points"]

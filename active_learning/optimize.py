@@ -1,21 +1,49 @@
 """Maximising an acquisition function over the encoded domain.
 
-Multi-start projected gradient ascent: score many quasi-random points, start
-from the best, climb all starts at once (they are rows of one batch, so one
-posterior call serves them all), round to valid integer and categorical
-values, and keep the best valid point. Everything runs in one compiled call.
+Multi-start gradient ascent: score many space-filling points, start from the
+best, climb all starts at once (they are rows of one batch, so one posterior
+call serves them all), round to valid integer and categorical values, and keep
+the best valid point. Everything runs in one compiled call.
+
+- Box domains climb with Adam and clip to ``[0, 1]`` (clipping is the exact
+  projection onto a box in Adam's diagonal metric).
+- Linear constraints: points are ``x = c + N z`` with ``c`` an interior point
+  and ``N`` an orthonormal basis of the directions that keep every equality,
+  so equalities hold by construction. Inequalities and bounds ``G z <= h`` are
+  kept by Euclidean projection (a dual FISTA solve, warm-started across
+  steps) after each step of a momentum ascent whose step is scaled by one
+  number per start, not per coordinate: projection in the Euclidean metric
+  then has the true constrained optima as fixed points. Starts are
+  quasi-random points pulled into the polytope and moved by a few hit-and-run
+  steps. Final candidates are made exactly feasible by moving them towards
+  ``c`` just far enough (the segment to an interior point stays inside), and a
+  feasibility filter drops the rest.
+- Outside the plain box path, the ascent ends with a few projected
+  Barzilai-Borwein steps, which finish a smooth optimum to ~1e-8 where Adam
+  alone stalls at ~1e-4.
+- One-hot groups: when the product of group sizes is small (<= 64), every
+  category combination is optimised exactly, with its columns fixed (each gets
+  at least one climbed start); otherwise the relaxed optimum is rounded and
+  improved by local search, flipping one group at a time.
+- Integers are climbed relaxed and rounded. Where a constraint involves a
+  rounded column, the best rounded candidates that broke it are repaired on
+  the host (``Domain.repair``: one LP per distinct rounding, then a
+  projection) and re-scored in a second compiled call.
 """
 
 from __future__ import annotations
 
+import math
+from dataclasses import dataclass
 
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 import optax
-from jax import Array
+from jax import Array, lax
 
-from active_learning.domain import Domain
+from active_learning.domain import FEASIBILITY_TOL, Domain, slice_geometry
 
 
 def _kronecker_constants(d: int) -> Array:
@@ -31,6 +59,9 @@ def quasi_random(key: Array, n: int, d: int) -> Array:
     shift = jax.random.uniform(key, (d,))
     i = jnp.arange(1, n + 1, dtype=jnp.float64)[:, None]
     return (shift + i * _kronecker_constants(d)) % 1.0
+
+
+# -- the unconstrained, continuous path (unchanged: one small compiled call) --
 
 
 @eqx.filter_jit
@@ -65,6 +96,371 @@ def _maximize(acquisition, key, domain: Domain, raw_samples: int, num_restarts: 
     return candidates[best], values[best]
 
 
+# -- polytope primitives (jit-able) -------------------------------------------
+
+
+def hit_and_run(key: Array, Z: Array, G: Array, h: Array, steps: int) -> Array:
+    """Random walk that stays inside ``{z : G z <= h}`` (uniform in the limit).
+
+    Z: (n, k) interior starts; G: (p, k) rows; h: (n, p) right-hand sides
+    (one polytope per chain); steps: moves per chain. Returns (n, k).
+    Each move picks a random direction and a uniform point of the chord.
+    """
+    if Z.shape[-1] == 0 or steps == 0:
+        return Z
+
+    def move(Z, key):
+        k_dir, k_len = jax.random.split(key)
+        u = jax.random.normal(k_dir, Z.shape, dtype=Z.dtype)
+        u = u / jnp.linalg.norm(u, axis=-1, keepdims=True)
+        Gu = u @ G.T
+        slack = jnp.maximum(h - Z @ G.T, 0.0)
+        up, down = Gu > 1e-12, Gu < -1e-12
+        t_hi = jnp.min(jnp.where(up, slack / jnp.where(up, Gu, 1.0), jnp.inf), axis=-1)
+        t_lo = jnp.max(jnp.where(down, slack / jnp.where(down, Gu, -1.0), -jnp.inf), axis=-1)
+        t = jax.random.uniform(k_len, t_hi.shape, dtype=Z.dtype, minval=t_lo, maxval=t_hi)
+        return Z + t[:, None] * u, None
+
+    Z, _ = lax.scan(move, Z, jax.random.split(key, steps))
+    return Z
+
+
+def project_polytope(Y: Array, lam: Array, G: Array, h: Array, inv_lipschitz: Array,
+                     iters: int) -> tuple[Array, Array]:
+    """Approximate Euclidean projection of Y onto ``{z : G z <= h}`` by dual FISTA.
+
+    Y: (n, k) points; lam: (n, p) dual warm start (zeros when unknown);
+    G: (p, k); h: (n, p); inv_lipschitz: 1 / ||G||_2^2. The dual of
+    min ||z - y||^2 / 2 s.t. G z <= h is a non-negative quadratic program with
+    z = y - G^T lam. Returns (z (n, k), lam (n, p)); z may violate the
+    constraints by the solver's remaining error.
+    """
+
+    def body(_, carry):
+        lam, mu, t = carry
+        lam_next = jnp.maximum(0.0, mu + inv_lipschitz * ((Y - mu @ G) @ G.T - h))
+        t_next = 0.5 * (1.0 + jnp.sqrt(1.0 + 4.0 * t * t))
+        mu = lam_next + ((t - 1.0) / t_next) * (lam_next - lam)
+        return lam_next, mu, t_next
+
+    lam, _, _ = lax.fori_loop(0, iters, body, (lam, lam, jnp.asarray(1.0, Y.dtype)))
+    return Y - lam @ G, lam
+
+
+def shrink_into_polytope(Z: Array, G: Array, h: Array) -> Array:
+    """Move each row of Z towards the interior point z = 0 until ``G z <= h`` (h > 0).
+
+    Z: (n, k); h: (n, p). The segment from an interior point to z leaves the
+    polytope at t = min h_i / (G_i z) over the violated rows, so the result is
+    feasible up to rounding and equal to Z wherever Z was already feasible.
+    """
+    if Z.shape[-1] == 0:
+        return Z
+    Gz = Z @ G.T
+    out = Gz > h
+    ratio = jnp.where(out, h / jnp.where(out, Gz, 1.0), 1.0)
+    return Z * jnp.min(ratio, axis=-1, keepdims=True)
+
+
+# -- the general path -----------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class _Plan:
+    """Everything static about one search (hashable: part of the compile key)."""
+
+    structure: Domain  # columns only; constraint values travel as arrays
+    polytope: bool
+    enumerate: bool
+    local: bool
+    per_combo: int
+    num_restarts: int
+    steps: int
+    learning_rate: float
+    walk_steps: int
+    projection_iters: int
+    final_projection_iters: int
+    polish_steps: int
+    search_rounds: int
+
+
+class _Arrays(eqx.Module):
+    """The constraint data of one search (traced, so new values do not recompile)."""
+
+    combos: Array  # (C, n_onehot_cols) values of the one-hot columns per combination
+    basis: Array  # (d, k)
+    G: Array  # (p, k)
+    inv_lipschitz: Array  # ()
+    centers: Array  # (C, d)
+    h: Array  # (C, p)
+    A_eq: Array
+    b_eq: Array
+    A_ub: Array
+    b_ub: Array
+
+
+def _violation(X: Array, a: _Arrays) -> Array:
+    """Largest violation of bounds and linear constraints: (..., d) -> (...)."""
+    v = jnp.maximum(jnp.max(-X, axis=-1), jnp.max(X - 1.0, axis=-1))
+    if a.A_eq.shape[0]:
+        v = jnp.maximum(v, jnp.max(jnp.abs(X @ a.A_eq.T - a.b_eq), axis=-1))
+    if a.A_ub.shape[0]:
+        v = jnp.maximum(v, jnp.max(X @ a.A_ub.T - a.b_ub, axis=-1))
+    return v
+
+
+def _finite(v: Array) -> Array:
+    return jnp.where(jnp.isfinite(v), v, -jnp.inf)
+
+
+def _climb_box(acquisition, X0: Array, free: Array, steps: int, learning_rate: float,
+               polish_steps: int) -> Array:
+    """Adam ascent clipped to the unit box, then a spectral polish; columns with
+    ``free == 0`` stay put."""
+
+    def total(X):
+        return jnp.sum(acquisition(X))
+
+    opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05))
+
+    def step(carry, _):
+        X, state = carry
+        g = jax.grad(total)(X) * free
+        g = jnp.where(jnp.isfinite(g), g, 0.0)
+        updates, state = opt.update(-g, state, X)
+        return (jnp.clip(optax.apply_updates(X, updates), 0.0, 1.0), state), None
+
+    (X, _), _ = lax.scan(step, (X0, opt.init(X0)), None, length=steps)
+    value_and_grad = _value_and_grad(acquisition, lambda X: X, free)
+    return _spectral_polish(value_and_grad, X, lambda Y, s: (jnp.clip(Y, 0.0, 1.0), s), (),
+                            polish_steps)
+
+
+def _climb_polytope(acquisition, Z0: Array, centers: Array, h: Array, a: _Arrays,
+                    plan: _Plan) -> Array:
+    """Projected momentum ascent in null-space coordinates; returns feasible (B, k)."""
+    basis, G = a.basis, a.G
+
+    def total(Z):
+        return jnp.sum(acquisition(centers + Z @ basis.T))
+
+    schedule = optax.cosine_decay_schedule(plan.learning_rate, plan.steps, alpha=0.05)
+    b1, b2, eps = 0.9, 0.999, 1e-12
+
+    def step(carry, t):
+        Z, _, m, v, lam = carry
+        g = jax.grad(total)(Z)
+        g = jnp.where(jnp.isfinite(g), g, 0.0)
+        m = b1 * m + (1 - b1) * g
+        # One second moment per start: the step is a scaled gradient, so that
+        # the Euclidean projection keeps the KKT points as fixed points.
+        v = b2 * v + (1 - b2) * jnp.mean(g * g, axis=-1, keepdims=True)
+        m_hat = m / (1 - b1 ** (t + 1.0))
+        v_hat = v / (1 - b2 ** (t + 1.0))
+        Y = Z + schedule(t) * m_hat / (jnp.sqrt(v_hat) + eps)
+        Z, lam = project_polytope(Y, lam, G, h, a.inv_lipschitz, plan.projection_iters)
+        return (Z, Y, m, v, lam), None
+
+    B = Z0.shape[0]
+    init = (Z0, Z0, jnp.zeros_like(Z0), jnp.zeros((B, 1), Z0.dtype),
+            jnp.zeros((B, G.shape[0]), Z0.dtype))
+    (_, Y, _, _, lam), _ = lax.scan(step, init, jnp.arange(plan.steps, dtype=Z0.dtype))
+    Z, lam = project_polytope(Y, lam, G, h, a.inv_lipschitz, plan.final_projection_iters)
+    Z = shrink_into_polytope(Z, G, h)
+
+    def project(Y, lam):
+        Z, lam = project_polytope(Y, lam, G, h, a.inv_lipschitz,
+                                  plan.final_projection_iters // 10)
+        return shrink_into_polytope(Z, G, h), lam
+
+    value_and_grad = _value_and_grad(acquisition, lambda Z: centers + Z @ basis.T)
+    return _spectral_polish(value_and_grad, Z, project, lam, plan.polish_steps)
+
+
+def _spectral_polish(value_and_grad, Z: Array, project, state, steps: int) -> Array:
+    """Projected gradient with Barzilai-Borwein steps from the ascent's end point.
+
+    Adam-type steps stall near an optimum (their second moment remembers the
+    large early gradients); a spectral step uses the local curvature instead,
+    which finishes a smooth optimum to high accuracy in a few steps. The best
+    point seen per row is kept, so the polish never makes a row worse.
+    value_and_grad: Z (B, k) -> values (B,), gradients (B, k);
+    project: (Y, state) -> (feasible Z, state), state e.g. dual warm starts.
+    """
+
+    def step(carry, _):
+        Z, g, Z_prev, g_prev, state, best_Z, best_v = carry
+        s, y = Z - Z_prev, g_prev - g
+        sy, ss = jnp.sum(s * y, -1, keepdims=True), jnp.sum(s * s, -1, keepdims=True)
+        alpha = jnp.where(sy > 1e-30, ss / jnp.where(sy > 1e-30, sy, 1.0), 1e-3)
+        Z_next, state = project(Z + jnp.clip(alpha, 1e-8, 1e2) * g, state)
+        v_next, g_next = value_and_grad(Z_next)
+        better = (v_next > best_v)[:, None]
+        return (Z_next, g_next, Z, g, state, jnp.where(better, Z_next, best_Z),
+                jnp.maximum(v_next, best_v)), None
+
+    v, g = value_and_grad(Z)
+    # A first small step gives the curvature estimate for the next ones.
+    rms = jnp.sqrt(jnp.mean(g * g, axis=-1, keepdims=True)) + 1e-30
+    Z1, state = project(Z + 1e-3 * g / rms, state)
+    v1, g1 = value_and_grad(Z1)
+    better = (v1 > v)[:, None]
+    init = (Z1, g1, Z, g, state, jnp.where(better, Z1, Z), jnp.maximum(v1, v))
+    (*_, best_Z, _), _ = lax.scan(step, init, None, length=steps)
+    return best_Z
+
+
+def _value_and_grad(acquisition, to_x, free=None):
+    """Per-row values and gradients of acquisition(to_x(Z)) in one pass."""
+
+    def fn(Z):
+        values, pullback = jax.vjp(lambda Z: acquisition(to_x(Z)), Z)
+        (g,) = pullback(jnp.ones_like(values))
+        g = jnp.where(jnp.isfinite(g), g, 0.0)
+        return _finite(values), g if free is None else g * free
+
+    return fn
+
+
+def _flip_table(domain: Domain) -> tuple[np.ndarray, np.ndarray]:
+    """Single-group moves: (M, d) masks of a group's columns and (M, d) values setting one."""
+    masks, values = [], []
+    for group in domain.onehot:
+        for col in group:
+            mask, value = np.zeros(domain.dim, bool), np.zeros(domain.dim)
+            mask[list(group)] = True
+            value[col] = 1.0
+            masks.append(mask)
+            values.append(value)
+    return np.asarray(masks), np.asarray(values)
+
+
+def _local_search(acquisition, X: Array, a: _Arrays, plan: _Plan) -> Array:
+    """Greedy one-group flips from each row of X (K, d); returns (K, d), never worse."""
+    domain = plan.structure
+    masks, values = (jnp.asarray(t) for t in _flip_table(domain))
+    K, d, M = X.shape[0], domain.dim, masks.shape[0]
+
+    def one_round(X, _):
+        neighbours = jnp.where(masks[None], values[None], X[:, None, :])  # (K, M, d)
+        v = _finite(acquisition(neighbours.reshape(K * M, d))).reshape(K, M)
+        if plan.polytope:
+            v = jnp.where(_violation(neighbours, a) <= FEASIBILITY_TOL, v, -jnp.inf)
+        best = jnp.argmax(v, axis=1)
+        moved = neighbours[jnp.arange(K), best]
+        return jnp.where(jnp.isfinite(v.max(axis=1))[:, None], moved, X), None
+
+    X, _ = lax.scan(one_round, X, None, length=plan.search_rounds)
+    return X
+
+
+@eqx.filter_jit
+def _search(acquisition, key: Array, a: _Arrays, plan: _Plan):
+    """All candidates of one search: (M, d) points, (M,) values, (M,) feasible."""
+    domain = plan.structure
+    d, C, S = domain.dim, a.combos.shape[0], plan.per_combo
+    oh = list(domain.onehot_columns)
+    k_raw, k_walk = jax.random.split(key)
+
+    # 1. Space-filling points, per category combination when enumerating.
+    if plan.polytope:
+        k = a.basis.shape[1]
+        h_raw = jnp.repeat(a.h, S, axis=0)
+        c_raw = jnp.repeat(a.centers, S, axis=0)
+        # Quasi-random points of a box around each slice (the unit cube seen
+        # in z), pulled into the polytope towards its centre, then a few
+        # hit-and-run moves: coverage up to the boundary, where acquisition
+        # optima often are, without a long walk from the centre.
+        to_zero, to_one = -a.centers[:, :, None] * a.basis, (1 - a.centers[:, :, None]) * a.basis
+        lo = jnp.sum(jnp.minimum(to_zero, to_one), axis=1)
+        hi = jnp.sum(jnp.maximum(to_zero, to_one), axis=1)
+        U = jnp.tile(quasi_random(k_raw, S, k), (C, 1))
+        Z_raw = jnp.repeat(lo, S, axis=0) + U * jnp.repeat(hi - lo, S, axis=0)
+        Z_raw = shrink_into_polytope(Z_raw, a.G, h_raw)
+        Z_raw = hit_and_run(k_walk, Z_raw, a.G, h_raw, plan.walk_steps)
+        Z_raw = shrink_into_polytope(Z_raw, a.G, h_raw)
+        X_raw = c_raw + Z_raw @ a.basis.T
+    else:
+        X_raw = jnp.tile(quasi_random(k_raw, S, d), (C, 1))
+        if plan.enumerate:
+            X_raw = X_raw.at[:, oh].set(jnp.repeat(a.combos, S, axis=0))
+    combo_of = jnp.repeat(jnp.arange(C), S)
+    raw_values = _finite(acquisition(X_raw))
+
+    # 2. Starts: the best overall, plus the best of every combination.
+    starts = jnp.argsort(-raw_values)[: plan.num_restarts]
+    if C > 1:
+        starts = jnp.concatenate([starts, jnp.argmax(raw_values.reshape(C, S), axis=1)
+                                  + jnp.arange(C) * S])
+    X0, combo0 = X_raw[starts], combo_of[starts]
+
+    # 3. Climb.
+    if plan.polytope and a.basis.shape[1]:
+        centers, h = a.centers[combo0], a.h[combo0]
+        Z = _climb_polytope(acquisition, Z_raw[starts], centers, h, a, plan)
+        X = centers + Z @ a.basis.T
+    elif plan.polytope:
+        X = X0
+    else:
+        free = jnp.ones(d).at[jnp.asarray(oh, int)].set(0.0) if plan.enumerate else jnp.ones(d)
+        X = _climb_box(acquisition, X0, free, plan.steps, plan.learning_rate,
+                       plan.polish_steps)
+
+    # 4. Round; improve the categories by local search when not enumerated.
+    candidates = domain.snap(jnp.concatenate([X, X0], axis=0))
+    if plan.local:
+        values = _finite(acquisition(candidates))
+        top = candidates[jnp.argsort(-values)[: plan.num_restarts]]
+        found = _local_search(acquisition, top, a, plan)
+        if not plan.polytope:
+            free = jnp.ones(d).at[jnp.asarray(oh, int)].set(0.0)
+            polished = domain.snap(_climb_box(acquisition, found, free, max(plan.steps // 2, 1),
+                                              plan.learning_rate, plan.polish_steps))
+            found = jnp.concatenate([found, polished], axis=0)
+        candidates = jnp.concatenate([candidates, found], axis=0)
+    if plan.polytope:
+        # Rounding can leave a bound off by 1e-17; clipping moves nothing else.
+        candidates = jnp.clip(candidates, 0.0, 1.0)
+        feasible = _violation(candidates, a) <= FEASIBILITY_TOL
+    else:
+        feasible = jnp.ones(candidates.shape[0], bool)
+    return candidates, _finite(acquisition(candidates)), feasible
+
+
+@eqx.filter_jit
+def _evaluate(acquisition, X: Array) -> Array:
+    return _finite(acquisition(X))
+
+
+def _arrays(domain: Domain, plan_polytope: bool, enumerate_: bool) -> _Arrays | None:
+    """Host-side geometry for a search; None when no category combination is feasible."""
+    d = domain.dim
+    combos = domain.combinations() if enumerate_ else np.zeros((1, 0))
+    empty = (np.zeros((d, 0)), np.zeros((0, 0)), np.zeros((len(combos), d)),
+             np.zeros((len(combos), 0)))
+    basis, G, centers, h = empty
+    inv_l = 1.0
+    if plan_polytope:
+        fixed = domain.onehot_columns if enumerate_ else ()
+        if enumerate_ and not domain.constraints_touch(fixed):
+            # The constraints do not see the categories: one slice serves all.
+            geo = slice_geometry(domain, fixed, (tuple(combos[0]),))
+            centers = np.repeat(geo.centers, len(combos), axis=0)
+            centers[:, list(fixed)] = combos
+            h, ok = np.repeat(geo.h, len(combos), axis=0), np.repeat(geo.ok, len(combos))
+        else:
+            geo = slice_geometry(domain, fixed, tuple(tuple(c) for c in combos))
+            centers, h, ok = geo.centers, geo.h, geo.ok
+        if not ok.any():
+            return None
+        combos, centers, h = combos[ok], centers[ok], h[ok]
+        basis, G, inv_l = geo.basis, geo.G, 1.0 / geo.lipschitz
+    f = lambda v: jnp.asarray(v, dtype=jnp.float64)
+    return _Arrays(combos=f(combos), basis=f(basis), G=f(G), inv_lipschitz=f(inv_l),
+                   centers=f(centers), h=f(h), A_eq=f(domain.A_eq), b_eq=f(domain.b_eq),
+                   A_ub=f(domain.A_ub), b_ub=f(domain.b_ub))
+
+
 def maximize_acquisition(
     acquisition: eqx.Module,
     domain: Domain,
@@ -74,20 +470,70 @@ def maximize_acquisition(
     num_restarts: int = 16,
     steps: int = 100,
     learning_rate: float = 0.05,
+    max_combinations: int = 64,
 ) -> tuple[Array, Array]:
     """The best valid point found for ``acquisition`` and its value.
 
-    acquisition: maps (q, dim) encoded points to (q,) values;
-    raw_samples: quasi-random points scored to pick the starts;
-    num_restarts: starts climbed together; steps: Adam steps per start.
+    acquisition: maps (b, dim) encoded points to (b,) values;
+    domain: the encoded domain; every returned point satisfies its bounds,
+    equalities and inequalities to 1e-9 and has valid integer and one-hot values;
+    raw_samples: space-filling points scored to pick the starts;
+    num_restarts: starts climbed together; steps: ascent steps per start;
+    max_combinations: enumerate every category combination when there are at
+    most this many, else search them locally.
     Returns x: (dim,) and its acquisition value ().
     """
     if num_restarts > raw_samples:
         raise ValueError(
             f"num_restarts ({num_restarts}) cannot exceed raw_samples ({raw_samples})"
         )
-    return _maximize(acquisition, key, domain, raw_samples, num_restarts, steps,
-                     learning_rate)
+    if not domain.constrained and not domain.onehot:
+        return _maximize(acquisition, key, domain, raw_samples, num_restarts, steps,
+                         learning_rate)
+    enumerate_ = bool(domain.onehot) and domain.n_combinations <= max_combinations
+    a = _arrays(domain, domain.constrained, enumerate_)
+    if a is None:
+        raise ValueError("no category combination satisfies the linear constraints")
+    C = a.combos.shape[0]
+    k = a.basis.shape[1]
+    plan = _Plan(
+        structure=domain.structure, polytope=domain.constrained, enumerate=enumerate_,
+        local=bool(domain.onehot) and not enumerate_,
+        per_combo=max(math.ceil(raw_samples / C), min(raw_samples, 32)),
+        num_restarts=num_restarts, steps=steps, learning_rate=learning_rate,
+        walk_steps=k + 4, projection_iters=10, final_projection_iters=200,
+        polish_steps=max(steps // 4, 1),
+        search_rounds=min(len(domain.onehot) + 1, 8),
+    )
+    candidates, values, feasible = (np.asarray(t) for t in _search(acquisition, key, a, plan))
+    rounded = [c for c, _ in domain.integer] + (list(domain.onehot_columns) if plan.local else [])
+    if domain.constraints_touch(rounded):
+        candidates, values, feasible = _repair(acquisition, domain, candidates, values,
+                                               feasible, num_restarts)
+    if not feasible.any():
+        raise RuntimeError("the optimiser found no feasible point; please report this domain")
+    best = int(np.argmax(np.where(feasible, values, -np.inf)))
+    if not np.isfinite(values[best]) and not np.isfinite(values[feasible]).any():
+        best = int(np.flatnonzero(feasible)[0])
+    return jnp.asarray(candidates[best]), jnp.asarray(values[best])
 
 
-__all__ = ["maximize_acquisition", "quasi_random"]
+def _repair(acquisition, domain: Domain, candidates, values, feasible, n: int):
+    """Repair the best rounded-but-infeasible candidates on the host and re-score them."""
+    best_feasible = np.max(np.where(feasible, values, -np.inf))
+    order = np.argsort(-values)[:n]
+    todo = order[~feasible[order] & (values[order] > best_feasible)]
+    if len(todo) == 0:
+        return candidates, values, feasible
+    fixed, ok = domain.repair(candidates[todo])
+    # Re-score at a fixed batch size, so repeated calls reuse one compilation.
+    padded = np.concatenate([fixed, np.repeat(fixed[:1], n - len(todo), axis=0)])
+    scores = np.asarray(_evaluate(acquisition, jnp.asarray(padded)))[: len(todo)]
+    candidates, values, feasible = candidates.copy(), values.copy(), feasible.copy()
+    candidates[todo], values[todo] = fixed, scores
+    feasible[todo] = ok & domain.feasible(fixed)
+    return candidates, values, feasible
+
+
+__all__ = ["hit_and_run", "maximize_acquisition", "project_polytope", "quasi_random",
+           "shrink_into_polytope"]
