@@ -166,3 +166,33 @@ def test_branin_closed_loop_reaches_low_regret():
         regrets.append(problem.regret(best.outcomes["y"]))
     assert min(regrets) >= -1e-9  # nothing beats the known optimum
     assert np.median(regrets) < 0.05, regrets
+
+
+@pytest.mark.parametrize("kind", ["log_nei", "qlog_nei", "log_pi", "ucb", "mes",
+                                  "max_variance", "ivr", "thompson"])
+def test_every_acquisition_type_proposes_valid_new_points(kind):
+    problem = wb.problems.get("branin")
+    c = wb.Campaign.from_dict({
+        "name": f"acq-{kind}", "store": None, "tracking": None, "seed": 1,
+        "space": [{"name": "x1", "type": "continuous", "low": -5.0, "high": 10.0},
+                  {"name": "x2", "type": "continuous", "low": 0.0, "high": 15.0}],
+        "objectives": [{"name": "y", "direction": "minimize"}],
+        "initial_design": {"n": 5},
+        "acquisition": {"type": kind, "batch_size": 2, "mc_samples": 32,
+                        "raw_samples": 256, "num_restarts": 4, "steps": 20},
+    })
+    c.run(problem, budget=5)
+    seen = {(t.params["x1"], t.params["x2"]) for t in c.trials}
+    batch = c.ask(2)
+    assert [t.strategy for t in batch] == [kind, kind]
+    for t in batch:
+        assert -5.0 <= t.params["x1"] <= 10.0 and 0.0 <= t.params["x2"] <= 15.0
+        assert (t.params["x1"], t.params["x2"]) not in seen
+        assert t.prediction["y"].std > 0
+    assert batch[0].params != batch[1].params
+    if kind == "max_variance":
+        # Pure exploration goes where the model knows least: far from the data.
+        X = np.array(sorted(seen))
+        for t in batch:
+            gap = np.min(np.hypot((X[:, 0] - t.params["x1"]) / 15, (X[:, 1] - t.params["x2"]) / 15))
+            assert gap > 0.1

@@ -78,6 +78,12 @@ def _data_hash(X: np.ndarray, Y: np.ndarray) -> str:
 _COMPACT_MIN_EVENTS = 64
 
 
+def jax_key_split(key):
+    import jax
+
+    return jax.random.split(key)[1]
+
+
 def _copy(t: Trial) -> Trial:
     return replace(t, params=dict(t.params), outcomes=dict(t.outcomes),
                    prediction=dict(t.prediction) if t.prediction else None)
@@ -476,8 +482,7 @@ class Campaign:
         import jax
         import jax.numpy as jnp
 
-        from active_learning import (LogExpectedImprovement, UpperConfidenceBound,
-                                     maximize_acquisition)
+        from active_learning import maximize_acquisition
         from surrogates import GPHyperparameters, fit_gp
         from workbench._jax import configure_jax, posterior_moments
 
@@ -511,14 +516,16 @@ class Campaign:
         acq_cfg = self.spec.acquisition
         chosen, values = [], []
         for j in range(q):
-            if acq_cfg.type == "ucb":
-                acq = UpperConfidenceBound(model, beta=acq_cfg.beta, sign=obj.sign)
+            k_j = jax.random.fold_in(k_acq, j)
+            if acq_cfg.type == "thompson":
+                x, v = self._thompson(model, domain, k_j, obj.sign)
             else:
-                acq = LogExpectedImprovement(model, jnp.asarray(obj.sign * best), sign=obj.sign)
-            x, v = maximize_acquisition(
-                acq, domain, jax.random.fold_in(k_acq, j), raw_samples=acq_cfg.raw_samples,
-                num_restarts=acq_cfg.num_restarts, steps=acq_cfg.steps,
-            )
+                acq = self._acquisition(model, jnp.asarray(X), obj.sign * best, obj.sign,
+                                        jax.random.fold_in(k_j, 1), domain)
+                x, v = maximize_acquisition(
+                    acq, domain, k_j, raw_samples=acq_cfg.raw_samples,
+                    num_restarts=acq_cfg.num_restarts, steps=acq_cfg.steps,
+                )
             chosen.append(np.asarray(x))
             values.append(float(v))
             if j < q - 1:
@@ -544,6 +551,50 @@ class Campaign:
         }
         audits = [dict(audit, batch_position=j, acquisition_value=values[j]) for j in range(q)]
         return self.space.decode(Xc), preds, values, audits
+
+    def _acquisition(self, model, X_train, best, sign: float, key, domain):
+        """The acquisition function the spec names, on ``model`` (fantasies included).
+
+        best: the incumbent in "maximise sign * y" terms; X_train: (n, d) the
+        observed encoded inputs (the baseline of the noisy variants).
+        """
+        import jax.numpy as jnp
+
+        import active_learning as al
+
+        cfg = self.spec.acquisition
+        kind = cfg.type
+        if kind == "ucb":
+            return al.UpperConfidenceBound(model, beta=cfg.beta, sign=sign)
+        if kind == "log_pi":
+            return al.LogProbabilityOfImprovement(model, jnp.asarray(best), sign=sign)
+        if kind == "log_nei":
+            return al.LogNoisyExpectedImprovement(model, X_train, sign=sign,
+                                                  num_samples=cfg.mc_samples)
+        if kind == "qlog_nei":
+            return al.qLogNoisyExpectedImprovement(model, X_train, sign=sign,
+                                                   num_samples=cfg.mc_samples)
+        if kind == "max_variance":
+            return al.PosteriorVariance(model)
+        if kind == "ivr":
+            reference = al.quasi_random(key, 256, domain.dim)
+            noise = jnp.asarray(1e-6)  # variance reduction of the latent function
+            return al.IntegratedVarianceReduction(model, reference, noise)
+        if kind == "mes":
+            candidates = al.quasi_random(key, 1024, domain.dim)
+            optima = al.sample_optimal_values(model, candidates, key, num_samples=16, sign=sign)
+            return al.MaxValueEntropySearch(model, optima, sign=sign)
+        return al.LogExpectedImprovement(model, jnp.asarray(best), sign=sign)
+
+    def _thompson(self, model, domain, key, sign: float):
+        """One Thompson sample: the argmax of a joint posterior draw on a
+        quasi-random candidate set of valid points."""
+        import active_learning as al
+
+        n = min(self.spec.acquisition.raw_samples, 1024)
+        candidates = domain.snap(al.quasi_random(key, n, domain.dim))
+        (idx,) = al.thompson_sample(model, candidates, jax_key_split(key), q=1, sign=sign)
+        return candidates[idx], float("nan")
 
     # -- tell -------------------------------------------------------------
 

@@ -10,23 +10,49 @@ from __future__ import annotations
 
 import re
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_validator,
+                      model_validator)
 
 from workbench import problems
 from workbench._yaml import line_of, load_yaml
 from workbench.errors import SpecError, SpecIssue
-from workbench.space import Categorical, Integer, Objective, Parameter
+from workbench.space import Categorical, Continuous, Integer, Objective
 
 DEFAULT_STORE = "campaigns/{name}.zarr"
 DEFAULT_TRACKING = "sqlite:///campaigns/mlflow.db"
 _PYTHON_TARGET = re.compile(r"^[\w./\\-]+:[A-Za-z_]\w*$")
+_SCHEDULER_ADDRESS = re.compile(r"^(tcp|tls|ws|wss|ucx|inproc)://\S+$")
 _TAGS = {"continuous", "integer", "categorical", "composition"}
 
 
 class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class _CompositionSpec(_Strict):
+    """``type: composition`` in a spec: refused as an issue with its field and line.
+
+    ``wb.Composition`` raises NotSupportedYet from ``__init__``, which pydantic
+    calls while validating, so the whole spec would stop at the first one with
+    neither file, line nor field; this stand-in reports it like any other problem.
+    """
+
+    type: Literal["composition"] = "composition"
+
+    @model_validator(mode="before")
+    @classmethod
+    def _reject(cls, data: Any) -> Any:
+        raise ValueError(
+            "composition parameters are not supported yet (planned with the materials domain);"
+            " expected type continuous, integer or categorical"
+        )
+
+
+SpecParameter = Annotated[
+    Union[Continuous, Integer, Categorical, _CompositionSpec], Field(discriminator="type")
+]
 
 
 class InitialDesignSpec(_Strict):
@@ -48,26 +74,32 @@ class SurrogateSpec(_Strict):
 class AcquisitionSpec(_Strict):
     """The acquisition function and its optimiser."""
 
-    type: Literal["log_ei", "ucb"] = "log_ei"
+    type: Literal["log_ei", "log_nei", "qlog_nei", "log_pi", "ucb", "mes", "max_variance",
+                  "ivr", "thompson"] = "log_ei"
     batch_size: int = Field(default=1, ge=1, le=1000)
     beta: float = Field(default=4.0, gt=0)
+    mc_samples: int = Field(default=128, ge=8, le=4096,
+                            description="Monte-Carlo samples (log_nei, qlog_nei, mes, thompson)")
     raw_samples: int = Field(default=1024, ge=16, le=1_000_000)
     num_restarts: int = Field(default=16, ge=1, le=1024)
     steps: int = Field(default=100, ge=1, le=10_000)
 
 
 class OracleSpec(_Strict):
-    """What ``run`` evaluates: a built-in test problem or a Python function."""
+    """What ``run`` evaluates: a built-in test problem, a Python function or a command."""
 
     builtin: str | None = None
     python: str | None = Field(default=None, description="module:function or path/file.py:function")
+    command: str | None = Field(default=None, description="lab script template, e.g."
+                                " './run_reactor.sh {temperature} {pressure}'; JSON on stdout")
+    timeout: float | None = Field(default=None, gt=0, description="seconds a command may run")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "OracleSpec":
-        given = [k for k in ("builtin", "python") if getattr(self, k) is not None]
+        given = [k for k in ("builtin", "python", "command") if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                f"got {given or 'neither'}; expected exactly one of builtin or python"
+                f"got {given or 'neither'}; expected exactly one of builtin, python or command"
             )
         if self.builtin is not None and self.builtin not in problems.PROBLEMS:
             raise ValueError(
@@ -78,6 +110,57 @@ class OracleSpec(_Strict):
                 f"python: got {self.python!r}; expected 'package.module:function'"
                 " or 'path/to/file.py:function'"
             )
+        if self.timeout is not None and self.command is None:
+            raise ValueError(
+                f"timeout: got {self.timeout:g} with a {given[0]} oracle; expected it only with"
+                " command (an executor's timeout bounds other oracles)"
+            )
+        return self
+
+
+class ExecutorSpec(_Strict):
+    """Where ``run`` evaluates: local processes or a Dask cluster.
+
+    ``{dask: tcp://host:8786}`` is short for ``{type: dask, address: tcp://host:8786}``.
+    """
+
+    type: Literal["local", "dask"] = "local"
+    workers: int | None = Field(default=None, ge=1, le=4096,
+                                description="evaluations at once; default: CPU count"
+                                " (local) or the cluster's threads (dask)")
+    timeout: float | None = Field(default=None, gt=0, description="seconds per evaluation")
+    retries: int = Field(default=0, ge=0, le=100,
+                         description="extra attempts after a failure, timeout or lost worker")
+    address: str | None = Field(default=None, description="Dask scheduler, tcp://host:8786")
+
+    @model_validator(mode="before")
+    @classmethod
+    def _shorthand(cls, data: Any) -> Any:
+        if isinstance(data, dict) and "dask" in data:
+            data = dict(data)
+            address = data.pop("dask")
+            if data.get("type", "dask") != "dask":
+                raise ValueError(f"dask: got {address!r} with type {data['type']!r};"
+                                 " expected type dask (or no type)")
+            if "address" in data:
+                raise ValueError(f"dask: got {address!r} and address {data['address']!r};"
+                                 " expected one of them")
+            data.update(type="dask", address=address)
+        return data
+
+    @field_validator("address")
+    @classmethod
+    def _address(cls, value: str | None) -> str | None:
+        if value is not None and not _SCHEDULER_ADDRESS.match(value):
+            raise ValueError(f"got {value!r}; expected a scheduler address such as"
+                             " 'tcp://host:8786'")
+        return value
+
+    @model_validator(mode="after")
+    def _address_needs_dask(self) -> "ExecutorSpec":
+        if self.address is not None and self.type != "dask":
+            raise ValueError(f"address: got {self.address!r} with type {self.type!r};"
+                             " expected type dask")
         return self
 
 
@@ -88,7 +171,7 @@ class CampaignSpec(_Strict):
     partner: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                          max_length=64)
     description: str = ""
-    space: list[Parameter] = Field(min_length=1)
+    space: list[SpecParameter] = Field(min_length=1)
     constraints: list[str] = Field(default_factory=list)
     objectives: list[Objective] = Field(min_length=1)
     outcome_constraints: list[str] = Field(default_factory=list)
@@ -97,6 +180,7 @@ class CampaignSpec(_Strict):
     acquisition: AcquisitionSpec = Field(default_factory=AcquisitionSpec)
     budget: int | None = Field(default=None, ge=1, le=1_000_000)
     oracle: OracleSpec | None = None
+    executor: ExecutorSpec | None = None
     store: str | None = None
     tracking: str | None = None
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
@@ -143,7 +227,25 @@ def _semantic_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
                         f" {problem.parameter_names}; the space has {names}"))
         if any(isinstance(p, (Integer, Categorical)) for p in spec.space):
             out.append((("oracle", "builtin"), f"{problem.name!r} needs continuous parameters"))
+    if spec.oracle is not None and spec.oracle.command is not None:
+        out += _command_issues(spec.oracle.command, names)
     return out
+
+
+def _command_issues(command: str, names: list[str]) -> list[tuple[tuple, str]]:
+    """Placeholders of a command template that name no parameter (checked before any run)."""
+    from workbench.oracles import placeholders
+
+    where = ("oracle", "command")
+    try:
+        used = placeholders(command)
+    except ValueError as e:
+        return [(where, f"got {command!r}; {e}; expected words with {{parameter}} placeholders"
+                        " ({{ and }} for literal braces)")]
+    if not command.strip():
+        return [(where, "got an empty command; expected a program and its arguments")]
+    return [(where, f"got placeholder {{{name}}} in {command!r}; expected one of the"
+                    f" parameters {names}") for name in used if name not in names]
 
 
 def _format_path(loc: tuple) -> str:
@@ -165,8 +267,6 @@ def _strip_tags(loc: tuple) -> tuple:
 
 def _model_at(loc: tuple, data: Any) -> type[BaseModel] | None:
     """The pydantic model that owns the key at ``loc`` (for 'expected one of')."""
-    from workbench.space import Continuous
-
     by_type = {"continuous": Continuous, "integer": Integer, "categorical": Categorical}
     model: Any = CampaignSpec
     node = data
