@@ -3,14 +3,17 @@
 optax's L-BFGS is excellent for one problem, but its zoom line search is full
 of ``lax.cond``; under ``vmap`` every branch runs for every restart, which made
 a vmapped multi-start fit an order of magnitude slower than one start. Here
-every step uses ``where`` instead: two-loop recursion, Armijo backtracking in a ``while_loop``, and a per-problem ``done`` flag
-that freezes converged problems.
+every step uses ``where`` instead: two-loop recursion, Armijo backtracking in
+a ``while_loop``, and a per-problem ``done`` flag that freezes converged
+problems. ``minimize_with_aux`` backtracks on values alone and takes one
+gradient per iteration, reusing what the value computed (a Cholesky factor).
 """
 
 from __future__ import annotations
 
 from typing import Callable, NamedTuple
 
+import jax
 import jax.numpy as jnp
 from jax import Array, lax
 from jax.flatten_util import ravel_pytree
@@ -68,13 +71,41 @@ def minimize(
     decrease below ``ftol``, the line search fails, or after ``max_iter``
     iterations. Returns (x*, f(x*), iterations). Safe to vmap.
     """
+    return minimize_with_aux(
+        value_and_grad, lambda x, g: g, x0, max_iter=max_iter, gtol=gtol, ftol=ftol,
+        memory=memory, max_backtracks=max_backtracks,
+    )
+
+
+def minimize_with_aux(
+    value: Callable,
+    grad: Callable,
+    x0,
+    *,
+    max_iter: int = 100,
+    gtol: float | Array = 1e-5,
+    ftol: float = 1e-10,
+    memory: int = 8,
+    max_backtracks: int = 12,
+):
+    """Minimise f from ``x0`` (any pytree) with a value-only line search.
+
+    value(x) -> (f, aux); grad(x, aux) -> gradient pytree, where aux is what
+    the gradient can reuse from the value (a GP's Cholesky factor). The line
+    search calls only ``value``; ``grad`` runs once per iteration, at the
+    accepted point, so a backtrack costs a value, not a gradient.
+    Same stopping rules and return value as :func:`minimize`; gtol may be traced.
+    """
     flat0, unravel = ravel_pytree(x0)
 
-    def vg(v):
-        f, g = value_and_grad(unravel(v))
-        return f, ravel_pytree(g)[0]
+    def value_flat(v):
+        return value(unravel(v))
 
-    f0, g0 = vg(flat0)
+    def grad_flat(v, aux):
+        return ravel_pytree(grad(unravel(v), aux))[0]
+
+    f0, aux0 = value_flat(flat0)
+    g0 = grad_flat(flat0, aux0)
     p = flat0.shape[0]
     init = _State(
         x=flat0, f=f0, g=g0, S=jnp.zeros((memory, p)), Yd=jnp.zeros((memory, p)),
@@ -96,12 +127,14 @@ def minimize(
         def body(c):
             t, _, _, k = c
             t = jnp.where(k == 0, t, 0.5 * t)
-            fn, gn = vg(x + t * d)
-            return t, fn, gn, k + 1
+            fn, aux = value_flat(x + t * d)
+            return t, fn, aux, k + 1
 
-        start = (jnp.asarray(1.0), jnp.asarray(jnp.inf), jnp.zeros_like(x), jnp.asarray(0))
-        t, fn, gn, _ = lax.while_loop(cond, body, start)
-        return t, fn, gn
+        aux_shape = jax.eval_shape(value_flat, x)[1]
+        start = (jnp.asarray(1.0), jnp.asarray(jnp.inf),
+                 jax.tree.map(lambda a: jnp.zeros(a.shape, a.dtype), aux_shape), jnp.asarray(0))
+        t, fn, aux, _ = lax.while_loop(cond, body, start)
+        return t, fn, aux
 
     def step(s: _State) -> _State:
         newest = (s.stored - 1) % memory
@@ -110,9 +143,10 @@ def minimize(
         d = jnp.where(s.g @ d < 0, d, -s.g)
         # A first steepest-descent step of unit length at most.
         d = jnp.where(s.stored == 0, d / jnp.maximum(1.0, jnp.linalg.norm(d)), d)
-        t, fn, gn = line_search(s.x, s.f, d, s.g @ d, ~s.done)
+        t, fn, aux = line_search(s.x, s.f, d, s.g @ d, ~s.done)
         accepted = jnp.isfinite(fn) & (fn <= s.f)
         sv = t * d
+        gn = grad_flat(s.x + sv, aux)
         yv = gn - s.g
         sy = sv @ yv
         keep = accepted & (sy > 1e-12)

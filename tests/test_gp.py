@@ -1,5 +1,6 @@
 """The exact GP against closed forms computed independently with numpy."""
 
+import json
 import math
 
 import jax
@@ -9,6 +10,7 @@ import pytest
 
 import surrogates as sg
 from surrogates import gp
+from surrogates import kernels as K
 
 
 def _matern52_np(A, B, ls, var):
@@ -90,8 +92,7 @@ def test_analytic_gradient_matches_finite_differences(data):
                                        bounds=bounds)
     theta = jax.tree.map(lambda a: a[0], model.hyperparameters)
     Z, ys, mask = model.X, model.Y[:, 0], model.mask[:, 0]
-    sqdiff = (Z[:, None, :] - Z[None, :, :]) ** 2
-    value, grad = gp._nll_value_and_grad(theta, sqdiff, ys, mask)
+    value, grad = gp._nll_value_and_grad(theta, Z, ys, mask)
     flat, unravel = jax.flatten_util.ravel_pytree(theta)
     grad_flat, _ = jax.flatten_util.ravel_pytree(grad)
 
@@ -192,3 +193,214 @@ def test_conditioning_compiles_once_per_capacity_not_per_observation():
         base = sg.gp_from_hyperparameters(X[:n], y[:n], theta, capacity=32)
         base.condition(jnp.asarray(X[n:n + 1]), jnp.asarray(y[n:n + 1, None]))
     assert gp._condition._cache_size() - before <= 1
+
+
+# --- any kernel, known noise, warping, plain-data round trips -----------------
+
+
+def _rbf_plus_linear_np(A, B, ls, var, v):
+    r2 = np.sum(((A[:, None, :] - B[None, :, :]) / ls) ** 2, axis=-1)
+    return var * np.exp(-0.5 * r2) + (A - 0.5) @ np.diag(v) @ (B - 0.5).T
+
+
+def test_posterior_with_known_noise_matches_closed_form_for_a_non_default_kernel(data):
+    X, y, bounds = data
+    ls, var, v = np.array([0.3, 0.5, 0.8]), 1.3, np.array([0.2, 0.5, 0.1])
+    learned, mean = 0.01, 0.2
+    theta = sg.GPHyperparameters(
+        kernel=K.RBF() + K.Linear(),
+        kernel_params=({"log_lengthscale": np.log(ls)[None], "log_variance": np.log([var])},
+                       {"log_variance": np.log(v)[None]}),
+        log_noise=np.log([learned - gp.NOISE_FLOOR]), mean=np.array([mean]),
+    )
+    known = np.random.default_rng(8).uniform(0.001, 0.5, size=len(y))  # output units
+    model = sg.gp_from_hyperparameters(X, y, theta, bounds=bounds, noise=known)
+    Xq = np.random.default_rng(4).uniform(-2.0, 5.0, size=(6, 3))
+    post = model.posterior(Xq, full_cov=True)
+
+    lower, span = bounds[0], bounds[1] - bounds[0]
+    Z, Zq = (X - lower) / span, (Xq - lower) / span
+    loc, scale = y.mean(), y.std(ddof=1)
+    ys = (y - loc) / scale
+    Kxx = _rbf_plus_linear_np(Z, Z, ls, var, v) + np.diag(learned + 1e-9 + known / scale**2)
+    Ks = _rbf_plus_linear_np(Zq, Z, ls, var, v)
+    mu = mean + Ks @ np.linalg.solve(Kxx, ys - mean)
+    cov = _rbf_plus_linear_np(Zq, Zq, ls, var, v) - Ks @ np.linalg.solve(Kxx, Ks.T)
+    np.testing.assert_allclose(post.mean[:, 0], mu * scale + loc, rtol=1e-8, atol=1e-8)
+    np.testing.assert_allclose(post.variance[:, 0], np.diag(cov) * scale**2, rtol=1e-8,
+                               atol=1e-10)
+    np.testing.assert_allclose(post.covariance[0], cov * scale**2, rtol=1e-8, atol=1e-10)
+
+
+GRAD_KERNELS = {
+    "matern12": K.Matern12(), "matern32": K.Matern32(), "matern52": K.Matern52(),
+    "rbf": K.RBF(), "linear": K.Linear(), "periodic": K.Periodic(),
+    "sum": K.Matern52() + K.Linear(), "product": K.Matern32(active_dims=(0, 1)) * K.Periodic(
+        active_dims=(2,)),
+    "warped": K.Warped(K.Matern52(), dims=(0, 2)),
+    "categorical": K.with_categorical(K.RBF(), [(3, 4), (5, 6, 7)], d=8),
+}
+
+
+def _perturbed(theta, seed):
+    leaves, treedef = jax.tree.flatten(theta)
+    rng = np.random.default_rng(seed)
+    return jax.tree.unflatten(treedef, [jnp.asarray(np.asarray(x, float)
+                                                    + rng.normal(scale=0.3, size=np.shape(x)))
+                                        for x in leaves])
+
+
+# Fixed noise is kernel-independent: the categorical product covers it.
+GRAD_CASES = [(name, name != "categorical") for name in sorted(GRAD_KERNELS)]
+
+
+@pytest.mark.parametrize(("name", "learn_noise"), GRAD_CASES,
+                         ids=[f"{k}-{'learned' if n else 'fixed'}-noise" for k, n in GRAD_CASES])
+def test_map_objective_gradient_matches_finite_differences(name, learn_noise):
+    """-log p(y | theta) - log p(theta), with padding and known noise, for every kernel."""
+    kernel = GRAD_KERNELS[name]
+    rng = np.random.default_rng(1)
+    n, N = 11, 16
+    X = rng.uniform(size=(N, 8 if name == "categorical" else 3))
+    if name == "categorical":
+        X[:, 3:5] = np.eye(2)[rng.integers(2, size=N)]
+        X[:, 5:8] = np.eye(3)[rng.integers(3, size=N)]
+    X[5] = X[2]  # a repeated experiment: r = 0 off the diagonal
+    mask = (np.arange(N) < n).astype(float)
+    y = np.where(mask > 0, np.sin(4 * X[:, 0]) + X[:, 1] ** 2, 0.0)
+    noise = mask * rng.uniform(0.0, 0.05, size=N)
+    theta = _perturbed(sg.GPHyperparameters(
+        kernel=kernel, kernel_params=kernel.init(X.shape[1]), log_noise=np.array(-4.0),
+        mean=np.array(0.1), learn_noise=learn_noise), seed=2)
+    flat, unravel = jax.flatten_util.ravel_pytree(theta)
+    args = (jnp.asarray(X), jnp.asarray(y), jnp.asarray(mask), jnp.asarray(noise))
+    h = 1e-5
+
+    @jax.jit
+    def check(flat):
+        def objective(v):
+            t = unravel(v)
+            return gp.negative_log_marginal_likelihood(t, *args) - gp.log_prior(t)
+
+        t = unravel(flat)
+        value, g = gp._nll_value_and_grad(t, *args)
+        g = jax.tree.map(jnp.subtract, g, jax.grad(gp.log_prior)(t))
+        steps = h * jnp.eye(flat.size)
+        f = jax.vmap(objective)(flat + jnp.concatenate([steps, -steps]))
+        fd = (f[:flat.size] - f[flat.size:]) / (2 * h)
+        return value - gp.log_prior(t), objective(flat), jax.flatten_util.ravel_pytree(g)[0], fd
+
+    value, reference, grad, fd = check(flat)
+    assert float(value) == pytest.approx(float(reference), rel=1e-12)
+    np.testing.assert_allclose(grad, fd, rtol=1e-6, atol=1e-6)
+    if not learn_noise:
+        assert float(theta.noise) == gp.NOISE_FLOOR
+
+
+@pytest.fixture(scope="module")
+def mixed():
+    """A fit on one continuous input and a 3-level categorical, with known noise:
+    rows 0-3 are outliers whose known noise variance (100) says so."""
+    rng = np.random.default_rng(21)
+    n = 30
+    x = rng.uniform(size=n)
+    cat = np.arange(n) % 3
+    X = np.column_stack([x, np.eye(3)[cat]])
+    offsets = np.array([0.0, 1.5, -1.0])
+
+    def f(x, cat):
+        return np.sin(5 * x) + offsets[cat]
+
+    y = f(x, cat)
+    noise = np.full(n, 1e-4)
+    y[:4] += 8.0
+    noise[:4] = 100.0
+    kernel = K.with_categorical(K.Matern52(), [(1, 2, 3)], d=4)
+    unit = (np.zeros(4), np.ones(4))
+    before = gp._fit._cache_size()
+    model = sg.fit_gp(X, y, key=jax.random.key(0), bounds=unit, kernel=kernel, noise=noise,
+                      learn_noise=False, warping=True, restarts=2, max_iter=40)
+    return dict(X=X, y=y, noise=noise, f=f, kernel=kernel, unit=unit, model=model,
+                compiles=gp._fit._cache_size() - before)
+
+
+_posterior_mean = jax.jit(lambda model, Xq: model.posterior(Xq).mean)
+
+
+def test_categorical_fit_with_known_noise_and_warping(mixed):
+    model = mixed["model"]
+    # Warping covers the continuous column only.
+    assert model.kernel == K.Warped(mixed["kernel"], dims=(0,))
+    assert float(model.hyperparameters.noise[0]) == gp.NOISE_FLOOR
+    xq = np.linspace(0.05, 0.95, 12)
+    for c in range(3):
+        Xq = np.column_stack([xq, np.tile(np.eye(3)[c], (12, 1))])
+        mean = np.asarray(_posterior_mean(model, Xq)[:, 0])
+        # The +8 outliers carry variance-100 known noise and barely move the fit.
+        np.testing.assert_allclose(mean, mixed["f"](xq, np.full(12, c)), atol=0.15)
+
+
+def test_refits_inside_a_bucket_reuse_the_program_for_any_kernel(mixed):
+    X, y, noise = mixed["X"], mixed["y"], mixed["noise"]
+    assert mixed["compiles"] == 1
+    before = gp._fit._cache_size()
+    warm = mixed["model"].hyperparameters
+    for n, w in [(20, None), (26, warm), (32, warm)]:  # all in the 32-row bucket
+        Xn = np.vstack([X, X[:2] * 0.9])[:n]
+        yn, nn = np.concatenate([y, y[:2]])[:n], np.concatenate([noise, noise[:2]])[:n]
+        sg.fit_gp(Xn, yn, key=jax.random.key(n), bounds=mixed["unit"], kernel=mixed["kernel"],
+                  noise=nn, learn_noise=False, warping=True, restarts=2, max_iter=40,
+                  warm_start=w)
+    assert gp._fit._cache_size() == before
+
+
+def test_hyperparameters_round_trip_through_json(mixed):
+    model = mixed["model"]
+    data = json.loads(json.dumps(gp.hyperparameters_to_dict(model.hyperparameters)))
+    theta = gp.hyperparameters_from_dict(data)
+    assert jax.tree.structure(theta) == jax.tree.structure(model.hyperparameters)
+    for a, b in zip(jax.tree.leaves(theta), jax.tree.leaves(model.hyperparameters)):
+        np.testing.assert_array_equal(np.asarray(a), np.asarray(b))
+    again = sg.gp_from_hyperparameters(mixed["X"], mixed["y"], theta, bounds=mixed["unit"],
+                                       noise=mixed["noise"])
+    Xq = mixed["X"][:5] + 0.01
+    np.testing.assert_allclose(_posterior_mean(again, Xq), _posterior_mean(model, Xq),
+                               rtol=1e-12)
+    # A warm start must come from the same kernel.
+    with pytest.raises(ValueError, match="fitted with kernel"):
+        sg.fit_gp(mixed["X"], mixed["y"], key=jax.random.key(0), warm_start=theta)
+
+
+def test_default_kernel_keeps_its_flat_fields_and_legacy_dicts():
+    legacy = {"log_lengthscale": [[0.1, 0.2]], "log_variance": [0.3], "log_noise": [-5.0],
+              "mean": [0.0]}
+    theta = gp.hyperparameters_from_dict(legacy)
+    assert theta.kernel == K.Matern52() and theta.learn_noise
+    np.testing.assert_array_equal(theta.log_lengthscale, [[0.1, 0.2]])
+    np.testing.assert_array_equal(sg.GPHyperparameters(**legacy).log_variance, [0.3])
+    assert gp.hyperparameters_from_dict(gp.hyperparameters_to_dict(theta)).kernel == K.Matern52()
+
+
+def test_screened_start_fits_a_larger_design():
+    # n >= 64 without a warm start: restart 0 starts from the screening grid.
+    # (d = 2, 64 rows, default restarts: the program of the smooth-function test.)
+    rng = np.random.default_rng(2)
+    X = rng.uniform(size=(64, 2))
+    f = lambda x: np.sin(6 * x[:, 0]) * np.cos(3 * x[:, 1])  # noqa: E731
+    model = sg.fit_gp(X, f(X), key=jax.random.key(3), bounds=(np.zeros(2), np.ones(2)))
+    objective = jax.jit(jax.vmap(lambda t: gp.negative_log_marginal_likelihood(
+        t, model.X, model.Y[:, 0], model.mask[:, 0]) - gp.log_prior(t)))
+    grid = gp._screening_grid(gp._prior_median(K.Matern52(), 2, True))
+    assert float(objective(model.hyperparameters)[0]) < float(jnp.min(objective(grid)))
+    Xq = rng.uniform(size=(200, 2))
+    assert np.median(np.abs(np.asarray(_posterior_mean(model, Xq)[:, 0]) - f(Xq))) < 0.02
+
+
+@pytest.mark.parametrize("n", [300, 512])
+def test_blocked_inverse_from_cholesky_matches_numpy(n):
+    # The recursive potri behind every gradient above 128 rows (300: uneven halves).
+    A = np.random.default_rng(n).normal(size=(n, n))
+    K = A @ A.T / n + 1e-2 * np.eye(n)
+    Linv, Kinv = jax.jit(gp._inverse_from_cholesky)(jnp.linalg.cholesky(K))
+    np.testing.assert_allclose(Kinv, np.linalg.inv(K), rtol=1e-9, atol=1e-9 * np.abs(Kinv).max())
+    np.testing.assert_allclose(Linv @ np.linalg.cholesky(K), np.eye(n), atol=1e-10)
