@@ -35,7 +35,7 @@ from jax import Array, lax
 from jax.scipy.linalg import cho_solve, solve_triangular
 
 from surrogates import _lbfgs
-from surrogates.gp import Posterior, bucket_size
+from surrogates.gp import Posterior, _standardise, bucket_size
 from surrogates.kernels import matern52
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -179,10 +179,8 @@ def map_estimate(objective: Callable, theta0, max_iter: int):
 
 def standardise(y: Array, mask: Array) -> tuple[Array, Array]:
     """Masked mean and standard deviation of y: (N,) (scale 1 when degenerate)."""
-    n = jnp.sum(mask)
-    loc = jnp.sum(y * mask) / jnp.maximum(n, 1.0)
-    var = jnp.sum(((y - loc) * mask) ** 2) / jnp.maximum(n - 1.0, 1.0)
-    return loc, jnp.where((n > 1) & (var > 1e-24), jnp.sqrt(var), 1.0)
+    loc, scale = _standardise(y[:, None], mask[:, None])
+    return loc[0], scale[0]
 
 
 def scale_data(X, y, mask, lower, span):

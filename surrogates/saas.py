@@ -29,7 +29,7 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.scipy.special import gammaln
 from numpyro.infer.hmc import hmc
 
-from surrogates.gp import Posterior, bucket_size
+from surrogates.gp import Posterior, _pad, _standardise
 from surrogates.kernels import matern52
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -171,15 +171,6 @@ def _run_chain(key, Z, y, mask, num_warmup: int, num_samples: int, thinning: int
     state, (zs, diverging) = lax.scan(step, state, None, length=num_samples)
     kept = jax.tree.map(lambda a: a[thinning - 1 :: thinning], zs)
     return kept, jnp.sum(diverging), state.mean_accept_prob
-
-
-def _standardise(Y: Array, mask: Array) -> tuple[Array, Array]:
-    """Masked mean and standard deviation per output (scale 1 when degenerate)."""
-    n = jnp.sum(mask, axis=0)
-    loc = jnp.sum(Y * mask, axis=0) / jnp.maximum(n, 1.0)
-    var = jnp.sum(((Y - loc) * mask) ** 2, axis=0) / jnp.maximum(n - 1.0, 1.0)
-    scale = jnp.where((n > 1) & (var > 1e-24), jnp.sqrt(var), 1.0)
-    return loc, scale
 
 
 def _factorise(theta: SAASHyperparameters, Z: Array, y: Array, mask: Array):
@@ -377,28 +368,6 @@ def _fit(X, Y, mask, lower, span, key, num_warmup: int, num_samples: int, num_ch
     )
 
 
-def _pad(X, Y, bounds, capacity):
-    """Pad (X, Y) to a bucket; returns Xp, Yp, mask, lower, span as numpy arrays."""
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
-        raise ValueError(f"X must be (n, d) and Y (n, m); got {X.shape} and {Y.shape}")
-    n, d = X.shape
-    if bounds is None:
-        lower, upper = X.min(axis=0), X.max(axis=0)
-    else:
-        lower, upper = (np.asarray(b, dtype=np.float64) for b in bounds)
-    span = np.where(upper - lower > 0, upper - lower, 1.0)
-    N = bucket_size(max(n, capacity or 0))
-    mask = np.zeros((N, Y.shape[1]))
-    mask[:n] = np.isfinite(Y)
-    Xp = np.zeros((N, d))
-    Xp[:n] = X
-    Yp = np.zeros((N, Y.shape[1]))
-    Yp[:n] = np.where(np.isfinite(Y), Y, 0.0)
-    return Xp, Yp, mask, lower, span
 
 
 def fit_saas_gp(

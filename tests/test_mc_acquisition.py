@@ -6,17 +6,16 @@ brute-force Monte Carlo with many independent draws (within derived standard
 errors); and central finite differences for every gradient.
 """
 
-import equinox as eqx
 import jax
 import jax.numpy as jnp
 import numpy as np
 import pytest
 from scipy import stats
 
-import surrogates as sg
 from active_learning import mc
 from active_learning.acquisition import sobol_normal_samples
 from surrogates.gp import NOISE_FLOOR
+from acquisition_checks import fixed_gp, values, values_checked
 
 _LS = np.array([0.3, 0.45])
 _NOISE = 0.02  # standardised units
@@ -50,11 +49,7 @@ class _NumpyGP:
 
 
 def _gp(X, y, noise):
-    theta = sg.GPHyperparameters(
-        log_lengthscale=np.log(_LS)[None], log_variance=np.zeros(1),
-        log_noise=np.log([noise]) if noise > 0 else np.array([-60.0]), mean=np.zeros(1),
-    )
-    return sg.gp_from_hyperparameters(X, y, theta, bounds=(np.zeros(2), np.ones(2)))
+    return fixed_gp(X, y, noise, _LS)
 
 
 @pytest.fixture(scope="module")
@@ -78,33 +73,11 @@ def noiseless(data):
     return _gp(X, y, 0.0), _NumpyGP(X, y, 0.0)
 
 
-_values = eqx.filter_jit(lambda acq, X: acq(X))
-
-
-@eqx.filter_jit
-def _values_and_grads(acq, X):
-    return jax.grad(lambda X: (jnp.sum(acq(X)), acq(X)), has_aux=True)(X)[::-1]
+_values = values
 
 
 def _values_checked(acq, X, h=1e-6, rtol=1e-4, atol=1e-6):
-    """acq(X), after checking its autodiff gradient against central differences.
-
-    X: (b, ...) candidates (points or q-batches); each is independent, so the
-    perturbed copies ride along as extra rows of one compiled call.
-    """
-    X = np.asarray(X, np.float64)
-    b, shape = X.shape[0], X.shape[1:]
-    D = int(np.prod(shape))
-    steps = h * np.eye(D).reshape((D,) + shape)
-    shifted = [X + s for s in steps] + [X - s for s in steps]
-    values, grads = _values_and_grads(acq, jnp.asarray(np.concatenate([X] + shifted)))
-    values, grads = np.asarray(values), np.asarray(grads)
-    plus = values[b:(D + 1) * b].reshape(D, b)
-    minus = values[(D + 1) * b:].reshape(D, b)
-    fd = ((plus - minus) / (2 * h)).T  # (b, D)
-    np.testing.assert_allclose(grads[:b].reshape(b, D), fd, rtol=rtol, atol=atol)
-    assert np.all(np.isfinite(values))
-    return values[:b]
+    return values_checked(acq, X, h=h, rtol=rtol, atol=atol)
 
 
 # numpy versions of the smoothing, written from their definitions.
