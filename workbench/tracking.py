@@ -281,6 +281,11 @@ class Tracker:
                 with open(path, "w", encoding="utf-8") as f:
                     f.write(event["text"])
                 client.log_artifact(self.run_id, path)
+        elif op == "tags":
+            from mlflow.entities import RunTag
+
+            client.log_batch(self.run_id, tags=[RunTag(k, str(v)) for k, v in
+                                                event["tags"].items()])
         elif op == "status":
             client.update_run(self.run_id, status=event["status"])
         elif op == "finish":
@@ -346,6 +351,11 @@ class Tracker:
         if values:
             self._put({"op": "metrics", "metrics": values, "step": int(step),
                        "ts": int(time.time() * 1000)})
+
+    def set_tags(self, tags: dict[str, str]) -> None:
+        """Set (or overwrite) tags of the run: versions, the data hash."""
+        if tags:
+            self._put({"op": "tags", "tags": {k: str(v) for k, v in tags.items()}})
 
     def log_text(self, name: str, text: str) -> None:
         self._put({"op": "text", "name": name, "text": text})
