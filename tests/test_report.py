@@ -1,0 +1,146 @@
+"""`workbench report`: one campaign as self-contained HTML, comparisons of campaigns from
+stores and from a real multi-partner server (an admin sees every partner, a partner
+only itself), each also logged as an MLflow artifact."""
+
+import base64
+import re
+
+import numpy as np
+import pytest
+from test_server_auth import SECRET, _as, server  # noqa: F401  (the module's real server)
+from typer.testing import CliRunner
+
+import workbench as wb
+from workbench.cli import app
+from workbench.report import evaluations_to_target, summary_from_store
+
+BRANIN = wb.problems.get("branin")
+
+
+def _oracle(params):
+    if params["x1"] > 9.0:  # one region of the lab fails: a failure to report
+        raise RuntimeError("reactor clogged")
+    return BRANIN(params)
+
+
+def _run(tmp_path, name, budget, uri, seed=0):
+    c = wb.Campaign(name, BRANIN.space(), [wb.Objective("y", "minimize")],
+                    store=tmp_path / f"{name}.zarr", tracking=uri, seed=seed,
+                    initial_design={"n": 4})
+    c.run(_oracle, budget=budget)
+    return c
+
+
+@pytest.fixture(scope="module")
+def local(tmp_path_factory):
+    tmp = tmp_path_factory.mktemp("report")
+    uri = f"sqlite:///{tmp / 'mlflow.db'}"
+    return tmp, uri, [_run(tmp, "alpha", 7, uri), _run(tmp, "beta", 6, uri, seed=1)]
+
+
+def _invoke(args, cwd, monkeypatch):
+    monkeypatch.chdir(cwd)
+    return CliRunner().invoke(app, args)
+
+
+def test_one_campaign_report_is_self_contained_and_logged_to_its_run(local, monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    tmp, uri, (alpha, _) = local
+    r = _invoke(["report", "alpha.zarr", "--out", "out/alpha.html"], tmp, monkeypatch)
+    assert r.exit_code == 0, r.output
+    text = (tmp / "out" / "alpha.html").read_text()
+    images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
+    assert len(images) == 2  # convergence and predicted vs observed, embedded
+    assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
+    assert "src=\"http" not in text and "<script" not in text  # nothing fetched
+    for heading in ("Spec", "Best trial", "Convergence", "Predicted vs observed", "Failures",
+                    "Timings and compute", "Trials"):
+        assert f"<h2>{heading}" in text, heading
+    best = alpha.best()
+    assert f"<td>{best.id}</td><td>{best.outcomes['y']:.6g}</td>" in text
+    failed = [t for t in alpha.trials if t.status == "failed"]
+    assert text.count("reactor clogged") == 2 * len(failed)  # failure table and trial table
+    assert "CPU time (process and evaluations)" in text and "energy estimate" in text
+    assert text.count("<tr>") >= len(alpha.trials) + 1
+    client = MlflowClient(uri)
+    logged = client.download_artifacts(alpha._run_id, "report.html", str(tmp / "dl"))
+    assert open(logged).read() == text
+
+
+def test_comparison_of_stores_counts_evaluations_to_target(local, monkeypatch):
+    tmp, _, (alpha, beta) = local
+    target = 5.0
+    r = _invoke(["report", "--compare", "alpha.zarr", "beta.zarr", "--target", str(target),
+                 "--out", "cmp.html"], tmp, monkeypatch)
+    assert r.exit_code == 0, r.output
+    text = (tmp / "cmp.html").read_text()
+    assert text.count("data:image/png;base64,") == 1
+    for c in (alpha, beta):
+        ys = [t.outcomes.get("y", np.inf) for t in sorted(c.trials, key=lambda t: t.told_at)]
+        best = np.minimum.accumulate(ys)
+        hit = next((k + 1 for k, b in enumerate(best) if b <= target), None)
+        s = summary_from_store(tmp / f"{c.name}.zarr")
+        assert evaluations_to_target(s.best, target, "minimize") == hit
+        assert s.evaluations == len(c.trials) and s.failed == sum(
+            t.status == "failed" for t in c.trials)
+        assert s.cpu_s > 0 and s.energy_j == pytest.approx(12.0 * s.cpu_s)
+        cell = "not reached" if hit is None else str(hit)
+        assert f"<td>{c.name}</td>" in text and f"<td>{cell}</td>" in text
+
+
+def test_evaluations_to_target_in_both_directions():
+    best = np.array([np.nan, 5.0, 3.0, 3.0, 1.0])
+    assert evaluations_to_target(best, 3.0, "minimize") == 3
+    assert evaluations_to_target(best, 0.5, "minimize") is None
+    assert evaluations_to_target(-best, -3.0, "maximize") == 3
+
+
+@pytest.mark.parametrize("args, message", [
+    (["report"], "give a campaign store"),
+    (["report", "a.zarr", "b.zarr"], "add --compare"),
+    (["report", "--all"], "--all: needs --tracking"),
+    (["report", "missing.zarr"], "no campaign store at missing.zarr"),
+    (["report", "--compare", "alpha.zarr", "0123abcd"], "pass --tracking URI"),
+    (["report", "--compare", "alpha.zarr", "no/such/thing"], "neither campaign stores"),
+])
+def test_bad_report_requests_exit_2_and_write_nothing(local, monkeypatch, args, message):
+    tmp = local[0]
+    before = set(tmp.iterdir())
+    r = _invoke(args + ["--out", "bad.html"], tmp, monkeypatch)
+    assert r.exit_code == 2, r.output
+    assert message in r.output and "Traceback" not in r.output
+    assert set(tmp.iterdir()) == before
+
+
+def test_admin_compares_every_partner_and_a_partner_only_itself(server, tmp_path,  # noqa: F811
+                                                                monkeypatch):
+    from mlflow.tracking import MlflowClient
+
+    with _as("acme"):
+        c = wb.Campaign("served", BRANIN.space(), [wb.Objective("y", "minimize")],
+                        store=tmp_path / "s.zarr", tracking=server.url, partner="acme",
+                        seed=0, initial_design={"n": 4})
+        c.run(BRANIN, budget=4)
+    monkeypatch.chdir(tmp_path)
+    for k, v in server.admin_env.items():
+        monkeypatch.delenv(k, raising=False) if v is None else monkeypatch.setenv(k, v)
+    r = CliRunner().invoke(app, ["report", "--tracking", server.url, "--all", "--target", "2",
+                                 "--out", "admin.html"])
+    assert r.exit_code == 0, r.output
+    admin = (tmp_path / "admin.html").read_text()
+    for name in (f"{SECRET}-acme", f"{SECRET}-bolt", "served"):
+        assert f"<td>{name}</td>" in admin, name
+    # The fixture's hand-made campaigns logged best 3, 2, 1.5: the target 2 is reached at 2.
+    assert "<td>2</td><td>n/a</td>" in admin
+    run_id = re.search(r"logged report.html to run (\w+)", r.output).group(1)
+    assert MlflowClient(server.url).get_run(run_id).info.run_name.startswith("comparison-")
+    monkeypatch.undo()
+    monkeypatch.chdir(tmp_path)
+    with _as("acme"):
+        r = CliRunner().invoke(app, ["report", "--tracking", server.url, "--all",
+                                     "--out", "acme.html"])
+    assert r.exit_code == 0, r.output
+    mine = (tmp_path / "acme.html").read_text()
+    assert f"<td>{SECRET}-acme</td>" in mine and "<td>served</td>" in mine
+    assert "bolt" not in mine

@@ -1,0 +1,445 @@
+"""Campaign reports as self-contained HTML, also logged as MLflow artifacts.
+
+- ``campaign_report(store)``: one campaign: spec summary, best trial,
+  convergence and predicted-vs-observed plots (PNG embedded), failures,
+  timings and compute, the trial table. Logged as ``report.html`` to the
+  campaign's run.
+- ``comparison_report(summaries)``: several campaigns, from stores or from
+  MLflow runs (``summaries_from_tracking`` reads every campaign run the
+  caller's credentials can see, across partners' workspaces for an admin):
+  convergence per campaign, evaluations to reach a target, compute spent.
+
+matplotlib draws on ``Figure`` objects directly (no pyplot state, no GUI
+backend), and MLflow is imported only to read runs or log the report.
+"""
+
+from __future__ import annotations
+
+import base64
+import html
+import io
+import math
+import warnings
+from dataclasses import dataclass, field
+from datetime import datetime, timezone
+from pathlib import Path
+
+import numpy as np
+
+from workbench.errors import WorkbenchError
+
+__all__ = ["CampaignSummary", "ReportError", "campaign_report", "comparison_report",
+           "evaluations_to_target", "log_comparison", "summary_from_run",
+           "summary_from_store", "summaries_from_tracking"]
+
+REPORT_ARTIFACT = "report.html"
+COMPARISON_EXPERIMENT = "reports/comparison"
+_CSS = """body{font-family:system-ui,sans-serif;margin:2em;max-width:1100px;color:#222}
+table{border-collapse:collapse;font-size:.85em;margin:.5em 0}
+td,th{border:1px solid #ccc;padding:2px 6px;text-align:right}th{background:#f3f3f3}
+h1{font-size:1.5em}h2{font-size:1.2em;margin-top:1.5em}.note{color:#666;font-size:.85em}
+img{max-width:100%}"""
+
+
+class ReportError(WorkbenchError):
+    """A report that cannot be made from what was given."""
+
+    exit_code = 2
+
+
+# --------------------------------------------------------------------------- summaries
+
+
+@dataclass
+class CampaignSummary:
+    """What a comparison needs of one campaign.
+
+    best: (n,) best objective value after each evaluation (NaN before the
+    first completed one); cpu_s, energy_j: compute spent as tracked (None
+    when the campaign was not tracked with these metrics).
+    """
+
+    partner: str
+    name: str
+    objective: str
+    direction: str
+    best: np.ndarray
+    failed: int = 0
+    cpu_s: float | None = None
+    energy_j: float | None = None
+    source: str = ""
+    extra: dict = field(default_factory=dict)
+
+    @property
+    def evaluations(self) -> int:
+        return int(len(self.best))
+
+    @property
+    def final(self) -> float:
+        finite = self.best[np.isfinite(self.best)]
+        return float(finite[-1]) if len(finite) else math.nan
+
+
+def evaluations_to_target(best: np.ndarray, target: float, direction: str) -> int | None:
+    """Evaluations (1-based) until the best value reached ``target``; None if never."""
+    best = np.asarray(best, dtype=np.float64)
+    reached = best <= target if direction == "minimize" else best >= target
+    hits = np.flatnonzero(reached & np.isfinite(best))
+    return int(hits[0]) + 1 if len(hits) else None
+
+
+def _best_curve(campaign) -> np.ndarray:
+    """Best objective after each evaluated trial (completed or failed), in trial order."""
+    obj = campaign.objectives[0]
+    sign = 1.0 if obj.direction == "minimize" else -1.0
+    out, best = [], math.inf
+    for t in sorted(campaign.trials, key=lambda t: t.told_at or datetime.max.replace(
+            tzinfo=timezone.utc)):
+        if t.status == "pending":
+            continue
+        if t.status == "completed":
+            best = min(best, sign * t.outcomes[obj.name])
+        out.append(sign * best if math.isfinite(best) else math.nan)
+    return np.asarray(out, dtype=np.float64)
+
+
+def _run_metrics(uri: str, run_id: str, keys: tuple[str, ...]) -> dict[str, list]:
+    """Metric histories (sorted by step) of a run, {} when it cannot be read."""
+    try:
+        from mlflow.tracking import MlflowClient
+
+        client = MlflowClient(tracking_uri=uri)
+        return {k: sorted(client.get_metric_history(run_id, k), key=lambda m: m.step)
+                for k in keys}
+    except Exception:  # noqa: BLE001 - a report without tracked figures is still a report
+        return {}
+
+
+_COMPUTE_KEYS = ("step_cpu_s", "step_energy_j", "fit_time_s", "proposal_time_s",
+                 "acquisition_time_s")
+
+
+def _tracked_compute(histories: dict[str, list]) -> dict[str, float]:
+    return {k: float(sum(m.value for m in v)) for k, v in histories.items() if v}
+
+
+def _open(store: str | Path):
+    from workbench.campaign import Campaign
+    from workbench.errors import CampaignError
+
+    try:
+        return Campaign.open(store)
+    except CampaignError as e:
+        raise ReportError(str(e)) from None
+
+
+def summary_from_store(store: str | Path) -> CampaignSummary:
+    """A comparison summary of the campaign saved at ``store``."""
+    campaign = _open(store)
+    obj = campaign.objectives[0]
+    compute: dict[str, float] = {}
+    if campaign.spec.tracking and campaign._run_id:
+        compute = _tracked_compute(_run_metrics(campaign.spec.tracking, campaign._run_id,
+                                                _COMPUTE_KEYS))
+    return CampaignSummary(
+        partner=campaign.spec.partner, name=campaign.name, objective=obj.name,
+        direction=obj.direction, best=_best_curve(campaign),
+        failed=sum(t.status == "failed" for t in campaign.trials),
+        cpu_s=compute.get("step_cpu_s"), energy_j=compute.get("step_energy_j"),
+        source=str(store), extra=compute)
+
+
+def summary_from_run(client, run) -> CampaignSummary | None:
+    """A comparison summary of a campaign's MLflow run (None if it is not one)."""
+    if "best_so_far" not in run.data.metrics:
+        return None
+    rid = run.info.run_id
+    hist = {k: sorted(client.get_metric_history(rid, k), key=lambda m: m.step)
+            for k in ("best_so_far", "failed") + _COMPUTE_KEYS}
+    params, tags = run.data.params, run.data.tags
+    obj = next((k.split(".")[1] for k in params if k.startswith("objectives.")
+                and k.endswith(".direction")), "objective")
+    direction = params.get(f"objectives.{obj}.direction", "minimize")
+    steps = [int(m.step) for m in hist["best_so_far"]] + [int(m.step) for m in hist["failed"]]
+    # Campaigns log step k after k evaluations; runs logged by hand may count from 0.
+    offset = 1 if min(steps) == 0 else 0
+    best = np.full(max(steps) + offset, np.nan)
+    for m in hist["best_so_far"]:  # best at step s holds until the next logged step
+        best[int(m.step) + offset - 1:] = m.value
+    compute = _tracked_compute({k: hist[k] for k in _COMPUTE_KEYS})
+    failed = int(hist["failed"][-1].value) if hist["failed"] else 0
+    name = tags.get("campaign")
+    if not name:  # a run made by hand: its experiment names the campaign
+        exp = client.get_experiment(run.info.experiment_id).name
+        name = exp.split("/", 1)[1] if "/" in exp else exp
+    return CampaignSummary(partner=tags.get("partner", ""), name=name, objective=obj,
+                           direction=direction, best=best, failed=failed,
+                           cpu_s=compute.get("step_cpu_s"), energy_j=compute.get("step_energy_j"),
+                           source=f"runs:/{rid}", extra=compute)
+
+
+def _visible_workspaces(uri: str) -> list[str | None]:
+    """Workspaces to read with these credentials ([None]: the server has none)."""
+    import os
+
+    if os.environ.get("MLFLOW_WORKSPACE") or not uri.startswith(("http://", "https://")):
+        return [None]
+    from workbench.server import ServerRefused, _Rest, _workspaces
+
+    try:
+        names = _workspaces(_Rest(uri))
+    except ServerRefused:
+        return [None]
+    return [None] if names is None else list(names)
+
+
+def summaries_from_tracking(uri: str, runs: list[str] | None = None) -> list[CampaignSummary]:
+    """Every campaign run these credentials can see at ``uri`` (or only ``runs``, by id).
+
+    On a multi-partner server an admin lists every partner's workspace and so
+    sees every campaign; a partner lists its own and sees only its own.
+    """
+    from mlflow.tracking import MlflowClient
+
+    from workbench.transfer import _workspace_context
+
+    client = MlflowClient(tracking_uri=uri)
+    wanted = None if runs is None else {r.removeprefix("runs:/").strip("/") for r in runs}
+    found: dict[str, CampaignSummary] = {}
+    for ws in _visible_workspaces(uri):
+        with _workspace_context(ws):
+            if wanted is not None:
+                for rid in wanted - found.keys():
+                    try:
+                        s = summary_from_run(client, client.get_run(rid))
+                    except Exception:  # noqa: BLE001 - not in this workspace, or refused
+                        continue
+                    if s is not None:
+                        found[rid] = s
+                continue
+            exps = [e.experiment_id for e in client.search_experiments()
+                    if e.name != COMPARISON_EXPERIMENT]
+            for i in range(0, len(exps), 50):
+                for run in client.search_runs(exps[i:i + 50], max_results=5000):
+                    s = summary_from_run(client, run)
+                    if s is not None:
+                        found[run.info.run_id] = s
+    if wanted is not None and wanted - found.keys():
+        missing = sorted(wanted - found.keys())
+        raise ReportError(f"runs {missing}: not found at {uri}, not campaign runs, or not"
+                          " readable with these credentials")
+    return sorted(found.values(), key=lambda s: (s.partner, s.name))
+
+
+# --------------------------------------------------------------------------- HTML pieces
+
+
+def _png(fig) -> str:
+    buf = io.BytesIO()
+    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
+    data = base64.b64encode(buf.getvalue()).decode("ascii")
+    return f'<img alt="plot" src="data:image/png;base64,{data}">'
+
+
+def _figure():
+    from matplotlib.figure import Figure
+
+    fig = Figure(figsize=(6.4, 4.0))
+    return fig, fig.subplots()
+
+
+def _e(value) -> str:
+    return html.escape(str(value))
+
+
+def _fmt(v) -> str:
+    if v is None:
+        return "n/a"
+    if isinstance(v, float):
+        return "n/a" if math.isnan(v) else f"{v:.6g}"
+    return str(v)
+
+
+def _table(header: list[str], rows: list[list]) -> str:
+    head = "".join(f"<th>{_e(h)}</th>" for h in header)
+    body = "".join("<tr>" + "".join(f"<td>{_e(_fmt(c))}</td>" for c in r) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
+def _page(title: str, body: str) -> str:
+    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
+            f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"
+            f"<p class='note'>generated {stamp} by sciworkbench</p>{body}</body></html>")
+
+
+def _space_rows(campaign) -> list[list]:
+    rows = []
+    for p in campaign.space.parameters:
+        d = p.model_dump() if hasattr(p, "model_dump") else dict(vars(p))
+        domain = d.get("choices") or [d.get("low"), d.get("high")]
+        rows.append([p.name, p.type, ", ".join(_fmt(x) for x in domain),
+                     d.get("unit") or "", "log" if d.get("log") else ""])
+    return rows
+
+
+def _timings(campaign, compute: dict[str, float]) -> list[list]:
+    done = [t for t in campaign.trials if t.asked_at and t.told_at]
+    rows = []
+    if done:
+        span = (max(t.told_at for t in done) - min(t.asked_at for t in done)).total_seconds()
+        waits = np.asarray([(t.told_at - t.asked_at).total_seconds() for t in done])
+        rows += [["wall time, first ask to last tell", f"{span:.3g} s"],
+                 ["median time from ask to tell (evaluation)", f"{np.median(waits):.3g} s"]]
+    names = {"fit_time_s": "surrogate fits (sum)", "proposal_time_s": "proposals (sum)",
+             "acquisition_time_s": "acquisition optimisation (sum)",
+             "step_cpu_s": "CPU time (process and evaluations)",
+             "step_energy_j": "energy estimate (CPU s x W per core)"}
+    for key, label in names.items():
+        if key in compute:
+            unit = "J" if key == "step_energy_j" else "s"
+            rows.append([label, f"{compute[key]:.4g} {unit}"])
+    return rows
+
+
+def campaign_report(store: str | Path) -> tuple[str, object]:
+    """One campaign's report: (HTML text, the opened Campaign)."""
+    campaign = _open(store)
+    spec = campaign.spec
+    obj = campaign.objectives[0]
+    compute: dict[str, float] = {}
+    if spec.tracking and campaign._run_id:
+        compute = _tracked_compute(_run_metrics(spec.tracking, campaign._run_id,
+                                                _COMPUTE_KEYS))
+    trials = campaign.trials
+    counts = {s: sum(t.status == s for t in trials) for s in ("completed", "pending", "failed")}
+    parts = [f"<p>partner <b>{_e(spec.partner)}</b>; {counts['completed']} completed,"
+             f" {counts['pending']} pending, {counts['failed']} failed trials.</p>"]
+    if spec.description:
+        parts.append(f"<p>{_e(spec.description)}</p>")
+    parts.append("<h2>Spec</h2>")
+    parts.append(_table(["objective", "direction", "acquisition", "surrogate", "budget", "seed"],
+                        [[obj.name, obj.direction, spec.acquisition.type,
+                          getattr(spec.surrogate, "type", "gp"), spec.budget, spec.seed]]))
+    parts.append(_table(["parameter", "type", "domain", "unit", "scale"], _space_rows(campaign)))
+    if spec.constraints:
+        parts.append("<p>constraints: " + "; ".join(_e(c) for c in spec.constraints) + "</p>")
+    best = campaign.best()
+    parts.append("<h2>Best trial</h2>")
+    if best is None:
+        parts.append("<p>no completed trial yet</p>")
+    else:
+        parts.append(_table(["trial", obj.name] + list(best.params),
+                            [[best.id, best.outcomes[obj.name]] + list(best.params.values())]))
+    from workbench.plots import plot_convergence, plot_predictions
+
+    parts.append("<h2>Convergence</h2>")
+    fig, ax = _figure()
+    plot_convergence(campaign, ax=ax)
+    parts.append(_png(fig))
+    parts.append("<h2>Predicted vs observed</h2>")
+    fig, ax = _figure()
+    plot_predictions(campaign, ax=ax)
+    parts.append(_png(fig))
+    failed = [t for t in trials if t.status == "failed"]
+    parts.append(f"<h2>Failures ({len(failed)})</h2>")
+    parts.append(_table(["trial", "reason"], [[t.id, t.failure_reason] for t in failed])
+                 if failed else "<p>none</p>")
+    parts.append("<h2>Timings and compute</h2>")
+    timing_rows = _timings(campaign, compute)
+    parts.append(_table(["what", "value"], timing_rows) if timing_rows else "<p>none</p>")
+    parts.append("<p class='note'>Energy is an estimate: CPU seconds times"
+                 " WORKBENCH_WATTS_PER_CORE (12 W by default); accelerators are not counted.</p>")
+    parts.append("<h2>Trials</h2>")
+    parts.append(campaign.to_frame().to_html(index=False, na_rep="", float_format="%.6g"))
+    return _page(f"Campaign {campaign.name}", "".join(parts)), campaign
+
+
+def log_campaign_report(campaign, text: str) -> str | None:
+    """Log ``report.html`` to the campaign's run (through its outbox); the run id or None."""
+    from workbench.transfer import _artifact_tracker
+
+    tracker = _artifact_tracker(campaign)
+    if tracker is None:
+        return None
+    tracker.log_text(REPORT_ARTIFACT, text)
+    return tracker.run_id if tracker.flush(force=True) else None
+
+
+def comparison_report(summaries: list[CampaignSummary], target: float | None = None,
+                      title: str = "Campaign comparison") -> str:
+    """HTML comparing campaigns: convergence, evaluations to ``target``, compute spent."""
+    if not summaries:
+        raise ReportError("nothing to compare: no campaign found")
+    rows = []
+    for s in summaries:
+        to_target = (evaluations_to_target(s.best, target, s.direction)
+                     if target is not None else None)
+        rows.append([s.partner, s.name, s.objective, s.direction, s.evaluations, s.failed,
+                     s.final, "not reached" if target is not None and to_target is None
+                     else to_target, s.cpu_s, s.energy_j, s.source])
+    header = ["partner", "campaign", "objective", "direction", "evaluations", "failed", "best",
+              f"evaluations to {_fmt(target)}" if target is not None else "evaluations to target",
+              "CPU s", "energy J (est.)", "source"]
+    fig, ax = _figure()
+    for s in summaries:
+        x = np.arange(1, s.evaluations + 1)
+        ax.plot(x, s.best, drawstyle="steps-post", label=f"{s.partner}/{s.name}")
+    if target is not None:
+        ax.axhline(target, color="0.3", ls="--", lw=1, label=f"target {_fmt(target)}")
+    ax.set_xlabel("evaluations")
+    ax.set_ylabel("best so far")
+    ax.set_title("convergence per campaign")
+    ax.legend(fontsize="small")
+    body = ("<h2>Convergence</h2>" + _png(fig) + "<h2>Campaigns</h2>" + _table(header, rows)
+            + "<p class='note'>CPU and energy as tracked per step (n/a: not tracked);"
+              " energy is an estimate (CPU s x watts per core).</p>")
+    return _page(title, body)
+
+
+def _is_admin(uri: str) -> bool:
+    from workbench.server import _Rest
+
+    try:
+        return _Rest(uri).status("GET", "/api/2.0/mlflow/users/list") == 200
+    except WorkbenchError:
+        return False
+
+
+def log_comparison(uri: str, text: str, name: str = REPORT_ARTIFACT) -> str | None:
+    """Log a comparison as an artifact of a new run of ``reports/comparison`` at ``uri``.
+
+    On a multi-partner server an admin's reports go to the default workspace
+    (partners cannot read it), a partner's to its own. Returns the run id, or
+    None (with a warning) if the server did not take it.
+    """
+    import os
+    import tempfile
+
+    try:
+        from mlflow.tracking import MlflowClient
+
+        from workbench.transfer import _workspace_context
+
+        workspace = None
+        if uri.startswith(("http://", "https://")) and not os.environ.get("MLFLOW_WORKSPACE"):
+            listed = _visible_workspaces(uri)
+            if listed != [None] and not _is_admin(uri):
+                workspace = listed[0]
+        client = MlflowClient(tracking_uri=uri)
+        with _workspace_context(workspace):
+            exp = client.get_experiment_by_name(COMPARISON_EXPERIMENT)
+            eid = exp.experiment_id if exp else client.create_experiment(COMPARISON_EXPERIMENT)
+            stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")
+            run = client.create_run(eid, run_name=f"comparison-{stamp}")
+            with tempfile.TemporaryDirectory() as tmp:
+                path = Path(tmp, name)
+                path.write_text(text, encoding="utf-8")
+                client.log_artifact(run.info.run_id, str(path))
+            client.set_terminated(run.info.run_id)
+        return run.info.run_id
+    except Exception as e:  # noqa: BLE001 - the HTML file exists; the artifact is a copy
+        warnings.warn(f"could not log the comparison to {uri}: {type(e).__name__}: {e}",
+                      RuntimeWarning, stacklevel=2)
+        return None
