@@ -69,6 +69,7 @@ from active_learning.multiobjective import (
     sample_simplex,
 )
 from active_learning.optimize import maximize_acquisition, quasi_random
+from active_learning.context import FixedColumns
 from active_learning.pool import best_in_pool, score_pool
 from active_learning.stopping import (
     AcquisitionBelow,
@@ -83,6 +84,7 @@ from active_learning.stopping import (
 )
 
 __all__ = [
+    "FixedColumns",
     "AcquisitionBelow",
     "Budget",
     "chebyshev_scalarization",

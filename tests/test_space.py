@@ -102,17 +102,31 @@ def test_bad_parameters_name_the_problem(make, field):
 def test_unbuilt_parts_of_the_contract_are_refused():
     with pytest.raises(NotSupportedYet, match="not supported yet"):
         wb.Composition("alloy", ["Cu", "Ni", "Pd"])
-    with pytest.raises(NotSupportedYet, match="not supported yet"):
-        wb.SearchSpace([wb.Continuous("x", 0, 1)], constraints=["x <= 0.5"])
-    with pytest.raises(ValueError, match="not supported yet"):
+
+
+def test_linear_constraints_parse_into_encoded_rows():
+    space = wb.SearchSpace([wb.Continuous("a", 1.0, 3.0), wb.Integer("n", 0, 4),
+                            wb.Continuous("b", 0.0, 10.0)],
+                           constraints=["2*a - n/2 <= 3", "a + b == 6"])
+    d = space.domain()
+    # a = 1 + 2 z0, n = 4 z1, b = 10 z2: 2a - n/2 <= 3 -> 4 z0 - 2 z1 <= 1.
+    np.testing.assert_allclose(d.inequalities[0][0], (4.0, -2.0, 0.0))
+    assert d.inequalities[0][1] == pytest.approx(1.0)
+    np.testing.assert_allclose(d.equalities[0][0], (2.0, 0.0, 10.0))
+    assert d.equalities[0][1] == pytest.approx(5.0)
+    assert space.feasible([{"a": 1.0, "n": 0, "b": 5.0}, {"a": 3.0, "n": 0, "b": 3.0}]).tolist() \
+        == [True, False]
+    with pytest.raises(CampaignError, match=r"constraints\[0\].*'a' is log-scaled"):
+        wb.SearchSpace([wb.Continuous("a", 1.0, 3.0, log=True)], constraints=["a <= 2"])
+    with pytest.raises(CampaignError, match="not linear"):
+        wb.SearchSpace([wb.Continuous("a", 1.0, 3.0)], constraints=["a * a <= 2"])
+
+
+def test_objective_with_a_target():
+    o = wb.Objective("viscosity", target=2.0)
+    assert o.direction == "target" and o.score(2.5) == pytest.approx(-0.25)
+    with pytest.raises(ValueError, match="direction 'target'"):
         wb.Objective("viscosity", "minimize", target=2.0)
-    space = wb.SearchSpace([wb.Continuous("x", 0, 1)])
-    with pytest.raises(wb.SpecError, match="not supported yet"):
-        wb.Campaign("c", space, [wb.Objective("a", "minimize"), wb.Objective("b", "maximize")],
-                    tracking=None)
-    with pytest.raises(wb.SpecError, match="not supported yet"):
-        wb.Campaign("c", space, [wb.Objective("a", "minimize")],
-                    outcome_constraints=["impurity <= 0.05"], tracking=None)
 
 
 def test_validate_names_parameter_and_expectation():

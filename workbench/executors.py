@@ -742,6 +742,8 @@ def run_parallel(campaign: "Campaign", oracle: Callable[[dict], Any], budget: in
             while len(inflight) < capacity and evaluated() + len(inflight) < budget:
                 if backlog:
                     trial, number = backlog.popleft()
+                elif campaign.stop_reason() is not None:
+                    break  # a stopping rule fired: finish what is in flight
                 else:
                     (trial,) = campaign.ask(1)
                     number = 1

@@ -234,8 +234,54 @@ class SearchSpace:
     """An ordered set of named parameters and the encoding into ``[0, 1]^D``.
 
     parameters: Continuous / Integer / Categorical; constraints: linear
-    constraints over parameter names (not supported yet: must be empty).
+    constraints over the names of continuous (not log-scaled) and integer
+    parameters, as text: ``"water + ethanol <= 0.8"``, ``"a - 2*b >= 0"``,
+    ``"x1 + x2 + x3 == 1"``. Every proposal satisfies them to 1e-9.
     """
+
+    def _parse_constraint(self, i: int, text: Any):
+        from workbench.constraints import parse_linear_constraint
+
+        try:
+            c = parse_linear_constraint(text, self.names)
+        except ValueError as e:
+            raise CampaignError(f"constraints[{i}]: {e}") from None
+        for name, _ in c.coefficients:
+            p = self[name]
+            if isinstance(p, Categorical) or getattr(p, "log", False):
+                kind = "categorical" if isinstance(p, Categorical) else "log-scaled"
+                raise CampaignError(
+                    f"constraints[{i}]: got {text!r}; {name!r} is {kind}, where a linear"
+                    " constraint is not linear in the encoding; expected continuous"
+                    " (log: false) or integer parameters")
+        return c
+
+    def _encoded_row(self, coefficients: dict[str, float], rhs: float):
+        """``a @ x (op) rhs`` in user units -> the same in encoded columns."""
+        row = np.zeros(self.dim)
+        col = 0
+        for p in self.parameters:
+            if p.name in coefficients:
+                a = coefficients[p.name]
+                # x = low + (high - low) * z for continuous and integer columns.
+                row[col] = a * (p.high - p.low)
+                rhs -= a * p.low
+            col += p.columns
+        return tuple(row.tolist()), float(rhs)
+
+    def feasible(self, rows: list[dict], tol: float = 1e-9) -> np.ndarray:
+        """Which parameter dicts satisfy every linear constraint (in user units)."""
+        ok = np.ones(len(rows), bool)
+        for c in self._linear:
+            lhs = np.asarray([sum(a * float(r[n]) for n, a in c.coefficients) for r in rows])
+            scale = max(1.0, abs(c.rhs))
+            if c.op == "<=":
+                ok &= lhs <= c.rhs + tol * scale
+            elif c.op == ">=":
+                ok &= lhs >= c.rhs - tol * scale
+            else:
+                ok &= np.abs(lhs - c.rhs) <= tol * scale
+        return ok
 
     def __init__(self, parameters: list, constraints: list[str] | tuple = ()):
         params = list(parameters)
@@ -250,20 +296,17 @@ class SearchSpace:
         dup = sorted({n for n in names if names.count(n) > 1})
         if dup:
             raise CampaignError(f"space: parameter names must be unique; repeated: {dup}")
-        if constraints:
-            raise NotSupportedYet(
-                f"constraints: got {list(constraints)!r}; linear constraints are not supported"
-                " yet (planned with the active-learning engine); expected an empty list"
-            )
         self.parameters: tuple = tuple(params)
-        self.constraints: tuple[str, ...] = ()
+        self.constraints: tuple[str, ...] = tuple(constraints)
+        self._linear = [self._parse_constraint(i, text) for i, text in enumerate(constraints)]
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(p) for p in self.parameters)
         return f"SearchSpace([{inner}])"
 
     def __eq__(self, other: object) -> bool:
-        return isinstance(other, SearchSpace) and self.parameters == other.parameters
+        return (isinstance(other, SearchSpace) and self.parameters == other.parameters
+                and self.constraints == other.constraints)
 
     def __getitem__(self, name: str):
         for p in self.parameters:
@@ -281,7 +324,9 @@ class SearchSpace:
         return sum(p.columns for p in self.parameters)
 
     def domain(self):
-        """The encoded domain for ``active_learning`` (imports JAX lazily)."""
+        """The encoded domain for ``active_learning`` (imports JAX lazily; built once)."""
+        if getattr(self, "_domain", None) is not None:
+            return self._domain
         from active_learning import Domain
 
         integer, onehot, col = [], [], 0
@@ -291,7 +336,20 @@ class SearchSpace:
             elif isinstance(p, Categorical):
                 onehot.append(tuple(range(col, col + p.columns)))
             col += p.columns
-        return Domain(dim=col, integer=tuple(integer), onehot=tuple(onehot))
+        eq, ub = [], []
+        for c in self._linear:
+            if c.op == "==":
+                eq.append(self._encoded_row(dict(c.coefficients), c.rhs))
+            else:
+                for coeffs, rhs in c.as_le_rows():
+                    ub.append(self._encoded_row(coeffs, rhs))
+        try:
+            self._domain = Domain(dim=col, integer=tuple(integer), onehot=tuple(onehot),
+                                  equalities=tuple(eq), inequalities=tuple(ub))
+            return self._domain
+        except ValueError as e:
+            raise CampaignError(f"constraints: {list(self.constraints)!r} leave no valid point"
+                                f" ({e}); expected constraints a point can satisfy") from None
 
     def validate(self, params: dict) -> dict:
         """Check a user-supplied parameter dict; returns it with canonical types."""
@@ -327,12 +385,16 @@ class SearchSpace:
 
 
 class Objective(BaseModel):
-    """An outcome to minimise or maximise."""
+    """An outcome to minimise, maximise, or bring as close as possible to ``target``.
+
+    ``Objective("viscosity", target=2.0)`` (direction "target" is implied)
+    is optimised as -(viscosity - 2.0)^2.
+    """
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 
     name: str = Field(pattern=NAME_PATTERN)
-    direction: Literal["minimize", "maximize"]
+    direction: Literal["minimize", "maximize", "target"]
     target: float | None = None
     unit: str | None = None
 
@@ -340,7 +402,17 @@ class Objective(BaseModel):
         for key, val in (("name", name), ("direction", direction)):
             if val is not None:
                 kw[key] = val
+        if kw.get("target") is not None and kw.get("direction") is None:
+            kw["direction"] = "target"
         super().__init__(**kw)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _target_direction(cls, data: Any) -> Any:
+        if isinstance(data, dict) and data.get("target") is not None \
+                and data.get("direction") is None:
+            data = dict(data, direction="target")
+        return data
 
     @field_validator("name")
     @classmethod
@@ -349,17 +421,24 @@ class Objective(BaseModel):
             raise ValueError(f"'{v}' is reserved for campaign metadata; choose another name")
         return v
 
-    @field_validator("target")
-    @classmethod
-    def _no_target(cls, v: float | None) -> float | None:
-        if v is not None:
+    @model_validator(mode="after")
+    def _check_target(self) -> "Objective":
+        if self.target is not None and not math.isfinite(self.target):
+            raise ValueError(f"target: got {self.target}; expected a finite number")
+        if (self.direction == "target") != (self.target is not None):
             raise ValueError(
-                "objectives with a target are not supported yet (planned with the"
-                " active-learning engine); expected direction minimize or maximize alone"
-            )
-        return v
+                f"direction: got {self.direction!r} with target {self.target!r}; expected"
+                " direction 'target' (or none) together with a target value, or minimize /"
+                " maximize without one")
+        return self
+
+    def score(self, value: float) -> float:
+        """The value as the engine maximises it: sign * value, or -(value - target)^2."""
+        if self.target is not None:
+            return -((float(value) - self.target) ** 2)
+        return self.sign * float(value)
 
     @property
     def sign(self) -> float:
         """+1 to maximise, -1 to minimise: the model maximises sign * value."""
-        return 1.0 if self.direction == "maximize" else -1.0
+        return -1.0 if self.direction == "minimize" else 1.0

@@ -1,0 +1,185 @@
+"""The campaign engine as users drive it: linear and outcome constraints, several
+objectives, targets, context parameters, initial designs, stopping rules and
+every surrogate type chosen from the spec.
+
+Each test runs a short real campaign (in memory, tracking off) and checks an
+outcome with a known answer: constraint satisfaction to 1e-9, a known
+constrained optimum, a known Pareto front's hypervolume, a target hit.
+"""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+
+import workbench as wb
+
+FAST = {"raw_samples": 256, "num_restarts": 4, "steps": 40}
+
+
+def _run(c: wb.Campaign, f, n: int, q: int = 1, **ask) -> None:
+    while len(c.trials) < n:
+        for t in c.ask(q, **ask):
+            c.tell(t.id, f(t.params))
+
+
+def test_mixture_constraints_hold_for_every_design_and_proposal():
+    space = wb.SearchSpace(
+        [wb.Continuous("water", 0.0, 1.0), wb.Continuous("ethanol", 0.0, 1.0),
+         wb.Continuous("glycerol", 0.0, 1.0), wb.Integer("minutes", 1, 9)],
+        constraints=["water + ethanol + glycerol == 1", "ethanol - 2*glycerol <= 0.1",
+                     "water >= 0.2"])
+    f = lambda p: -(p["water"] - 0.5) ** 2 - (p["ethanol"] - 0.3) ** 2 + 0.01 * p["minutes"]
+    for design in ("sobol", "maximin"):
+        c = wb.Campaign("mix", space, [wb.Objective("y", "maximize")], tracking=None,
+                        initial_design={"type": design, "n": 5}, acquisition=FAST)
+        _run(c, f, 8, q=2)
+        rows = [t.params for t in c.trials]
+        for r in rows:
+            assert abs(r["water"] + r["ethanol"] + r["glycerol"] - 1) <= 1e-9
+            assert r["ethanol"] - 2 * r["glycerol"] <= 0.1 + 1e-9
+            assert r["water"] >= 0.2 - 1e-9
+            assert float(r["minutes"]).is_integer()
+        assert space.feasible(rows).all()
+        assert [t.strategy for t in c.trials][:5] == [design] * 5
+    with pytest.raises(wb.SpecError, match="'lhs' with linear constraints"):
+        wb.Campaign("mix", space, [wb.Objective("y", "maximize")], tracking=None,
+                    initial_design={"type": "lhs"})
+
+
+def test_outcome_constraint_finds_the_constrained_optimum_and_best_is_feasible():
+    # max x1 + x2 subject to g = x1 <= 0.3: the optimum is 1.3 at (0.3, 1).
+    space = wb.SearchSpace([wb.Continuous("x1", 0.0, 1.0), wb.Continuous("x2", 0.0, 1.0)])
+    c = wb.Campaign("oc", space, [wb.Objective("y", "maximize")], tracking=None,
+                    outcome_constraints=["g <= 0.3"], acquisition=FAST, seed=1)
+    _run(c, lambda p: {"y": p["x1"] + p["x2"], "g": p["x1"]}, 16)
+    best = c.best()
+    assert best.outcomes["g"] <= 0.3
+    assert best.outcomes["y"] >= 1.25
+    unconstrained = max(t.outcomes["y"] for t in c.trials if t.status == "completed")
+    assert unconstrained > best.outcomes["y"]  # an infeasible better point exists, not chosen
+    assert set(best.prediction) == {"y", "g"}  # the constraint outcome is modelled too
+    with pytest.raises(wb.CampaignError, match="missing"):
+        t = c.ask()[0]
+        c.tell(t.id, {"y": 1.0})
+
+
+def _front_f2(f1):
+    return 1.0 - np.sqrt(f1)
+
+
+@pytest.mark.parametrize("acquisition", ["qlog_nehvi", "parego"])
+def test_two_objectives_approach_the_known_front(acquisition):
+    # f1 = x1, f2 = 1 - sqrt(x1) + x2^2, both minimised: the front is x2 = 0.
+    # Hypervolume of the true front for ref (1.1, 1.1): 0.1 + 2/3 + 0.11.
+    space = wb.SearchSpace([wb.Continuous("x1", 0.0, 1.0), wb.Continuous("x2", 0.0, 1.0)])
+    c = wb.Campaign("mo", space, [wb.Objective("f1", "minimize"), wb.Objective("f2", "minimize")],
+                    tracking=None, acquisition={**FAST, "type": acquisition,
+                                                "ref_point": [1.1, 1.1]})
+    _run(c, lambda p: {"f1": p["x1"], "f2": 1 - math.sqrt(p["x1"]) + p["x2"] ** 2}, 14, q=2)
+    true_hv = 0.1 + 2 / 3 + 0.11
+    history = c.hypervolume_history()
+    assert len(history) == 14 and np.all(np.diff(history) >= -1e-12)
+    assert history[-1] >= 0.8 * true_hv
+    assert history[-1] > history[5]  # the model-based points added volume
+    front = c.pareto()
+    S = np.asarray([[t.outcomes["f1"], t.outcomes["f2"]] for t in c.trials])
+    for t in front:  # nothing observed dominates a reported Pareto point
+        p = np.asarray([t.outcomes["f1"], t.outcomes["f2"]])
+        assert not np.any(np.all(S <= p, axis=1) & np.any(S < p, axis=1))
+    assert all(t.strategy == acquisition for t in c.trials[6:])
+
+
+def test_objective_with_a_target_is_brought_to_it():
+    space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0)])
+    c = wb.Campaign("tgt", space, [wb.Objective("viscosity", target=2.0)], tracking=None,
+                    acquisition=FAST)
+    _run(c, lambda p: {"viscosity": 4.0 * p["x"] ** 2}, 10)
+    # viscosity 2.0 at x = sqrt(1/2).
+    assert abs(c.best().outcomes["viscosity"] - 2.0) < 0.05
+    assert abs(c.best().params["x"] - math.sqrt(0.5)) < 0.02
+
+
+def test_context_parameters_are_held_and_required():
+    space = wb.SearchSpace([wb.Continuous("temperature", 20.0, 80.0),
+                            wb.Continuous("humidity", 0.0, 1.0)])
+    c = wb.Campaign("ctx", space, [wb.Objective("y", "maximize")], tracking=None,
+                    context=["humidity"], acquisition=FAST)
+    f = lambda p: -((p["temperature"] - 30 - 40 * p["humidity"]) / 60) ** 2
+    rng = np.random.default_rng(0)
+    for _ in range(10):
+        h = float(rng.uniform())
+        (t,) = c.ask(1, context={"humidity": h})
+        assert t.params["humidity"] == pytest.approx(h, abs=1e-12)
+        c.tell(t.id, f(t.params))
+    # With the model, the proposal follows the context: optimum temperature 30 + 40 h.
+    for h in (0.1, 0.9):
+        (t,) = c.ask(1, context={"humidity": h})
+        assert abs(t.params["temperature"] - (30 + 40 * h)) < 8.0
+        c.tell(t.id, f(t.params))
+    with pytest.raises(wb.CampaignError, match="context"):
+        c.ask(1)
+
+
+def test_user_points_come_first():
+    space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0), wb.Categorical("c", ["a", "b"])])
+    points = [{"x": 0.25, "c": "b"}, {"x": 0.75, "c": "a"}]
+    c = wb.Campaign("pts", space, [wb.Objective("y", "maximize")], tracking=None,
+                    initial_design={"type": "points", "points": points, "n": 3})
+    got = [t.params for t in c.ask(3)]
+    assert got[:2] == points
+    assert [t.strategy for t in c.trials] == ["points"] * 3
+
+
+def test_stopping_rule_stops_run_and_the_reason_is_kept(tmp_path):
+    spec = {
+        "name": "stop", "space": [{"name": "x", "type": "continuous", "low": 0.0, "high": 1.0}],
+        "objectives": [{"name": "y", "direction": "maximize"}],
+        "stopping": [{"type": "target", "value": 0.9}],
+        "acquisition": FAST, "budget": 40, "tracking": None,
+        "store": str(tmp_path / "stop.zarr"),
+    }
+    c = wb.Campaign.from_dict(spec)
+    c.run(lambda p: p["x"])
+    n = len(c.trials)
+    assert n < 40 and c.best().outcomes["y"] >= 0.9
+    assert c.stopped.startswith("target reached")
+    assert wb.Campaign.open(tmp_path / "stop.zarr").stopped == c.stopped
+
+
+@pytest.mark.parametrize("surrogate", [
+    {"type": "gp", "kernel": "rbf", "warping": True},
+    {"type": "gp", "noise": 1e-4},
+    {"type": "ensemble", "members": 4, "hidden": [16], "epochs": 30},
+    {"type": "bll", "hidden": [16], "epochs": 30},
+    {"type": "svgp", "num_inducing": 8},
+    {"type": "saas", "num_warmup": 32, "num_samples": 32},
+])
+def test_every_surrogate_type_drives_a_campaign(surrogate):
+    space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0), wb.Continuous("z", 0.0, 1.0)])
+    c = wb.Campaign("s", space, [wb.Objective("y", "maximize")], tracking=None,
+                    surrogate=surrogate, acquisition=FAST, initial_design={"n": 6})
+    f = lambda p: math.sin(6 * p["x"]) + 0.1 * p["z"]
+    _run(c, f, 6)
+    trials = c.ask(3)  # a batch: believer fantasies or pending points
+    X = np.asarray([[t.params["x"], t.params["z"]] for t in trials])
+    distinct = np.min(np.linalg.norm(X[:, None] - X[None], axis=-1) + np.eye(3)) > 1e-6
+    values = [t.acquisition_value for t in trials]
+    # Each point of the batch is scored given the earlier ones: its gain can only shrink,
+    # and a repeat must be worth much less than the first pick.
+    assert values[1] <= values[0] + 1e-9 and values[2] <= values[0] + 1e-9
+    assert distinct or values[1] < values[0] - 1.0
+    if surrogate.get("noise"):  # an almost noiseless GP: believer fantasies repel at once
+        assert distinct
+    import json
+
+    audit = json.loads(trials[0].audit)
+    assert audit["model"] == surrogate["type"]
+    assert audit["fantasy_mode"] == ("kriging_believer" if surrogate["type"] in ("gp", "saas")
+                                     else "pending_points")
+    for t in trials:
+        assert np.isfinite(t.prediction["y"].mean) and t.prediction["y"].std >= 0
+    if surrogate.get("kernel"):
+        assert "rbf" in json.dumps(audit["hyperparameters"])

@@ -1,0 +1,475 @@
+"""Model-based proposals: fit the surrogate the spec names, build the acquisition
+for its objectives and outcome constraints, and maximise it over the domain.
+
+``Campaign.ask`` calls :func:`propose` under the store's lock. Everything here
+is a function of the spec, the encoded observations, the pending points and a
+PRNG key, so the same seed and data give bit-identical proposals.
+
+Batches and pending trials: models that can be conditioned on new points (the
+exact GP, SAAS) use "Kriging believer" fantasies, for any acquisition; models
+that cannot (ensembles, BLL, SVGP) and hypervolume improvement pass them to a
+Monte-Carlo acquisition as pending points, which scores the joint gain over
+them. Context parameters (measured, not chosen) are held at the given values:
+the optimiser works on the remaining columns, the acquisition sees full points.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import numpy as np
+
+from workbench.constraints import OutcomeConstraint, parse_outcome_constraint
+from workbench.record import Prediction
+from workbench.space import SearchSpace
+from workbench.spec import CampaignSpec
+
+#: Acquisitions whose values are logarithms (feasibility weighting multiplies them).
+LOG_SPACE = {"log_ei", "log_nei", "qlog_nei", "log_pi", "qlog_nehvi", "parego"}
+
+
+@dataclass
+class Problem:
+    """What the engine optimises, derived once from the spec."""
+
+    spec: CampaignSpec
+    space: SearchSpace
+    outputs: list[str]                  # modelled outcomes: objectives, then constraint outcomes
+    constraints: list[OutcomeConstraint]
+    context: list[str] = field(default_factory=list)
+
+    @classmethod
+    def from_spec(cls, spec: CampaignSpec, space: SearchSpace) -> "Problem":
+        constraints = [parse_outcome_constraint(t) for t in spec.outcome_constraints]
+        outputs = [o.name for o in spec.objectives]
+        outputs += [c.name for c in constraints if c.name not in outputs]
+        return cls(spec, space, outputs, constraints, list(spec.context))
+
+    @property
+    def objectives(self):
+        return list(self.spec.objectives)
+
+    def scores(self, Y: np.ndarray) -> np.ndarray:
+        """(n, outputs) observations -> (n, objectives) values to maximise."""
+        return np.stack([np.asarray([o.score(v) for v in Y[:, k]])
+                         for k, o in enumerate(self.objectives)], axis=1)
+
+    def feasible(self, Y: np.ndarray) -> np.ndarray:
+        """Which observed rows satisfy every outcome constraint."""
+        ok = np.ones(len(Y), bool)
+        for c in self.constraints:
+            k = self.outputs.index(c.name)
+            ok &= np.asarray([c.satisfied(v) for v in Y[:, k]], bool)
+        return ok
+
+
+# -- context: hold some columns fixed ---------------------------------------------
+
+
+def context_columns(space: SearchSpace, context: dict[str, Any]) -> dict[int, float]:
+    """Encoded column -> value for the given context parameter values."""
+    fixed: dict[int, float] = {}
+    col = 0
+    for p in space.parameters:
+        if p.name in context:
+            z = space.encode([{**_any_point(space), p.name: context[p.name]}])[0]
+            for j in range(col, col + p.columns):
+                fixed[j] = float(z[j])
+        col += p.columns
+    return fixed
+
+
+def _any_point(space: SearchSpace) -> dict:
+    return space.decode(np.full((1, space.dim), 0.5))[0]
+
+
+def reduce_domain(domain, fixed: dict[int, float]):
+    """The domain over the free columns when ``fixed`` columns hold given values.
+
+    Returns (reduced Domain, free column indices). Linear rows keep their free
+    part, with the fixed part moved to the right-hand side.
+    """
+    from active_learning import Domain
+
+    free = [j for j in range(domain.dim) if j not in fixed]
+    where = {j: i for i, j in enumerate(free)}
+
+    def rows(rs):
+        out = []
+        for coeffs, rhs in rs:
+            rhs = rhs - sum(coeffs[j] * v for j, v in fixed.items())
+            out.append((tuple(coeffs[j] for j in free), rhs))
+        return tuple(out)
+
+    integer = tuple((where[c], lv) for c, lv in domain.integer if c in where)
+    onehot = tuple(tuple(where[c] for c in g) for g in domain.onehot
+                   if all(c in where for c in g))
+    return Domain(dim=len(free), integer=integer, onehot=onehot,
+                  equalities=rows(domain.equalities),
+                  inequalities=rows(domain.inequalities)), np.asarray(free)
+
+
+def _with_context(acquisition, free: np.ndarray, fixed: dict[int, float], dim: int):
+    import jax.numpy as jnp
+
+    import active_learning as al
+
+    if not fixed:
+        return acquisition
+    return al.FixedColumns(acquisition, jnp.asarray(free), jnp.asarray(sorted(fixed)),
+                           jnp.asarray([fixed[j] for j in sorted(fixed)]), dim)
+
+
+def expand(Z: np.ndarray, free: np.ndarray, fixed: dict[int, float], dim: int) -> np.ndarray:
+    """Reduced points (n, free) -> full encoded points (n, dim)."""
+    Z = np.atleast_2d(np.asarray(Z, np.float64))
+    out = np.zeros((Z.shape[0], dim))
+    out[:, free] = Z
+    for j, v in fixed.items():
+        out[:, j] = v
+    return out
+
+
+# -- surrogates ---------------------------------------------------------------------
+
+
+def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
+                  warm: dict | None):
+    """Fit the spec's surrogate on encoded X (n, d), outputs Y (n, m).
+
+    Returns (model, state): state is JSON-ready (the GP's hyperparameters, for
+    the next fit's warm start and the audit) or None.
+    """
+    import surrogates as sg
+
+    cfg = problem.spec.surrogate
+    d = X.shape[1]
+    unit = (np.zeros(d), np.ones(d))
+    if cfg.type == "gp":
+        kernel = sg.parse_kernel(cfg.kernel)
+        onehot = problem.space.domain().onehot
+        if onehot:
+            kernel = sg.with_categorical(kernel, onehot, d)
+        kernel = sg.resolve_kernel(kernel, d, warping=cfg.warping)
+        start = None
+        if warm is not None:
+            try:
+                start = sg.hyperparameters_from_dict(warm)
+                sg.gp._check_start(start, kernel, d, Y.shape[1], cfg.noise is None)
+            except (ValueError, KeyError, TypeError):
+                start = None  # another kernel or dimension: start cold
+        noise = None if cfg.noise is None else np.full(Y.shape, cfg.noise)
+        model = sg.fit_gp(X, Y, key=key, bounds=unit, capacity=capacity,
+                          restarts=cfg.restarts, warm_start=start, kernel=kernel,
+                          noise=noise, learn_noise=cfg.noise is None)
+        return model, sg.hyperparameters_to_dict(model.hyperparameters)
+    if cfg.type == "saas":
+        model = sg.fit_saas_gp(X, Y, key=key, bounds=unit, capacity=capacity,
+                               num_warmup=cfg.num_warmup, num_samples=cfg.num_samples,
+                               thinning=max(1, cfg.num_samples // 32))
+        return model, {"median_lengthscale": np.asarray(model.median_lengthscale).tolist()}
+    if cfg.type == "ensemble":
+        model = sg.fit_ensemble(X, Y, key=key, members=cfg.members, hidden=tuple(cfg.hidden),
+                                epochs=cfg.epochs, bounds=unit)
+        return _latent(model), None
+    if cfg.type == "bll":
+        model = sg.fit_bll(X, Y, key=key, hidden=tuple(cfg.hidden), epochs=cfg.epochs,
+                           bounds=unit)
+        return model, None
+    if cfg.type == "svgp":
+        model = sg.fit_svgp(X, Y, key=key, num_inducing=min(cfg.num_inducing, len(X)),
+                            bounds=unit)
+        return model, None
+    raise ValueError(f"surrogate.type: got {cfg.type!r}")
+
+
+_LATENT: list = []
+
+
+def _latent(model):
+    """The ensemble seen through its latent posterior (no aleatoric noise): what
+    acquisitions want, so that a repeated point gains nothing."""
+    if not _LATENT:
+        import equinox as eqx
+
+        class LatentEnsemble(eqx.Module):
+            model: eqx.Module
+
+            @property
+            def num_outputs(self) -> int:
+                return self.model.num_outputs
+
+            def posterior(self, Xq, full_cov: bool = False):
+                return self.model.posterior(Xq, full_cov=full_cov, observation_noise=False)
+
+        _LATENT.append(LatentEnsemble)
+    return _LATENT[0](model)
+
+
+def can_condition(model) -> bool:
+    """Whether the model takes Kriging-believer fantasies (``condition``)."""
+    return hasattr(model, "condition")
+
+
+# -- acquisition -----------------------------------------------------------------------
+
+
+def padded(X: np.ndarray, dim: int):
+    """Rows padded to a bucket size (a growing campaign compiles a few times, not
+    once per experiment) and their mask; padding repeats a real row when there is one."""
+    import jax.numpy as jnp
+
+    from surrogates import bucket_size
+
+    X = np.asarray(X, np.float64).reshape(-1, dim)
+    n = len(X)
+    size = bucket_size(max(n, 1), minimum=8)
+    fill = X[:1] if n else np.full((1, dim), 0.5)
+    Xp = np.concatenate([X, np.repeat(fill, size - n, axis=0)])
+    mask = np.arange(size) < n
+    return jnp.asarray(Xp), jnp.asarray(mask)
+
+
+def _objective_map(problem: Problem):
+    import active_learning as al
+
+    objs = problem.objectives
+    return al.Objectives(outputs=tuple(range(len(objs))),
+                         signs=tuple(o.sign for o in objs),
+                         targets=tuple(o.target for o in objs))
+
+
+def _constraints(problem: Problem):
+    import active_learning as al
+
+    if not problem.constraints:
+        return None
+    return al.OutcomeConstraints.from_tuples(
+        [(problem.outputs.index(c.name), c.op, c.bound) for c in problem.constraints])
+
+
+def incumbent(problem: Problem, Y: np.ndarray) -> float:
+    """Best observed score of the single objective among feasible rows (the worst
+    score when none is feasible, so that feasibility drives the search)."""
+    s = problem.scores(Y)[:, 0]
+    ok = problem.feasible(Y)
+    return float(np.max(s[ok])) if ok.any() else float(np.min(s))
+
+
+def build_acquisition(problem: Problem, model, X: np.ndarray, Y: np.ndarray, best: float,
+                      key, domain, X_pending: np.ndarray | None):
+    """The spec's acquisition on ``model``.
+
+    best: the single objective's incumbent (maximised score); X_pending: points
+    to score jointly with (models without ``condition`` and hypervolume only).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    import active_learning as al
+
+    cfg = problem.spec.acquisition
+    kind = problem.spec.acquisition_type
+    obj = problem.objectives[0]
+    d = domain.dim
+    pend = None if X_pending is None or not len(X_pending) else padded(X_pending, d)
+    Xb = padded(X, d)
+    if len(problem.objectives) > 1:
+        omap = _objective_map(problem)
+        scores = jnp.asarray(problem.scores(Y))
+        if kind == "parego":
+            k_w, key = jax.random.split(key)
+            weights = al.sample_simplex(k_w, len(problem.objectives))
+            scal = al.ChebyshevScalarization.from_observations(weights, scores,
+                                                               objectives=omap)
+            best_s = float(jnp.max(scal(jnp.asarray(Y))))
+            acq = al.ScalarizedLogEI(model, scal, best_s, key, num_samples=cfg.mc_samples)
+        elif kind == "qlog_nehvi":
+            # Pending points join the baseline, padded with it to one bucket.
+            base = X if pend is None else np.concatenate([X, np.asarray(X_pending)])
+            Xp, mask = padded(base, d)
+            acq = al.qLogNoisyExpectedHypervolumeImprovement(
+                model, Xp, reference(problem, Y), key, baseline_mask=mask, objectives=omap,
+                num_samples=min(cfg.mc_samples, 64))
+        elif kind == "max_variance":
+            return al.PosteriorVariance(model)
+        else:
+            raise ValueError(f"acquisition.type {kind!r} with several objectives")
+    elif obj.target is not None:
+        if kind in ("max_variance", "ivr"):
+            return _single(problem, model, Xb, best, key, domain, pend)
+        target = al.TargetObjective(obj.target, output=0)
+        acq = al.ScalarizedLogEI(model, target, best, key, num_samples=cfg.mc_samples)
+    else:
+        acq = _single(problem, model, Xb, best, key, domain, pend)
+    constraints = _constraints(problem)
+    if constraints is not None and kind in LOG_SPACE:
+        acq = al.feasibility_weighted(acq, model, constraints)
+    return acq
+
+
+def _single(problem: Problem, model, baseline, best: float, key, domain, pending):
+    import jax.numpy as jnp
+
+    import active_learning as al
+
+    cfg = problem.spec.acquisition
+    kind = problem.spec.acquisition_type
+    sign = problem.objectives[0].sign
+    X_train, mask = baseline
+    if pending is not None:
+        X_pending, pending_mask = pending
+        # No conditioning: score the joint gain over the pending points instead.
+        if kind == "ucb":
+            return al.qUpperConfidenceBound(model, beta=cfg.beta, sign=sign, X_pending=X_pending,
+                                            pending_mask=pending_mask)
+        if kind in ("log_ei", "log_nei", "qlog_nei", "log_pi"):
+            return al.qLogNoisyExpectedImprovement(model, X_train, baseline_mask=mask,
+                                                   sign=sign, num_samples=cfg.mc_samples,
+                                                   X_pending=X_pending,
+                                                   pending_mask=pending_mask)
+    if kind == "ucb":
+        return al.UpperConfidenceBound(model, beta=cfg.beta, sign=sign)
+    if kind == "log_pi":
+        return al.LogProbabilityOfImprovement(model, jnp.asarray(sign * best), sign=sign)
+    if kind == "log_nei":
+        return al.LogNoisyExpectedImprovement(model, X_train, baseline_mask=mask, sign=sign,
+                                              num_samples=cfg.mc_samples)
+    if kind == "qlog_nei":
+        return al.qLogNoisyExpectedImprovement(model, X_train, baseline_mask=mask, sign=sign,
+                                               num_samples=cfg.mc_samples)
+    if kind == "max_variance":
+        return al.PosteriorVariance(model)
+    if kind == "ivr":
+        reference_set = al.quasi_random(key, 256, domain.dim)
+        return al.IntegratedVarianceReduction(model, reference_set, jnp.asarray(1e-6))
+    if kind == "mes":
+        candidates = al.quasi_random(key, 1024, domain.dim)
+        optima = al.sample_optimal_values(model, candidates, key, num_samples=16, sign=sign)
+        return al.MaxValueEntropySearch(model, optima, sign=sign)
+    return al.LogExpectedImprovement(model, jnp.asarray(sign * best), sign=sign)
+
+
+def reference(problem: Problem, Y: np.ndarray) -> np.ndarray:
+    """Hypervolume reference point in maximised-objective units: the spec's, or a
+    margin below the worst observed value of each objective."""
+    ref = problem.spec.acquisition.ref_point
+    if ref is not None:
+        return np.asarray([o.score(r) for o, r in zip(problem.objectives, ref)])
+    s = problem.scores(Y)
+    lo, hi = s.min(axis=0), s.max(axis=0)
+    return lo - 0.1 * np.maximum(hi - lo, 1e-9)
+
+
+# -- the proposal ------------------------------------------------------------------
+
+
+def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarray, q: int,
+            key, warm: dict | None, context: dict[str, Any] | None = None,
+            timings: dict | None = None):
+    """q model-based proposals.
+
+    X (n, d), Y (n, outputs): completed observations, encoded; fantasies:
+    (p, d) encoded points asked but not told (pending trials and earlier points
+    of this batch). Returns (encoded points (q, d), predictions, acquisition
+    values, surrogate state, audit dict, the fitted model).
+    """
+    import jax
+    import jax.numpy as jnp
+
+    from active_learning import maximize_acquisition
+    from workbench._jax import posterior_moments
+
+    timings = {} if timings is None else timings
+    spec = problem.spec
+    cfg = spec.acquisition
+    kind = spec.acquisition_type
+    domain = problem.space.domain()
+    fixed = context_columns(problem.space, context or {})
+    reduced, free = reduce_domain(domain, fixed) if fixed else (domain, np.arange(domain.dim))
+    k_fit, k_acq = jax.random.split(key)
+    conditionable_type = spec.surrogate.type in ("gp", "saas")
+    capacity = len(X) + (len(fantasies) + q if conditionable_type else 0)
+    t0 = time.perf_counter()
+    model, state = fit_surrogate(problem, X, Y, k_fit, capacity, warm)
+    jax.block_until_ready(model)
+    timings["fit_time_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    base = model
+    several = len(problem.objectives) > 1
+    believer = can_condition(model) and kind not in ("qlog_nehvi",)
+    best = incumbent(problem, Y) if not several else float("nan")
+    pending = np.zeros((0, domain.dim))
+    if len(fantasies):
+        if believer:
+            Xf = jnp.asarray(fantasies)
+            believed = posterior_moments(model, Xf)[0]
+            model = model.condition(Xf, believed)
+            if not several:
+                best = max(best, float(np.max(problem.scores(np.asarray(believed))[:, 0])))
+        else:
+            pending = np.asarray(fantasies)
+    chosen, values = [], []
+    for j in range(q):
+        k_j = jax.random.fold_in(k_acq, j)
+        if kind == "thompson":
+            x, v = _thompson(problem, model, reduced, free, fixed, domain.dim, k_j)
+        else:
+            acq = build_acquisition(problem, model, X, Y, best, jax.random.fold_in(k_j, 1),
+                                    domain, pending if len(pending) else None)
+            acq = _with_context(acq, free, fixed, domain.dim)
+            z, v = maximize_acquisition(acq, reduced, k_j, raw_samples=cfg.raw_samples,
+                                        num_restarts=cfg.num_restarts, steps=cfg.steps)
+            x = expand(np.asarray(z), free, fixed, domain.dim)[0]
+        chosen.append(np.asarray(x))
+        values.append(float(v))
+        if j < q - 1:
+            xq = jnp.asarray(x)[None]
+            if believer:
+                believed = posterior_moments(model, xq)[0]
+                model = model.condition(xq, believed)
+                if not several:
+                    best = max(best, float(problem.scores(np.asarray(believed))[0, 0]))
+            else:
+                pending = np.concatenate([pending, np.asarray(xq)])
+    Xc = np.stack(chosen)
+    mean, var = posterior_moments(base, jnp.asarray(Xc))
+    mean, std = np.asarray(mean), np.sqrt(np.asarray(var))
+    timings["acquisition_time_s"] = time.perf_counter() - t1
+    preds = [{name: Prediction(float(mean[i, k]), float(std[i, k]))
+              for k, name in enumerate(problem.outputs)} for i in range(q)]
+    audit = {
+        "strategy": kind, "model": spec.surrogate.type,
+        "kernel": spec.surrogate.kernel if spec.surrogate.type == "gp" else None,
+        "hyperparameters": state, "n_train": int(len(X)),
+        "fantasies": int(len(fantasies)),
+        "fantasy_mode": "kriging_believer" if believer else "pending_points",
+        "context": dict(context or {}),
+    }
+    if not several:
+        audit["incumbent"] = incumbent(problem, Y)
+    return Xc, preds, values, state, audit, base
+
+
+def _thompson(problem: Problem, model, reduced, free, fixed, dim: int, key):
+    """One Thompson sample: the argmax of a joint posterior draw of the first
+    objective's score on a quasi-random set of valid points."""
+    import active_learning as al
+    from active_learning import sample_feasible
+
+    n = min(problem.spec.acquisition.raw_samples, 1024)
+    if reduced.constrained:
+        seed = int(np.asarray(al.quasi_random(key, 1, 1))[0, 0] * 2**31)
+        Zr = sample_feasible(n, reduced, seed)
+    else:
+        Zr = np.asarray(reduced.snap(al.quasi_random(key, n, reduced.dim)))
+    candidates = expand(Zr, free, fixed, dim)
+    obj = problem.objectives[0]
+    (idx,) = al.thompson_sample(model, candidates, key, q=1, sign=obj.sign)
+    return candidates[int(idx)], float("nan")
+
+
+__all__ = ["Problem", "build_acquisition", "context_columns", "expand", "fit_surrogate",
+           "incumbent", "propose", "reduce_domain"]
