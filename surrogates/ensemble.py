@@ -6,7 +6,8 @@ the epistemic uncertainty. Here the members are one model whose parameters
 carry a leading member axis (built with ``eqx.filter_vmap``), and one
 training step updates every member under ``vmap``, each with its own
 minibatches drawn from its own key: on an accelerator ten members cost about
-what one does.
+what one does. With several devices the member axis is split over them
+(``surrogates.sharding``): each trains and predicts with its own members.
 
 The Bayesian last layer (BLL) replaces the heads by closed-form Bayesian
 linear regression on the last hidden layer's features, with the prior
@@ -20,6 +21,7 @@ outputs, ``q`` query points, ``M`` members, ``h`` features.
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import partial
 
@@ -31,6 +33,7 @@ import optax
 from jax import Array, lax
 
 from surrogates.gp import Posterior, bucket_size
+from surrogates.sharding import device_mesh, padded_size, shard_leading
 
 _ACTIVATIONS = {
     "silu": jax.nn.silu,
@@ -355,6 +358,7 @@ def fit_ensemble(
     bounds=None,
     capacity: int | None = None,
     dtype: str = "float32",
+    devices: Sequence | None = None,
 ) -> DeepEnsemble:
     """Fit a deep ensemble of MLPs with AdamW, all members in one vmapped program.
 
@@ -367,7 +371,11 @@ def fit_ensemble(
     with N the padded capacity, so a growing campaign compiles once per
     bucket; learning_rate: AdamW's peak rate, decayed by a cosine to 5% of it;
     bounds: (2, d) input bounds for unit-cube scaling; dtype of the
-    networks (float32 is 2-10x faster; the posterior is float64).
+    networks (float32 is 2-10x faster; the posterior is float64); devices:
+    where to train (default ``jax.devices()``): with several, the members
+    are split over them (padded to a multiple of their number for training);
+    with ``members`` a multiple of their number the fitted members stay laid
+    out over them, so predictions are split too.
     """
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}")
@@ -384,11 +392,19 @@ def fit_ensemble(
         dtype=str(jnp.dtype(dtype)),
     )
     init_keys, data_keys = _member_keys(key, members)
+    mesh = device_mesh(devices)
+    if mesh is not None:
+        # Padding members repeat the last one's keys: they train as its copies
+        # and are dropped below, so member i still depends only on its own key.
+        size = padded_size(members, mesh)
+        init_keys, data_keys = shard_leading((init_keys, data_keys), mesh, size)
     stacked = _init_members(init_keys, d, Ys.shape[1], cfg)
     dt = jnp.dtype(cfg.dtype)
     Xd, Yd, Md = (jnp.asarray(a, dt) for a in (Z, Ys, mask))
     trained, _ = _train(stacked, Xd, Yd, Md, jnp.asarray(n, jnp.int32), data_keys,
                         jnp.asarray(learning_rate, dt), jnp.asarray(weight_decay, dt), cfg)
+    if init_keys.shape[0] != members:
+        trained = jax.tree.map(lambda a: a[:members], trained)
     if likelihood == "homoscedastic":
         noise = jnp.maximum(_residual_variance(trained, Xd, Yd, Md), MIN_VARIANCE)
     else:

@@ -4,90 +4,185 @@ A results file has a ``trial_id`` column, one column per objective, and
 optionally ``failure_reason`` (non-empty marks the trial failed) or
 ``status`` (``failed``). Parameter columns, if present, must match what was
 proposed. Rows whose outcomes are all empty are skipped: still running.
+
+Every row is checked before anything is told, so a file with one bad row
+records nothing. A structural problem (the file, its header, an unknown or
+repeated trial id, a conflict with what the store holds) is always an error;
+an unusable outcome value (not a number, NaN, infinity, one of several
+outcomes empty) is an error under the spec's ``bad_observations: error`` and
+a recorded failure under ``bad_observations: fail``.
 """
 
 from __future__ import annotations
 
 import csv
+import io
 import math
 from pathlib import Path
 
 from workbench.errors import CampaignError
 
+_STATUSES = ("", "pending", "completed", "failed")
 
-def _number(text: str) -> float:
-    return float(text.strip())
+
+def _decode(path: Path, raw: bytes) -> str:
+    """The file's text; a clear error for spreadsheets saved in another encoding."""
+    if raw[:2] in (b"\xff\xfe", b"\xfe\xff"):
+        raise CampaignError(f"{path}: the file is UTF-16 text; expected a UTF-8 CSV file"
+                            " (in a spreadsheet: save as 'CSV UTF-8')")
+    try:
+        return raw.decode("utf-8-sig")  # a UTF-8 byte-order mark is fine
+    except UnicodeDecodeError as e:
+        raise CampaignError(
+            f"{path}: byte 0x{raw[e.start]:02x} at offset {e.start} is not UTF-8;"
+            " expected a UTF-8 CSV file (in a spreadsheet: save as 'CSV UTF-8')") from None
+
+
+def _read_rows(path: Path, expected: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
+    """Header and (line number, fields) of every non-blank row of ``path``."""
+    try:
+        raw = path.read_bytes()
+    except FileNotFoundError:
+        raise CampaignError(f"results: file not found: {path}") from None
+    except OSError as e:
+        raise CampaignError(f"results: cannot read {path}: {e}") from None
+    text = _decode(path, raw)
+    if not text.strip():
+        raise CampaignError(f"{path}: the file is empty; expected a header row ({expected})"
+                            " and one row per trial")
+    reader = csv.reader(io.StringIO(text, newline=""))
+    rows: list[tuple[int, list[str]]] = []
+    try:
+        for fields in reader:
+            if any(f.strip() for f in fields):
+                rows.append((reader.line_num, fields))
+    except csv.Error as e:
+        raise CampaignError(f"{path}:{reader.line_num}: not valid CSV ({e});"
+                            f" expected comma-separated columns ({expected})") from None
+    (_, header), body = rows[0], rows[1:]
+    return [h.strip() for h in header], body
+
+
+def _check_header(path: Path, header: list[str], campaign, expected: str) -> None:
+    objectives = [o.name for o in campaign.objectives]
+    if len(header) == 1:
+        for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
+            if sep in header[0]:
+                raise CampaignError(
+                    f"{path}:1: header {header[0]!r} is one column separated by {name};"
+                    f" expected comma-separated columns ({expected})")
+    repeated = sorted({h for h in header if header.count(h) > 1})
+    if repeated:
+        raise CampaignError(f"{path}:1: column(s) {repeated} appear more than once;"
+                            " expected each column once")
+    if "trial_id" not in header:
+        raise CampaignError(f"{path}:1: header has no trial_id column; got {header};"
+                            f" expected {expected}")
+    missing = [o for o in objectives if o not in header]
+    if missing and "failure_reason" not in header and "status" not in header:
+        raise CampaignError(f"{path}:1: header lacks objective column(s) {missing};"
+                            f" expected {expected}")
+    known = {"trial_id", "status", "failure_reason", "batch", "strategy", *objectives,
+             *campaign.space.names}
+    unknown = [h for h in header if h not in known and not h.startswith("predicted_")]
+    if unknown:
+        raise CampaignError(f"{path}:1: unknown column(s) {unknown}; expected {expected},"
+                            " optional failure_reason and parameters")
+
+
+def _trial_id(path: Path, line: int, raw: str, trials: dict, campaign) -> int:
+    span = f"0 to {len(trials) - 1}" if trials else "none yet"
+    if not raw:
+        raise CampaignError(f"{path}:{line}: trial_id: empty; expected an integer trial id")
+    try:
+        trial_id = int(raw)
+    except ValueError:
+        raise CampaignError(f"{path}:{line}: trial_id: got {raw!r}; expected an"
+                            " integer trial id") from None
+    if trial_id < 0:
+        raise CampaignError(f"{path}:{line}: trial_id: got {trial_id}; expected a trial id"
+                            f" of campaign {campaign.name!r} ({span})")
+    if trial_id not in trials:
+        raise CampaignError(f"{path}:{line}: trial_id: got {trial_id}; no such trial"
+                            f" in campaign {campaign.name!r} (ids: {span})")
+    return trial_id
+
+
+def _outcome_problem(o: str, text: str) -> tuple[float | None, str | None]:
+    """(value, None) for a usable cell, else (None, what is wrong with it)."""
+    try:
+        value = float(text)
+    except ValueError:
+        return None, f"{o}: got {text!r}; expected a number"
+    if not math.isfinite(value):
+        return None, f"{o}: got {text!r}; expected a finite number"
+    return value, None
 
 
 def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | None]]:
     """Parse and check ``path`` against ``campaign``; raise naming line and column.
 
-    Returns (trial_id, outcomes or None, failure reason or None) per row to tell.
+    Returns (trial_id, outcomes or None, failure reason or None) per row to
+    tell. Under ``bad_observations: fail`` a row with an unusable outcome is
+    returned as a failure whose reason starts with ``bad observation:``.
     """
     path = Path(path)
-    try:
-        with open(path, newline="", encoding="utf-8-sig") as f:
-            reader = csv.DictReader(f)
-            header = reader.fieldnames or []
-            rows = list(reader)
-    except FileNotFoundError:
-        raise CampaignError(f"results: file not found: {path}") from None
-    except (OSError, UnicodeDecodeError, csv.Error) as e:
-        raise CampaignError(f"results: cannot read {path}: {e}") from None
     objectives = [o.name for o in campaign.objectives]
-    if "trial_id" not in header:
-        raise CampaignError(f"{path}:1: header has no trial_id column; got {header}")
-    missing = [o for o in objectives if o not in header]
-    if missing and "failure_reason" not in header and "status" not in header:
-        raise CampaignError(f"{path}:1: header lacks objective column(s) {missing};"
-                            f" expected trial_id, {', '.join(objectives)}")
-    known = {"trial_id", "status", "failure_reason", "batch", "strategy", *objectives,
-             *campaign.space.names}
-    unknown = [h for h in header if h not in known and not h.startswith("predicted_")]
-    if unknown:
-        raise CampaignError(f"{path}:1: unknown column(s) {unknown}; expected trial_id,"
-                            f" {', '.join(objectives)}, optional failure_reason and parameters")
+    expected = ", ".join(["trial_id", *objectives])
+    header, body = _read_rows(path, expected)
+    _check_header(path, header, campaign, expected)
+    if not body:
+        raise CampaignError(f"{path}: no rows below the header; expected one row per trial"
+                            f" ({expected})")
+    policy = campaign.spec.bad_observations
     trials = {t.id: t for t in campaign.trials}
     seen: dict[int, int] = {}
     out: list[tuple[int, dict | None, str | None]] = []
-    for line, row in enumerate(rows, start=2):
-        raw_id = (row.get("trial_id") or "").strip()
-        try:
-            trial_id = int(raw_id)
-        except ValueError:
-            raise CampaignError(f"{path}:{line}: trial_id: got {raw_id!r}; expected an"
-                                " integer trial id") from None
-        if trial_id not in trials:
-            raise CampaignError(f"{path}:{line}: trial_id: got {trial_id}; no such trial"
-                                f" in campaign {campaign.name!r}")
+    for line, fields in body:
+        if len(fields) != len(header):
+            raise CampaignError(f"{path}:{line}: {len(fields)} fields; expected"
+                                f" {len(header)}, one per header column ({', '.join(header)})")
+        row = {h: f.strip() for h, f in zip(header, fields)}
+        trial_id = _trial_id(path, line, row["trial_id"], trials, campaign)
         if trial_id in seen:
             raise CampaignError(f"{path}:{line}: trial_id {trial_id} appears again"
                                 f" (first on line {seen[trial_id]}); expected one row per trial")
         seen[trial_id] = line
         trial = trials[trial_id]
         for name in campaign.space.names:
-            if name in row and (row[name] or "").strip():
+            if row.get(name):
                 _check_param(path, line, name, row[name], trial.params[name])
-        reason = (row.get("failure_reason") or "").strip()
-        if not reason and (row.get("status") or "").strip().lower() == "failed":
+        status = row.get("status", "").lower()
+        if status not in _STATUSES:
+            raise CampaignError(f"{path}:{line}: status: got {row['status']!r}; expected"
+                                " failed (with an optional failure_reason) or empty")
+        reason = row.get("failure_reason", "")
+        if not reason and status == "failed":
             reason = "failed (no reason given)"
         if reason:
             out.append((trial_id, None, reason))
             continue
-        cells = {o: (row.get(o) or "").strip() for o in objectives}
+        cells = {o: row.get(o, "") for o in objectives}
         if not any(cells.values()):
             continue  # not measured yet
-        outcomes = {}
+        outcomes, problems = {}, []
         for o, text in cells.items():
             if not text:
-                raise CampaignError(f"{path}:{line}: {o}: empty while other outcomes are"
-                                    " given; expected a number or a failure_reason")
-            try:
-                outcomes[o] = _number(text)
-            except ValueError:
-                raise CampaignError(f"{path}:{line}: {o}: got {text!r}; expected a number")\
-                    from None
-        out.append((trial_id, outcomes, None))
+                problems.append(f"{o}: empty while other outcomes are given; expected a number"
+                                " or a failure_reason")
+                continue
+            value, problem = _outcome_problem(o, text)
+            if problem:
+                problems.append(problem)
+            else:
+                outcomes[o] = value
+        if problems and policy == "error":
+            raise CampaignError(f"{path}:{line}: {'; '.join(problems)}"
+                                " (bad_observations: error; nothing was recorded)")
+        if problems:
+            out.append((trial_id, None, "bad observation: " + "; ".join(problems)))
+        else:
+            out.append((trial_id, outcomes, None))
     for trial_id, outcomes, reason in out:
         trial = trials[trial_id]
         if trial.status == "completed" and outcomes != trial.outcomes:

@@ -1,0 +1,291 @@
+"""Soak test: 1,000 ask/tell cycles with random oracle failures and 20 SIGKILLs of the worker.
+
+A worker process asks for one experiment at a time (GP proposals after a
+6-point design, with a small model budget), evaluates a cheap oracle that
+fails about 10% of the time (half reported with ``tell_failed``, half as a
+NaN under ``bad_observations: fail``), tells the result and only then
+appends an acknowledgement line (fsynced). This supervisor SIGKILLs the worker
+at random instants, 20 times over the run, and starts a new one, which first
+re-runs the trials its predecessor left pending, as a lab would. At the end it
+reopens the store and compares it with the acknowledgements: lost,
+duplicated and mismatched observations must all be 0. It reports the time per
+tell and per proposal over the run (medians per window of 100 cycles), the
+restart times and the store's size on disk.
+
+    python -m benchmarks.soak [--cycles 1000] [--kills 20] [--out benchmarks/out/soak.json]
+    python benchmarks/soak.py --cycles 60 --kills 3        # smoke run
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import random
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+FAILURE_RATE = 0.1
+
+
+def spec(store: Path, seed: int) -> dict:
+    """The soak campaign: Branin, GP proposals with a small model budget."""
+    return {
+        "name": "soak", "partner": "bench", "store": str(store), "tracking": None,
+        "seed": seed,
+        "space": [{"name": "x1", "type": "continuous", "low": -5.0, "high": 10.0},
+                  {"name": "x2", "type": "continuous", "low": 0.0, "high": 15.0}],
+        "objectives": [{"name": "y", "direction": "minimize"}],
+        "initial_design": {"n": 6},
+        "surrogate": {"restarts": 1},
+        "acquisition": {"raw_samples": 256, "num_restarts": 4, "steps": 30},
+        "bad_observations": "fail",
+    }
+
+
+def outcome(trial_id: int, params: dict, seed: int) -> tuple[str, float | None]:
+    """What the oracle does for a trial, as a function of its id and params only, so
+    that the check can recompute it: ("ok", y), ("fail", None) or ("nan", None)."""
+    from workbench.problems import branin
+
+    u = random.Random(seed * 1_000_003 + trial_id).random()
+    if u < FAILURE_RATE / 2:
+        return "fail", None
+    if u < FAILURE_RATE:
+        return "nan", None
+    return "ok", float(branin(params["x1"], params["x2"]))
+
+
+# -- the worker (a separate process, killed at random) --------------------------------------
+
+
+def worker(store: Path, acks: Path, cycles: int, seed: int) -> int:
+    """Ask/tell until the campaign has ``cycles`` finished trials; ack each after tell."""
+    import warnings
+
+    import workbench as wb
+
+    warnings.simplefilter("ignore", RuntimeWarning)  # the NaN tells warn by design
+    c = wb.Campaign.open(store)
+    ready = False
+    with open(acks, "a") as log:
+        def finish(trial, ask_s: float) -> None:
+            nonlocal ready
+            kind, y = outcome(trial.id, trial.params, seed)
+            t0 = time.perf_counter()
+            if kind == "fail":
+                c.tell_failed(trial.id, "simulated reactor failure")
+            else:
+                c.tell(trial.id, {"y": math.nan if kind == "nan" else y})
+            tell_s = time.perf_counter() - t0
+            log.write(json.dumps({"id": trial.id, "kind": kind, "y": y, "ask_s": ask_s,
+                                  "tell_s": tell_s, "pid": os.getpid()}) + "\n")
+            log.flush()
+            os.fsync(log.fileno())
+            if not ready:  # imports and first compile done: kills from now on hit the loop
+                print("ready", flush=True)
+                ready = True
+
+        for trial in c.pending():  # left by a killed predecessor: run them first
+            finish(trial, math.nan)
+        while sum(t.status != "pending" for t in c.trials) < cycles:
+            t0 = time.perf_counter()
+            (trial,) = c.ask(1)
+            finish(trial, time.perf_counter() - t0)
+    c.compact()
+    print("done", flush=True)
+    return 0
+
+
+# -- the supervisor ---------------------------------------------------------------------------
+
+
+def _acks(path: Path) -> list[dict]:
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+
+
+def _count_lines(path: Path) -> int:
+    try:
+        with open(path, "rb") as fh:
+            return fh.read().count(b"\n")
+    except FileNotFoundError:
+        return 0
+
+
+def _start(store: Path, acks: Path, cycles: int, seed: int) -> subprocess.Popen:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    return subprocess.Popen(
+        [sys.executable, str(Path(__file__).resolve()), "--worker", str(store), str(acks),
+         "--cycles", str(cycles), "--seed", str(seed)],
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+
+
+def check(store: Path, acks: list[dict], seed: int) -> dict:
+    """Compare the reopened store with the acknowledgements (every count must be 0)."""
+    import workbench as wb
+
+    trials = wb.Campaign.open(store, tracking=None).trials
+    by_id = {t.id: t for t in trials}
+    ids = [a["id"] for a in acks]
+    report = {
+        "trials": len(trials),
+        "gapless_ids": [t.id for t in trials] == list(range(len(trials))),
+        "duplicated": len(ids) - len(set(ids)),
+        "lost": sum(1 for a in acks if a["id"] not in by_id or by_id[a["id"]].status == "pending"),
+        "mismatched": 0, "unacknowledged_told": 0,
+    }
+    for t in trials:
+        kind, y = outcome(t.id, t.params, seed)
+        expected = {"ok": "completed", "fail": "failed", "nan": "failed"}[kind]
+        if t.status == "pending":
+            continue
+        if t.status != expected or (kind == "ok" and t.outcomes != {"y": y}) \
+                or (kind == "nan" and "not finite" not in (t.failure_reason or "")):
+            report["mismatched"] += 1
+    acked = set(ids)
+    report["unacknowledged_told"] = sum(1 for t in trials
+                                        if t.status != "pending" and t.id not in acked)
+    for a in acks:
+        t = by_id.get(a["id"])
+        if t is not None and a["kind"] == "ok" and t.outcomes != {"y": a["y"]}:
+            report["mismatched"] += 1
+    report["pending_at_end"] = sum(t.status == "pending" for t in trials)
+    report["completed"] = sum(t.status == "completed" for t in trials)
+    report["failed"] = sum(t.status == "failed" for t in trials)
+    return report
+
+
+def _windows(acks: list[dict], key: str, size: int) -> list[float]:
+    """Median of ``key`` (ms) per window of ``size`` acknowledged cycles."""
+    import numpy as np
+
+    out = []
+    for lo in range(0, len(acks), size):
+        vals = [a[key] for a in acks[lo:lo + size] if not math.isnan(a[key])]
+        out.append(float(np.median(vals)) * 1e3 if vals else math.nan)
+    return out
+
+
+def _versions() -> dict:
+    from importlib.metadata import PackageNotFoundError, version
+
+    out = {"python": platform.python_version()}
+    for name in ("jax", "jaxlib", "numpy", "zarr", "xarray", "filelock"):
+        try:
+            out[name] = version(name)
+        except PackageNotFoundError:
+            pass
+    return out
+
+
+def supervise(args) -> dict:
+    import workbench as wb
+
+    rng = random.Random(args.seed)
+    work = Path(args.workdir or tempfile.mkdtemp(prefix="soak-"))
+    store, ack_path = work / "soak.zarr", work / "acks.jsonl"
+    wb.Campaign.from_dict(spec(store, args.seed))
+    # Kill points: after a random number of acknowledged cycles, then a random
+    # delay of up to 1.5 cycles, so the kill falls anywhere in ask, fit, tell or ack.
+    targets = sorted(rng.sample(range(5, args.cycles - 5), args.kills))
+    kills, restarts_s, started = 0, [], time.perf_counter()
+    while True:
+        t_spawn = time.perf_counter()
+        proc = _start(store, ack_path, args.cycles, args.seed)
+        line = proc.stdout.readline().strip()
+        if line != "ready":
+            proc.wait()
+            if line == "done" or proc.returncode == 0:
+                break
+            raise RuntimeError(f"worker failed: {line!r} {proc.stderr.read()[-2000:]}")
+        restarts_s.append(time.perf_counter() - t_spawn)
+        if kills < args.kills:
+            while _count_lines(ack_path) < targets[kills] and proc.poll() is None:
+                time.sleep(0.01)
+            recent = [a["ask_s"] + a["tell_s"] for a in _acks(ack_path)[-20:]
+                      if not math.isnan(a["ask_s"])]
+            cycle = sorted(recent)[len(recent) // 2] if recent else 0.2
+            time.sleep(rng.uniform(0.0, 1.5 * cycle))
+            if proc.poll() is None:
+                proc.send_signal(signal.SIGKILL)
+                kills += 1
+            proc.wait()
+            print(f"kill {kills}/{args.kills} after {_count_lines(ack_path)} acknowledged"
+                  " cycles", file=sys.stderr, flush=True)
+            continue
+        out, err = proc.communicate()
+        if proc.returncode != 0:
+            raise RuntimeError(f"worker failed: {err[-2000:]}")
+        break
+    wall = time.perf_counter() - started
+    acks = _acks(ack_path)
+    result = check(store, acks, args.seed)
+    size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
+    journal = store / "_workbench" / "journal.jsonl"
+    window = max(1, min(100, args.cycles // 10))
+    result.update({
+        "cycles": args.cycles, "kills": kills, "acknowledged": len(acks), "wall_s": wall,
+        "window": window,
+        "ask_ms_per_window": _windows(acks, "ask_s", window),
+        "tell_ms_per_window": _windows(acks, "tell_s", window),
+        "restart_s_median": sorted(restarts_s)[len(restarts_s) // 2],
+        "restart_s_first": restarts_s[0],
+        "store_bytes": size, "journal_bytes": journal.stat().st_size if journal.exists() else 0,
+        "machine": {"cpu": platform.processor() or platform.machine(), "nproc": os.cpu_count(),
+                    "platform": platform.platform(), "loadavg_end": os.getloadavg()},
+        "versions": _versions(), "workdir": str(work),
+    })
+    return result
+
+
+def _print(r: dict) -> None:
+    print(f"soak: {r['cycles']} cycles, {r['kills']} SIGKILLs, {r['wall_s']:.0f} s wall;"
+          f" {r['completed']} completed, {r['failed']} failed, {r['pending_at_end']} pending")
+    print(f"lost {r['lost']}, duplicated {r['duplicated']}, mismatched {r['mismatched']},"
+          f" gapless ids {r['gapless_ids']}; told but unacknowledged (killed before the ack):"
+          f" {r['unacknowledged_told']}")
+    print(f"store {r['store_bytes'] / 1e6:.2f} MB on disk after compaction; worker restart"
+          f" (imports, reopen, first cycle): median {r['restart_s_median']:.1f} s")
+    w = r["window"]
+    print(f"\n| cycles | proposal median (ms) | tell median (ms) |\n|---|---:|---:|")
+    for i, (a, t) in enumerate(zip(r["ask_ms_per_window"], r["tell_ms_per_window"])):
+        print(f"| {i * w + 1}-{min((i + 1) * w, r['acknowledged'])} | {a:.0f} | {t:.1f} |")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--cycles", type=int, default=1000)
+    parser.add_argument("--kills", type=int, default=20)
+    parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--workdir", type=Path, default=None,
+                        help="where the store and acknowledgement log go (default: a temp dir)")
+    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "soak.json")
+    parser.add_argument("--worker", nargs=2, metavar=("STORE", "ACKS"), help=argparse.SUPPRESS)
+    args = parser.parse_args(argv)
+    if args.worker:
+        return worker(Path(args.worker[0]), Path(args.worker[1]), args.cycles, args.seed)
+    if args.kills > max(0, args.cycles - 10):
+        parser.error(f"--kills {args.kills}: expected at most cycles - 10")
+    result = supervise(args)
+    args.out.parent.mkdir(parents=True, exist_ok=True)
+    args.out.write_text(json.dumps(result, indent=1))
+    _print(result)
+    ok = result["lost"] == result["duplicated"] == result["mismatched"] == 0 \
+        and result["gapless_ids"]
+    return 0 if ok else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())
