@@ -34,6 +34,8 @@ _EXPORTS = {
     "CampaignError": "workbench.errors",
     "NotSupportedYet": "workbench.errors",
     "problems": "workbench.problems",
+    "datasets": "workbench.datasets",
+    "simulators": "workbench.simulators",
 }
 
 __all__ = sorted(_EXPORTS)
@@ -44,7 +46,7 @@ def __getattr__(name: str) -> Any:
     if module is None:
         raise AttributeError(f"module 'workbench' has no attribute {name!r}")
     mod = importlib.import_module(module)
-    value = mod if module.endswith(name) and name == "problems" else getattr(mod, name)
+    value = mod if module == f"workbench.{name}" else getattr(mod, name)
     globals()[name] = value
     return value
 
