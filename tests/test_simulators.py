@@ -1,0 +1,268 @@
+"""Built-in simulators against independent truth.
+
+SnAr (Hone et al. 2017): mass balances, an independent stiff integrator, the trends the paper
+reports. Van de Vusse CSTR: the nominal steady state that Chen et al. (1995) and Klatt and
+Engell (1998) state. EMT alloys: ASE called directly (cell relaxation), experimental lattice
+constants, zero mixing energy for pure elements, the signs of known mixing behaviour. Each
+simulator as an oracle from YAML, run through ``workbench run``.
+"""
+
+from __future__ import annotations
+
+import os
+import pickle
+import subprocess
+import sys
+from pathlib import Path
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+import pytest
+
+import workbench as wb
+from workbench.oracles import OracleError, SimulatorOracle, space_issues
+from workbench.simulators import SimulatorError, get
+from workbench.simulators.alloys import emt_alloy, fractions, occupancy, pure_element
+from workbench.simulators.process import van_de_vusse
+from workbench.simulators.snar import concentrations, rate_constants, snar
+
+REPO = Path(__file__).resolve().parents[1]
+
+# (tau min, equiv, conc mol/L, temperature degC): corners and middle of the published range.
+SNAR_SETTINGS = np.array([
+    [0.5, 1.0, 0.1, 30.0], [2.0, 5.0, 0.5, 120.0], [1.0, 2.0, 0.25, 75.0],
+    [2.0, 1.0, 0.5, 30.0], [0.5, 5.0, 0.1, 120.0], [1.5, 3.0, 0.3, 100.0],
+])
+
+
+def _snar_grid(settings):
+    return jax.vmap(concentrations)(*(jnp.asarray(settings[:, i]) for i in range(4)))
+
+
+# -- SnAr --------------------------------------------------------------------------------
+
+def test_snar_conserves_the_aromatic_ring_and_pyrrolidine():
+    C = np.asarray(_snar_grid(SNAR_SETTINGS))
+    dfnb0 = SNAR_SETTINGS[:, 2]
+    pldn0 = SNAR_SETTINGS[:, 1] * dfnb0
+    # Every ring is difluoronitrobenzene, ortho, para or bis-adduct; each substitution uses
+    # one pyrrolidine, the bis-adduct two.
+    np.testing.assert_allclose(C[:, 0] + C[:, 2] + C[:, 3] + C[:, 4], dfnb0, rtol=1e-12)
+    np.testing.assert_allclose(C[:, 1] + C[:, 2] + C[:, 3] + 2 * C[:, 4], pldn0, rtol=1e-12)
+    assert np.all(C >= -1e-12)
+
+
+def test_snar_matches_an_independent_stiff_integrator():
+    from scipy.integrate import solve_ivp
+
+    for tau, eq, c0, T in SNAR_SETTINGS:
+        k = np.asarray(rate_constants(T))
+
+        def rhs(_, C):
+            ra, rb = k[0] * C[0] * C[1], k[1] * C[0] * C[1]
+            rc, rd = k[2] * C[2] * C[1], k[3] * C[3] * C[1]
+            return [-ra - rb, -ra - rb - rc - rd, ra - rc, rb - rd, rc + rd]
+
+        ref = solve_ivp(rhs, (0, tau), [c0, eq * c0, 0, 0, 0], method="Radau",
+                        rtol=1e-11, atol=1e-14).y[:, -1]
+        np.testing.assert_allclose(np.asarray(concentrations(tau, eq, c0, T)), ref, atol=1e-8)
+
+
+def test_snar_rate_constants_are_the_published_ones_at_90_degc():
+    # Hone et al. 2017: k at 90 degC in 10^-2 L/mol/s; ours in L/mol/min.
+    np.testing.assert_allclose(np.asarray(rate_constants(90.0)),
+                               np.array([57.9, 2.70, 0.865, 1.63]) * 0.6, rtol=1e-12)
+
+
+def test_snar_outputs_ranges_and_definitions():
+    out = jax.vmap(snar)(*(jnp.asarray(SNAR_SETTINGS[:, i]) for i in range(4)))
+    C = np.asarray(out["C"])
+    conversion = np.asarray(out["conversion"])
+    assert np.all((conversion >= 0) & (conversion <= 1 + 1e-12))
+    total = np.asarray(out["yield_ortho"] + out["yield_para"] + out["yield_bis"])
+    np.testing.assert_allclose(total, conversion, atol=1e-12)
+    # STY: g/L of ortho product per residence time, in kg m^-3 h^-1.
+    np.testing.assert_allclose(np.asarray(out["sty"]),
+                               np.maximum(60 * 210.21 * C[:, 2] / SNAR_SETTINGS[:, 0], 1e-6))
+    # E-factor: ethanol plus every other species, per mass of product.
+    M = np.array([159.09, 71.12, 210.21, 210.21, 261.33])
+    waste = 789.0 + (C * M).sum(axis=1) - M[2] * C[:, 2]
+    np.testing.assert_allclose(np.asarray(out["e_factor"]),
+                               np.minimum(waste / (M[2] * C[:, 2]), 1e3), rtol=1e-12)
+
+
+def test_snar_trends_the_paper_reports():
+    def conv(tau, eq, c, T):
+        return float(snar(tau, eq, c, T)["conversion"])
+
+    # Slower at low temperature, so conversion grows with residence time and temperature.
+    assert conv(0.5, 2.0, 0.2, 30.0) < conv(1.0, 2.0, 0.2, 30.0) < conv(2.0, 2.0, 0.2, 30.0)
+    assert conv(0.5, 2.0, 0.2, 30.0) < conv(0.5, 2.0, 0.2, 60.0) < conv(0.5, 2.0, 0.2, 90.0)
+    # Excess pyrrolidine at high temperature drives the ortho product on to the bis-adduct.
+    low = snar(2.0, 1.5, 0.3, 120.0)
+    high = snar(2.0, 5.0, 0.3, 120.0)
+    assert float(high["yield_bis"]) > float(low["yield_bis"])
+    # The ortho product dominates the para product (k_a / k_b ~ 21 at 90 degC).
+    out = snar(1.0, 2.0, 0.3, 90.0)
+    assert float(out["yield_ortho"]) > 10 * float(out["yield_para"])
+
+
+def test_snar_oracle_selects_outputs_and_refuses_bad_parameters():
+    oracle = SimulatorOracle("snar", ["sty", "e_factor"])
+    params = {"tau": 1.5, "equiv_pldn": 3.0, "conc_dfnb": 0.3, "temperature": 100.0}
+    got = oracle(params)
+    direct = snar(1.5, 3.0, 0.3, 100.0)
+    assert got == {"sty": float(direct["sty"]), "e_factor": float(direct["e_factor"])}
+    assert set(SimulatorOracle("snar")(params)) == set(get("snar").output_names)
+    assert pickle.loads(pickle.dumps(oracle))(params) == got
+    with pytest.raises(SimulatorError, match=r"temperature: got 150 degC; expected 30 to 120"):
+        oracle({**params, "temperature": 150.0})
+    with pytest.raises(SimulatorError, match=r"missing parameters \['tau'\]"):
+        oracle({k: v for k, v in params.items() if k != "tau"})
+    with pytest.raises(OracleError, match=r"oracle.outputs: got \['yield'\]"):
+        SimulatorOracle("snar", ["yield"])
+    with pytest.raises(SimulatorError, match=r"simulator: got 'nope'; expected one of"):
+        SimulatorOracle("nope")
+
+
+# -- van de Vusse CSTR ---------------------------------------------------------------------
+
+def test_cstr_reproduces_the_published_nominal_steady_state():
+    # Chen, Kremling, Allgower 1995 / Klatt, Engell 1998: F/V = 14.19 1/h, coolant
+    # 112.9 degC, c_A0 = 5.1 mol/L -> 114.2 degC, c_A = 2.14, c_B = 1.09 mol/L,
+    # Q_K = -1113.5 kJ/h.
+    out = van_de_vusse(60.0 / 14.19, 112.9, 5.1)
+    assert abs(float(out["temperature"]) - 114.2) < 0.05
+    assert abs(float(out["c_A"]) - 2.14) < 0.005
+    assert abs(float(out["c_B"]) - 1.09) < 0.005
+    assert abs(float(out["heat_duty"]) + 1113.5) < 0.01 * 1113.5
+    assert float(out["residual"]) < 1e-6
+
+
+def test_cstr_steady_state_satisfies_the_balances_and_trends():
+    from workbench.simulators import process as p
+
+    for tau, tk, c0 in [(2.0, 80.0, 3.0), (5.0, 120.0, 5.0), (20.0, 140.0, 6.0)]:
+        out = van_de_vusse(tau, tk, c0)
+        cA, cB, T = float(out["c_A"]), float(out["c_B"]), float(out["temperature"])
+        D = 60.0 / tau
+        k = np.array(p.K0) * np.exp(-np.array(p.E_OVER_R) / (T + 273.15))
+        scale = D * c0
+        assert abs(D * (c0 - cA) - k[0] * cA - k[2] * cA**2) < 1e-4 * scale
+        assert abs(-D * cB + k[0] * cA - k[1] * cB) < 1e-4 * scale
+        assert 0 <= float(out["conversion"]) <= 1 and 0 <= float(out["selectivity"]) <= 1
+        np.testing.assert_allclose(float(out["productivity"]), 10.0 * D * cB)
+    temps = [float(van_de_vusse(5.0, tk, 5.0)["temperature"]) for tk in (90.0, 110.0, 130.0)]
+    assert temps[0] < temps[1] < temps[2]
+
+
+# -- EMT alloys ---------------------------------------------------------------------------
+
+EXPERIMENT_A = {"Cu": 3.615, "Ni": 3.524, "Pd": 3.891, "Ag": 4.086, "Pt": 3.924, "Au": 4.078}
+
+
+@pytest.mark.parametrize("element", sorted(EXPERIMENT_A))
+def test_pure_element_lattice_constant_against_ase_directly(element):
+    from ase.build import bulk
+    from ase.calculators.emt import EMT
+    from ase.filters import FrechetCellFilter
+    from ase.optimize import BFGS
+
+    atoms = bulk(element, "fcc", a=EXPERIMENT_A[element])
+    atoms.calc = EMT()
+    BFGS(FrechetCellFilter(atoms), logfile=None).run(fmax=1e-6, steps=200)
+    a_ase = (4 * atoms.get_volume()) ** (1 / 3)
+    _, a, b = pure_element(element)
+    assert abs(a - a_ase) < 2e-3
+    assert abs(a - EXPERIMENT_A[element]) / EXPERIMENT_A[element] < 0.015  # EMT was fitted
+    result = emt_alloy({element: 1.0})
+    assert result["mixing_energy"] == 0.0
+    assert result["lattice_constant"] == a and 80 < b < 320
+
+
+def test_alloy_mixing_signs_follow_known_behaviour_and_vegard():
+    ag_ni = emt_alloy({"Ag": 0.5, "Ni": 0.5})
+    cu_pt = emt_alloy({"Cu": 0.5, "Pt": 0.5})
+    ni_pt = emt_alloy({"Ni": 0.5, "Pt": 0.5})
+    assert ag_ni["mixing_energy"] > 0.1           # Ag-Ni: immiscible
+    assert cu_pt["mixing_energy"] < 0 and ni_pt["mixing_energy"] < 0   # ordering alloys
+    lo, hi = pure_element("Cu")[1], pure_element("Pt")[1]
+    assert lo < cu_pt["lattice_constant"] < hi
+    # A cell whose 32 sites round to a pure element has exactly zero mixing energy.
+    assert emt_alloy({"Cu": 0.99, "Au": 0.01})["mixing_energy"] == pytest.approx(0, abs=1e-12)
+
+
+def test_alloy_structure_is_fixed_by_seed_and_composition():
+    sites = occupancy({"Cu": 0.5, "Ni": 0.3, "Au": 0.2}, 32)
+    assert len(sites) == 32 and sites.count("Cu") == 16 and sites.count("Ni") == 10
+    assert sites.count("Au") == 6
+    assert sites == occupancy({"Cu": 0.5, "Ni": 0.3, "Au": 0.2}, 32)
+    assert emt_alloy({"Cu": 0.5, "Ni": 0.5}) == emt_alloy({"Ni": 0.5, "Cu": 0.5})
+
+
+def test_alloy_input_errors_and_pymatgen_compositions():
+    from pymatgen.core import Composition
+
+    assert fractions(Composition("Cu3Au")) == {"Cu": 0.75, "Au": 0.25}
+    with pytest.raises(SimulatorError, match=r"element 'Fe' is not modelled"):
+        emt_alloy({"Fe": 0.5, "Cu": 0.5})
+    with pytest.raises(SimulatorError, match=r"sum to 0.9; expected 1"):
+        emt_alloy({"Cu": 0.5, "Ni": 0.4})
+    oracle = SimulatorOracle("emt_alloy", ["mixing_energy"])
+    got = oracle({"alloy": {"Cu": 0.5, "Ni": 0.5}})
+    assert got == {"mixing_energy": emt_alloy({"Cu": 0.5, "Ni": 0.5})["mixing_energy"]}
+    with pytest.raises(SimulatorError, match=r"expected exactly one composition"):
+        oracle({"x": 0.5})
+
+
+# -- from YAML ------------------------------------------------------------------------------
+
+def test_space_issues_name_the_mismatch():
+    spec = wb.load_spec(REPO / "experiments" / "snar.yaml")
+    assert space_issues(spec.oracle, ["tau", "equiv_pldn", "conc_dfnb", "temperature"]) == []
+    (issue,) = space_issues(spec.oracle, ["tau", "temp"])
+    assert issue[0] == ("oracle", "simulator") and "'snar' evaluates parameters" in issue[1]
+
+
+def test_simulator_keys_in_a_spec_are_checked():
+    from workbench.errors import SpecError
+    from workbench.spec import parse_spec
+
+    base = {"name": "s", "space": [{"name": "tau", "type": "continuous", "low": 0.5,
+                                    "high": 2.0}],
+            "objectives": [{"name": "sty", "direction": "maximize"}]}
+    cases = [({"simulator": "nope"}, "simulator: got 'nope'; expected one of"),
+             ({"simulator": "snar", "outputs": ["yield"]}, "outputs: got ['yield']"),
+             ({"simulator": "snar", "builtin": "branin"}, "expected exactly one of"),
+             ({"builtin": "branin", "outputs": ["sty"]}, "outputs: got ['sty']; expected it"
+                                                         " only with simulator")]
+    for oracle, message in cases:
+        with pytest.raises(SpecError) as err:
+            parse_spec({**base, "oracle": oracle})
+        assert message in str(err.value), str(err.value)
+
+
+def _run_cli(tmp_path: Path, name: str, budget: int) -> subprocess.CompletedProcess:
+    spec = tmp_path / f"{name}.yaml"
+    spec.write_text((REPO / "experiments" / f"{name}.yaml").read_text() + "tracking: null\n")
+    env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI",
+                                                           "WORKBENCH_DEBUG")}
+    result = subprocess.run([sys.executable, "-m", "workbench", "run", str(spec), "--budget",
+                             str(budget)], cwd=tmp_path, env=env, capture_output=True,
+                            text=True, timeout=600)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Traceback" not in result.stdout + result.stderr
+    return result
+
+
+@pytest.mark.slow
+def test_snar_campaign_from_yaml_through_workbench_run(tmp_path):
+    _run_cli(tmp_path, "snar", budget=8)
+    campaign = wb.Campaign.open(tmp_path / "campaigns" / "snar.zarr", tracking=None)
+    done = [t for t in campaign.trials if t.status == "completed"]
+    assert len(done) == 8
+    for t in done:  # the record holds exactly what the simulator gives at those settings
+        direct = snar(*(t.params[n] for n in ("tau", "equiv_pldn", "conc_dfnb",
+                                              "temperature")))
+        assert t.outcomes == {"sty": float(direct["sty"]), "e_factor": float(direct["e_factor"])}
