@@ -343,3 +343,13 @@ def test_a_failed_trial_never_poisons_the_model(tmp_path):
     assert bad_audit["hyperparameters"] == never_audit["hyperparameters"]
     # The comparison can tell: a campaign that did learn from trial 4 proposes elsewhere.
     assert told_audit["n_train"] == 5 and told != never
+
+
+def test_an_unknown_policy_is_a_spec_error_naming_its_line(tmp_path):
+    (tmp_path / "spec.yaml").write_text(SPEC + "bad_observations: ignore\n")
+    result = CliRunner().invoke(app, ["validate", "spec.yaml"], env={"COLUMNS": "200"})
+    assert result.exit_code == 2, result.output
+    line = len(SPEC.splitlines()) + 1
+    assert (f"spec.yaml:{line}: bad_observations: Input should be 'error' or 'fail';"
+            " got 'ignore'") in " ".join(result.stderr.split())
+    assert not (tmp_path / "record.zarr").exists()
