@@ -368,12 +368,13 @@ def reference(problem: Problem, Y: np.ndarray) -> np.ndarray:
 
 def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarray, q: int,
             key, warm: dict | None, context: dict[str, Any] | None = None,
-            timings: dict | None = None):
+            timings: dict | None = None, pool: np.ndarray | None = None):
     """q model-based proposals.
 
     X (n, d), Y (n, outputs): completed observations, encoded; fantasies:
     (p, d) encoded points asked but not told (pending trials and earlier points
-    of this batch). Returns (encoded points (q, d), predictions, acquisition
+    of this batch); pool: (N, d) encoded candidates still free, when the
+    campaign chooses from a discrete pool (every row is scored). Returns (encoded points (q, d), predictions, acquisition
     values, surrogate state, audit dict, the fitted model).
     """
     import jax
@@ -414,7 +415,10 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     chosen, values = [], []
     for j in range(q):
         k_j = jax.random.fold_in(k_acq, j)
-        if kind == "thompson":
+        if pool is not None:
+            x, v, pool = _from_pool(problem, model, X, Y, best, k_j, domain,
+                                    pending if len(pending) else None, pool)
+        elif kind == "thompson":
             x, v = _thompson(problem, model, reduced, free, fixed, domain.dim, k_j)
         else:
             acq = build_acquisition(problem, model, X, Y, best, jax.random.fold_in(k_j, 1),
@@ -451,6 +455,26 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     if not several:
         audit["incumbent"] = incumbent(problem, Y)
     return Xc, preds, values, state, audit, base
+
+
+def _from_pool(problem: Problem, model, X, Y, best, key, domain, pending, pool):
+    """The best free candidate of the pool and its value; the pool without it."""
+    import jax
+    import jax.numpy as jnp
+
+    import active_learning as al
+
+    P = jnp.asarray(pool)
+    if problem.spec.acquisition_type == "thompson":
+        (idx,) = al.thompson_sample(model, P, key, q=1, sign=problem.objectives[0].sign)
+        i, v = int(idx), float("nan")
+    else:
+        acq = build_acquisition(problem, model, X, Y, best, jax.random.fold_in(key, 1), domain,
+                                pending)
+        values = np.asarray(al.score_pool(acq, P, chunk=4096))
+        i = int(np.argmax(values))
+        v = float(values[i])
+    return pool[i], v, np.delete(pool, i, axis=0)
 
 
 def _thompson(problem: Problem, model, reduced, free, fixed, dim: int, key):
