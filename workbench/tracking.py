@@ -68,6 +68,25 @@ def spec_params(spec: dict) -> dict[str, str]:
 
 
 CAMPAIGN_TAG = "workbench.campaign_id"
+_BATCHABLE = ("metrics", "tags")
+_FLUSH_INTERVAL_S = 1.0
+_BATCH_METRICS = 900  # MLflow's log_batch takes at most 1,000 metrics
+
+
+def _batches(events: list[dict]) -> list[list[dict]]:
+    """Events in order, consecutive metrics/tags events grouped (each group one request)."""
+    groups: list[list[dict]] = []
+    size = 0
+    for e in events:
+        n = len(e.get("metrics", ()))
+        if (e["op"] in _BATCHABLE and groups and groups[-1][-1]["op"] in _BATCHABLE
+                and size + n <= _BATCH_METRICS):
+            groups[-1].append(e)
+            size += n
+        else:
+            groups.append([e])
+            size = n
+    return groups
 _BACKOFF_START_S, _BACKOFF_MAX_S = 2.0, 60.0
 
 
@@ -175,6 +194,14 @@ class Tracker:
         self._workspace: str | None = None
         self._warned = False
         self._retry_at = 0.0
+        self._last_flush = 0.0
+        import atexit
+        import weakref
+
+        # Metrics wait up to _FLUSH_INTERVAL_S to go out in one batch; whatever a
+        # process leaves behind goes out when it exits (or stays in the outbox).
+        ref = weakref.ref(self)
+        atexit.register(lambda: ref() is not None and ref()._flush_quietly())
         self._backoff = _BACKOFF_START_S
 
     # -- delivery ---------------------------------------------------------
@@ -303,9 +330,12 @@ class Tracker:
             pending = self.outbox.pending()
             try:
                 with self._workspace_context():
-                    for event in pending:
-                        self._send(event)
-                        self.outbox.mark_delivered(event["seq"])
+                    for group in _batches(pending):
+                        if len(group) == 1:
+                            self._send(group[0])
+                        else:
+                            self._send_batch(group)
+                        self.outbox.mark_delivered(group[-1]["seq"])
             except Exception as err:  # noqa: BLE001 - tracking must never stop a campaign
                 self._warn(err)
                 self._retry_at = time.monotonic() + self._backoff
@@ -324,8 +354,36 @@ class Tracker:
         except OSError as err:  # a full disk must not stop the campaign either
             self._warn(err)
             return
-        if flush:
+        # Metrics and tags ride along with the next flush unless the last one
+        # is a while ago: one database write per batch, not per step.
+        if flush and (event["op"] not in _BATCHABLE
+                      or time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S):
+            self._last_flush = time.monotonic()
             self.flush()
+
+    def _flush_quietly(self) -> None:
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")
+                self.flush(force=True)
+        except Exception:  # noqa: BLE001 - at exit, the outbox keeps what did not go
+            pass
+
+    def _send_batch(self, events: list[dict]) -> None:
+        """Consecutive metrics and tags events in one ``log_batch`` (same effect as one by one)."""
+        from mlflow.entities import Metric, RunTag
+
+        if self.run_id is None:
+            self._ensure_run({})
+        metrics, tags = [], {}
+        for e in events:
+            if e["op"] == "metrics":
+                metrics += [Metric(k, float(v), e["ts"], e["step"])
+                            for k, v in e["metrics"].items()]
+            else:
+                tags.update(e["tags"])  # later values win, as one by one
+        self.client.log_batch(self.run_id, metrics=metrics,
+                              tags=[RunTag(k, str(v)) for k, v in tags.items()])
 
     # -- what the campaign logs --------------------------------------------
 

@@ -25,7 +25,8 @@ import numpy as np
 from workbench.errors import WorkbenchError
 
 __all__ = ["PRIOR_ARTIFACT", "PRIOR_FORMAT", "TransferError", "check_compatible",
-           "export_prior", "load_prior", "log_prior", "prior_model", "save_prior"]
+           "export_prior", "fit_with_prior", "load_prior", "log_prior", "prior_model",
+           "save_prior"]
 
 PRIOR_FORMAT = "workbench.prior/1"
 PRIOR_ARTIFACT = "prior.json"
@@ -226,3 +227,25 @@ def prior_model(prior: dict, X, Y, *, key, capacity: int | None = None, restarts
     unit = (np.zeros(X.shape[1]), np.ones(X.shape[1]))
     return fit_prior_mean_gp(X, Y, prior_mean_from_summary(prior["summary"]), key=key,
                              bounds=unit, capacity=capacity, restarts=restarts, **fit_kwargs)
+
+
+_LOADED: dict[tuple[str, str | None], dict] = {}
+
+
+def fit_with_prior(ref: str, space, X, Y, *, key, tracking: str | None = None,
+                   base_dir: Path | None = None, **fit_kwargs: Any):
+    """The surrogate of a campaign whose spec says ``surrogate.prior: ref``.
+
+    For ``Campaign._fit_surrogate``: loads the prior once per process (a
+    relative path is taken from ``base_dir``, the spec's folder; a ``runs:/``
+    URI from ``tracking``), checks it matches ``space``, and fits
+    :func:`prior_model` on the encoded data X (n, d), Y (n, 1).
+    """
+    if not ref.startswith("runs:/") and base_dir is not None and not Path(ref).is_absolute():
+        ref = str(Path(base_dir) / ref)
+    cache_key = (ref, tracking if ref.startswith("runs:/") else None)
+    if cache_key not in _LOADED:
+        prior = load_prior(ref, tracking=tracking)
+        check_compatible(prior, space)
+        _LOADED[cache_key] = prior
+    return prior_model(_LOADED[cache_key], X, Y, key=key, **fit_kwargs)
