@@ -250,3 +250,28 @@ def test_property_every_proposal_is_valid_and_feasible(data):
             lhs = sum(wi * p[f"x{i}"] for i, wi in enumerate(w))
             assert lhs <= bound + 1e-9 * max(1.0, abs(bound))
             c.tell(t.id, f(p))
+
+
+def test_prior_from_a_related_campaign_warm_starts_the_surrogate(tmp_path):
+    from workbench.transfer import export_prior, save_prior
+
+    space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0)])
+    f = lambda p: math.sin(6 * p["x"])
+    source = wb.Campaign("src", space, [wb.Objective("y", "maximize")], tracking=None,
+                         acquisition=FAST)
+    _run(source, f, 12)
+    save_prior(export_prior(source), tmp_path / "prior.json")
+    spec = {"name": "dst", "space": [{"name": "x", "type": "continuous", "low": 0.0,
+                                      "high": 1.0}],
+            "objectives": [{"name": "y", "direction": "maximize"}], "tracking": None,
+            "surrogate": {"prior": "prior.json"}, "initial_design": {"n": 2},
+            "acquisition": FAST}
+    import yaml
+
+    (tmp_path / "dst.yaml").write_text(yaml.safe_dump(spec))
+    c = wb.Campaign.from_yaml(tmp_path / "dst.yaml")  # the prior path is relative to the spec
+    shifted = lambda p: 2.0 * f(p) + 1.0  # the same shape, scaled and shifted
+    _run(c, shifted, 2)
+    (t,) = c.ask(1)
+    # Two observations alone cannot place the peak; the prior does (sin(6x) peaks at pi/12).
+    assert abs(t.params["x"] - math.pi / 12) < 0.04  # cold, from the same two points: 0.157

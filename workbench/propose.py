@@ -39,6 +39,7 @@ class Problem:
     outputs: list[str]                  # modelled outcomes: objectives, then constraint outcomes
     constraints: list[OutcomeConstraint]
     context: list[str] = field(default_factory=list)
+    base_dir: Any = None                # the spec's folder: relative prior paths
 
     @classmethod
     def from_spec(cls, spec: CampaignSpec, space: SearchSpace) -> "Problem":
@@ -147,6 +148,13 @@ def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity:
     cfg = problem.spec.surrogate
     d = X.shape[1]
     unit = (np.zeros(d), np.ones(d))
+    if cfg.type == "gp" and cfg.prior is not None:
+        from workbench.transfer import fit_with_prior
+
+        model = fit_with_prior(cfg.prior, problem.space, X, Y, key=key,
+                               tracking=problem.spec.tracking, base_dir=problem.base_dir,
+                               capacity=capacity, restarts=cfg.restarts)
+        return model, None
     if cfg.type == "gp":
         kernel = sg.parse_kernel(cfg.kernel)
         onehot = problem.space.domain().onehot
