@@ -88,7 +88,8 @@ def worker(store: Path, acks: Path, cycles: int, seed: int) -> int:
                 c.tell(trial.id, {"y": math.nan if kind == "nan" else y})
             tell_s = time.perf_counter() - t0
             log.write(json.dumps({"id": trial.id, "kind": kind, "y": y, "ask_s": ask_s,
-                                  "tell_s": tell_s, "pid": os.getpid()}) + "\n")
+                                  "tell_s": tell_s, "pid": os.getpid(),
+                                  "t": time.time()}) + "\n")
             log.flush()
             os.fsync(log.fileno())
             if not ready:  # imports and first compile done: kills from now on hit the loop
@@ -167,6 +168,19 @@ def check(store: Path, acks: list[dict], seed: int) -> dict:
     return report
 
 
+def _check_fresh(store: Path, acks: Path, seed: int) -> dict:
+    """``check`` in a fresh process: the reader shares nothing with the writers, and
+    runs the code they ran (the tree may change during a long soak)."""
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    env.pop("MLFLOW_TRACKING_URI", None)
+    proc = subprocess.run(
+        [sys.executable, str(Path(__file__).resolve()), "--check", str(store), str(acks),
+         "--seed", str(seed)], capture_output=True, text=True, env=env)
+    if proc.returncode != 0:
+        raise RuntimeError(f"check failed: {proc.stderr[-2000:]}")
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
 def _windows(acks: list[dict], key: str, size: int) -> list[float]:
     """Median of ``key`` (ms) per window of ``size`` acknowledged cycles."""
     import numpy as np
@@ -231,7 +245,7 @@ def supervise(args) -> dict:
         break
     wall = time.perf_counter() - started
     acks = _acks(ack_path)
-    result = check(store, acks, args.seed)
+    result = _check_fresh(store, ack_path, args.seed)
     size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
     journal = store / "_workbench" / "journal.jsonl"
     window = max(1, min(100, args.cycles // 10))
@@ -273,9 +287,14 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the store and acknowledgement log go (default: a temp dir)")
     parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "soak.json")
     parser.add_argument("--worker", nargs=2, metavar=("STORE", "ACKS"), help=argparse.SUPPRESS)
+    parser.add_argument("--check", nargs=2, metavar=("STORE", "ACKS"), help=argparse.SUPPRESS)
     args = parser.parse_args(argv)
     if args.worker:
         return worker(Path(args.worker[0]), Path(args.worker[1]), args.cycles, args.seed)
+    if args.check:
+        store, acks = Path(args.check[0]), Path(args.check[1])
+        print(json.dumps(check(store, _acks(acks), args.seed)))
+        return 0
     if args.kills > max(0, args.cycles - 10):
         parser.error(f"--kills {args.kills}: expected at most cycles - 10")
     result = supervise(args)
