@@ -84,11 +84,11 @@ def test_tell_errors_name_the_problem_and_change_nothing():
 
 
 def test_non_finite_outcomes_record_a_failure_and_the_loop_goes_on():
-    c = _campaign(initial_design={"n": 3})
+    c = _campaign(initial_design={"n": 3}, bad_observations="fail")
     trials = c.ask(3)
     with pytest.warns(RuntimeWarning, match="not finite"):
         failed = c.tell(trials[0].id, {"yield": float("nan")})
-    assert failed.status == "failed" and "yield=nan" in failed.failure_reason
+    assert failed.status == "failed" and "outcomes.yield: got nan" in failed.failure_reason
     c.tell_failed(trials[1].id, "reactor clogged")
     c.tell(trials[2].id, {"yield": 50.0})
     with pytest.raises(CampaignError, match="recorded as failed"):

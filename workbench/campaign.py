@@ -84,6 +84,12 @@ def jax_key_split(key):
     return jax.random.split(key)[1]
 
 
+def _short(value: Any, limit: int = 80) -> str:
+    """repr of a user value, cut to ``limit`` characters for error messages."""
+    text = repr(value)
+    return text if len(text) <= limit else text[:limit - 3] + "..."
+
+
 def _copy(t: Trial) -> Trial:
     return replace(t, params=dict(t.params), outcomes=dict(t.outcomes),
                    prediction=dict(t.prediction) if t.prediction else None)
@@ -98,7 +104,9 @@ class Campaign:
     "default" for the local ``sqlite:///campaigns/mlflow.db``, None for off;
     partner: the industrial partner owning the campaign; seed: makes every
     proposal reproducible. initial_design, surrogate, acquisition: dicts as in
-    the YAML schema.
+    the YAML schema. bad_observations: "error" (a tell with a missing, NaN,
+    infinite or non-numeric outcome raises CampaignError) or "fail" (it
+    records the trial as failed with the reason).
     """
 
     def __init__(
@@ -117,6 +125,9 @@ class Campaign:
         acquisition: dict | None = None,
         budget: int | None = None,
         description: str = "",
+        context: list[str] | tuple = (),
+        stopping: list[dict] | None = None,
+        bad_observations: str = "error",
     ):
         if not isinstance(space, SearchSpace):
             raise CampaignError(f"space: got {type(space).__name__}; expected wb.SearchSpace")
@@ -128,10 +139,10 @@ class Campaign:
             objectives=list(objectives), outcome_constraints=list(outcome_constraints),
             store=None if store is None else str(store),
             tracking=DEFAULT_TRACKING if tracking == "default" else tracking,
-            seed=seed, budget=budget,
+            seed=seed, budget=budget, context=list(context), bad_observations=bad_observations,
         )
         for key, val in (("initial_design", initial_design), ("surrogate", surrogate),
-                         ("acquisition", acquisition)):
+                         ("acquisition", acquisition), ("stopping", stopping)):
             if val is not None:
                 data[key] = val
         spec = parse_spec(data, source="Campaign(...)")
@@ -142,11 +153,23 @@ class Campaign:
     def _setup(self, spec: CampaignSpec, base_dir: Path | None = None,
                stored: Any = None) -> None:
         self.spec = spec
-        self.space = SearchSpace(list(spec.space))
+        self.space = SearchSpace(list(spec.space), spec.constraints)
         self.objectives = list(spec.objectives)
+        from workbench.propose import Problem
+
+        self._engine = Problem.from_spec(spec, self.space)
+        self._engine.base_dir = base_dir
+        # Outcomes recorded per trial: the objectives, then outcomes that only
+        # constraints bound (stored like objectives, in the direction that helps).
+        self.outcomes = self.objectives + [
+            Objective(c.name, "minimize" if c.op == "<=" else "maximize")
+            for c in self._engine.constraints if c.name not in {o.name for o in self.objectives}]
         self._base_dir = base_dir
         self._trials: list[Trial] = []
         self._warm_start: dict | None = None
+        self._last_model = None
+        self._pool_rows: list[dict] | None = None
+        self.stopped: str | None = None
         self._run_id: str | None = None
         self._tracker = None
         self._created_at = now().isoformat()
@@ -189,6 +212,7 @@ class Campaign:
         state = ds.attrs.get("surrogate_state")
         self._warm_start = json.loads(state) if state else None
         self._run_id = ds.attrs.get("mlflow_run_id") or None
+        self.stopped = ds.attrs.get("stopped") or None
         self._created_at = ds.attrs.get("created_at", self._created_at)
         self._token = ds.attrs.get("snapshot_token")
         self._offset = 0
@@ -220,6 +244,7 @@ class Campaign:
                 trial.failure_reason = event["reason"]
         elif op == "meta":
             self._run_id = event.get("mlflow_run_id") or self._run_id
+            self.stopped = event.get("stopped", self.stopped)
 
     def _replay(self) -> None:
         """Apply the journal's events written since we last looked."""
@@ -324,18 +349,65 @@ class Campaign:
 
         return to_frame(self._trials, self.space, self.objectives)
 
-    def best(self) -> Trial | None:
-        """The best completed trial for the objective, or None before any."""
+    def _feasible_completed(self) -> list[Trial]:
         done = [t for t in self._trials if t.status == COMPLETED]
+        if not done or not self._engine.constraints:
+            return done
+        _, Y = self._training_data(done)
+        return [t for t, ok in zip(done, self._engine.feasible(Y)) if ok]
+
+    def best(self) -> Trial | None:
+        """The best completed trial that satisfies the outcome constraints (for the
+        first objective), or None before any."""
+        done = self._feasible_completed()
         if not done:
             return None
         obj = self.objectives[0]
-        return _copy(max(done, key=lambda t: obj.sign * t.outcomes[obj.name]))
+        return _copy(max(done, key=lambda t: obj.score(t.outcomes[obj.name])))
 
     def pareto(self) -> list[Trial]:
-        """Non-dominated completed trials; with one objective, the best one."""
-        best = self.best()
-        return [] if best is None else [best]
+        """Non-dominated feasible completed trials (several objectives); with one
+        objective, the best one."""
+        if len(self.objectives) == 1:
+            best = self.best()
+            return [] if best is None else [best]
+        done = self._feasible_completed()
+        if not done:
+            return []
+        S = self._scores(done)
+        keep = [i for i in range(len(done))
+                if not any(np.all(S[j] >= S[i]) and np.any(S[j] > S[i])
+                           for j in range(len(done)))]
+        return [_copy(done[i]) for i in keep]
+
+    def _scores(self, trials: list[Trial]) -> np.ndarray:
+        return np.asarray([[o.score(t.outcomes[o.name]) for o in self.objectives]
+                           for t in trials]).reshape(len(trials), len(self.objectives))
+
+    def hypervolume_history(self, ref_point: list[float] | None = None) -> list[float]:
+        """Hypervolume dominated by the feasible completed trials after each trial id
+        (several objectives). ref_point: in user units per objective; default the
+        spec's ``acquisition.ref_point``, else the worst feasible value of each
+        objective, so the history is comparable within one campaign."""
+        from active_learning.multiobjective import hypervolume
+
+        ref = ref_point if ref_point is not None else self.spec.acquisition.ref_point
+        feasible = {t.id for t in self._feasible_completed()}
+        rows = [t for t in self._trials if t.id in feasible]
+        if not rows:
+            return [0.0] * len(self._trials)
+        S = self._scores(rows)
+        r = (np.asarray([o.score(v) for o, v in zip(self.objectives, ref)]) if ref is not None
+             else S.min(axis=0))
+        out, seen = [], []
+        by_id = dict(zip((t.id for t in rows), S))
+        for t in self._trials:
+            if t.id in by_id:
+                seen.append(by_id[t.id])
+            pts = np.asarray(seen).reshape(-1, len(self.objectives))
+            pts = pts[np.all(pts > r, axis=1)] if len(pts) else pts
+            out.append(float(hypervolume(pts, r)) if len(pts) else 0.0)
+        return out
 
     def __repr__(self) -> str:
         counts = {s: self._count(s) for s in (COMPLETED, PENDING, FAILED)}
@@ -371,6 +443,7 @@ class Campaign:
             "created_at": self._created_at,
             "surrogate_state": json.dumps(self._warm_start) if self._warm_start else "",
             "mlflow_run_id": self._run_id or "",
+            "stopped": self.stopped or "",
         }
 
     def _track(self):
@@ -391,6 +464,8 @@ class Campaign:
                 "partner": self.spec.partner, "campaign": self.spec.name,
                 "workbench.version": _package_version(),
             })
+            self._tracker.set_tags(self._version_tags())
+            self._cpu_mark = self._cpu_now()
         return self._tracker
 
     def _remember_run(self, run_id: str) -> None:
@@ -407,16 +482,22 @@ class Campaign:
 
     # -- ask --------------------------------------------------------------
 
-    def ask(self, n: int = 1) -> list[Trial]:
-        """Propose ``n`` experiments; they are recorded as pending and returned."""
+    def ask(self, n: int = 1, context: dict[str, Any] | None = None) -> list[Trial]:
+        """Propose ``n`` experiments; they are recorded as pending and returned.
+
+        context: values of the spec's context parameters (measured, not
+        chosen: today's humidity, this feedstock batch); the proposals hold them.
+        """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise CampaignError(f"n: got {n!r}; expected a positive integer")
+        context = self._check_context(context)
         t0 = time.perf_counter()
         # Under the lock from reading the record to appending the proposals:
         # a second process asking meanwhile sees these as pending, not free.
         with self._locked():
             self._sync()
-            params, strategies, predictions, acq_values, audits, timings = self._propose(int(n))
+            params, strategies, predictions, acq_values, audits, timings = self._propose(
+                int(n), context)
             batch = max((t.batch for t in self._trials), default=-1) + 1
             start = len(self._trials)
             asked = now()
@@ -442,10 +523,133 @@ class Campaign:
             tracker.log_metrics(metrics, step=start)
         return [_copy(t) for t in new]
 
-    def _propose(self, q: int):
+    def _check_context(self, context: Any) -> dict[str, Any]:
+        names = list(self.spec.context)
+        if not names:
+            if context:
+                raise CampaignError(f"context: got {context!r}; this campaign has no context"
+                                    " parameters (spec key context:)")
+            return {}
+        if not isinstance(context, dict) or sorted(context) != sorted(names):
+            raise CampaignError(f"context: got {context!r}; expected a dict with exactly the"
+                                f" context parameters {names}")
+        return {k: self.space[k].validate_value(v) for k, v in context.items()}
+
+    def _initial_points(self, start: int, k: int, context: dict) -> np.ndarray:
+        """Encoded points start..start+k of the spec's initial design (context held)."""
+        design = self.spec.initial_design
+        if design.type == "points":
+            rows = [self.space.validate(p) for p in design.points]
+            Z = self.space.encode(rows)
+            if not self.space.feasible(rows).all():
+                bad = int(np.flatnonzero(~self.space.feasible(rows))[0])
+                raise CampaignError(f"initial_design.points[{bad}]: {rows[bad]} violates the"
+                                    f" constraints {list(self.space.constraints)}")
+            if start < len(Z):
+                Z = Z[start:start + k]
+                if context:  # measured values replace the planned ones
+                    Z = self.space.encode([{**r, **context} for r in self.space.decode(Z)])
+                return Z if len(Z) == k else np.concatenate(
+                    [Z, self._space_filling(len(Z) + start, k - len(Z), context)])
+            return self._space_filling(start, k, context)
+        return self._space_filling(start, k, context)
+
+    def _candidates(self) -> list[dict] | None:
+        """The candidate pool's rows (valid parameter dicts), or None without a pool."""
+        if self._pool_rows is not None:
+            return self._pool_rows
+        src = self.spec.candidates
+        oracle = self.spec.oracle
+        dataset = src.dataset if src is not None else None
+        if src is None and oracle is not None and getattr(oracle, "dataset", None) \
+                and (getattr(oracle, "mode", None) or "lookup") == "lookup":
+            dataset = oracle.dataset
+        if src is None and dataset is None:
+            return None
+        import pandas as pd
+
+        if dataset is not None:
+            from workbench import datasets
+
+            frame = datasets.load(dataset)
+            where = f"dataset {dataset!r}"
+        else:
+            path = Path(src.csv)
+            if not path.is_absolute() and self._base_dir is not None \
+                    and (self._base_dir / path).exists():
+                path = self._base_dir / path
+            try:
+                frame = pd.read_csv(path)
+            except (OSError, ValueError) as e:
+                raise CampaignError(f"candidates.csv: cannot read {str(path)!r} ({e})") from None
+            where = f"candidates.csv {str(path)!r}"
+        missing = [n for n in self.space.names if n not in frame.columns]
+        if missing:
+            raise CampaignError(f"candidates: {where} has no column {missing}; expected one per"
+                                f" parameter {self.space.names}")
+        from workbench.space import Categorical
+
+        rows = []
+        for rec in frame[self.space.names].drop_duplicates().to_dict("records"):
+            row = {}
+            for p in self.space.parameters:
+                v = rec[p.name]
+                if isinstance(p, Categorical) and v not in p.choices:
+                    v = next((c for c in p.choices if str(c) == str(v)), v)
+                row[p.name] = v.item() if hasattr(v, "item") else v
+            try:
+                rows.append(self.space.validate(row))
+            except CampaignError:
+                continue  # outside the space the spec chose: not a candidate
+        rows = [r for r, ok in zip(rows, self.space.feasible(rows)) if ok]
+        if not rows:
+            raise CampaignError(f"candidates: no row of {where} lies inside the space and its"
+                                " constraints; expected at least one")
+        self._pool_rows = rows
+        return rows
+
+    def _free_candidates(self) -> np.ndarray:
+        """Encoded pool rows not asked yet (each condition is run once)."""
+        pool = self.space.encode(self._candidates())
+        used = self.space.encode([t.params for t in self._trials])
+        if not len(used):
+            return pool
+        keys = {tuple(np.round(u, 9)) for u in used}
+        return pool[[tuple(np.round(r, 9)) not in keys for r in pool]]
+
+    def _space_filling(self, start: int, k: int, context: dict) -> np.ndarray:
+        from active_learning import initial_design
+
+        from workbench.propose import context_columns, expand, reduce_domain
+
+        kind = self.spec.initial_design.type
+        kind = "sobol" if kind == "points" else kind
+        domain = self.space.domain()
+        if self._candidates() is not None:
+            # A pool: greedy maximin over the untried rows, from a seeded first row.
+            from active_learning import greedy_maximin
+
+            pool = self._free_candidates()
+            if len(pool) < k:
+                raise CampaignError(f"candidates: {len(pool)} untried candidates left; expected"
+                                    f" at least {k}")
+            first = int(np.random.default_rng([self.spec.seed, start]).integers(len(pool)))
+            return pool[greedy_maximin(pool, k, first=first)]
+        fixed = context_columns(self.space, context)
+        reduced, free = reduce_domain(domain, fixed) if fixed else (domain, np.arange(domain.dim))
+        if kind == "sobol":
+            Z = initial_design("sobol", start + k, reduced, self.spec.seed)[start:]
+        else:
+            # LHS and maximin are whole designs: draw the full planned size once
+            # (deterministic in the seed) and hand out its next points.
+            total = max(start + k, self.spec.n_initial)
+            Z = initial_design(kind, total, reduced, self.spec.seed)[start:start + k]
+        return expand(Z, free, fixed, domain.dim)
+
+    def _propose(self, q: int, context: dict | None = None):
+        context = context or {}
         completed = [t for t in self._trials if t.status == COMPLETED]
         pending = [t for t in self._trials if t.status == PENDING]
-        domain = self.space.domain()
         if len(completed) < 2:
             k_init = q
         else:
@@ -457,144 +661,60 @@ class Campaign:
         audits: list[dict] = []
         timings: dict[str, float] = {}
         if k_init:
-            from active_learning import sobol
-
-            start = sum(1 for t in self._trials if t.strategy == "sobol")
-            Z = sobol(start + k_init, domain, seed=self.spec.seed)[start:]
+            design = self.spec.initial_design.type
+            start = sum(1 for t in self._trials if t.strategy in ("sobol", "lhs", "maximin",
+                                                                   "points", "design"))
+            Z = self._initial_points(start, k_init, context)
             params += self.space.decode(Z)
-            strategies += ["sobol"] * k_init
+            strategies += [design] * k_init
             predictions += [None] * k_init
             acq_values += [None] * k_init
-            audits += [{"strategy": "sobol", "sobol_index": start + i, "seed": self.spec.seed,
-                        "versions": _versions()} for i in range(k_init)]
+            audits += [{"strategy": design, "design_index": start + i, "seed": self.spec.seed,
+                        "context": context, "versions": _versions()} for i in range(k_init)]
         k_model = q - k_init
         if k_model:
             fantasies = [t.params for t in pending] + params
-            out = self._propose_with_model(k_model, completed, fantasies, domain, timings)
+            out = self._propose_with_model(k_model, completed, fantasies, timings, context)
             params += out[0]
-            strategies += [self.spec.acquisition.type] * k_model
+            strategies += [self.spec.acquisition_type] * k_model
             predictions += out[1]
             acq_values += out[2]
             audits += out[3]
         return params, strategies, predictions, acq_values, audits, timings
 
-    def _propose_with_model(self, q, completed, fantasies, domain, timings):
-        import jax
-        import jax.numpy as jnp
+    def _training_data(self, completed: list[Trial]) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded inputs and the modelled outcomes (objectives, then constraint outcomes)."""
+        X = self.space.encode([t.params for t in completed])
+        Y = np.asarray([[t.outcomes[name] for name in self._engine.outputs]
+                        for t in completed]).reshape(len(completed), len(self._engine.outputs))
+        return X, Y
 
-        from active_learning import maximize_acquisition
-        from surrogates import GPHyperparameters, fit_gp
-        from workbench._jax import configure_jax, posterior_moments
+    def _propose_with_model(self, q, completed, fantasies, timings, context=None):
+        import jax
+
+        from workbench._jax import configure_jax
+        from workbench.propose import propose
 
         configure_jax()
-        obj = self.objectives[0]
-        X = self.space.encode([t.params for t in completed])
-        Y = np.asarray([[t.outcomes[o.name] for o in self.objectives] for t in completed])
+        X, Y = self._training_data(completed)
         key = jax.random.fold_in(jax.random.key(self.spec.seed), len(self._trials))
-        k_fit, k_acq = jax.random.split(key)
-        warm = None
-        if self._warm_start and len(self._warm_start["log_lengthscale"][0]) == X.shape[1]:
-            warm = GPHyperparameters(**{k: np.asarray(v) for k, v in self._warm_start.items()})
-        t0 = time.perf_counter()
-        unit = (np.zeros(X.shape[1]), np.ones(X.shape[1]))
-        model = fit_gp(X, Y, key=k_fit, bounds=unit, capacity=len(X) + len(fantasies) + q,
-                       restarts=self.spec.surrogate.restarts, warm_start=warm)
-        jax.block_until_ready(model)
-        timings["fit_time_s"] = time.perf_counter() - t0
-        self._warm_start = {k: np.asarray(getattr(model.hyperparameters, k)).tolist()
-                            for k in ("log_lengthscale", "log_variance", "log_noise", "mean")}
-        t1 = time.perf_counter()
-        base = model
-        # The incumbent, in "maximise sign * y" terms; fantasies count as data,
-        # or EI would keep rewarding a believed-better point already chosen.
-        best = float(np.max(obj.sign * Y[:, 0]))
-        if fantasies:
-            Xf = jnp.asarray(self.space.encode(fantasies))
-            believed = posterior_moments(model, Xf)[0]
-            model = model.condition(Xf, believed)
-            best = max(best, float(np.max(obj.sign * np.asarray(believed)[:, 0])))
-        acq_cfg = self.spec.acquisition
-        chosen, values = [], []
-        for j in range(q):
-            k_j = jax.random.fold_in(k_acq, j)
-            if acq_cfg.type == "thompson":
-                x, v = self._thompson(model, domain, k_j, obj.sign)
-            else:
-                acq = self._acquisition(model, jnp.asarray(X), obj.sign * best, obj.sign,
-                                        jax.random.fold_in(k_j, 1), domain)
-                x, v = maximize_acquisition(
-                    acq, domain, k_j, raw_samples=acq_cfg.raw_samples,
-                    num_restarts=acq_cfg.num_restarts, steps=acq_cfg.steps,
-                )
-            chosen.append(np.asarray(x))
-            values.append(float(v))
-            if j < q - 1:
-                # Kriging believer: pretend the point returned its predicted mean,
-                # so the next pick goes elsewhere.
-                xq = jnp.asarray(x)[None]
-                believed = posterior_moments(model, xq)[0]
-                model = model.condition(xq, believed)
-                best = max(best, obj.sign * float(believed[0, 0]))
-        Xc = np.stack(chosen)
-        mean, var = posterior_moments(base, jnp.asarray(Xc))
-        mean, std = np.asarray(mean), np.sqrt(np.asarray(var))
-        timings["acquisition_time_s"] = time.perf_counter() - t1
-        preds = [{o.name: Prediction(float(mean[i, k]), float(std[i, k]))
-                  for k, o in enumerate(self.objectives)} for i in range(q)]
-        audit = {
-            "strategy": acq_cfg.type, "model": "exact_gp", "kernel": "matern52",
-            "hyperparameters": self._warm_start, "n_train": int(len(X)),
-            "data_hash": _data_hash(X, Y), "fantasies": len(fantasies),
-            "prng": {"seed": self.spec.seed, "fold_in": len(self._trials)},
-            "incumbent": float(np.max(obj.sign * Y[:, 0])) * obj.sign,
-            "versions": _versions(),
-        }
+        F = self.space.encode(fantasies) if fantasies else np.zeros((0, X.shape[1]))
+        pool = None
+        if self._candidates() is not None:
+            pool = self._free_candidates()
+            if len(pool) < q:
+                raise CampaignError(f"candidates: {len(pool)} candidates left untried; expected"
+                                    f" at least {q} (the pool is exhausted)")
+        Xc, preds, values, state, audit, model = propose(self._engine, X, Y, F, q, key,
+                                                         self._warm_start, context, timings,
+                                                         pool=pool)
+        self._last_model = (model, X)  # in memory only: for stopping rules
+        if state is not None:
+            self._warm_start = state
+        audit.update(data_hash=_data_hash(X, Y), versions=_versions(),
+                     prng={"seed": self.spec.seed, "fold_in": len(self._trials)})
         audits = [dict(audit, batch_position=j, acquisition_value=values[j]) for j in range(q)]
         return self.space.decode(Xc), preds, values, audits
-
-    def _acquisition(self, model, X_train, best, sign: float, key, domain):
-        """The acquisition function the spec names, on ``model`` (fantasies included).
-
-        best: the incumbent in "maximise sign * y" terms; X_train: (n, d) the
-        observed encoded inputs (the baseline of the noisy variants).
-        """
-        import jax.numpy as jnp
-
-        import active_learning as al
-
-        cfg = self.spec.acquisition
-        kind = cfg.type
-        if kind == "ucb":
-            return al.UpperConfidenceBound(model, beta=cfg.beta, sign=sign)
-        if kind == "log_pi":
-            return al.LogProbabilityOfImprovement(model, jnp.asarray(best), sign=sign)
-        if kind == "log_nei":
-            return al.LogNoisyExpectedImprovement(model, X_train, sign=sign,
-                                                  num_samples=cfg.mc_samples)
-        if kind == "qlog_nei":
-            return al.qLogNoisyExpectedImprovement(model, X_train, sign=sign,
-                                                   num_samples=cfg.mc_samples)
-        if kind == "max_variance":
-            return al.PosteriorVariance(model)
-        if kind == "ivr":
-            reference = al.quasi_random(key, 256, domain.dim)
-            noise = jnp.asarray(1e-6)  # variance reduction of the latent function
-            return al.IntegratedVarianceReduction(model, reference, noise)
-        if kind == "mes":
-            candidates = al.quasi_random(key, 1024, domain.dim)
-            optima = al.sample_optimal_values(model, candidates, key, num_samples=16, sign=sign)
-            return al.MaxValueEntropySearch(model, optima, sign=sign)
-        return al.LogExpectedImprovement(model, jnp.asarray(best), sign=sign)
-
-    def _thompson(self, model, domain, key, sign: float):
-        """One Thompson sample: the argmax of a joint posterior draw on a
-        quasi-random candidate set of valid points."""
-        import active_learning as al
-
-        n = min(self.spec.acquisition.raw_samples, 1024)
-        candidates = domain.snap(al.quasi_random(key, n, domain.dim))
-        (idx,) = al.thompson_sample(model, candidates, jax_key_split(key), q=1, sign=sign)
-        return candidates[idx], float("nan")
 
     # -- tell -------------------------------------------------------------
 
@@ -609,60 +729,96 @@ class Campaign:
             )
         return self._trials[int(trial_id)]
 
-    def _outcomes(self, values: Any) -> dict[str, float]:
-        names = [o.name for o in self.objectives]
+    def _outcomes(self, values: Any) -> tuple[dict[str, float], str | None]:
+        """Check what a tell reports: (the usable outcomes by name, problem or None).
+
+        An unknown outcome name raises at once: it is the caller's mistake
+        (a typo), and there is nothing sensible to record. A bad observation
+        (a missing outcome, NaN, infinity, a value that is not a number) is
+        returned as a problem, which the spec's ``bad_observations`` policy
+        turns into an error or a recorded failure.
+        """
+        names = [o.name for o in self.outcomes]
         if isinstance(values, (int, float, np.number)) and not isinstance(values, bool):
             if len(names) != 1:
-                raise CampaignError(f"outcomes: got a single number; expected a dict with {names}")
+                return {}, (f"outcomes: got the single number {float(values)!r};"
+                            f" expected a dict with keys {names}")
             values = {names[0]: values}
         if not isinstance(values, dict):
-            raise CampaignError(
-                f"outcomes: got {type(values).__name__}; expected a dict with keys {names}"
-            )
+            return {}, (f"outcomes: got {type(values).__name__} {_short(values)};"
+                        f" expected a dict with keys {names}"
+                        + (" (or one number)" if len(names) == 1 else ""))
         unknown = [k for k in values if k not in names]
         missing = [k for k in names if k not in values]
-        if unknown or missing:
+        if unknown:
             raise CampaignError(
                 f"outcomes: missing {missing}, unknown {unknown}; expected exactly {names}"
             )
+        problems = [f"outcomes: missing {missing}; expected exactly {names}"] if missing else []
         out = {}
         for k in names:
+            if k not in values:
+                continue
             v = values[k]
             if isinstance(v, bool) or not isinstance(v, (int, float, np.number)):
-                raise CampaignError(f"outcomes.{k}: got {v!r}; expected a number")
-            out[k] = float(v)
-        return out
+                problems.append(f"outcomes.{k}: got {_short(v)}; expected a number")
+            elif not math.isfinite(float(v)):
+                problems.append(f"outcomes.{k}: got {float(v)!r} (not finite);"
+                                " expected a finite number")
+            else:
+                out[k] = float(v)
+        return out, "; ".join(problems) or None
 
     def tell(self, trial_id: int, outcomes: dict[str, float] | float) -> Trial:
-        """Record what trial ``trial_id`` gave. NaN or infinite outcomes record
-        the trial as failed; telling the same values twice is harmless."""
-        values = self._outcomes(outcomes)
-        bad = [k for k, v in values.items() if not math.isfinite(v)]
+        """Record what trial ``trial_id`` gave; telling the same values twice is harmless.
+
+        A bad observation (a missing outcome, NaN, infinity, a value that is
+        not a number) raises CampaignError and records nothing when the spec
+        says ``bad_observations: error`` (the default); with ``fail`` it
+        records the trial as failed with the reason (and warns), so the loop
+        goes on and the model never sees it. Unknown ids, unknown outcome
+        names and values that conflict with an earlier tell raise under both.
+        """
+        values, problem = self._outcomes(outcomes)
+        record_failure = problem is not None and self.spec.bad_observations == "fail"
+        reason = f"bad observation: {problem}"
         with self._locked():
             self._sync()
             trial = self._get(trial_id)
             if trial.status == COMPLETED:
-                if trial.outcomes == values:
+                if problem is None and trial.outcomes == values:
                     return _copy(trial)
                 raise CampaignError(
-                    f"trial {trial.id} was already told {trial.outcomes}; got {values}"
+                    f"trial {trial.id} was already told {trial.outcomes};"
+                    f" got {values if problem is None else _short(outcomes)}"
                 )
             if trial.status == FAILED:
+                if record_failure and trial.failure_reason == reason:
+                    return _copy(trial)  # the same bad observation, told again
                 raise CampaignError(
                     f"trial {trial.id} is recorded as failed ({trial.failure_reason});"
                     " expected a pending trial"
                 )
-            if not bad:
+            if problem is not None and not record_failure:
+                raise CampaignError(
+                    f"trial {trial.id}: {problem} (bad_observations: error)"
+                )
+            trial.told_at = now()
+            if problem is None:
                 trial.status = COMPLETED
                 trial.outcomes = values
-                trial.told_at = now()
                 self._record([{"op": "tell", "id": trial.id, "outcomes": values,
                                "at": trial.told_at.isoformat()}])
-        if bad:
-            warnings.warn(f"trial {trial.id}: {bad} not finite; recorded as failed",
-                          RuntimeWarning, stacklevel=2)
-            return self.tell_failed(trial.id, "non-finite outcome: " + ", ".join(
-                f"{k}={values[k]}" for k in bad))
+            else:
+                # Recorded under the same lock as the check: no other process can
+                # tell this trial in between.
+                trial.status = FAILED
+                trial.failure_reason = reason
+                self._record([{"op": "fail", "id": trial.id, "reason": reason,
+                               "at": trial.told_at.isoformat()}])
+        if problem is not None:
+            warnings.warn(f"trial {trial.id}: {problem}; recorded as failed"
+                          " (bad_observations: fail)", RuntimeWarning, stacklevel=2)
         self._log_progress()
         return _copy(trial)
 
@@ -722,7 +878,13 @@ class Campaign:
             problem = self._builtin_problem()
             if problem is not None:
                 metrics["regret"] = problem.regret(best.outcomes[obj.name])
-        tracker.log_metrics(metrics, step=self._count(COMPLETED) + self._count(FAILED))
+        metrics.update(self._compute_metrics())
+        step = self._count(COMPLETED) + self._count(FAILED)
+        metrics.update(self._surrogate_metrics(step))
+        tracker.log_metrics(metrics, step=step)
+        data_hash = self._completed_data_hash()
+        if data_hash:
+            tracker.set_tags({"data_hash": data_hash})
 
     def _builtin_problem(self):
         """The test problem with a known optimum being optimised, if any (for regret)."""
@@ -758,6 +920,67 @@ class Campaign:
             return self.tell(trial.id, result)
         except CampaignError as e:
             return self.tell_failed(trial.id, f"oracle returned an unusable result: {e}")
+
+    def _best_history(self) -> tuple[list[float], str]:
+        """Best value after each completed trial, and its direction, for stopping rules:
+        the objective (|y - target| for a target), or the hypervolume for several."""
+        if len(self.objectives) > 1:
+            done = {t.id for t in self._trials if t.status == COMPLETED}
+            hv = self.hypervolume_history()
+            return [h for t, h in zip(self._trials, hv) if t.id in done], "maximize"
+        obj = self.objectives[0]
+        feasible = {t.id for t in self._feasible_completed()}
+        out, best = [], math.nan
+        for t in self._trials:
+            if t.status != COMPLETED:
+                continue
+            if t.id in feasible:
+                v = t.outcomes[obj.name]
+                v = abs(v - obj.target) if obj.target is not None else v
+                better = (v < best if obj.direction in ("minimize", "target") else v > best)
+                best = v if math.isnan(best) or better else best
+            out.append(best)
+        return out, "minimize" if obj.direction in ("minimize", "target") else "maximize"
+
+    def stop_reason(self) -> str | None:
+        """The reason the first of the spec's stopping rules gives to stop now, or None."""
+        if not self.spec.stopping:
+            return None
+        from active_learning.stopping import (StoppingState, confidence_gap, first_triggered,
+                                              rule_from_dict)
+
+        from workbench.propose import LOG_SPACE
+
+        rules = [rule_from_dict(r.to_rule_dict()) for r in self.spec.stopping]
+        history, direction = self._best_history()
+        model_trials = [t for t in self._trials if t.acquisition_value is not None
+                        and math.isfinite(t.acquisition_value)]
+        acq = model_trials[-1].acquisition_value if model_trials else None
+        ucb = lcb = None
+        if any(r.type == "regret_bound" for r in self.spec.stopping) and self._last_model:
+            import active_learning as al
+            import jax
+
+            model, X = self._last_model
+            domain = self.space.domain()
+            cand = domain.snap(al.quasi_random(jax.random.key(self.spec.seed), 1024, domain.dim))
+            ucb, lcb = confidence_gap(model, cand, X, beta=self.spec.acquisition.beta,
+                                      sign=self.objectives[0].sign)
+        state = StoppingState(
+            n_evaluations=len(history), best_history=tuple(history), direction=direction,
+            acquisition_value=acq, acquisition_log=self.spec.acquisition_type in LOG_SPACE,
+            ucb_max=ucb, lcb_max=lcb)
+        stop, reason = first_triggered(rules, state)
+        return reason if stop else None
+
+    def _stop(self, reason: str) -> None:
+        """Record why the campaign stopped (journal and tracking)."""
+        self.stopped = reason
+        with self._locked():
+            self._record([{"op": "meta", "stopped": reason}])
+        tracker = self._track()
+        if tracker is not None:
+            tracker.set_tags({"stopped": reason})
 
     def run(self, oracle: Callable | None = None, budget: int | None = None,
             callback: Callable[[Trial], None] | None = None,
@@ -801,6 +1024,9 @@ class Campaign:
                 from workbench.executors import run_parallel
 
                 run_parallel(self, fn, budget, executor, callback)
+                reason = self.stop_reason()
+                if reason is not None and self.stopped != reason:
+                    self._stop(reason)
             else:
                 for trial in [t for t in self._trials if t.status == PENDING]:
                     if self._count(COMPLETED) + self._count(FAILED) >= budget:
@@ -812,6 +1038,10 @@ class Campaign:
                     evaluated = self._count(COMPLETED) + self._count(FAILED)
                     remaining = budget - evaluated - self._count(PENDING)
                     if remaining <= 0:
+                        break
+                    reason = self.stop_reason()
+                    if reason is not None:
+                        self._stop(reason)
                         break
                     q = min(self.spec.acquisition.batch_size, remaining)
                     for trial in self.ask(q):
@@ -829,4 +1059,73 @@ class Campaign:
                     self.log_snapshot()
                     tracker.finish(status)
         return self.best()
+
+    # -- metrics helpers (tracking) ---------------------------------------
+
+    @staticmethod
+    def _cpu_now() -> float:
+        from workbench.metrics import cpu_seconds
+
+        return cpu_seconds()
+
+    def _version_tags(self) -> dict[str, str]:
+        """Tags naming the code and package versions behind the campaign's run."""
+        from workbench.metrics import code_version
+
+        tags = {f"version.{k}": v for k, v in _versions().items()}
+        commit = code_version()
+        if commit:
+            tags["code.commit"] = commit
+        return tags
+
+    def _compute_metrics(self) -> dict[str, float]:
+        """CPU seconds spent since the last logged step and their energy estimate
+        (``workbench.metrics``: CPU seconds x watts per core)."""
+        from workbench.metrics import watts_per_core
+
+        now_cpu = self._cpu_now()
+        spent = max(0.0, now_cpu - getattr(self, "_cpu_mark", now_cpu))
+        self._cpu_mark = now_cpu
+        return {"step_cpu_s": spent, "step_energy_j": spent * watts_per_core()}
+
+    def _completed_xy(self) -> tuple[np.ndarray, np.ndarray]:
+        done = [t for t in self._trials if t.status == COMPLETED]
+        if not done:
+            return np.zeros((0, len(self.space.parameters))), np.zeros((0, 1))
+        X = self.space.encode([t.params for t in done])
+        Y = np.asarray([[t.outcomes[o.name] for o in self.objectives] for t in done])
+        return X, Y
+
+    def _completed_data_hash(self) -> str:
+        X, Y = self._completed_xy()
+        return _data_hash(X, Y) if len(Y) else ""
+
+    # LOO needs one Cholesky of n x n: cheap up to here; beyond, every k-th step.
+    _LOO_EVERY_N = 500
+
+    def _surrogate_metrics(self, step: int) -> dict[str, float]:
+        """LOO error and calibration of the GP with the hyperparameters of the last fit.
+
+        Only in a process that has fitted the surrogate (JAX already imported):
+        a CLI ``tell`` does not pay for importing JAX. Any failure skips the
+        metrics: they describe the campaign, they must never stop it.
+        """
+        import sys
+
+        if not self._warm_start or "jax" not in sys.modules:
+            return {}
+        X, Y = self._completed_xy()
+        n = len(Y)
+        if n < 3 or (n > self._LOO_EVERY_N and step % max(1, n // self._LOO_EVERY_N)):
+            return {}
+        try:
+            from surrogates import gp_from_hyperparameters, hyperparameters_from_dict
+            from workbench.metrics import loo_metrics
+
+            theta = hyperparameters_from_dict(self._warm_start)
+            unit = (np.zeros(X.shape[1]), np.ones(X.shape[1]))
+            model = gp_from_hyperparameters(X, Y[:, :1], theta, bounds=unit)
+            return loo_metrics(model)
+        except Exception:  # noqa: BLE001 - a metric, never a reason to stop
+            return {}
 

@@ -229,15 +229,23 @@ def tell(
     if not ZarrStore(parsed.store).exists():
         raise CampaignError(f"store: no campaign at {parsed.store}; run `workbench ask` first")
     campaign = _open(path, parsed)
-    rows = read_results(results, campaign)  # validates every row before anything is told
     told = failed = 0
-    for trial_id, outcomes, reason in rows:
-        if reason is not None:
-            campaign.tell_failed(trial_id, reason)
-            failed += 1
-        else:
-            campaign.tell(trial_id, outcomes)
-            told += 1
+    # Checked and written under one hold of the store's lock: every row is
+    # validated against the current record before the first is told, so a file
+    # with one bad row records nothing, and no other process slips in between.
+    with campaign._locked():
+        campaign._sync()
+        rows = read_results(results, campaign)
+        for trial_id, outcomes, reason in rows:
+            if reason is not None:
+                campaign.tell_failed(trial_id, reason)
+                failed += 1
+                if reason.startswith("bad observation:"):
+                    err.print(f"trial {trial_id}: {reason}; recorded as failed"
+                              " (bad_observations: fail)", highlight=False, markup=False)
+            else:
+                campaign.tell(trial_id, outcomes)
+                told += 1
     campaign.log_snapshot()
     out.print(f"recorded {told} result(s) and {failed} failure(s) from {results}",
               highlight=False)
@@ -278,6 +286,125 @@ def status(
         return
     out.print(_trial_table(campaign, trials, f"campaign {campaign.name!r}: {len(trials)} trials"))
     _summary(campaign)
+
+
+@app.command()
+@_guard
+def report(
+    items: Optional[list[str]] = typer.Argument(
+        None, help="campaign store (Zarr folder); with --compare, stores or MLflow run ids"),
+    out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write"),
+    compare: bool = typer.Option(False, "--compare", help="compare the campaigns given"),
+    tracking: Optional[str] = typer.Option(None, "--tracking",
+                                           help="MLflow URI to read runs from and log to"),
+    all_runs: bool = typer.Option(False, "--all", help="every campaign visible at --tracking"),
+    target: Optional[float] = typer.Option(None, "--target",
+                                           help="objective value for 'evaluations to target'"),
+):
+    """A campaign as self-contained HTML, or a comparison of campaigns (also MLflow artifacts)."""
+    from workbench.errors import CampaignError
+
+    items = list(items or [])
+    if all_runs and not tracking:
+        raise CampaignError("--all: needs --tracking URI (the server whose campaigns to compare)")
+    if all_runs and items:
+        raise CampaignError(f"--all: compares every campaign at --tracking; got {items} as well")
+    if not items and not all_runs:
+        raise CampaignError("report: give a campaign store, --compare STORE_OR_RUN ..., or"
+                            " --tracking URI --all")
+    if len(items) > 1 and not compare:
+        raise CampaignError(f"report: got {len(items)} campaigns; add --compare to compare them")
+    if out_path is not None and out_path.is_dir():
+        raise CampaignError(f"--out: {out_path} is a folder; expected an HTML file path")
+    if compare or all_runs:
+        _report_comparison(items, out_path or Path("comparison.html"), tracking, target)
+    else:
+        _report_one(items[0], out_path or Path("report.html"))
+
+
+def _report_one(store: str, out_path: Path) -> None:
+    from workbench.report import campaign_report, log_campaign_report
+    from workbench.store import ZarrStore
+    from workbench.errors import CampaignError
+
+    if not ZarrStore(store).exists():
+        raise CampaignError(f"report: no campaign store at {store}")
+    text, campaign = campaign_report(store)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text, encoding="utf-8")
+    out.print(f"wrote {out_path}", highlight=False)
+    run_id = log_campaign_report(campaign, text)
+    if run_id:
+        out.print(f"logged report.html to run {run_id} at {campaign.spec.tracking}",
+                  highlight=False)
+
+
+def _report_comparison(items: list[str], out_path: Path, tracking: Optional[str],
+                       target: Optional[float]) -> None:
+    from workbench.errors import CampaignError
+    from workbench.report import (comparison_report, log_comparison, summaries_from_tracking,
+                                  summary_from_store)
+    from workbench.store import ZarrStore
+
+    stores = [i for i in items if ZarrStore(i).exists()]
+    runs = [i for i in items if i not in stores]
+    bad = [r for r in runs if not (r.startswith("runs:/") or r.isalnum())]
+    if bad:
+        raise CampaignError(f"--compare: {bad} are neither campaign stores nor MLflow run ids")
+    if runs and not tracking:
+        raise CampaignError(f"--compare: {runs} are not stores here; to read them as MLflow runs"
+                            " pass --tracking URI")
+    summaries = [summary_from_store(s) for s in stores]
+    if runs or not items:
+        summaries += summaries_from_tracking(tracking, runs=runs or None)
+    text = comparison_report(summaries, target=target)
+    out_path.parent.mkdir(parents=True, exist_ok=True)
+    out_path.write_text(text, encoding="utf-8")
+    out.print(f"wrote {out_path}: {len(summaries)} campaign(s)", highlight=False)
+    if tracking:
+        run_id = log_comparison(tracking, text)
+        if run_id:
+            out.print(f"logged report.html to run {run_id} of reports/comparison at {tracking}",
+                      highlight=False)
+
+
+prior_app = typer.Typer(add_completion=False, no_args_is_help=True,
+                        pretty_exceptions_enable=False,
+                        help="Model priors: share what a campaign learned, not its data.")
+
+
+@prior_app.command("export")
+@_guard
+def prior_export(
+    store: str = typer.Argument(..., help="campaign store (Zarr folder)"),
+    out_path: Path = typer.Option(Path("prior.json"), "--out", "-o", help="JSON file to write"),
+    anchors: Optional[int] = typer.Option(None, "--anchors", min=8, max=4096,
+                                          help="anchor points (default 32 per input)"),
+):
+    """Export the campaign's surrogate as a prior (no observations) and log it to its run."""
+    from workbench.errors import CampaignError
+    from workbench.store import ZarrStore
+    from workbench.transfer import export_prior, log_prior, save_prior
+
+    if not ZarrStore(store).exists():
+        raise CampaignError(f"prior export: no campaign store at {store}")
+    if out_path.is_dir():
+        raise CampaignError(f"--out: {out_path} is a folder; expected a JSON file path")
+    from workbench.campaign import Campaign
+
+    campaign = Campaign.open(store)
+    prior = export_prior(campaign, num_anchors=anchors)
+    save_prior(prior, out_path)
+    out.print(f"wrote {out_path}", highlight=False)
+    uri = log_prior(campaign, prior)
+    if uri:
+        out.print(f"logged as {uri} at {campaign.spec.tracking}", highlight=False)
+    elif campaign.spec.tracking:
+        out.print(f"not logged to {campaign.spec.tracking} yet: it waits in the campaign's"
+                  " tracking outbox", highlight=False)
+
+
+app.add_typer(prior_app, name="prior")
 
 
 def _register_server() -> None:

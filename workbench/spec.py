@@ -56,51 +56,185 @@ SpecParameter = Annotated[
 
 
 class InitialDesignSpec(_Strict):
-    """Space-filling points evaluated before the model proposes."""
+    """Points evaluated before the model proposes.
 
-    type: Literal["sobol"] = "sobol"
+    type: sobol (scrambled), lhs (Latin hypercube), maximin (greedy maximin
+    over a feasible pool) or points (the user's ``points``, in user units;
+    then n defaults to their number). Every type respects linear constraints.
+    """
+
+    type: Literal["sobol", "lhs", "maximin", "points"] = "sobol"
     n: int | None = Field(default=None, ge=1, le=10_000,
                           description="number of points; default 2 * (parameters + 1)")
+    points: list[dict[str, Any]] | None = Field(default=None, max_length=10_000)
+
+    @model_validator(mode="after")
+    def _points_with_type(self) -> "InitialDesignSpec":
+        if (self.type == "points") != (self.points is not None):
+            raise ValueError(f"points: got {'a list' if self.points is not None else 'none'}"
+                             f" with type {self.type!r}; expected points exactly when type is"
+                             " points")
+        if self.points is not None and not self.points:
+            raise ValueError("points: got an empty list; expected at least one point")
+        return self
+
+
+_KERNEL_TOKENS = re.compile(
+    r"^(\s|\+|\*|\(|\)|matern12|matern32|matern52|rbf|linear|periodic|\[[\d,\s]*\])+$")
 
 
 class SurrogateSpec(_Strict):
-    """The surrogate model."""
+    """The surrogate model and its settings.
 
-    type: Literal["gp"] = "gp"
-    kernel: Literal["matern52"] = "matern52"
+    gp: exact GP (kernel expression, input warping, known or learned noise);
+    saas: fully Bayesian GP with a sparse axis-aligned prior (NUTS);
+    ensemble: deep ensemble of MLPs; bll: Bayesian last layer on an MLP;
+    svgp: sparse variational GP for large data. ``prior`` names an exported
+    model prior (a path or an MLflow ``runs:/`` URI) to warm-start from.
+    """
+
+    type: Literal["gp", "saas", "ensemble", "bll", "svgp"] = "gp"
+    kernel: str = Field(default="matern52", max_length=500,
+                        description="gp: an expression such as 'matern52 + linear'")
+    warping: bool = False
+    noise: float | None = Field(default=None, gt=0,
+                                description="known noise variance of every observation"
+                                " (output units); none: learned")
     restarts: int = Field(default=4, ge=1, le=64)
+    members: int = Field(default=8, ge=1, le=256, description="ensemble members")
+    hidden: list[int] = Field(default_factory=lambda: [64, 64], min_length=1, max_length=8)
+    epochs: int = Field(default=50, ge=1, le=100_000)
+    num_inducing: int = Field(default=128, ge=4, le=10_000, description="svgp")
+    num_samples: int = Field(default=128, ge=8, le=4096, description="saas: NUTS draws/chain")
+    num_warmup: int = Field(default=256, ge=8, le=8192, description="saas: warm-up steps")
+    prior: str | None = Field(default=None, description="exported model prior to warm-start"
+                              " from: a JSON path or runs:/<run_id>/prior.json")
+
+    @field_validator("kernel")
+    @classmethod
+    def _kernel(cls, value: str) -> str:
+        if not _KERNEL_TOKENS.match(value.strip().lower()) or not value.strip():
+            raise ValueError(f"got {value!r}; expected an expression of matern12, matern32,"
+                             " matern52, rbf, linear, periodic with + * ( ) and [columns]")
+        return value.strip().lower()
+
+    @field_validator("hidden")
+    @classmethod
+    def _hidden(cls, value: list[int]) -> list[int]:
+        if any(w < 1 or w > 4096 for w in value):
+            raise ValueError(f"got {value}; expected layer widths between 1 and 4096")
+        return value
 
 
 class AcquisitionSpec(_Strict):
-    """The acquisition function and its optimiser."""
+    """The acquisition function and its optimiser.
+
+    With several objectives: qlog_nehvi (default) or parego; with one,
+    qlog_nehvi and parego are refused.
+    """
 
     type: Literal["log_ei", "log_nei", "qlog_nei", "log_pi", "ucb", "mes", "max_variance",
-                  "ivr", "thompson"] = "log_ei"
+                  "ivr", "thompson", "qlog_nehvi", "parego"] | None = None
     batch_size: int = Field(default=1, ge=1, le=1000)
     beta: float = Field(default=4.0, gt=0)
     mc_samples: int = Field(default=128, ge=8, le=4096,
-                            description="Monte-Carlo samples (log_nei, qlog_nei, mes, thompson)")
+                            description="Monte-Carlo samples (log_nei, qlog_nei, mes, thompson,"
+                            " qlog_nehvi, parego)")
     raw_samples: int = Field(default=1024, ge=16, le=1_000_000)
     num_restarts: int = Field(default=16, ge=1, le=1024)
     steps: int = Field(default=100, ge=1, le=10_000)
+    ref_point: list[float] | None = Field(default=None, description="qlog_nehvi: hypervolume"
+                                          " reference per objective, in user units")
+
+
+_RULE_NEEDS = {"budget": ("max_evaluations",), "target": ("value",),
+               "acquisition_below": ("threshold",), "regret_bound": ("eps",),
+               "no_improvement": ("rounds",)}
+_RULE_ALLOWED = {"budget": {"max_evaluations"}, "target": {"value"},
+                 "acquisition_below": {"threshold", "log"}, "regret_bound": {"eps"},
+                 "no_improvement": {"rounds", "rel_tol"}}
+
+
+class CandidatesSpec(_Strict):
+    """A discrete candidate pool: proposals are rows of it, never points in between.
+
+    csv: a CSV file with one column per parameter (relative to the spec's
+    folder); dataset: a shipped dataset's conditions. An oracle
+    ``{dataset: ..., mode: lookup}`` implies its dataset's pool.
+    """
+
+    csv: str | None = None
+    dataset: str | None = None
+
+    @model_validator(mode="after")
+    def _one(self) -> "CandidatesSpec":
+        if (self.csv is None) == (self.dataset is None):
+            raise ValueError(f"got csv {self.csv!r} and dataset {self.dataset!r}; expected"
+                             " exactly one of them")
+        return self
+
+
+class StoppingRuleSpec(_Strict):
+    """One stopping rule; ``run`` stops at the first that fires and records why.
+
+    budget: max_evaluations; target: value; acquisition_below: threshold (log
+    true: a log value); regret_bound: eps; no_improvement: rounds, rel_tol.
+    """
+
+    type: Literal["budget", "target", "acquisition_below", "regret_bound", "no_improvement"]
+    max_evaluations: int | None = Field(default=None, ge=1)
+    value: float | None = None
+    threshold: float | None = None
+    log: bool | None = None
+    eps: float | None = Field(default=None, gt=0)
+    rounds: int | None = Field(default=None, ge=1)
+    rel_tol: float | None = Field(default=None, ge=0)
+
+    @model_validator(mode="after")
+    def _fields_for_type(self) -> "StoppingRuleSpec":
+        given = {k for k in type(self).model_fields if k != "type" and getattr(self, k) is not None}
+        missing = [k for k in _RULE_NEEDS[self.type] if k not in given]
+        extra = sorted(given - _RULE_ALLOWED[self.type])
+        if missing or extra:
+            raise ValueError(f"type {self.type}: missing {missing}, not used {extra}; expected"
+                             f" fields {sorted(_RULE_ALLOWED[self.type])}")
+        return self
+
+    def to_rule_dict(self) -> dict:
+        """The ``active_learning.stopping.rule_from_dict`` form."""
+        return {"type": self.type, **{k: getattr(self, k) for k in _RULE_ALLOWED[self.type]
+                                      if getattr(self, k) is not None}}
 
 
 class OracleSpec(_Strict):
-    """What ``run`` evaluates: a built-in test problem, a Python function or a command."""
+    """What ``run`` evaluates: a built-in test problem, a Python function, a command,
+    a built-in simulator or a shipped dataset (its recorded values or an emulator)."""
 
     builtin: str | None = None
     python: str | None = Field(default=None, description="module:function or path/file.py:function")
     command: str | None = Field(default=None, description="lab script template, e.g."
                                 " './run_reactor.sh {temperature} {pressure}'; JSON on stdout")
     timeout: float | None = Field(default=None, gt=0, description="seconds a command may run")
+    simulator: str | None = Field(default=None, description="snar, cstr or emt_alloy")
+    outputs: list[str] | None = Field(default=None, min_length=1,
+                                      description="simulator outputs to return; default all")
+    dataset: str | None = Field(default=None, description="a shipped dataset, e.g."
+                                " shields_arylation")
+    objective: str | None = Field(default=None, description="dataset outcome column;"
+                                  " default its first")
+    mode: Literal["lookup", "emulator"] | None = Field(
+        default=None, description="dataset: lookup (recorded values; default) or emulator")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "OracleSpec":
-        given = [k for k in ("builtin", "python", "command") if getattr(self, k) is not None]
+        kinds = ("builtin", "python", "command", "simulator", "dataset")
+        given = [k for k in kinds if getattr(self, k) is not None]
         if len(given) != 1:
             raise ValueError(
-                f"got {given or 'neither'}; expected exactly one of builtin, python or command"
+                f"got {given or 'neither'}; expected exactly one of builtin, python, command,"
+                " simulator or dataset"
             )
+        self._check_simulator_and_dataset()
         if self.builtin is not None and self.builtin not in problems.PROBLEMS:
             raise ValueError(
                 f"builtin: got {self.builtin!r}; expected one of {sorted(problems.PROBLEMS)}"
@@ -116,6 +250,35 @@ class OracleSpec(_Strict):
                 " command (an executor's timeout bounds other oracles)"
             )
         return self
+
+    def _check_simulator_and_dataset(self) -> None:
+        """Names and keys of simulator and dataset oracles (metadata only, no model import)."""
+        from workbench import simulators
+
+        for key, owner in (("outputs", "simulator"), ("objective", "dataset"),
+                           ("mode", "dataset")):
+            if getattr(self, key) is not None and getattr(self, owner) is None:
+                raise ValueError(f"{key}: got {getattr(self, key)!r}; expected it only with"
+                                 f" {owner}")
+        if self.simulator is not None:
+            if self.simulator not in simulators.SIMULATORS:
+                raise ValueError(f"simulator: got {self.simulator!r}; expected one of"
+                                 f" {simulators.names()}")
+            known = simulators.get(self.simulator).output_names
+            bad = [o for o in self.outputs or [] if o not in known]
+            if bad:
+                raise ValueError(f"outputs: got {bad}; expected outputs of"
+                                 f" {self.simulator!r}: {known}")
+        if self.dataset is not None:
+            from workbench import datasets
+
+            if self.dataset not in datasets.names():
+                raise ValueError(f"dataset: got {self.dataset!r}; expected one of"
+                                 f" {datasets.names()}")
+            outcomes = datasets.info(self.dataset)["outcomes"]
+            if self.objective is not None and self.objective not in outcomes:
+                raise ValueError(f"objective: got {self.objective!r}; expected an outcome of"
+                                 f" {self.dataset!r}: {outcomes}")
 
 
 class ExecutorSpec(_Strict):
@@ -175,20 +338,38 @@ class CampaignSpec(_Strict):
     constraints: list[str] = Field(default_factory=list)
     objectives: list[Objective] = Field(min_length=1)
     outcome_constraints: list[str] = Field(default_factory=list)
+    context: list[str] = Field(default_factory=list, description="parameters that are"
+                               " measured, not chosen: given to ask(context=...)")
     initial_design: InitialDesignSpec = Field(default_factory=InitialDesignSpec)
     surrogate: SurrogateSpec = Field(default_factory=SurrogateSpec)
     acquisition: AcquisitionSpec = Field(default_factory=AcquisitionSpec)
     budget: int | None = Field(default=None, ge=1, le=1_000_000)
+    stopping: list[StoppingRuleSpec] = Field(default_factory=list, max_length=32)
+    candidates: CandidatesSpec | None = None
     oracle: OracleSpec | None = None
     executor: ExecutorSpec | None = None
+    # What a tell with an unusable value does (a missing outcome, NaN, infinity,
+    # a value that is not a number) for a known pending trial: "error" refuses
+    # it and records nothing; "fail" records the trial as failed with the reason.
+    # Unknown ids and conflicting re-tells are errors under both.
+    bad_observations: Literal["error", "fail"] = "error"
     store: str | None = None
     tracking: str | None = None
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
 
     @property
     def n_initial(self) -> int:
-        """Initial design size: given, or 2 * (parameters + 1)."""
+        """Initial design size: given, the number of user points, or 2 * (parameters + 1)."""
+        if self.initial_design.points is not None:
+            return self.initial_design.n or len(self.initial_design.points)
         return self.initial_design.n or 2 * (len(self.space) + 1)
+
+    @property
+    def acquisition_type(self) -> str:
+        """The acquisition in use: the given one, or log_ei / qlog_nehvi by objectives."""
+        if self.acquisition.type is not None:
+            return self.acquisition.type
+        return "qlog_nehvi" if len(self.objectives) > 1 else "log_ei"
 
     def to_dict(self) -> dict:
         """JSON-ready dict that ``from_dict`` reads back to an equal spec."""
@@ -202,17 +383,7 @@ def _semantic_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
     for i, name in enumerate(names):
         if names.index(name) != i:
             out.append((("space", i, "name"), f"got {name!r} again; expected unique parameter names"))
-    if spec.constraints:
-        out.append((("constraints",), f"got {spec.constraints!r}; linear constraints are not"
-                    " supported yet (planned with the active-learning engine); expected []"))
-    if spec.outcome_constraints:
-        out.append((("outcome_constraints",), f"got {spec.outcome_constraints!r}; outcome"
-                    " constraints are not supported yet (planned with the active-learning"
-                    " engine); expected []"))
-    if len(spec.objectives) > 1:
-        out.append((("objectives",), f"got {len(spec.objectives)} objectives; several objectives"
-                    " are not supported yet (planned with the active-learning engine);"
-                    " expected exactly one"))
+    out += _constraint_issues(spec, names)
     for j, obj in enumerate(spec.objectives):
         if obj.name in names:
             out.append((("objectives", j, "name"),
@@ -229,6 +400,110 @@ def _semantic_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
             out.append((("oracle", "builtin"), f"{problem.name!r} needs continuous parameters"))
     if spec.oracle is not None and spec.oracle.command is not None:
         out += _command_issues(spec.oracle.command, names)
+    return out
+
+
+def _polytope_feasible(space) -> bool:
+    """Whether the bounds and linear constraints leave a point (a small LP; no JAX)."""
+    from scipy.optimize import linprog
+
+    eq, ub = [], []
+    for c in space._linear:
+        rows = eq if c.op == "==" else ub
+        for coeffs, rhs in ([(dict(c.coefficients), c.rhs)] if c.op == "==" else c.as_le_rows()):
+            rows.append(space._encoded_row(coeffs, rhs))
+    dim = space.dim
+    res = linprog(
+        [0.0] * dim,
+        A_ub=[r for r, _ in ub] or None, b_ub=[b + 1e-12 for _, b in ub] or None,
+        A_eq=[r for r, _ in eq] or None, b_eq=[b for _, b in eq] or None,
+        bounds=[(0.0, 1.0)] * dim, method="highs")
+    return res.status == 0
+
+
+def _constraint_issues(spec: CampaignSpec, names: list[str]) -> list[tuple[tuple, str]]:
+    """Linear and outcome constraints, objectives' kinds, the acquisition for them, context."""
+    from workbench.constraints import parse_outcome_constraint
+    from workbench.errors import CampaignError
+    from workbench.space import SearchSpace
+
+    out: list[tuple[tuple, str]] = []
+    if spec.constraints and len(set(names)) == len(names):
+        for i, text in enumerate(spec.constraints):
+            try:
+                SearchSpace(list(spec.space), [text])
+            except CampaignError as e:
+                out.append((("constraints", i), str(e).split(": ", 1)[-1]))
+        if not out and not _polytope_feasible(SearchSpace(list(spec.space), spec.constraints)):
+            out.append((("constraints",), f"got {spec.constraints!r}, which no point within"
+                        " the parameter bounds satisfies; expected constraints a point can meet"))
+    objective_names = [o.name for o in spec.objectives]
+    seen: set[str] = set()
+    for i, text in enumerate(spec.outcome_constraints):
+        try:
+            c = parse_outcome_constraint(text)
+        except ValueError as e:
+            out.append((("outcome_constraints", i), str(e)))
+            continue
+        if c.name in names:
+            out.append((("outcome_constraints", i), f"got {text!r}; {c.name!r} is a parameter;"
+                        " expected a measured outcome (use constraints: for parameters)"))
+        if c.name in seen:
+            out.append((("outcome_constraints", i), f"got {text!r}; {c.name!r} is already"
+                        " bounded; expected one constraint per outcome"))
+        seen.add(c.name)
+    dup = sorted({n for n in objective_names if objective_names.count(n) > 1})
+    if dup:
+        out.append((("objectives",), f"got {dup} more than once; expected unique names"))
+    kind = spec.acquisition_type
+    several = len(spec.objectives) > 1
+    if several and kind not in ("qlog_nehvi", "parego", "thompson", "max_variance"):
+        out.append((("acquisition", "type"), f"got {kind!r} with {len(spec.objectives)}"
+                    " objectives; expected qlog_nehvi or parego (or thompson, max_variance)"))
+    if not several and kind in ("qlog_nehvi", "parego"):
+        out.append((("acquisition", "type"), f"got {kind!r} with one objective; expected a"
+                    " single-objective acquisition such as log_ei"))
+    if len(spec.objectives) > 4 and kind == "qlog_nehvi":
+        out.append((("acquisition", "type"), f"got qlog_nehvi with {len(spec.objectives)}"
+                    " objectives; expected parego beyond 4 objectives"))
+    targets = [o.name for o in spec.objectives if o.target is not None]
+    if targets and not several and kind not in ("log_ei", "log_nei", "qlog_nei", "thompson",
+                                                "max_variance", "ivr"):
+        out.append((("acquisition", "type"), f"got {kind!r} for target objective {targets};"
+                    " expected log_ei, log_nei, qlog_nei or thompson"))
+    ref = spec.acquisition.ref_point
+    if ref is not None and len(ref) != len(spec.objectives):
+        out.append((("acquisition", "ref_point"), f"got {len(ref)} values; expected one per"
+                    f" objective ({len(spec.objectives)})"))
+    for i, name in enumerate(spec.context):
+        if name not in names:
+            out.append((("context", i), f"got {name!r}; expected a parameter name from {names}"))
+    if spec.context and len(set(spec.context)) == len(spec.context) \
+            and set(spec.context) >= set(names):
+        out.append((("context",), "every parameter is a context; expected at least one that"
+                    " the campaign chooses"))
+    design = spec.initial_design
+    if design.type == "lhs" and spec.constraints:
+        out.append((("initial_design", "type"), "got 'lhs' with linear constraints; a Latin"
+                    " hypercube is defined on the box; expected sobol or maximin, which sample"
+                    " inside the constraints"))
+    if design.points is not None:
+        for i, point in enumerate(design.points):
+            try:
+                SearchSpace(list(spec.space)).validate(point)
+            except CampaignError as e:
+                out.append((("initial_design", "points", i), str(e)))
+    if spec.surrogate.prior is not None and (spec.surrogate.type != "gp" or several
+                                             or spec.outcome_constraints):
+        out.append((("surrogate", "prior"), f"got {spec.surrogate.prior!r} with type"
+                    f" {spec.surrogate.type!r}, {len(spec.objectives)} objective(s) and"
+                    f" {len(spec.outcome_constraints)} outcome constraint(s); expected a prior"
+                    " only for a gp with one objective and no outcome constraints"))
+    if spec.surrogate.type != "gp" and (spec.surrogate.kernel != "matern52"
+                                        or spec.surrogate.warping):
+        out.append((("surrogate", "kernel"), f"got kernel {spec.surrogate.kernel!r}, warping"
+                    f" {spec.surrogate.warping} with type {spec.surrogate.type!r}; expected"
+                    " them only with type gp"))
     return out
 
 
