@@ -133,3 +133,58 @@ def test_plots_of_an_empty_campaign_do_not_fail():
     for fn in (plot_convergence, plot_predictions):
         ax = fn(c)
         assert not ax.get_lines() and not ax.containers
+
+
+# --- calibration ------------------------------------------------------------------------
+
+from workbench.plots import coverage_curve, plot_calibration  # noqa: E402
+
+
+def test_calibrated_gaussian_predictions_lie_on_the_diagonal():
+    rng = np.random.default_rng(0)
+    n = 20_000
+    mean, std = rng.normal(size=n), rng.uniform(0.5, 3.0, size=n)
+    observed = mean + std * rng.normal(size=n)
+    ax = plot_calibration(mean, std, observed)
+    curve = _line(ax, "calibration")
+    levels = np.asarray(curve.get_xdata())
+    # Binomial standard error at n = 20,000 is at most 0.0035: 4 of them.
+    np.testing.assert_allclose(curve.get_ydata(), levels, atol=0.014)
+    assert levels[0] == 0.05 and levels[-1] == 0.95
+    np.testing.assert_allclose(_line(ax, "identity").get_xdata(), [0, 1])
+
+
+def test_coverage_curve_known_answers():
+    # Residuals of exactly 0, 1, 2 and 3 standard deviations.
+    mean, std = np.zeros(4), np.full(4, 2.0)
+    observed = np.array([0.0, -2.0, 4.0, 6.0])
+    # z = 0.674 (50 %), 1.645 (90 %), 1.960 (95 %), 2.576 (99 %), 3.29 (99.9 %).
+    got = coverage_curve(mean, std, observed, [0.5, 0.9, 0.95, 0.99, 0.999])
+    np.testing.assert_allclose(got, [0.25, 0.5, 0.5, 0.75, 1.0])
+    # Over-confident predictions (std half the truth) fall below the diagonal.
+    rng = np.random.default_rng(1)
+    e = rng.normal(size=10_000)
+    low = coverage_curve(np.zeros_like(e), np.full_like(e, 0.5), e, [0.5, 0.9])
+    from scipy.stats import norm
+    np.testing.assert_allclose(low, 2 * norm.cdf([0.5 * 0.6745, 0.5 * 1.6449]) - 1, atol=0.02)
+    with pytest.raises(ValueError, match="levels"):
+        coverage_curve(mean, std, observed, [0.5, 1.0])
+    with pytest.raises(ValueError, match="one shape"):
+        coverage_curve(mean, std[:3], observed)
+
+
+def test_calibration_of_a_campaign_uses_its_stored_predictions(campaign):
+    fig, ax = plt.subplots()
+    assert plot_calibration(campaign, ax=ax) is ax
+    rows = [t for t in campaign.trials if t.status == "completed" and t.prediction]
+    mean = np.array([t.prediction["loss"].mean for t in rows])
+    std = np.array([t.prediction["loss"].std for t in rows])
+    observed = np.array([t.outcomes["loss"] for t in rows])
+    curve = _line(ax, "calibration")
+    np.testing.assert_allclose(curve.get_ydata(), coverage_curve(mean, std, observed))
+    # A second model on the same axes adds a curve, not a second diagonal.
+    plot_calibration(mean, std * 2, observed, ax=ax, label="wider")
+    assert [ln.get_gid() for ln in ax.get_lines()].count("identity") == 1
+    assert [ln.get_gid() for ln in ax.get_lines()].count("calibration") == 2
+    with pytest.raises(ValueError, match="std and observed"):
+        plot_calibration(np.zeros(3))
