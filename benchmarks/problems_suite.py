@@ -1,0 +1,295 @@
+"""Test problems of the benchmark suite (``benchmarks/suite.py``), each with its known optimum.
+
+Every problem is a minimisation over named parameters (continuous, integer or categorical)
+with optional linear constraints on the parameters, optional nonlinear outcome constraints
+(reported as outcomes ``g_* <= 0``, scaled to order one) and optional observation noise:
+
+- ``branin``, ``hartmann6``: the workbench's built-in problems.
+- ``hartmann6_noisy``: Hartmann-6 observed with Gaussian noise (sd 0.1); regret is taken on the
+  noiseless value of the recommended point.
+- ``ackley10``: Ackley on [-32.768, 32.768]^10, minimum 0 at the origin.
+- ``mixed_branin``: Branin with an integer x2 and a categorical level that shifts x2 and adds an
+  offset (categorical + integer + continuous).
+- ``welded_beam``: Coello's welded beam (4 variables, the linear constraint h <= b in the space,
+  five nonlinear constraints as outcome constraints), best known 1.724852.
+- ``pressure_vessel``: Sandgren's pressure vessel, continuous version (two linear constraints in
+  the space, the volume as an outcome constraint), best known 5885.3328.
+- ``mixture``: four blend fractions on the simplex (a linear equality) and a cure temperature.
+- ``branin_currin``, ``dtlz2``: the multi-objective problems of ``problems_mo.py`` (2 and 3
+  objectives); the metric is the hypervolume gap to the true front.
+
+This module needs only numpy: the suite maps parameters to each library's own space.
+"""
+
+from __future__ import annotations
+
+import math
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from problems_mo import BRANIN_CURRIN, DTLZ2, MultiObjectiveProblem  # noqa: E402
+
+sys.path.pop(0)
+
+
+@dataclass(frozen=True)
+class Param:
+    """One parameter: ``kind`` is continuous, integer or categorical (``choices``)."""
+
+    name: str
+    kind: str
+    low: float = 0.0
+    high: float = 1.0
+    choices: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True)
+class LinearConstraint:
+    """sum_i coeffs[name_i] * x_i (op) rhs, with op one of "<=", "=="."""
+
+    coeffs: dict[str, float]
+    op: str
+    rhs: float
+
+    def expression(self) -> str:
+        """The constraint in the workbench's expression syntax."""
+        text = ""
+        for name, c in self.coeffs.items():
+            sign = "-" if c < 0 else "+"
+            term = name if abs(c) == 1.0 else f"{abs(c)!r} * {name}"
+            text += (f"-{term}" if sign == "-" else term) if not text else f" {sign} {term}"
+        return f"{text} {self.op} {self.rhs!r}"
+
+    def residual(self, params: dict) -> float:
+        """Left side minus right side (<= 0 feasible for "<=", 0 for "==")."""
+        return sum(c * float(params[n]) for n, c in self.coeffs.items()) - self.rhs
+
+
+@dataclass(frozen=True)
+class SuiteProblem:
+    """A minimisation problem: ``evaluate(params) -> {objective or g_*: value}`` (noiseless).
+
+    optimum: best feasible value (single objective); max_hypervolume and ref_point: the
+    true front's hypervolume above ``ref_point`` (several objectives, all minimised).
+    """
+
+    name: str
+    params: tuple[Param, ...]
+    evaluate: Callable[[dict], dict[str, float]]
+    objectives: tuple[str, ...] = ("y",)
+    outcome_constraints: tuple[str, ...] = ()  # names g with feasibility g <= 0
+    linear_constraints: tuple[LinearConstraint, ...] = ()
+    noise_sd: float = 0.0
+    optimum: float | None = None
+    optimal_params: dict | None = None
+    ref_point: tuple[float, ...] | None = None
+    max_hypervolume: float | None = None
+    source: str = ""
+    tags: tuple[str, ...] = field(default=())
+
+    @property
+    def dim(self) -> int:
+        return len(self.params)
+
+    @property
+    def multi_objective(self) -> bool:
+        return len(self.objectives) > 1
+
+    def feasible(self, params: dict, outcomes: dict, tol: float = 1e-6) -> bool:
+        """Whether a point satisfies the linear and the outcome constraints (to ``tol``)."""
+        for lc in self.linear_constraints:
+            r = lc.residual(params)
+            if (lc.op == "<=" and r > tol) or (lc.op == "==" and abs(r) > tol):
+                return False
+        return all(outcomes[g] <= tol for g in self.outcome_constraints)
+
+
+# -- single-objective functions ---------------------------------------------------
+
+
+def branin(x1, x2):
+    """Branin-Hoo on [-5, 10] x [0, 15] (numpy, broadcasts); minimum 0.397887."""
+    b, c = 5.1 / (4 * np.pi**2), 5 / np.pi
+    return (x2 - b * x1**2 + c * x1 - 6.0) ** 2 + 10.0 * (1 - 1 / (8 * np.pi)) * np.cos(x1) + 10.0
+
+
+def hartmann6(x: np.ndarray) -> float:
+    """Hartmann-6 on [0, 1]^6 (the workbench's definition)."""
+    from workbench.problems import hartmann6 as h6
+
+    return h6(*(float(v) for v in x))
+
+
+def ackley(x: np.ndarray) -> float:
+    """Ackley (a = 20, b = 0.2, c = 2 pi); minimum 0 at the origin."""
+    x = np.asarray(x, dtype=float)
+    d = x.size
+    return float(-20.0 * np.exp(-0.2 * np.sqrt(np.sum(x**2) / d))
+                 - np.exp(np.sum(np.cos(2 * np.pi * x)) / d) + 20.0 + math.e)
+
+
+MIXED_SHIFT = {"a": 0.0, "b": 0.275, "c": 0.5}
+MIXED_OFFSET = {"a": 0.0, "b": 0.5, "c": 0.2}
+
+
+def mixed_branin(x1: float, x2: int, level: str) -> float:
+    """Branin(x1, x2 + shift[level]) + offset[level] with integer x2 in 0..15: level "b"
+    reaches Branin's own minimum but pays 0.5; the optimum is level "a", x2 = 12."""
+    return float(branin(x1, x2 + MIXED_SHIFT[level]) + MIXED_OFFSET[level])
+
+
+def welded_beam(h: float, l: float, t: float, b: float) -> dict[str, float]:  # noqa: E741
+    """Welded beam cost and its constraints scaled to ``g <= 0`` (Coello 2000; Deb 1991):
+    shear stress, bending stress, the cost limit on the weld, end deflection, buckling load."""
+    P, L, E, G = 6000.0, 14.0, 30e6, 12e6
+    tau_p = P / (math.sqrt(2.0) * h * l)
+    M = P * (L + l / 2.0)
+    R = math.sqrt(l**2 / 4.0 + ((h + t) / 2.0) ** 2)
+    J = 2.0 * (math.sqrt(2.0) * h * l * (l**2 / 12.0 + ((h + t) / 2.0) ** 2))
+    tau_pp = M * R / J
+    tau = math.sqrt(tau_p**2 + 2.0 * tau_p * tau_pp * l / (2.0 * R) + tau_pp**2)
+    sigma = 6.0 * P * L / (b * t**2)
+    delta = 4.0 * P * L**3 / (E * t**3 * b)
+    p_c = (4.013 * E * math.sqrt(t**2 * b**6 / 36.0) / L**2
+           * (1.0 - t / (2.0 * L) * math.sqrt(E / (4.0 * G))))
+    cost = 1.10471 * h**2 * l + 0.04811 * t * b * (14.0 + l)
+    return {"y": cost,
+            "g_shear": tau / 13600.0 - 1.0,
+            "g_bending": sigma / 30000.0 - 1.0,
+            "g_cost": (0.10471 * h**2 + 0.04811 * t * b * (14.0 + l)) / 5.0 - 1.0,
+            "g_deflection": delta / 0.25 - 1.0,
+            "g_buckling": 1.0 - p_c / P}
+
+
+def pressure_vessel(ts: float, th: float, r: float, length: float) -> dict[str, float]:
+    """Pressure vessel cost (material, forming, welding) and the volume constraint
+    (at least 1,296,000 in^3) scaled to ``g <= 0`` (Sandgren 1990, continuous version)."""
+    cost = (0.6224 * ts * r * length + 1.7781 * th * r**2 + 3.1661 * ts**2 * length
+            + 19.84 * ts**2 * r)
+    volume = math.pi * r**2 * length + 4.0 / 3.0 * math.pi * r**3
+    return {"y": cost, "g_volume": 1.0 - volume / 1_296_000.0}
+
+
+MIXTURE_CENTRES = np.array([[0.6, 0.2, 0.1, 0.1], [0.1, 0.3, 0.5, 0.1], [0.25, 0.25, 0.25, 0.25]])
+MIXTURE_TEMPS = np.array([0.3, 0.7, 0.5])  # scaled cure temperature (T - 40) / 80
+MIXTURE_HEIGHTS = np.array([1.0, 0.8, 0.6])
+MIXTURE_WIDTHS = np.array([0.15, 0.2, 0.3])
+
+
+def mixture(fractions: np.ndarray, temperature: float) -> float:
+    """Minus a blend's performance: three Gaussian peaks in (fractions, scaled temperature),
+    the tallest near (0.6, 0.2, 0.1, 0.1) at 64 degC. fractions: (4,) on the simplex."""
+    z = np.asarray(fractions, dtype=float)
+    t = (temperature - 40.0) / 80.0
+    d2 = np.sum((z - MIXTURE_CENTRES) ** 2, axis=1) + (t - MIXTURE_TEMPS) ** 2
+    return float(-np.sum(MIXTURE_HEIGHTS * np.exp(-d2 / (2.0 * MIXTURE_WIDTHS**2))))
+
+
+# -- the problems -------------------------------------------------------------------
+
+
+def _cont(names, low, high) -> tuple[Param, ...]:
+    return tuple(Param(n, "continuous", low, high) for n in names)
+
+
+H6_NAMES = tuple(f"x{i}" for i in range(1, 7))
+H6_OPTIMUM = -3.322368011391339
+
+
+def _h6(p: dict) -> dict[str, float]:
+    return {"y": hartmann6(np.array([p[n] for n in H6_NAMES]))}
+
+
+def _multi(mo: MultiObjectiveProblem) -> SuiteProblem:
+    names = tuple(f"x{i}" for i in range(1, mo.dim + 1))
+    objectives = tuple(f"f{i}" for i in range(1, mo.num_objectives + 1))
+
+    def evaluate(p: dict) -> dict[str, float]:
+        f = mo.evaluate(np.array([float(p[n]) for n in names]))
+        return {k: float(v) for k, v in zip(objectives, f)}
+
+    return SuiteProblem(mo.name, _cont(names, 0.0, 1.0), evaluate, objectives=objectives,
+                        ref_point=mo.ref_point, max_hypervolume=mo.max_hypervolume,
+                        source=mo.max_hypervolume_source, tags=("multi",))
+
+
+ACKLEY_NAMES = tuple(f"x{i}" for i in range(1, 11))
+MIX_NAMES = ("f1", "f2", "f3", "f4")
+
+PROBLEMS: dict[str, SuiteProblem] = {p.name: p for p in (
+    SuiteProblem("branin", _cont(("x1",), -5.0, 10.0) + _cont(("x2",), 0.0, 15.0),
+                 lambda p: {"y": float(branin(p["x1"], p["x2"]))},
+                 optimum=0.397887357729738, optimal_params={"x1": math.pi, "x2": 2.275},
+                 source="Branin-Hoo, 5/(4 pi) ... (Dixon and Szego 1978)"),
+    SuiteProblem("hartmann6", _cont(H6_NAMES, 0.0, 1.0), _h6, optimum=H6_OPTIMUM,
+                 optimal_params=dict(zip(H6_NAMES, (0.20168952, 0.15001069, 0.47687398,
+                                                    0.27533243, 0.31165162, 0.65730054)))),
+    SuiteProblem("hartmann6_noisy", _cont(H6_NAMES, 0.0, 1.0), _h6, noise_sd=0.1,
+                 optimum=H6_OPTIMUM, tags=("noisy",),
+                 source="Hartmann-6 + N(0, 0.1^2) on each observation"),
+    SuiteProblem("ackley10", _cont(ACKLEY_NAMES, -32.768, 32.768),
+                 lambda p: {"y": ackley(np.array([p[n] for n in ACKLEY_NAMES]))},
+                 optimum=0.0, optimal_params=dict.fromkeys(ACKLEY_NAMES, 0.0)),
+    SuiteProblem("mixed_branin",
+                 (Param("x1", "continuous", -5.0, 10.0), Param("x2", "integer", 0, 15),
+                  Param("level", "categorical", choices=("a", "b", "c"))),
+                 lambda p: {"y": mixed_branin(p["x1"], int(p["x2"]), p["level"])},
+                 optimum=0.43233595324928764,
+                 optimal_params={"x1": -3.079165160659924, "x2": 12, "level": "a"},
+                 source="exhaustive over levels and x2, bounded 1-D search in x1",
+                 tags=("mixed",)),
+    SuiteProblem("welded_beam",
+                 (Param("h", "continuous", 0.125, 2.0), Param("l", "continuous", 0.1, 10.0),
+                  Param("t", "continuous", 0.1, 10.0), Param("b", "continuous", 0.1, 2.0)),
+                 lambda p: welded_beam(p["h"], p["l"], p["t"], p["b"]),
+                 outcome_constraints=("g_shear", "g_bending", "g_cost", "g_deflection",
+                                      "g_buckling"),
+                 linear_constraints=(LinearConstraint({"h": 1.0, "b": -1.0}, "<=", 0.0),),
+                 optimum=1.724852,
+                 optimal_params={"h": 0.205730, "l": 3.470489, "t": 9.036624, "b": 0.205730},
+                 source="best known 1.724852 (Coello 2000; Ray and Liew 2003)",
+                 tags=("constrained",)),
+    SuiteProblem("pressure_vessel",
+                 (Param("ts", "continuous", 0.0625, 6.1875),
+                  Param("th", "continuous", 0.0625, 6.1875),
+                  Param("r", "continuous", 10.0, 200.0),
+                  Param("length", "continuous", 10.0, 200.0)),
+                 lambda p: pressure_vessel(p["ts"], p["th"], p["r"], p["length"]),
+                 outcome_constraints=("g_volume",),
+                 linear_constraints=(LinearConstraint({"r": 0.0193, "ts": -1.0}, "<=", 0.0),
+                                     LinearConstraint({"r": 0.00954, "th": -1.0}, "<=", 0.0)),
+                 optimum=5885.332773616,
+                 optimal_params={"ts": 0.7781686, "th": 0.3846492, "r": 40.3196187,
+                                 "length": 200.0},
+                 source="best known 5885.3328, continuous version (e.g. Coello 2002)",
+                 tags=("constrained",)),
+    SuiteProblem("mixture",
+                 _cont(MIX_NAMES, 0.0, 1.0) + (Param("temperature", "continuous", 40.0, 120.0),),
+                 lambda p: {"y": mixture(np.array([p[n] for n in MIX_NAMES]),
+                                         p["temperature"])},
+                 linear_constraints=(LinearConstraint(dict.fromkeys(MIX_NAMES, 1.0), "==", 1.0),),
+                 optimum=-1.1985999087612398,
+                 optimal_params={"f1": 0.58212734, "f2": 0.20256636, "f3": 0.10774504,
+                                 "f4": 0.10756126, "temperature": 40.0 + 80.0 * 0.31026545},
+                 source="SLSQP from 300 random starts on the simplex",
+                 tags=("simplex",)),
+    _multi(BRANIN_CURRIN),
+    _multi(DTLZ2),
+)}
+
+
+def get(name: str) -> SuiteProblem:
+    """The suite problem called ``name``."""
+    try:
+        return PROBLEMS[name]
+    except KeyError:
+        raise KeyError(f"unknown problem {name!r}; expected one of {sorted(PROBLEMS)}") from None
+
+
+__all__ = ["PROBLEMS", "LinearConstraint", "Param", "SuiteProblem", "ackley", "branin", "get",
+           "mixed_branin", "mixture", "pressure_vessel", "welded_beam"]
