@@ -170,9 +170,12 @@ def test_audit_records_why_a_trial_was_proposed(tmp_path):
         (t,) = c.ask(1)
         c.tell(t.id, {"y": (t.params["x"] - 0.3) ** 2 + t.params["k"]})
     sobol = json.loads(c.trials[0].audit)
-    assert sobol["strategy"] == "sobol" and sobol["sobol_index"] == 0
+    assert sobol["strategy"] == "sobol" and sobol["design_index"] == 0
     model = json.loads(wb.Campaign.open(tmp_path / "audit.zarr").trials[3].audit)
-    assert model["model"] == "exact_gp" and model["n_train"] == 3
-    assert len(model["hyperparameters"]["log_lengthscale"][0]) == c.space.domain().dim
+    assert model["model"] == "gp" and model["kernel"] == "matern52" and model["n_train"] == 3
+    # x and k are ordinal columns under a Matérn-5/2; categories get their own kernel factor.
+    kernel = model["hyperparameters"]["kernel"]
+    assert kernel["type"] == "product"
+    assert "log_lengthscale" in json.dumps(model["hyperparameters"]["kernel_params"])
     assert model["versions"]["jax"] and model["data_hash"]
     assert model["acquisition_value"] == c.trials[3].acquisition_value

@@ -8,7 +8,7 @@ from hypothesis import given, settings
 from hypothesis import strategies as st
 
 import workbench as wb
-from workbench.errors import CampaignError, NotSupportedYet
+from workbench.errors import CampaignError
 
 
 @st.composite
@@ -97,11 +97,6 @@ def test_domain_marks_integer_and_onehot_columns():
 def test_bad_parameters_name_the_problem(make, field):
     with pytest.raises(ValueError, match=field):
         make()
-
-
-def test_unbuilt_parts_of_the_contract_are_refused():
-    with pytest.raises(NotSupportedYet, match="not supported yet"):
-        wb.Composition("alloy", ["Cu", "Ni", "Pd"])
 
 
 def test_linear_constraints_parse_into_encoded_rows():

@@ -154,10 +154,15 @@ CASES = [
          "initial_design.points[0]", "initial_design:", ("got 50.0", "[-5.0, 10.0]")),
     Case("surrogate-unknown-kernel", BASE + "surrogate: {kernel: 'matern52 + cosine'}\n" + ORACLE,
          "surrogate.kernel", "surrogate:", ("'matern52 + cosine'", "expected an expression")),
-    Case("composition-parameter",
+    Case("composition-unknown-element",
          NAME + "space:\n  - {name: x1, type: continuous, low: 0.0, high: 1.0}\n"
-         "  - {name: alloy, type: composition, elements: [Cu, Ni, Pd]}\n" + OBJECTIVES + ORACLE,
-         "space[1]", "name: alloy", ("not supported yet", "'composition'")),
+         "  - {name: alloy, type: composition, elements: [Cu, Ni, Qq]}\n" + OBJECTIVES + ORACLE,
+         "space[1]", "name: alloy", ("['Qq']", "not element symbols")),
+    Case("composition-bounds-cannot-sum-to-one",
+         NAME + "space:\n  - {name: x1, type: continuous, low: 0.0, high: 1.0}\n"
+         "  - {name: alloy, type: composition, elements: [Cu, Ni],"
+         " bounds: {Cu: [0.0, 0.2], Ni: [0.0, 0.3]}}\n" + OBJECTIVES + ORACLE,
+         "space[1]", "name: alloy", ("highs to 0.5", "can sum to one")),
     Case("unknown-builtin-oracle", BASE + "oracle: {builtin: rosenbrock}\n",
          "oracle", "builtin: rosenbrock", ("builtin: got 'rosenbrock'", "'branin'")),
     Case("builtin-oracle-parameter-names",

@@ -384,6 +384,21 @@ class Campaign:
         return np.asarray([[o.score(t.outcomes[o.name]) for o in self.objectives]
                            for t in trials]).reshape(len(trials), len(self.objectives))
 
+    def hypervolume(self, ref_point: list[float] | None = None) -> float:
+        """Hypervolume dominated by the feasible completed trials now (see
+        ``hypervolume_history`` for the reference point)."""
+        from active_learning.multiobjective import hypervolume
+
+        rows = self._feasible_completed()
+        if not rows:
+            return 0.0
+        S = self._scores(rows)
+        ref = ref_point if ref_point is not None else self.spec.acquisition.ref_point
+        r = (np.asarray([o.score(v) for o, v in zip(self.objectives, ref)]) if ref is not None
+             else S.min(axis=0))
+        S = S[np.all(S > r, axis=1)]
+        return float(hypervolume(S, r)) if len(S) else 0.0
+
     def hypervolume_history(self, ref_point: list[float] | None = None) -> list[float]:
         """Hypervolume dominated by the feasible completed trials after each trial id
         (several objectives). ref_point: in user units per objective; default the
@@ -878,6 +893,10 @@ class Campaign:
             problem = self._builtin_problem()
             if problem is not None:
                 metrics["regret"] = problem.regret(best.outcomes[obj.name])
+        if len(self.objectives) > 1:
+            # Several objectives: the dominated hypervolume of the feasible trials.
+            metrics["hypervolume"] = self.hypervolume()
+            metrics["pareto_size"] = len(self.pareto())
         metrics.update(self._compute_metrics())
         step = self._count(COMPLETED) + self._count(FAILED)
         metrics.update(self._surrogate_metrics(step))

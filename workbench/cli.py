@@ -88,10 +88,13 @@ def _trial_table(campaign, trials, title: str) -> Table:
     table = Table(title=title, title_justify="left")
     table.add_column("trial", justify="right")
     table.add_column("status")
+    units = {}
     for p in campaign.space.parameters:
-        unit = getattr(p, "unit", None)
-        table.add_column(f"{p.name} [{unit}]" if unit else p.name, justify="right")
-    for o in campaign.objectives:
+        for n in (p.column_names() if hasattr(p, "column_names") else [p.name]):
+            units[n] = getattr(p, "unit", None)
+    for n in campaign.space.flat_names:
+        table.add_column(f"{n} [{units[n]}]" if units[n] else n, justify="right")
+    for o in campaign.outcomes:
         table.add_column(f"{o.name} ({o.direction[:3]})", justify="right")
     table.add_column("predicted", justify="right")
     table.add_column("strategy")
@@ -100,8 +103,9 @@ def _trial_table(campaign, trials, title: str) -> Table:
         pred = (t.prediction or {}).get(obj)
         status = {"completed": "[green]completed[/]", "failed": "[red]failed[/]"}.get(
             t.status, "[yellow]pending[/]")
-        row = [str(t.id), status] + [_fmt(t.params[n]) for n in campaign.space.names]
-        row += [_fmt(t.outcomes.get(o.name, math.nan)) for o in campaign.objectives]
+        flat = campaign.space.flatten(t.params)
+        row = [str(t.id), status] + [_fmt(flat[n]) for n in campaign.space.flat_names]
+        row += [_fmt(t.outcomes.get(o.name, math.nan)) for o in campaign.outcomes]
         row += [f"{pred.mean:.4g} ± {pred.std:.2g}" if pred else "", t.strategy]
         table.add_row(*row)
     return table
@@ -169,7 +173,8 @@ def _summary(campaign) -> None:
     obj = campaign.objectives[0]
     failed = sum(1 for t in campaign.trials if t.status == "failed")
     if best is not None:
-        params = ", ".join(f"{k}={_fmt(v)}" for k, v in best.params.items())
+        params = ", ".join(f"{k}={_fmt(v)}"
+                           for k, v in campaign.space.flatten(best.params).items())
         out.print(f"best {obj.name} = {best.outcomes[obj.name]:.6g} at trial {best.id}: {params}",
                   highlight=False)
     if failed:
@@ -204,10 +209,11 @@ def ask(
     if output is not None:
         import pandas as pd
 
-        rows = [{"trial_id": t.id, **t.params, **{o.name: "" for o in campaign.objectives}}
+        rows = [{"trial_id": t.id, **campaign.space.flatten(t.params),
+                 **{o.name: "" for o in campaign.outcomes}}
                 for t in trials]
         pd.DataFrame(rows).to_csv(output, index=False)
-        out.print(f"wrote {output}: fill in {', '.join(o.name for o in campaign.objectives)}"
+        out.print(f"wrote {output}: fill in {', '.join(o.name for o in campaign.outcomes)}"
                   f" (or a failure_reason) and run `workbench tell {spec} {output}`",
                   highlight=False)
 

@@ -64,7 +64,7 @@ def _read_rows(path: Path, expected: str) -> tuple[list[str], list[tuple[int, li
 
 
 def _check_header(path: Path, header: list[str], campaign, expected: str) -> None:
-    objectives = [o.name for o in campaign.objectives]
+    objectives = [o.name for o in campaign.outcomes]
     if len(header) == 1:
         for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
             if sep in header[0]:
@@ -83,7 +83,7 @@ def _check_header(path: Path, header: list[str], campaign, expected: str) -> Non
         raise CampaignError(f"{path}:1: header lacks objective column(s) {missing};"
                             f" expected {expected}")
     known = {"trial_id", "status", "failure_reason", "batch", "strategy", *objectives,
-             *campaign.space.names}
+             *campaign.space.flat_names}
     unknown = [h for h in header if h not in known and not h.startswith("predicted_")]
     if unknown:
         raise CampaignError(f"{path}:1: unknown column(s) {unknown}; expected {expected},"
@@ -127,7 +127,7 @@ def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | Non
     returned as a failure whose reason starts with ``bad observation:``.
     """
     path = Path(path)
-    objectives = [o.name for o in campaign.objectives]
+    objectives = [o.name for o in campaign.outcomes]
     expected = ", ".join(["trial_id", *objectives])
     header, body = _read_rows(path, expected)
     _check_header(path, header, campaign, expected)
@@ -149,9 +149,10 @@ def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | Non
                                 f" (first on line {seen[trial_id]}); expected one row per trial")
         seen[trial_id] = line
         trial = trials[trial_id]
-        for name in campaign.space.names:
+        stored = campaign.space.flatten(trial.params)
+        for name in campaign.space.flat_names:
             if row.get(name):
-                _check_param(path, line, name, row[name], trial.params[name])
+                _check_param(path, line, name, row[name], stored[name])
         status = row.get("status", "").lower()
         if status not in _STATUSES:
             raise CampaignError(f"{path}:{line}: status: got {row['status']!r}; expected"

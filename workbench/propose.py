@@ -48,6 +48,14 @@ class Problem:
         outputs += [c.name for c in constraints if c.name not in outputs]
         return cls(spec, space, outputs, constraints, list(spec.context))
 
+    def feature_transform(self):
+        """Composition descriptors in front of the surrogate, or None (built once)."""
+        if not hasattr(self, "_transform"):
+            from workbench.materials import feature_transform
+
+            self._transform = feature_transform(self.space)
+        return self._transform
+
     @property
     def objectives(self):
         return list(self.spec.objectives)
@@ -143,6 +151,23 @@ def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity:
     Returns (model, state): state is JSON-ready (the GP's hyperparameters, for
     the next fit's warm start and the audit) or None.
     """
+    import surrogates as sg
+
+    transform = problem.feature_transform()
+    if transform is not None:
+        # Composition descriptors: fit on [X, features(X)], query with encoded X.
+        import jax.numpy as jnp
+
+        from surrogates.transforms import InputTransformed
+
+        Xt = np.asarray(transform(jnp.asarray(X)))
+        model, state = _fit(problem, Xt, Y, key, capacity, warm)
+        return InputTransformed(model, transform), state
+    return _fit(problem, X, Y, key, capacity, warm)
+
+
+def _fit(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
+         warm: dict | None):
     import surrogates as sg
 
     cfg = problem.spec.surrogate

@@ -18,7 +18,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
-from workbench.space import Categorical, Integer, SearchSpace
+from workbench.space import Categorical, Composition, Integer, SearchSpace
 
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
 
@@ -73,8 +73,18 @@ def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs:
     ids = np.asarray([t.id for t in trials], dtype=np.int64)
     obj_names = [o.name for o in objectives]
     data: dict[str, Any] = {}
+    coords: dict[str, Any] = {}
     for p in space.parameters:
         values = [t.params[p.name] for t in trials]
+        if isinstance(p, Composition):
+            # One variable over (trial, <name>_element): fractions per element.
+            dim = f"{p.name}_element"
+            coords[dim] = np.asarray(p.elements, dtype=object)
+            arr = np.asarray([[v.get(e, 0.0) for e in p.elements] for v in values],
+                             dtype=np.float64).reshape(len(values), len(p.elements))
+            vattrs = {"kind": "parameter", "type": "composition", "units": p.unit or ""}
+            data[p.name] = (("trial", dim), arr, vattrs)
+            continue
         if isinstance(p, Categorical):
             arr = np.asarray(values, dtype=object)
             vattrs = {"kind": "parameter", "type": "categorical", "choices": list(p.choices)}
@@ -116,7 +126,7 @@ def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs:
     data["audit"] = ("trial", np.asarray([t.audit or "" for t in trials], dtype=object))
     ds = xr.Dataset(
         {k: xr.Variable(v[0], v[1], v[2] if len(v) > 2 else None) for k, v in data.items()},
-        coords={"trial": ids, "objective": np.asarray(obj_names, dtype=object)},
+        coords={"trial": ids, "objective": np.asarray(obj_names, dtype=object), **coords},
         attrs=attrs,
     )
     return ds
@@ -139,7 +149,11 @@ def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[T
     col = {k: ds[k].values for k in ds.variables}  # numpy once, not a selection per row
     params_cols = []
     for p in space.parameters:
-        cast = str if isinstance(p, Categorical) else int if isinstance(p, Integer) else float
+        if isinstance(p, Composition):
+            elements = list(p.elements)
+            cast = (lambda els: lambda row: {e: float(x) for e, x in zip(els, row)})(elements)
+        else:
+            cast = str if isinstance(p, Categorical) else int if isinstance(p, Integer) else float
         params_cols.append((p.name, cast, col[p.name]))
     means, stds = col["predicted_mean"], col["predicted_std"]
     trials = []
@@ -152,7 +166,8 @@ def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[T
         audit = str(_scalar(col["audit"][i])) if "audit" in col else ""
         trials.append(Trial(
             id=int(col["trial"][i]),
-            params={name: cast(_scalar(values[i])) for name, cast, values in params_cols},
+            params={name: cast(values[i] if values.ndim > 1 else _scalar(values[i]))
+                    for name, cast, values in params_cols},
             prediction=prediction or None, status=str(_scalar(col["status"][i])),
             outcomes=outcomes, batch=int(col["batch"][i]),
             strategy=str(_scalar(col["strategy"][i])),
@@ -168,7 +183,7 @@ def to_frame(trials: list[Trial], space: SearchSpace, objectives: list) -> pd.Da
     rows = []
     for t in trials:
         row: dict[str, Any] = {"trial_id": t.id, "status": t.status}
-        row.update(t.params)
+        row.update(space.flatten(t.params))
         for o in objectives:
             row[o.name] = t.outcomes.get(o.name, math.nan)
         for o in objectives:
@@ -177,7 +192,7 @@ def to_frame(trials: list[Trial], space: SearchSpace, objectives: list) -> pd.Da
             row[f"predicted_std.{o.name}"] = p.std if p else math.nan
         row.update(batch=t.batch, strategy=t.strategy, failure_reason=t.failure_reason or "")
         rows.append(row)
-    columns = (["trial_id", "status"] + space.names + [o.name for o in objectives]
+    columns = (["trial_id", "status"] + space.flat_names + [o.name for o in objectives]
                + [f"predicted_{k}.{o.name}" for k in ("mean", "std") for o in objectives]
                + ["batch", "strategy", "failure_reason"])
     return pd.DataFrame(rows, columns=columns)

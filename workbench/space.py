@@ -14,7 +14,7 @@ from typing import Annotated, Any, Literal, Union
 import numpy as np
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from workbench.errors import CampaignError, NotSupportedYet
+from workbench.errors import CampaignError
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # Names of per-trial metadata in the campaign record; parameters and
@@ -156,6 +156,7 @@ class Categorical(_Parameter):
 
     type: Literal["categorical"] = "categorical"
     choices: list[str] = Field(min_length=2)
+    unit: str | None = Field(default=None, description="unit of numeric levels, e.g. mol/L")
 
     def __init__(self, name: Any = None, choices: Any = None, /, **kw: Any):
         for key, val in (("name", name), ("choices", choices)):
@@ -204,25 +205,158 @@ class Categorical(_Parameter):
         return label
 
 
+ELEMENTS = (
+    "H He Li Be B C N O F Ne Na Mg Al Si P S Cl Ar K Ca Sc Ti V Cr Mn Fe Co Ni Cu Zn Ga Ge As Se"
+    " Br Kr Rb Sr Y Zr Nb Mo Tc Ru Rh Pd Ag Cd In Sn Sb Te I Xe Cs Ba La Ce Pr Nd Pm Sm Eu Gd Tb"
+    " Dy Ho Er Tm Yb Lu Hf Ta W Re Os Ir Pt Au Hg Tl Pb Bi Po At Rn Fr Ra Ac Th Pa U Np Pu Am Cm"
+    " Bk Cf Es Fm Md No Lr Rf Db Sg Bh Hs Mt Ds Rg Cn Nh Fl Mc Lv Ts Og").split()
+
+#: Element properties a composition can expose to the surrogate (pymatgen names).
+ELEMENT_FEATURES = ("X", "atomic_radius", "atomic_mass", "row", "group",
+                    "melting_point", "mendeleev_no")
+
+
 class Composition(_Parameter):
-    """Atomic fractions of ``elements`` summing to one (not supported yet)."""
+    """Atomic fractions of ``elements`` that sum to one (an alloy, a mixture).
+
+    bounds: per-element ``[low, high]`` fractions (default [0, 1]); resolution:
+    fractions are multiples of it (e.g. 0.05); features: element properties
+    (fraction-weighted mean and spread, from pymatgen's periodic table) that
+    the surrogate sees besides the fractions, so that it can generalise across
+    elements. Values are dicts ``{"Cu": 0.5, "Ni": 0.5}`` (or pymatgen
+    ``Composition``); in CSV files one column per element, ``alloy.Cu``.
+    """
 
     type: Literal["composition"] = "composition"
-    elements: list[str] = Field(default_factory=list)
+    elements: list[str] = Field(min_length=2, max_length=64)
+    bounds: dict[str, tuple[float, float]] = Field(default_factory=dict)
+    resolution: float | None = Field(default=None, gt=0, le=0.5)
+    features: list[str] = Field(default_factory=list)
+    unit: str | None = "at. frac."
 
     def __init__(self, name: Any = None, elements: Any = None, /, **kw: Any):
-        raise NotSupportedYet(
-            "composition parameters are not supported yet: they need simplex-constrained "
-            "optimisation, planned with the materials domain"
-        )
+        for key, val in (("name", name), ("elements", elements)):
+            if val is not None:
+                kw[key] = val
+        super().__init__(**kw)
 
-    @model_validator(mode="before")
-    @classmethod
-    def _reject(cls, data: Any) -> Any:
-        raise ValueError(
-            "composition parameters are not supported yet (planned with the materials domain);"
-            " expected type continuous, integer or categorical"
-        )
+    @model_validator(mode="after")
+    def _check(self) -> "Composition":
+        unknown = [e for e in self.elements if e not in ELEMENTS]
+        if unknown:
+            raise ValueError(f"elements: got {unknown}, which are not element symbols;"
+                             " expected symbols such as 'Cu', 'Ni'")
+        dup = sorted({e for e in self.elements if self.elements.count(e) > 1})
+        if dup:
+            raise ValueError(f"elements: got {dup} more than once; expected each element once")
+        extra = [e for e in self.bounds if e not in self.elements]
+        if extra:
+            raise ValueError(f"bounds: got {extra}, which are not among the elements"
+                             f" {self.elements}")
+        for e, (lo, hi) in self.bounds.items():
+            if not (0.0 <= lo < hi <= 1.0):
+                raise ValueError(f"bounds.{e}: got [{lo}, {hi}]; expected 0 <= low < high <= 1")
+        lows, highs = self.lows, self.highs
+        if sum(lows) > 1.0 + 1e-12 or sum(highs) < 1.0 - 1e-12:
+            raise ValueError(f"bounds: lows sum to {sum(lows):g} and highs to {sum(highs):g};"
+                             " expected bounds that can sum to one (lows <= 1 <= highs)")
+        if self.resolution is not None and abs(round(1 / self.resolution)
+                                               - 1 / self.resolution) > 1e-9:
+            raise ValueError(f"resolution: got {self.resolution}; expected 1/k, e.g. 0.05")
+        bad = [f for f in self.features if f not in ELEMENT_FEATURES]
+        if bad:
+            raise ValueError(f"features: got {bad}; expected some of {list(ELEMENT_FEATURES)}")
+        return self
+
+    @property
+    def lows(self) -> list[float]:
+        return [float(self.bounds.get(e, (0.0, 1.0))[0]) for e in self.elements]
+
+    @property
+    def highs(self) -> list[float]:
+        return [float(self.bounds.get(e, (0.0, 1.0))[1]) for e in self.elements]
+
+    @property
+    def columns(self) -> int:
+        return len(self.elements)
+
+    def column_names(self) -> list[str]:
+        """CSV columns: ``name.Element``."""
+        return [f"{self.name}.{e}" for e in self.elements]
+
+    def encode(self, values) -> np.ndarray:
+        F = np.asarray([[float(v.get(e, 0.0)) for e in self.elements] for v in values],
+                       dtype=np.float64).reshape(-1, self.columns)
+        lo, hi = np.asarray(self.lows), np.asarray(self.highs)
+        return (F - lo) / (hi - lo)
+
+    def decode(self, Z: np.ndarray) -> np.ndarray:
+        lo, hi = np.asarray(self.lows), np.asarray(self.highs)
+        F = lo + np.clip(np.asarray(Z, np.float64), 0.0, 1.0) * (hi - lo)
+        out = np.empty(len(F), dtype=object)
+        for i, f in enumerate(F):
+            out[i] = dict(zip(self.elements, self._snap(f).tolist()))
+        return out
+
+    def _snap(self, f: np.ndarray) -> np.ndarray:
+        """The nearest fractions (a uniform shift, clipped to the bounds) that sum to
+        one, then on the resolution grid by largest remainders within the bounds."""
+        lo, hi = np.asarray(self.lows), np.asarray(self.highs)
+        a, b = -1.0, 1.0  # sum(clip(f + t)) is monotone in t: bisect for 1
+        for _ in range(100):
+            t = 0.5 * (a + b)
+            a, b = (t, b) if np.clip(f + t, lo, hi).sum() < 1.0 else (a, t)
+        f = np.clip(f + 0.5 * (a + b), lo, hi)
+        if self.resolution is None:
+            f[np.argmax(hi - f)] += 1.0 - f.sum()  # the last round-off, where there is room
+            return f
+        k = round(1 / self.resolution)
+        lo_u, hi_u = np.ceil(lo * k - 1e-9), np.floor(hi * k + 1e-9)
+        units = np.clip(np.floor(f * k + 1e-9), lo_u, hi_u)
+        rest = f * k - units
+        for _ in range(k * len(f)):
+            gap = int(k - units.sum())
+            if gap == 0:
+                break
+            step = 1 if gap > 0 else -1
+            room = (units < hi_u) if step > 0 else (units > lo_u)
+            j = int(np.argmax(np.where(room, step * rest, -np.inf)))
+            units[j] += step
+            rest[j] -= step
+        return units / k
+
+    def validate_value(self, value: Any) -> dict[str, float]:
+        if hasattr(value, "get_el_amt_dict"):  # a pymatgen Composition
+            amounts = value.fractional_composition.get_el_amt_dict()
+            value = {str(k): float(v) for k, v in amounts.items()}
+        if not isinstance(value, dict):
+            raise CampaignError(f"parameter '{self.name}': got {value!r}; expected a dict of"
+                                f" fractions over {self.elements}")
+        extra = [k for k in value if k not in self.elements]
+        if extra:
+            raise CampaignError(f"parameter '{self.name}': got elements {extra}; expected only"
+                                f" {self.elements}")
+        out = {}
+        for e, lo, hi in zip(self.elements, self.lows, self.highs):
+            v = value.get(e, 0.0)
+            if isinstance(v, bool) or not isinstance(v, (int, float, np.number)) \
+                    or not math.isfinite(float(v)):
+                raise CampaignError(f"parameter '{self.name}.{e}': got {v!r}; expected a number")
+            if not lo - 1e-9 <= float(v) <= hi + 1e-9:
+                raise CampaignError(f"parameter '{self.name}.{e}': got {float(v)}; expected a"
+                                    f" fraction in [{lo}, {hi}]")
+            out[e] = float(v)
+        total = sum(out.values())
+        if abs(total - 1.0) > 1e-6:
+            raise CampaignError(f"parameter '{self.name}': fractions sum to {total:.6g};"
+                                " expected 1")
+        return out
+
+    def to_pymatgen(self, value: dict):
+        """The value as a pymatgen ``Composition`` (imports pymatgen)."""
+        from pymatgen.core import Composition as PmgComposition
+
+        return PmgComposition({e: f for e, f in value.items() if f > 0})
 
 
 Parameter = Annotated[
@@ -248,8 +382,9 @@ class SearchSpace:
             raise CampaignError(f"constraints[{i}]: {e}") from None
         for name, _ in c.coefficients:
             p = self[name]
-            if isinstance(p, Categorical) or getattr(p, "log", False):
-                kind = "categorical" if isinstance(p, Categorical) else "log-scaled"
+            if isinstance(p, (Categorical, Composition)) or getattr(p, "log", False):
+                kind = ("categorical" if isinstance(p, Categorical) else "a composition"
+                        if isinstance(p, Composition) else "log-scaled")
                 raise CampaignError(
                     f"constraints[{i}]: got {text!r}; {name!r} is {kind}, where a linear"
                     " constraint is not linear in the encoding; expected continuous"
@@ -288,9 +423,10 @@ class SearchSpace:
         if not params:
             raise CampaignError("space: expected at least one parameter")
         for i, p in enumerate(params):
-            if not isinstance(p, (Continuous, Integer, Categorical)):
+            if not isinstance(p, (Continuous, Integer, Categorical, Composition)):
                 raise CampaignError(
-                    f"space[{i}]: got {p!r}; expected wb.Continuous, wb.Integer or wb.Categorical"
+                    f"space[{i}]: got {p!r}; expected wb.Continuous, wb.Integer,"
+                    " wb.Categorical or wb.Composition"
                 )
         names = [p.name for p in params]
         dup = sorted({n for n in names if names.count(n) > 1})
@@ -337,6 +473,15 @@ class SearchSpace:
                 onehot.append(tuple(range(col, col + p.columns)))
             col += p.columns
         eq, ub = [], []
+        col = 0
+        for p in self.parameters:
+            if isinstance(p, Composition):
+                # sum(low + (high - low) z) == 1 over the element columns.
+                row = np.zeros(self.dim)
+                span = np.asarray(p.highs) - np.asarray(p.lows)
+                row[col:col + p.columns] = span
+                eq.append((tuple(row.tolist()), 1.0 - float(sum(p.lows))))
+            col += p.columns
         for c in self._linear:
             if c.op == "==":
                 eq.append(self._encoded_row(dict(c.coefficients), c.rhs))
@@ -350,6 +495,35 @@ class SearchSpace:
         except ValueError as e:
             raise CampaignError(f"constraints: {list(self.constraints)!r} leave no valid point"
                                 f" ({e}); expected constraints a point can satisfy") from None
+
+    @property
+    def flat_names(self) -> list[str]:
+        """Column names in tables and CSV files: compositions as ``name.Element``."""
+        out: list[str] = []
+        for p in self.parameters:
+            out += p.column_names() if isinstance(p, Composition) else [p.name]
+        return out
+
+    def flatten(self, params: dict) -> dict:
+        """A parameter dict with compositions spread over ``name.Element`` keys."""
+        out = {}
+        for p in self.parameters:
+            v = params[p.name]
+            if isinstance(p, Composition):
+                out.update({f"{p.name}.{e}": v.get(e, 0.0) for e in p.elements})
+            else:
+                out[p.name] = v
+        return out
+
+    def unflatten(self, row: dict) -> dict:
+        """The inverse of ``flatten`` (keys of other columns are ignored)."""
+        out = {}
+        for p in self.parameters:
+            if isinstance(p, Composition):
+                out[p.name] = {e: row[f"{p.name}.{e}"] for e in p.elements}
+            else:
+                out[p.name] = row[p.name]
+        return out
 
     def validate(self, params: dict) -> dict:
         """Check a user-supplied parameter dict; returns it with canonical types."""
@@ -365,7 +539,8 @@ class SearchSpace:
         """User-unit parameter dicts -> (n, D) encoded points."""
         if not rows:
             return np.zeros((0, self.dim))
-        cols = [p.encode(np.asarray([r[p.name] for r in rows], dtype=object
+        cols = [p.encode([r[p.name] for r in rows]) if isinstance(p, Composition) else
+                p.encode(np.asarray([r[p.name] for r in rows], dtype=object
                                     if isinstance(p, Categorical) else None))
                 for p in self.parameters]
         return np.concatenate(cols, axis=1)

@@ -18,7 +18,7 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 from workbench import problems
 from workbench._yaml import line_of, load_yaml
 from workbench.errors import SpecError, SpecIssue
-from workbench.space import Categorical, Continuous, Integer, Objective
+from workbench.space import Categorical, Composition, Continuous, Integer, Objective
 
 DEFAULT_STORE = "campaigns/{name}.zarr"
 DEFAULT_TRACKING = "sqlite:///campaigns/mlflow.db"
@@ -31,27 +31,8 @@ class _Strict(BaseModel):
     model_config = ConfigDict(extra="forbid", frozen=True)
 
 
-class _CompositionSpec(_Strict):
-    """``type: composition`` in a spec: refused as an issue with its field and line.
-
-    ``wb.Composition`` raises NotSupportedYet from ``__init__``, which pydantic
-    calls while validating, so the whole spec would stop at the first one with
-    neither file, line nor field; this stand-in reports it like any other problem.
-    """
-
-    type: Literal["composition"] = "composition"
-
-    @model_validator(mode="before")
-    @classmethod
-    def _reject(cls, data: Any) -> Any:
-        raise ValueError(
-            "composition parameters are not supported yet (planned with the materials domain);"
-            " expected type continuous, integer or categorical"
-        )
-
-
 SpecParameter = Annotated[
-    Union[Continuous, Integer, Categorical, _CompositionSpec], Field(discriminator="type")
+    Union[Continuous, Integer, Categorical, Composition], Field(discriminator="type")
 ]
 
 
@@ -400,6 +381,10 @@ def _semantic_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
             out.append((("oracle", "builtin"), f"{problem.name!r} needs continuous parameters"))
     if spec.oracle is not None and spec.oracle.command is not None:
         out += _command_issues(spec.oracle.command, names)
+    if spec.oracle is not None and (spec.oracle.simulator or spec.oracle.dataset):
+        from workbench.oracles import space_issues
+
+        out += space_issues(spec.oracle, names)
     return out
 
 
@@ -542,7 +527,8 @@ def _strip_tags(loc: tuple) -> tuple:
 
 def _model_at(loc: tuple, data: Any) -> type[BaseModel] | None:
     """The pydantic model that owns the key at ``loc`` (for 'expected one of')."""
-    by_type = {"continuous": Continuous, "integer": Integer, "categorical": Categorical}
+    by_type = {"continuous": Continuous, "integer": Integer, "categorical": Categorical,
+               "composition": Composition}
     model: Any = CampaignSpec
     node = data
     for part in loc[:-1]:
