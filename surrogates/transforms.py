@@ -48,6 +48,22 @@ class SimplexFeatures(eqx.Module):
         return jnp.concatenate([X, (mean - p_min) / width, 2.0 * std / width], axis=-1)
 
 
+class OneHotFeatures(eqx.Module):
+    """Encoded points (..., d) -> (..., d + f): appends the feature row of the chosen
+    category (one-hot columns times a (k, f) table; a relaxed one-hot, as the
+    optimiser sees between rounding steps, mixes rows smoothly)."""
+
+    table: Array
+    columns: tuple[int, ...] = eqx.field(static=True)
+
+    def __init__(self, columns, table):
+        self.columns = tuple(int(c) for c in columns)
+        self.table = jnp.asarray(table, jnp.float64)
+
+    def __call__(self, X: Array) -> Array:
+        return jnp.concatenate([X, X[..., jnp.asarray(self.columns)] @ self.table], axis=-1)
+
+
 class Chain(eqx.Module):
     """Transforms applied one after the other."""
 
@@ -76,4 +92,4 @@ class InputTransformed(eqx.Module):
         return InputTransformed(self.model.condition(self.transform(Xnew), Ynew), self.transform)
 
 
-__all__ = ["Chain", "InputTransformed", "SimplexFeatures"]
+__all__ = ["Chain", "InputTransformed", "OneHotFeatures", "SimplexFeatures"]

@@ -159,6 +159,12 @@ class Campaign:
 
         self._engine = Problem.from_spec(spec, self.space)
         self._engine.base_dir = base_dir
+        if any(getattr(p, "encoding", "onehot") != "onehot" or getattr(p, "features", None)
+               for p in self.space.parameters):
+            try:  # SMILES and element properties: fail now, not at the first model fit
+                self._engine.feature_transform()
+            except (ValueError, ImportError) as e:
+                raise CampaignError(str(e)) from None
         # Outcomes recorded per trial: the objectives, then outcomes that only
         # constraints bound (stored like objectives, in the direction that helps).
         self.outcomes = self.objectives + [

@@ -26,12 +26,20 @@ def element_properties(elements: list[str], features: list[str]) -> np.ndarray:
 
 
 def feature_transform(space: SearchSpace):
-    """The input transform that appends composition descriptors, or None when no
-    composition of ``space`` asks for features."""
-    from surrogates.transforms import Chain, SimplexFeatures
+    """The input transform that appends composition descriptors (element
+    properties) and substance descriptors (RDKit, from SMILES), or None when no
+    parameter of ``space`` asks for features."""
+    from surrogates.transforms import Chain, OneHotFeatures, SimplexFeatures
+
+    from workbench.space import Categorical
 
     parts, col = [], 0
     for p in space.parameters:
+        if isinstance(p, Categorical) and p.encoding != "onehot":
+            from workbench.chemistry import substance_table
+
+            table = substance_table(p.name, list(p.choices), p.smiles, p.encoding)
+            parts.append(OneHotFeatures(np.arange(col, col + p.columns), table))
         if isinstance(p, Composition) and p.features:
             cols = np.arange(col, col + p.columns)
             lows = np.asarray(p.lows)

@@ -182,7 +182,12 @@ def _fit(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
         return model, None
     if cfg.type == "gp":
         kernel = sg.parse_kernel(cfg.kernel)
-        onehot = problem.space.domain().onehot
+        # Exchangeable categories, except those the model sees through descriptors.
+        from workbench.space import Categorical
+
+        cats = [p for p in problem.space.parameters if isinstance(p, Categorical)]
+        onehot = [g for g, p in zip(problem.space.domain().onehot, cats)
+                  if p.encoding == "onehot"]
         if onehot:
             kernel = sg.with_categorical(kernel, onehot, d)
         kernel = sg.resolve_kernel(kernel, d, warping=cfg.warping)

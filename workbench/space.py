@@ -157,6 +157,23 @@ class Categorical(_Parameter):
     type: Literal["categorical"] = "categorical"
     choices: list[str] = Field(min_length=2)
     unit: str | None = Field(default=None, description="unit of numeric levels, e.g. mol/L")
+    encoding: Literal["onehot", "descriptors", "fingerprint"] = Field(
+        default="onehot", description="what the surrogate sees: the one-hot choice, or RDKit"
+        " molecular descriptors / Morgan fingerprints of each choice's SMILES")
+    smiles: dict[str, str] | None = Field(default=None, description="choice -> SMILES")
+
+    @model_validator(mode="after")
+    def _smiles_for_encoding(self) -> "Categorical":
+        if self.encoding != "onehot":
+            missing = [c for c in self.choices if not (self.smiles or {}).get(c)]
+            if missing:
+                raise ValueError(f"smiles: no SMILES for {missing}; expected one per choice"
+                                 f" with encoding {self.encoding!r}")
+        if self.smiles:
+            extra = [k for k in self.smiles if k not in self.choices]
+            if extra:
+                raise ValueError(f"smiles: got {extra}, which are not choices {self.choices}")
+        return self
 
     def __init__(self, name: Any = None, choices: Any = None, /, **kw: Any):
         for key, val in (("name", name), ("choices", choices)):
