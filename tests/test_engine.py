@@ -275,3 +275,20 @@ def test_prior_from_a_related_campaign_warm_starts_the_surrogate(tmp_path):
     (t,) = c.ask(1)
     # Two observations alone cannot place the peak; the prior does (sin(6x) peaks at pi/12).
     assert abs(t.params["x"] - math.pi / 12) < 0.04  # cold, from the same two points: 0.157
+
+
+@pytest.mark.parametrize("kind, mode", [("log_ei", "kriging_believer"),
+                                        ("qlog_nei", "pending_points")])
+def test_batches_are_built_greedily_with_fantasies(kind, mode):
+    import json
+
+    space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0), wb.Continuous("z", 0.0, 1.0)])
+    c = wb.Campaign("q", space, [wb.Objective("y", "maximize")], tracking=None,
+                    acquisition={**FAST, "type": kind}, initial_design={"n": 6})
+    _run(c, lambda p: math.sin(6 * p["x"]) + 0.1 * p["z"], 6)
+    batch = c.ask(4)
+    X = np.asarray([[t.params["x"], t.params["z"]] for t in batch])
+    assert np.min(np.linalg.norm(X[:, None] - X[None], axis=-1) + np.eye(4)) > 1e-3
+    assert {json.loads(t.audit)["fantasy_mode"] for t in batch} == {mode}
+    values = [t.acquisition_value for t in batch]
+    assert all(v <= values[0] + 1e-9 for v in values)  # each pick given the earlier ones

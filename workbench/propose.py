@@ -438,7 +438,9 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     t1 = time.perf_counter()
     base = model
     several = len(problem.objectives) > 1
-    believer = can_condition(model) and kind not in ("qlog_nehvi",)
+    # Monte-Carlo acquisitions take pending points jointly (sequential greedy with
+    # MC fantasies, as BoTorch does); analytic ones need believer fantasies.
+    believer = can_condition(model) and kind not in ("qlog_nehvi", "qlog_nei")
     best = incumbent(problem, Y) if not several else float("nan")
     pending = np.zeros((0, domain.dim))
     if len(fantasies):
