@@ -343,19 +343,30 @@ def _screening_grid(median: GPHyperparameters) -> GPHyperparameters:
                              learn_noise=median.learn_noise)
 
 
-def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_iter: int):
-    """MAP hyperparameters of one output: all restarts in one compiled loop.
+# From this padded capacity on (n > 512), restarts run on a random subset of
+# the rows and only the best is refined on all of them: the hyperparameters
+# of a few hundred rows are close to those of all, a subset iteration costs
+# (subset / n)^3 of a full one, and the full fit then needs a few iterations
+# from a good start instead of tens from the prior medians (each costs a
+# Cholesky and a K^-1: 0.23 s at n = 1000).
+_SUBSET_MIN_CAPACITY = 1024
+_SUBSET_SIZE = 256
+# The refinement stops when an iteration gains less than this fraction of the
+# objective (about 1e-3 nats at n = 1000): at n = 1000 on Hartmann-6 it ends
+# 0.01 nats above the 1e-8 optimum, test RMSE unchanged, in 28 iterations
+# instead of 41.
+_REFINE_FTOL = 3e-6
 
-    screen: (traced bool, the same for all outputs, so that ``cond`` stays a
-    branch under the outputs' vmap) whether restart 0 starts at the best point
-    of a small screening grid instead of ``warm``.
+
+def _objective(X, y, mask, noise):
+    """(value, grad) of the MAP objective on one data set, as L-BFGS wants them.
+
+    Inner jits: traced and lowered once, however many places call them
+    (screening, the first step, the line search), which keeps a fresh
+    process's first fit short even when the compiled program is cached.
     """
-    d = X.shape[-1]
     prior_grad = jax.grad(log_prior)
 
-    # Inner jits: traced and lowered once, however many places call them
-    # (screening, the first step, the line search), which keeps a fresh
-    # process's first fit short even when the compiled program is cached.
     @jax.jit
     def value(theta):
         v, aux = _nll_value(theta, X, y, mask, noise)
@@ -366,6 +377,18 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
         g = _nll_grad(theta, X, y, mask, noise, *aux)
         return jax.tree.map(jnp.subtract, g, prior_grad(theta))
 
+    return value, grad
+
+
+def _gtol(mask: Array) -> Array:
+    return 1e-3 * jnp.maximum(1.0, jnp.sum(mask) / _GTOL_REFERENCE_N)
+
+
+def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_iter: int):
+    """MAP hyperparameters from ``restarts`` starts, one compiled loop; the best wins."""
+    d = X.shape[-1]
+    value, grad = _objective(X, y, mask, noise)
+
     def screened():
         grid = _screening_grid(_prior_median(warm.kernel, d, warm.learn_noise))
         losses = lax.map(lambda t: value(t)[0], grid)
@@ -375,9 +398,8 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     theta0 = _initial_hyperparameters(key, restarts, d, warm)
     first = lax.cond(screen, screened, lambda: jax.tree.map(lambda a: a[0], theta0))
     theta0 = jax.tree.map(lambda a, b: a.at[0].set(b), theta0, first)
-    gtol = 1e-3 * jnp.maximum(1.0, jnp.sum(mask) / _GTOL_REFERENCE_N)
     thetas, losses, _ = map_restarts(
-        lambda t: _lbfgs.minimize_with_aux(value, grad, t, max_iter=max_iter, gtol=gtol,
+        lambda t: _lbfgs.minimize_with_aux(value, grad, t, max_iter=max_iter, gtol=_gtol(mask),
                                            ftol=1e-8),
         theta0,
     )
@@ -388,6 +410,32 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     fallback = jax.tree.map(lambda a: a[0], theta0)
     ok = jnp.isfinite(losses[best])
     return jax.tree.map(lambda a, b: jnp.where(ok, a, b), theta, fallback)
+
+
+def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_iter: int):
+    """MAP hyperparameters of one output: all restarts in one compiled loop.
+
+    screen: (traced bool, the same for all outputs, so that ``cond`` stays a
+    branch under the outputs' vmap) whether restart 0 starts at the best point
+    of a small screening grid instead of ``warm``. From a capacity of
+    ``_SUBSET_MIN_CAPACITY`` rows (a static choice: one program a bucket), the
+    restarts run on ``_SUBSET_SIZE`` random observed rows and the winner is
+    refined on all rows, from one start.
+    """
+    if X.shape[0] < _SUBSET_MIN_CAPACITY:
+        return _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts, max_iter)
+    k_rows, key = jax.random.split(key)
+    # Random observed rows first; padded rows only if fewer are observed
+    # (their mask keeps them out of the likelihood).
+    score = jnp.where(mask > 0, jax.random.uniform(k_rows, mask.shape), -1.0)
+    rows = lax.top_k(score, _SUBSET_SIZE)[1]
+    sub_noise = None if noise is None else noise[rows]
+    start = _best_of_restarts(X[rows], y[rows], mask[rows], sub_noise, key, warm, screen,
+                              restarts, max_iter)
+    value, grad = _objective(X, y, mask, noise)
+    theta, loss, _ = _lbfgs.minimize_with_aux(value, grad, start, max_iter=max_iter,
+                                             gtol=_gtol(mask), ftol=_REFINE_FTOL)
+    return jax.tree.map(lambda a, b: jnp.where(jnp.isfinite(loss), a, b), theta, start)
 
 
 def _standardise(Y: Array, mask: Array) -> tuple[Array, Array]:
