@@ -156,6 +156,7 @@ def test_stopping_rule_stops_run_and_the_reason_is_kept(tmp_path):
     {"type": "bll", "hidden": [16], "epochs": 30},
     {"type": "svgp", "num_inducing": 8},
     {"type": "saas", "num_warmup": 32, "num_samples": 32},
+    {"type": "deep_kernel", "hidden": [16], "features": 2, "restarts": 1},
 ])
 def test_every_surrogate_type_drives_a_campaign(surrogate):
     space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0), wb.Continuous("z", 0.0, 1.0)])
@@ -177,7 +178,8 @@ def test_every_surrogate_type_drives_a_campaign(surrogate):
 
     audit = json.loads(trials[0].audit)
     assert audit["model"] == surrogate["type"]
-    assert audit["fantasy_mode"] == ("kriging_believer" if surrogate["type"] in ("gp", "saas")
+    assert audit["fantasy_mode"] == ("kriging_believer"
+                                     if surrogate["type"] in ("gp", "saas", "deep_kernel")
                                      else "pending_points")
     for t in trials:
         assert np.isfinite(t.prediction["y"].mean) and t.prediction["y"].std >= 0

@@ -216,6 +216,13 @@ def _fit(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
         model = sg.fit_bll(X, Y, key=key, hidden=tuple(cfg.hidden), epochs=cfg.epochs,
                            bounds=unit)
         return model, None
+    if cfg.type == "deep_kernel":
+        from surrogates.deep_kernel import fit_deep_kernel_gp
+
+        model = fit_deep_kernel_gp(X, Y, key=key, bounds=unit, capacity=capacity,
+                                      hidden=tuple(cfg.hidden), features=cfg.features,
+                                      restarts=min(cfg.restarts, 4))
+        return model, None
     if cfg.type == "svgp":
         model = sg.fit_svgp(X, Y, key=key, num_inducing=min(cfg.num_inducing, len(X)),
                             bounds=unit)
@@ -429,7 +436,7 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     fixed = context_columns(problem.space, context or {})
     reduced, free = reduce_domain(domain, fixed) if fixed else (domain, np.arange(domain.dim))
     k_fit, k_acq = jax.random.split(key)
-    conditionable_type = spec.surrogate.type in ("gp", "saas")
+    conditionable_type = spec.surrogate.type in ("gp", "saas", "deep_kernel")
     capacity = len(X) + (len(fantasies) + q if conditionable_type else 0)
     t0 = time.perf_counter()
     model, state = fit_surrogate(problem, X, Y, k_fit, capacity, warm)

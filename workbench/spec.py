@@ -70,11 +70,12 @@ class SurrogateSpec(_Strict):
     gp: exact GP (kernel expression, input warping, known or learned noise);
     saas: fully Bayesian GP with a sparse axis-aligned prior (NUTS);
     ensemble: deep ensemble of MLPs; bll: Bayesian last layer on an MLP;
-    svgp: sparse variational GP for large data. ``prior`` names an exported
+    svgp: sparse variational GP for large data; deep_kernel: a GP on MLP features
+    (``hidden``, ``features``) for structured inputs. ``prior`` names an exported
     model prior (a path or an MLflow ``runs:/`` URI) to warm-start from.
     """
 
-    type: Literal["gp", "saas", "ensemble", "bll", "svgp"] = "gp"
+    type: Literal["gp", "saas", "ensemble", "bll", "svgp", "deep_kernel"] = "gp"
     kernel: str = Field(default="matern52", max_length=500,
                         description="gp: an expression such as 'matern52 + linear'")
     warping: bool = False
@@ -86,6 +87,7 @@ class SurrogateSpec(_Strict):
     hidden: list[int] = Field(default_factory=lambda: [64, 64], min_length=1, max_length=8)
     epochs: int = Field(default=50, ge=1, le=100_000)
     num_inducing: int = Field(default=128, ge=4, le=10_000, description="svgp")
+    features: int = Field(default=2, ge=1, le=16, description="deep_kernel: learned features")
     num_samples: int = Field(default=128, ge=8, le=4096, description="saas: NUTS draws/chain")
     num_warmup: int = Field(default=256, ge=8, le=8192, description="saas: warm-up steps")
     prior: str | None = Field(default=None, description="exported model prior to warm-start"
