@@ -645,7 +645,10 @@ def main(argv: list[str] | None = None) -> int:
                         help=f"comma list out of {','.join(PROBLEMS)}")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma list out of {','.join(METHODS)}")
-    parser.add_argument("--seeds", type=int, default=20, help="number of seeds (0 .. N-1)")
+    parser.add_argument("--seeds", type=int, default=20, help="number of seeds")
+    parser.add_argument("--first-seed", type=int, default=0,
+                        help="seeds are first-seed .. first-seed + seeds - 1 (to split a run "
+                             "over processes; merge with --report-only A.json B.json)")
     parser.add_argument("--budget", type=int, default=50, help="evaluations per run")
     parser.add_argument("--n-initial", type=int, default=10, help="initial-design size")
     parser.add_argument("--no-batch", action="store_true", help="skip the q = 8 batch timing")
@@ -655,8 +658,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--botorch-seeds", type=int, default=None,
                         help="run BoTorch on the first N seeds only (it dominates the wall "
                              "time; default all)")
-    parser.add_argument("--report-only", type=Path, default=None, metavar="JSON",
-                        help="only write the tables and plot of an earlier (partial) run")
+    parser.add_argument("--report-only", type=Path, nargs="+", default=None, metavar="JSON",
+                        help="only write the tables and plot of earlier (partial) runs, "
+                             "merged")
     out_dir = ROOT / "benchmarks" / "out"
     parser.add_argument("--out", type=Path, default=out_dir / "suite.json", help="raw JSON")
     parser.add_argument("--table", type=Path, default=out_dir / "suite.md", help="markdown")
@@ -664,9 +668,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="PNG of the median curves (default beside --out)")
     args = parser.parse_args(argv)
     if args.report_only is not None:
-        report = json.loads(args.report_only.read_text())
-        return _write_outputs(report, args.table, args.plot or args.report_only.with_suffix(
-            ".png"), args.report_only)
+        report = merge_reports([json.loads(f.read_text()) for f in args.report_only])
+        return _write_outputs(report, args.table, args.plot or args.report_only[0].with_suffix(
+            ".png"), args.report_only[0])
     problems = [p.strip() for p in args.problems.split(",") if p.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for given, known, what in ((problems, PROBLEMS, "problems"), (methods, RUNNERS, "methods")):
@@ -681,7 +685,7 @@ def main(argv: list[str] | None = None) -> int:
     logging.getLogger("optuna").setLevel(logging.WARNING)
     report: dict = {
         "problems": problems, "n_initial": args.n_initial, "budget": args.budget,
-        "seeds": list(range(args.seeds)),
+        "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
         "date": datetime.now(UTC).isoformat(timespec="seconds"),
         "command": " ".join([Path(sys.executable).name, *sys.argv]),
         "git": git_state(), "machine": machine(), "versions": versions(),
@@ -709,8 +713,8 @@ def main(argv: list[str] | None = None) -> int:
         report["batch_cold_workbench_s"] = batch_workbench(10_000, args.batch_rounds)[0]
         print(f"batch q={BATCH_Q} workbench, first in process (compiles): "
               f"{np.round(report['batch_cold_workbench_s'], 2)} s", file=sys.stderr, flush=True)
-    for seed in range(args.seeds):
-        if not args.no_batch and seed < batch_seeds:
+    for seed in range(args.first_seed, args.first_seed + args.seeds):
+        if not args.no_batch and seed < args.first_seed + batch_seeds:
             for m, fn in (("workbench", batch_workbench), ("botorch", batch_botorch)):
                 if m in batch:
                     batch[m].append(fn(seed, args.batch_rounds))
@@ -718,7 +722,7 @@ def main(argv: list[str] | None = None) -> int:
                           f"{np.round(batch[m][-1][0], 2)} s", file=sys.stderr, flush=True)
         for prob in problems:
             for m in methods:
-                if m == "botorch" and seed >= botorch_seeds:
+                if m == "botorch" and seed >= args.first_seed + botorch_seeds:
                     continue
                 r = RUNNERS[m](PROBLEMS[prob], seed, args.n_initial, args.budget)
                 results[prob][m].append(r)
@@ -731,7 +735,29 @@ def main(argv: list[str] | None = None) -> int:
                           args.out)
 
 
-def _save(report: dict, results: dict, batch: dict, out: Path) -> None:
+def merge_reports(reports: list[dict]) -> dict:
+    """One report from runs over different seeds: results concatenated by seed, summaries
+    recomputed, batch timings and metadata of the first run (the others' kept in "merged")."""
+    if len(reports) == 1:
+        return reports[0]
+    merged = dict(reports[0])
+    results: dict[str, dict[str, list[SeedResult]]] = {}
+    for rep in reports:
+        for prob, pm in rep["results"].items():
+            for m, rs in pm.items():
+                results.setdefault(prob, {}).setdefault(m, []).extend(SeedResult(**r) for r in rs)
+    for pm in results.values():
+        for rs in pm.values():
+            rs.sort(key=lambda r: r.seed)
+    merged["merged"] = [{k: rep.get(k) for k in ("seeds", "command", "date", "git",
+                                                 "loadavg_at_start", "loadavg_at_end")}
+                        for rep in reports]
+    batch = {}
+    _save(merged, results, batch, None)
+    return merged
+
+
+def _save(report: dict, results: dict, batch: dict, out: Path | None) -> None:
     """Refresh the report's results and summaries and rewrite the JSON."""
     report["results"] = {p: {m: [asdict(r) for r in rs] for m, rs in pm.items() if rs}
                          for p, pm in results.items()}
@@ -751,8 +777,9 @@ def _save(report: dict, results: dict, batch: dict, out: Path) -> None:
                             "regret_median": float(np.median([g for _, g in v])),
                             "n_batches": sum(len(t) for t, _ in v)}
                         for m, v in batch.items() if v}}
-    report["loadavg_at_end"] = os.getloadavg()
-    out.write_text(json.dumps(report, indent=1))
+    if out is not None:
+        report["loadavg_at_end"] = os.getloadavg()
+        out.write_text(json.dumps(report, indent=1))
 
 
 def _write_outputs(report: dict, table_path: Path, plot_path: Path, out: Path) -> int:

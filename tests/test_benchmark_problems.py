@@ -228,6 +228,20 @@ def test_suite_smoke(tmp_path):
     assert all(p in text for p in problems) and "HV gap" in text
     assert (tmp_path / "suite.png").stat().st_size > 0
 
+    # A run split over processes by seed merges back into one table.
+    out3 = tmp_path / "more.json"
+    assert suite.main(["--problems", "mixture", "--methods", "random", "--seeds", "1",
+                       "--first-seed", "2", "--budget", "7", "--n-initial", "5", "--out",
+                       str(out3), "--table", str(tmp_path / "more.md"), "--no-batch"]) == 0
+    merged_table = tmp_path / "merged.md"
+    assert suite.main(["--report-only", str(out), str(out3), "--table", str(merged_table)]) == 0
+    merged = suite.merge_reports([json.loads(out.read_text()), json.loads(out3.read_text())])
+    runs = merged["results"]["mixture"]["random"]
+    assert [r["seed"] for r in runs] == [0, 1, 2]
+    assert merged["summary"]["mixture"]["random"]["regret_median"] == pytest.approx(
+        np.median([r["regret"] for r in runs]))
+    assert "| mixture | regret | random | 3 |" in merged_table.read_text()
+
     out2 = tmp_path / "wb.json"
     assert suite.main(["--problems", "mixed_branin", "--methods", "workbench", "--seeds", "1",
                        "--budget", "6", "--n-initial", "5", "--out", str(out2), "--table",
