@@ -419,7 +419,8 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     of a small screening grid instead of ``warm``. From a capacity of
     ``_SUBSET_MIN_CAPACITY`` rows (a static choice: one program a bucket), the
     restarts run on a random quarter of the rows and the winner is refined on
-    a half, then on all rows, from one start each.
+    a half, then on all rows, from one start each; with a warm start (screen
+    false) only the last refinement runs, from ``warm``.
     """
     N = X.shape[0]
     if N < _SUBSET_MIN_CAPACITY:
@@ -433,13 +434,21 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     def subset(r):
         return X[r], y[r], mask[r], None if noise is None else noise[r]
 
-    theta = _best_of_restarts(*subset(rows[:N // 4]), key, warm, screen, restarts, max_iter)
-    for data in (subset(rows), (X, y, mask, noise)):
+    def refine(theta, data):
         value, grad = _objective(*data)
         refined, loss, _ = _lbfgs.minimize_with_aux(value, grad, theta, max_iter=max_iter,
                                                     gtol=_gtol(data[2]), ftol=_REFINE_FTOL)
-        theta = jax.tree.map(lambda a, b: jnp.where(jnp.isfinite(loss), a, b), refined, theta)
-    return theta
+        return jax.tree.map(lambda a, b: jnp.where(jnp.isfinite(loss), a, b), refined, theta)
+
+    def cascade():
+        theta = _best_of_restarts(*subset(rows[:N // 4]), key, warm, screen, restarts, max_iter)
+        return refine(theta, subset(rows))
+
+    # A warm start (a campaign's previous fit) is already near the optimum of
+    # all rows, nearer than a subset's: refine it directly, at the looser
+    # tolerance, instead of walking to a subset's optimum and back.
+    theta = lax.cond(screen, cascade, lambda: warm)
+    return refine(theta, (X, y, mask, noise))
 
 
 def _standardise(Y: Array, mask: Array) -> tuple[Array, Array]:
