@@ -1,11 +1,16 @@
 """JAX surrogate models: ``fit(X, Y) -> model``; ``model.posterior(Xq)``.
 
 Gaussian processes need float64, so importing this package enables JAX's
-64-bit mode (as GPJax and BoTorch's float64 defaults do).
+64-bit mode (as GPJax and BoTorch's float64 defaults do). On jaxlib 0.10 (CPU)
+it also gives XLA one intra-op thread, before JAX starts, because batched
+linear solves can deadlock there otherwise (see ``surrogates/_runtime.py``).
 """
 
 import jax
 
+from surrogates._runtime import avoid_cpu_lapack_deadlock
+
+avoid_cpu_lapack_deadlock()
 jax.config.update("jax_enable_x64", True)
 
 from surrogates.gp import (  # noqa: E402

@@ -243,14 +243,21 @@ def test_simulator_keys_in_a_spec_are_checked():
         assert message in str(err.value), str(err.value)
 
 
-def _run_cli(tmp_path: Path, name: str, budget: int) -> subprocess.CompletedProcess:
+def _run_cli(tmp_path: Path, name: str, budget: int,
+             timeout: float = 600) -> subprocess.CompletedProcess:
     spec = tmp_path / f"{name}.yaml"
     spec.write_text((REPO / "experiments" / f"{name}.yaml").read_text() + "tracking: null\n")
+    # PJRT_NPROC is left out so that the child sets its own (surrogates/_runtime.py), as a
+    # user's process would, instead of inheriting this one's.
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI",
-                                                           "WORKBENCH_DEBUG")}
-    result = subprocess.run([sys.executable, "-m", "workbench", "run", str(spec), "--budget",
-                             str(budget)], cwd=tmp_path, env=env, capture_output=True,
-                            text=True, timeout=600)
+                                                           "WORKBENCH_DEBUG", "PJRT_NPROC")}
+    try:
+        result = subprocess.run([sys.executable, "-m", "workbench", "run", str(spec),
+                                 "--budget", str(budget)], cwd=tmp_path, env=env,
+                                capture_output=True, text=True, timeout=timeout)
+    except subprocess.TimeoutExpired as err:
+        pytest.fail(f"workbench run {name} did not finish in {timeout:.0f} s (a hang):\n"
+                    f"{err.stdout}\n{err.stderr}")
     assert result.returncode == 0, result.stdout + result.stderr
     assert "Traceback" not in result.stdout + result.stderr
     return result
@@ -266,3 +273,45 @@ def test_snar_campaign_from_yaml_through_workbench_run(tmp_path):
         direct = snar(*(t.params[n] for n in ("tau", "equiv_pldn", "conc_dfnb",
                                               "temperature")))
         assert t.outcomes == {"sty": float(direct["sty"]), "e_factor": float(direct["e_factor"])}
+
+
+_MANY_BATCHED_SOLVES = """
+import surrogates, jax, jax.numpy as jnp
+from jax.scipy.linalg import solve_triangular
+L = jnp.tril(jnp.ones((64, 20, 20))) + 5 * jnp.eye(20)
+f = jax.jit(lambda L, B: [solve_triangular(L + i, B * i, lower=True) for i in range(32)])
+for _ in range(20):
+    jax.block_until_ready(f(L, L))
+print("done")
+"""
+
+
+def test_many_concurrent_batched_solves_finish_after_importing_surrogates(tmp_path):
+    # The root cause of the CSTR hang, in isolation: 32 independent batched triangular solves
+    # in one program, each large enough for jaxlib 0.10 to split it over XLA's CPU thread pool
+    # and block on the pieces; with two pool threads this hangs on the first call.
+    env = {k: v for k, v in os.environ.items() if k != "PJRT_NPROC"}
+    try:
+        out = subprocess.run([sys.executable, "-c", _MANY_BATCHED_SOLVES], cwd=tmp_path,
+                             env=env, capture_output=True, text=True, timeout=120)
+    except subprocess.TimeoutExpired:
+        pytest.fail("batched triangular solves hung (jaxlib CPU LAPACK pool deadlock)")
+    assert out.returncode == 0 and out.stdout.strip() == "done", out.stderr
+
+
+@pytest.mark.slow
+def test_cstr_campaign_with_an_outcome_constraint_gets_past_its_first_model_proposal(tmp_path):
+    # Regression: on jaxlib 0.10 (CPU) the constrained two-objective search (qLogNEHVI times
+    # the feasibility of temperature <= 130) deadlocked in its first model-based proposal:
+    # every XLA pool thread waited inside a batched LAPACK solve for pieces queued behind it.
+    # A subprocess with a timeout turns such a hang into a failure.
+    _run_cli(tmp_path, "cstr", budget=10, timeout=300)
+    campaign = wb.Campaign.open(tmp_path / "campaigns" / "cstr.zarr", tracking=None)
+    done = [t for t in campaign.trials if t.status == "completed"]
+    assert len(done) == 10
+    assert [t.strategy for t in done].count("qlog_nehvi") == 2
+    for t in done:  # the record holds exactly what the simulator gives at those settings
+        direct = van_de_vusse(*(t.params[n] for n in ("residence_time", "coolant_temperature",
+                                                     "feed_concentration")))
+        assert {"productivity", "cost"} <= set(t.outcomes)
+        assert t.outcomes == {k: float(direct[k]) for k in t.outcomes}
