@@ -294,3 +294,16 @@ def test_batches_are_built_greedily_with_fantasies(kind, mode):
     assert {json.loads(t.audit)["fantasy_mode"] for t in batch} == {mode}
     values = [t.acquisition_value for t in batch]
     assert all(v <= values[0] + 1e-9 for v in values)  # each pick given the earlier ones
+
+
+def test_constraint_outcomes_survive_reopening(tmp_path):
+    space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0)])
+    c = wb.Campaign("keep", space, [wb.Objective("y", "maximize")], tracking=None,
+                    outcome_constraints=["impurity <= 0.5"], store=tmp_path / "k.zarr")
+    for t in c.ask(3):
+        c.tell(t.id, {"y": t.params["x"], "impurity": 1 - t.params["x"]})
+    c.compact()
+    again = wb.Campaign.open(tmp_path / "k.zarr", tracking=None)
+    assert [t.outcomes for t in again.trials] == [t.outcomes for t in c.trials]
+    assert "impurity" in again.data and "impurity" in again.to_frame().columns
+    assert again.best().id == c.best().id

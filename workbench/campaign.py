@@ -214,7 +214,7 @@ class Campaign:
                     f" {stored_spec.name!r} with {key} {theirs[key]}; the spec gives"
                     f" {mine[key]}. Use another store, or the stored spec."
                 )
-        self._trials = from_dataset(ds, self.space, self.objectives)
+        self._trials = from_dataset(ds, self.space, self.outcomes)
         state = ds.attrs.get("surrogate_state")
         self._warm_start = json.loads(state) if state else None
         self._run_id = ds.attrs.get("mlflow_run_id") or None
@@ -347,13 +347,13 @@ class Campaign:
         """The campaign record: an ``xarray.Dataset`` over dimension ``trial``."""
         from workbench.record import to_dataset
 
-        return to_dataset(self._trials, self.space, self.objectives, self._attrs())
+        return to_dataset(self._trials, self.space, self.outcomes, self._attrs())
 
     def to_frame(self):
         """One row per trial (pandas), as in CSV exports."""
         from workbench.record import to_frame
 
-        return to_frame(self._trials, self.space, self.objectives)
+        return to_frame(self._trials, self.space, self.outcomes)
 
     def _feasible_completed(self) -> list[Trial]:
         done = [t for t in self._trials if t.status == COMPLETED]
