@@ -593,7 +593,7 @@ def markdown_tables(report: dict) -> str:
                         f"| {100 * s['feasible_fraction']:.0f}% | {s['time_ms_median']:.4g} "
                         f"| {ratio} | {s['cpu_ms_median']:.4g} | {cpu_ratio} |")
     out = "\n".join(rows)
-    batch = report.get("batch", {}).get("summary")
+    batch = (report.get("batch") or {}).get("summary")
     if batch:
         ref = batch.get("botorch", {}).get("time_ms_median")
         out += ("\n\n| Hartmann-6 batch q = 8 after 20 observations | batches | median time / "
@@ -752,20 +752,24 @@ def merge_reports(reports: list[dict]) -> dict:
     merged["merged"] = [{k: rep.get(k) for k in ("seeds", "command", "date", "git",
                                                  "loadavg_at_start", "loadavg_at_end")}
                         for rep in reports]
-    batch = {}
-    _save(merged, results, batch, None)
+    _save(merged, results, {}, None, warm_row=False)
+    merged["batch"] = reports[0].get("batch") or next(
+        (rep["batch"] for rep in reports if rep.get("batch")), None)
     return merged
 
 
-def _save(report: dict, results: dict, batch: dict, out: Path | None) -> None:
-    """Refresh the report's results and summaries and rewrite the JSON."""
+def _save(report: dict, results: dict, batch: dict, out: Path | None,
+          warm_row: bool = True) -> None:
+    """Refresh the report's results and summaries and rewrite the JSON. warm_row: add the
+    workbench without its first seed (meaningful within one process only: each process
+    compiles on its first seed)."""
     report["results"] = {p: {m: [asdict(r) for r in rs] for m, rs in pm.items() if rs}
                          for p, pm in results.items()}
     report["results"] = {p: v for p, v in report["results"].items() if v}
     report["summary"] = {p: {m: summarise(rs) for m, rs in pm.items() if rs}
                          for p, pm in results.items()}
     for p, pm in results.items():  # without the seed whose proposals compiled
-        if len(pm.get("workbench", [])) > 1:
+        if warm_row and len(pm.get("workbench", [])) > 1:
             report["summary"][p]["workbench (seeds 1+)"] = summarise(pm["workbench"][1:])
     report["summary"] = {p: v for p, v in report["summary"].items() if v}
     if any(batch.values()):
