@@ -188,3 +188,241 @@ def test_calibration_of_a_campaign_uses_its_stored_predictions(campaign):
     assert [ln.get_gid() for ln in ax.get_lines()].count("calibration") == 2
     with pytest.raises(ValueError, match="std and observed"):
         plot_calibration(np.zeros(3))
+
+
+# --- several objectives, the model, compositions -----------------------------------------
+
+import json  # noqa: E402
+
+from workbench.plots import (ard_relevance, campaign_model, plot_hypervolume,  # noqa: E402
+                             plot_lengthscales, plot_pareto, plot_slices, plot_ternary,
+                             ternary_xy)
+
+
+def _two_objectives(p):
+    a, b = p["a"], p["b"]
+    return {"yield": 100.0 * a * (1.0 - 0.5 * b), "cost": 10.0 * a ** 2 + 5.0 * b,
+            "impurity": 0.1 * (1.0 - b)}
+
+
+@pytest.fixture(scope="module")
+def moo():
+    """A Sobol design of 14 on two objectives with an outcome constraint (no model)."""
+    space = wb.SearchSpace([wb.Continuous("a", 0.0, 1.0, unit="mol/L"),
+                            wb.Continuous("b", 0.0, 1.0)])
+    c = wb.Campaign("moo", space, [wb.Objective("yield", "maximize", unit="%"),
+                                   wb.Objective("cost", "minimize", unit="EUR")],
+                    outcome_constraints=["impurity <= 0.06"], store=None, tracking=None,
+                    seed=3, initial_design={"n": 14})
+    for t in c.ask(14):
+        c.tell(t.id, _two_objectives(t.params))
+    return c
+
+
+def _points(ax, gid):
+    line = _line(ax, gid)
+    return sorted(zip(line.get_xdata().tolist(), line.get_ydata().tolist()))
+
+
+def _outcome_points(trials):
+    return sorted((t.outcomes["yield"], t.outcomes["cost"]) for t in trials)
+
+
+def test_pareto_points_are_exactly_the_campaigns_front(moo):
+    ax = moo.plot_pareto()
+    front = moo.pareto()
+    assert 2 <= len(front) < 14
+    assert _points(ax, "pareto") == _outcome_points(front)
+    done = [t for t in moo.trials if t.status == "completed"]
+    infeasible = [t for t in done if t.outcomes["impurity"] > 0.06]
+    assert infeasible, "the fixture should have infeasible trials"
+    assert _points(ax, "infeasible") == _outcome_points(infeasible)
+    ids = {t.id for t in front} | {t.id for t in infeasible}
+    assert _points(ax, "observed") == _outcome_points([t for t in done if t.id not in ids])
+    # No feasible point beats a drawn Pareto point in both objectives.
+    for y, c in _points(ax, "pareto"):
+        assert not any(t.outcomes["yield"] >= y and t.outcomes["cost"] <= c
+                       and (t.outcomes["yield"], t.outcomes["cost"]) != (y, c)
+                       for t in done if t not in infeasible)
+    # The front line steps through the Pareto points, sorted by yield (maximised).
+    step = _line(ax, "front")
+    assert step.get_drawstyle() == "steps-pre"
+    assert list(step.get_xdata()) == sorted(y for y, _ in _outcome_points(front))
+    assert "%" in ax.get_xlabel() and "EUR" in ax.get_ylabel()
+
+
+def test_pareto_of_three_objectives_draws_every_pair():
+    space = wb.SearchSpace([wb.Continuous("a", 0.0, 1.0), wb.Continuous("b", 0.0, 1.0)])
+    objs = [wb.Objective("f1", "minimize"), wb.Objective("f2", "minimize"),
+            wb.Objective("f3", "maximize", unit="K")]
+    c = wb.Campaign("three", space, objs, store=None, tracking=None, seed=0,
+                    initial_design={"n": 10})
+    for t in c.ask(10):
+        a, b = t.params["a"], t.params["b"]
+        c.tell(t.id, {"f1": a, "f2": b, "f3": a * b})
+    fig = plot_pareto(c)
+    panels = [ax for ax in fig.axes if ax.get_lines()]
+    assert len(panels) == 3
+    front = c.pareto()
+    expected = sorted((t.outcomes["f1"], t.outcomes["f3"]) for t in front)
+    assert _points(panels[1], "pareto") == expected
+    assert "K" in panels[1].get_ylabel()
+    with pytest.raises(ValueError, match="two or more"):
+        plot_pareto(wb.Campaign("one", space, [wb.Objective("y", "minimize")], store=None,
+                                tracking=None))
+
+
+def test_hypervolume_line_is_the_campaigns_history(moo):
+    ax = moo.plot_hypervolume()
+    line = _line(ax, "hypervolume")
+    np.testing.assert_array_equal(line.get_xdata(), [t.id for t in moo.trials])
+    np.testing.assert_array_equal(line.get_ydata(), moo.hypervolume_history())
+    assert line.get_ydata()[-1] == pytest.approx(moo.hypervolume())
+    assert np.all(np.diff(line.get_ydata()) >= 0)
+    assert "%" in ax.get_ylabel() and "EUR" in ax.get_ylabel()
+    # A given reference point: by hand for the front, a union of boxes.
+    ref = [0.0, 10.0]
+    drawn = plot_hypervolume(moo, ref_point=ref)
+    pts = sorted((t.outcomes["yield"], t.outcomes["cost"]) for t in moo.pareto()
+                 if t.outcomes["cost"] < ref[1])  # beyond the reference: no volume
+    assert len(pts) >= 2
+    area, prev_y = 0.0, 0.0
+    for y, cost in pts:  # yield ascending: each point adds a strip of its lower cost
+        area += (y - prev_y) * (10.0 - min(c for yy, c in pts if yy >= y))
+        prev_y = y
+    assert _line(drawn, "hypervolume").get_ydata()[-1] == pytest.approx(area, rel=1e-9)
+
+
+@pytest.fixture(scope="module")
+def modelled():
+    """Six Sobol trials of a quadratic in three parameters (one log-scaled), told."""
+    space = wb.SearchSpace([wb.Continuous("a", 0.0, 1.0, unit="mm"),
+                            wb.Continuous("b", 1.0, 100.0, log=True, unit="s"),
+                            wb.Categorical("c", ["x", "y"])])
+    c = wb.Campaign("slices", space, [wb.Objective("loss", "minimize", unit="%")],
+                    store=None, tracking=None, seed=2, initial_design={"n": 6})
+    for t in c.ask(6):
+        c.tell(t.id, 10.0 * (t.params["a"] - 0.3) ** 2 + np.log10(t.params["b"])
+               + (t.params["c"] == "y"))
+    return c
+
+
+def test_slices_pass_through_the_models_prediction_at_the_best_point(modelled):
+    model = campaign_model(modelled)
+    fig = plot_slices(modelled, model=model)
+    best = modelled.best()
+    mean_best, std_best = model.predict([best.params])
+    axes = {ax.get_xlabel(): ax for ax in fig.axes if ax.get_visible()}
+    assert set(axes) == {"a [mm]", "b [s]"}  # continuous parameters only, with units
+    assert axes["b [s]"].get_xscale() == "log"
+    for name, label in (("a", "a [mm]"), ("b", "b [s]")):
+        ax = axes[label]
+        mean = _line(ax, f"mean:{name}")
+        x = np.asarray(mean.get_xdata())
+        at = np.flatnonzero(x == best.params[name])
+        assert len(at) == 1, "the best point lies on the slice"
+        np.testing.assert_allclose(mean.get_ydata()[at[0]], mean_best[0, 0], rtol=1e-10)
+        star = _line(ax, f"best:{name}")
+        assert star.get_xdata()[0] == best.params[name]
+        assert star.get_ydata()[0] == best.outcomes["loss"]
+        # The band is mean ± 2 sd; at the best point its width is 4 sd.
+        (band,) = [c for c in ax.collections if c.get_gid() == f"band:{name}"]
+        ys = band.get_paths()[0].vertices[:, 1]
+        assert ys.max() - ys.min() >= 4 * std_best[0, 0] - 1e-9
+    assert "%" in fig.axes[0].get_ylabel()
+    # An exact GP that learned almost no noise interpolates: at an observed point
+    # the mean is the observation.
+    assert mean_best[0, 0] == pytest.approx(best.outcomes["loss"], abs=0.05)
+
+
+def test_the_plotted_model_is_the_one_that_proposes_next(modelled):
+    model = campaign_model(modelled)
+    (t,) = modelled.ask(1)
+    mean, std = model.predict([t.params])
+    assert t.prediction["loss"].mean == pytest.approx(mean[0, 0], rel=1e-6, abs=1e-9)
+    assert t.prediction["loss"].std == pytest.approx(std[0, 0], rel=1e-4, abs=1e-9)
+    modelled.tell(t.id, 10.0 * (t.params["a"] - 0.3) ** 2 + np.log10(t.params["b"])
+                  + (t.params["c"] == "y"))
+
+
+def test_lengthscales_are_the_audited_hyperparameters(modelled):
+    if not any(t.audit and json.loads(t.audit).get("hyperparameters") for t in modelled.trials):
+        (t,) = modelled.ask(1)
+        modelled.tell(t.id, 1.0)
+    last = [t for t in modelled.trials if t.audit and json.loads(t.audit).get("hyperparameters")]
+    hyper = json.loads(last[-1].audit)["hyperparameters"]
+    ax = plot_lengthscales(modelled)
+    (bars,) = ax.containers
+    widths = [b.get_width() for b in bars]
+    labels = [tick.get_text() for tick in ax.get_yticklabels()]
+    assert labels == ["a", "b", "c"]
+    # a and b under the Matern kernel (active columns 0 and 1); c under the categorical.
+    kernels = hyper["kernel"]["kernels"]
+    params = hyper["kernel_params"]
+    k_cont = [i for i, k in enumerate(kernels) if k["type"] != "categorical"][0]
+    ls = np.exp(np.asarray(params[k_cont]["log_lengthscale"])[0])
+    w = np.exp(np.asarray(params[1 - k_cont]["log_weight"])[0, 0])
+    np.testing.assert_allclose(widths, [1 / ls[0], 1 / ls[1], np.sqrt(w)], rtol=1e-12)
+    assert f"trial {last[-1].id}" in ax.get_title()
+
+
+def test_ard_relevance_reads_nested_kernels():
+    hyper = {"kernel": {"type": "warped", "dims": [0], "kernel": {
+        "type": "product", "kernels": [{"type": "matern52", "active_dims": [0, 4]},
+                                       {"type": "categorical", "groups": [[1, 2, 3]]}]}},
+        "kernel_params": {"kernel": [{"log_lengthscale": [[np.log(0.5), np.log(4.0)]],
+                                      "log_variance": [0.0]},
+                                     {"log_weight": [[np.log(9.0)]]}],
+                          "log_a": [[0.0]], "log_b": [[0.0]]},
+        "log_noise": [-8.0], "mean": [0.0], "learn_noise": True}
+    rel = ard_relevance(hyper, 6)
+    np.testing.assert_allclose(rel[0, :5], [2.0, 3.0, 3.0, 3.0, 0.25])
+    assert np.isnan(rel[0, 5])
+    # Two kernels over one column: the larger relevance counts.
+    summed = {"kernel": {"type": "sum", "kernels": [{"type": "rbf"}, {"type": "linear"},
+                                                     {"type": "rbf", "active_dims": [1]}]},
+              "kernel_params": [{"log_lengthscale": [[0.0, 0.0]]}, {},
+                                {"log_lengthscale": [[np.log(0.1)]]}]}
+    np.testing.assert_allclose(ard_relevance(summed, 2), [[1.0, 10.0]])
+    np.testing.assert_allclose(ard_relevance({"median_lengthscale": [[2.0, 0.5]]}, 2),
+                               [[0.5, 2.0]])
+
+
+def test_ternary_coordinates_of_known_compositions():
+    h = np.sqrt(3) / 2
+    np.testing.assert_allclose(ternary_xy([[1, 0, 0], [0, 1, 0], [0, 0, 1]]),
+                               [[0, 0], [1, 0], [0.5, h]], atol=1e-15)
+    np.testing.assert_allclose(ternary_xy([[1, 1, 1]]), [[0.5, h / 3]])   # the centroid
+    np.testing.assert_allclose(ternary_xy([[0.5, 0.5, 0.0]]), [[0.5, 0.0]])
+    # Cu0.2 Ni0.3 Pd0.5: x = 0.3 + 0.25, y = 0.5 h.
+    np.testing.assert_allclose(ternary_xy([[0.2, 0.3, 0.5]]), [[0.55, 0.5 * h]])
+    with pytest.raises(ValueError, match=r"\(n, 3\)"):
+        ternary_xy([[0.5, 0.5]])
+
+
+def test_ternary_plot_places_every_trial_and_colours_it_by_the_objective():
+    space = wb.SearchSpace([wb.Composition("alloy", ["Cu", "Ni", "Pd", "Au"],
+                                           resolution=0.05)])
+    c = wb.Campaign("ternary", space, [wb.Objective("energy", "minimize", unit="eV/atom")],
+                    store=None, tracking=None, seed=0, initial_design={"n": 8})
+    for t in c.ask(8):
+        f = t.params["alloy"]
+        c.tell(t.id, {"energy": f["Cu"] - f["Pd"] + 0.5 * f["Ni"] * f["Au"]})
+    ax = c.plot_ternary("alloy", elements=["Cu", "Ni", "Pd"])
+    (points,) = [col for col in ax.collections if col.get_gid() == "trials"]
+    done = [t for t in c.trials
+            if sum(t.params["alloy"][e] for e in ("Cu", "Ni", "Pd")) > 0]
+    F = np.asarray([[t.params["alloy"][e] for e in ("Cu", "Ni", "Pd")] for t in done])
+    np.testing.assert_allclose(points.get_offsets(), ternary_xy(F))
+    np.testing.assert_allclose(points.get_array(), [t.outcomes["energy"] for t in done])
+    best = c.best()
+    star = _line(ax, "best")
+    fb = [best.params["alloy"][e] for e in ("Cu", "Ni", "Pd")]
+    np.testing.assert_allclose([star.get_xdata()[0], star.get_ydata()[0]], ternary_xy([fb])[0])
+    assert "renormalised" in ax.get_title()
+    colorbar = ax.figure.axes[-1]
+    assert "eV/atom" in colorbar.get_ylabel()
+    with pytest.raises(ValueError, match="three different elements"):
+        plot_ternary(c, "alloy", elements=["Cu", "Ni"])
+    with pytest.raises(ValueError, match="not a composition"):
+        plot_ternary(c, "temperature")

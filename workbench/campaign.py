@@ -453,6 +453,31 @@ class Campaign:
         from workbench.plots import plot_predictions
         return plot_predictions(self, ax=ax)
 
+    def plot_pareto(self, ax=None):
+        """Objective space with the feasible Pareto front (Axes; Figure for 3+ objectives)."""
+        from workbench.plots import plot_pareto
+        return plot_pareto(self, ax=ax)
+
+    def plot_hypervolume(self, ref_point=None, ax=None):
+        """Hypervolume of the feasible front after each trial (matplotlib Axes)."""
+        from workbench.plots import plot_hypervolume
+        return plot_hypervolume(self, ref_point=ref_point, ax=ax)
+
+    def plot_slices(self, objective=None, **kw):
+        """Posterior mean ± 2 sd along each continuous parameter through the best trial."""
+        from workbench.plots import plot_slices
+        return plot_slices(self, objective, **kw)
+
+    def plot_lengthscales(self, output=None, ax=None):
+        """Parameter relevance (1 / ARD length-scale) of the last proposing model."""
+        from workbench.plots import plot_lengthscales
+        return plot_lengthscales(self, output, ax=ax)
+
+    def plot_ternary(self, name, elements=None, objective=None, ax=None):
+        """Compositions of three elements on a ternary diagram, coloured by an outcome."""
+        from workbench.plots import plot_ternary
+        return plot_ternary(self, name, elements, objective, ax=ax)
+
     # -- persistence and tracking -----------------------------------------
 
     def _attrs(self) -> dict:

@@ -3,10 +3,15 @@
     ax = campaign.plot()              # best so far against trial number
     ax = campaign.plot_predictions()  # what the model expected against what happened
     ax = plot_calibration(campaign)   # expected against observed interval coverage
+    campaign.plot_pareto(); campaign.plot_hypervolume()   # several objectives
+    campaign.plot_slices(); campaign.plot_lengthscales()  # what the model believes
+    campaign.plot_ternary("alloy", ["Cu", "Ni", "Pd"])     # compositions
 
 Each function draws on ``ax`` when given (or on a new figure) and returns the
-Axes. matplotlib is imported only when a plot is drawn, so the workbench
-itself does not depend on it.
+Axes (a Figure where it draws several panels: slices, Pareto pairs of three or
+more objectives). Axis labels carry the parameters' and objectives' units.
+matplotlib is imported only when a plot is drawn, so the workbench itself
+does not depend on it.
 """
 
 from __future__ import annotations
@@ -21,7 +26,9 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
     from workbench.campaign import Campaign
 
 __all__ = ["coverage_curve", "plot_calibration", "plot_convergence", "plot_predictions",
-           "running_best"]
+           "running_best",
+           "CampaignModel", "ard_relevance", "campaign_model", "plot_hypervolume",
+           "plot_lengthscales", "plot_pareto", "plot_slices", "plot_ternary", "ternary_xy"]
 
 _COMPLETED, _FAILED = "completed", "failed"
 _INITIAL_STRATEGY = "sobol"
@@ -240,4 +247,482 @@ def plot_calibration(source: Any, std: Any = None, observed: Any = None, *,
         return ax
     ax.plot(levels, curve, marker="o", markersize=4, lw=1.5, label=label, gid="calibration")
     ax.legend(loc="upper left", fontsize="small")
+    return ax
+
+
+# -- several objectives ------------------------------------------------------------------
+
+
+# Strategies of initial-design trials (as Campaign._propose names them).
+_DESIGN_STRATEGIES = ("sobol", "lhs", "maximin", "points", "design")
+
+
+def _initial_span(ax: "Axes", trials: list) -> None:
+    """Shade the initial (space-filling) design, as in the convergence plot."""
+    initial = [t.id for t in trials if t.strategy in _DESIGN_STRATEGIES]
+    for k, (first, last) in enumerate(_runs(initial)):
+        ax.axvspan(first - 0.5, last + 0.5, color="0.85", alpha=0.6, lw=0, zorder=0,
+                   label="initial design" if k == 0 else None)
+
+
+def _outcome_label(campaign: "Campaign", name: str) -> str:
+    for o in campaign.outcomes:
+        if o.name == name:
+            return _label(o)
+    return name
+
+
+def _pareto_sets(campaign: "Campaign") -> tuple[list, list, list]:
+    """Completed trials split into (Pareto, other feasible, infeasible)."""
+    pareto_ids = {t.id for t in campaign.pareto()}
+    feasible_ids = {t.id for t in campaign._feasible_completed()}
+    done = [t for t in sorted(campaign.trials, key=lambda t: t.id) if t.status == _COMPLETED]
+    return ([t for t in done if t.id in pareto_ids],
+            [t for t in done if t.id in feasible_ids and t.id not in pareto_ids],
+            [t for t in done if t.id not in feasible_ids])
+
+
+def _pareto_panel(ax: "Axes", campaign: "Campaign", i: int, j: int, sets: tuple,
+                  front: bool) -> None:
+    oi, oj = campaign.objectives[i], campaign.objectives[j]
+    pareto, others, infeasible = sets
+
+    def xy(rows):
+        return ([t.outcomes[oi.name] for t in rows], [t.outcomes[oj.name] for t in rows])
+
+    if infeasible:
+        ax.plot(*xy(infeasible), linestyle="none", marker="o", markersize=4, color="0.7",
+                label=f"infeasible ({len(infeasible)})", gid="infeasible")
+    if others:
+        ax.plot(*xy(others), linestyle="none", marker="o", markersize=4, color="C0",
+                alpha=0.7, label="feasible, dominated", gid="observed")
+    if pareto:
+        if front and len(pareto) > 1:
+            # Sorted by the first score: the boundary of the dominated region steps
+            # first along the second objective, then along the first (steps-pre),
+            # in any combination of directions (a reflection keeps the shape).
+            order = sorted(pareto, key=lambda t: oi.score(t.outcomes[oi.name]))
+            ax.plot(*xy(order), drawstyle="steps-pre", color="C3", lw=1.5, alpha=0.8,
+                    gid="front")
+        ax.plot(*xy(pareto), linestyle="none", marker="D", markersize=6, color="C3",
+                label=f"Pareto front ({len(pareto)})", gid="pareto")
+    ax.set_xlabel(f"{_label(oi)} ({oi.direction})")
+    ax.set_ylabel(f"{_label(oj)} ({oj.direction})")
+
+
+def plot_pareto(campaign: "Campaign", ax: "Axes | None" = None) -> Any:
+    """Observed outcomes in objective space with the feasible Pareto front highlighted.
+
+    Pareto trials (``campaign.pareto()``) are red diamonds joined by the
+    boundary of the region they dominate, other feasible trials blue dots,
+    trials that break an outcome constraint grey. Two objectives: one panel,
+    returns the Axes. Three or more: one panel per pair of objectives (the
+    front is the one of all objectives, so no step line), returns the Figure.
+    """
+    k = len(campaign.objectives)
+    if k < 2:
+        raise ValueError(f"plot_pareto: campaign {campaign.name!r} has {k} objective;"
+                         " expected two or more (use plot() for one objective)")
+    sets = _pareto_sets(campaign)
+    front = all(o.target is None for o in campaign.objectives)
+    if k == 2:
+        ax = _axes(ax)
+        _pareto_panel(ax, campaign, 0, 1, sets, front)
+        ax.set_title(f"{campaign.name}: Pareto front")
+        if any(sets):
+            ax.legend(loc="best", fontsize="small")
+        else:
+            ax.text(0.5, 0.5, "no completed trials yet", transform=ax.transAxes,
+                    ha="center", va="center", color="0.4")
+        return ax
+    if ax is not None:
+        raise ValueError(f"plot_pareto: {k} objectives draw one panel per pair on a new"
+                         " figure; ax must be None")
+    import matplotlib.pyplot as plt
+
+    pairs = [(i, j) for i in range(k) for j in range(i + 1, k)]
+    fig, axes = plt.subplots(1, len(pairs), figsize=(4.2 * len(pairs), 4.0), squeeze=False)
+    for a, (i, j) in zip(axes[0], pairs):
+        _pareto_panel(a, campaign, i, j, sets, front=False)
+    axes[0][0].legend(loc="best", fontsize="small")
+    fig.suptitle(f"{campaign.name}: Pareto front of {k} objectives")
+    fig.tight_layout()
+    return fig
+
+
+def plot_hypervolume(campaign: "Campaign", ref_point: list[float] | None = None,
+                     ax: "Axes | None" = None) -> "Axes":
+    """Hypervolume dominated by the feasible completed trials after each trial.
+
+    ref_point: in user units per objective, as for
+    ``campaign.hypervolume_history`` (default the spec's, else the worst
+    feasible value of each objective). Rising steps are trials that pushed the
+    front out; a long flat tail says the campaign has stopped learning.
+    Returns the Axes.
+    """
+    ax = _axes(ax)
+    if len(campaign.objectives) < 2:
+        raise ValueError(f"plot_hypervolume: campaign {campaign.name!r} has one objective;"
+                         " expected two or more (use plot() for one objective)")
+    trials = sorted(campaign.trials, key=lambda t: t.id)
+    _initial_span(ax, trials)
+    history = campaign.hypervolume_history(ref_point)
+    if trials:
+        ax.plot([t.id for t in trials], history, drawstyle="steps-post", color="C1", lw=2,
+                marker="o", markersize=3, label="hypervolume", gid="hypervolume")
+        ax.set_xlim(-0.5, trials[-1].id + 0.5)
+        ax.legend(loc="best", fontsize="small")
+    else:
+        ax.text(0.5, 0.5, "no trials yet", transform=ax.transAxes, ha="center",
+                va="center", color="0.4")
+    units = [o.unit for o in campaign.objectives]
+    ax.set_xlabel("trial")
+    ax.set_ylabel("hypervolume" + (f" [{' × '.join(u or '1' for u in units)}]"
+                                   if any(units) else ""))
+    ax.set_title(f"{campaign.name}: hypervolume")
+    return ax
+
+
+# -- the campaign's model ----------------------------------------------------------------
+
+
+class CampaignModel:
+    """The surrogate a campaign would fit now, on its completed trials.
+
+    Built with the spec's surrogate, the same PRNG key and warm start as the
+    next ``ask`` uses, so it is the model that proposes the next trial.
+    ``outputs``: the modelled outcomes (objectives, then constraint outcomes).
+    """
+
+    def __init__(self, campaign: "Campaign"):
+        import jax
+
+        from workbench._jax import configure_jax
+        from workbench.propose import fit_surrogate
+
+        done = [t for t in campaign._trials if t.status == _COMPLETED]
+        if len(done) < 2:
+            raise ValueError(f"campaign {campaign.name!r} has {len(done)} completed trials;"
+                             " expected at least 2 to fit a model")
+        configure_jax()
+        X, Y = campaign._training_data(done)
+        key = jax.random.fold_in(jax.random.key(campaign.spec.seed), len(campaign._trials))
+        k_fit, _ = jax.random.split(key)
+        self.space = campaign.space
+        self.outputs = list(campaign._engine.outputs)
+        self.model, _ = fit_surrogate(campaign._engine, X, Y, k_fit, len(X),
+                                      campaign._warm_start)
+
+    def predict(self, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
+        """Posterior mean and standard deviation, (n, outputs) each in user units, at
+        ``rows`` (parameter dicts as in ``Trial.params``)."""
+        import jax.numpy as jnp
+
+        from workbench._jax import posterior_moments
+
+        mean, var = posterior_moments(self.model, jnp.asarray(self.space.encode(rows)))
+        return np.asarray(mean), np.sqrt(np.maximum(np.asarray(var), 0.0))
+
+
+def campaign_model(campaign: "Campaign") -> CampaignModel:
+    """Fit the campaign's surrogate on its completed trials (see :class:`CampaignModel`)."""
+    return CampaignModel(campaign)
+
+
+def _slice_grid(p: Any, at: float, points: int) -> np.ndarray:
+    grid = (np.geomspace(p.low, p.high, points) if getattr(p, "log", False)
+            else np.linspace(p.low, p.high, points))
+    return np.unique(np.append(grid, at))  # the best point itself lies on the curve
+
+
+def plot_slices(campaign: "Campaign", objective: str | None = None, *, points: int = 101,
+                model: CampaignModel | None = None) -> Any:
+    """1-D slices of the posterior mean ± 2 sd through the best trial.
+
+    One panel per continuous parameter: that parameter swept over its range,
+    every other held at the best trial's value. The best trial is a star at its
+    observed value. objective: any modelled outcome (default the first
+    objective); model: a :func:`campaign_model` to reuse (default: fit one).
+    Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    from workbench.space import Continuous
+
+    best = campaign.best()
+    if best is None:
+        raise ValueError(f"plot_slices: campaign {campaign.name!r} has no feasible completed"
+                         " trial yet; expected one to slice through")
+    params = [p for p in campaign.space.parameters if isinstance(p, Continuous)
+              and p.name not in campaign.spec.context]
+    if not params:
+        raise ValueError(f"plot_slices: campaign {campaign.name!r} has no continuous parameter"
+                         " to slice along")
+    model = model if model is not None else campaign_model(campaign)
+    name = objective or campaign.objectives[0].name
+    if name not in model.outputs:
+        raise ValueError(f"plot_slices: objective {name!r} is not modelled; expected one of"
+                         f" {model.outputs}")
+    k = model.outputs.index(name)
+    ncol = min(3, len(params))
+    nrow = -(-len(params) // ncol)
+    fig, axes = plt.subplots(nrow, ncol, figsize=(4.0 * ncol, 3.3 * nrow), squeeze=False,
+                             sharey=True)
+    for ax, p in zip(axes.ravel(), params):
+        grid = _slice_grid(p, best.params[p.name], points)
+        mean, std = model.predict([dict(best.params, **{p.name: v}) for v in grid])
+        mu, sd = mean[:, k], std[:, k]
+        band = ax.fill_between(grid, mu - 2 * sd, mu + 2 * sd, color="C0", alpha=0.2, lw=0,
+                               label="± 2 sd")
+        band.set_gid(f"band:{p.name}")
+        ax.plot(grid, mu, color="C0", lw=1.5, label="posterior mean", gid=f"mean:{p.name}")
+        ax.plot([best.params[p.name]], [best.outcomes[name]], linestyle="none", marker="*",
+                markersize=12, color="C3", label=f"best trial ({best.id})",
+                gid=f"best:{p.name}")
+        if getattr(p, "log", False):
+            ax.set_xscale("log")
+        ax.set_xlabel(_label(p))
+    for ax in axes.ravel()[len(params):]:
+        ax.set_visible(False)
+    for row in axes:
+        row[0].set_ylabel(_outcome_label(campaign, name))
+    axes[0][0].legend(loc="best", fontsize="small")
+    fig.suptitle(f"{campaign.name}: slices of the model through the best trial")
+    fig.tight_layout()
+    return fig
+
+
+# -- length-scales -----------------------------------------------------------------------
+
+_STATIONARY = {"matern12", "matern32", "matern52", "rbf", "periodic"}
+
+
+def ard_relevance(hyperparameters: dict, n_columns: int) -> np.ndarray:
+    """Relevance of each encoded input column, (outputs, n_columns), from an audit's
+    ``hyperparameters``.
+
+    Relevance is 1 / length-scale (inputs scaled to [0, 1]): a large value means
+    the outcome changes quickly along that column. A categorical kernel's weight
+    w enters as sqrt(w), the 1 / length-scale of the RBF kernel that gives the
+    same correlation between two different one-hot levels. Columns that no
+    kernel measures (e.g. only a linear kernel) are NaN; a column under several
+    kernels keeps the largest relevance. Also reads a SAAS model's
+    ``median_lengthscale``.
+    """
+    if "median_lengthscale" in hyperparameters:
+        ls = np.atleast_2d(np.asarray(hyperparameters["median_lengthscale"], np.float64))
+        out = np.full((ls.shape[0], n_columns), np.nan)
+        out[:, :ls.shape[1]] = 1.0 / ls
+        return out
+    if "kernel_params" not in hyperparameters:
+        raise ValueError("hyperparameters: expected 'kernel_params' (a GP) or"
+                         f" 'median_lengthscale' (SAAS); got keys {sorted(hyperparameters)}")
+    found: list[tuple[list[int], np.ndarray]] = []
+
+    def walk(kernel: dict, params: Any, dims: list[int]) -> None:
+        if kernel.get("active_dims") is not None:
+            dims = [dims[i] for i in kernel["active_dims"]]
+        kind = kernel["type"]
+        if kind in ("sum", "product"):
+            for sub, sub_params in zip(kernel["kernels"], params):
+                walk(sub, sub_params, dims)
+        elif kind == "warped":
+            walk(kernel["kernel"], params["kernel"], dims)
+        elif kind == "categorical":
+            w = np.atleast_2d(np.exp(np.asarray(params["log_weight"], np.float64)))
+            for g, group in enumerate(kernel["groups"]):
+                cols = [dims[c] for c in group]
+                found.append((cols, np.repeat(np.sqrt(w[:, g:g + 1]), len(cols), axis=1)))
+        elif kind in _STATIONARY and "log_lengthscale" in params:
+            ls = np.atleast_2d(np.exp(np.asarray(params["log_lengthscale"], np.float64)))
+            if ls.shape[1] == 1 and len(dims) > 1:  # one shared length-scale
+                ls = np.repeat(ls, len(dims), axis=1)
+            found.append((dims, 1.0 / ls))
+
+    walk(hyperparameters["kernel"], hyperparameters["kernel_params"], list(range(n_columns)))
+    m = max((r.shape[0] for _, r in found), default=1)
+    out = np.full((m, n_columns), np.nan)
+    for cols, rel in found:
+        rel = np.broadcast_to(rel, (m, len(cols)))
+        out[:, cols] = np.fmax(out[:, cols], rel)
+    return out
+
+
+def _column_labels(space: Any, n_columns: int) -> list[tuple[str, list[int]]]:
+    """(label, encoded columns) per bar: one per parameter, one per composition
+    element, then the descriptors a feature transform appends."""
+    from workbench.space import Composition
+
+    bars, col, extra = [], 0, []
+    for p in space.parameters:
+        if isinstance(p, Composition):
+            bars += [(f"{p.name}.{e}", [col + i]) for i, e in enumerate(p.elements)]
+            extra += [f"{p.name} mean {f}" for f in p.features]
+            extra += [f"{p.name} spread {f}" for f in p.features]
+        else:
+            bars.append((p.name, list(range(col, col + p.columns))))
+        col += p.columns
+    n_extra = n_columns - col
+    if n_extra and len(extra) != n_extra:  # substance descriptors too: number them
+        extra = [f"descriptor {j + 1}" for j in range(n_extra)]
+    bars += [(label, [col + j]) for j, label in enumerate(extra[:max(n_extra, 0)])]
+    return bars
+
+
+def _model_columns(campaign: "Campaign") -> int:
+    """Input columns the surrogate sees: the encoded space, then any descriptors."""
+    transform = campaign._engine.feature_transform()
+    if transform is None:
+        return campaign.space.dim
+    import jax.numpy as jnp
+
+    return int(transform(jnp.full((1, campaign.space.dim), 0.5)).shape[-1])
+
+
+def _last_hyperparameters(campaign: "Campaign") -> tuple[int, dict] | None:
+    import json
+
+    for t in sorted(campaign.trials, key=lambda t: t.id, reverse=True):
+        if t.audit:
+            hyper = json.loads(t.audit).get("hyperparameters")
+            if hyper:
+                return t.id, hyper
+    return None
+
+
+def plot_lengthscales(campaign: "Campaign", output: str | None = None,
+                      ax: "Axes | None" = None) -> "Axes":
+    """Parameter relevance (1 / ARD length-scale) of the last model that proposed a trial.
+
+    Read from that trial's audit (``json.loads(trial.audit)["hyperparameters"]``),
+    so it shows why the model proposed what it did. One bar per parameter (per
+    element for a composition; a categorical parameter's bar is its group's
+    relevance). output: which modelled outcome (default the first objective).
+    Returns the Axes.
+    """
+    own = ax is None
+    ax = _axes(ax)
+    found = _last_hyperparameters(campaign)
+    if found is None:
+        ax.text(0.5, 0.5, "no model-proposed trial with fitted hyperparameters yet",
+                transform=ax.transAxes, ha="center", va="center", color="0.4")
+        ax.set_title(f"{campaign.name}: parameter relevance")
+        return ax
+    trial_id, hyper = found
+    outputs = list(campaign._engine.outputs)
+    name = output or campaign.objectives[0].name
+    if name not in outputs:
+        raise ValueError(f"plot_lengthscales: output {name!r} is not modelled; expected one of"
+                         f" {outputs}")
+    n_columns = _model_columns(campaign)
+    rel = ard_relevance(hyper, n_columns)
+    row = rel[min(outputs.index(name), rel.shape[0] - 1)]
+    bars = _column_labels(campaign.space, n_columns)
+    labels = [label for label, _ in bars]
+    values = [float(np.nanmax(row[cols])) if np.any(np.isfinite(row[cols])) else 0.0
+              for _, cols in bars]
+    pos = np.arange(len(bars))[::-1]  # first parameter on top
+    container = ax.barh(pos, values, color="C0", gid="relevance")
+    container.set_label("1 / length-scale")
+    ax.set_yticks(pos, labels)
+    ax.set_xlabel("relevance: 1 / length-scale (inputs scaled to [0, 1])")
+    ax.set_title(f"{campaign.name}: parameter relevance for {_outcome_label(campaign, name)}"
+                 f" (model of trial {trial_id})", fontsize="medium")
+    if own:
+        ax.figure.tight_layout()  # room for long parameter names
+    return ax
+
+
+# -- compositions ------------------------------------------------------------------------
+
+_SQRT3_2 = float(np.sqrt(3.0) / 2.0)
+
+
+def ternary_xy(fractions: Any) -> np.ndarray:
+    """Cartesian points on the unit ternary diagram, (n, 2), from fractions (n, 3).
+
+    Corners: the first component at (0, 0), the second at (1, 0), the third at
+    (1/2, sqrt(3)/2). Rows are normalised to sum to one first (other elements
+    of a larger composition are left out).
+    """
+    F = np.atleast_2d(np.asarray(fractions, np.float64))
+    if F.shape[-1] != 3:
+        raise ValueError(f"fractions: got shape {F.shape}; expected (n, 3)")
+    total = F.sum(axis=1, keepdims=True)
+    if np.any(total <= 0):
+        raise ValueError("fractions: a row sums to zero; expected some of the three components")
+    F = F / total
+    return np.stack([F[:, 1] + 0.5 * F[:, 2], _SQRT3_2 * F[:, 2]], axis=1)
+
+
+def _ternary_frame(ax: "Axes", corners: list[str], steps: int = 5) -> None:
+    ax.plot([0, 1, 0.5, 0], [0, 0, _SQRT3_2, 0], color="k", lw=1, gid="triangle")
+    for f in np.arange(1, steps) / steps:  # grid lines of constant fraction
+        for k in range(3):
+            ends = np.zeros((2, 3))
+            ends[:, k] = f
+            ends[0, (k + 1) % 3] = 1 - f
+            ends[1, (k + 2) % 3] = 1 - f
+            xy = ternary_xy(ends)
+            ax.plot(xy[:, 0], xy[:, 1], color="0.85", lw=0.7, zorder=0)
+    for (x, y), label, ha, va in zip([(0, 0), (1, 0), (0.5, _SQRT3_2)], corners,
+                                     ["right", "left", "center"], ["top", "top", "bottom"]):
+        ax.text(x, y, label, ha=ha, va=va, fontsize="medium", fontweight="bold")
+    ax.set_xlim(-0.08, 1.08)
+    ax.set_ylim(-0.08, _SQRT3_2 + 0.08)
+    ax.set_aspect("equal")
+    ax.axis("off")
+
+
+def plot_ternary(campaign: "Campaign", name: str, elements: list[str] | None = None,
+                 objective: str | None = None, ax: "Axes | None" = None) -> "Axes":
+    """Compositions of three elements on a ternary diagram, coloured by an outcome.
+
+    name: the Composition parameter; elements: three of its elements (default:
+    all of them when it has three); objective: the outcome to colour by
+    (default the first objective). With more elements in the composition the
+    three fractions are renormalised (the title says so). The best trial is a
+    star. Returns the Axes.
+    """
+    from workbench.space import Composition
+
+    comp = next((p for p in campaign.space.parameters if p.name == name), None)
+    if not isinstance(comp, Composition):
+        names = [p.name for p in campaign.space.parameters if isinstance(p, Composition)]
+        raise ValueError(f"plot_ternary: {name!r} is not a composition parameter; expected one"
+                         f" of {names}")
+    elements = list(comp.elements) if elements is None else list(elements)
+    if len(elements) != 3 or len(set(elements)) != 3 or any(e not in comp.elements
+                                                            for e in elements):
+        raise ValueError(f"plot_ternary: elements: got {elements}; expected three different"
+                         f" elements of {comp.elements}")
+    obj_name = objective or campaign.objectives[0].name
+    if obj_name not in [o.name for o in campaign.outcomes]:
+        raise ValueError(f"plot_ternary: objective {obj_name!r} is not an outcome; expected one"
+                         f" of {[o.name for o in campaign.outcomes]}")
+    ax = _axes(ax)
+    unit = f" [{comp.unit}]" if comp.unit else ""
+    _ternary_frame(ax, [f"{e}{unit}" for e in elements])
+    done = [t for t in sorted(campaign.trials, key=lambda t: t.id) if t.status == _COMPLETED
+            and sum(float(t.params[name].get(e, 0.0)) for e in elements) > 0]
+    partial = len(comp.elements) > 3
+    title = f"{campaign.name}: {name} " + "-".join(elements)
+    ax.set_title(title + (" (fractions renormalised over these three)" if partial else ""),
+                 fontsize="medium")
+    if not done:
+        ax.text(0.5, 0.4, "no completed trials yet", ha="center", va="center", color="0.4")
+        return ax
+    F = np.asarray([[float(t.params[name].get(e, 0.0)) for e in elements] for t in done])
+    xy = ternary_xy(F)
+    values = np.asarray([t.outcomes[obj_name] for t in done], dtype=np.float64)
+    points = ax.scatter(xy[:, 0], xy[:, 1], c=values, cmap="viridis", s=36,
+                        edgecolors="k", linewidths=0.4, zorder=3, gid="trials")
+    ax.figure.colorbar(points, ax=ax, shrink=0.8, label=_outcome_label(campaign, obj_name))
+    best = campaign.best()
+    if best is not None and any(t.id == best.id for t in done):
+        bxy = xy[[t.id for t in done].index(best.id)]
+        ax.plot([bxy[0]], [bxy[1]], linestyle="none", marker="*", markersize=16,
+                markerfacecolor="none", markeredgecolor="C3", mew=1.5, zorder=4,
+                label=f"best trial ({best.id})", gid="best")
+        ax.legend(loc="upper right", fontsize="small")
     return ax
