@@ -16,6 +16,18 @@ NOTEBOOKS = sorted((Path(__file__).resolve().parent.parent / "notebooks").glob("
 
 def test_there_are_notebooks_to_run():
     assert NOTEBOOKS, "no notebooks found in notebooks/"
+    # One story per domain, beside the quickstart (each runs below).
+    assert {"quickstart.ipynb", "alloy_design.ipynb", "reaction_optimisation.ipynb",
+            "process_pareto.ipynb", "lab_api.ipynb"} <= {p.name for p in NOTEBOOKS}
+
+
+@pytest.mark.parametrize("path", NOTEBOOKS, ids=[p.name for p in NOTEBOOKS])
+def test_notebook_is_committed_without_outputs(path):
+    nb = nbformat.read(path, as_version=4)
+    nbformat.validate(nb)
+    code = [cell for cell in nb.cells if cell.cell_type == "code"]
+    assert code and nb.cells[0].cell_type == "markdown"  # a story starts with its text
+    assert all(not cell.get("outputs") and cell.get("execution_count") is None for cell in code)
 
 
 @pytest.mark.slow
