@@ -312,7 +312,8 @@ class Composition(_Parameter):
         F = lo + np.clip(np.asarray(Z, np.float64), 0.0, 1.0) * (hi - lo)
         out = np.empty(len(F), dtype=object)
         for i, f in enumerate(F):
-            out[i] = dict(zip(self.elements, self._snap(f).tolist()))
+            # + 0.0 turns a clipped -0.0 into 0.0 (it would print as "-0").
+            out[i] = dict(zip(self.elements, (self._snap(f) + 0.0).tolist()))
         return out
 
     def _snap(self, f: np.ndarray) -> np.ndarray:
@@ -325,7 +326,11 @@ class Composition(_Parameter):
             a, b = (t, b) if np.clip(f + t, lo, hi).sum() < 1.0 else (a, t)
         f = np.clip(f + 0.5 * (a + b), lo, hi)
         if self.resolution is None:
-            f[np.argmax(hi - f)] += 1.0 - f.sum()  # the last round-off, where there is room
+            # Values within round-off of a bound sit on it; the last round-off goes to
+            # the element farthest inside its bounds.
+            f = np.where(np.abs(f - lo) < 1e-12, lo, np.where(np.abs(hi - f) < 1e-12, hi, f))
+            room = np.minimum(f - lo, hi - f)
+            f[np.argmax(room)] += 1.0 - f.sum()
             return f
         k = round(1 / self.resolution)
         lo_u, hi_u = np.ceil(lo * k - 1e-9), np.floor(hi * k + 1e-9)
