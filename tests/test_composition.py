@@ -100,14 +100,22 @@ def test_composition_through_yaml_and_csv(tmp_path):
     r = run("ask", "spec.yaml", "-n", "2", "-o", "p.csv")
     assert r.returncode == 0, r.stderr
     rows = list(csv.DictReader(open(tmp_path / "p.csv")))
-    assert {"alloy.Cu", "alloy.Ni", "y"} <= set(rows[0])
+    cu, ni = "alloy.Cu [at. frac.]", "alloy.Ni [at. frac.]"  # headers carry units
+    assert {cu, ni, "y"} <= set(rows[0])
     for row in rows:
-        assert abs(float(row["alloy.Cu"]) + float(row["alloy.Ni"]) - 1) < 1e-9
-        row["y"] = str(float(row["alloy.Cu"]))
-    with open(tmp_path / "r.csv", "w", newline="") as fh:
-        w = csv.DictWriter(fh, fieldnames=list(rows[0]))
-        w.writeheader()
-        w.writerows(rows)
+        assert abs(float(row[cu]) + float(row[ni]) - 1) < 1e-9
+        row["y"] = str(float(row[cu]))
+
+    def write(name, fields, rows):
+        with open(tmp_path / name, "w", newline="") as fh:
+            w = csv.writer(fh)
+            w.writerow(fields)
+            w.writerows([[r[k] for k in rows[0]] for r in rows])
+
+    write("wrong.csv", [k.replace("[at. frac.]", "[wt. frac.]") for k in rows[0]], rows)
+    r = run("tell", "spec.yaml", "wrong.csv")
+    assert r.returncode == 2 and "gives unit 'wt. frac.'; expected 'at. frac.'" in r.stdout + r.stderr
+    write("r.csv", list(rows[0]), rows)
     r = run("tell", "spec.yaml", "r.csv")
     assert r.returncode == 0, r.stdout + r.stderr
     done = wb.Campaign.open(tmp_path / "a.zarr", tracking=None)

@@ -212,7 +212,12 @@ def ask(
         rows = [{"trial_id": t.id, **campaign.space.flatten(t.params),
                  **{o.name: "" for o in campaign.outcomes}}
                 for t in trials]
-        pd.DataFrame(rows).to_csv(output, index=False)
+        # Headers carry units ("temperature [degC]"); `tell` reads them back and
+        # refuses a column whose unit differs.
+        units = campaign.space.flat_units()
+        units.update({o.name: o.unit for o in campaign.outcomes})
+        labels = {k: f"{k} [{units[k]}]" if units.get(k) else k for k in rows[0]}
+        pd.DataFrame(rows).rename(columns=labels).to_csv(output, index=False)
         out.print(f"wrote {output}: fill in {', '.join(o.name for o in campaign.outcomes)}"
                   f" (or a failure_reason) and run `workbench tell {spec} {output}`",
                   highlight=False)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import csv
 import io
+import re
 import math
 from pathlib import Path
 
@@ -61,6 +62,29 @@ def _read_rows(path: Path, expected: str) -> tuple[list[str], list[tuple[int, li
                             f" expected comma-separated columns ({expected})") from None
     (_, header), body = rows[0], rows[1:]
     return [h.strip() for h in header], body
+
+
+_UNIT_SUFFIX = re.compile(r"^(?P<name>.*?)\s*\[(?P<unit>[^\[\]]*)\]$")
+
+
+def _strip_units(path: Path, header: list[str], campaign) -> list[str]:
+    """Column names without the ``[unit]`` suffix ``workbench ask`` writes; a unit that
+    differs from the parameter's or outcome's unit is an error (a value in the wrong
+    unit must not be recorded)."""
+    units = campaign.space.flat_units()
+    units.update({o.name: o.unit for o in campaign.outcomes})
+    out = []
+    for h in header:
+        m = _UNIT_SUFFIX.match(h)
+        if m is None:
+            out.append(h)
+            continue
+        name, unit = m.group("name").strip(), m.group("unit").strip()
+        if name in units and (units[name] or "") != unit:
+            raise CampaignError(f"{path}:1: column {h!r} gives unit {unit!r}; expected"
+                                f" {units[name] or 'no unit'!r} for {name!r}")
+        out.append(name)
+    return out
 
 
 def _check_header(path: Path, header: list[str], campaign, expected: str) -> None:
@@ -130,6 +154,7 @@ def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | Non
     objectives = [o.name for o in campaign.outcomes]
     expected = ", ".join(["trial_id", *objectives])
     header, body = _read_rows(path, expected)
+    header = _strip_units(path, header, campaign)
     _check_header(path, header, campaign, expected)
     if not body:
         raise CampaignError(f"{path}: no rows below the header; expected one row per trial"

@@ -526,6 +526,14 @@ class SearchSpace:
             out += p.column_names() if isinstance(p, Composition) else [p.name]
         return out
 
+    def flat_units(self) -> dict[str, str | None]:
+        """Unit of each table / CSV column (``flat_names``)."""
+        out: dict[str, str | None] = {}
+        for p in self.parameters:
+            for n in (p.column_names() if isinstance(p, Composition) else [p.name]):
+                out[n] = getattr(p, "unit", None)
+        return out
+
     def flatten(self, params: dict) -> dict:
         """A parameter dict with compositions spread over ``name.Element`` keys."""
         out = {}
