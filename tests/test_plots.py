@@ -426,3 +426,27 @@ def test_ternary_plot_places_every_trial_and_colours_it_by_the_objective():
         plot_ternary(c, "alloy", elements=["Cu", "Ni"])
     with pytest.raises(ValueError, match="not a composition"):
         plot_ternary(c, "temperature")
+
+
+def test_plot_accessor_binds_every_plot_to_the_campaign():
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import workbench as wb
+
+    space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0, unit="degC")])
+    c = wb.Campaign("acc", space, [wb.Objective("y", "maximize")], tracking=None,
+                    initial_design={"n": 3})
+    for t in c.ask(3):
+        c.tell(t.id, t.params["x"] ** 2)
+    assert c.plot().get_ylabel() == c.plot.convergence().get_ylabel()  # the call is convergence
+    from workbench import plots
+
+    for name in ("predictions", "calibration", "pareto", "hypervolume", "slices",
+                 "lengthscales", "ternary"):
+        bound = getattr(c.plot, name)
+        assert bound.func is getattr(plots, f"plot_{name}") and bound.args == (c,)
+    import pytest
+
+    with pytest.raises(AttributeError, match="has no 'histogram'"):
+        c.plot.histogram()

@@ -95,6 +95,33 @@ def _copy(t: Trial) -> Trial:
                    prediction=dict(t.prediction) if t.prediction else None)
 
 
+class _PlotAccessor:
+    """``campaign.plot.<name>(...)``: the functions of ``workbench.plots`` bound to a
+    campaign; calling it draws the convergence plot."""
+
+    _NAMES = ("convergence", "predictions", "calibration", "pareto", "hypervolume", "slices",
+              "lengthscales", "ternary")
+
+    def __init__(self, campaign: "Campaign"):
+        self._campaign = campaign
+
+    def __call__(self, ax=None):
+        from workbench.plots import plot_convergence
+        return plot_convergence(self._campaign, ax=ax)
+
+    def __getattr__(self, name: str):
+        if name not in self._NAMES:
+            raise AttributeError(f"campaign.plot has no {name!r}; expected one of"
+                                 f" {list(self._NAMES)}")
+        import functools
+
+        from workbench import plots
+        return functools.partial(getattr(plots, f"plot_{name}"), self._campaign)
+
+    def __dir__(self):
+        return list(self._NAMES)
+
+
 class Campaign:
     """A Bayesian-optimisation campaign over a search space.
 
@@ -443,10 +470,12 @@ class Campaign:
         frame = self.to_frame()
         return f"<p><b>{self!r}</b></p>" + frame.to_html(index=False, max_rows=30, na_rep="")
 
-    def plot(self, ax=None):
-        """Convergence plot: best so far against trial number (matplotlib Axes)."""
-        from workbench.plots import plot_convergence
-        return plot_convergence(self, ax=ax)
+    @property
+    def plot(self) -> "_PlotAccessor":
+        """Plots: ``campaign.plot()`` (convergence), ``campaign.plot.pareto()``,
+        ``.hypervolume()``, ``.slices()``, ``.lengthscales()``, ``.ternary(name)``,
+        ``.predictions()``, ``.calibration()``; each returns matplotlib Axes or a Figure."""
+        return _PlotAccessor(self)
 
     def plot_predictions(self, ax=None):
         """Calibration plot: predicted mean ± 2 std against observed (matplotlib Axes)."""
