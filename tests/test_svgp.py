@@ -66,7 +66,8 @@ def data():
     return X, np.sin(8.0 * X[:, 0]) + 0.1 * rng.normal(size=300)
 
 
-FIT = dict(num_inducing=64, batch_size=512, steps=300, learning_rate=0.02)
+# Enough steps to converge (at 300 the result depended on the XLA thread count).
+FIT = dict(num_inducing=64, batch_size=512, steps=1000, learning_rate=0.02)
 
 
 @pytest.fixture(scope="module")
@@ -91,7 +92,7 @@ def test_elbo_is_a_lower_bound_on_the_exact_marginal_likelihood(data, model):
                         (model.q_mean + 0.1, 0.5 * model.q_sqrt))
     assert float(worse.elbo(X, y)[0]) < collapsed
     assert collapsed <= lml
-    # and a tight one with 64 inducing points (gap measured 1.2-1.7 nats of 27 across BLAS settings)
+    # and a tight one with 64 inducing points (gap 0.23 nats of 129 when converged)
     assert lml - collapsed < 0.1 * abs(lml)
 
 
