@@ -315,3 +315,32 @@ def test_cstr_campaign_with_an_outcome_constraint_gets_past_its_first_model_prop
                                                      "feed_concentration")))
         assert {"productivity", "cost"} <= set(t.outcomes)
         assert t.outcomes == {k: float(direct[k]) for k in t.outcomes}
+
+
+@pytest.mark.slow
+def test_alloy_campaign_from_yaml_through_workbench_run(tmp_path):
+    from workbench.simulators.alloys import emt_alloy
+
+    _run_cli(tmp_path, "alloy", budget=9)  # 8 design points, then one model proposal
+    campaign = wb.Campaign.open(tmp_path / "campaigns" / "alloy.zarr", tracking=None)
+    done = [t for t in campaign.trials if t.status == "completed"]
+    assert len(done) == 9 and done[-1].strategy == "log_ei"
+    for t in done[-2:]:  # compositions sum to one and the record holds the simulator's value
+        assert abs(sum(t.params["alloy"].values()) - 1.0) < 1e-9
+        assert t.outcomes["mixing_energy"] == pytest.approx(
+            emt_alloy(t.params["alloy"])["mixing_energy"], abs=1e-12)
+
+
+@pytest.mark.slow
+def test_mixed_emulator_campaign_from_yaml_through_workbench_run(tmp_path):
+    import yaml
+
+    spec = yaml.safe_load((REPO / "experiments" / "direct_arylation_emulator.yaml").read_text())
+    n0 = spec["initial_design"]["n"]
+    _run_cli(tmp_path, "direct_arylation_emulator", budget=n0 + 1)
+    campaign = wb.Campaign.open(tmp_path / "campaigns" / "direct_arylation_emulator.zarr",
+                                tracking=None)
+    done = [t for t in campaign.trials if t.status == "completed"]
+    assert len(done) == n0 + 1 and done[-1].strategy not in ("sobol",)
+    for t in done:  # a yield in percent for a mixed categorical + continuous setting
+        assert -5.0 <= t.outcomes["yield"] <= 105.0
