@@ -92,4 +92,18 @@ class InputTransformed(eqx.Module):
         return InputTransformed(self.model.condition(self.transform(Xnew), Ynew), self.transform)
 
 
-__all__ = ["Chain", "InputTransformed", "OneHotFeatures", "SimplexFeatures"]
+class Latent(eqx.Module):
+    """A model seen through its latent posterior (``observation_noise=False``): what
+    acquisitions want from a deep ensemble, so that a repeated point gains nothing."""
+
+    model: eqx.Module
+
+    @property
+    def num_outputs(self) -> int:
+        return self.model.num_outputs
+
+    def posterior(self, Xq: Array, full_cov: bool = False):
+        return self.model.posterior(Xq, full_cov=full_cov, observation_noise=False)
+
+
+__all__ = ["Chain", "InputTransformed", "Latent", "OneHotFeatures", "SimplexFeatures"]

@@ -202,6 +202,7 @@ class Campaign:
         self._warm_start: dict | None = None
         self._last_model = None
         self._pool_rows: list[dict] | None = None
+        self._pool_encoded: np.ndarray | None = None
         self.stopped: str | None = None
         self._run_id: str | None = None
         self._tracker = None
@@ -407,54 +408,52 @@ class Campaign:
         done = self._feasible_completed()
         if not done:
             return []
-        S = self._scores(done)
-        keep = [i for i in range(len(done))
-                if not any(np.all(S[j] >= S[i]) and np.any(S[j] > S[i])
-                           for j in range(len(done)))]
-        return [_copy(done[i]) for i in keep]
+        from active_learning.multiobjective import pareto_mask
+
+        keep = np.asarray(pareto_mask(self._scores(done)))
+        return [_copy(t) for t, k in zip(done, keep) if k]
 
     def _scores(self, trials: list[Trial]) -> np.ndarray:
         return np.asarray([[o.score(t.outcomes[o.name]) for o in self.objectives]
                            for t in trials]).reshape(len(trials), len(self.objectives))
 
+    def _feasible_scores(self, ref_point) -> tuple[list[Trial], np.ndarray, np.ndarray]:
+        """Feasible completed trials, their maximised scores and the reference point
+        (``ref_point`` or the spec's in user units, else the worst score per objective)."""
+        rows = self._feasible_completed()
+        S = self._scores(rows)
+        ref = ref_point if ref_point is not None else self.spec.acquisition.ref_point
+        if ref is not None:
+            r = np.asarray([o.score(v) for o, v in zip(self.objectives, ref)])
+        else:
+            r = S.min(axis=0) if len(S) else np.zeros(len(self.objectives))
+        return rows, S, r
+
+    @staticmethod
+    def _dominated_volume(S: np.ndarray, r: np.ndarray) -> float:
+        from active_learning.multiobjective import hypervolume
+
+        S = S[np.all(S > r, axis=1)] if len(S) else S
+        return float(hypervolume(S, r)) if len(S) else 0.0
+
     def hypervolume(self, ref_point: list[float] | None = None) -> float:
         """Hypervolume dominated by the feasible completed trials now (see
         ``hypervolume_history`` for the reference point)."""
-        from active_learning.multiobjective import hypervolume
-
-        rows = self._feasible_completed()
-        if not rows:
-            return 0.0
-        S = self._scores(rows)
-        ref = ref_point if ref_point is not None else self.spec.acquisition.ref_point
-        r = (np.asarray([o.score(v) for o, v in zip(self.objectives, ref)]) if ref is not None
-             else S.min(axis=0))
-        S = S[np.all(S > r, axis=1)]
-        return float(hypervolume(S, r)) if len(S) else 0.0
+        _, S, r = self._feasible_scores(ref_point)
+        return self._dominated_volume(S, r)
 
     def hypervolume_history(self, ref_point: list[float] | None = None) -> list[float]:
         """Hypervolume dominated by the feasible completed trials after each trial id
         (several objectives). ref_point: in user units per objective; default the
         spec's ``acquisition.ref_point``, else the worst feasible value of each
         objective, so the history is comparable within one campaign."""
-        from active_learning.multiobjective import hypervolume
-
-        ref = ref_point if ref_point is not None else self.spec.acquisition.ref_point
-        feasible = {t.id for t in self._feasible_completed()}
-        rows = [t for t in self._trials if t.id in feasible]
-        if not rows:
-            return [0.0] * len(self._trials)
-        S = self._scores(rows)
-        r = (np.asarray([o.score(v) for o, v in zip(self.objectives, ref)]) if ref is not None
-             else S.min(axis=0))
-        out, seen = [], []
+        rows, S, r = self._feasible_scores(ref_point)
         by_id = dict(zip((t.id for t in rows), S))
+        out, seen = [], []
         for t in self._trials:
             if t.id in by_id:
                 seen.append(by_id[t.id])
-            pts = np.asarray(seen).reshape(-1, len(self.objectives))
-            pts = pts[np.all(pts > r, axis=1)] if len(pts) else pts
-            out.append(float(hypervolume(pts, r)) if len(pts) else 0.0)
+            out.append(self._dominated_volume(np.asarray(seen).reshape(-1, len(r)), r))
         return out
 
     def __repr__(self) -> str:
@@ -685,7 +684,9 @@ class Campaign:
 
     def _free_candidates(self) -> np.ndarray:
         """Encoded pool rows not asked yet (each condition is run once)."""
-        pool = self.space.encode(self._candidates())
+        if self._pool_encoded is None:
+            self._pool_encoded = self.space.encode(self._candidates())
+        pool = self._pool_encoded
         used = self.space.encode([t.params for t in self._trials])
         if not len(used):
             return pool
@@ -1168,12 +1169,7 @@ class Campaign:
         return {"step_cpu_s": spent, "step_energy_j": spent * watts_per_core()}
 
     def _completed_xy(self) -> tuple[np.ndarray, np.ndarray]:
-        done = [t for t in self._trials if t.status == COMPLETED]
-        if not done:
-            return np.zeros((0, len(self.space.parameters))), np.zeros((0, 1))
-        X = self.space.encode([t.params for t in done])
-        Y = np.asarray([[t.outcomes[o.name] for o in self.objectives] for t in done])
-        return X, Y
+        return self._training_data([t for t in self._trials if t.status == COMPLETED])
 
     def _completed_data_hash(self) -> str:
         X, Y = self._completed_xy()

@@ -211,7 +211,9 @@ def _fit(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
     if cfg.type == "ensemble":
         model = sg.fit_ensemble(X, Y, key=key, members=cfg.members, hidden=tuple(cfg.hidden),
                                 epochs=cfg.epochs, bounds=unit)
-        return _latent(model), None
+        from surrogates.transforms import Latent
+
+        return Latent(model), None
     if cfg.type == "bll":
         model = sg.fit_bll(X, Y, key=key, hidden=tuple(cfg.hidden), epochs=cfg.epochs,
                            bounds=unit)
@@ -228,29 +230,6 @@ def _fit(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
                             bounds=unit)
         return model, None
     raise ValueError(f"surrogate.type: got {cfg.type!r}")
-
-
-_LATENT: list = []
-
-
-def _latent(model):
-    """The ensemble seen through its latent posterior (no aleatoric noise): what
-    acquisitions want, so that a repeated point gains nothing."""
-    if not _LATENT:
-        import equinox as eqx
-
-        class LatentEnsemble(eqx.Module):
-            model: eqx.Module
-
-            @property
-            def num_outputs(self) -> int:
-                return self.model.num_outputs
-
-            def posterior(self, Xq, full_cov: bool = False):
-                return self.model.posterior(Xq, full_cov=full_cov, observation_noise=False)
-
-        _LATENT.append(LatentEnsemble)
-    return _LATENT[0](model)
 
 
 def can_condition(model) -> bool:
