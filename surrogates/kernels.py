@@ -346,12 +346,14 @@ class Categorical(Kernel):
 
     k = exp(-sum_g w_g [x_g != x'_g]), written as exp(-sum_g w_g |x_g - x'_g|^2 / 2),
     which is the same on one-hot vectors and stays a valid (Gaussian) kernel on
-    the relaxed one-hots an acquisition optimiser may pass. Unit variance: it is
-    meant as a factor of a product. groups: column indices of each group, of the
-    inputs this kernel receives. Parameters ``{"log_weight": (G,)}``.
+    the relaxed one-hots an acquisition optimiser may pass. Unit variance, as a
+    factor of a product, unless ``scaled`` (a term of a sum, or the whole kernel).
+    groups: column indices of each group, of the inputs this kernel receives.
+    Parameters ``{"log_weight": (G,)}``, and ``"log_variance"`` when scaled.
     """
 
     groups: tuple[tuple[int, ...], ...] = eqx.field(static=True, default=(), kw_only=True)
+    scaled: bool = eqx.field(static=True, default=False, kw_only=True)
     name: ClassVar[str] = "categorical"
 
     def __check_init__(self):
@@ -359,7 +361,13 @@ class Categorical(Kernel):
             raise ValueError(f"categorical kernel needs non-empty column groups; got {self.groups}")
 
     def init(self, d):
-        return {"log_weight": _full((len(self.groups),), LOG_WEIGHT_PRIOR[0])}
+        params = {"log_weight": _full((len(self.groups),), LOG_WEIGHT_PRIOR[0])}
+        if self.scaled:
+            params["log_variance"] = _full((), LOG_VARIANCE_PRIOR[0])
+        return params
+
+    def _scale(self, params):
+        return jnp.exp(params["log_variance"]) if self.scaled else 1.0
 
     def gram(self, params, X1, X2):
         w = jnp.exp(params["log_weight"])
@@ -368,13 +376,16 @@ class Categorical(Kernel):
             A, B = X1[:, list(g)], X2[:, list(g)]
             sq = (jnp.sum(A * A, -1)[:, None] + jnp.sum(B * B, -1)[None, :] - 2.0 * A @ B.T)
             total = total + 0.5 * wg * jnp.maximum(sq, 0.0)
-        return jnp.exp(-total)
+        return self._scale(params) * jnp.exp(-total)
 
     def diag(self, params, X):
-        return jnp.ones(X.shape[:-1])
+        return self._scale(params) * jnp.ones(X.shape[:-1])
 
     def log_prior(self, params):
-        return jnp.sum(normal_logpdf(params["log_weight"], *LOG_WEIGHT_PRIOR))
+        lp = jnp.sum(normal_logpdf(params["log_weight"], *LOG_WEIGHT_PRIOR))
+        if self.scaled:
+            lp = lp + normal_logpdf(params["log_variance"], *LOG_VARIANCE_PRIOR)
+        return lp
 
 
 class Sum(Kernel):
@@ -498,19 +509,33 @@ _BASE = ("matern12", "matern32", "matern52", "rbf", "linear", "periodic")
 _ALIASES = {"se": "rbf", "squared_exponential": "rbf", "exponential": "matern12"}
 
 
-def with_categorical(kernel: Kernel, groups: Sequence[Sequence[int]], d: int) -> Kernel:
-    """``kernel`` on the non-categorical columns times a :class:`Categorical` on ``groups``.
+def with_categorical(kernel: Kernel, groups: Sequence[Sequence[int]], d: int,
+                     structure: str = "product") -> Kernel:
+    """``kernel`` on the non-categorical columns combined with a :class:`Categorical`
+    on ``groups``.
 
     groups: one-hot column groups of the d input columns (as ``Domain.onehot``).
+    structure: ``"product"``, k_cont * k_cat, where a value is only informative
+    about settings that share every category; or ``"additive"``, main effects
+    plus the interaction: each categorical factor on its own, plus the
+    continuous kernel, plus their product (BoTorch's MixedSingleTaskGP sums the
+    continuous and categorical parts the same way). Additive structure lets a
+    good solvent found with one ligand raise the prediction for the others, which
+    matters when most combinations are never measured.
     """
+    if structure not in ("product", "additive"):
+        raise ValueError(f"structure must be 'product' or 'additive'; got {structure!r}")
     groups = tuple(tuple(int(c) for c in g) for g in groups)
     cat = {c for g in groups for c in g}
     rest = tuple(c for c in range(d) if c not in cat)
-    if not rest:
-        return Categorical(groups=groups)
-    if kernel.active_dims is None:
+    if rest and kernel.active_dims is None:
         kernel = dataclasses.replace(kernel, active_dims=rest)
-    return kernel * Categorical(groups=groups)
+    if structure == "product":
+        return kernel * Categorical(groups=groups) if rest else Categorical(groups=groups)
+    mains = [Categorical(groups=(g,), scaled=True) for g in groups]
+    if rest:
+        return Sum(tuple(mains) + (kernel, kernel * Categorical(groups=groups)))
+    return Sum(tuple(mains) + (Categorical(groups=groups, scaled=True),))
 
 
 def parse_kernel(expr: str) -> Kernel:
@@ -582,6 +607,8 @@ def kernel_to_dict(kernel: Kernel) -> dict:
             out["dims"] = list(kernel.dims)
     elif isinstance(kernel, Categorical):
         out["groups"] = [list(g) for g in kernel.groups]
+        if kernel.scaled:
+            out["scaled"] = True
     elif isinstance(kernel, Linear):
         out["center"] = kernel.center
     return out
@@ -599,7 +626,8 @@ def kernel_from_dict(data: dict) -> Kernel:
         return Warped(kernel_from_dict(data["kernel"]), dims=None if wd is None else tuple(wd),
                       **kw)
     if kind == "categorical":
-        return Categorical(groups=tuple(tuple(g) for g in data["groups"]), **kw)
+        return Categorical(groups=tuple(tuple(g) for g in data["groups"]),
+                           scaled=bool(data.get("scaled", False)), **kw)
     if kind == "linear":
         return Linear(center=float(data.get("center", 0.5)), **kw)
     if kind not in KERNELS:

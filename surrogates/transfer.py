@@ -86,7 +86,8 @@ def default_num_anchors(d: int) -> int:
 def _one_output(theta: GPHyperparameters, j: int = 0) -> GPHyperparameters:
     return GPHyperparameters(
         kernel=theta.kernel, kernel_params=jax.tree.map(lambda a: a[j], theta.kernel_params),
-        log_noise=theta.log_noise[j], mean=theta.mean[j], learn_noise=theta.learn_noise)
+        log_noise=theta.log_noise[j], mean=theta.mean[j], learn_noise=theta.learn_noise,
+        noise_prior=theta.noise_prior)
 
 
 def summarise_posterior(model: ExactGP, num_anchors: int | None = None) -> dict:

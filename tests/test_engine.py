@@ -307,3 +307,38 @@ def test_constraint_outcomes_survive_reopening(tmp_path):
     assert [t.outcomes for t in again.trials] == [t.outcomes for t in c.trials]
     assert "impurity" in again.data and "impurity" in again.to_frame().columns
     assert again.best().id == c.best().id
+
+
+@pytest.mark.parametrize(("oracle", "chosen", "expected"), [
+    ({"dataset": "shields_arylation"}, "auto", "lab"),
+    ({"dataset": "shields_arylation", "mode": "emulator"}, "auto", "low"),
+    ({"command": "echo {x}"}, "auto", "lab"),
+    ({"builtin": "branin"}, "auto", "low"),
+    (None, "auto", "low"),
+    (None, "lab", "lab"),
+    ({"dataset": "shields_arylation"}, "low", "low"),
+])
+def test_noise_prior_follows_the_oracle_unless_chosen(oracle, chosen, expected):
+    """Recorded measurements and lab commands get the measurement prior; simulators and
+    functions the tight one; an explicit ``surrogate.noise_prior`` always wins."""
+    from workbench.propose import noise_prior
+    from workbench.spec import parse_spec
+
+    space = ([{"name": "x", "type": "continuous", "low": 0.0, "high": 1.0}]
+             if oracle is None or "dataset" not in oracle else
+             [{"name": n, "type": "categorical", "choices": c} for n, c in (
+                 ("base", ["Cesium acetate", "Cesium pivalate", "Potassium acetate",
+                           "Potassium pivalate"]),
+                 ("ligand", ["XPhos", "PPh3"]), ("solvent", ["DMAc", "p-Xylene"]),
+                 ("concentration", ["0.057", "0.1", "0.153"]),
+                 ("temperature", ["90", "105", "120"]))])
+    if oracle is not None and "builtin" in oracle:
+        space = [{"name": "x1", "type": "continuous", "low": -5.0, "high": 10.0},
+                 {"name": "x2", "type": "continuous", "low": 0.0, "high": 15.0}]
+    spec = {"name": "np", "space": space, "tracking": None,
+            "objectives": [{"name": "yield" if oracle and "dataset" in oracle else "y",
+                            "direction": "maximize"}],
+            "surrogate": {"noise_prior": chosen}}
+    if oracle is not None:
+        spec["oracle"] = oracle
+    assert noise_prior(parse_spec(spec, source="test")) == expected

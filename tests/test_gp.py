@@ -239,6 +239,8 @@ GRAD_KERNELS = {
         active_dims=(2,)),
     "warped": K.Warped(K.Matern52(), dims=(0, 2)),
     "categorical": K.with_categorical(K.RBF(), [(3, 4), (5, 6, 7)], d=8),
+    "categorical_additive": K.with_categorical(K.RBF(), [(3, 4), (5, 6, 7)], d=8,
+                                               structure="additive"),
 }
 
 
@@ -261,8 +263,8 @@ def test_map_objective_gradient_matches_finite_differences(name, learn_noise):
     kernel = GRAD_KERNELS[name]
     rng = np.random.default_rng(1)
     n, N = 11, 16
-    X = rng.uniform(size=(N, 8 if name == "categorical" else 3))
-    if name == "categorical":
+    X = rng.uniform(size=(N, 8 if name.startswith("categorical") else 3))
+    if name.startswith("categorical"):
         X[:, 3:5] = np.eye(2)[rng.integers(2, size=N)]
         X[:, 5:8] = np.eye(3)[rng.integers(3, size=N)]
     X[5] = X[2]  # a repeated experiment: r = 0 off the diagonal
@@ -404,3 +406,32 @@ def test_blocked_inverse_from_cholesky_matches_numpy(n):
     Linv, Kinv = jax.jit(gp._inverse_from_cholesky)(jnp.linalg.cholesky(K))
     np.testing.assert_allclose(Kinv, np.linalg.inv(K), rtol=1e-9, atol=1e-9 * np.abs(Kinv).max())
     np.testing.assert_allclose(Linv @ np.linalg.cholesky(K), np.eye(n), atol=1e-10)
+
+
+def test_noise_prior_enters_the_map_objective_and_the_fit():
+    """The noise prior is a log-normal on the learned noise variance: log_prior
+    changes by exactly the difference of the two normal log densities, a tight
+    prior pins the fitted noise at its median, and the setting survives JSON."""
+    theta = _theta(2, [0.3, 0.5], 1.2, 0.05, 0.1)
+    lab = sg.GPHyperparameters(kernel=theta.kernel, kernel_params=theta.kernel_params,
+                               log_noise=theta.log_noise, mean=theta.mean, noise_prior="lab")
+    z = float(theta.log_noise[0])
+
+    def logpdf(x, mu, sd):
+        return -0.5 * ((x - mu) / sd) ** 2 - math.log(sd * math.sqrt(2 * math.pi))
+
+    one = lambda t: jax.tree.map(lambda a: a[0], t)  # noqa: E731
+    diff = float(gp.log_prior(one(lab)) - gp.log_prior(one(theta)))
+    assert diff == pytest.approx(logpdf(z, -4.0, 1.0) - logpdf(z, -8.0, 2.0), rel=1e-12)
+    assert gp.NOISE_PRIORS["lab"] == (-4.0, 1.0) and lab.noise_prior == (-4.0, 1.0)
+    # A tight prior at log 0.02 holds the learned noise there whatever the data say.
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(20, 2))
+    y = np.sin(5 * X[:, 0]) + X[:, 1]
+    model = sg.fit_gp(X, y, key=jax.random.key(0), noise_prior=(math.log(0.02), 1e-3))
+    assert float(model.hyperparameters.noise[0]) == pytest.approx(0.02 + gp.NOISE_FLOOR, rel=1e-2)
+    data = json.loads(json.dumps(gp.hyperparameters_to_dict(model.hyperparameters)))
+    assert gp.hyperparameters_from_dict(data).noise_prior == (math.log(0.02), 1e-3)
+    for bad in ("loud", (0.0, -1.0), (0.0,), "x"):
+        with pytest.raises(ValueError, match="noise_prior"):
+            gp.resolve_noise_prior(bad)

@@ -128,22 +128,56 @@ def test_categorical_kernel_by_hand():
     np.testing.assert_allclose(mixed(pm, Xc, Xc), cont * expected, rtol=1e-12)
 
 
+def test_additive_categorical_structure_by_hand():
+    """Main effects plus interaction: on a purely categorical space each factor's
+    scaled exchangeable kernel plus a scaled product over all factors; with
+    continuous columns the continuous kernel, the categorical main effects and
+    their product."""
+    groups = ((0, 1, 2), (3, 4))
+    X = np.array([[1, 0, 0, 1, 0], [0, 1, 0, 1, 0], [1, 0, 0, 0, 1], [0, 0, 1, 0, 1]], float)
+    w, s = np.array([0.5, 2.0]), np.array([0.3, 1.7, 0.6])  # weights; variances of 3 terms
+    same = [(X[:, list(g)] @ X[:, list(g)].T) for g in groups]  # 1 where the factor agrees
+    main = [s[i] * np.exp(-w[i] * (1 - same[i])) for i in range(2)]
+    inter = s[2] * np.exp(-w[0] * (1 - same[0]) - w[1] * (1 - same[1]))
+    kernel = K.with_categorical(K.Matern52(), groups, d=5, structure="additive")
+    assert kernel == K.Sum((K.Categorical(groups=(groups[0],), scaled=True),
+                            K.Categorical(groups=(groups[1],), scaled=True),
+                            K.Categorical(groups=groups, scaled=True)))
+    p = tuple({"log_weight": jnp.log(jnp.array([w[i]])), "log_variance": jnp.log(s[i])}
+              for i in range(2)) + ({"log_weight": jnp.log(jnp.asarray(w)),
+                                     "log_variance": jnp.log(s[2])},)
+    np.testing.assert_allclose(kernel(p, X, X), main[0] + main[1] + inter, rtol=1e-13)
+    # With a continuous column: k_cont + sum of mains + k_cont * unit-variance product.
+    Xc = np.hstack([np.array([[0.1], [0.4], [0.7], [0.2]]), X])
+    mixed = K.with_categorical(K.Matern52(), [(1, 2, 3), (4, 5)], d=6, structure="additive")
+    pm = mixed.init(6)
+    cont = _np_stationary("matern52", Xc[:, :1], Xc[:, :1],
+                          np.exp(np.asarray(pm[2]["log_lengthscale"])), 1.0)
+    unit = np.exp(-(1 - same[0]) - (1 - same[1]))  # weights at their prior median, e^0
+    mains = np.exp(-(1 - same[0])) + np.exp(-(1 - same[1]))  # unit variances at init
+    np.testing.assert_allclose(mixed(pm, Xc, Xc), cont + mains + cont * unit, rtol=1e-12)
+    with pytest.raises(ValueError, match="structure"):
+        K.with_categorical(K.Matern52(), groups, d=5, structure="sum")
+
+
 KERNELS = {
     "matern12": K.Matern12(), "matern32": K.Matern32(), "matern52": K.Matern52(),
     "rbf": K.RBF(), "linear": K.Linear(), "periodic": K.Periodic(),
     "sum": K.Matern52() + K.Linear(), "product": K.RBF() * K.Periodic(),
     "warped": K.Warped(K.Matern32()),
     "categorical": K.with_categorical(K.Matern52(), [(1, 2), (3, 4, 5)], d=6),
+    "categorical_additive": K.with_categorical(K.Matern52(), [(1, 2), (3, 4, 5)], d=6,
+                                               structure="additive"),
 }
 
 
 @pytest.mark.parametrize("name", sorted(KERNELS))
 def test_gram_matrices_are_positive_semidefinite(name):
     kernel = KERNELS[name]
-    d = 6 if name == "categorical" else D
+    d = 6 if name.startswith("categorical") else D
     rng = np.random.default_rng(5)
     X = rng.uniform(size=(40, d))
-    if name == "categorical":
+    if name.startswith("categorical"):
         # Exact one-hots in half the rows, relaxed (as an optimiser passes) in the other.
         X[:20, 1:3] = np.eye(2)[rng.integers(2, size=20)]
         X[:20, 3:6] = np.eye(3)[rng.integers(3, size=20)]
@@ -226,13 +260,15 @@ def test_closed_form_gram_vjp_equals_reverse_mode(inputs, name):
         np.testing.assert_allclose(closed[key], generic[key], rtol=1e-10, atol=1e-12)
 
 
-@pytest.mark.parametrize("name", ["sum", "product", "categorical"])
+@pytest.mark.parametrize("name", ["sum", "product", "categorical", "categorical_additive"])
 def test_composite_gram_vjp_equals_reverse_mode(name):
     kernel = {"sum": K.Matern52() + K.Linear(active_dims=(1,)),
               "product": K.Matern32(active_dims=(0, 2)) * K.Periodic() * K.RBF(active_dims=(1,)),
-              "categorical": K.with_categorical(K.Matern52() + K.Linear(), [(3, 4)], d=5)}[name]
+              "categorical": K.with_categorical(K.Matern52() + K.Linear(), [(3, 4)], d=5),
+              "categorical_additive": K.with_categorical(K.Matern52(), [(3, 4)], d=5,
+                                                         structure="additive")}[name]
     rng = np.random.default_rng(8)
-    X = rng.uniform(size=(9, 5 if name == "categorical" else 3))
+    X = rng.uniform(size=(9, 5 if name.startswith("categorical") else 3))
     p = _random_params(kernel, X.shape[1], 5)
     ct = rng.normal(size=(9, 9))
     closed = jax.tree.leaves(kernel.gram_vjp(p, X, ct))

@@ -154,6 +154,12 @@ CASES = [
          "initial_design.points[0]", "initial_design:", ("got 50.0", "[-5.0, 10.0]")),
     Case("surrogate-unknown-kernel", BASE + "surrogate: {kernel: 'matern52 + cosine'}\n" + ORACLE,
          "surrogate.kernel", "surrogate:", ("'matern52 + cosine'", "expected an expression")),
+    Case("surrogate-unknown-noise-prior",
+         BASE + "surrogate: {noise_prior: loud}\n" + ORACLE,
+         "surrogate.noise_prior", "surrogate:", ("'loud'", "'lab'")),
+    Case("surrogate-unknown-categorical-structure",
+         BASE + "surrogate: {categorical: sum}\n" + ORACLE,
+         "surrogate.categorical", "surrogate:", ("'sum'", "'additive'")),
     Case("composition-unknown-element",
          NAME + "space:\n  - {name: x1, type: continuous, low: 0.0, high: 1.0}\n"
          "  - {name: alloy, type: composition, elements: [Cu, Ni, Qq]}\n" + OBJECTIVES + ORACLE,

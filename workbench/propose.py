@@ -144,6 +144,22 @@ def expand(Z: np.ndarray, free: np.ndarray, fixed: dict[int, float], dim: int) -
 # -- surrogates ---------------------------------------------------------------------
 
 
+def noise_prior(spec) -> str:
+    """The GP's noise prior for a spec: ``surrogate.noise_prior``, with ``auto``
+    read from the oracle. A dataset's recorded measurements and a lab command's
+    results are noisy ("lab"); simulators, emulators, Python functions and
+    campaigns told by hand keep "low", which fits exact values tightly (set
+    ``noise_prior: lab`` for measured data told through the API)."""
+    chosen = spec.surrogate.noise_prior
+    if chosen != "auto":
+        return chosen
+    oracle = spec.oracle
+    if oracle is not None and (oracle.command is not None or (
+            oracle.dataset is not None and oracle.mode != "emulator")):
+        return "lab"
+    return "low"
+
+
 def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
                   warm: dict | None):
     """Fit the spec's surrogate on encoded X (n, d), outputs Y (n, m).
@@ -189,19 +205,21 @@ def _fit(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
         onehot = [g for g, p in zip(problem.space.domain().onehot, cats)
                   if p.encoding == "onehot"]
         if onehot:
-            kernel = sg.with_categorical(kernel, onehot, d)
+            kernel = sg.with_categorical(kernel, onehot, d, structure=cfg.categorical)
         kernel = sg.resolve_kernel(kernel, d, warping=cfg.warping)
         start = None
         if warm is not None:
             try:
                 start = sg.hyperparameters_from_dict(warm)
-                sg.gp._check_start(start, kernel, d, Y.shape[1], cfg.noise is None)
+                sg.gp._check_start(start, kernel, d, Y.shape[1], cfg.noise is None,
+                                   sg.gp.resolve_noise_prior(noise_prior(problem.spec)))
             except (ValueError, KeyError, TypeError):
                 start = None  # another kernel or dimension: start cold
         noise = None if cfg.noise is None else np.full(Y.shape, cfg.noise)
         model = sg.fit_gp(X, Y, key=key, bounds=unit, capacity=capacity,
                           restarts=cfg.restarts, warm_start=start, kernel=kernel,
-                          noise=noise, learn_noise=cfg.noise is None)
+                          noise=noise, learn_noise=cfg.noise is None,
+                          noise_prior=noise_prior(problem.spec))
         return model, sg.hyperparameters_to_dict(model.hyperparameters)
     if cfg.type == "saas":
         model = sg.fit_saas_gp(X, Y, key=key, bounds=unit, capacity=capacity,

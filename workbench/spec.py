@@ -82,6 +82,13 @@ class SurrogateSpec(_Strict):
     noise: float | None = Field(default=None, gt=0,
                                 description="known noise variance of every observation"
                                 " (output units); none: learned")
+    noise_prior: Literal["auto", "low", "lab"] = Field(
+        default="auto", description="gp: prior on the learned noise; low for simulators,"
+        " lab for measurements; auto picks lab for dataset and command oracles, low"
+        " otherwise")
+    categorical: Literal["product", "additive"] = Field(
+        default="product", description="gp: how one-hot categorical factors combine with"
+        " each other and the continuous kernel: product, or main effects plus interaction")
     restarts: int = Field(default=4, ge=1, le=64)
     members: int = Field(default=8, ge=1, le=256, description="ensemble members")
     hidden: list[int] = Field(default_factory=lambda: [64, 64], min_length=1, max_length=8)
