@@ -24,6 +24,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
+from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import log_ndtr
 
 # ----------------------------------------------------------------------------
@@ -516,6 +517,11 @@ def _as_batches(X: Array) -> Array:
     return X
 
 
+# Relative jitter of joint-sample Cholesky factors (as Posterior.sample).
+_SAMPLE_JITTER = 1e-9
+_BLOCK = 32
+
+
 def _objective_samples(model, X: Array, key: Array, num_samples: int,
                        objectives: Callable | None) -> Array:
     samples = model.posterior(X, full_cov=True).sample(key, num_samples)  # (s, q, m_model)
@@ -643,20 +649,50 @@ class qLogNoisyExpectedHypervolumeImprovement(eqx.Module):
         self.tau_relu, self.tau_max = _float_array(tau_relu), _float_array(tau_max)
 
     def __call__(self, X: Array) -> Array:
-        return jax.vmap(self._one)(_as_batches(X))
-
-    def _one(self, Xq: Array) -> Array:
-        n = self.X_baseline.shape[0]
-        Y = _objective_samples(self.model, jnp.concatenate([self.X_baseline, Xq]),
-                               self.key, self.num_samples, self.objectives)
-        Y = (Y - self.ref_point) / self.scale
+        # The baseline's draws do not depend on the candidates: its block of the
+        # joint is factored, sampled and box-decomposed once per call and shared
+        # by every candidate batch (BoTorch's cached root, and its cached box
+        # decompositions), instead of once per candidate. The draws are those of
+        # one Cholesky factor of the whole joint, whose leading block is the
+        # baseline's, so they equal sampling the joint directly.
+        X = _as_batches(X)
+        n, q = self.X_baseline.shape[0], X.shape[1]
+        post = self.model.posterior(self.X_baseline, full_cov=True)
+        m_model = post.mean.shape[1]
+        z = jax.random.normal(self.key, (self.num_samples, m_model, n + q))
+        z_base, z_new = z[..., :n], z[..., n:]
+        mask = self.baseline_mask.astype(post.mean.dtype)
+        scale = jnp.maximum(jnp.max(post.variance * mask[:, None], axis=0), 1e-300)  # (m_model,)
+        cov = (post.covariance * (mask[:, None] * mask[None, :])[None]
+               + jax.vmap(jnp.diag)((1.0 - mask)[None] * scale[:, None]))
+        L_base = jnp.linalg.cholesky(cov + _SAMPLE_JITTER * scale[:, None, None] * jnp.eye(n))
+        f_base = post.mean[None] + jnp.einsum("mij,smj->sim", L_base, z_base)
         zero = jnp.zeros_like(self.ref_point)
+        lower, upper = jax.vmap(lambda y: nondominated_cells(y, zero, self.baseline_mask))(
+            self._normalised(f_base))
 
-        def per_sample(y):
-            lower, upper = nondominated_cells(y[:n], zero, self.baseline_mask)
-            return _log_hvi_smooth(y[n:], lower, upper, None, self.tau_relu, self.tau_max)
+        def one(Xq: Array) -> Array:
+            joint = self.model.posterior(jnp.concatenate([self.X_baseline, Xq]), full_cov=True)
+            cross = joint.covariance[:, :n, n:] * mask[None, :, None]  # (m_model, n, q)
+            C = jax.vmap(lambda L, B: solve_triangular(L, B, lower=True))(L_base, cross)
+            schur = joint.covariance[:, n:, n:] - jnp.einsum("mnq,mnr->mqr", C, C)
+            var_new = jnp.max(joint.variance[n:], axis=0)  # (m_model,)
+            L_new = jnp.linalg.cholesky(schur + _SAMPLE_JITTER * var_new[:, None, None]
+                                        * jnp.eye(q))
+            f_new = (joint.mean[n:][None] + jnp.einsum("mnq,smn->sqm", C, z_base)
+                     + jnp.einsum("mij,smj->sim", L_new, z_new))
+            values = jax.vmap(lambda y, lo, up: _log_hvi_smooth(
+                y, lo, up, None, self.tau_relu, self.tau_max))(self._normalised(f_new),
+                                                                lower, upper)
+            return _logmeanexp(values) + jnp.sum(jnp.log(self.scale))
 
-        return _logmeanexp(jax.vmap(per_sample)(Y)) + jnp.sum(jnp.log(self.scale))
+        # Blocks of candidates: (b, samples, cells, m) intermediates of a whole
+        # raw-sample screen would stream through memory several times.
+        return jax.vmap(one)(X) if X.shape[0] <= _BLOCK else lax.map(one, X, batch_size=_BLOCK)
+
+    def _normalised(self, f: Array) -> Array:
+        Y = f if self.objectives is None else self.objectives(f)
+        return (Y - self.ref_point) / self.scale
 
 
 class ScalarizedLogEI(eqx.Module):
