@@ -442,7 +442,7 @@ def test_plot_accessor_binds_every_plot_to_the_campaign():
     assert c.plot().get_ylabel() == c.plot.convergence().get_ylabel()  # the call is convergence
     from workbench import plots
 
-    for name in ("predictions", "calibration", "pareto", "hypervolume", "slices",
+    for name in ("predictions", "calibration", "pareto", "hypervolume", "slices", "map",
                  "lengthscales", "ternary"):
         bound = getattr(c.plot, name)
         assert bound.func is getattr(plots, f"plot_{name}") and bound.args == (c,)
@@ -450,3 +450,231 @@ def test_plot_accessor_binds_every_plot_to_the_campaign():
 
     with pytest.raises(AttributeError, match="has no 'histogram'"):
         c.plot.histogram()
+
+
+# --- random search as the baseline ------------------------------------------------------
+
+import itertools  # noqa: E402
+
+from workbench.plots import (best_so_far_quantiles, plot_map, pool_values,  # noqa: E402
+                             posterior_map, random_best_quantiles, random_search_band,
+                             random_search_runs)
+
+
+def _enumerated_quantiles(v, direction, quantiles=(0.25, 0.5, 0.75)):
+    """Quantiles of the best of every k-subset of v, by listing every subset."""
+    pick = max if direction == "maximize" else min
+    out = []
+    for k in range(1, len(v) + 1):
+        bests = np.sort([pick(c) for c in itertools.combinations(v, k)])
+        out.append([bests[int(np.ceil(p * len(bests) - 1e-9)) - 1] for p in quantiles])
+    return np.asarray(out).T
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_exact_random_band_is_the_best_of_every_subset(direction):
+    v = np.array([3.0, 1.0, 4.0, 1.0, 5.0, 9.0, 2.0, 6.0, 5.0, 3.0, 5.0])  # ties included
+    np.testing.assert_array_equal(random_best_quantiles(v, len(v), direction),
+                                  _enumerated_quantiles(v, direction))
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_exact_random_band_matches_monte_carlo_random_search(direction):
+    from scipy.special import comb
+
+    v = np.random.default_rng(4).normal(size=15)
+    n, q = 15, np.array([0.25, 0.5, 0.75])
+    exact = random_best_quantiles(v, n, direction)
+    rng = np.random.default_rng(5)
+    runs = np.stack([rng.permutation(v) for _ in range(40_000)])  # random search, no repeats
+    simulated = best_so_far_quantiles(runs, direction)
+    # Compare except where p sits on a jump of the exact distribution (within the
+    # Monte-Carlo error), where either neighbouring order statistic is right.
+    s = np.sort(v)
+    checked = 0
+    for k in range(1, n + 1):
+        j = np.arange(1, n + 1)
+        cdf = (comb(j, k) / comb(n, k) if direction == "maximize"
+               else 1.0 - comb(n - j, k) / comb(n, k))
+        for i, p in enumerate(q):
+            if np.min(np.abs(cdf - p)) < 0.01:
+                continue
+            assert simulated[i, k - 1] == exact[i, k - 1], (k, p)
+            checked += 1
+    assert checked >= 30
+    assert np.all(exact[:, -1] == (s[-1] if direction == "maximize" else s[0]))
+
+
+def test_the_band_runs_up_to_maximise_and_down_to_minimise():
+    v = np.random.default_rng(0).gamma(2.0, size=200)
+    up = random_best_quantiles(v, 40, "maximize")
+    down = random_best_quantiles(v, 40, "minimize")
+    assert np.all(np.diff(up, axis=1) >= 0) and up[1, -1] > up[1, 0]
+    assert np.all(np.diff(down, axis=1) <= 0) and down[1, -1] < down[1, 0]
+    assert np.all(up[0] <= up[1]) and np.all(up[1] <= up[2])  # quartiles in order
+    # After one evaluation the best is one random value: its median is the pool's.
+    assert up[1, 0] == down[1, 0] == np.sort(v)[99]
+    with pytest.raises(ValueError, match="direction"):
+        random_best_quantiles(v, 3, "target")
+
+
+_ARYLATION_SPACE = [
+    {"name": "base", "type": "categorical", "choices": ["Cesium acetate", "Potassium acetate"]},
+    {"name": "ligand", "type": "categorical", "choices": ["XPhos", "PPh3"]},
+    {"name": "solvent", "type": "categorical",
+     "choices": ["DMAc", "p-Xylene"]},
+    {"name": "concentration", "type": "categorical", "choices": ["0.057", "0.1", "0.153"]},
+    {"name": "temperature", "type": "categorical", "choices": ["90", "105", "120"]}]
+
+
+@pytest.fixture(scope="module")
+def pool_campaign():
+    """A lookup campaign on 72 conditions of the direct arylation screen: 6 picks."""
+    c = wb.Campaign.from_dict({
+        "name": "pool", "space": _ARYLATION_SPACE, "seed": 0, "tracking": None, "store": None,
+        "objectives": [{"name": "yield", "direction": "maximize", "unit": "%"}],
+        "initial_design": {"n": 6},
+        "oracle": {"dataset": "shields_arylation", "objective": "yield"}})
+    c.run(budget=6)  # the space-filling design only: no model
+    return c
+
+
+def test_a_dataset_pool_gets_the_exact_band_by_default(pool_campaign):
+    ds = wb.datasets.load("shields_arylation")
+    rows = ds[ds["base"].isin(["Cesium acetate", "Potassium acetate"])
+              & ds["ligand"].isin(["XPhos", "PPh3"]) & ds["solvent"].isin(["DMAc", "p-Xylene"])]
+    values = pool_values(pool_campaign)
+    assert len(values) == len(rows) == 72
+    np.testing.assert_array_equal(np.sort(values), np.sort(rows["yield"].to_numpy(float)))
+
+    ax = plot_convergence(pool_campaign)
+    expected = random_best_quantiles(values, 6, "maximize")
+    median = _line(ax, "random_median")
+    np.testing.assert_array_equal(median.get_xdata(), np.arange(6))  # k evaluations: trial k-1
+    np.testing.assert_array_equal(median.get_ydata(), expected[1])
+    (band,) = [c for c in ax.collections if c.get_gid() == "random_band"]
+    ys = np.concatenate([p.vertices[:, 1] for p in band.get_paths()])
+    assert ys.min() == pytest.approx(expected[0].min()) and ys.max() == pytest.approx(
+        expected[2].max())
+    assert "exact over 72 pool rows" in band.get_label()
+    assert median.get_ydata()[-1] >= median.get_ydata()[0]  # maximised: the band rises
+    off = plot_convergence(pool_campaign, random=False)
+    assert not [ln for ln in off.get_lines() if ln.get_gid() == "random_median"]
+
+
+def test_random_search_is_simulated_only_when_asked(campaign):
+    assert not [ln for ln in plot_convergence(campaign).get_lines()
+                if ln.get_gid() == "random_median"]  # not free: off by default
+    with pytest.raises(ValueError, match="no oracle in its spec"):
+        plot_convergence(campaign, random=True)
+    runs = random_search_runs(campaign, 5, oracle=_quadratic)
+    assert runs.shape == (5, len(campaign.trials)) and np.all(np.isfinite(runs))
+    np.testing.assert_array_equal(runs, random_search_runs(campaign, 5, oracle=_quadratic))
+    ax = campaign.plot.convergence(random=5, oracle=_quadratic)
+    np.testing.assert_array_equal(_line(ax, "random_median").get_ydata(),
+                                  best_so_far_quantiles(runs, "minimize")[1])
+    assert np.all(np.diff(_line(ax, "random_median").get_ydata()) <= 0)  # minimised: falls
+    # Runs a user recorded: the quartiles of their running minimum.
+    given = np.array([[5.0, 3.0, 4.0], [2.0, 6.0, 1.0], [9.0, 8.0, 7.0], [4.0, 4.0, 0.5]])
+    band = random_search_band(campaign, given)
+    np.testing.assert_array_equal(band.median, [4.0, 3.0, 1.0])
+    assert band.source == "4 given runs"
+
+
+def test_simulated_random_points_respect_the_constraints_and_fail_as_nan():
+    space = wb.SearchSpace([wb.Continuous("a", 0.0, 1.0), wb.Continuous("b", 0.0, 1.0)],
+                           constraints=["a + b <= 1"])
+    c = wb.Campaign("cons", space, [wb.Objective("loss", "minimize")], store=None,
+                    tracking=None, seed=0, initial_design={"n": 5})
+    for t in c.ask(5):
+        c.tell(t.id, _quadratic(t.params))
+    seen = []
+
+    def oracle(p):
+        seen.append(p)
+        if p["a"] < 0.1:
+            raise RuntimeError("too little a")
+        return {"loss": _quadratic(p)}
+
+    runs = random_search_runs(c, 8, oracle=oracle)
+    assert len(seen) == 40 and all(p["a"] + p["b"] <= 1 + 1e-9 for p in seen)
+    a = np.array([p["a"] for p in seen]).reshape(8, 5)
+    assert np.array_equal(np.isnan(runs), a < 0.1)
+    assert np.mean(a) == pytest.approx(1 / 3, abs=0.1)  # uniform on the triangle: E[a] = 1/3
+    # The map blanks what the constraints forbid.
+    m = posterior_map(c, "a", "b", points=11)
+    A, B = np.meshgrid(m.xs, m.ys)
+    np.testing.assert_array_equal(np.isnan(m.mean), A + B > 1 + 1e-9)
+
+
+def test_a_lab_command_is_not_run_for_a_baseline(tmp_path):
+    c = wb.Campaign.from_dict({
+        "name": "lab", "space": [{"name": "x", "type": "continuous", "low": 0, "high": 1}],
+        "objectives": [{"name": "y", "direction": "minimize"}], "tracking": None, "store": None,
+        "oracle": {"command": "./measure.sh {x}"}})
+    (t,) = c.ask(1)
+    c.tell(t.id, 1.0)
+    with pytest.raises(ValueError, match="lab command"):
+        random_search_band(c, True)
+
+
+# --- 2-D posterior maps -----------------------------------------------------------------
+
+def _inside_filled(path, point):
+    """Whether a filled contour's compound path (outer rings and holes) covers a point:
+    the even-odd rule over its rings (Path.contains_point fills the holes too)."""
+    from matplotlib.path import Path
+
+    rings = path.to_polygons(closed_only=False)
+    return sum(Path(r).contains_point(point) for r in rings) % 2 == 1
+
+
+def test_map_draws_the_models_posterior_on_its_grid(modelled):
+    model = campaign_model(modelled)
+    best = modelled.best()
+    m = posterior_map(modelled, model=model, points=15)
+    assert {m.x, m.y} == {"a", "b"}  # the continuous ones, most relevant first
+    rows = [dict(best.params, **{m.x: float(u), m.y: float(w)}) for w in m.ys for u in m.xs]
+    mean, std = model.predict(rows)
+    np.testing.assert_array_equal(m.mean, mean[:, 0].reshape(m.mean.shape))
+    np.testing.assert_array_equal(m.std, std[:, 0].reshape(m.std.shape))
+    assert m.at == {"c": best.params["c"]} and m.trial == best.id
+    grid_b = m.xs if m.x == "b" else m.ys
+    np.testing.assert_allclose(grid_b, np.geomspace(1.0, 100.0, 15))
+
+    fig = plot_map(modelled, "a", "b", model=model, points=15)
+    m = posterior_map(modelled, "a", "b", model=model, points=15)
+    panels = {ax.get_title(): ax for ax in fig.axes}
+    mean_ax, std_ax = panels["posterior mean"], panels["posterior sd"]
+    assert mean_ax.get_xlabel() == "a [mm]" and mean_ax.get_ylabel() == "b [s]"
+    assert mean_ax.get_yscale() == "log"
+    for ax, gid, Z in ((mean_ax, "mean", m.mean), (std_ax, "std", m.std)):
+        # Read the filled contours back: each interior grid node lies in the band
+        # of levels that holds the model's value there, and in no other.
+        (filled,) = [c for c in ax.collections if c.get_gid() == gid]
+        levels, paths = filled.levels, filled.get_paths()
+        checked = 0
+        for i in range(1, len(m.ys) - 1):
+            for j in range(1, len(m.xs) - 1):
+                z = Z[i, j]
+                if np.min(np.abs(levels - z)) < 1e-6 * (levels[-1] - levels[0]):
+                    continue
+                inside = [k for k, p in enumerate(paths)
+                          if _inside_filled(p, (m.xs[j], m.ys[i]))]
+                assert inside == [int(np.searchsorted(levels, z)) - 1], (gid, i, j)
+                checked += 1
+        assert checked > 100
+        done = [t for t in modelled.trials if t.status == "completed"]
+        observed = _line(ax, f"observed:{gid}")
+        np.testing.assert_array_equal(observed.get_xdata(), [t.params["a"] for t in done])
+        star = _line(ax, f"best:{gid}")
+        assert (star.get_xdata()[0], star.get_ydata()[0]) == (best.params["a"],
+                                                              best.params["b"])
+    assert "others at trial" in fig._suptitle.get_text()
+
+
+def test_map_refuses_what_it_cannot_draw(modelled):
+    with pytest.raises(ValueError, match=r"x: got 'c'; expected one of the continuous"):
+        posterior_map(modelled, "c", "a")
+    with pytest.raises(ValueError, match="both 'a'"):
+        posterior_map(modelled, "a", "a")

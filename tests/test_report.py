@@ -38,6 +38,16 @@ def local(tmp_path_factory):
     return tmp, uri, [_run(tmp, "alpha", 7, uri), _run(tmp, "beta", 6, uri, seed=1)]
 
 
+def _images_per_section(text):
+    """{h2 heading: embedded PNGs under it} for sections that hold any."""
+    out = {}
+    for part in text.split("<h2>")[1:]:
+        heading, body = part.split("</h2>", 1)
+        if body.count("data:image/png;base64,"):
+            out[re.sub(r" \(.*", "", heading)] = body.count("data:image/png;base64,")
+    return out
+
+
 def _invoke(args, cwd, monkeypatch):
     monkeypatch.chdir(cwd)
     return CliRunner().invoke(app, args)
@@ -51,14 +61,25 @@ def test_one_campaign_report_is_self_contained_and_logged_to_its_run(local, monk
     assert r.exit_code == 0, r.output
     text = (tmp / "out" / "alpha.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
-    assert len(images) == 2  # convergence and predicted vs observed, embedded
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
     assert "src=\"http" not in text and "<script" not in text  # nothing fetched
-    for heading in ("Spec", "Best trial", "Convergence", "Predicted vs observed", "Failures",
-                    "Timings and compute", "Trials"):
+    # Every plot that applies to one objective over two continuous parameters, a
+    # model having proposed: one embedded image each, nothing else.
+    assert _images_per_section(text) == {
+        "Convergence": 1, "Predicted vs observed": 1, "Calibration": 1,
+        "Slices through the best trial": 1,
+        "Posterior map of the two most relevant parameters": 1, "Parameter relevance": 1}
+    assert len(images) == 6
+    for heading in ("Spec", "Best trials", "Failures", "Timings and compute", "Trials"):
         assert f"<h2>{heading}" in text, heading
-    best = alpha.best()
-    assert f"<td>{best.id}</td><td>{best.outcomes['y']:.6g}</td>" in text
+    assert "random search" not in text  # not free for a Python oracle: no band
+    # The five best completed trials, best first, and the whole spec.
+    done = sorted((t for t in alpha.trials if t.status == "completed"),
+                  key=lambda t: t.outcomes["y"])[:5]
+    table = text.split("<h2>Best trials")[1].split("<h2>")[0]
+    rows = re.findall(r"<tr><td>(\d+)</td><td>([^<]+)</td>", table)
+    assert rows == [(str(t.id), f"{t.outcomes['y']:.6g}") for t in done]
+    assert "full spec (YAML)" in text and "name: alpha" in text
     failed = [t for t in alpha.trials if t.status == "failed"]
     assert text.count("reactor clogged") == 2 * len(failed)  # failure table and trial table
     assert "CPU time (process and evaluations)" in text and "energy estimate" in text
@@ -144,3 +165,55 @@ def test_admin_compares_every_partner_and_a_partner_only_itself(server, tmp_path
     mine = (tmp_path / "acme.html").read_text()
     assert f"<td>{SECRET}-acme</td>" in mine and "<td>served</td>" in mine
     assert "bolt" not in mine
+
+
+def test_report_of_a_dataset_pool_shows_random_search_for_free(tmp_path):
+    from workbench.plots import pool_values, random_best_quantiles
+    from workbench.report import campaign_report
+
+    space = [{"name": "base", "type": "categorical",
+              "choices": ["Cesium acetate", "Potassium acetate"]},
+             {"name": "ligand", "type": "categorical", "choices": ["XPhos", "PPh3"]},
+             {"name": "solvent", "type": "categorical", "choices": ["DMAc", "p-Xylene"]},
+             {"name": "concentration", "type": "categorical",
+              "choices": ["0.057", "0.1", "0.153"]},
+             {"name": "temperature", "type": "categorical", "choices": ["90", "105", "120"]}]
+    c = wb.Campaign.from_dict({
+        "name": "pool", "space": space, "seed": 0, "tracking": None,
+        "store": str(tmp_path / "pool.zarr"), "initial_design": {"n": 5},
+        "objectives": [{"name": "yield", "direction": "maximize", "unit": "%"}],
+        "oracle": {"dataset": "shields_arylation", "objective": "yield"}})
+    c.run(budget=5)
+    text, _ = campaign_report(tmp_path / "pool.zarr")
+    assert "exact over 72 pool rows" in text
+    assert _images_per_section(text) == {"Convergence": 1, "Predicted vs observed": 1}
+    band = random_best_quantiles(pool_values(c), 5, "maximize")
+    assert band[1, 0] <= band[1, -1]  # the band the report drew rises with evaluations
+
+
+def test_report_of_two_objectives_over_a_composition(tmp_path):
+    from workbench.report import campaign_report
+
+    space = wb.SearchSpace([wb.Composition("alloy", ["Cu", "Ni", "Pd", "Au"],
+                                           resolution=0.05),
+                            wb.Continuous("T", 300.0, 900.0, unit="K")])
+    c = wb.Campaign("alloys", space, [wb.Objective("energy", "minimize", unit="eV/atom"),
+                                      wb.Objective("cost", "minimize", unit="EUR/kg")],
+                    store=tmp_path / "alloys.zarr", tracking=None, seed=0,
+                    initial_design={"n": 8})
+    for t in c.ask(8):
+        f = t.params["alloy"]
+        c.tell(t.id, {"energy": f["Cu"] - f["Pd"] + 1e-4 * t.params["T"],
+                      "cost": 9.0 * f["Cu"] + 30.0 * f["Pd"] + 60.0 * f["Au"] + f["Ni"]})
+    text, _ = campaign_report(tmp_path / "alloys.zarr")
+    # No model has proposed yet (no calibration, no relevance); one continuous
+    # parameter: slices but no 2-D map.
+    assert _images_per_section(text) == {
+        "Convergence": 1, "Predicted vs observed": 1, "Pareto front": 1, "Hypervolume": 1,
+        "Slices through the best trial": 1, "Composition alloy": 1}
+    front = c.pareto()
+    assert f"<h2>Best trials: the Pareto front ({len(front)})</h2>" in text
+    table = text.split("<h2>Best trials")[1].split("<h2>")[0]
+    assert sorted(int(i) for i in re.findall(r"<tr><td>(\d+)</td>", table)) == sorted(
+        t.id for t in front)
+    assert "<th>alloy.Cu</th>" in table

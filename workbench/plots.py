@@ -1,14 +1,16 @@
 """Plots of a campaign for the people running it (matplotlib, imported lazily).
 
-    ax = campaign.plot()              # best so far against trial number
+    ax = campaign.plot()              # best so far against trial number (and random search)
+    campaign.plot.convergence(random=True)  # random search's band, simulated if not free
     ax = campaign.plot_predictions()  # what the model expected against what happened
     ax = plot_calibration(campaign)   # expected against observed interval coverage
     campaign.plot_pareto(); campaign.plot_hypervolume()   # several objectives
     campaign.plot_slices(); campaign.plot_lengthscales()  # what the model believes
+    plot_map(campaign, "temperature", "time")  # 2-D posterior mean and sd through the best
     campaign.plot_ternary("alloy", ["Cu", "Ni", "Pd"])     # compositions
 
 Each function draws on ``ax`` when given (or on a new figure) and returns the
-Axes (a Figure where it draws several panels: slices, Pareto pairs of three or
+Axes (a Figure where it draws several panels: slices, 2-D maps, Pareto pairs of three or
 more objectives). Axis labels carry the parameters' and objectives' units.
 matplotlib is imported only when a plot is drawn, so the workbench itself
 does not depend on it.
@@ -16,6 +18,8 @@ does not depend on it.
 
 from __future__ import annotations
 
+import warnings
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 import numpy as np
@@ -27,8 +31,11 @@ if TYPE_CHECKING:  # pragma: no cover - typing only
 
 __all__ = ["coverage_curve", "plot_calibration", "plot_convergence", "plot_predictions",
            "running_best",
+           "RandomBand", "best_so_far_quantiles", "pool_values", "random_best_quantiles",
+           "random_search_band", "random_search_runs",
            "CampaignModel", "ard_relevance", "campaign_model", "plot_hypervolume",
-           "plot_lengthscales", "plot_pareto", "plot_slices", "plot_ternary", "ternary_xy"]
+           "plot_lengthscales", "plot_pareto", "plot_slices", "plot_ternary", "ternary_xy",
+           "PosteriorMap", "plot_map", "posterior_map", "relevant_parameters"]
 
 _COMPLETED, _FAILED = "completed", "failed"
 _INITIAL_STRATEGY = "sobol"
@@ -67,12 +74,20 @@ def running_best(values: Any, direction: str) -> np.ndarray:
     return np.minimum.accumulate(y) if direction == "minimize" else np.maximum.accumulate(y)
 
 
-def plot_convergence(campaign: "Campaign", ax: "Axes | None" = None) -> "Axes":
-    """Best-so-far of the objective against trial number.
+def plot_convergence(campaign: "Campaign", ax: "Axes | None" = None, *, random: Any = None,
+                     oracle: Any = None, seed: int | None = None) -> "Axes":
+    """Best-so-far of the objective against trial number, optionally against random search.
 
     Observed values of completed trials are dots, the best so far a step line,
     failed trials red crosses on the bottom axis, and the initial (Sobol)
-    design is shaded. Returns the Axes.
+    design is shaded. random: what random search reaches over as many
+    evaluations, drawn as its median best-so-far and interquartile band (see
+    :func:`random_search_band`): None (default) draws it when it is free,
+    i.e. exact for a dataset-lookup oracle; True or a number of runs simulates
+    it (16 runs by default) through the spec's oracle, or ``oracle`` (a
+    callable), which costs runs x trials evaluations; an array (runs,
+    evaluations) gives random runs' observed values; False draws none.
+    Returns the Axes.
     """
     ax = _axes(ax)
     obj = campaign.objectives[0]
@@ -84,6 +99,17 @@ def plot_convergence(campaign: "Campaign", ax: "Axes | None" = None) -> "Axes":
     for k, (first, last) in enumerate(_runs(initial)):
         ax.axvspan(first - 0.5, last + 0.5, color="0.85", alpha=0.6, lw=0, zorder=0,
                    label="initial design (Sobol)" if k == 0 else None)
+
+    band = random_search_band(campaign, random, evaluations=len(trials), oracle=oracle,
+                              seed=seed) if trials else None
+    if band is not None:
+        x = np.arange(band.evaluations.size, dtype=np.float64)  # k evaluations: trial k - 1
+        fill = ax.fill_between(x, band.lower, band.upper, step="post", color="C4",
+                               alpha=0.18, lw=0, zorder=1,
+                               label=f"random search, middle half ({band.source})")
+        fill.set_gid("random_band")
+        ax.plot(x, band.median, drawstyle="steps-post", color="C4", lw=1.2, ls="--",
+                zorder=2, label="random search, median", gid="random_median")
 
     if done:
         x = np.asarray([t.id for t in done], dtype=np.float64)
@@ -108,9 +134,237 @@ def plot_convergence(campaign: "Campaign", ax: "Axes | None" = None) -> "Axes":
     ax.set_title(campaign.name)
     if trials:
         ax.set_xlim(-0.5, max(t.id for t in trials) + 0.5)
-    if done or failed or initial:
+    if done or failed or initial or band is not None:
         ax.legend(loc="best", fontsize="small")
     return ax
+
+
+# -- random search as the baseline -------------------------------------------------------
+
+# Quartiles: the band is the middle half of random search's outcomes, the line its median.
+RANDOM_QUANTILES = (0.25, 0.5, 0.75)
+RANDOM_RUNS = 16
+
+
+def random_best_quantiles(values: Any, evaluations: int, direction: str,
+                          quantiles: Any = RANDOM_QUANTILES) -> np.ndarray:
+    """Exact quantiles of the best of k values drawn without replacement from ``values``.
+
+    values: (N,) the pool's recorded outcomes (random search over a dataset
+    pool picks k distinct rows); evaluations: n, the largest k; direction:
+    "minimize" (best = smallest) or "maximize". With v_(1) <= ... <= v_(N)
+    sorted, P(max <= v_(j)) = C(j, k) / C(N, k) and P(min <= v_(j)) = 1 -
+    C(N - j, k) / C(N, k); the p-quantile is the smallest v_(j) whose
+    probability reaches p. Past k = N every value has been drawn. Returns
+    (len(quantiles), n), column k - 1 for k evaluations.
+    """
+    from scipy.special import gammaln
+
+    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
+    if v.size == 0 or not np.all(np.isfinite(v)):
+        raise ValueError(f"values: got {v.size} values, some not finite; expected finite"
+                         " outcomes of a non-empty pool")
+    if direction not in ("minimize", "maximize"):
+        raise ValueError(f"direction: got {direction!r}; expected 'minimize' or 'maximize'")
+    if evaluations < 1:
+        raise ValueError(f"evaluations: got {evaluations}; expected at least 1")
+    q = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
+    if np.any((q <= 0) | (q >= 1)):
+        raise ValueError(f"quantiles: got {q.tolist()}; expected values in (0, 1)")
+    n_pool = v.size
+    k = np.minimum(np.arange(1, evaluations + 1), n_pool)[:, None].astype(np.float64)  # (n, 1)
+    j = np.arange(1, n_pool + 1, dtype=np.float64)[None, :]                        # (1, N)
+
+    def log_comb(a, b):  # log C(a, b) where a >= b, else -inf
+        with np.errstate(invalid="ignore"):
+            out = gammaln(a + 1) - gammaln(b + 1) - gammaln(np.maximum(a - b, 0) + 1)
+        return np.where(a >= b, out, -np.inf)
+
+    log_total = log_comb(float(n_pool), k)
+    if direction == "maximize":
+        cdf = np.exp(log_comb(j, k) - log_total)
+    else:
+        cdf = -np.expm1(log_comb(n_pool - j, k) - log_total)
+    # (n, N) non-decreasing in j, 1 at j = N; the round-off guard keeps an exact
+    # p (e.g. 1/2 of a two-value pool) from slipping to the next order statistic.
+    index = np.argmax(cdf[None, :, :] >= q[:, None, None] - 1e-12, axis=2)
+    return v[index]
+
+
+def best_so_far_quantiles(runs: Any, direction: str,
+                          quantiles: Any = RANDOM_QUANTILES) -> np.ndarray:
+    """Quantiles over runs of the best value so far: runs (R, n) observed values in
+    evaluation order (NaN for a failed evaluation). Returns (len(quantiles), n);
+    NaN before any run has a value."""
+    Y = np.atleast_2d(np.asarray(runs, dtype=np.float64))
+    if Y.ndim != 2 or Y.size == 0:
+        raise ValueError(f"random: got an array of shape {np.shape(runs)}; expected"
+                         " (runs, evaluations) observed values")
+    acc = np.fmin if direction == "minimize" else np.fmax
+    best = acc.accumulate(Y, axis=1)
+    q = np.asarray(quantiles, dtype=np.float64)
+    with warnings.catch_warnings():  # an all-NaN column (every run failed so far) is NaN
+        warnings.simplefilter("ignore", RuntimeWarning)
+        # The same definition as the exact quantiles: the smallest value whose
+        # (empirical) probability reaches p.
+        return np.nanquantile(best, q, axis=0, method="inverted_cdf")
+
+
+@dataclass(frozen=True)
+class RandomBand:
+    """Random search's best-so-far after 1..n evaluations: lower / median / upper
+    quartile (n,) each, in user units; source says how it was obtained."""
+
+    evaluations: np.ndarray
+    lower: np.ndarray
+    median: np.ndarray
+    upper: np.ndarray
+    source: str
+
+
+def _lookup_oracle(campaign: "Campaign") -> Any:
+    """The campaign's dataset-lookup oracle, or None."""
+    spec = campaign.spec.oracle
+    if spec is None or getattr(spec, "dataset", None) is None \
+            or (getattr(spec, "mode", None) or "lookup") != "lookup":
+        return None
+    from workbench.oracles import from_spec
+
+    return from_spec(spec, campaign._base_dir)
+
+
+def _objective_value(result: Any, name: str) -> float:
+    """The objective out of what an oracle returned (a number or a dict); NaN if unusable."""
+    value = result.get(name) if isinstance(result, dict) else result
+    try:
+        value = float(value)
+    except (TypeError, ValueError):
+        return float("nan")
+    return value if np.isfinite(value) else float("nan")
+
+
+def pool_values(campaign: "Campaign") -> np.ndarray:
+    """The first objective at every row of a dataset-lookup campaign's candidate pool,
+    (N,): what random search over the pool picks from. Rows without a finite
+    recorded value are left out."""
+    from workbench.oracles import ConditionNotInData
+
+    oracle = _lookup_oracle(campaign)
+    if oracle is None:
+        raise ValueError(f"campaign {campaign.name!r}: its oracle is not a dataset lookup;"
+                         " expected oracle {dataset: ..., mode: lookup}")
+    name = campaign.objectives[0].name
+    values = []
+    for row in campaign._candidates():
+        try:
+            values.append(_objective_value(oracle(dict(row)), name))
+        except ConditionNotInData:
+            continue  # a pool row the data lacks: random search would fail there
+    values = np.asarray(values, dtype=np.float64)
+    return values[np.isfinite(values)]
+
+
+def random_search_runs(campaign: "Campaign", runs: int = RANDOM_RUNS,
+                       evaluations: int | None = None, oracle: Any = None,
+                       seed: int | None = None) -> np.ndarray:
+    """Simulated random search: ``runs`` runs of ``evaluations`` uniform random points.
+
+    Points are uniform over the encoded space inside its constraints (rows of
+    the candidate pool without replacement when the campaign has one), each
+    evaluated by ``oracle`` (default the spec's: builtin, python, simulator
+    or dataset emulator; a lab command is refused, its runs cost
+    experiments). evaluations: default the campaign's trials; seed: default
+    the spec's. Returns (runs, evaluations) objective values, NaN where an
+    evaluation failed.
+    """
+    from active_learning import sample_feasible
+
+    n = len(campaign.trials) if evaluations is None else int(evaluations)
+    runs = int(runs)
+    if runs < 1 or n < 1:
+        raise ValueError(f"random search: got {runs} runs of {n} evaluations; expected at"
+                         " least one of each")
+    if oracle is None:
+        spec = campaign.spec.oracle
+        if spec is None:
+            raise ValueError(f"random search: campaign {campaign.name!r} has no oracle in its"
+                             " spec; pass oracle=<callable> to simulate random search")
+        if spec.command is not None:
+            raise ValueError("random search: the oracle is a lab command; simulating random"
+                             " search would run runs x evaluations experiments. Pass"
+                             " random=<array of observed runs> or oracle=<callable>")
+        from workbench.oracles import from_spec
+
+        oracle = from_spec(spec, campaign._base_dir)
+    seed = campaign.spec.seed if seed is None else int(seed)
+    pool = campaign._candidates()
+    if pool is not None:
+        if len(pool) < n:
+            raise ValueError(f"random search: the pool has {len(pool)} rows; expected at least"
+                             f" {n} for {n} distinct evaluations")
+        rng = np.random.default_rng([seed, 0x5EA])
+        rows = [[pool[i] for i in rng.permutation(len(pool))[:n]] for _ in range(runs)]
+    else:
+        Z = sample_feasible(runs * n, campaign.space.domain(), seed)
+        if len(Z) < runs * n:  # a few hit-and-run points could not be repaired
+            more = sample_feasible(2 * runs * n, campaign.space.domain(), seed + 1)
+            Z = np.concatenate([Z, more])[:runs * n]
+        if len(Z) < runs * n:
+            raise ValueError("random search: could not draw enough valid random points")
+        decoded = campaign.space.decode(Z)
+        rows = [decoded[r * n:(r + 1) * n] for r in range(runs)]
+    name = campaign.objectives[0].name
+    out = np.full((runs, n), np.nan)
+    for r, run in enumerate(rows):
+        for i, params in enumerate(run):
+            try:
+                out[r, i] = _objective_value(oracle(dict(params)), name)
+            except Exception:  # noqa: BLE001 - a failed evaluation is data (NaN)
+                pass
+    return out
+
+
+def random_search_band(campaign: "Campaign", random: Any = True,
+                       evaluations: int | None = None, oracle: Any = None,
+                       seed: int | None = None) -> RandomBand | None:
+    """Random search's best so far after 1..n evaluations as quartiles, or None.
+
+    random as in :func:`plot_convergence`: None (only when free: exact for a
+    dataset-lookup oracle), True or a number of runs (exact for a lookup
+    oracle, else simulated), an array (runs, evaluations) of observed random
+    runs, or False. evaluations: default the campaign's trials.
+    """
+    lookup = None if random is False else _lookup_oracle(campaign)
+    if random is False or (random is None and lookup is None):
+        return None
+    obj = campaign.objectives[0]
+    if obj.direction not in ("minimize", "maximize"):
+        if random is None:
+            return None
+        raise ValueError(f"random: objective {obj.name!r} has a target; expected a minimised"
+                         " or maximised objective for a random-search band")
+    n = len(campaign.trials) if evaluations is None else int(evaluations)
+    if random is None or isinstance(random, (bool, int, np.integer)):
+        if random is not None and random is not True and int(random) < 1:
+            raise ValueError(f"random: got {random}; expected True, a positive number of runs"
+                             " or an array (runs, evaluations)")
+        if lookup is not None:
+            values = pool_values(campaign)
+            q = random_best_quantiles(values, n, obj.direction)
+            source = f"exact over {values.size} pool rows"
+        else:
+            runs = RANDOM_RUNS if random is True else int(random)
+            q = best_so_far_quantiles(random_search_runs(campaign, runs, n, oracle, seed),
+                                      obj.direction)
+            source = f"{runs} simulated runs"
+    else:
+        Y = np.asarray(random, dtype=np.float64)
+        if Y.ndim != 2:
+            raise ValueError(f"random: got an array of shape {Y.shape}; expected (runs,"
+                             " evaluations) observed values of random runs")
+        q = best_so_far_quantiles(Y, obj.direction)
+        source = f"{Y.shape[0]} given runs"
+    return RandomBand(np.arange(1, q.shape[1] + 1), q[0], q[1], q[2], source)
 
 
 def plot_predictions(campaign: "Campaign", ax: "Axes | None" = None) -> "Axes":
@@ -490,6 +744,172 @@ def plot_slices(campaign: "Campaign", objective: str | None = None, *, points: i
     fig.suptitle(f"{campaign.name}: slices of the model through the best trial")
     fig.tight_layout()
     return fig
+
+
+# -- 2-D posterior maps ------------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class PosteriorMap:
+    """The model's posterior over a grid of two parameters, the others held fixed.
+
+    x, y: parameter names; xs (nx,), ys (ny,): grid values in user units;
+    mean, std: (ny, nx) posterior mean and standard deviation of ``output`` at
+    (ys[i], xs[j]), NaN where the point breaks a linear constraint; at: the
+    parameter values held fixed (the best trial's); trial: that trial's id.
+    """
+
+    x: str
+    y: str
+    output: str
+    xs: np.ndarray
+    ys: np.ndarray
+    mean: np.ndarray
+    std: np.ndarray
+    at: dict
+    trial: int
+
+
+def _map_parameters(campaign: "Campaign") -> list:
+    """Continuous and integer parameters a map can sweep (context ones are measured)."""
+    from workbench.space import Continuous, Integer
+
+    return [p for p in campaign.space.parameters if isinstance(p, (Continuous, Integer))
+            and p.name not in campaign.spec.context]
+
+
+def relevant_parameters(campaign: "Campaign", output: str | None = None) -> list[str]:
+    """Continuous and integer parameters, most relevant first: by 1 / length-scale of the
+    last proposing model (:func:`plot_lengthscales`), in space order without one."""
+    names = [p.name for p in _map_parameters(campaign)]
+    found = _last_hyperparameters(campaign)
+    if found is None:
+        return names
+    outputs = list(campaign._engine.outputs)
+    name = output or campaign.objectives[0].name
+    n_columns = _model_columns(campaign)
+    rel = ard_relevance(found[1], n_columns)
+    row = rel[min(outputs.index(name) if name in outputs else 0, rel.shape[0] - 1)]
+    score = {label: float(np.nanmax(row[cols])) if np.any(np.isfinite(row[cols])) else 0.0
+             for label, cols in _column_labels(campaign.space, n_columns)}
+    return sorted(names, key=lambda n: -score.get(n, 0.0))  # stable: ties keep space order
+
+
+def _map_grid(p: Any, points: int) -> np.ndarray:
+    from workbench.space import Integer
+
+    if isinstance(p, Integer):
+        if p.high - p.low + 1 <= points:
+            return np.arange(p.low, p.high + 1, dtype=np.float64)
+        return np.unique(np.round(np.linspace(p.low, p.high, points)))
+    return (np.geomspace(p.low, p.high, points) if getattr(p, "log", False)
+            else np.linspace(p.low, p.high, points))
+
+
+def posterior_map(campaign: "Campaign", x: str | None = None, y: str | None = None,
+                  objective: str | None = None, *, points: int = 41,
+                  model: CampaignModel | None = None) -> PosteriorMap:
+    """Posterior mean and sd over a grid of parameters ``x`` and ``y`` through the best trial.
+
+    x, y: continuous or integer parameters (default the two most relevant,
+    :func:`relevant_parameters`); every other parameter is held at the best
+    trial's value. points: grid points per axis (integers: one per level up
+    to that many; log-scaled parameters: a geometric grid). objective: any
+    modelled outcome (default the first objective); model: a
+    :func:`campaign_model` to reuse. Returns a :class:`PosteriorMap`.
+    """
+    best = campaign.best()
+    if best is None:
+        raise ValueError(f"posterior_map: campaign {campaign.name!r} has no feasible completed"
+                         " trial yet; expected one to hold the other parameters at")
+    usable = {p.name: p for p in _map_parameters(campaign)}
+    if x is None or y is None:
+        order = [n for n in relevant_parameters(campaign, objective) if n not in (x, y)]
+        if x is None:
+            x = order.pop(0) if order else None
+        if y is None:
+            y = order.pop(0) if order else None
+    for axis, name in (("x", x), ("y", y)):
+        if name not in usable:
+            raise ValueError(f"posterior_map: {axis}: got {name!r}; expected one of the"
+                             f" continuous or integer parameters {list(usable)}"
+                             + (" (two are needed)" if len(usable) < 2 else ""))
+    if x == y:
+        raise ValueError(f"posterior_map: x and y are both {x!r}; expected two parameters")
+    if points < 2:
+        raise ValueError(f"posterior_map: points: got {points}; expected at least 2")
+    model = model if model is not None else campaign_model(campaign)
+    name = objective or campaign.objectives[0].name
+    if name not in model.outputs:
+        raise ValueError(f"posterior_map: objective {name!r} is not modelled; expected one of"
+                         f" {model.outputs}")
+    xs, ys = _map_grid(usable[x], points), _map_grid(usable[y], points)
+    from workbench.space import Integer
+
+    cast = {n: int if isinstance(usable[n], Integer) else float for n in (x, y)}
+    rows = [dict(best.params, **{x: cast[x](a), y: cast[y](b)}) for b in ys for a in xs]
+    mean, std = model.predict(rows)
+    k = model.outputs.index(name)
+    shape = (ys.size, xs.size)
+    ok = campaign.space.feasible(rows).reshape(shape)
+    return PosteriorMap(x, y, name, xs, ys, np.where(ok, mean[:, k].reshape(shape), np.nan),
+                        np.where(ok, std[:, k].reshape(shape), np.nan),
+                        {n: v for n, v in best.params.items() if n not in (x, y)}, best.id)
+
+
+def plot_map(campaign: "Campaign", x: str | None = None, y: str | None = None,
+             objective: str | None = None, *, points: int = 41,
+             model: CampaignModel | None = None) -> Any:
+    """2-D map of the model through the best trial: posterior mean and sd over two parameters.
+
+    Two panels over the same grid (:func:`posterior_map`): the posterior mean
+    as filled contours, its standard deviation as filled contours, each with
+    the completed trials (dots) and the best trial (star). The sd is small
+    near observations and large where the model has not looked. x, y:
+    default the two most relevant parameters by length-scale. Returns the
+    Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    m = posterior_map(campaign, x, y, objective, points=points, model=model)
+    done = [t for t in sorted(campaign.trials, key=lambda t: t.id) if t.status == _COMPLETED]
+    best = next(t for t in done if t.id == m.trial)
+    px, py = campaign.space[m.x], campaign.space[m.y]
+    fig, axes = plt.subplots(1, 2, figsize=(11.0, 4.3), sharex=True, sharey=True)
+    panels = ((axes[0], m.mean, "viridis", "mean", "posterior mean"),
+              (axes[1], m.std, "magma", "std", "posterior sd"))
+    for ax, Z, cmap, gid, title in panels:
+        filled = ax.contourf(m.xs, m.ys, Z, levels=14, cmap=cmap)
+        filled.set_gid(gid)
+        fig.colorbar(filled, ax=ax, label=f"{title}: {_outcome_label(campaign, m.output)}")
+        ax.plot([t.params[m.x] for t in done], [t.params[m.y] for t in done],
+                linestyle="none", marker="o", markersize=4, markerfacecolor="white",
+                markeredgecolor="k", mew=0.6, label=f"trials ({len(done)})",
+                gid=f"observed:{gid}")
+        ax.plot([best.params[m.x]], [best.params[m.y]], linestyle="none", marker="*",
+                markersize=14, color="C3", markeredgecolor="k", mew=0.5,
+                label=f"best trial ({best.id})", gid=f"best:{gid}")
+        for p, set_scale in ((px, ax.set_xscale), (py, ax.set_yscale)):
+            if getattr(p, "log", False):
+                set_scale("log")
+        ax.set_xlabel(_label(px))
+        ax.set_title(title, fontsize="medium")
+    axes[0].set_ylabel(_label(py))
+    axes[0].legend(loc="best", fontsize="small")
+    held = ", ".join(f"{k}={_short_value(v)}" for k, v in m.at.items())
+    fig.suptitle(f"{campaign.name}: {m.output} over {m.x} and {m.y}"
+                 + (f" (others at trial {m.trial}: {held})" if held else ""),
+                 fontsize="medium")
+    fig.tight_layout()
+    return fig
+
+
+def _short_value(v: Any) -> str:
+    if isinstance(v, float):
+        return f"{v:.4g}"
+    if isinstance(v, dict):  # a composition
+        return "{" + ", ".join(f"{k}: {f:.3g}" for k, f in v.items()) + "}"
+    return str(v)
 
 
 # -- length-scales -----------------------------------------------------------------------

@@ -1,9 +1,11 @@
 """Campaign reports as self-contained HTML, also logged as MLflow artifacts.
 
-- ``campaign_report(store)``: one campaign: spec summary, best trial,
-  convergence and predicted-vs-observed plots (PNG embedded), failures,
-  timings and compute, the trial table. Logged as ``report.html`` to the
-  campaign's run.
+- ``campaign_report(store)``: one campaign: spec summary and the full spec,
+  the best trials, every plot that applies (PNG embedded: convergence, with
+  random search's band when it is free; predicted vs observed; calibration;
+  Pareto front and hypervolume; slices and the 2-D posterior map; parameter
+  relevance; ternary compositions), failures, timings and compute, the trial
+  table. Logged as ``report.html`` to the campaign's run.
 - ``comparison_report(summaries)``: several campaigns, from stores or from
   MLflow runs (``summaries_from_tracking`` reads every campaign run the
   caller's credentials can see, across partners' workspaces for an admin):
@@ -303,6 +305,112 @@ def _timings(campaign, compute: dict[str, float]) -> list[list]:
     return rows
 
 
+def _close(fig) -> None:
+    """Forget a figure pyplot made (slices, maps, Pareto pairs), so that none piles up."""
+    import matplotlib.pyplot as plt
+
+    plt.close(fig)
+
+
+def _best_trials(campaign, k: int = 5) -> str:
+    """The k best feasible completed trials (one objective) or the Pareto set (several)."""
+    obj = campaign.objectives[0]
+    if len(campaign.objectives) > 1:
+        rows = sorted(campaign.pareto(), key=lambda t: -obj.score(t.outcomes[obj.name]))
+        title = f"Best trials: the Pareto front ({len(rows)})"
+    else:
+        done = [t for t in campaign.trials if t.status == "completed"]
+        feasible = {t.id for t in campaign._feasible_completed()}
+        rows = sorted((t for t in done if t.id in feasible),
+                      key=lambda t: -obj.score(t.outcomes[obj.name]))[:k]
+        title = f"Best trials ({len(rows)} of {len(feasible)} feasible)"
+    if not rows:
+        return "<h2>Best trials</h2><p>no completed trial yet</p>"
+    names = [o.name for o in campaign.objectives]
+    flat = [campaign.space.flatten(t.params) for t in rows]
+    header = ["trial"] + names + list(flat[0])
+    body = [[t.id] + [t.outcomes[n] for n in names] + list(f.values())
+            for t, f in zip(rows, flat)]
+    return f"<h2>{_e(title)}</h2>" + _table(header, body)
+
+
+def _spec_yaml(campaign) -> str:
+    import yaml
+
+    text = yaml.safe_dump(campaign.spec.to_dict(), sort_keys=False, allow_unicode=True)
+    return f"<details><summary>full spec (YAML)</summary><pre>{_e(text)}</pre></details>"
+
+
+def _plots(campaign) -> list[str]:
+    """Every plot that applies to the campaign, as HTML sections with embedded PNGs."""
+    from workbench import plots
+    from workbench.errors import WorkbenchError
+    from workbench.space import Composition, Continuous
+
+    parts: list[str] = []
+
+    def section(title: str, draw, note: str = "") -> None:
+        parts.append(f"<h2>{_e(title)}</h2>")
+        try:
+            fig = draw()
+        except (ValueError, WorkbenchError) as e:  # one plot that cannot be drawn is a note
+            parts.append(f"<p class='note'>not drawn: {_e(e)}</p>")
+            return
+        fig = getattr(fig, "figure", fig)
+        parts.append(_png(fig))
+        _close(fig)
+        if note:
+            parts.append(f"<p class='note'>{note}</p>")
+
+    def on_axes(fn, *args, **kw):
+        def draw():
+            fig, ax = _figure()
+            fn(campaign, *args, ax=ax, **kw)
+            return fig
+        return draw
+
+    band = plots.random_search_band(campaign, None) if campaign.trials else None
+    section("Convergence", on_axes(plots.plot_convergence),
+            "The band is the middle half of what random search reaches in as many"
+            f" evaluations, the dashed line its median ({_e(band.source)})."
+            if band is not None else "")
+    section("Predicted vs observed", on_axes(plots.plot_predictions))
+    mean, _, _ = plots._campaign_predictions(campaign)
+    if len(mean):
+        section("Calibration", on_axes(plots.plot_calibration))
+    if len(campaign.objectives) > 1:
+        # Three or more objectives: one panel per pair, on a figure of its own.
+        section("Pareto front", on_axes(plots.plot_pareto) if len(campaign.objectives) == 2
+                else lambda: plots.plot_pareto(campaign))
+        section("Hypervolume", on_axes(plots.plot_hypervolume))
+    continuous = [p for p in plots._map_parameters(campaign) if isinstance(p, Continuous)]
+    done = sum(t.status == "completed" for t in campaign.trials)
+    if continuous and done >= 2 and campaign.best() is not None:
+        try:
+            model = plots.campaign_model(campaign)
+        except (ValueError, WorkbenchError) as e:
+            parts.append(f"<h2>Model</h2><p class='note'>no model: {_e(e)}</p>")
+            model = None
+        if model is not None:
+            section("Slices through the best trial",
+                    lambda: plots.plot_slices(campaign, model=model))
+            if len(plots._map_parameters(campaign)) >= 2:
+                section("Posterior map of the two most relevant parameters",
+                        lambda: plots.plot_map(campaign, model=model, points=31))
+    if plots._last_hyperparameters(campaign) is not None:
+        section("Parameter relevance", on_axes(plots.plot_lengthscales))
+    best = campaign.best()
+    for p in campaign.space.parameters:
+        if isinstance(p, Composition) and len(p.elements) >= 3 and done:
+            # The three elements the best trial holds most of: where the campaign looks.
+            order = (sorted(p.elements, key=lambda e: -best.params[p.name].get(e, 0.0))
+                     if best is not None else list(p.elements))
+            section(f"Composition {p.name}",
+                    on_axes(plots.plot_ternary, p.name, sorted(order[:3],
+                                                                key=p.elements.index)))
+    return parts
+
+
 def campaign_report(store: str | Path) -> tuple[str, object]:
     """One campaign's report: (HTML text, the opened Campaign)."""
     campaign = _open(store)
@@ -325,23 +433,9 @@ def campaign_report(store: str | Path) -> tuple[str, object]:
     parts.append(_table(["parameter", "type", "domain", "unit", "scale"], _space_rows(campaign)))
     if spec.constraints:
         parts.append("<p>constraints: " + "; ".join(_e(c) for c in spec.constraints) + "</p>")
-    best = campaign.best()
-    parts.append("<h2>Best trial</h2>")
-    if best is None:
-        parts.append("<p>no completed trial yet</p>")
-    else:
-        parts.append(_table(["trial", obj.name] + list(best.params),
-                            [[best.id, best.outcomes[obj.name]] + list(best.params.values())]))
-    from workbench.plots import plot_convergence, plot_predictions
-
-    parts.append("<h2>Convergence</h2>")
-    fig, ax = _figure()
-    plot_convergence(campaign, ax=ax)
-    parts.append(_png(fig))
-    parts.append("<h2>Predicted vs observed</h2>")
-    fig, ax = _figure()
-    plot_predictions(campaign, ax=ax)
-    parts.append(_png(fig))
+    parts.append(_spec_yaml(campaign))
+    parts.append(_best_trials(campaign))
+    parts += _plots(campaign)
     failed = [t for t in trials if t.status == "failed"]
     parts.append(f"<h2>Failures ({len(failed)})</h2>")
     parts.append(_table(["trial", "reason"], [[t.id, t.failure_reason] for t in failed])
