@@ -443,7 +443,7 @@ def test_plot_accessor_binds_every_plot_to_the_campaign():
     from workbench import plots
 
     for name in ("predictions", "calibration", "pareto", "hypervolume", "slices", "map",
-                 "lengthscales", "ternary"):
+                 "pairs", "lengthscales", "ternary"):
         bound = getattr(c.plot, name)
         assert bound.func is getattr(plots, f"plot_{name}") and bound.args == (c,)
     import pytest
@@ -629,6 +629,23 @@ def _inside_filled(path, point):
     return sum(Path(r).contains_point(point) for r in rings) % 2 == 1
 
 
+def _read_back(ax, gid, xs, ys, Z):
+    """Check a filled contour plot against the values Z (ny, nx) on the grid xs, ys: each
+    interior node lies in the band of levels that holds its value, and in no other.
+    Returns the number of nodes checked (those not on a level)."""
+    (filled,) = [c for c in ax.collections if c.get_gid() == gid]
+    levels, paths = filled.levels, filled.get_paths()
+    checked = 0
+    for i in range(1, len(ys) - 1):
+        for j in range(1, len(xs) - 1):
+            if np.min(np.abs(levels - Z[i, j])) < 1e-6 * (levels[-1] - levels[0]):
+                continue
+            inside = [k for k, p in enumerate(paths) if _inside_filled(p, (xs[j], ys[i]))]
+            assert inside == [int(np.searchsorted(levels, Z[i, j])) - 1], (gid, i, j)
+            checked += 1
+    return checked
+
+
 def test_map_draws_the_models_posterior_on_its_grid(modelled):
     model = campaign_model(modelled)
     best = modelled.best()
@@ -651,19 +668,7 @@ def test_map_draws_the_models_posterior_on_its_grid(modelled):
     for ax, gid, Z in ((mean_ax, "mean", m.mean), (std_ax, "std", m.std)):
         # Read the filled contours back: each interior grid node lies in the band
         # of levels that holds the model's value there, and in no other.
-        (filled,) = [c for c in ax.collections if c.get_gid() == gid]
-        levels, paths = filled.levels, filled.get_paths()
-        checked = 0
-        for i in range(1, len(m.ys) - 1):
-            for j in range(1, len(m.xs) - 1):
-                z = Z[i, j]
-                if np.min(np.abs(levels - z)) < 1e-6 * (levels[-1] - levels[0]):
-                    continue
-                inside = [k for k, p in enumerate(paths)
-                          if _inside_filled(p, (m.xs[j], m.ys[i]))]
-                assert inside == [int(np.searchsorted(levels, z)) - 1], (gid, i, j)
-                checked += 1
-        assert checked > 100
+        assert _read_back(ax, gid, m.xs, m.ys, Z) > 100
         done = [t for t in modelled.trials if t.status == "completed"]
         observed = _line(ax, f"observed:{gid}")
         np.testing.assert_array_equal(observed.get_xdata(), [t.params["a"] for t in done])
@@ -678,3 +683,37 @@ def test_map_refuses_what_it_cannot_draw(modelled):
         posterior_map(modelled, "c", "a")
     with pytest.raises(ValueError, match="both 'a'"):
         posterior_map(modelled, "a", "a")
+
+
+def test_pairs_map_every_pair_of_the_most_relevant_parameters_on_one_scale():
+    from workbench.plots import plot_pairs, relevant_parameters
+
+    space = wb.SearchSpace([wb.Continuous("p", 0.0, 1.0), wb.Continuous("q", 0.0, 1.0),
+                            wb.Integer("r", 1, 6), wb.Continuous("s", 0.0, 1.0)])
+    c = wb.Campaign("pairs", space, [wb.Objective("y", "minimize")], store=None,
+                    tracking=None, seed=0, initial_design={"n": 7})
+    for t in c.ask(7):
+        c.tell(t.id, 5.0 * (t.params["q"] - 0.4) ** 2 + t.params["p"] + 0.1 * t.params["r"])
+    model = campaign_model(c)
+    names = relevant_parameters(c)[:3]
+    assert names == ["p", "q", "r"]  # no proposal audited yet: space order
+    fig = c.plot.pairs(model=model, points=9)
+    drawn = [ax for ax in fig.axes if ax.get_visible() and any(
+        col.get_gid() and col.get_gid().startswith("mean:") for col in ax.collections)]
+    pairs = {tuple(col.get_gid().split(":")[1:]) for ax in drawn for col in ax.collections
+             if col.get_gid() and col.get_gid().startswith("mean:")}
+    assert pairs == {("p", "q"), ("p", "r"), ("q", "r")}  # (x, y) below the diagonal
+    levels = [col.levels for ax in drawn for col in ax.collections
+              if col.get_gid() and col.get_gid().startswith("mean:")]
+    assert all(np.array_equal(lv, levels[0]) for lv in levels)  # one colour scale
+    for ax in drawn:
+        (gid,) = [col.get_gid() for col in ax.collections
+                  if col.get_gid() and col.get_gid().startswith("mean:")]
+        _, x, y = gid.split(":")
+        m = posterior_map(c, x, y, model=model, points=9)
+        assert _read_back(ax, gid, m.xs, m.ys, m.mean) > 0
+    # An integer parameter: one grid line per level.
+    np.testing.assert_array_equal(posterior_map(c, "p", "r", model=model, points=9).ys,
+                                  np.arange(1.0, 7.0))
+    with pytest.raises(ValueError, match="at least two"):
+        plot_pairs(c, ["p"], model=model)

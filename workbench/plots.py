@@ -7,6 +7,7 @@
     campaign.plot_pareto(); campaign.plot_hypervolume()   # several objectives
     campaign.plot_slices(); campaign.plot_lengthscales()  # what the model believes
     plot_map(campaign, "temperature", "time")  # 2-D posterior mean and sd through the best
+    plot_pairs(campaign)              # the mean over every pair of the 3 most relevant
     campaign.plot_ternary("alloy", ["Cu", "Ni", "Pd"])     # compositions
 
 Each function draws on ``ax`` when given (or on a new figure) and returns the
@@ -35,7 +36,7 @@ __all__ = ["coverage_curve", "plot_calibration", "plot_convergence", "plot_predi
            "random_search_band", "random_search_runs",
            "CampaignModel", "ard_relevance", "campaign_model", "plot_hypervolume",
            "plot_lengthscales", "plot_pareto", "plot_slices", "plot_ternary", "ternary_xy",
-           "PosteriorMap", "plot_map", "posterior_map", "relevant_parameters"]
+           "PosteriorMap", "plot_map", "plot_pairs", "posterior_map", "relevant_parameters"]
 
 _COMPLETED, _FAILED = "completed", "failed"
 _INITIAL_STRATEGY = "sobol"
@@ -903,6 +904,67 @@ def plot_map(campaign: "Campaign", x: str | None = None, y: str | None = None,
     fig.tight_layout()
     return fig
 
+
+def plot_pairs(campaign: "Campaign", parameters: list[str] | None = None,
+               objective: str | None = None, *, top: int = 3, points: int = 25,
+               model: CampaignModel | None = None) -> Any:
+    """Posterior mean over every pair of the most relevant parameters, as a grid of maps.
+
+    parameters: continuous or integer parameters to pair (default the ``top``
+    most relevant by length-scale, :func:`relevant_parameters`). Panel (i, j)
+    below the diagonal is the :func:`posterior_map` of parameter j (x) and i
+    (y) through the best trial, all on one colour scale so that panels compare;
+    trials are dots, the best one a star. Returns the Figure.
+    """
+    import matplotlib.pyplot as plt
+
+    names = list(parameters) if parameters is not None else \
+        relevant_parameters(campaign, objective)[:top]
+    if len(names) < 2:
+        raise ValueError(f"plot_pairs: parameters: got {names}; expected at least two"
+                         " continuous or integer parameters")
+    model = model if model is not None else campaign_model(campaign)
+    maps = {(i, j): posterior_map(campaign, names[j], names[i], objective, points=points,
+                                  model=model)
+            for i in range(1, len(names)) for j in range(i)}
+    values = np.concatenate([m.mean.ravel() for m in maps.values()])
+    if not np.any(np.isfinite(values)):
+        raise ValueError(f"plot_pairs: every grid point of {names} breaks the constraints"
+                         " with the others held at the best trial; expected some to hold")
+    levels = np.linspace(np.nanmin(values), np.nanmax(values), 15)  # one scale for all
+    done = [t for t in sorted(campaign.trials, key=lambda t: t.id) if t.status == _COMPLETED]
+    k = len(names) - 1
+    # A corner plot: a column shares its x parameter, a row its y parameter.
+    fig, axes = plt.subplots(k, k, figsize=(3.4 * k + 1.4, 3.0 * k + 0.6), squeeze=False,
+                             sharex="col", sharey="row", layout="constrained")
+    filled = None
+    for (i, j), m in maps.items():
+        ax = axes[i - 1][j]
+        filled = ax.contourf(m.xs, m.ys, m.mean, levels=levels, cmap="viridis")
+        filled.set_gid(f"mean:{m.x}:{m.y}")
+        ax.plot([t.params[m.x] for t in done], [t.params[m.y] for t in done],
+                linestyle="none", marker="o", markersize=3, markerfacecolor="white",
+                markeredgecolor="k", mew=0.5, gid=f"observed:{m.x}:{m.y}")
+        best = next(t for t in done if t.id == m.trial)
+        ax.plot([best.params[m.x]], [best.params[m.y]], linestyle="none", marker="*",
+                markersize=12, color="C3", markeredgecolor="k", mew=0.5,
+                gid=f"best:{m.x}:{m.y}")
+        for name, set_scale in ((m.x, ax.set_xscale), (m.y, ax.set_yscale)):
+            if getattr(campaign.space[name], "log", False):
+                set_scale("log")
+        if i == k:
+            ax.set_xlabel(_label(campaign.space[m.x]))
+        if j == 0:
+            ax.set_ylabel(_label(campaign.space[m.y]))
+    for i in range(1, len(names)):
+        for j in range(i, k):
+            axes[i - 1][j].set_visible(False)  # above the diagonal: the same pairs again
+    name = next(iter(maps.values())).output
+    fig.colorbar(filled, ax=axes.ravel().tolist(), label=f"posterior mean:"
+                 f" {_outcome_label(campaign, name)}")
+    fig.suptitle(f"{campaign.name}: {name} over pairs of {', '.join(names)} (others at"
+                 f" trial {next(iter(maps.values())).trial}'s values)", fontsize="medium")
+    return fig
 
 def _short_value(v: Any) -> str:
     if isinstance(v, float):
