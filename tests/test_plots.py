@@ -697,7 +697,7 @@ def test_pairs_map_every_pair_of_the_most_relevant_parameters_on_one_scale():
     model = campaign_model(c)
     names = relevant_parameters(c)[:3]
     assert names == ["p", "q", "r"]  # no proposal audited yet: space order
-    fig = c.plot.pairs(model=model, points=9)
+    fig = plot_pairs(c, model=model, points=9)
     drawn = [ax for ax in fig.axes if ax.get_visible() and any(
         col.get_gid() and col.get_gid().startswith("mean:") for col in ax.collections)]
     pairs = {tuple(col.get_gid().split(":")[1:]) for ax in drawn for col in ax.collections
