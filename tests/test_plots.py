@@ -717,3 +717,20 @@ def test_pairs_map_every_pair_of_the_most_relevant_parameters_on_one_scale():
                                   np.arange(1.0, 7.0))
     with pytest.raises(ValueError, match="at least two"):
         plot_pairs(c, ["p"], model=model)
+
+
+def test_simulated_random_search_evaluates_the_specs_oracle():
+    c = wb.Campaign.from_dict({
+        "name": "branin", "tracking": None, "store": None, "seed": 3,
+        "space": [{"name": "x1", "type": "continuous", "low": -5, "high": 10},
+                  {"name": "x2", "type": "continuous", "low": 0, "high": 15}],
+        "objectives": [{"name": "y", "direction": "minimize"}],
+        "initial_design": {"n": 4}, "oracle": {"builtin": "branin"}})
+    c.run(budget=4)
+    runs = random_search_runs(c, 6)
+    np.testing.assert_array_equal(runs, random_search_runs(c, 6, oracle=wb.problems.get("branin")))
+    assert np.all(runs >= 0.397887 - 1e-6)  # Branin's global minimum
+    assert not np.array_equal(runs, random_search_runs(c, 6, seed=4))
+    band = random_search_band(c, 6)
+    np.testing.assert_array_equal(band.median, best_so_far_quantiles(runs, "minimize")[1])
+    assert band.source == "6 simulated runs"
