@@ -3,6 +3,9 @@
 The client is explicit (``MlflowClient(uri)``), never MLflow's global state,
 so several campaigns in one process track to different places. Tracking is a
 side channel: the campaign never waits on it and never fails because of it.
+Delivery runs in a background thread of the process; the campaign only appends
+to the outbox, and ``finish`` (the end of ``run``) waits until everything is
+delivered or buffered.
 
 Every tracking event (run creation, params, metrics, artifacts, status) goes
 first to an *outbox*: a durable JSON-lines file beside the campaign store (in
@@ -17,10 +20,12 @@ found again by a tag holding the campaign's id rather than created twice.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 import os
 import tempfile
+import threading
 import time
 import warnings
 from pathlib import Path
@@ -99,17 +104,35 @@ class Outbox:
         self._memory: list[dict] = []
         self._delivered = 0
         self._lock = None
+        self._delivery_lock = None
+        # The file lock is re-entrant within the process, so threads (the
+        # campaign and the delivery thread) also take this one.
+        self._thread_lock = threading.RLock()
+        self._tail: tuple[int, int, int] | None = None  # (inode, size, last seq) after our append
 
+    @contextlib.contextmanager
     def lock(self):
-        import contextlib
+        """Exclusive access to the outbox: among this process's threads and other processes."""
+        with self._thread_lock:
+            if self.path is None:
+                yield
+                return
+            if self._lock is None:
+                from filelock import FileLock
 
+                self._lock = FileLock(str(self.path) + ".lock", thread_local=False)
+            with self._lock:
+                yield
+
+    def delivery_lock(self):
+        """Held by whoever delivers events, in any process: each event goes out once."""
         if self.path is None:
             return contextlib.nullcontext()
-        if self._lock is None:
+        if self._delivery_lock is None:
             from filelock import FileLock
 
-            self._lock = FileLock(str(self.path) + ".lock", thread_local=False)
-        return self._lock
+            self._delivery_lock = FileLock(str(self.path) + ".delivery.lock", thread_local=False)
+        return self._delivery_lock
 
     @property
     def _ack_path(self) -> Path:
@@ -138,18 +161,31 @@ class Outbox:
         except (FileNotFoundError, ValueError):
             return 0
 
+    def _last_seq(self) -> int:
+        if self.path is not None and self._tail is not None:
+            try:
+                st = self.path.stat()
+                now = (st.st_ino, st.st_size)
+            except FileNotFoundError:
+                now = None
+            if now == self._tail[:2]:  # nobody else appended since our last event
+                return self._tail[2]
+        events = self._read()
+        return events[-1]["seq"] if events else self.delivered()
+
     def put(self, event: dict) -> None:
         """Append an event (under ``lock()``)."""
-        events = self._read()
-        event = dict(event, seq=(events[-1]["seq"] if events else self.delivered()) + 1)
+        event = dict(event, seq=self._last_seq() + 1)
         if self.path is None:
             self._memory.append(event)
             return
         self.path.parent.mkdir(parents=True, exist_ok=True)
+        # Written through to the operating system, which keeps it if the process
+        # is killed; an fsync per metric would cost more than the metric.
         with open(self.path, "a", encoding="utf-8") as fh:
             fh.write(json.dumps(event, separators=(",", ":")) + "\n")
             fh.flush()
-            os.fsync(fh.fileno())
+            self._tail = (os.fstat(fh.fileno()).st_ino, fh.tell(), event["seq"])
 
     def pending(self) -> list[dict]:
         """Events not yet delivered, in order (under ``lock()``)."""
@@ -168,6 +204,7 @@ class Outbox:
         if not self.pending():
             # Everything delivered: start the file afresh (the ack keeps the count).
             self.path.unlink(missing_ok=True)
+            self._tail = None
 
 
 class Tracker:
@@ -203,8 +240,54 @@ class Tracker:
         ref = weakref.ref(self)
         atexit.register(lambda: ref() is not None and ref()._flush_quietly())
         self._backoff = _BACKOFF_START_S
+        self._flush_lock = threading.Lock()  # one delivery at a time in this process
+        self._wake = threading.Event()
+        self._urgent = False
+        self._stop = False
+        self._thread: threading.Thread | None = None
+        self._new_run_id: str | None = None  # found by the delivery thread, reported by ours
 
     # -- delivery ---------------------------------------------------------
+
+    def _deliver_in_background(self) -> None:
+        """The delivery thread: flush when woken for a run/params/artifact event, and
+        at most once per _FLUSH_INTERVAL_S for metrics and tags (one write per batch)."""
+        while not self._stop:
+            self._wake.wait(_FLUSH_INTERVAL_S)
+            self._wake.clear()
+            if self._stop:
+                break
+            if self._urgent or time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S:
+                self._urgent = False
+                self._last_flush = time.monotonic()
+                try:
+                    self.flush()
+                except Exception:  # noqa: BLE001 - the thread must outlive any failure
+                    pass
+
+    def _kick(self, urgent: bool) -> None:
+        if self._thread is None:
+            self._thread = threading.Thread(target=self._deliver_in_background, daemon=True,
+                                            name=f"workbench-tracking-{self.experiment}")
+            self._thread.start()
+        if urgent:
+            self._urgent = True
+            self._wake.set()
+
+    def _stop_thread(self) -> None:
+        if self._thread is not None:
+            self._stop = True
+            self._wake.set()
+            self._thread.join()
+            self._thread = None
+            self._stop = False
+
+    def _report_run_id(self) -> None:
+        """Tell the campaign a run id the delivery thread found (from the caller's thread,
+        since the campaign records it in its own store)."""
+        run_id, self._new_run_id = self._new_run_id, None
+        if run_id is not None and self._on_run_id is not None:
+            self._on_run_id(run_id)
 
     def _warn(self, err: Exception) -> None:
         if not self._warned:
@@ -246,7 +329,6 @@ class Tracker:
         return self._client
 
     def _workspace_context(self):
-        import contextlib
 
         if self._workspace is None:
             return contextlib.nullcontext()
@@ -281,7 +363,9 @@ class Tracker:
                 tags[CAMPAIGN_TAG] = self.campaign_id
             run = client.create_run(exp_id, tags=tags, run_name=event.get("run_name"))
         self.run_id = run.info.run_id
-        if self._on_run_id is not None:
+        if threading.current_thread() is self._thread:
+            self._new_run_id = self.run_id
+        elif self._on_run_id is not None:
             self._on_run_id(self.run_id)
 
     def _send(self, event: dict) -> None:
@@ -326,16 +410,29 @@ class Tracker:
         """
         if not force and time.monotonic() < self._retry_at:
             return False
-        with self.outbox.lock():
-            pending = self.outbox.pending()
+        with self._flush_lock:
+            done = self._flush_locked()
+        if threading.current_thread() is not self._thread:
+            self._report_run_id()
+        return done
+
+    def _flush_locked(self) -> bool:
+        # One deliverer across processes (the delivery lock), while the outbox
+        # lock is held only to read and to acknowledge, so that the campaign's
+        # appends never wait on the tracking server.
+        with self.outbox.delivery_lock():
+            with self.outbox.lock():
+                pending = self.outbox.pending()
             try:
+                _ = self.client  # resolves the partner's workspace, which the context needs
                 with self._workspace_context():
                     for group in _batches(pending):
                         if len(group) == 1:
                             self._send(group[0])
                         else:
                             self._send_batch(group)
-                        self.outbox.mark_delivered(group[-1]["seq"])
+                        with self.outbox.lock():
+                            self.outbox.mark_delivered(group[-1]["seq"])
             except Exception as err:  # noqa: BLE001 - tracking must never stop a campaign
                 self._warn(err)
                 self._retry_at = time.monotonic() + self._backoff
@@ -348,20 +445,20 @@ class Tracker:
         return True
 
     def _put(self, event: dict, flush: bool = True) -> None:
+        self._report_run_id()
         try:
             with self.outbox.lock():
                 self.outbox.put(event)
         except OSError as err:  # a full disk must not stop the campaign either
             self._warn(err)
             return
-        # Metrics and tags ride along with the next flush unless the last one
-        # is a while ago: one database write per batch, not per step.
-        if flush and (event["op"] not in _BATCHABLE
-                      or time.monotonic() - self._last_flush >= _FLUSH_INTERVAL_S):
-            self._last_flush = time.monotonic()
-            self.flush()
+        # Metrics and tags ride along with the next delivery: one database write
+        # per batch, not per step.
+        if flush:
+            self._kick(urgent=event["op"] not in _BATCHABLE)
 
     def _flush_quietly(self) -> None:
+        self._stop_thread()
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -419,5 +516,8 @@ class Tracker:
         self._put({"op": "text", "name": name, "text": text})
 
     def finish(self, status: str = "FINISHED") -> None:
+        """End the run: deliver everything now (or leave it buffered, with a warning)."""
         self._put({"op": "finish", "status": status}, flush=False)
+        self._stop_thread()
         self.flush(force=True)
+        self._report_run_id()
