@@ -734,3 +734,5 @@ def test_simulated_random_search_evaluates_the_specs_oracle():
     band = random_search_band(c, 6)
     np.testing.assert_array_equal(band.median, best_so_far_quantiles(runs, "minimize")[1])
     assert band.source == "6 simulated runs"
+    with pytest.raises(ValueError, match="every one of 12 evaluations failed.*KeyError"):
+        random_search_runs(c, 3, oracle=lambda p: {"loss": p["nope"]})

@@ -316,12 +316,18 @@ def random_search_runs(campaign: "Campaign", runs: int = RANDOM_RUNS,
         rows = [decoded[r * n:(r + 1) * n] for r in range(runs)]
     name = campaign.objectives[0].name
     out = np.full((runs, n), np.nan)
+    first_error: Exception | None = None
     for r, run in enumerate(rows):
         for i, params in enumerate(run):
             try:
                 out[r, i] = _objective_value(oracle(dict(params)), name)
-            except Exception:  # noqa: BLE001 - a failed evaluation is data (NaN)
-                pass
+            except Exception as e:  # noqa: BLE001 - a failed evaluation is data (NaN)
+                first_error = first_error or e
+    if not np.any(np.isfinite(out)):  # nothing worked: the oracle, not the points
+        raise ValueError(f"random search: every one of {out.size} evaluations failed or gave"
+                         f" no finite {name!r}"
+                         + (f" (first: {type(first_error).__name__}: {first_error})"
+                            if first_error else "") + "; expected a working oracle")
     return out
 
 
