@@ -83,12 +83,13 @@ def plot_convergence(campaign: "Campaign", ax: "Axes | None" = None, *, random: 
     failed trials red crosses on the bottom axis, and the initial (Sobol)
     design is shaded. random: what random search reaches over as many
     evaluations, drawn as its median best-so-far and interquartile band (see
-    :func:`random_search_band`): None (default) draws it when it is free,
-    i.e. exact for a dataset-lookup oracle; True or a number of runs simulates
-    it (16 runs by default) through the spec's oracle, or ``oracle`` (a
-    callable), which costs runs x trials evaluations; an array (runs,
-    evaluations) gives random runs' observed values; False draws none.
-    Returns the Axes.
+    :func:`random_search_band`). None (default): only when it is free, i.e.
+    exact for a dataset-lookup oracle. True or a number of runs: exact for a
+    lookup oracle, else simulated (16 runs by default) through the spec's
+    oracle or ``oracle`` (a callable), at a cost of runs x trials
+    evaluations. An array (runs, evaluations): random runs' observed values.
+    A :class:`RandomBand`: drawn as it is. False: none. seed: of the
+    simulated runs (default the spec's). Returns the Axes.
     """
     ax = _axes(ax)
     obj = campaign.objectives[0]
@@ -339,8 +340,11 @@ def random_search_band(campaign: "Campaign", random: Any = True,
     random as in :func:`plot_convergence`: None (only when free: exact for a
     dataset-lookup oracle), True or a number of runs (exact for a lookup
     oracle, else simulated), an array (runs, evaluations) of observed random
-    runs, or False. evaluations: default the campaign's trials.
+    runs, or False; a RandomBand is returned as it is. evaluations: default the
+    campaign's trials.
     """
+    if isinstance(random, RandomBand):
+        return random
     lookup = None if random is False else _lookup_oracle(campaign)
     if random is False or (random is None and lookup is None):
         return None

@@ -369,11 +369,15 @@ def _plots(campaign) -> list[str]:
             return fig
         return draw
 
-    band = plots.random_search_band(campaign, None) if campaign.trials else None
-    section("Convergence", on_axes(plots.plot_convergence),
-            "The band is the middle half of what random search reaches in as many"
-            f" evaluations, the dashed line its median ({_e(band.source)})."
-            if band is not None else "")
+    try:  # random search's band where it is free (a dataset pool)
+        band = plots.random_search_band(campaign, None) if campaign.trials else None
+        note = ("The band is the middle half of what random search reaches in as many"
+                f" evaluations, the dashed line its median ({_e(band.source)})."
+                if band is not None else "")
+    except (ValueError, WorkbenchError) as e:  # the campaign's own curve still stands
+        band, note = None, f"no random-search band: {_e(e)}"
+    section("Convergence", on_axes(plots.plot_convergence,
+                                   random=band if band is not None else False), note)
     section("Predicted vs observed", on_axes(plots.plot_predictions))
     mean, _, _ = plots._campaign_predictions(campaign)
     if len(mean):
