@@ -553,6 +553,7 @@ class Campaign:
         tracker = self._track()
         if tracker is not None:
             tracker.log_text("trials.csv", self.to_frame().to_csv(index=False))
+            self._tag_data_hash(tracker)
 
     # -- ask --------------------------------------------------------------
 
@@ -962,6 +963,10 @@ class Campaign:
         step = self._count(COMPLETED) + self._count(FAILED)
         metrics.update(self._surrogate_metrics(step))
         tracker.log_metrics(metrics, step=step)
+        if step % 10 == 0:  # a tag holds one value; log_snapshot sets the final one
+            self._tag_data_hash(tracker)
+
+    def _tag_data_hash(self, tracker) -> None:
         data_hash = self._completed_data_hash()
         if data_hash:
             tracker.set_tags({"data_hash": data_hash})
