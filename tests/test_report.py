@@ -217,3 +217,18 @@ def test_report_of_two_objectives_over_a_composition(tmp_path):
     assert sorted(int(i) for i in re.findall(r"<tr><td>(\d+)</td>", table)) == sorted(
         t.id for t in front)
     assert "<th>alloy.Cu</th>" in table
+
+
+def test_report_of_three_continuous_parameters_pairs_them(tmp_path):
+    from workbench.report import campaign_report
+
+    space = wb.SearchSpace([wb.Continuous(n, 0.0, 1.0) for n in ("p", "q", "s")])
+    c = wb.Campaign("three", space, [wb.Objective("y", "minimize")],
+                    store=tmp_path / "three.zarr", tracking=None, seed=0,
+                    initial_design={"n": 6})
+    for t in c.ask(6):
+        c.tell(t.id, (t.params["p"] - 0.2) ** 2 + t.params["q"] * t.params["s"])
+    text, _ = campaign_report(tmp_path / "three.zarr")
+    sections = _images_per_section(text)
+    assert sections["Posterior map of the two most relevant parameters"] == 1
+    assert sections["Pairs of the three most relevant parameters"] == 1

@@ -3,9 +3,9 @@
 - ``campaign_report(store)``: one campaign: spec summary and the full spec,
   the best trials, every plot that applies (PNG embedded: convergence, with
   random search's band when it is free; predicted vs observed; calibration;
-  Pareto front and hypervolume; slices and the 2-D posterior map; parameter
-  relevance; ternary compositions), failures, timings and compute, the trial
-  table. Logged as ``report.html`` to the campaign's run.
+  Pareto front and hypervolume; slices, the 2-D posterior map and pairs;
+  parameter relevance; ternary compositions), failures, timings and compute,
+  the trial table. Logged as ``report.html`` to the campaign's run.
 - ``comparison_report(summaries)``: several campaigns, from stores or from
   MLflow runs (``summaries_from_tracking`` reads every campaign run the
   caller's credentials can see, across partners' workspaces for an admin):
@@ -401,6 +401,9 @@ def _plots(campaign) -> list[str]:
             if len(plots._map_parameters(campaign)) >= 2:
                 section("Posterior map of the two most relevant parameters",
                         lambda: plots.plot_map(campaign, model=model, points=31))
+            if len(plots._map_parameters(campaign)) >= 3:
+                section("Pairs of the three most relevant parameters",
+                        lambda: plots.plot_pairs(campaign, model=model, points=21))
     if plots._last_hyperparameters(campaign) is not None:
         section("Parameter relevance", on_axes(plots.plot_lengthscales))
     best = campaign.best()
