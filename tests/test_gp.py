@@ -435,3 +435,32 @@ def test_noise_prior_enters_the_map_objective_and_the_fit():
     for bad in ("loud", (0.0, -1.0), (0.0,), "x"):
         with pytest.raises(ValueError, match="noise_prior"):
             gp.resolve_noise_prior(bad)
+
+
+def test_large_n_fit_takes_the_subset_path_and_reaches_a_stationary_map_point():
+    """From a padded capacity of 1,024 rows (n > 512) the restarts run on a quarter of the
+    rows and the winner is refined on half, then all: the result is still a stationary point
+    of the full MAP objective, recovers the known noise level, and predicts the noiseless
+    function to well within the noise."""
+    rng = np.random.default_rng(11)
+    n, sd = 600, 0.05
+    X = rng.uniform(size=(n, 3))
+    f = lambda x: np.sin(3 * x[:, 0]) + np.cos(2 * x[:, 1]) * x[:, 2]  # noqa: E731
+    y = f(X) + sd * rng.normal(size=n)
+    unit = (np.zeros(3), np.ones(3))
+    model = sg.fit_gp(X, y, key=jax.random.key(0), bounds=unit)
+    assert model.capacity == 1024 and gp._SUBSET_MIN_CAPACITY == 1024
+    theta = jax.tree.map(lambda a: a[0], model.hyperparameters)
+    args = (model.X, model.Y[:, 0], model.mask[:, 0])
+
+    def objective(t):
+        return gp.negative_log_marginal_likelihood(t, *args) - gp.log_prior(t)
+
+    grad = jax.flatten_util.ravel_pytree(jax.grad(objective)(theta))[0]
+    # The refinement stops on a relative gain of 3e-6 (~1e-3 nats here): small gradient.
+    assert float(jnp.max(jnp.abs(grad))) < 0.2
+    noise_sd = math.sqrt(float(theta.noise)) * float(model.y_scale[0])
+    assert noise_sd == pytest.approx(sd, rel=0.1)
+    Xt = rng.uniform(size=(500, 3))
+    rmse = float(np.sqrt(np.mean((np.asarray(model.posterior(Xt).mean)[:, 0] - f(Xt)) ** 2)))
+    assert rmse < 0.4 * sd
