@@ -100,14 +100,14 @@ class _PlotAccessor:
     campaign; calling it draws the convergence plot."""
 
     _NAMES = ("convergence", "predictions", "calibration", "pareto", "hypervolume", "slices",
-              "lengthscales", "ternary")
+              "map", "pairs", "lengthscales", "ternary")
 
     def __init__(self, campaign: "Campaign"):
         self._campaign = campaign
 
-    def __call__(self, ax=None):
+    def __call__(self, ax=None, **kw):
         from workbench.plots import plot_convergence
-        return plot_convergence(self._campaign, ax=ax)
+        return plot_convergence(self._campaign, ax=ax, **kw)
 
     def __getattr__(self, name: str):
         if name not in self._NAMES:
@@ -472,8 +472,9 @@ class Campaign:
     @property
     def plot(self) -> "_PlotAccessor":
         """Plots: ``campaign.plot()`` (convergence), ``campaign.plot.pareto()``,
-        ``.hypervolume()``, ``.slices()``, ``.lengthscales()``, ``.ternary(name)``,
-        ``.predictions()``, ``.calibration()``; each returns matplotlib Axes or a Figure."""
+        ``.hypervolume()``, ``.slices()``, ``.map()``, ``.pairs()``, ``.lengthscales()``,
+        ``.ternary(name)``, ``.predictions()``, ``.calibration()``; each returns matplotlib
+        Axes or a Figure."""
         return _PlotAccessor(self)
 
     def plot_predictions(self, ax=None):
