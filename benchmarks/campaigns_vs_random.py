@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import math
 import platform
 import sys
 import time
@@ -26,16 +25,6 @@ import yaml
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
-
-
-def random_best_quantile(values: np.ndarray, budget: int, p: float) -> float:
-    """p-quantile of the best of ``budget`` values drawn without replacement."""
-    v = np.sort(values)
-    total = math.comb(len(v), budget)
-    for k in range(budget, len(v) + 1):
-        if math.comb(k, budget) / total >= p:
-            return float(v[k - 1])
-    return float(v[-1])
 
 
 def _spec(name: str, seed: int, budget: int) -> dict:
@@ -58,8 +47,10 @@ def arylation(seeds: int, budget: int) -> dict:
     ds = wb.datasets.load("shields_arylation")
     yields = ds["yield"].to_numpy(np.float64)
     yields = yields[np.isfinite(yields)]
-    out = {"random": {f"q{int(100 * p)}": random_best_quantile(yields, budget, p)
-                      for p in (0.25, 0.5, 0.75)}}
+    from workbench.plots import random_best_quantiles
+
+    q = random_best_quantiles(yields, budget, "maximize", (0.25, 0.5, 0.75))[:, budget - 1]
+    out = {"random": {"q25": float(q[0]), "q50": float(q[1]), "q75": float(q[2])}}
     for encoding in ("onehot", "descriptors", "fingerprint"):
         best, t0 = [], time.perf_counter()
         for seed in range(seeds):
