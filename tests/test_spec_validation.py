@@ -160,6 +160,16 @@ CASES = [
     Case("surrogate-unknown-categorical-structure",
          BASE + "surrogate: {categorical: sum}\n" + ORACLE,
          "surrogate.categorical", "surrogate:", ("'sum'", "'additive'")),
+    Case("multitask-target-not-a-choice",
+         NAME + "space:\n  - {name: x1, type: continuous, low: 0.0, high: 1.0}\n"
+         "  - {name: plant, type: categorical, choices: [A, B]}\n" + OBJECTIVES
+         + "surrogate: {type: multitask, task: plant, target: C}\n" + ORACLE,
+         "surrogate.target", "surrogate:", ("'C'", "['A', 'B']")),
+    Case("multifidelity-costs-not-one-per-level",
+         NAME + "space:\n  - {name: x1, type: continuous, low: 0.0, high: 1.0}\n"
+         "  - {name: level, type: integer, low: 0, high: 2}\n" + OBJECTIVES
+         + "surrogate: {type: multifidelity, fidelity: level, costs: [1, 10]}\n" + ORACLE,
+         "surrogate.costs", "surrogate:", ("[1.0, 10.0]", "one per level of 'level' (3)")),
     Case("composition-unknown-element",
          NAME + "space:\n  - {name: x1, type: continuous, low: 0.0, high: 1.0}\n"
          "  - {name: alloy, type: composition, elements: [Cu, Ni, Qq]}\n" + OBJECTIVES + ORACLE,

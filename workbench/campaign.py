@@ -384,7 +384,9 @@ class Campaign:
         return to_frame(self._trials, self.space, self.outcomes)
 
     def _feasible_completed(self) -> list[Trial]:
-        done = [t for t in self._trials if t.status == COMPLETED]
+        # Multi-task / multi-fidelity: only the target task's (fidelity's) results count.
+        done = [t for t in self._trials if t.status == COMPLETED
+                and self._engine.on_target(t.params)]
         if not done or not self._engine.constraints:
             return done
         _, Y = self._training_data(done)
@@ -713,7 +715,8 @@ class Campaign:
                                     f" at least {k}")
             first = int(np.random.default_rng([self.spec.seed, start]).integers(len(pool)))
             return pool[greedy_maximin(pool, k, first=first)]
-        fixed = context_columns(self.space, context)
+        # A multi-task campaign designs for its target task (user points keep theirs).
+        fixed = context_columns(self.space, {**context, **self._engine.held()})
         reduced, free = reduce_domain(domain, fixed) if fixed else (domain, np.arange(domain.dim))
         if kind == "sobol":
             Z = initial_design("sobol", start + k, reduced, self.spec.seed)[start:]

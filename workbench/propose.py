@@ -57,6 +57,42 @@ class Problem:
         return self._transform
 
     @property
+    def task_parameter(self) -> str | None:
+        """The multi-task GP's task or the multi-fidelity GP's fidelity parameter, or None."""
+        cfg = self.spec.surrogate
+        return cfg.task if cfg.type == "multitask" else (
+            cfg.fidelity if cfg.type == "multifidelity" else None)
+
+    @property
+    def target_level(self) -> Any:
+        """The task proposals are for, or the highest fidelity (a choice or an integer)."""
+        cfg = self.spec.surrogate
+        if cfg.type == "multitask":
+            return cfg.target
+        p = self.space[cfg.fidelity]
+        return p.choices[-1] if hasattr(p, "choices") else p.high
+
+    def held(self) -> dict[str, Any]:
+        """Parameters the engine holds fixed itself: a multi-task campaign's task."""
+        if self.spec.surrogate.type == "multitask":
+            return {self.spec.surrogate.task: self.spec.surrogate.target}
+        return {}
+
+    def on_target(self, params: dict) -> bool:
+        """Whether a trial is at the target task / fidelity (always, for other models):
+        the best result and the incumbent are taken among these trials only."""
+        name = self.task_parameter
+        return name is None or params[name] == self.target_level
+
+    def target_rows(self, X: np.ndarray) -> np.ndarray:
+        """(n,) mask of encoded rows at the target task / fidelity."""
+        name = self.task_parameter
+        if name is None:
+            return np.ones(len(X), bool)
+        return np.asarray([r[name] == self.target_level for r in self.space.decode(X)], bool) \
+            if len(X) else np.zeros(0, bool)
+
+    @property
     def objectives(self):
         return list(self.spec.objectives)
 
@@ -243,6 +279,18 @@ def _fit(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
                                       hidden=tuple(cfg.hidden), features=cfg.features,
                                       restarts=min(cfg.restarts, 4))
         return model, None
+    if cfg.type in ("multitask", "multifidelity"):
+        from workbench.tasks import fit_task_columns, task_layout
+
+        layout = task_layout(problem.space, problem.task_parameter)
+        target = (problem.space[cfg.task].choices.index(cfg.target) if cfg.type == "multitask"
+                  else layout[2] - 1)
+        model, summary = fit_task_columns(cfg.type, X, Y, layout, key=key, target=target,
+                                          costs=cfg.costs, rank=cfg.rank, capacity=capacity,
+                                          restarts=cfg.restarts)
+        # The summary goes to the audit; hyperparameter warm starts are the plain GP's.
+        problem._task_summary = summary
+        return model, None
     if cfg.type == "svgp":
         model = sg.fit_svgp(X, Y, key=key, num_inducing=min(cfg.num_inducing, len(X)),
                             bounds=unit)
@@ -292,12 +340,38 @@ def _constraints(problem: Problem):
         [(problem.outputs.index(c.name), c.op, c.bound) for c in problem.constraints])
 
 
-def incumbent(problem: Problem, Y: np.ndarray) -> float:
+def incumbent(problem: Problem, Y: np.ndarray, X: np.ndarray | None = None,
+              model=None) -> float:
     """Best observed score of the single objective among feasible rows (the worst
-    score when none is feasible, so that feasibility drives the search)."""
+    score when none is feasible, so that feasibility drives the search).
+
+    Multi-task and multi-fidelity campaigns (X and the fitted model given): among
+    rows at the target task / fidelity; before there is one, the best lower
+    confidence score (mean - std) of the target's posterior at the observed
+    points, Huang et al.'s (2006) effective best.
+    """
     s = problem.scores(Y)[:, 0]
     ok = problem.feasible(Y)
+    if problem.task_parameter is not None and X is not None:
+        ok = ok & problem.target_rows(X)
+        if not ok.any() and model is not None and len(X):
+            return _effective_best(problem, model, X)
     return float(np.max(s[ok])) if ok.any() else float(np.min(s))
+
+
+def _effective_best(problem: Problem, model, X: np.ndarray) -> float:
+    """max_i sign * mean(x_i) - std(x_i) of the target's posterior, as a score."""
+    import jax.numpy as jnp
+
+    from workbench._jax import posterior_moments
+
+    at_target = X.copy()
+    for j, v in context_columns(problem.space, {problem.task_parameter:
+                                                problem.target_level}).items():
+        at_target[:, j] = v
+    mean, var = posterior_moments(model, jnp.asarray(at_target))
+    sign = problem.objectives[0].sign
+    return float(np.max(sign * np.asarray(mean)[:, 0] - np.sqrt(np.asarray(var)[:, 0])))
 
 
 def build_acquisition(problem: Problem, model, X: np.ndarray, Y: np.ndarray, best: float,
@@ -430,10 +504,13 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     cfg = spec.acquisition
     kind = spec.acquisition_type
     domain = problem.space.domain()
-    fixed = context_columns(problem.space, context or {})
+    # A multi-task campaign proposes for its target task: held like a context.
+    held = {**(context or {}), **problem.held()}
+    fixed = context_columns(problem.space, held)
     reduced, free = reduce_domain(domain, fixed) if fixed else (domain, np.arange(domain.dim))
     k_fit, k_acq = jax.random.split(key)
-    conditionable_type = spec.surrogate.type in ("gp", "saas", "deep_kernel")
+    conditionable_type = spec.surrogate.type in ("gp", "saas", "deep_kernel", "multitask",
+                                                 "multifidelity")
     capacity = len(X) + (len(fantasies) + q if conditionable_type else 0)
     t0 = time.perf_counter()
     model, state = fit_surrogate(problem, X, Y, k_fit, capacity, warm)
@@ -445,15 +522,17 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     # Monte-Carlo acquisitions take pending points jointly (sequential greedy with
     # MC fantasies, as BoTorch does); analytic ones need believer fantasies.
     believer = can_condition(model) and kind not in ("qlog_nehvi", "qlog_nei")
-    best = incumbent(problem, Y) if not several else float("nan")
+    best = incumbent(problem, Y, X, model) if not several else float("nan")
     pending = np.zeros((0, domain.dim))
     if len(fantasies):
         if believer:
             Xf = jnp.asarray(fantasies)
             believed = posterior_moments(model, Xf)[0]
             model = model.condition(Xf, believed)
-            if not several:
-                best = max(best, float(np.max(problem.scores(np.asarray(believed))[:, 0])))
+            on_target = problem.target_rows(np.asarray(fantasies))
+            if not several and on_target.any():
+                best = max(best, float(np.max(
+                    problem.scores(np.asarray(believed))[on_target, 0])))
         else:
             pending = np.asarray(fantasies)
     chosen, values = [], []
@@ -464,6 +543,8 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
                                     pending if len(pending) else None, pool)
         elif kind == "thompson":
             x, v = _thompson(problem, model, reduced, free, fixed, domain.dim, k_j)
+        elif spec.surrogate.type == "multifidelity":
+            x, v = _point_and_fidelity(problem, model, best, k_j, domain, held)
         else:
             acq = build_acquisition(problem, model, X, Y, best, jax.random.fold_in(k_j, 1),
                                     domain, pending if len(pending) else None)
@@ -478,7 +559,7 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
             if believer:
                 believed = posterior_moments(model, xq)[0]
                 model = model.condition(xq, believed)
-                if not several:
+                if not several and problem.target_rows(np.asarray(xq))[0]:
                     best = max(best, float(problem.scores(np.asarray(believed))[0, 0]))
             else:
                 pending = np.concatenate([pending, np.asarray(xq)])
@@ -497,8 +578,48 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
         "context": dict(context or {}),
     }
     if not several:
-        audit["incumbent"] = incumbent(problem, Y)
+        audit["incumbent"] = incumbent(problem, Y, X, base)
+    if problem.task_parameter is not None:
+        audit[spec.surrogate.type] = getattr(problem, "_task_summary", None)
     return Xc, preds, values, state, audit, base
+
+
+def _point_and_fidelity(problem: Problem, model, best: float, key, domain,
+                        held: dict[str, Any]):
+    """The point and fidelity level of highest target-level improvement per unit cost.
+
+    Each level is held in turn (like a context) and its cost-aware augmented EI
+    maximised over the other columns; the best level's point wins. Returns the
+    full encoded point (dim,) and its log value per unit cost.
+    """
+    import jax.numpy as jnp
+
+    import active_learning as al
+    from surrogates.transforms import InputTransformed
+    from workbench.tasks import LevelCost, MultiFidelityLogEI, noise_variances
+
+    cfg = problem.spec.acquisition
+    inner, transform = (model.model, model.transform) if isinstance(model, InputTransformed) \
+        else (model, None)
+    sign = problem.objectives[0].sign
+    value = MultiFidelityLogEI(inner, jnp.asarray(sign * best), noise_variances(inner),
+                               transform, sign=sign)
+    cost = LevelCost(jnp.asarray(problem.spec.surrogate.costs, jnp.float64), inner.columns,
+                     inner.levels, inner.onehot)
+    acq = al.CostAware(value, cost, log_space=True)
+    p = problem.space[problem.task_parameter]
+    levels = list(p.choices) if hasattr(p, "choices") else list(range(p.low, p.high + 1))
+    best_x, best_v = None, -np.inf
+    for level in levels:
+        fixed = context_columns(problem.space, {**held, p.name: level})
+        reduced, free = reduce_domain(domain, fixed)
+        z, v = al.maximize_acquisition(_with_context(acq, free, fixed, domain.dim), reduced, key,
+                                       raw_samples=cfg.raw_samples,
+                                       num_restarts=cfg.num_restarts, steps=cfg.steps)
+        if best_x is None or float(v) > best_v:
+            best_x = expand(np.asarray(z), free, fixed, domain.dim)[0]
+            best_v = float(v)
+    return best_x, best_v
 
 
 def _from_pool(problem: Problem, model, X, Y, best, key, domain, pending, pool):

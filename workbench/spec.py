@@ -73,9 +73,15 @@ class SurrogateSpec(_Strict):
     svgp: sparse variational GP for large data; deep_kernel: a GP on MLP features
     (``hidden``, ``features``) for structured inputs. ``prior`` names an exported
     model prior (a path or an MLflow ``runs:/`` URI) to warm-start from.
+    multitask: a coregionalised GP over the tasks of the categorical parameter
+    ``task`` (plants, substrates, partners), proposing for ``target`` only;
+    multifidelity: autoregressive co-kriging over the levels of ``fidelity``
+    (cheapest first), proposing point and level by expected improvement per
+    unit cost (``costs``, one per level).
     """
 
-    type: Literal["gp", "saas", "ensemble", "bll", "svgp", "deep_kernel"] = "gp"
+    type: Literal["gp", "saas", "ensemble", "bll", "svgp", "deep_kernel", "multitask",
+                  "multifidelity"] = "gp"
     kernel: str = Field(default="matern52", max_length=500,
                         description="gp: an expression such as 'matern52 + linear'")
     warping: bool = False
@@ -99,6 +105,38 @@ class SurrogateSpec(_Strict):
     num_warmup: int = Field(default=256, ge=8, le=8192, description="saas: warm-up steps")
     prior: str | None = Field(default=None, description="exported model prior to warm-start"
                               " from: a JSON path or runs:/<run_id>/prior.json")
+    task: str | None = Field(default=None, description="multitask: the categorical parameter"
+                             " that names the task of each trial")
+    target: str | None = Field(default=None, description="multitask: the task (a choice of"
+                               " task) that proposals are made for")
+    rank: int = Field(default=1, ge=1, le=8, description="multitask: rank of the task"
+                      " covariance")
+    fidelity: str | None = Field(default=None, description="multifidelity: the categorical or"
+                                 " integer parameter whose levels run from cheapest to target")
+    costs: list[float] | None = Field(default=None, min_length=2, max_length=64,
+                                      description="multifidelity: cost of one evaluation at"
+                                      " each level, cheapest first")
+
+    @model_validator(mode="after")
+    def _task_fields(self) -> "SurrogateSpec":
+        own = {"multitask": ("task", "target"), "multifidelity": ("fidelity", "costs")}
+        for kind, keys in own.items():
+            for key in keys:
+                given = getattr(self, key) is not None
+                if self.type == kind and not given:
+                    raise ValueError(f"{key}: missing with type {kind}; expected"
+                                     f" {' and '.join(keys)}")
+                if self.type != kind and given:
+                    raise ValueError(f"{key}: got {getattr(self, key)!r} with type"
+                                     f" {self.type!r}; expected it only with type {kind}")
+        if self.rank != 1 and self.type != "multitask":
+            raise ValueError(f"rank: got {self.rank} with type {self.type!r}; expected it only"
+                             " with type multitask")
+        bad = [c for c in self.costs or [] if not (c > 0 and c < float("inf"))]
+        if bad:
+            raise ValueError(f"costs: got {self.costs}; expected positive finite costs, one per"
+                             " fidelity level")
+        return self
 
     @field_validator("kernel")
     @classmethod
@@ -388,6 +426,8 @@ def _semantic_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
                         f" {problem.parameter_names}; the space has {names}"))
         if any(isinstance(p, (Integer, Categorical)) for p in spec.space):
             out.append((("oracle", "builtin"), f"{problem.name!r} needs continuous parameters"))
+    if spec.surrogate.type in ("multitask", "multifidelity"):
+        out += _task_issues(spec)
     if spec.oracle is not None and spec.oracle.command is not None:
         out += _command_issues(spec.oracle.command, names)
     if spec.oracle is not None and (spec.oracle.simulator or spec.oracle.dataset):
@@ -498,6 +538,57 @@ def _constraint_issues(spec: CampaignSpec, names: list[str]) -> list[tuple[tuple
         out.append((("surrogate", "kernel"), f"got kernel {spec.surrogate.kernel!r}, warping"
                     f" {spec.surrogate.warping} with type {spec.surrogate.type!r}; expected"
                     " them only with type gp"))
+    return out
+
+
+def _task_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
+    """A multi-task GP's task parameter and target, a multi-fidelity GP's fidelity
+    parameter and costs, and what these models support (one modelled output)."""
+    cfg = spec.surrogate
+    kind = cfg.type
+    key = "task" if kind == "multitask" else "fidelity"
+    name = getattr(cfg, key)
+    where = ("surrogate", key)
+    params = {p.name: p for p in spec.space}
+    out: list[tuple[tuple, str]] = []
+    p = params.get(name)
+    if p is None:
+        return [(where, f"got {name!r}; expected a parameter name from {list(params)}")]
+    onehot = isinstance(p, Categorical) and p.encoding == "onehot"
+    if kind == "multitask" and not onehot:
+        out.append((where, f"got {name!r}, a {p.type} parameter; expected a categorical"
+                    " parameter (one-hot encoding) whose choices are the tasks"))
+    if kind == "multifidelity" and not (onehot or isinstance(p, Integer)):
+        out.append((where, f"got {name!r}, a {p.type} parameter; expected a categorical"
+                    " (one-hot) or integer parameter whose levels run from cheapest to target"))
+    if kind == "multitask" and isinstance(p, Categorical) and cfg.target not in p.choices:
+        out.append((("surrogate", "target"), f"got {cfg.target!r}; expected one of the choices"
+                    f" of {name!r}: {p.choices}"))
+    if kind == "multifidelity" and isinstance(p, (Categorical, Integer)):
+        levels = len(p.choices) if isinstance(p, Categorical) else p.levels
+        if len(cfg.costs) != levels:
+            out.append((("surrogate", "costs"), f"got {len(cfg.costs)} costs {cfg.costs};"
+                        f" expected one per level of {name!r} ({levels})"))
+    if name in spec.context:
+        out.append((where, f"got {name!r}, which is a context parameter; expected a parameter"
+                    " the campaign holds itself"))
+    if len(params) < 2:
+        out.append((where, f"got {name!r}, the only parameter; expected at least one more"))
+    if len(spec.objectives) > 1 or spec.outcome_constraints:
+        out.append((("surrogate", "type"), f"got {kind} with {len(spec.objectives)}"
+                    f" objective(s) and {len(spec.outcome_constraints)} outcome constraint(s);"
+                    " expected one objective and no outcome constraints (one modelled output)"))
+    if spec.candidates is not None or (spec.oracle is not None and spec.oracle.dataset
+                                       and (spec.oracle.mode or "lookup") == "lookup"):
+        out.append((("surrogate", "type"), f"got {kind} with a candidate pool; expected"
+                    " proposals over the space (no candidates)"))
+    if kind == "multifidelity" and spec.acquisition_type != "log_ei":
+        out.append((("acquisition", "type"), f"got {spec.acquisition_type!r} with a"
+                    " multifidelity surrogate; expected log_ei (improvement at the target"
+                    " level per unit cost)"))
+    if kind == "multifidelity" and spec.objectives[0].target is not None:
+        out.append((("objectives", 0, "target"), f"got {spec.objectives[0].target!r} with a"
+                    " multifidelity surrogate; expected minimize or maximize"))
     return out
 
 
