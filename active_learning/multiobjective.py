@@ -544,6 +544,55 @@ def _scale_from(Y: Array, ref: Array, mask: Array | None) -> Array:
     return jnp.where(span > 0, span, 1.0)
 
 
+def _normalised(f: Array, objectives: Callable | None, ref: Array, scale: Array) -> Array:
+    Y = f if objectives is None else objectives(f)
+    return (Y - ref) / scale
+
+
+@eqx.filter_jit
+def _nehvi_baseline(model, X_baseline: Array, mask: Array, key: Array, num_samples: int,
+                    objectives: Callable | None, ref: Array, scale: Array):
+    """Cholesky factors (m_model, n, n) of the baseline's posterior, its base samples
+    (S, m_model, n) and the non-dominated cells (S, C, m) of each sampled front.
+
+    Padded rows are decoupled (identity rows scaled like the data), so they
+    neither condition anything nor enter a front.
+    """
+    n = X_baseline.shape[0]
+    post = model.posterior(X_baseline, full_cov=True)
+    m_model = post.mean.shape[1]
+    z = jax.random.normal(key, (num_samples, m_model, n))
+    w = mask.astype(post.mean.dtype)
+    var = jnp.maximum(jnp.max(post.variance * w[:, None], axis=0), 1e-300)  # (m_model,)
+    cov = (post.covariance * (w[:, None] * w[None, :])[None]
+           + jax.vmap(jnp.diag)((1.0 - w)[None] * var[:, None]))
+    L = jnp.linalg.cholesky(cov + _SAMPLE_JITTER * var[:, None, None] * jnp.eye(n))
+    f = post.mean[None] + jnp.einsum("mij,smj->sim", L, z)
+    zero = jnp.zeros_like(ref)
+    lower, upper = jax.vmap(lambda y: nondominated_cells(y, zero, mask))(
+        _normalised(f, objectives, ref, scale))
+    return L, z, lower, upper
+
+
+_MIN_CELLS = 16
+
+
+def _trim_cells(lower: Array, upper: Array) -> tuple[Array, Array]:
+    """Drop the empty cells that padding and dominated points leave, keeping a power
+    of two (at least 16) per sample, so that the acquisition's cost follows the
+    sampled fronts' size instead of n (n (n + 1) + 1 cells for three objectives).
+    Under a trace (no concrete values) the cells stay as they are."""
+    if isinstance(lower, jax.core.Tracer) or isinstance(upper, jax.core.Tracer):
+        return lower, upper
+    lo, up = np.asarray(lower), np.asarray(upper)
+    nonempty = np.all(up > lo, axis=-1)  # (S, C)
+    count = int(nonempty.sum(axis=1).max(initial=1))
+    keep = min(lo.shape[1], max(_MIN_CELLS, 1 << (count - 1).bit_length()))
+    order = np.argsort(~nonempty, axis=1, kind="stable")[:, :keep]
+    take = lambda a: np.take_along_axis(a, order[..., None], axis=1)  # noqa: E731
+    return jnp.asarray(take(lo)), jnp.asarray(take(up))
+
+
 class qLogExpectedHypervolumeImprovement(eqx.Module):
     """qLogEHVI: log E[HVI(f(X_1..q))] over a fixed (observed) Pareto front.
 
@@ -629,6 +678,10 @@ class qLogNoisyExpectedHypervolumeImprovement(eqx.Module):
     objectives: Callable | None
     tau_relu: Array
     tau_max: Array
+    L_base: Array
+    z_base: Array
+    cell_lower: Array
+    cell_upper: Array
     num_samples: int = eqx.field(static=True)
 
     def __init__(self, model, X_baseline, ref_point, key, *, baseline_mask=None,
@@ -647,52 +700,42 @@ class qLogNoisyExpectedHypervolumeImprovement(eqx.Module):
         self.ref_point, self.key, self.objectives = ref, key, objectives
         self.num_samples = num_samples
         self.tau_relu, self.tau_max = _float_array(tau_relu), _float_array(tau_max)
+        # The baseline's draws do not depend on the candidates: its block of the
+        # joint is factored, sampled and box-decomposed once here and shared by
+        # every evaluation (BoTorch's cached root and box decompositions). The
+        # candidates' draws continue the same Cholesky factor of the joint.
+        self.L_base, self.z_base, lower, upper = _nehvi_baseline(
+            model, X_baseline, mask, key, num_samples, objectives, ref, self.scale)
+        self.cell_lower, self.cell_upper = _trim_cells(lower, upper)
 
     def __call__(self, X: Array) -> Array:
-        # The baseline's draws do not depend on the candidates: its block of the
-        # joint is factored, sampled and box-decomposed once per call and shared
-        # by every candidate batch (BoTorch's cached root, and its cached box
-        # decompositions), instead of once per candidate. The draws are those of
-        # one Cholesky factor of the whole joint, whose leading block is the
-        # baseline's, so they equal sampling the joint directly.
         X = _as_batches(X)
         n, q = self.X_baseline.shape[0], X.shape[1]
-        post = self.model.posterior(self.X_baseline, full_cov=True)
-        m_model = post.mean.shape[1]
-        z = jax.random.normal(self.key, (self.num_samples, m_model, n + q))
-        z_base, z_new = z[..., :n], z[..., n:]
-        mask = self.baseline_mask.astype(post.mean.dtype)
-        scale = jnp.maximum(jnp.max(post.variance * mask[:, None], axis=0), 1e-300)  # (m_model,)
-        cov = (post.covariance * (mask[:, None] * mask[None, :])[None]
-               + jax.vmap(jnp.diag)((1.0 - mask)[None] * scale[:, None]))
-        L_base = jnp.linalg.cholesky(cov + _SAMPLE_JITTER * scale[:, None, None] * jnp.eye(n))
-        f_base = post.mean[None] + jnp.einsum("mij,smj->sim", L_base, z_base)
-        zero = jnp.zeros_like(self.ref_point)
-        lower, upper = jax.vmap(lambda y: nondominated_cells(y, zero, self.baseline_mask))(
-            self._normalised(f_base))
+        m_model = self.z_base.shape[1]
+        z_new = jax.random.normal(jax.random.fold_in(self.key, 1),
+                                  (self.num_samples, m_model, q))
+        mask = self.baseline_mask.astype(self.X_baseline.dtype)
 
         def one(Xq: Array) -> Array:
             joint = self.model.posterior(jnp.concatenate([self.X_baseline, Xq]), full_cov=True)
             cross = joint.covariance[:, :n, n:] * mask[None, :, None]  # (m_model, n, q)
-            C = jax.vmap(lambda L, B: solve_triangular(L, B, lower=True))(L_base, cross)
+            C = jax.vmap(lambda L, B: solve_triangular(L, B, lower=True))(self.L_base, cross)
             schur = joint.covariance[:, n:, n:] - jnp.einsum("mnq,mnr->mqr", C, C)
             var_new = jnp.max(joint.variance[n:], axis=0)  # (m_model,)
             L_new = jnp.linalg.cholesky(schur + _SAMPLE_JITTER * var_new[:, None, None]
                                         * jnp.eye(q))
-            f_new = (joint.mean[n:][None] + jnp.einsum("mnq,smn->sqm", C, z_base)
+            f_new = (joint.mean[n:][None] + jnp.einsum("mnq,smn->sqm", C, self.z_base)
                      + jnp.einsum("mij,smj->sim", L_new, z_new))
             values = jax.vmap(lambda y, lo, up: _log_hvi_smooth(
-                y, lo, up, None, self.tau_relu, self.tau_max))(self._normalised(f_new),
-                                                                lower, upper)
+                y, lo, up, None, self.tau_relu, self.tau_max))(
+                _normalised(f_new, self.objectives, self.ref_point, self.scale),
+                self.cell_lower, self.cell_upper)
             return _logmeanexp(values) + jnp.sum(jnp.log(self.scale))
 
         # Blocks of candidates: (b, samples, cells, m) intermediates of a whole
         # raw-sample screen would stream through memory several times.
         return jax.vmap(one)(X) if X.shape[0] <= _BLOCK else lax.map(one, X, batch_size=_BLOCK)
 
-    def _normalised(self, f: Array) -> Array:
-        Y = f if self.objectives is None else self.objectives(f)
-        return (Y - self.ref_point) / self.scale
 
 
 class ScalarizedLogEI(eqx.Module):

@@ -325,10 +325,18 @@ def test_qlognehvi_equals_log_of_exact_mc_average_on_a_gp():
     ref = np.asarray(mo.reference_point(Y))
     key = jax.random.key(3)
     acq = mo.qLogNoisyExpectedHypervolumeImprovement(gp, X, ref, key, num_samples=16, **TIGHT)
-    # The same joint samples by hand: per sample, the exact HVI of the pair over
-    # the front of the sampled baseline values.
+    # The same joint samples by hand: the base samples of the baseline (key) and of
+    # the pair (key folded with 1) through numpy's Cholesky factor of the whole joint,
+    # then per sample the exact HVI of the pair over the sampled baseline's front.
     pair = BATCH[3]
-    samples = _samples(gp, jnp.concatenate([jnp.asarray(X), pair]), key, 16)
+    post = gp.posterior(jnp.concatenate([jnp.asarray(X), pair]), full_cov=True)
+    z = np.concatenate([np.asarray(jax.random.normal(key, (16, 2, 10))),
+                        np.asarray(jax.random.normal(jax.random.fold_in(key, 1), (16, 2, 2)))],
+                       axis=-1)
+    cov = np.asarray(post.covariance)
+    L = np.linalg.cholesky(cov + 1e-9 * np.eye(12) * np.max(np.asarray(post.variance), axis=0)
+                           [:, None, None])
+    samples = np.asarray(post.mean)[None] + np.einsum("mij,smj->sim", L, z)
     hvi = [float(mo.hypervolume_improvement(s[10:], *mo.nondominated_cells(s[:10], ref)))
            for s in samples]
     assert np.mean(hvi) > 0
