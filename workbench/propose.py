@@ -353,9 +353,11 @@ def incumbent(problem: Problem, Y: np.ndarray, X: np.ndarray | None = None,
     s = problem.scores(Y)[:, 0]
     ok = problem.feasible(Y)
     if problem.task_parameter is not None and X is not None:
-        ok = ok & problem.target_rows(X)
-        if not ok.any() and model is not None and len(X):
-            return _effective_best(problem, model, X)
+        on_target = problem.target_rows(X)
+        if not on_target.any():
+            return _effective_best(problem, model, X) if model is not None and len(X) \
+                else float(np.min(s))
+        ok, s = ok[on_target], s[on_target]
     return float(np.max(s[ok])) if ok.any() else float(np.min(s))
 
 

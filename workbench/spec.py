@@ -543,7 +543,7 @@ def _constraint_issues(spec: CampaignSpec, names: list[str]) -> list[tuple[tuple
 
 def _task_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
     """A multi-task GP's task parameter and target, a multi-fidelity GP's fidelity
-    parameter and costs, and what these models support (one modelled output)."""
+    parameter and costs, and what these models support (multi-fidelity: one output)."""
     cfg = spec.surrogate
     kind = cfg.type
     key = "task" if kind == "multitask" else "fidelity"
@@ -574,7 +574,7 @@ def _task_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
                     " the campaign holds itself"))
     if len(params) < 2:
         out.append((where, f"got {name!r}, the only parameter; expected at least one more"))
-    if len(spec.objectives) > 1 or spec.outcome_constraints:
+    if kind == "multifidelity" and (len(spec.objectives) > 1 or spec.outcome_constraints):
         out.append((("surrogate", "type"), f"got {kind} with {len(spec.objectives)}"
                     f" objective(s) and {len(spec.outcome_constraints)} outcome constraint(s);"
                     " expected one objective and no outcome constraints (one modelled output)"))

@@ -68,16 +68,17 @@ def task_index(X: Array, columns: tuple[int, ...], levels: int, onehot: bool) ->
 
 
 class TaskColumns(eqx.Module):
-    """A coregionalised GP behind the plain protocol on full encoded points.
+    """Coregionalised GPs behind the plain protocol on full encoded points.
 
-    gp: a ``surrogates.MultiTaskGP`` fitted on the other columns (a
-    multi-fidelity GP's ``.gp``); columns: the task parameter's encoded
-    columns; keep: the other columns; levels: number of tasks; onehot: whether
-    the task is a one-hot categorical (else an integer on a grid).
-    ``posterior(X)`` predicts, at each row, the task its columns name.
+    gps: one ``surrogates.MultiTaskGP`` per output (objectives, then constrained
+    outcomes), fitted on the other columns (a multi-fidelity GP's ``.gp``);
+    columns: the task parameter's encoded columns; keep: the other columns;
+    levels: number of tasks; onehot: whether the task is a one-hot categorical
+    (else an integer on a grid). ``posterior(X)`` predicts, at each row, the
+    task its columns name.
     """
 
-    gp: eqx.Module
+    gps: tuple
     columns: tuple[int, ...] = eqx.field(static=True)
     keep: tuple[int, ...] = eqx.field(static=True)
     levels: int = eqx.field(static=True)
@@ -85,7 +86,12 @@ class TaskColumns(eqx.Module):
 
     @property
     def num_outputs(self) -> int:
-        return 1
+        return len(self.gps)
+
+    @property
+    def gp(self) -> eqx.Module:
+        """The first output's GP (the objective's)."""
+        return self.gps[0]
 
     def task_of(self, X: Array) -> Array:
         """(..., d) -> (...,) task index of each encoded point."""
@@ -96,15 +102,27 @@ class TaskColumns(eqx.Module):
         return X[..., jnp.asarray(self.keep)]
 
     def posterior(self, Xq: Array, full_cov: bool = False):
-        """Posterior of each row's own task; Xq: (q, d). Mean, variance (q, 1)."""
+        """Posterior of each row's own task; Xq: (q, d). Mean, variance (q, m);
+        covariance (m, q, q) when full_cov (outputs are independent)."""
+        from surrogates.gp import Posterior
+
         Xq = jnp.atleast_2d(Xq)
-        return self.gp.posterior(self.inputs(Xq), full_cov=full_cov, task=self.task_of(Xq))
+        Z, task = self.inputs(Xq), self.task_of(Xq)
+        posts = [gp.posterior(Z, full_cov=full_cov, task=task) for gp in self.gps]
+        if len(posts) == 1:
+            return posts[0]
+        return Posterior(
+            mean=jnp.concatenate([p.mean for p in posts], axis=1),
+            variance=jnp.concatenate([p.variance for p in posts], axis=1),
+            covariance=jnp.concatenate([p.covariance for p in posts]) if full_cov else None)
 
     def condition(self, Xnew: Array, Ynew: Array) -> "TaskColumns":
-        """Conditioned on (k, d) points at their own tasks, Ynew (k,) or (k, 1)."""
+        """Conditioned on (k, d) points at their own tasks, Ynew (k, m) (or (k,) for m = 1)."""
         Xnew = jnp.atleast_2d(jnp.asarray(Xnew))
-        gp = self.gp.condition(self.inputs(Xnew), Ynew, task=self.task_of(Xnew))
-        return TaskColumns(gp, self.columns, self.keep, self.levels, self.onehot)
+        Ynew = jnp.reshape(jnp.asarray(Ynew), (Xnew.shape[0], len(self.gps)))
+        Z, task = self.inputs(Xnew), self.task_of(Xnew)
+        gps = tuple(gp.condition(Z, Ynew[:, k], task=task) for k, gp in enumerate(self.gps))
+        return TaskColumns(gps, self.columns, self.keep, self.levels, self.onehot)
 
 
 def fit_task_columns(kind: str, X: np.ndarray, Y: np.ndarray, layout, *, key, target: int,
@@ -113,8 +131,9 @@ def fit_task_columns(kind: str, X: np.ndarray, Y: np.ndarray, layout, *, key, ta
     """Fit a multi-task (``kind`` "multitask") or multi-fidelity GP on encoded
     points whose task / fidelity sits in ``layout`` (from :func:`task_layout`).
 
-    X: (n, d) encoded points in [0, 1]; Y: (n, 1); target: the target task's
-    index (multi-fidelity: the highest level); costs: (levels,) per evaluation.
+    X: (n, d) encoded points in [0, 1]; Y: (n, m), one GP per output (the
+    multi-fidelity GP models one); target: the target task's index
+    (multi-fidelity: the highest level); costs: (levels,) per evaluation.
     Returns the model and a JSON-ready summary of the fit for the audit.
     """
     import surrogates as sg
@@ -124,18 +143,24 @@ def fit_task_columns(kind: str, X: np.ndarray, Y: np.ndarray, layout, *, key, ta
     task = np.asarray(task_index(jnp.asarray(X), columns, levels, onehot))
     Xk = X[:, list(keep)]
     unit = (np.zeros(len(keep)), np.ones(len(keep)))
-    y = np.asarray(Y, np.float64)[:, 0]
+    Y = np.asarray(Y, np.float64).reshape(len(X), -1)
     if kind == "multitask":
-        gp = sg.fit_multitask_gp(Xk, y, task, key=key, target_task=target, num_tasks=levels,
-                                 rank=rank, bounds=unit, capacity=capacity, restarts=restarts)
-        summary = {"task_correlation": np.asarray(gp.task_correlation).round(6).tolist()}
+        # A handful of outputs, each its own task covariance: one fit each.
+        gps = tuple(sg.fit_multitask_gp(Xk, Y[:, k], task,
+                                        key=key if k == 0 else jax.random.fold_in(key, k),
+                                        target_task=target, num_tasks=levels, rank=rank,
+                                        bounds=unit, capacity=capacity, restarts=restarts)
+                    for k in range(Y.shape[1]))
+        summary = {"task_correlation": [np.asarray(gp.task_correlation).round(6).tolist()
+                                        for gp in gps]}
     else:
-        mf = sg.fit_multifidelity_gp(Xk, y, task, key=key, costs=costs, num_fidelities=levels,
-                                     bounds=unit, capacity=capacity, restarts=restarts)
-        gp = mf.gp
+        mf = sg.fit_multifidelity_gp(Xk, Y[:, 0], task, key=key, costs=costs,
+                                     num_fidelities=levels, bounds=unit, capacity=capacity,
+                                     restarts=restarts)
+        gps = (mf.gp,)
         summary = {"rho": np.asarray(mf.rho).round(6).tolist(), "costs": list(mf.costs)}
     summary["observations_per_level"] = np.bincount(task, minlength=levels).tolist()
-    return TaskColumns(gp, columns, keep, levels, onehot), summary
+    return TaskColumns(gps, columns, keep, levels, onehot), summary
 
 
 class MultiFidelityLogEI(eqx.Module):
