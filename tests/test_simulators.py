@@ -236,7 +236,10 @@ def test_simulator_keys_in_a_spec_are_checked():
              ({"simulator": "snar", "outputs": ["yield"]}, "outputs: got ['yield']"),
              ({"simulator": "snar", "builtin": "branin"}, "expected exactly one of"),
              ({"builtin": "branin", "outputs": ["sty"]}, "outputs: got ['sty']; expected it"
-                                                         " only with simulator")]
+                                                         " only with simulator"),
+             ({"simulator": "snar", "log_structures": True},
+              "log_structures: got true with snar simulator; expected a simulator with atomic"
+              " structures: ['emt_alloy']")]
     for oracle, message in cases:
         with pytest.raises(SpecError) as err:
             parse_spec({**base, "oracle": oracle})
@@ -315,6 +318,36 @@ def test_cstr_campaign_with_an_outcome_constraint_gets_past_its_first_model_prop
                                                      "feed_concentration")))
         assert {"productivity", "cost"} <= set(t.outcomes)
         assert t.outcomes == {k: float(direct[k]) for k in t.outcomes}
+
+
+def test_alloy_structures_are_logged_as_artifacts_when_asked(tmp_path):
+    """``log_structures: true``: each evaluated cell goes to the run as extended XYZ, the
+    same 32 sites the simulator computed, at its relaxed lattice constant."""
+    from ase.io import read
+    from mlflow.tracking import MlflowClient
+
+    from workbench.simulators.alloys import SUPERCELL, emt_alloy, occupancy
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    c = wb.Campaign.from_dict({
+        "name": "structures", "tracking": uri, "store": str(tmp_path / "a.zarr"),
+        "space": [{"name": "alloy", "type": "composition", "elements": ["Cu", "Ni", "Au"]}],
+        "objectives": [{"name": "mixing_energy", "direction": "minimize"}],
+        "oracle": {"simulator": "emt_alloy", "outputs": ["mixing_energy"],
+                   "log_structures": True},
+        "initial_design": {"n": 3}, "budget": 3})
+    c.run()
+    assert [t.status for t in c.trials] == ["completed"] * 3
+    client = MlflowClient(uri)
+    names = sorted(a.path for a in client.list_artifacts(c._run_id, "structures"))
+    assert names == [f"structures/trial_{i:04d}.extxyz" for i in range(3)]
+    for t in c.trials:
+        atoms = read(client.download_artifacts(c._run_id, names[t.id], str(tmp_path)))
+        assert len(atoms) == 4 * SUPERCELL**3
+        x = {el: v for el, v in t.params["alloy"].items() if v > 0}
+        assert sorted(atoms.get_chemical_symbols()) == sorted(occupancy(x, len(atoms)))
+        np.testing.assert_allclose(atoms.cell.lengths(),
+                                   SUPERCELL * emt_alloy(x)["lattice_constant"], rtol=1e-9)
 
 
 @pytest.mark.slow

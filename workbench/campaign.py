@@ -1010,6 +1010,25 @@ class Campaign:
         except CampaignError as e:
             return self.tell_failed(trial.id, f"oracle returned an unusable result: {e}")
 
+    def _log_structures(self, tracker, done_before: set[int]) -> None:
+        """``oracle: {simulator: ..., log_structures: true}``: the atomic structure of each
+        trial this run completed, as ``structures/trial_NNNN.extxyz`` on the MLflow run."""
+        oracle = self.spec.oracle
+        if oracle is None or not oracle.log_structures:
+            return
+        from workbench import simulators
+
+        sim = simulators.get(oracle.simulator)
+        for t in self._trials:
+            if t.status == COMPLETED and t.id not in done_before:
+                try:
+                    text = sim.structure_text(t.params)
+                except Exception as e:  # noqa: BLE001 - an artifact, never a reason to stop
+                    warnings.warn(f"trial {t.id}: no structure logged ({e})", RuntimeWarning,
+                                  stacklevel=2)
+                    continue
+                tracker.log_text(f"structures/trial_{t.id:04d}.extxyz", text)
+
     def _best_history(self) -> tuple[list[float], str]:
         """Best value after each completed trial, and its direction, for stopping rules:
         the objective (|y - target| for a target), or the hypervolume for several."""
@@ -1104,6 +1123,7 @@ class Campaign:
         owned = None
         tracker = self._track()
         status = "FAILED"
+        done_before = {t.id for t in self._trials if t.status == COMPLETED}
         try:
             if block is not None:
                 from workbench.executors import from_spec as executor_from_spec
@@ -1145,6 +1165,7 @@ class Campaign:
             finally:
                 self.compact()
                 if tracker is not None:
+                    self._log_structures(tracker, done_before)
                     self.log_snapshot()
                     tracker.finish(status)
         return self.best()

@@ -252,6 +252,8 @@ class OracleSpec(_Strict):
                                   " default its first")
     mode: Literal["lookup", "emulator"] | None = Field(
         default=None, description="dataset: lookup (recorded values; default) or emulator")
+    log_structures: bool = Field(default=False, description="simulator: log each evaluated"
+                                 " atomic structure (extended XYZ) to the MLflow run")
 
     @model_validator(mode="after")
     def _exactly_one(self) -> "OracleSpec":
@@ -283,6 +285,12 @@ class OracleSpec(_Strict):
         """Names and keys of simulator and dataset oracles (metadata only, no model import)."""
         from workbench import simulators
 
+        if self.log_structures and (self.simulator is None or (
+                self.simulator in simulators.SIMULATORS
+                and not simulators.get(self.simulator).structures)):
+            with_structures = [n for n in simulators.names() if simulators.get(n).structures]
+            raise ValueError(f"log_structures: got true with {self.simulator or 'no'} simulator;"
+                             f" expected a simulator with atomic structures: {with_structures}")
         for key, owner in (("outputs", "simulator"), ("objective", "dataset"),
                            ("mode", "dataset")):
             if getattr(self, key) is not None and getattr(self, owner) is None:

@@ -387,11 +387,13 @@ class Tracker:
                      for k, v in event["metrics"].items()]
             client.log_batch(self.run_id, metrics=batch)
         elif op == "text":
+            # A name may have folders ("structures/trial_0003.extxyz").
+            folder, name = os.path.split(event["name"])
             with tempfile.TemporaryDirectory() as tmp:
-                path = os.path.join(tmp, event["name"])
+                path = os.path.join(tmp, name)
                 with open(path, "w", encoding="utf-8") as f:
                     f.write(event["text"])
-                client.log_artifact(self.run_id, path)
+                client.log_artifact(self.run_id, path, artifact_path=folder or None)
         elif op == "tags":
             from mlflow.entities import RunTag
 

@@ -71,6 +71,7 @@ class Simulator:
     inputs: tuple[Input, ...] = ()
     outputs: tuple[Output, ...] = ()
     composition: tuple[str, ...] = field(default=())
+    structures: bool = False  # the module has structure_text(simulator, params)
 
     @property
     def input_names(self) -> list[str]:
@@ -104,6 +105,12 @@ class Simulator:
     def __call__(self, params: Mapping[str, Any]) -> dict[str, float]:
         model = importlib.import_module(self.module)
         return model.evaluate(self, params)
+
+    def structure_text(self, params: Mapping[str, Any]) -> str:
+        """The evaluated atomic structure as extended XYZ (simulators with structures)."""
+        if not self.structures:
+            raise SimulatorError(f"simulator {self.name!r} has no atomic structure to give")
+        return importlib.import_module(self.module).structure_text(self, params)
 
     def space(self):
         """The inputs as a SearchSpace with units (not for composition simulators)."""
@@ -179,6 +186,7 @@ SIMULATORS: dict[str, Simulator] = {
             Output("bulk_modulus", "GPa", None, "from the Birch-Murnaghan fit"),
         ),
         composition=("Cu", "Ni", "Pd", "Ag", "Pt", "Au"),
+        structures=True,
     ),
 }
 

@@ -123,6 +123,34 @@ def emt_alloy(composition: Mapping[str, float], seed: int = SEED) -> dict[str, f
             "energy": e}
 
 
+def structure(composition: Mapping[str, float], seed: int = SEED):
+    """The evaluated cell as an ``ase.Atoms``: the same random solid solution that
+    :func:`emt_alloy` computes, at its relaxed (fitted) lattice constant."""
+    from ase.build import bulk
+
+    x = fractions(composition)
+    if len(x) == 1:
+        (el,) = x
+        return bulk(el, "fcc", a=pure_element(el)[1], cubic=True).repeat(SUPERCELL)
+    symbols = occupancy(x, 4 * SUPERCELL**3, seed)
+    a = _fit(symbols, SUPERCELL)[1]
+    atoms = bulk("Cu", "fcc", a=a, cubic=True).repeat(SUPERCELL)
+    atoms.set_chemical_symbols(symbols)
+    return atoms
+
+
+def structure_text(simulator, params: Mapping[str, Any]) -> str:
+    """The evaluated structure of a campaign's parameters as extended XYZ text (the
+    artifact ``oracle: {simulator: emt_alloy, log_structures: true}`` logs)."""
+    import io
+
+    from ase.io import write
+
+    buf = io.StringIO()
+    write(buf, structure(_composition_parameter(params)), format="extxyz")
+    return buf.getvalue()
+
+
 def _composition_parameter(params: Mapping[str, Any]) -> Any:
     """The one composition among the parameters (a mapping or pymatgen Composition)."""
     found = [v for v in params.values() if isinstance(v, Mapping) or hasattr(v, "get_el_amt_dict")]
