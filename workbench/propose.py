@@ -285,12 +285,10 @@ def _fit(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
         layout = task_layout(problem.space, problem.task_parameter)
         target = (problem.space[cfg.task].choices.index(cfg.target) if cfg.type == "multitask"
                   else layout[2] - 1)
-        model, summary = fit_task_columns(cfg.type, X, Y, layout, key=key, target=target,
-                                          costs=cfg.costs, rank=cfg.rank, capacity=capacity,
-                                          restarts=cfg.restarts)
-        # The summary goes to the audit; hyperparameter warm starts are the plain GP's.
-        problem._task_summary = summary
-        return model, None
+        model = fit_task_columns(cfg.type, X, Y, layout, key=key, target=target,
+                                 costs=cfg.costs, rank=cfg.rank, capacity=capacity,
+                                 restarts=cfg.restarts)
+        return model, None  # hyperparameter warm starts are the plain GP's
     if cfg.type == "svgp":
         model = sg.fit_svgp(X, Y, key=key, num_inducing=min(cfg.num_inducing, len(X)),
                             bounds=unit)
@@ -582,7 +580,11 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     if not several:
         audit["incumbent"] = incumbent(problem, Y, X, base)
     if problem.task_parameter is not None:
-        audit[spec.surrogate.type] = getattr(problem, "_task_summary", None)
+        from surrogates.transforms import InputTransformed
+        from workbench.tasks import fit_summary
+
+        audit[spec.surrogate.type] = fit_summary(
+            base.model if isinstance(base, InputTransformed) else base)
     return Xc, preds, values, state, audit, base
 
 

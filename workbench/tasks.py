@@ -127,14 +127,13 @@ class TaskColumns(eqx.Module):
 
 def fit_task_columns(kind: str, X: np.ndarray, Y: np.ndarray, layout, *, key, target: int,
                      costs=None, rank: int = 1, capacity: int | None = None,
-                     restarts: int = 4) -> tuple[TaskColumns, dict]:
+                     restarts: int = 4) -> TaskColumns:
     """Fit a multi-task (``kind`` "multitask") or multi-fidelity GP on encoded
     points whose task / fidelity sits in ``layout`` (from :func:`task_layout`).
 
     X: (n, d) encoded points in [0, 1]; Y: (n, m), one GP per output (the
     multi-fidelity GP models one); target: the target task's index
     (multi-fidelity: the highest level); costs: (levels,) per evaluation.
-    Returns the model and a JSON-ready summary of the fit for the audit.
     """
     import surrogates as sg
 
@@ -151,16 +150,28 @@ def fit_task_columns(kind: str, X: np.ndarray, Y: np.ndarray, layout, *, key, ta
                                         target_task=target, num_tasks=levels, rank=rank,
                                         bounds=unit, capacity=capacity, restarts=restarts)
                     for k in range(Y.shape[1]))
-        summary = {"task_correlation": [np.asarray(gp.task_correlation).round(6).tolist()
-                                        for gp in gps]}
     else:
         mf = sg.fit_multifidelity_gp(Xk, Y[:, 0], task, key=key, costs=costs,
                                      num_fidelities=levels, bounds=unit, capacity=capacity,
                                      restarts=restarts)
         gps = (mf.gp,)
-        summary = {"rho": np.asarray(mf.rho).round(6).tolist(), "costs": list(mf.costs)}
-    summary["observations_per_level"] = np.bincount(task, minlength=levels).tolist()
-    return TaskColumns(gps, columns, keep, levels, onehot), summary
+    return TaskColumns(gps, columns, keep, levels, onehot)
+
+
+def fit_summary(model: TaskColumns) -> dict:
+    """JSON-ready summary of a fit for the proposal's audit: observations per
+    level, and the task correlation per output (multi-task) or the
+    autoregressive scale factors rho (multi-fidelity)."""
+    gp = model.gp
+    observed = np.asarray(gp.task)[np.asarray(gp.mask) > 0]
+    out = {"observations_per_level": np.bincount(observed, minlength=model.levels).tolist()}
+    rho = getattr(gp.hyperparameters, "rho", None)
+    if rho is not None:
+        out["rho"] = np.asarray(rho).round(6).tolist()
+    else:
+        out["task_correlation"] = [np.asarray(g.task_correlation).round(6).tolist()
+                                   for g in model.gps]
+    return out
 
 
 class MultiFidelityLogEI(eqx.Module):
@@ -232,5 +243,5 @@ def noise_variances(model: TaskColumns) -> Array:
     return gp.params.noise * gp.y_scale**2
 
 
-__all__ = ["LevelCost", "MultiFidelityLogEI", "TaskColumns", "fit_task_columns",
+__all__ = ["LevelCost", "MultiFidelityLogEI", "TaskColumns", "fit_summary", "fit_task_columns",
            "noise_variances", "task_index", "task_layout"]
