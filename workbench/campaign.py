@@ -1209,7 +1209,8 @@ class Campaign:
     _LOO_EVERY_N = 500
 
     def _surrogate_metrics(self, step: int) -> dict[str, float]:
-        """LOO error and calibration of the GP with the hyperparameters of the last fit.
+        """LOO error and calibration of the GP with the hyperparameters of the last fit
+        (the proposal's own model when it was fitted on all but the newest result).
 
         Only in a process that has fitted the surrogate (JAX already imported):
         a CLI ``tell`` does not pay for importing JAX. Any failure skips the
@@ -1227,6 +1228,11 @@ class Campaign:
             from surrogates import gp_from_hyperparameters, hyperparameters_from_dict
             from workbench.metrics import loo_metrics
 
+            last = getattr(self, "_last_model", None)
+            if last is not None and hasattr(last[0], "cholesky") and len(last[1]) == n - 1:
+                # The GP that made the proposal just evaluated, already factorised:
+                # its LOO costs one triangular inverse, not a new model.
+                return loo_metrics(last[0])
             theta = hyperparameters_from_dict(self._warm_start)
             unit = (np.zeros(X.shape[1]), np.ones(X.shape[1]))
             model = gp_from_hyperparameters(X, Y[:, :1], theta, bounds=unit)
