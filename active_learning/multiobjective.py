@@ -574,14 +574,16 @@ def _nehvi_baseline(model, X_baseline: Array, mask: Array, key: Array, num_sampl
     return L, z, lower, upper
 
 
-_MIN_CELLS = 16
+_MIN_CELLS = 64
 
 
 def _trim_cells(lower: Array, upper: Array) -> tuple[Array, Array]:
     """Drop the empty cells that padding and dominated points leave, keeping a power
-    of two (at least 16) per sample, so that the acquisition's cost follows the
-    sampled fronts' size instead of n (n (n + 1) + 1 cells for three objectives).
-    Under a trace (no concrete values) the cells stay as they are."""
+    of two (at least _MIN_CELLS) per sample, so that the acquisition's cost follows
+    the sampled fronts' size instead of n (n (n + 1) + 1 cells for three objectives).
+    Below _MIN_CELLS cells nothing is trimmed: each new count compiles the
+    acquisition again (seconds), which small problems would pay more often than
+    they gain. Under a trace (no concrete values) the cells stay as they are."""
     if isinstance(lower, jax.core.Tracer) or isinstance(upper, jax.core.Tracer):
         return lower, upper
     lo, up = np.asarray(lower), np.asarray(upper)
