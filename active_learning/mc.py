@@ -37,6 +37,7 @@ from active_learning.acquisition import (
     _cholesky,
     _fixed_block,
     _ones_mask,
+    fixed_joint,
     logmeanexp,
     sobol_normal_samples,
 )
@@ -133,13 +134,14 @@ def joint_samples(
     mean_fixed, L_fixed = _fixed_block(model, X_fixed, mask, output, sign)
     g_fixed = mean_fixed + z_fixed @ L_fixed.T
 
+    blocks = fixed_joint(model, X_fixed)
+
     def one(Xb: Array) -> tuple[Array, Array]:
-        post = model.posterior(jnp.concatenate([X_fixed, Xb], axis=0), full_cov=True)
-        cov = post.covariance[output]
+        mean_q, var_q, cross, cov_q = blocks(Xb)
         # Block Cholesky of the joint: the fixed block is factored once.
-        C = solve_triangular(L_fixed, cov[:p, p:] * mask[:, None], lower=True)  # (p, q)
-        L = _cholesky(cov[p:, p:] - C.T @ C, jnp.max(post.variance[p:, output]))
-        mean = sign * post.mean[p:, output]
+        C = solve_triangular(L_fixed, cross[output] * mask[:, None], lower=True)  # (p, q)
+        L = _cholesky(cov_q[output] - C.T @ C, jnp.max(var_q[:, output]))
+        mean = sign * mean_q[:, output]
         return mean + z_fixed @ C + z_new @ L.T, mean
 
     return (g_fixed, mean_fixed), _map_batches(one, X, block)

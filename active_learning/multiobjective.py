@@ -27,6 +27,8 @@ from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import log_ndtr
 
+from active_learning.acquisition import fixed_joint
+
 # ----------------------------------------------------------------------------
 # Pareto fronts
 
@@ -717,16 +719,17 @@ class qLogNoisyExpectedHypervolumeImprovement(eqx.Module):
         z_new = jax.random.normal(jax.random.fold_in(self.key, 1),
                                   (self.num_samples, m_model, q))
         mask = self.baseline_mask.astype(self.X_baseline.dtype)
+        blocks = fixed_joint(self.model, self.X_baseline)
 
         def one(Xq: Array) -> Array:
-            joint = self.model.posterior(jnp.concatenate([self.X_baseline, Xq]), full_cov=True)
-            cross = joint.covariance[:, :n, n:] * mask[None, :, None]  # (m_model, n, q)
+            mean_q, var_q, cross, cov_q = blocks(Xq)
+            cross = cross * mask[None, :, None]  # (m_model, n, q)
             C = jax.vmap(lambda L, B: solve_triangular(L, B, lower=True))(self.L_base, cross)
-            schur = joint.covariance[:, n:, n:] - jnp.einsum("mnq,mnr->mqr", C, C)
-            var_new = jnp.max(joint.variance[n:], axis=0)  # (m_model,)
+            schur = cov_q - jnp.einsum("mnq,mnr->mqr", C, C)
+            var_new = jnp.max(var_q, axis=0)  # (m_model,)
             L_new = jnp.linalg.cholesky(schur + _SAMPLE_JITTER * var_new[:, None, None]
                                         * jnp.eye(q))
-            f_new = (joint.mean[n:][None] + jnp.einsum("mnq,smn->sqm", C, self.z_base)
+            f_new = (mean_q[None] + jnp.einsum("mnq,smn->sqm", C, self.z_base)
                      + jnp.einsum("mij,smj->sim", L_new, z_new))
             values = jax.vmap(lambda y, lo, up: _log_hvi_smooth(
                 y, lo, up, None, self.tau_relu, self.tau_max))(

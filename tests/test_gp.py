@@ -464,3 +464,19 @@ def test_large_n_fit_takes_the_subset_path_and_reaches_a_stationary_map_point():
     Xt = rng.uniform(size=(500, 3))
     rmse = float(np.sqrt(np.mean((np.asarray(model.posterior(Xt).mean)[:, 0] - f(Xt)) ** 2)))
     assert rmse < 0.4 * sd
+
+
+def test_fixed_joint_blocks_equal_the_full_joint_posterior(data):
+    """FixedJoint shares the fixed points' work across candidate batches; its blocks are
+    those of the posterior over the concatenation (two outputs, a padded model)."""
+    X, y, bounds = data
+    Y = np.stack([y, np.cos(X[:, 1])], axis=1)
+    model = sg.fit_gp(X, Y, key=jax.random.key(2), bounds=bounds, capacity=16)
+    rng = np.random.default_rng(4)
+    X_fixed, Xq = rng.uniform(-2, 5, size=(6, 3)), rng.uniform(-2, 5, size=(3, 3))
+    mean, var, cross, cov = model.fixed_joint(X_fixed)(Xq)
+    full = model.posterior(np.concatenate([X_fixed, Xq]), full_cov=True)
+    np.testing.assert_allclose(mean, full.mean[6:], rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(var, full.variance[6:], rtol=1e-10, atol=1e-14)
+    np.testing.assert_allclose(cross, full.covariance[:, :6, 6:], rtol=1e-9, atol=1e-12)
+    np.testing.assert_allclose(cov, full.covariance[:, 6:, 6:], rtol=1e-9, atol=1e-12)
