@@ -15,6 +15,7 @@ jax.config.update("jax_enable_x64", True)
 
 from surrogates.gp import (  # noqa: E402
     ExactGP,
+    FixedJoint,
     GPHyperparameters,
     Posterior,
     bucket_size,
@@ -44,6 +45,7 @@ from surrogates.kernels import (  # noqa: E402
     parse_kernel,
     with_categorical,
 )
+from surrogates.deep_kernel import DeepKernelGP, fit_deep_kernel_gp  # noqa: E402
 from surrogates.ensemble import BayesianLastLayer, DeepEnsemble, fit_bll, fit_ensemble  # noqa: E402
 from surrogates.svgp import SVGP, SVGPHyperparameters, fit_svgp  # noqa: E402
 from surrogates.saas import SAASGP, SAASHyperparameters, fit_saas_gp, saas_gp_from_samples  # noqa: E402
@@ -68,8 +70,11 @@ __all__ = [
     "bucket_size",
     "Categorical",
     "DeepEnsemble",
+    "DeepKernelGP",
     "ExactGP",
+    "FixedJoint",
     "fit_bll",
+    "fit_deep_kernel_gp",
     "fit_ensemble",
     "fit_gp",
     "fit_multifidelity_gp",
