@@ -1220,8 +1220,7 @@ class Campaign:
 
         if not self._warm_start or "jax" not in sys.modules:
             return {}
-        X, Y = self._completed_xy()
-        n = len(Y)
+        n = self._count(COMPLETED)
         if n < 3 or (n > self._LOO_EVERY_N and step % max(1, n // self._LOO_EVERY_N)):
             return {}
         try:
@@ -1233,6 +1232,7 @@ class Campaign:
                 # The GP that made the proposal just evaluated, already factorised:
                 # its LOO costs one triangular inverse, not a new model.
                 return loo_metrics(last[0])
+            X, Y = self._completed_xy()
             theta = hyperparameters_from_dict(self._warm_start)
             unit = (np.zeros(X.shape[1]), np.ones(X.shape[1]))
             model = gp_from_hyperparameters(X, Y[:, :1], theta, bounds=unit)
