@@ -352,7 +352,7 @@ class Tracker:
             tags={"partner": self.partner},
         )
         run = None
-        if self.campaign_id:
+        if self.campaign_id and exp is not None:  # a just-created experiment has no runs
             found = client.search_runs(
                 [exp_id], filter_string=f"tags.`{CAMPAIGN_TAG}` = '{self.campaign_id}'",
                 max_results=1)
