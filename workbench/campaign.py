@@ -10,6 +10,7 @@ never lost.
 from __future__ import annotations
 
 import contextlib
+import functools
 import hashlib
 import json
 import math
@@ -34,7 +35,10 @@ __all__ = ["Campaign"]
 _VERSION = "0.1.0"
 
 
+@functools.lru_cache(maxsize=1)
 def _package_version() -> str:
+    """The installed sciworkbench version (once per process: a metadata lookup scans
+    site-packages)."""
     try:
         from importlib.metadata import version
 
@@ -113,7 +117,6 @@ class _PlotAccessor:
         if name not in self._NAMES:
             raise AttributeError(f"campaign.plot has no {name!r}; expected one of"
                                  f" {list(self._NAMES)}")
-        import functools
 
         from workbench import plots
         return functools.partial(getattr(plots, f"plot_{name}"), self._campaign)
@@ -539,9 +542,8 @@ class Campaign:
                                     campaign_id=campaign_id, on_run_id=self._remember_run)
             self._tracker.start(self.spec.to_dict(), tags={
                 "partner": self.spec.partner, "campaign": self.spec.name,
-                "workbench.version": _package_version(),
+                "workbench.version": _package_version(), **self._version_tags(),
             })
-            self._tracker.set_tags(self._version_tags())
             self._cpu_mark = self._cpu_now()
         return self._tracker
 

@@ -43,14 +43,17 @@ def leave_one_out(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     mean_fn = None
     if hasattr(model, "residual"):
         mean_fn, model = model, model.residual
-    mask = np.asarray(model.mask[:, 0]) > 0
-    L = np.asarray(model.cholesky[0], np.float64)
-    alpha = np.asarray(model.alpha[0], np.float64)
+    # Whole arrays to numpy first: indexing a JAX array dispatches an operation each time.
+    mask = np.asarray(model.mask)[:, 0] > 0
+    L = np.asarray(model.cholesky, np.float64)[0]
+    alpha = np.asarray(model.alpha, np.float64)[0]
     # K^-1 from the factor: padded rows form an identity block and drop out.
-    Linv = np.linalg.solve(L, np.eye(len(L)))
+    from scipy.linalg import solve_triangular
+
+    Linv = solve_triangular(L, np.eye(len(L)), lower=True, check_finite=False)
     kinv_diag = np.sum(Linv * Linv, axis=0)
     scale = float(np.asarray(model.y_scale)[0])
-    ys = np.asarray(model.Y[:, 0])[mask] * scale + float(np.asarray(model.y_loc)[0])
+    ys = np.asarray(model.Y)[:, 0][mask] * scale + float(np.asarray(model.y_loc)[0])
     resid = alpha[mask] / kinv_diag[mask] * scale
     var = scale**2 / kinv_diag[mask]
     if mean_fn is not None:
