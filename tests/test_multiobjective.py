@@ -313,6 +313,25 @@ def test_qlognehvi_without_uncertainty_is_log_exact_hvi(front):
     assert got[0] < expected[0] - 10  # A itself: only the smoothing's tail remains
 
 
+def test_qlognehvi_trims_only_empty_cells(monkeypatch):
+    """40 noisy baseline points leave 41 cells per sample, most of them empty (where
+    x0 > 0.6 and x1 ~ 0.5, both objectives fall with x0: small sampled fronts); the
+    trimmed decomposition (a power of two >= _MIN_CELLS) gives the same values."""
+    rng = np.random.default_rng(5)
+    X = np.column_stack([rng.uniform(0.6, 1.0, 40), rng.uniform(0.45, 0.55, 40)])
+    model = KnownGaussian(0.05)
+    ref = np.asarray(mo.reference_point(np.asarray(model.mean(jnp.asarray(X)))[:, :2]))
+    mask = np.ones(40, bool)
+    trimmed = _nehvi(model, X, mask, ref)
+    assert mo._MIN_CELLS <= trimmed.cell_lower.shape[1] < 41
+    monkeypatch.setattr(mo, "_trim_cells", lambda lo, up: (lo, up))
+    full = _nehvi(model, X, mask, ref)
+    assert full.cell_lower.shape[1] == 41
+    for batch in (BATCH[:, :1], BATCH):
+        np.testing.assert_allclose(_values(trimmed, batch), _values(full, batch),
+                                   rtol=1e-12, atol=1e-12)
+
+
 def test_qlognehvi_equals_log_of_exact_mc_average_on_a_gp():
     rng = np.random.default_rng(21)
     X = rng.uniform(size=(10, 2))
