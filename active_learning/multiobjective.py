@@ -378,6 +378,13 @@ def _log_hvi_smooth(Y: Array, lower: Array, upper: Array, log_weight: Array | No
     width = jnp.minimum(upper - lower, _BIG)
     positive = width > 0
     log_width = jnp.where(positive, jnp.log(jnp.where(positive, width, 1.0)), _LOG_EMPTY)
+    if q == 1 and log_weight is None:
+        # One point: the soft minimum of two terms in closed form, the same value as
+        # the logsumexp below with one exponential and one log1p instead of two and a
+        # log (this is the innermost loop of every batch-of-one proposal).
+        a, b = log_improvement[:, 0], log_width  # (C, m)
+        log_side = jnp.minimum(a, b) - tau_max * jnp.log1p(jnp.exp(-jnp.abs(a - b) / tau_max))
+        return jax.nn.logsumexp(jnp.sum(log_side, axis=-1))
     terms = jnp.concatenate([log_improvement, log_width[:, None]], axis=1)  # (C, q+1, m)
     select = np.concatenate([members, np.ones((members.shape[0], 1), bool)], axis=1)
     log_side = -tau_max * jax.nn.logsumexp(

@@ -313,6 +313,31 @@ def test_qlognehvi_without_uncertainty_is_log_exact_hvi(front):
     assert got[0] < expected[0] - 10  # A itself: only the smoothing's tail remains
 
 
+def test_smoothed_hvi_of_one_point_matches_the_general_inclusion_exclusion():
+    """q = 1 takes a closed-form soft minimum; a zero log feasibility weight sends the same
+    point through the general logsumexp path: values and gradients agree, with empty
+    cells, unbounded cells and points below, inside and above the cells."""
+    rng = np.random.default_rng(7)
+    lower = rng.uniform(0.0, 1.0, size=(12, 2))
+    upper = lower + rng.uniform(0.0, 0.5, size=(12, 2))
+    upper[3] = lower[3]  # empty
+    upper[5, 0] = 1e12  # unbounded, as the outermost cells
+    lower, upper = jnp.asarray(lower), jnp.asarray(upper)
+    tau_relu, tau_max = jnp.asarray(1e-3), jnp.asarray(1e-2)
+
+    def fast(y):
+        return mo._log_hvi_smooth(y[None], lower, upper, None, tau_relu, tau_max)
+
+    def general(y):
+        return mo._log_hvi_smooth(y[None], lower, upper, jnp.zeros(1), tau_relu, tau_max)
+
+    for y in rng.uniform(-0.5, 2.0, size=(20, 2)):
+        y = jnp.asarray(y)
+        assert float(fast(y)) == pytest.approx(float(general(y)), rel=1e-12, abs=1e-12)
+        np.testing.assert_allclose(jax.grad(fast)(y), jax.grad(general)(y), rtol=1e-9,
+                                   atol=1e-12)
+
+
 def test_qlognehvi_trims_only_empty_cells(monkeypatch):
     """40 noisy baseline points leave 41 cells per sample, most of them empty (where
     x0 > 0.6 and x1 ~ 0.5, both objectives fall with x0: small sampled fronts); the
