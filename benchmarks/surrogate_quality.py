@@ -18,7 +18,9 @@ uniform inputs with N(0, 0.05^2) noise; Branin with N(0, 2^2) noise (its range i
 0-300). Models: ``fit_gp`` (Matérn-5/2 ARD, MAP, the default 4 restarts), BoTorch
 ``SingleTaskGP`` + ``fit_gpytorch_mll`` (Matérn-5/2 ARD, its default priors, Normalize
 and Standardize transforms), ``fit_ensemble`` (10 MLPs, heteroscedastic heads),
-``fit_deep_kernel_gp`` and, on the small analytic problems only, ``fit_saas_gp``.
+``fit_deep_kernel_gp`` and, on the small analytic problems only, ``fit_saas_gp``;
+``gp_lab`` is ``fit_gp`` with the ``lab`` noise prior, which campaigns over measured data
+(dataset lookups, lab commands) use.
 
     python benchmarks/surrogate_quality.py                    # full size, 5 seeds
     python benchmarks/surrogate_quality.py --smoke            # tiny, about a minute
@@ -31,6 +33,7 @@ Medians over seeds go to stdout as a markdown table and to
 from __future__ import annotations
 
 import argparse
+import functools
 import importlib.metadata
 import importlib.util
 import json
@@ -51,7 +54,7 @@ if importlib.util.find_spec("surrogates") is None:  # run from a checkout withou
     sys.path.insert(0, str(ROOT))
 
 LEVELS = {50: 0.6744897501960817, 90: 1.6448536269514722, 95: 1.959963984540054}
-MODELS = ("gp", "botorch", "ensemble", "deep_kernel", "saas")
+MODELS = ("gp", "gp_lab", "botorch", "ensemble", "deep_kernel", "saas")
 VERSION_PACKAGES = ("jax", "jaxlib", "equinox", "optax", "numpyro", "numpy", "torch",
                     "gpytorch", "botorch")
 # SAAS's NUTS costs grow fast with n; it is the model for small data.
@@ -134,12 +137,13 @@ def _bounds(X):
     return np.zeros(X.shape[1]), np.ones(X.shape[1])
 
 
-def predict_gp(X, y, Xt, seed):
+def predict_gp(X, y, Xt, seed, noise_prior="low"):
     import jax
 
     import surrogates as sg
 
-    model = sg.fit_gp(X, y, key=jax.random.key(seed), bounds=_bounds(X))
+    model = sg.fit_gp(X, y, key=jax.random.key(seed), bounds=_bounds(X),
+                      noise_prior=noise_prior)
     post = model.posterior(Xt)
     noise = np.asarray(model.hyperparameters.noise) * np.asarray(model.y_scale) ** 2
     return np.asarray(post.mean)[:, 0], np.asarray(post.variance)[:, 0] + noise[0]
@@ -203,7 +207,8 @@ def predict_saas(X, y, Xt, seed):
     return np.asarray(post.mean)[:, 0], np.asarray(post.variance)[:, 0] + noise[0]
 
 
-PREDICT = {"gp": predict_gp, "botorch": predict_botorch, "ensemble": predict_ensemble,
+PREDICT = {"gp": predict_gp, "gp_lab": functools.partial(predict_gp, noise_prior="lab"),
+           "botorch": predict_botorch, "ensemble": predict_ensemble,
            "deep_kernel": predict_deep_kernel, "saas": predict_saas}
 
 
