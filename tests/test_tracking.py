@@ -173,3 +173,60 @@ def test_spec_params_are_flat_and_named_by_field():
     assert params["acquisition.batch_size"] == "1"
     assert params["initial_design.n"] == "3"
     assert all(len(k) <= 250 for k in params)
+
+
+def test_outbox_is_shared_in_order_and_read_incrementally(tmp_path):
+    """Two Outbox objects on one file (as two processes have): sequence numbers continue
+    across writers, each reader sees every event once and in order as the file grows, a
+    torn last line waits for its end, and after everything is delivered the file starts
+    afresh (its first line tells a new file from the old one, even on a reused inode)."""
+    from workbench.tracking import Outbox
+
+    path = tmp_path / "not" / "yet" / ".c.zarr.tracking.jsonl"  # folders made by the lock
+    a, b = Outbox(path), Outbox(path)
+    for i in range(3):
+        with a.lock():
+            a.put({"op": "metrics", "i": i})
+    with b.lock():
+        b.put({"op": "metrics", "i": 3})
+    with a.lock():
+        assert [e["seq"] for e in a.pending()] == [1, 2, 3, 4]
+        a.put({"op": "metrics", "i": 4})
+    with path.open("a") as fh:  # a writer killed mid-line
+        fh.write('{"op":"metrics","i":5,"se')
+    with b.lock():
+        assert [e["i"] for e in b.pending()] == [0, 1, 2, 3, 4]
+        b.mark_delivered(2)
+        assert [e["seq"] for e in b.pending()] == [3, 4, 5]
+    with path.open("a") as fh:
+        fh.write('q":6}\n')
+    with a.lock():
+        assert [e["seq"] for e in a.pending()] == [3, 4, 5, 6]
+        a.mark_delivered(6)
+    assert not path.exists()
+    with b.lock():
+        b.put({"op": "tags", "i": 7})
+    with a.lock():
+        assert [(e["seq"], e["i"]) for e in a.pending()] == [(7, 7)]
+
+
+def test_outbox_lock_excludes_another_process_holding_filelock(tmp_path):
+    """The outbox's descriptor lock and filelock's FileLock (which other tools and older
+    versions use) exclude each other across processes."""
+    from workbench.tracking import Outbox
+
+    path = tmp_path / ".c.zarr.tracking.jsonl"
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         "import sys, time; from filelock import FileLock\n"
+         f"with FileLock({str(path) + '.lock'!r}):\n"
+         "    print('held', flush=True); time.sleep(1.0)\n"],
+        stdout=subprocess.PIPE, text=True)
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        t0 = time.monotonic()
+        with Outbox(path).lock():
+            waited = time.monotonic() - t0
+    finally:
+        holder.wait(timeout=30)
+    assert waited > 0.5, waited

@@ -125,6 +125,7 @@ class _DescriptorLock:
             self._fd, self._pid, self._depth = None, os.getpid(), 0
         if self._depth == 0:
             if self._fd is None:
+                os.makedirs(os.path.dirname(self.path) or ".", exist_ok=True)
                 self._fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o644)
             fcntl.flock(self._fd, fcntl.LOCK_EX)
         self._depth += 1
