@@ -117,7 +117,6 @@ class _PlotAccessor:
         if name not in self._NAMES:
             raise AttributeError(f"campaign.plot has no {name!r}; expected one of"
                                  f" {list(self._NAMES)}")
-
         from workbench import plots
         return functools.partial(getattr(plots, f"plot_{name}"), self._campaign)
 

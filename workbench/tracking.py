@@ -163,7 +163,6 @@ class Outbox:
         # campaign and the delivery thread) also take this one.
         self._thread_lock = threading.RLock()
         self._tail: tuple[int, int, int] | None = None  # (inode, size, last seq) after our append
-        self._dir_ready = False
         self._parsed: tuple[tuple, int, list[dict]] | None = None  # ((inode, 1st line), bytes, events)
 
     @contextlib.contextmanager
@@ -249,9 +248,7 @@ class Outbox:
         if self.path is None:
             self._memory.append(event)
             return
-        if not self._dir_ready:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._dir_ready = True
+        # The folder exists: lock() made it for its lock file.
         # Written through to the operating system, which keeps it if the process
         # is killed; an fsync per metric would cost more than the metric.
         with open(self.path, "a", encoding="utf-8") as fh:
@@ -564,7 +561,7 @@ class Tracker:
         tags: set on a new run when it is created, updated on a resumed one (the
         versions of this session's code)."""
         if self.run_id is not None:
-            self._put({"op": "status", "status": "RUNNING"}, flush=False)
+            self._put({"op": "status", "status": "RUNNING"})
             self.set_tags(tags)
         else:
             with self.outbox.lock():
