@@ -230,3 +230,37 @@ def test_outbox_lock_excludes_another_process_holding_filelock(tmp_path):
     finally:
         holder.wait(timeout=30)
     assert waited > 0.5, waited
+
+
+_TELEMETRY_PROBE = """
+import sys
+if sys.argv[1] == "mlflow-first":
+    import mlflow  # decides on telemetry at import, before workbench could say
+import workbench as wb
+from mlflow.telemetry.client import get_telemetry_client
+problem = wb.problems.get("branin")
+c = wb.Campaign("telemetry", problem.space(), [wb.Objective("y", "minimize")],
+                tracking=sys.argv[2], seed=0, initial_design={"n": 2})
+c.run(problem, budget=2)
+print("client" if get_telemetry_client() is not None else "none")
+"""
+
+
+def test_mlflow_telemetry_is_off_for_tracked_campaigns(tmp_path):
+    # MLflow switches its telemetry off by itself under pytest and in CI: probe a
+    # process with neither, as a user's would be. The control (mlflow alone) shows
+    # that the probe sees a live client where nothing turns it off.
+    env = {"PATH": os.environ.get("PATH", ""), "HOME": str(tmp_path),
+           "PYTHONPATH": str(Path(__file__).resolve().parents[1])}
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+
+    def probe(*args):
+        out = subprocess.run([sys.executable, "-c", *args], env=env, cwd=tmp_path,
+                             capture_output=True, text=True, timeout=300)
+        assert out.returncode == 0, out.stderr[-2000:]
+        return out.stdout.split()[-1]
+
+    assert probe("from mlflow.telemetry.client import get_telemetry_client as g;"
+                 " import mlflow; print('client' if g() else 'none')") == "client"
+    assert probe(_TELEMETRY_PROBE, "workbench-first", uri) == "none"
+    assert probe(_TELEMETRY_PROBE, "mlflow-first", uri) == "none"

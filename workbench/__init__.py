@@ -13,9 +13,15 @@ imported only when a model is fitted.
 from __future__ import annotations
 
 import importlib
+import os
 from typing import Any
 
 __version__ = "0.1.0"
+
+# MLflow's usage telemetry posts to a third-party endpoint from a background
+# thread. Nothing about a partner's campaigns leaves the site unasked: off
+# unless the user sets MLFLOW_DISABLE_TELEMETRY=false (or DO_NOT_TRACK) first.
+os.environ.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")
 
 _EXPORTS = {
     "SearchSpace": "workbench.space",

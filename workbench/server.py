@@ -217,6 +217,7 @@ def _server_env(cfg: ServerConfig) -> dict[str, str]:
         env[SECRET_KEY_ENV] = cfg.secret_key_file.read_text().strip()
     # MLflow's job runner (GenAI scorers) is not used by campaigns; it costs processes.
     env.setdefault("MLFLOW_SERVER_ENABLE_JOB_EXECUTION", "false")
+    env.setdefault("MLFLOW_DISABLE_TELEMETRY", "true")  # as in workbench/__init__.py
     return env
 
 

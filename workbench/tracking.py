@@ -95,6 +95,20 @@ def _batches(events: list[dict]) -> list[list[dict]]:
 _BACKOFF_START_S, _BACKOFF_MAX_S = 2.0, 60.0
 
 
+def _telemetry_off() -> None:
+    """Drop MLflow's telemetry client if MLflow was imported before ``workbench`` set
+    ``MLFLOW_DISABLE_TELEMETRY`` (it decides once, at import)."""
+    if os.environ.get("MLFLOW_DISABLE_TELEMETRY", "").lower() not in ("true", "1"):
+        return
+    try:
+        from mlflow.telemetry import client as telemetry
+
+        if telemetry.get_telemetry_client() is not None:
+            telemetry.set_telemetry_client()  # re-reads the environment: None
+    except Exception:  # noqa: BLE001 - another MLflow version: nothing to drop
+        pass
+
+
 class _DescriptorLock:
     """An exclusive ``flock`` on a lock file kept open: a few microseconds per acquire,
     where ``filelock.FileLock`` reopens the file each time (~0.3 ms, and the campaign
@@ -382,6 +396,7 @@ class Tracker:
                 os.environ.setdefault("MLFLOW_HTTP_REQUEST_TIMEOUT", "10")
             from mlflow.tracking import MlflowClient
 
+            _telemetry_off()
             db = local_sqlite_path(self.uri)
             if db is not None:
                 db.parent.mkdir(parents=True, exist_ok=True)
