@@ -61,13 +61,33 @@ def quasi_random(key: Array, n: int, d: int) -> Array:
     return (shift + i * _kronecker_constants(d)) % 1.0
 
 
+# Starts near the best observations, as BoTorch's ``sample_around_best`` and
+# Optuna's local search from the best trial: late in a search the acquisition's
+# mass sits in a small region around the incumbent that space-filling points
+# miss, and ascent from them ends at far corners where the surface is flat.
+_PER_ANCHOR = 8
+_ANCHOR_SIGMAS = (1e-3, 1e-2)  # in unit-cube coordinates, alternating
+
+
+def _around(key: Array, anchors: Array) -> Array:
+    """Each anchor (A, k) and _PER_ANCHOR - 1 Gaussian perturbations of it: (A * _PER_ANCHOR, k)."""
+    A, k = anchors.shape
+    sigma = jnp.asarray(_ANCHOR_SIGMAS)[jnp.arange(_PER_ANCHOR) % len(_ANCHOR_SIGMAS)]
+    noise = jax.random.normal(key, (A, _PER_ANCHOR, k)) * sigma[None, :, None]
+    noise = noise.at[:, 0].set(0.0)
+    return (anchors[:, None, :] + noise).reshape(A * _PER_ANCHOR, k)
+
+
 # -- the unconstrained, continuous path (unchanged: one small compiled call) --
 
 
 @eqx.filter_jit
 def _maximize(acquisition, key, domain: Domain, raw_samples: int, num_restarts: int,
-              steps: int, learning_rate: float):
+              steps: int, learning_rate: float, anchors: Array | None = None):
     raw = quasi_random(key, raw_samples, domain.dim)
+    if anchors is not None:
+        near = jnp.clip(_around(jax.random.fold_in(key, 7), anchors), 0.0, 1.0)
+        raw = jnp.concatenate([raw, near], axis=0)
     raw_values = acquisition(raw)
     raw_values = jnp.where(jnp.isfinite(raw_values), raw_values, -jnp.inf)
     top = jnp.argsort(-raw_values)[:num_restarts]
@@ -215,23 +235,25 @@ def _finite(v: Array) -> Array:
 
 def _climb_box(acquisition, X0: Array, free: Array, steps: int, learning_rate: float,
                polish_steps: int) -> Array:
-    """Adam ascent clipped to the unit box, then a spectral polish; columns with
-    ``free == 0`` stay put."""
-
-    def total(X):
-        return jnp.sum(acquisition(X))
-
+    """Adam ascent clipped to the unit box, then a spectral polish from the best point
+    each row visited (Adam's steps do not shrink with a narrow optimum, so a start
+    near one can step off it); columns with ``free == 0`` stay put."""
+    value_and_grad = _value_and_grad(acquisition, lambda X: X, free)
     opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05))
 
     def step(carry, _):
-        X, state = carry
-        g = jax.grad(total)(X) * free
-        g = jnp.where(jnp.isfinite(g), g, 0.0)
+        X, state, best_X, best_v = carry
+        v, g = value_and_grad(X)
+        better = (v > best_v)[:, None]
+        best_X, best_v = jnp.where(better, X, best_X), jnp.maximum(v, best_v)
         updates, state = opt.update(-g, state, X)
-        return (jnp.clip(optax.apply_updates(X, updates), 0.0, 1.0), state), None
+        return (jnp.clip(optax.apply_updates(X, updates), 0.0, 1.0), state, best_X,
+                best_v), None
 
-    (X, _), _ = lax.scan(step, (X0, opt.init(X0)), None, length=steps)
-    value_and_grad = _value_and_grad(acquisition, lambda X: X, free)
+    init = (X0, opt.init(X0), X0, jnp.full(X0.shape[0], -jnp.inf, X0.dtype))
+    (X, _, best_X, best_v), _ = lax.scan(step, init, None, length=steps)
+    v, _ = value_and_grad(X)
+    X = jnp.where((v >= best_v)[:, None], X, best_X)
     return _spectral_polish(value_and_grad, X, lambda Y, s: (jnp.clip(Y, 0.0, 1.0), s), (),
                             polish_steps)
 
@@ -240,17 +262,16 @@ def _climb_polytope(acquisition, Z0: Array, centers: Array, h: Array, a: _Arrays
                     plan: _Plan) -> Array:
     """Projected momentum ascent in null-space coordinates; returns feasible (B, k)."""
     basis, G = a.basis, a.G
-
-    def total(Z):
-        return jnp.sum(acquisition(centers + Z @ basis.T))
-
     schedule = optax.cosine_decay_schedule(plan.learning_rate, plan.steps, alpha=0.05)
     b1, b2, eps = 0.9, 0.999, 1e-12
 
+    value_and_grad = _value_and_grad(acquisition, lambda Z: centers + Z @ basis.T)
+
     def step(carry, t):
-        Z, _, m, v, lam = carry
-        g = jax.grad(total)(Z)
-        g = jnp.where(jnp.isfinite(g), g, 0.0)
+        Z, _, m, v, lam, best_Z, best_v = carry
+        values, g = value_and_grad(Z)
+        better = (values > best_v)[:, None]
+        best_Z, best_v = jnp.where(better, Z, best_Z), jnp.maximum(values, best_v)
         m = b1 * m + (1 - b1) * g
         # One second moment per start: the step is a scaled gradient, so that
         # the Euclidean projection keeps the KKT points as fixed points.
@@ -259,21 +280,25 @@ def _climb_polytope(acquisition, Z0: Array, centers: Array, h: Array, a: _Arrays
         v_hat = v / (1 - b2 ** (t + 1.0))
         Y = Z + schedule(t) * m_hat / (jnp.sqrt(v_hat) + eps)
         Z, lam = project_polytope(Y, lam, G, h, a.inv_lipschitz, plan.projection_iters)
-        return (Z, Y, m, v, lam), None
+        return (Z, Y, m, v, lam, best_Z, best_v), None
 
     B = Z0.shape[0]
     init = (Z0, Z0, jnp.zeros_like(Z0), jnp.zeros((B, 1), Z0.dtype),
-            jnp.zeros((B, G.shape[0]), Z0.dtype))
-    (_, Y, _, _, lam), _ = lax.scan(step, init, jnp.arange(plan.steps, dtype=Z0.dtype))
+            jnp.zeros((B, G.shape[0]), Z0.dtype), Z0, jnp.full(B, -jnp.inf, Z0.dtype))
+    (_, Y, _, _, lam, best_Z, best_v), _ = lax.scan(step, init,
+                                                     jnp.arange(plan.steps, dtype=Z0.dtype))
     Z, lam = project_polytope(Y, lam, G, h, a.inv_lipschitz, plan.final_projection_iters)
     Z = shrink_into_polytope(Z, G, h)
+    # The polish starts from the best feasible point each row visited (the iterates
+    # are projected; the best may be an early one, near a start by an anchor).
+    values, _ = value_and_grad(Z)
+    Z = jnp.where((values >= best_v)[:, None], Z, shrink_into_polytope(best_Z, G, h))
 
     def project(Y, lam):
         Z, lam = project_polytope(Y, lam, G, h, a.inv_lipschitz,
                                   plan.final_projection_iters // 10)
         return shrink_into_polytope(Z, G, h), lam
 
-    value_and_grad = _value_and_grad(acquisition, lambda Z: centers + Z @ basis.T)
     return _spectral_polish(value_and_grad, Z, project, lam, plan.polish_steps)
 
 
@@ -355,7 +380,7 @@ def _local_search(acquisition, X: Array, a: _Arrays, plan: _Plan) -> Array:
 
 
 @eqx.filter_jit
-def _search(acquisition, key: Array, a: _Arrays, plan: _Plan):
+def _search(acquisition, key: Array, a: _Arrays, plan: _Plan, anchors: Array | None = None):
     """All candidates of one search: (M, d) points, (M,) values, (M,) feasible."""
     domain = plan.structure
     d, C, S = domain.dim, a.combos.shape[0], plan.per_combo
@@ -385,12 +410,41 @@ def _search(acquisition, key: Array, a: _Arrays, plan: _Plan):
         if plan.enumerate:
             X_raw = X_raw.at[:, oh].set(jnp.repeat(a.combos, S, axis=0))
     combo_of = jnp.repeat(jnp.arange(C), S)
+    if anchors is not None:
+        # Each anchor in the slice of its own category combination.
+        combo_a = (jnp.argmin(jnp.sum(jnp.abs(anchors[:, oh][:, None, :] - a.combos[None]),
+                                      axis=-1), axis=1)
+                   if C > 1 and oh else jnp.zeros(anchors.shape[0], int))
+        combo_a = jnp.repeat(combo_a, _PER_ANCHOR)
+        k_near = jax.random.fold_in(key, 7)
+        if plan.polytope:
+            Z_a = (jnp.repeat(anchors, _PER_ANCHOR, axis=0) - a.centers[combo_a]) @ a.basis
+            Z_a = Z_a + (_around(k_near, jnp.zeros((anchors.shape[0], Z_a.shape[1])))
+                         if Z_a.shape[1] else 0.0)
+            Z_a = shrink_into_polytope(Z_a, a.G, a.h[combo_a])
+            Z_raw = jnp.concatenate([Z_raw, Z_a], axis=0)
+            X_a = a.centers[combo_a] + Z_a @ a.basis.T
+        else:
+            X_a = jnp.clip(_around(k_near, anchors), 0.0, 1.0)
+            if plan.enumerate:
+                X_a = X_a.at[:, oh].set(a.combos[combo_a])
+        X_raw = jnp.concatenate([X_raw, X_a], axis=0)
+        combo_of = jnp.concatenate([combo_of, combo_a])
     raw_values = _finite(acquisition(X_raw))
 
-    # 2. Starts: the best overall, plus the best of every combination.
-    starts = jnp.argsort(-raw_values)[: plan.num_restarts]
+    # 2. Starts: the best space-filling points, the best point near each anchor (so
+    # that the anchors add starts rather than crowd out other basins), and the best
+    # of every category combination.
+    if anchors is None:
+        starts = jnp.argsort(-raw_values)[: plan.num_restarts]
+    else:
+        A = anchors.shape[0]
+        near_best = (jnp.argmax(raw_values[C * S:].reshape(A, _PER_ANCHOR), axis=1)
+                     + jnp.arange(A) * _PER_ANCHOR + C * S)
+        starts = jnp.concatenate([jnp.argsort(-raw_values[: C * S])[
+            : max(plan.num_restarts - A, 1)], near_best])
     if C > 1:
-        starts = jnp.concatenate([starts, jnp.argmax(raw_values.reshape(C, S), axis=1)
+        starts = jnp.concatenate([starts, jnp.argmax(raw_values[: C * S].reshape(C, S), axis=1)
                                   + jnp.arange(C) * S])
     X0, combo0 = X_raw[starts], combo_of[starts]
 
@@ -471,6 +525,7 @@ def maximize_acquisition(
     steps: int = 100,
     learning_rate: float = 0.05,
     max_combinations: int = 64,
+    anchors: Array | None = None,
 ) -> tuple[Array, Array]:
     """The best valid point found for ``acquisition`` and its value.
 
@@ -480,16 +535,19 @@ def maximize_acquisition(
     raw_samples: space-filling points scored to pick the starts;
     num_restarts: starts climbed together; steps: ascent steps per start;
     max_combinations: enumerate every category combination when there are at
-    most this many, else search them locally.
+    most this many, else search them locally;
+    anchors: (A, dim) valid encoded points to start near (the best observations):
+    each and _PER_ANCHOR - 1 small perturbations of it join the space-filling points
+    (keep A fixed across calls: it is part of the compiled shape).
     Returns x: (dim,) and its acquisition value ().
     """
     if num_restarts > raw_samples:
         raise ValueError(
             f"num_restarts ({num_restarts}) cannot exceed raw_samples ({raw_samples})"
         )
-    if not domain.constrained and not domain.onehot:
+    if not domain.constrained and not domain.onehot and anchors is None:
         return _maximize(acquisition, key, domain, raw_samples, num_restarts, steps,
-                         learning_rate)
+                         learning_rate, None if anchors is None else jnp.asarray(anchors))
     enumerate_ = bool(domain.onehot) and domain.n_combinations <= max_combinations
     a = _arrays(domain, domain.constrained, enumerate_)
     if a is None:
@@ -505,7 +563,8 @@ def maximize_acquisition(
         polish_steps=max(steps // 4, 1),
         search_rounds=min(len(domain.onehot) + 1, 8),
     )
-    candidates, values, feasible = (np.asarray(t) for t in _search(acquisition, key, a, plan))
+    candidates, values, feasible = (np.asarray(t) for t in _search(
+        acquisition, key, a, plan, None if anchors is None else jnp.asarray(anchors)))
     rounded = [c for c, _ in domain.integer] + (list(domain.onehot_columns) if plan.local else [])
     if domain.constraints_touch(rounded):
         candidates, values, feasible = _repair(acquisition, domain, candidates, values,

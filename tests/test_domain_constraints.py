@@ -271,3 +271,40 @@ def test_local_search_finds_the_best_combination_of_an_additive_score():
 def test_package_exports_the_domain_used_by_the_workbench():
     dom = al.Domain(3, integer=((0, 3),))
     assert dom.snap(jnp.asarray([0.3, 0.2, 0.9]))[0] == 0.5
+
+
+# -- starts near the best observations (anchors) --------------------------------
+
+
+class _Needle(eqx.Module):
+    """A narrow bump of height 1 at ``centre`` (width ``width``) on a gentle slope that
+    pulls towards the far corner: what log-EI looks like late in a search, where
+    space-filling starts climb to the corner and miss the bump."""
+
+    centre: jax.Array
+    width: float = eqx.field(static=True)
+
+    def __call__(self, X):
+        bump = jnp.exp(-jnp.sum((X - self.centre) ** 2, axis=-1) / (2 * self.width ** 2))
+        return bump + 1e-3 * jnp.sum(X, axis=-1)
+
+
+@pytest.mark.parametrize("case", ["box", "polytope", "categories"])
+def test_anchors_find_a_narrow_optimum_that_space_filling_starts_miss(case):
+    if case == "box":
+        dom, p = Domain(3), np.array([0.31, 0.42, 0.27])
+    elif case == "polytope":  # the bump on the face x1 + x2 + x3 = 1, as optima on constraints
+        dom, p = Domain(3, inequalities=(([1.0, 1.0, 1.0], 1.0),)), np.array([0.5, 0.3, 0.2])
+    else:  # continuous column 0 and two 3-way categories; the bump in combination (1, 2)
+        dom, p = CATEGORICAL, np.array([0.37, 0, 1, 0, 0, 0, 1.0])
+    width = {"box": 0.02, "polytope": 0.006, "categories": 0.0015}[case]
+    acq = _Needle(jnp.asarray(p), width)
+    near = np.repeat(p[None], 2, axis=0)
+    near[:, 0] += np.array([1.5, -1.25]) * width  # observations close to, not at, the optimum
+    x0, v0 = maximize_acquisition(acq, dom, jax.random.key(3), **FAST)
+    x, v = maximize_acquisition(acq, dom, jax.random.key(3), anchors=near, **FAST)
+    assert float(v0) < 0.5  # the control: without anchors the bump is missed
+    assert float(v) > 0.98 and np.max(np.abs(np.asarray(x) - p)) < 5e-3
+    assert dom.feasible(np.asarray(x))
+    if case == "polytope":
+        assert float(np.sum(x)) <= 1.0 + TOL
