@@ -70,7 +70,7 @@ def _front_f2(f1):
     return 1.0 - np.sqrt(f1)
 
 
-@pytest.mark.parametrize("acquisition", ["qlog_nehvi", "parego"])
+@pytest.mark.parametrize("acquisition", ["qlog_nehvi", "log_ehvi", "parego"])
 def test_two_objectives_approach_the_known_front(acquisition):
     # f1 = x1, f2 = 1 - sqrt(x1) + x2^2, both minimised: the front is x2 = 0.
     # Hypervolume of the true front for ref (1.1, 1.1): 0.1 + 2/3 + 0.11.
@@ -342,3 +342,23 @@ def test_noise_prior_follows_the_oracle_unless_chosen(oracle, chosen, expected):
     if oracle is not None:
         spec["oracle"] = oracle
     assert noise_prior(parse_spec(spec, source="test")) == expected
+
+
+def test_acquisition_starts_near_the_best_feasible_observations():
+    from workbench.propose import _ANCHORS, anchors
+
+    space = wb.SearchSpace([wb.Continuous("x1", 0.0, 1.0), wb.Continuous("x2", 0.0, 1.0)])
+    c = wb.Campaign("anch", space, [wb.Objective("y", "minimize")], tracking=None,
+                    outcome_constraints=["g <= 0"])
+    X = np.asarray([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [0.4, 0.4]])
+    Y = np.asarray([[5.0, -1.0], [1.0, 2.0], [3.0, -0.5], [4.0, 0.0]])  # (y, g)
+    near = anchors(c._engine, X, Y, np.arange(2))
+    # The best y (row 1) is infeasible: the best feasible one is row 2.
+    assert _ANCHORS == 1 and near.shape == (1, 2)
+    np.testing.assert_array_equal(near[0], X[2])
+    # Two objectives: points of the feasible Pareto front, the middle one first.
+    c2 = wb.Campaign("anch2", space, [wb.Objective("a", "minimize"),
+                                      wb.Objective("b", "minimize")], tracking=None)
+    Y2 = np.asarray([[0.0, 3.0], [1.0, 1.0], [3.0, 0.0], [2.0, 2.0]])  # row 3 dominated
+    near2 = anchors(c2._engine, X, Y2, np.arange(2))
+    np.testing.assert_array_equal(near2, X[1:2])
