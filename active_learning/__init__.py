@@ -47,6 +47,7 @@ from active_learning.domain import FEASIBILITY_TOL, Domain
 from active_learning.multiobjective import (
     ChebyshevScalarization,
     FeasibilityWeighted,
+    LogExpectedHypervolumeImprovement,
     Objectives,
     OutcomeConstraints,
     ScalarizedLogEI,
@@ -127,6 +128,7 @@ __all__ = [
     "PosteriorVariance",
     "qLogExpectedHypervolumeImprovement",
     "qLogExpectedImprovement",
+    "LogExpectedHypervolumeImprovement",
     "qLogNoisyExpectedHypervolumeImprovement",
     "qLogNoisyExpectedImprovement",
     "qSimpleRegret",

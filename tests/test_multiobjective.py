@@ -555,3 +555,63 @@ def test_dtlz2_front_and_max_hypervolume():
     hv = mo.hypervolume(-front, -np.asarray(p.ref_point))
     assert 0.97 * p.max_hypervolume < hv < p.max_hypervolume
     assert p.max_hypervolume == pytest.approx(1.331 - math.pi / 6)
+
+
+# ---------------------------------------------------------------------------
+# Analytic log EHVI (independent objectives, one point)
+
+
+def _ehvi(model, X, m, signs, ref, **kw):
+    return mo.LogExpectedHypervolumeImprovement(model, X, ref, outputs=tuple(range(m)),
+                                                signs=signs, **kw)
+
+
+@pytest.mark.parametrize("signs", [(1.0, 1.0), (1.0, -1.0, 1.0)])
+def test_log_ehvi_equals_the_log_of_a_monte_carlo_average(front, signs):
+    X, _ = front
+    m = len(signs)
+    model = KnownGaussian(0.2)
+    Yo = np.asarray(model.mean(jnp.asarray(X)))[:, :m] * np.asarray(signs)
+    ref = np.asarray(mo.reference_point(Yo))
+    acq = _ehvi(model, X, m, signs, ref)
+    # Independent reference: 400,000 draws of the candidate's objectives, each
+    # one's exact HVI over the cells of the front, averaged.
+    lower, upper = (np.asarray(a) for a in mo.nondominated_cells(Yo, ref))
+    upper = np.where(np.isinf(upper), 1e6, upper)
+    rng = np.random.default_rng(5)
+    for x in (A, B, C):
+        mean = np.asarray(model.mean(jnp.asarray([x])))[0, :m] * np.asarray(signs)
+        y = mean + 0.2 * rng.standard_normal((400_000, m))
+        sides = np.clip(np.minimum(y[:, None, :], upper) - lower, 0.0, None)
+        hvi = np.prod(sides, axis=-1).sum(axis=-1)
+        expected = math.log(hvi.mean())
+        error = hvi.std() / hvi.mean() / math.sqrt(len(hvi))  # relative MC error
+        assert float(_values(acq, jnp.asarray([x]))[0]) == pytest.approx(
+            expected, abs=4 * error + 1e-6)
+
+
+def test_log_ehvi_without_uncertainty_is_log_exact_hvi_and_ignores_padding(front):
+    X, Y = front
+    model = KnownGaussian(1e-7)
+    ref = np.asarray(mo.reference_point(Y[:, :2]))
+    Xp = np.concatenate([X, np.full((5, 2), 0.5)])  # padding rows: not part of the front
+    acq = _ehvi(model, Xp, 2, (1.0, 1.0), ref, baseline_mask=np.arange(13) < 8)
+    for x in (A, B, C):
+        assert float(_values(acq, jnp.asarray([x]))[0]) == pytest.approx(
+            _log_exact_hvi(model, jnp.asarray([x]), Y, ref), abs=1e-6)
+
+
+def test_log_ehvi_gradients_match_finite_differences_far_from_improving_too(front):
+    X, Y = front
+    model = KnownGaussian(0.05)
+    ref = np.asarray(mo.reference_point(Y))
+    acq = _ehvi(model, X, 3, (1.0, 1.0, 1.0), ref)
+    pts = jnp.asarray([A, C, [0.0, 0.0], [0.02, 0.01]])  # the last two far below the front
+    values = _values(acq, pts)
+    assert np.all(np.isfinite(np.asarray(values))) and float(values[2]) < -10
+    grad = jax.grad(lambda p: jnp.sum(acq(p)))(pts)
+    h = 1e-6
+    for i, j in [(0, 0), (1, 1), (2, 0), (3, 1)]:
+        e = jnp.zeros_like(pts).at[i, j].set(h)
+        fd = (float(jnp.sum(acq(pts + e))) - float(jnp.sum(acq(pts - e)))) / (2 * h)
+        assert float(grad[i, j]) == pytest.approx(fd, rel=1e-4, abs=1e-6)

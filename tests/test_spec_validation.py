@@ -138,6 +138,13 @@ CASES = [
          NAME + SPACE + "objectives:\n  - {name: y, direction: minimize}\n"
          "  - {name: cost, direction: minimize}\nacquisition: {type: ucb}\n" + ORACLE,
          "acquisition.type", "acquisition:", ("got 'ucb' with 2 objectives", "qlog_nehvi")),
+    Case("log-ehvi-with-a-target",
+         NAME + SPACE + "objectives:\n  - {name: y, direction: minimize}\n"
+         "  - {name: visc, target: 2.0}\nacquisition: {type: log_ehvi}\n" + ORACLE,
+         "acquisition.type", "acquisition:", ("got log_ehvi with 2 objectives",
+                                              "targets ['visc']", "else qlog_nehvi")),
+    Case("log-ehvi-one-objective", BASE + "acquisition: {type: log_ehvi}\n" + ORACLE,
+         "acquisition.type", "acquisition:", ("got 'log_ehvi' with one objective",)),
     Case("objective-target-with-direction",
          NAME + SPACE + "objectives:\n  - {name: y, direction: minimize, target: 0.5}\n" + ORACLE,
          "objectives[0]", "- {name: y, direction: minimize, target",

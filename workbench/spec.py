@@ -157,12 +157,13 @@ class SurrogateSpec(_Strict):
 class AcquisitionSpec(_Strict):
     """The acquisition function and its optimiser.
 
-    With several objectives: qlog_nehvi (default) or parego; with one,
-    qlog_nehvi and parego are refused.
+    With several objectives: qlog_nehvi (default), log_ehvi (analytic, one
+    point at a time, 2-3 objectives without targets: no Monte-Carlo samples) or
+    parego; with one, these are refused.
     """
 
     type: Literal["log_ei", "log_nei", "qlog_nei", "log_pi", "ucb", "mes", "max_variance",
-                  "ivr", "thompson", "qlog_nehvi", "parego"] | None = None
+                  "ivr", "thompson", "qlog_nehvi", "log_ehvi", "parego"] | None = None
     batch_size: int = Field(default=1, ge=1, le=1000)
     beta: float = Field(default=4.0, gt=0)
     mc_samples: int = Field(default=128, ge=8, le=4096,
@@ -171,8 +172,9 @@ class AcquisitionSpec(_Strict):
     raw_samples: int = Field(default=1024, ge=16, le=1_000_000)
     num_restarts: int = Field(default=16, ge=1, le=1024)
     steps: int = Field(default=100, ge=1, le=10_000)
-    ref_point: list[float] | None = Field(default=None, description="qlog_nehvi: hypervolume"
-                                          " reference per objective, in user units")
+    ref_point: list[float] | None = Field(default=None, description="qlog_nehvi, log_ehvi:"
+                                          " hypervolume reference per objective, in user"
+                                          " units")
 
 
 _RULE_NEEDS = {"budget": ("max_evaluations",), "target": ("value",),
@@ -499,10 +501,18 @@ def _constraint_issues(spec: CampaignSpec, names: list[str]) -> list[tuple[tuple
         out.append((("objectives",), f"got {dup} more than once; expected unique names"))
     kind = spec.acquisition_type
     several = len(spec.objectives) > 1
-    if several and kind not in ("qlog_nehvi", "parego", "thompson", "max_variance"):
+    if several and kind not in ("qlog_nehvi", "log_ehvi", "parego", "thompson",
+                                "max_variance"):
         out.append((("acquisition", "type"), f"got {kind!r} with {len(spec.objectives)}"
-                    " objectives; expected qlog_nehvi or parego (or thompson, max_variance)"))
-    if not several and kind in ("qlog_nehvi", "parego"):
+                    " objectives; expected qlog_nehvi, log_ehvi or parego (or thompson,"
+                    " max_variance)"))
+    if several and kind == "log_ehvi" and (len(spec.objectives) > 3 or any(
+            o.target is not None for o in spec.objectives)):
+        out.append((("acquisition", "type"), f"got log_ehvi with {len(spec.objectives)}"
+                    " objectives, targets "
+                    f"{[o.name for o in spec.objectives if o.target is not None]}; expected 2"
+                    " or 3 objectives to minimise or maximise (else qlog_nehvi)"))
+    if not several and kind in ("qlog_nehvi", "log_ehvi", "parego"):
         out.append((("acquisition", "type"), f"got {kind!r} with one objective; expected a"
                     " single-objective acquisition such as log_ei"))
     if len(spec.objectives) > 4 and kind == "qlog_nehvi":
