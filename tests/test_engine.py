@@ -362,3 +362,51 @@ def test_acquisition_starts_near_the_best_feasible_observations():
     Y2 = np.asarray([[0.0, 3.0], [1.0, 1.0], [3.0, 0.0], [2.0, 2.0]])  # row 3 dominated
     near2 = anchors(c2._engine, X, Y2, np.arange(2))
     np.testing.assert_array_equal(near2, X[1:2])
+
+
+@pytest.mark.parametrize("kind", ["log_ehvi", "qlog_nehvi"])
+def test_infeasible_observations_are_no_part_of_the_hypervolume_front(kind):
+    import jax
+    import jax.numpy as jnp
+
+    from workbench.propose import build_acquisition, fit_surrogate
+
+    space = wb.SearchSpace([wb.Continuous("x1", 0.0, 1.0), wb.Continuous("x2", 0.0, 1.0)])
+    c = wb.Campaign("feasfront", space, [wb.Objective("a", "maximize"),
+                                         wb.Objective("b", "maximize")], tracking=None,
+                    outcome_constraints=["g <= 0"],
+                    acquisition={"type": kind, "ref_point": [0.0, 0.0]})
+    problem = c._engine
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(12, 2))
+    a, b = X[:, 0], X[:, 1]
+    g = np.where(np.arange(12) == int(np.argmax(a + b)), 1.0, -1.0)  # the best is infeasible
+    Y = np.stack([a, b, g], axis=1)
+    model, _ = fit_surrogate(problem, X, Y, jax.random.key(0), 16, None)
+    acq = build_acquisition(problem, model, X, Y, float("nan"), jax.random.key(1),
+                            space.domain(), None)
+    bad = int(np.argmax(a + b))
+    # Score the objectives alone (the feasibility factor is another matter): at the
+    # infeasible point, the improvement over the feasible front is its whole gain.
+    base = acq.acquisition if hasattr(acq, "acquisition") else acq
+    value = float(base(jnp.asarray(X[bad:bad + 1]))[0])
+    feasible = Y[g <= 0, :2]
+    front = feasible[_pareto_rows(feasible)]
+    gain = _hv2(np.vstack([front, Y[bad, :2]])) - _hv2(front)
+    assert gain > 0.01
+    assert value == pytest.approx(np.log(gain), abs=0.15)
+
+
+def _pareto_rows(Y):
+    return np.asarray([not np.any(np.all(Y >= y, axis=1) & np.any(Y > y, axis=1)) for y in Y])
+
+
+def _hv2(P):
+    """Area dominated by P (maximised, reference 0, 0): a sweep."""
+    P = P[np.argsort(-P[:, 0])]
+    area, top = 0.0, 0.0
+    for x, y in P:
+        if y > top:
+            area += x * (y - top)
+            top = y
+    return area
