@@ -78,16 +78,13 @@ def _around(key: Array, anchors: Array) -> Array:
     return (anchors[:, None, :] + noise).reshape(A * _PER_ANCHOR, k)
 
 
-# -- the unconstrained, continuous path (unchanged: one small compiled call) --
+# -- the unconstrained, continuous path without anchors: one small compiled call --
 
 
 @eqx.filter_jit
 def _maximize(acquisition, key, domain: Domain, raw_samples: int, num_restarts: int,
-              steps: int, learning_rate: float, anchors: Array | None = None):
+              steps: int, learning_rate: float):
     raw = quasi_random(key, raw_samples, domain.dim)
-    if anchors is not None:
-        near = jnp.clip(_around(jax.random.fold_in(key, 7), anchors), 0.0, 1.0)
-        raw = jnp.concatenate([raw, near], axis=0)
     raw_values = acquisition(raw)
     raw_values = jnp.where(jnp.isfinite(raw_values), raw_values, -jnp.inf)
     top = jnp.argsort(-raw_values)[:num_restarts]
@@ -546,8 +543,9 @@ def maximize_acquisition(
             f"num_restarts ({num_restarts}) cannot exceed raw_samples ({raw_samples})"
         )
     if not domain.constrained and not domain.onehot and anchors is None:
+        # Anchors take the general path, whose polish refines the narrow optima they find.
         return _maximize(acquisition, key, domain, raw_samples, num_restarts, steps,
-                         learning_rate, None if anchors is None else jnp.asarray(anchors))
+                         learning_rate)
     enumerate_ = bool(domain.onehot) and domain.n_combinations <= max_combinations
     a = _arrays(domain, domain.constrained, enumerate_)
     if a is None:
