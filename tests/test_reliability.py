@@ -179,3 +179,41 @@ def test_audit_records_why_a_trial_was_proposed(tmp_path):
     assert "log_lengthscale" in json.dumps(model["hyperparameters"]["kernel_params"])
     assert model["versions"]["jax"] and model["data_hash"]
     assert model["acquisition_value"] == c.trials[3].acquisition_value
+
+
+_CACHE_READER = """
+import sys, time
+import jax, jax.numpy as jnp
+from workbench._jax import configure_jax
+configure_jax()
+print("ready", flush=True)
+sys.stdin.readline()
+t0 = time.perf_counter()
+jax.jit(lambda x: jnp.sin(x) * 3.0 + 1.0)(jnp.ones(7)).block_until_ready()
+print(time.perf_counter() - t0, flush=True)
+"""
+
+
+def test_persistent_compilation_cache_is_read_under_its_lock(tmp_path):
+    # Several workers share the compilation cache; an entry read while another
+    # process writes it would be torn, and deserialising it aborts the reader. A
+    # writer holds <dir>/.lockfile: a reader's lookup must wait for it.
+    from filelock import FileLock
+
+    cache = tmp_path / "jax-cache"
+    env = dict(os.environ, WORKBENCH_CACHE_DIR=str(cache),
+               PYTHONPATH=str(Path(__file__).resolve().parents[1]))
+    proc = subprocess.Popen([sys.executable, "-c", _CACHE_READER], env=env, text=True,
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE)
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        with FileLock(str(cache / ".lockfile")):
+            proc.stdin.write("go\n")
+            proc.stdin.flush()
+            time.sleep(1.5)
+        waited = float(proc.stdout.readline())
+    finally:
+        proc.kill()
+        proc.wait()
+    assert waited >= 1.2
+    assert any(p.name != ".lockfile" for p in cache.iterdir())  # and it wrote its program
