@@ -800,8 +800,7 @@ class LogExpectedHypervolumeImprovement(eqx.Module):
     """
 
     model: eqx.Module
-    cell_lower: Array
-    cell_upper: Array
+    cell_nonempty: Array  # (C,) False for padding and emptied cells
     side_lower: Array  # (m, P) the distinct [lower, upper) sides per objective
     side_upper: Array
     side_index: Array  # (C, m) which side each cell has along each objective
@@ -825,7 +824,7 @@ class LogExpectedHypervolumeImprovement(eqx.Module):
         self.scale = _scale_from(front, ref, mask)
         lower, upper = nondominated_cells((front - ref) / self.scale, jnp.zeros_like(ref), mask)
         lower, upper = _trim_cells(lower[None], upper[None])
-        self.cell_lower, self.cell_upper = lower[0], upper[0]
+        self.cell_nonempty = jnp.all(upper[0] > lower[0], axis=-1)
         self.side_lower, self.side_upper, self.side_index = _distinct_sides(lower[0], upper[0])
         self.model, self.ref_point = model, ref
 
@@ -852,8 +851,7 @@ class LogExpectedHypervolumeImprovement(eqx.Module):
         side = jnp.log(sigma)[:, :, None] + _logdiffexp(log_lo, log_up)  # (b, m, P)
         m = side.shape[1]
         per_cell = sum(side[:, j, self.side_index[:, j]] for j in range(m))  # (b, C)
-        nonempty = jnp.all(self.cell_upper > self.cell_lower, axis=-1)  # padding: none
-        per_cell = jnp.where(nonempty, per_cell, -jnp.inf)
+        per_cell = jnp.where(self.cell_nonempty, per_cell, -jnp.inf)
         return jax.nn.logsumexp(per_cell, axis=-1) + jnp.sum(jnp.log(self.scale))
 
 

@@ -409,15 +409,13 @@ def _search(acquisition, key: Array, a: _Arrays, plan: _Plan, anchors: Array | N
     combo_of = jnp.repeat(jnp.arange(C), S)
     if anchors is not None:
         # Each anchor in the slice of its own category combination.
-        combo_a = (jnp.argmin(jnp.sum(jnp.abs(anchors[:, oh][:, None, :] - a.combos[None]),
-                                      axis=-1), axis=1)
-                   if C > 1 and oh else jnp.zeros(anchors.shape[0], int))
-        combo_a = jnp.repeat(combo_a, _PER_ANCHOR)
+        combo_anchor = (jnp.argmin(jnp.sum(jnp.abs(anchors[:, oh][:, None, :]
+                                               - a.combos[None]), axis=-1), axis=1)
+                        if C > 1 and oh else jnp.zeros(anchors.shape[0], int))
+        combo_a = jnp.repeat(combo_anchor, _PER_ANCHOR)
         k_near = jax.random.fold_in(key, 7)
         if plan.polytope:
-            Z_a = (jnp.repeat(anchors, _PER_ANCHOR, axis=0) - a.centers[combo_a]) @ a.basis
-            Z_a = Z_a + (_around(k_near, jnp.zeros((anchors.shape[0], Z_a.shape[1])))
-                         if Z_a.shape[1] else 0.0)
+            Z_a = _around(k_near, (anchors - a.centers[combo_anchor]) @ a.basis)
             Z_a = shrink_into_polytope(Z_a, a.G, a.h[combo_a])
             Z_raw = jnp.concatenate([Z_raw, Z_a], axis=0)
             X_a = a.centers[combo_a] + Z_a @ a.basis.T

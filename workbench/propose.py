@@ -406,7 +406,8 @@ def build_acquisition(problem: Problem, model, X: np.ndarray, Y: np.ndarray, bes
             best_s = float(jnp.max(scal(jnp.asarray(Y))))
             acq = al.ScalarizedLogEI(model, scal, best_s, key, num_samples=cfg.mc_samples)
         elif kind == "log_ehvi" and pend is None:
-            # The front: feasible observations, and the points believed in.
+            # The front: feasible observations (infeasible ones are no part of any
+            # front), and the points believed in.
             front = X[problem.feasible(Y)]
             if X_believed is not None and len(X_believed):
                 front = np.concatenate([front, np.asarray(X_believed)])
