@@ -175,6 +175,45 @@ def test_spec_params_are_flat_and_named_by_field():
     assert all(len(k) <= 250 for k in params)
 
 
+def test_bulk_metric_insert_stores_what_log_batch_stores(tmp_path):
+    """The embedded store's bulk insert against MLflow's own log_batch on the same metrics:
+    every history row and the latest value per key (with NaN, +-inf, a later step logged
+    before an earlier one, and a value already there from an earlier batch) agree; a batch
+    sent again after a crash adds no row (the tracker falls back to log_batch)."""
+    from mlflow.entities import Metric
+    from mlflow.tracking import MlflowClient
+
+    from workbench.tracking import Tracker, _insert_metrics_sqlite
+
+    uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
+    client = MlflowClient(uri)
+    exp = client.create_experiment("bulk")
+    first = [Metric("a", 1.0, 100, 0), Metric("b", 5.0, 100, 3)]
+    second = [Metric("a", float(k), 200 + k, k) for k in (4, 2, 3)] + [
+        Metric("b", 2.0, 150, 1), Metric("c", float("nan"), 300, 7),
+        Metric("d", float("inf"), 300, 7), Metric("e", -float("inf"), 300, 7)]
+    ours, theirs = client.create_run(exp).info.run_id, client.create_run(exp).info.run_id
+    store = client._tracking_client.store
+    for batch in (first, second):
+        _insert_metrics_sqlite(store, ours, batch)
+        client.log_batch(theirs, metrics=batch)
+
+    def stored(run_id):
+        rows = {k: sorted((m.step, m.timestamp, repr(m.value)) for m in
+                          client.get_metric_history(run_id, k)) for k in "abcde"}
+        latest = {k: repr(v) for k, v in client.get_run(run_id).data.metrics.items()}
+        return rows, latest
+
+    assert stored(ours) == stored(theirs)
+    rows, latest = stored(ours)
+    assert latest["a"] == "4.0" and latest["b"] == "5.0" and latest["c"] == "nan"
+    assert len(rows["a"]) == 4
+
+    tracker = Tracker(uri, "acme", "bulk", run_id=ours)
+    tracker._log_metrics(second)  # delivered, then sent again after a crash
+    assert stored(ours) == stored(theirs)
+
+
 def test_outbox_is_shared_in_order_and_read_incrementally(tmp_path):
     """Two Outbox objects on one file (as two processes have): sequence numbers continue
     across writers, each reader sees every event once and in order as the file grows, a

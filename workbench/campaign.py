@@ -1164,11 +1164,16 @@ class Campaign:
                 if owned is not None:
                     owned.shutdown()
             finally:
-                self.compact()
                 if tracker is not None:
                     self._log_structures(tracker, done_before)
                     self.log_snapshot()
-                    tracker.finish(status)
+                    # Delivery runs while compaction waits on the disk, not after it.
+                    tracker.deliver_soon()
+                try:
+                    self.compact()
+                finally:
+                    if tracker is not None:
+                        tracker.finish(status)
         return self.best()
 
     # -- metrics helpers (tracking) ---------------------------------------
