@@ -1164,16 +1164,11 @@ class Campaign:
                 if owned is not None:
                     owned.shutdown()
             finally:
+                self.compact()
                 if tracker is not None:
                     self._log_structures(tracker, done_before)
                     self.log_snapshot()
-                    # Delivery runs while compaction waits on the disk, not after it.
-                    tracker.deliver_soon()
-                try:
-                    self.compact()
-                finally:
-                    if tracker is not None:
-                        tracker.finish(status)
+                    tracker.finish(status)
         return self.best()
 
     # -- metrics helpers (tracking) ---------------------------------------

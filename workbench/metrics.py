@@ -48,9 +48,9 @@ def leave_one_out(model) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     L = np.asarray(model.cholesky, np.float64)[0]
     alpha = np.asarray(model.alpha, np.float64)[0]
     # K^-1 from the factor: padded rows form an identity block and drop out.
-    from scipy.linalg import solve_triangular
+    from scipy.linalg import lapack
 
-    Linv = solve_triangular(L, np.eye(len(L)), lower=True, check_finite=False)
+    Linv = np.tril(lapack.dtrtri(L, lower=1)[0])  # LAPACK leaves the upper triangle as given
     kinv_diag = np.sum(Linv * Linv, axis=0)
     scale = float(np.asarray(model.y_scale)[0])
     ys = np.asarray(model.Y)[:, 0][mask] * scale + float(np.asarray(model.y_loc)[0])

@@ -649,10 +649,6 @@ class Tracker:
     def log_text(self, name: str, text: str) -> None:
         self._put({"op": "text", "name": name, "text": text})
 
-    def deliver_soon(self) -> None:
-        """Start delivering what is buffered, in the background, without waiting for it."""
-        self._kick(urgent=True)
-
     def finish(self, status: str = "FINISHED") -> None:
         """End the run: deliver everything now (or leave it buffered, with a warning)."""
         self._put({"op": "finish", "status": status}, flush=False)
