@@ -6,7 +6,7 @@ paid before timing). Tracking includes everything it logs: params, metrics per
 step (with leave-one-out and energy), tags, the trial table. Target: median
 ratio tracked / untracked <= 1.10.
 
-    python benchmarks/tracking_overhead.py [--evaluations 50] [--repeats 5]
+    python benchmarks/tracking_overhead.py [--evaluations 50] [--repeats 15]
         [--out benchmarks/out/tracking_overhead.json]
 """
 
@@ -41,7 +41,7 @@ def _one(tracked: bool, evaluations: int, tmp: Path, k: int) -> float:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--evaluations", type=int, default=50)
-    parser.add_argument("--repeats", type=int, default=5)
+    parser.add_argument("--repeats", type=int, default=15)
     parser.add_argument("--out", type=Path,
                         default=ROOT / "benchmarks" / "out" / "tracking_overhead.json")
     args = parser.parse_args(argv)
