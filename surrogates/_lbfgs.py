@@ -84,9 +84,11 @@ def minimize_with_aux(
     *,
     max_iter: int = 100,
     gtol: float | Array = 1e-5,
-    ftol: float = 1e-10,
+    ftol: float | Array = 1e-10,
     memory: int = 8,
     max_backtracks: int = 12,
+    history: tuple | None = None,
+    return_history: bool = False,
 ):
     """Minimise f from ``x0`` (any pytree) with a value-only line search.
 
@@ -94,7 +96,12 @@ def minimize_with_aux(
     the gradient can reuse from the value (a GP's Cholesky factor). The line
     search calls only ``value``; ``grad`` runs once per iteration, at the
     accepted point, so a backtrack costs a value, not a gradient.
-    Same stopping rules and return value as :func:`minimize`; gtol may be traced.
+    Same stopping rules and return value as :func:`minimize`; gtol and ftol may be traced.
+
+    history: the curvature pairs ``(S, Yd, rho, stored)`` to start from, such as
+    those of a related problem (what ``return_history=True`` appends to the
+    result), so that the first steps are quasi-Newton steps rather than short
+    steepest-descent ones.
     """
     flat0, unravel = ravel_pytree(x0)
 
@@ -107,10 +114,13 @@ def minimize_with_aux(
     f0, aux0 = value_flat(flat0)
     g0 = grad_flat(flat0, aux0)
     p = flat0.shape[0]
+    if history is None:
+        history = (jnp.zeros((memory, p)), jnp.zeros((memory, p)), jnp.zeros(memory),
+                   jnp.asarray(0))
+    S0, Yd0, rho0, stored0 = history
     init = _State(
-        x=flat0, f=f0, g=g0, S=jnp.zeros((memory, p)), Yd=jnp.zeros((memory, p)),
-        rho=jnp.zeros(memory), stored=jnp.asarray(0), it=jnp.asarray(0),
-        done=~jnp.isfinite(f0),
+        x=flat0, f=f0, g=g0, S=S0, Yd=Yd0, rho=rho0, stored=jnp.asarray(stored0),
+        it=jnp.asarray(0), done=~jnp.isfinite(f0),
     )
 
     def line_search(x, f, d, slope, active):
@@ -165,4 +175,6 @@ def minimize_with_aux(
         )
 
     final = lax.while_loop(lambda s: (~s.done) & (s.it < max_iter), step, init)
+    if return_history:
+        return unravel(final.x), final.f, final.it, (final.S, final.Yd, final.rho, final.stored)
     return unravel(final.x), final.f, final.it

@@ -28,6 +28,7 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array, lax
+from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import cho_solve, solve_triangular
 
 from surrogates import _lbfgs
@@ -377,14 +378,22 @@ def _screening_grid(median: GPHyperparameters) -> GPHyperparameters:
 # the padded rows, the winner is refined on a random half (containing that
 # quarter), then on all rows: the hyperparameters of a few hundred rows are
 # close to those of all, a subset iteration costs (subset / n)^3 of a full
-# one, and each refinement starts near its optimum, so the full fit needs
-# about a dozen iterations instead of forty-odd from the prior medians (each
-# costs a Cholesky and a K^-1: 0.1 s of CPU at n = 1000).
+# one, and each refinement starts near its optimum and with the previous
+# stage's L-BFGS curvature pairs (scaled by the ratio of rows), so the full fit
+# needs a handful of iterations instead of forty-odd from the prior medians
+# (each costs a Cholesky and a K^-1: 0.1 s of CPU at n = 1000).
 _SUBSET_MIN_CAPACITY = 1024
 # Refinements stop when an iteration gains less than this fraction of the
-# objective (about 1e-3 nats at n = 1000): the fit at n = 1000 on Hartmann-6
-# ends 0.1-0.2 nats above the 1e-8 optimum with the same test RMSE.
-_REFINE_FTOL = 3e-6
+# objective (about 1e-2 nats at n = 1000). With the curvature carried over, the
+# fit at n = 1000 on Hartmann-6 (five keys) takes 7.8 full-data gradients (11.8
+# before, when the first steps were short steepest-descent ones that this rule
+# mistook for convergence) and ends 0.0-0.1 nats above the tight optimum (0.1-0.4
+# before), with the same test RMSE.
+_REFINE_FTOL = 3e-5
+# A warm start refines on all rows from an empty memory: its first steps are
+# short, so it stops only on a smaller gain.
+_WARM_REFINE_FTOL = 3e-6
+_LBFGS_MEMORY = 8  # _lbfgs.minimize_with_aux's default
 
 
 def _objective(X, y, mask, noise):
@@ -413,8 +422,10 @@ def _gtol(mask: Array) -> Array:
     return 1e-3 * jnp.maximum(1.0, jnp.sum(mask) / _GTOL_REFERENCE_N)
 
 
-def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_iter: int):
-    """MAP hyperparameters from ``restarts`` starts, one compiled loop; the best wins."""
+def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_iter: int,
+                      return_history: bool = False):
+    """MAP hyperparameters from ``restarts`` starts, one compiled loop; the best wins
+    (with ``return_history``, also the winner's L-BFGS curvature pairs)."""
     d = X.shape[-1]
     value, grad = _objective(X, y, mask, noise)
 
@@ -428,9 +439,9 @@ def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_i
     theta0 = _initial_hyperparameters(key, restarts, d, warm)
     first = lax.cond(screen, screened, lambda: jax.tree.map(lambda a: a[0], theta0))
     theta0 = jax.tree.map(lambda a, b: a.at[0].set(b), theta0, first)
-    thetas, losses, _ = map_restarts(
+    thetas, losses, _, histories = map_restarts(
         lambda t: _lbfgs.minimize_with_aux(value, grad, t, max_iter=max_iter, gtol=_gtol(mask),
-                                           ftol=1e-8),
+                                           ftol=1e-8, return_history=True),
         theta0,
     )
     losses = jnp.where(jnp.isfinite(losses), losses, jnp.inf)
@@ -439,7 +450,12 @@ def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_i
     # A restart that diverged can only win if all did; fall back to restart 0.
     fallback = jax.tree.map(lambda a: a[0], theta0)
     ok = jnp.isfinite(losses[best])
-    return jax.tree.map(lambda a, b: jnp.where(ok, a, b), theta, fallback)
+    theta = jax.tree.map(lambda a, b: jnp.where(ok, a, b), theta, fallback)
+    if return_history:
+        history = jax.tree.map(lambda a: jnp.where(ok, a[best], jnp.zeros_like(a[best])),
+                               histories)
+        return theta, history
+    return theta
 
 
 def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_iter: int):
@@ -465,21 +481,39 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     def subset(r):
         return X[r], y[r], mask[r], None if noise is None else noise[r]
 
-    def refine(theta, data):
+    def refine(theta, data, history=None, ftol=_REFINE_FTOL):
         value, grad = _objective(*data)
-        refined, loss, _ = _lbfgs.minimize_with_aux(value, grad, theta, max_iter=max_iter,
-                                                    gtol=_gtol(data[2]), ftol=_REFINE_FTOL)
-        return jax.tree.map(lambda a, b: jnp.where(jnp.isfinite(loss), a, b), refined, theta)
+        refined, loss, _, history = _lbfgs.minimize_with_aux(
+            value, grad, theta, max_iter=max_iter, gtol=_gtol(data[2]), ftol=ftol,
+            history=history, return_history=True)
+        ok = jnp.isfinite(loss)
+        return jax.tree.map(lambda a, b: jnp.where(ok, a, b), refined, theta), history
+
+    p = ravel_pytree(warm)[0].shape[0]
+    empty = (jnp.zeros((_LBFGS_MEMORY, p)), jnp.zeros((_LBFGS_MEMORY, p)),
+             jnp.zeros(_LBFGS_MEMORY), jnp.asarray(0))
+
+    def scaled(history, rows_from, rows_to):
+        # The likelihood's curvature grows about like the number of rows: a
+        # subset's curvature pairs, scaled, start the next refinement with
+        # quasi-Newton steps instead of short steepest-descent ones.
+        S, Yd, rho, stored = history
+        r = jnp.sum(rows_to) / jnp.maximum(jnp.sum(rows_from), 1.0)
+        return S, r * Yd, rho / r, stored
 
     def cascade():
-        theta = _best_of_restarts(*subset(rows[:N // 4]), key, warm, screen, restarts, max_iter)
-        return refine(theta, subset(rows))
+        quarter, half = subset(rows[:N // 4]), subset(rows)
+        theta, history = _best_of_restarts(*quarter, key, warm, screen, restarts, max_iter,
+                                           return_history=True)
+        theta, history = refine(theta, half, scaled(history, quarter[2], half[2]))
+        return theta, scaled(history, half[2], mask)
 
     # A warm start (a campaign's previous fit) is already near the optimum of
-    # all rows, nearer than a subset's: refine it directly, at the looser
-    # tolerance, instead of walking to a subset's optimum and back.
-    theta = lax.cond(screen, cascade, lambda: warm)
-    return refine(theta, (X, y, mask, noise))
+    # all rows, nearer than a subset's: refine it directly instead of walking to
+    # a subset's optimum and back (from an empty memory, hence its own tolerance).
+    theta, history = lax.cond(screen, cascade, lambda: (warm, empty))
+    ftol = jnp.where(screen, _REFINE_FTOL, _WARM_REFINE_FTOL)
+    return refine(theta, (X, y, mask, noise), history, ftol)[0]
 
 
 def _standardise(Y: Array, mask: Array) -> tuple[Array, Array]:
