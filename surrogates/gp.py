@@ -485,7 +485,7 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
         value, grad = _objective(*data)
         refined, loss, _, history = _lbfgs.minimize_with_aux(
             value, grad, theta, max_iter=max_iter, gtol=_gtol(data[2]), ftol=ftol,
-            history=history, return_history=True)
+            history=history, return_history=True, interpolate=True)
         ok = jnp.isfinite(loss)
         return jax.tree.map(lambda a, b: jnp.where(ok, a, b), refined, theta), history
 

@@ -466,6 +466,31 @@ def test_lbfgs_started_with_a_related_problems_curvature_needs_fewer_iterations(
     assert int(it_warm) < int(it_fresh)
 
 
+def test_lbfgs_interpolating_backtrack_reaches_the_minimum_in_fewer_values():
+    """A first step that overshoots a steep valley a thousandfold: halving needs about ten
+    values to come back, the quadratic-interpolation backtrack a few; same minimum."""
+    from surrogates import _lbfgs
+
+    counted = []
+
+    def value(x):
+        jax.debug.callback(lambda: counted.append(1))
+        return 0.5 * 1e4 * jnp.sum((x - 0.3) ** 2), None
+
+    def grad(x, aux):
+        return 1e4 * (x - 0.3)
+
+    found = {}
+    for interpolate in (False, True):
+        counted.clear()
+        x, f, _ = _lbfgs.minimize_with_aux(value, grad, jnp.full(2, 0.301), gtol=1e-8,
+                                           ftol=0.0, interpolate=interpolate)
+        jax.block_until_ready(x)
+        assert np.allclose(x, 0.3, atol=1e-9)
+        found[interpolate] = len(counted)
+    assert found[True] < found[False]
+
+
 def test_large_n_fit_takes_the_subset_path_and_reaches_the_map_optimum():
     """From a padded capacity of 1,024 rows (n > 512) the restarts run on a quarter of the
     rows and the winner is refined on half, then all: the result is within a few thousandths
