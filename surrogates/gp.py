@@ -390,9 +390,6 @@ _SUBSET_MIN_CAPACITY = 1024
 # mistook for convergence) and ends 0.0-0.1 nats above the tight optimum (0.1-0.4
 # before), with the same test RMSE.
 _REFINE_FTOL = 3e-5
-# A warm start refines on all rows from an empty memory: its first steps are
-# short, so it stops only on a smaller gain.
-_WARM_REFINE_FTOL = 3e-6
 _LBFGS_MEMORY = 8  # _lbfgs.minimize_with_aux's default
 
 
@@ -510,10 +507,10 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
 
     # A warm start (a campaign's previous fit) is already near the optimum of
     # all rows, nearer than a subset's: refine it directly instead of walking to
-    # a subset's optimum and back (from an empty memory, hence its own tolerance).
+    # a subset's optimum and back (from an empty memory: the interpolating
+    # backtrack brings its long first step back in one or two values).
     theta, history = lax.cond(screen, cascade, lambda: (warm, empty))
-    ftol = jnp.where(screen, _REFINE_FTOL, _WARM_REFINE_FTOL)
-    return refine(theta, (X, y, mask, noise), history, ftol)[0]
+    return refine(theta, (X, y, mask, noise), history)[0]
 
 
 def _standardise(Y: Array, mask: Array) -> tuple[Array, Array]:
