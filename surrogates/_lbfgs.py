@@ -55,6 +55,11 @@ def _direction(g: Array, S: Array, Yd: Array, rho: Array, newest: Array) -> Arra
     return -lax.fori_loop(0, M, second, gamma * q)
 
 
+def empty_history(p: int, memory: int = 8) -> tuple[Array, Array, Array, Array]:
+    """No curvature pairs yet, for problems of ``p`` unknowns: ``(S, Yd, rho, stored)``."""
+    return jnp.zeros((memory, p)), jnp.zeros((memory, p)), jnp.zeros(memory), jnp.asarray(0)
+
+
 def minimize(
     value_and_grad: Callable,
     x0,
@@ -84,7 +89,7 @@ def minimize_with_aux(
     *,
     max_iter: int = 100,
     gtol: float | Array = 1e-5,
-    ftol: float | Array = 1e-10,
+    ftol: float = 1e-10,
     memory: int = 8,
     max_backtracks: int = 12,
     history: tuple | None = None,
@@ -97,7 +102,7 @@ def minimize_with_aux(
     the gradient can reuse from the value (a GP's Cholesky factor). The line
     search calls only ``value``; ``grad`` runs once per iteration, at the
     accepted point, so a backtrack costs a value, not a gradient.
-    Same stopping rules and return value as :func:`minimize`; gtol and ftol may be traced.
+    Same stopping rules and return value as :func:`minimize`; gtol may be traced.
 
     history: the curvature pairs ``(S, Yd, rho, stored)`` to start from, such as
     those of a related problem (what ``return_history=True`` appends to the
@@ -118,10 +123,7 @@ def minimize_with_aux(
     f0, aux0 = value_flat(flat0)
     g0 = grad_flat(flat0, aux0)
     p = flat0.shape[0]
-    if history is None:
-        history = (jnp.zeros((memory, p)), jnp.zeros((memory, p)), jnp.zeros(memory),
-                   jnp.asarray(0))
-    S0, Yd0, rho0, stored0 = history
+    S0, Yd0, rho0, stored0 = empty_history(p, memory) if history is None else history
     init = _State(
         x=flat0, f=f0, g=g0, S=S0, Yd=Yd0, rho=rho0, stored=jnp.asarray(stored0),
         it=jnp.asarray(0), done=~jnp.isfinite(f0),

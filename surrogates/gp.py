@@ -384,13 +384,12 @@ def _screening_grid(median: GPHyperparameters) -> GPHyperparameters:
 # (each costs a Cholesky and a K^-1: 0.1 s of CPU at n = 1000).
 _SUBSET_MIN_CAPACITY = 1024
 # Refinements stop when an iteration gains less than this fraction of the
-# objective (about 1e-2 nats at n = 1000). With the curvature carried over, the
-# fit at n = 1000 on Hartmann-6 (five keys) takes 7.8 full-data gradients (11.8
-# before, when the first steps were short steepest-descent ones that this rule
-# mistook for convergence) and ends 0.0-0.1 nats above the tight optimum (0.1-0.4
-# before), with the same test RMSE.
+# objective (about 1e-2 nats at n = 1000). With the curvature carried over and
+# the interpolating backtrack, the fit at n = 1000 on Hartmann-6 (five keys)
+# takes 6.2 full-data gradients (11.8 before, when the first steps were short
+# steepest-descent ones that this rule mistook for convergence) and ends
+# 0.0-0.1 nats above the tight optimum (0.1-0.4 before), with the same test RMSE.
 _REFINE_FTOL = 3e-5
-_LBFGS_MEMORY = 8  # _lbfgs.minimize_with_aux's default
 
 
 def _objective(X, y, mask, noise):
@@ -478,17 +477,13 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     def subset(r):
         return X[r], y[r], mask[r], None if noise is None else noise[r]
 
-    def refine(theta, data, history=None, ftol=_REFINE_FTOL):
+    def refine(theta, data, history=None):
         value, grad = _objective(*data)
         refined, loss, _, history = _lbfgs.minimize_with_aux(
-            value, grad, theta, max_iter=max_iter, gtol=_gtol(data[2]), ftol=ftol,
+            value, grad, theta, max_iter=max_iter, gtol=_gtol(data[2]), ftol=_REFINE_FTOL,
             history=history, return_history=True, interpolate=True)
         ok = jnp.isfinite(loss)
         return jax.tree.map(lambda a, b: jnp.where(ok, a, b), refined, theta), history
-
-    p = ravel_pytree(warm)[0].shape[0]
-    empty = (jnp.zeros((_LBFGS_MEMORY, p)), jnp.zeros((_LBFGS_MEMORY, p)),
-             jnp.zeros(_LBFGS_MEMORY), jnp.asarray(0))
 
     def scaled(history, rows_from, rows_to):
         # The likelihood's curvature grows about like the number of rows: a
@@ -509,7 +504,8 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     # all rows, nearer than a subset's: refine it directly instead of walking to
     # a subset's optimum and back (from an empty memory: the interpolating
     # backtrack brings its long first step back in one or two values).
-    theta, history = lax.cond(screen, cascade, lambda: (warm, empty))
+    theta, history = lax.cond(
+        screen, cascade, lambda: (warm, _lbfgs.empty_history(ravel_pytree(warm)[0].shape[0])))
     return refine(theta, (X, y, mask, noise), history)[0]
 
 

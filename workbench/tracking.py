@@ -360,7 +360,6 @@ class Tracker:
         self._stop = False
         self._thread: threading.Thread | None = None
         self._new_run_id: str | None = None  # found by the delivery thread, reported by ours
-        self._fast_metrics = True  # bulk insert into an embedded store (tests compare both)
 
     # -- delivery ---------------------------------------------------------
 
@@ -604,7 +603,7 @@ class Tracker:
         """Metrics to the run: in bulk into an embedded store, else by ``log_batch``."""
         if not metrics:
             return
-        if self._fast_metrics and local_sqlite_path(self.uri) is not None:
+        if local_sqlite_path(self.uri) is not None:
             try:
                 _insert_metrics_sqlite(self.client._tracking_client.store, self.run_id, metrics)
                 return
