@@ -8,7 +8,7 @@ linear solves can deadlock there otherwise (see ``surrogates/_runtime.py``).
 
 import jax
 
-from surrogates._runtime import avoid_cpu_lapack_deadlock
+from surrogates._runtime import avoid_cpu_lapack_deadlock, release_programs_if_crowded
 
 avoid_cpu_lapack_deadlock()
 jax.config.update("jax_enable_x64", True)
@@ -106,6 +106,7 @@ __all__ = [
     "Posterior",
     "Product",
     "RBF",
+    "release_programs_if_crowded",
     "resolve_kernel",
     "saas_gp_from_samples",
     "SAASGP",

@@ -65,3 +65,61 @@ def avoid_cpu_lapack_deadlock() -> bool:
             "linear solve on CPU can hang. Set PJRT_NPROC=1 in the environment before "
             "starting Python.", RuntimeWarning, stacklevel=3)
     return True
+
+
+# Every compiled XLA:CPU program that a process keeps holds dozens of memory
+# maps (its kernels' code and data sections: ~60 for a GP gradient program).
+# Linux caps the maps of a process at ``vm.max_map_count`` (65,530 by default);
+# at the cap LLVM fails to map the next program ("Cannot allocate memory") and
+# the process dies with a segmentation fault inside XLA, most often while it
+# loads a program from the persistent cache. A process that keeps ~1,000
+# programs reaches it: a long test worker, a lab loop that runs many campaigns.
+_MAPS = "/proc/self/maps"
+_MAP_LIMIT = "/proc/sys/vm/max_map_count"
+_last_check = [float("-inf")]
+
+
+def memory_maps() -> tuple[int, int] | None:
+    """(memory maps of this process, the kernel's limit), or None where Linux's /proc is absent."""
+    try:
+        with open(_MAPS, "rb") as f:
+            used = f.read().count(b"\n")
+        with open(_MAP_LIMIT, "rb") as f:
+            limit = int(f.read())
+    except (OSError, ValueError):
+        return None
+    return used, limit
+
+
+def release_programs_if_crowded(fraction: float = 0.5, min_interval_s: float = 2.0) -> bool:
+    """Drop JAX's in-memory compiled programs when this process nears its memory-map limit.
+
+    Call it between computations in a long-lived process (the campaign loop
+    does, before each model proposal). When the process holds more than
+    ``fraction`` of ``vm.max_map_count`` maps, ``jax.clear_caches()`` frees every
+    compiled program the process keeps, and with them their maps; the next call
+    of a program traces it again and loads it from the persistent compilation
+    cache. Checks at most once per ``min_interval_s`` seconds (counting maps
+    reads /proc/self/maps: ~16 ms at 60,000 maps). Returns True when it released.
+    """
+    import time
+
+    now = time.monotonic()
+    if now - _last_check[0] < min_interval_s:
+        return False
+    _last_check[0] = now
+    counts = memory_maps()
+    if counts is None or counts[0] <= fraction * counts[1]:
+        return False
+    import gc
+    import logging
+
+    import jax
+
+    jax.clear_caches()
+    gc.collect()  # executables are freed with the last Python reference to them
+    after = memory_maps()
+    logging.getLogger("surrogates").info(
+        "released JAX's compiled programs: %d of %d memory maps in use, %s after",
+        counts[0], counts[1], after[0] if after else "?")
+    return True

@@ -1,6 +1,7 @@
 """Test-wide settings."""
 
 import os
+import sys
 
 # JAX's CPU linear algebra runs in the bundled OpenBLAS, whose threads spin
 # against XLA's when the cores are busy (pytest -n 2 on 2 cores): a 64x64
@@ -14,3 +15,22 @@ from hypothesis import settings  # noqa: E402
 settings.register_profile("ci", derandomize=True)
 settings.register_profile("explore", derandomize=False)
 settings.load_profile(os.environ.get("HYPOTHESIS_PROFILE", "ci"))
+
+
+import pytest  # noqa: E402
+
+
+@pytest.fixture(autouse=True)
+def _release_compiled_programs():
+    """Keep a test worker's compiled programs under the kernel's memory-map limit.
+
+    A worker of the full suite keeps thousands of XLA programs (~60 memory maps
+    each) and crossed ``vm.max_map_count``, which ends the worker with a
+    segmentation fault inside XLA (see ``surrogates/_runtime.py``).
+    """
+    yield
+    if "jax" not in sys.modules:  # nothing compiled; and the check must not import JAX
+        return
+    from surrogates import release_programs_if_crowded
+
+    release_programs_if_crowded(min_interval_s=0.0)

@@ -774,10 +774,12 @@ class Campaign:
     def _propose_with_model(self, q, completed, fantasies, timings, context=None):
         import jax
 
+        from surrogates import release_programs_if_crowded
         from workbench._jax import configure_jax
         from workbench.propose import propose
 
         configure_jax()
+        release_programs_if_crowded()  # a lab loop of many campaigns keeps many programs
         X, Y = self._training_data(completed)
         key = jax.random.fold_in(jax.random.key(self.spec.seed), len(self._trials))
         F = self.space.encode(fantasies) if fantasies else np.zeros((0, X.shape[1]))
