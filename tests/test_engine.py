@@ -92,6 +92,25 @@ def test_two_objectives_approach_the_known_front(acquisition):
     assert all(t.strategy == acquisition for t in c.trials[6:])
 
 
+def test_default_acquisition_for_several_objectives_is_analytic_only_where_safe():
+    space = wb.SearchSpace([wb.Continuous("x1", 0.0, 1.0), wb.Continuous("x2", 0.0, 1.0)])
+
+    def kind(objectives=("f1", "f2"), target=None, **options):
+        objs = [wb.Objective(n, "minimize") for n in objectives]
+        if target is not None:
+            objs[-1] = wb.Objective(objectives[-1], target=target)
+        return wb.Campaign("mo", space, objs, tracking=None, **options).spec.acquisition_type
+
+    assert kind(("f1",)) == "log_ei"
+    assert kind() == kind(("f1", "f2", "f3")) == "log_ehvi"  # exact GP, simulator-like data
+    assert kind(("f1", "f2", "f3", "f4")) == "qlog_nehvi"   # box decompositions up to 3
+    assert kind(target=2.0) == "qlog_nehvi"                  # a target is not a front
+    assert kind(surrogate={"type": "ensemble"}) == "qlog_nehvi"  # not a Gaussian posterior
+    assert kind(surrogate={"noise_prior": "lab"}) == "qlog_nehvi"  # noisy incumbents
+    assert kind(acquisition={"batch_size": 4}) == "qlog_nehvi"     # joint batches
+    assert kind(acquisition={"type": "parego"}) == "parego"        # a choice is kept
+
+
 def test_objective_with_a_target_is_brought_to_it():
     space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0)])
     c = wb.Campaign("tgt", space, [wb.Objective("viscosity", target=2.0)], tracking=None,

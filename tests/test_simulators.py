@@ -246,10 +246,11 @@ def test_simulator_keys_in_a_spec_are_checked():
         assert message in str(err.value), str(err.value)
 
 
-def _run_cli(tmp_path: Path, name: str, budget: int,
-             timeout: float = 600) -> subprocess.CompletedProcess:
+def _run_cli(tmp_path: Path, name: str, budget: int, timeout: float = 600,
+             extra: str = "") -> subprocess.CompletedProcess:
     spec = tmp_path / f"{name}.yaml"
-    spec.write_text((REPO / "experiments" / f"{name}.yaml").read_text() + "tracking: null\n")
+    spec.write_text((REPO / "experiments" / f"{name}.yaml").read_text() + "tracking: null\n"
+                    + extra)
     # PJRT_NPROC is left out so that the child sets its own (surrogates/_runtime.py), as a
     # user's process would, instead of inheriting this one's.
     env = {k: v for k, v in os.environ.items() if k not in ("MLFLOW_TRACKING_URI",
@@ -307,8 +308,9 @@ def test_cstr_campaign_with_an_outcome_constraint_gets_past_its_first_model_prop
     # Regression: on jaxlib 0.10 (CPU) the constrained two-objective search (qLogNEHVI times
     # the feasibility of temperature <= 130) deadlocked in its first model-based proposal:
     # every XLA pool thread waited inside a batched LAPACK solve for pieces queued behind it.
-    # A subprocess with a timeout turns such a hang into a failure.
-    _run_cli(tmp_path, "cstr", budget=10, timeout=300)
+    # A subprocess with a timeout turns such a hang into a failure. (The default for two
+    # objectives from a simulator is now the analytic log_ehvi: qlog_nehvi is asked for.)
+    _run_cli(tmp_path, "cstr", budget=10, timeout=300, extra="acquisition: {type: qlog_nehvi}\n")
     campaign = wb.Campaign.open(tmp_path / "campaigns" / "cstr.zarr", tracking=None)
     done = [t for t in campaign.trials if t.status == "completed"]
     assert len(done) == 10

@@ -181,19 +181,8 @@ def expand(Z: np.ndarray, free: np.ndarray, fixed: dict[int, float], dim: int) -
 
 
 def noise_prior(spec) -> str:
-    """The GP's noise prior for a spec: ``surrogate.noise_prior``, with ``auto``
-    read from the oracle. A dataset's recorded measurements and a lab command's
-    results are noisy ("lab"); simulators, emulators, Python functions and
-    campaigns told by hand keep "low", which fits exact values tightly (set
-    ``noise_prior: lab`` for measured data told through the API)."""
-    chosen = spec.surrogate.noise_prior
-    if chosen != "auto":
-        return chosen
-    oracle = spec.oracle
-    if oracle is not None and (oracle.command is not None or (
-            oracle.dataset is not None and oracle.mode != "emulator")):
-        return "lab"
-    return "low"
+    """The GP's noise prior for a spec (see ``CampaignSpec.resolved_noise_prior``)."""
+    return spec.resolved_noise_prior
 
 
 def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,

@@ -157,9 +157,10 @@ class SurrogateSpec(_Strict):
 class AcquisitionSpec(_Strict):
     """The acquisition function and its optimiser.
 
-    With several objectives: qlog_nehvi (default), log_ehvi (analytic, one
-    point at a time, 2-3 objectives without targets: no Monte-Carlo samples) or
-    parego; with one, these are refused.
+    With several objectives: log_ehvi (analytic, one point at a time, 2-3
+    objectives without targets: no Monte-Carlo samples), qlog_nehvi or parego;
+    the default is chosen by ``CampaignSpec.acquisition_type``. With one
+    objective these are refused.
     """
 
     type: Literal["log_ei", "log_nei", "qlog_nei", "log_pi", "ucb", "mes", "max_variance",
@@ -404,10 +405,40 @@ class CampaignSpec(_Strict):
 
     @property
     def acquisition_type(self) -> str:
-        """The acquisition in use: the given one, or log_ei / qlog_nehvi by objectives."""
+        """The acquisition in use: the given one, or the default for the objectives.
+
+        One objective: log_ei. Several: the analytic log_ehvi where it is exact
+        and safe (2-3 objectives without targets, an exact GP, simulator-like
+        data under the "low" noise prior, one point per ask), since it matches or
+        beats qlog_nehvi's fronts at a twentieth of its time (benchmarks/RESULTS.md);
+        otherwise qlog_nehvi, whose Monte-Carlo samples handle noisy incumbents,
+        joint batches, targets and non-Gaussian posteriors.
+        """
         if self.acquisition.type is not None:
             return self.acquisition.type
-        return "qlog_nehvi" if len(self.objectives) > 1 else "log_ei"
+        if len(self.objectives) == 1:
+            return "log_ei"
+        if (len(self.objectives) <= 3 and all(o.target is None for o in self.objectives)
+                and self.surrogate.type == "gp" and self.acquisition.batch_size == 1
+                and self.resolved_noise_prior == "low"):
+            return "log_ehvi"
+        return "qlog_nehvi"
+
+    @property
+    def resolved_noise_prior(self) -> str:
+        """The GP's noise prior: ``surrogate.noise_prior``, with ``auto`` read from the
+        oracle. A dataset's recorded measurements and a lab command's results are noisy
+        ("lab"); simulators, emulators, Python functions and campaigns told by hand keep
+        "low", which fits exact values tightly (set ``noise_prior: lab`` for measured
+        data told through the API)."""
+        chosen = self.surrogate.noise_prior
+        if chosen != "auto":
+            return chosen
+        oracle = self.oracle
+        if oracle is not None and (oracle.command is not None or (
+                oracle.dataset is not None and oracle.mode != "emulator")):
+            return "lab"
+        return "low"
 
     def to_dict(self) -> dict:
         """JSON-ready dict that ``from_dict`` reads back to an equal spec."""
