@@ -168,12 +168,18 @@ def minimize_with_aux(
         t, fn, aux = line_search(s.x, s.f, d, s.g @ d, ~s.done)
         accepted = jnp.isfinite(fn) & (fn <= s.f)
         sv = t * d
-        gn = grad_flat(s.x + sv, aux)
+        small = jnp.abs(s.f - fn) <= ftol * jnp.maximum(1.0, jnp.abs(s.f))
+        if return_history:
+            gn = grad_flat(s.x + sv, aux)
+        else:
+            # The value alone says this step is the last (rejected, or a gain under
+            # ftol), and only the curvature pairs would use the gradient there: skip
+            # it (a GP's costs several values). Same result; under vmap both run.
+            gn = lax.cond(small | ~accepted, lambda: s.g, lambda: grad_flat(s.x + sv, aux))
         yv = gn - s.g
         sy = sv @ yv
         keep = accepted & (sy > 1e-12)
         slot = s.stored % memory
-        small = jnp.abs(s.f - fn) <= ftol * jnp.maximum(1.0, jnp.abs(s.f))
         return _State(
             x=jnp.where(accepted, s.x + sv, s.x),
             f=jnp.where(accepted, fn, s.f),

@@ -234,28 +234,26 @@ def _nll_value(theta, X, y, mask, noise=None):
 _INVERSE_BLOCK = 128
 
 
-def _inverse_from_cholesky(L: Array) -> tuple[Array, Array]:
-    """(L^-1, K^-1) for K = L L^T, L: (n, n) lower triangular.
+def _inverse_from_cholesky(L: Array) -> Array:
+    """K^-1 for K = L L^T, L: (n, n) lower triangular.
 
     LAPACK's potri, which JAX lacks, in two-by-two blocks
-    L = [[A, 0], [B, C]]: L^-1 = [[A^-1, 0], [X, C^-1]] with X = -C^-1 B A^-1
-    (two half-size triangular solves) and
-    K^-1 = [[A^-T A^-1 + X^T X, X^T C^-1], [., C^-T C^-1]], recursively:
-    about n^3 flops where two full triangular solves take 2 n^3.
+    L = [[A, 0], [B, C]]: with X = -C^-1 B A^-1 (two half-size triangular solves),
+    K^-1 = [[A^-T A^-1 + X^T X, X^T C^-1], [., C^-T C^-1]], the diagonal blocks
+    recursively and X^T C^-1 = (C^-T X)^T a third solve: about 0.8 n^3 flops, where
+    two full triangular solves take 2 n^3 (XLA's float64 products run at about a
+    third of LAPACK's speed here, so solves replace products where they can).
     """
     n = L.shape[0]
     if n <= _INVERSE_BLOCK:
         Linv = solve_triangular(L, jnp.eye(n, dtype=L.dtype), lower=True)
-        return Linv, Linv.T @ Linv
+        return Linv.T @ Linv
     h = n // 2
     A, B, C = L[:h, :h], L[h:, :h], L[h:, h:]
-    Ainv, KA = _inverse_from_cholesky(A)
-    Cinv, KC = _inverse_from_cholesky(C)
+    KA, KC = _inverse_from_cholesky(A), _inverse_from_cholesky(C)
     X = -solve_triangular(C, solve_triangular(A, B.T, lower=True, trans=1).T, lower=True)
-    XtC = X.T @ Cinv
-    Kinv = jnp.block([[KA + X.T @ X, XtC], [XtC.T, KC]])
-    Linv = jnp.block([[Ainv, jnp.zeros((h, n - h), L.dtype)], [X, Cinv]])
-    return Linv, Kinv
+    XtC = solve_triangular(C, X, lower=True, trans=1).T
+    return jnp.block([[KA + X.T @ X, XtC], [XtC.T, KC]])
 
 
 def _nll_grad(theta, X, y, mask, noise, L, alpha) -> GPHyperparameters:
@@ -271,10 +269,12 @@ def _nll_grad(theta, X, y, mask, noise, L, alpha) -> GPHyperparameters:
     if L.shape[0] <= _INVERSE_BLOCK:
         Kinv = cho_solve((L, True), jnp.eye(L.shape[0], dtype=L.dtype))
     else:
-        Kinv = _inverse_from_cholesky(L)[1]
+        Kinv = _inverse_from_cholesky(L)
     W = (Kinv - jnp.outer(alpha, alpha)) * mm
     g_kernel = theta.kernel.gram_vjp(theta.kernel_params, X, 0.5 * W)
-    g_noise = 0.5 * jnp.trace(W) * jnp.exp(theta.log_noise) if theta.learn_noise else (
+    # tr(W) from the diagonals, so that W has one consumer and XLA need not keep it.
+    trace_w = jnp.sum((jnp.diagonal(Kinv) - alpha * alpha) * mask)
+    g_noise = 0.5 * trace_w * jnp.exp(theta.log_noise) if theta.learn_noise else (
         jnp.zeros_like(theta.log_noise))
     return GPHyperparameters(kernel=theta.kernel, kernel_params=g_kernel, log_noise=g_noise,
                              mean=-jnp.sum(alpha), learn_noise=theta.learn_noise,
@@ -446,11 +446,13 @@ def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_i
     theta0 = _initial_hyperparameters(key, restarts, d, warm)
     first = lax.cond(screen, screened, lambda: jax.tree.map(lambda a: a[0], theta0))
     theta0 = jax.tree.map(lambda a, b: a.at[0].set(b), theta0, first)
-    thetas, losses, _, histories = map_restarts(
+    # Without return_history the restarts skip the gradient after their last step.
+    out = map_restarts(
         lambda t: _lbfgs.minimize_with_aux(value, grad, t, max_iter=max_iter, gtol=_gtol(mask),
-                                           ftol=1e-8, return_history=True),
+                                           ftol=1e-8, return_history=return_history),
         theta0,
     )
+    thetas, losses = out[0], out[1]
     losses = jnp.where(jnp.isfinite(losses), losses, jnp.inf)
     best = jnp.argmin(losses)
     theta = jax.tree.map(lambda a: a[best], thetas)
@@ -460,7 +462,7 @@ def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_i
     theta = jax.tree.map(lambda a, b: jnp.where(ok, a, b), theta, fallback)
     if return_history:
         history = jax.tree.map(lambda a: jnp.where(ok, a[best], jnp.zeros_like(a[best])),
-                               histories)
+                               out[3])
         return theta, history
     return theta
 
@@ -488,13 +490,17 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     def subset(r):
         return X[r], y[r], mask[r], None if noise is None else noise[r]
 
-    def refine(theta, data, history=None):
+    def refine(theta, data, history=None, pass_on=True):
+        # pass_on: the next stage starts from this one's curvature pairs; the last
+        # stage's are not needed, which spares it the gradient after its last step.
         value, grad = _objective(*data)
-        refined, loss, _, history = _lbfgs.minimize_with_aux(
+        out = _lbfgs.minimize_with_aux(
             value, grad, theta, max_iter=max_iter, gtol=_gtol(data[2]), ftol=_REFINE_FTOL,
-            history=history, return_history=True, interpolate=True)
+            history=history, return_history=pass_on, interpolate=True)
+        refined, loss = out[0], out[1]
         ok = jnp.isfinite(loss)
-        return jax.tree.map(lambda a, b: jnp.where(ok, a, b), refined, theta), history
+        theta = jax.tree.map(lambda a, b: jnp.where(ok, a, b), refined, theta)
+        return (theta, out[3]) if pass_on else theta
 
     def scaled(history, rows_from, rows_to):
         # The likelihood's curvature grows about like the number of rows: a
@@ -517,7 +523,7 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     # backtrack brings its long first step back in one or two values).
     theta, history = lax.cond(
         screen, cascade, lambda: (warm, _lbfgs.empty_history(ravel_pytree(warm)[0].shape[0])))
-    return refine(theta, (X, y, mask, noise), history)[0]
+    return refine(theta, (X, y, mask, noise), history, pass_on=False)
 
 
 def _standardise(Y: Array, mask: Array) -> tuple[Array, Array]:
