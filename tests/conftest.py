@@ -24,7 +24,7 @@ import pytest  # noqa: E402
 def _release_compiled_programs():
     """Keep a test worker's compiled programs under the kernel's memory-map limit.
 
-    A worker of the full suite keeps thousands of XLA programs (~60 memory maps
+    A worker of the full suite keeps over a thousand XLA programs (~45-60 memory maps
     each) and crossed ``vm.max_map_count``, which ends the worker with a
     segmentation fault inside XLA (see ``surrogates/_runtime.py``).
     """
