@@ -410,7 +410,7 @@ class CampaignSpec(_Strict):
         One objective: log_ei. Several: the analytic log_ehvi where it is exact
         and safe (2-3 objectives without targets, an exact GP, simulator-like
         data under the "low" noise prior, one point per ask), since it matches or
-        beats qlog_nehvi's fronts at a twentieth of its time (benchmarks/RESULTS.md);
+        beats qlog_nehvi's fronts at a twentieth of its time or less (benchmarks/RESULTS.md);
         otherwise qlog_nehvi, whose Monte-Carlo samples handle noisy incumbents,
         joint batches, targets and non-Gaussian posteriors.
         """
