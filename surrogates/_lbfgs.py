@@ -174,7 +174,9 @@ def minimize_with_aux(
         else:
             # The value alone says this step is the last (rejected, or a gain under
             # ftol), and only the curvature pairs would use the gradient there: skip
-            # it (a GP's costs several values). Same result; under vmap both run.
+            # it (a GP's costs several values). The iterates are the same up to the
+            # last bits (the gradient is compiled inside a branch); under vmap both
+            # branches run.
             gn = lax.cond(small | ~accepted, lambda: s.g, lambda: grad_flat(s.x + sv, aux))
         yv = gn - s.g
         sy = sv @ yv

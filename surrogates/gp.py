@@ -208,20 +208,24 @@ def negative_log_marginal_likelihood(
     return _nll_value(theta, X, y, mask, noise)[0]
 
 
-def _cholesky(K: Array) -> Array:
+def _cholesky(K: Array, relaid: bool = False) -> Array:
     """Lower Cholesky factor of a Gram matrix (NaN where it is not positive definite).
 
-    LAPACK's potrf reads column-major input, and K^T (equal to K) is K's own bytes
-    in that layout, so XLA copies nothing in; jnp.linalg.cholesky would also average
-    K with K^T first, a no-op for a Gram matrix built symmetric. The two passes it
-    saves were ~20 % of a fit at n = 1,000 (same factor, same fit).
+    relaid: factor K^T, unsymmetrised. LAPACK's potrf reads column-major input and
+    K^T (equal to K) is K's own bytes in that layout, so XLA copies nothing in, and
+    jnp.linalg.cholesky's averaging of K with K^T is a no-op for a Gram matrix built
+    symmetric: ~20 % of a fit at n = 1,000. The factor differs in the last bits, and
+    a campaign's proposals follow such bits, so only the fits above 512 rows use it:
+    below, a campaign proposes exactly what earlier versions proposed.
     """
-    return lax.linalg.cholesky(K.T, symmetrize_input=False)
+    if relaid:
+        return lax.linalg.cholesky(K.T, symmetrize_input=False)
+    return jnp.linalg.cholesky(K)
 
 
-def _nll_value(theta, X, y, mask, noise=None):
+def _nll_value(theta, X, y, mask, noise=None, relaid: bool = False):
     """-log marginal likelihood and what its gradient reuses: (value, (L, alpha))."""
-    L = _cholesky(_masked_gram(theta, X, mask, noise))
+    L = _cholesky(_masked_gram(theta, X, mask, noise), relaid)
     r = (y - theta.mean) * mask
     alpha = cho_solve((L, True), r)
     n = jnp.sum(mask)
@@ -234,29 +238,41 @@ def _nll_value(theta, X, y, mask, noise=None):
 _INVERSE_BLOCK = 128
 
 
-def _inverse_from_cholesky(L: Array) -> Array:
+def _inverse_from_cholesky(L: Array, relaid: bool = False) -> Array:
     """K^-1 for K = L L^T, L: (n, n) lower triangular.
 
     LAPACK's potri, which JAX lacks, in two-by-two blocks
     L = [[A, 0], [B, C]]: with X = -C^-1 B A^-1 (two half-size triangular solves),
     K^-1 = [[A^-T A^-1 + X^T X, X^T C^-1], [., C^-T C^-1]], the diagonal blocks
-    recursively and X^T C^-1 = (C^-T X)^T a third solve: about 0.8 n^3 flops, where
-    two full triangular solves take 2 n^3 (XLA's float64 products run at about a
-    third of LAPACK's speed here, so solves replace products where they can).
+    recursively: about n^3 flops, where two full triangular solves take 2 n^3.
+    relaid (the fits above 512 rows, see ``_cholesky``): X^T C^-1 = (C^-T X)^T as a
+    third solve, so L^-1 is never formed (XLA's float64 products run at about a
+    third of LAPACK's speed here): 49 -> 44 ms at n = 1,024, other last bits.
     """
+    return _blocked_inverse(L, relaid)[1]
+
+
+def _blocked_inverse(L: Array, relaid: bool) -> tuple[Array | None, Array]:
+    """(L^-1 or None when relaid, K^-1) for _inverse_from_cholesky."""
     n = L.shape[0]
     if n <= _INVERSE_BLOCK:
         Linv = solve_triangular(L, jnp.eye(n, dtype=L.dtype), lower=True)
-        return Linv.T @ Linv
+        return Linv, Linv.T @ Linv
     h = n // 2
     A, B, C = L[:h, :h], L[h:, :h], L[h:, h:]
-    KA, KC = _inverse_from_cholesky(A), _inverse_from_cholesky(C)
+    Ainv, KA = _blocked_inverse(A, relaid)
+    Cinv, KC = _blocked_inverse(C, relaid)
     X = -solve_triangular(C, solve_triangular(A, B.T, lower=True, trans=1).T, lower=True)
-    XtC = solve_triangular(C, X, lower=True, trans=1).T
-    return jnp.block([[KA + X.T @ X, XtC], [XtC.T, KC]])
+    if relaid:
+        XtC = solve_triangular(C, X, lower=True, trans=1).T
+        return None, jnp.block([[KA + X.T @ X, XtC], [XtC.T, KC]])
+    XtC = X.T @ Cinv
+    Kinv = jnp.block([[KA + X.T @ X, XtC], [XtC.T, KC]])
+    Linv = jnp.block([[Ainv, jnp.zeros((h, n - h), L.dtype)], [X, Cinv]])
+    return Linv, Kinv
 
 
-def _nll_grad(theta, X, y, mask, noise, L, alpha) -> GPHyperparameters:
+def _nll_grad(theta, X, y, mask, noise, L, alpha, relaid: bool = False) -> GPHyperparameters:
     """Exact gradient of the -log marginal likelihood, given its Cholesky factor.
 
     d nll = -1/2 tr((alpha alpha^T - K^-1) dK) = 1/2 <W, dK>, W = K^-1 - alpha alpha^T:
@@ -269,12 +285,10 @@ def _nll_grad(theta, X, y, mask, noise, L, alpha) -> GPHyperparameters:
     if L.shape[0] <= _INVERSE_BLOCK:
         Kinv = cho_solve((L, True), jnp.eye(L.shape[0], dtype=L.dtype))
     else:
-        Kinv = _inverse_from_cholesky(L)
+        Kinv = _inverse_from_cholesky(L, relaid)
     W = (Kinv - jnp.outer(alpha, alpha)) * mm
     g_kernel = theta.kernel.gram_vjp(theta.kernel_params, X, 0.5 * W)
-    # tr(W) from the diagonals, so that W has one consumer and XLA need not keep it.
-    trace_w = jnp.sum((jnp.diagonal(Kinv) - alpha * alpha) * mask)
-    g_noise = 0.5 * trace_w * jnp.exp(theta.log_noise) if theta.learn_noise else (
+    g_noise = 0.5 * jnp.trace(W) * jnp.exp(theta.log_noise) if theta.learn_noise else (
         jnp.zeros_like(theta.log_noise))
     return GPHyperparameters(kernel=theta.kernel, kernel_params=g_kernel, log_noise=g_noise,
                              mean=-jnp.sum(alpha), learn_noise=theta.learn_noise,
@@ -403,23 +417,24 @@ _SUBSET_MIN_CAPACITY = 1024
 _REFINE_FTOL = 3e-5
 
 
-def _objective(X, y, mask, noise):
+def _objective(X, y, mask, noise, relaid: bool = False):
     """(value, grad) of the MAP objective on one data set, as L-BFGS wants them.
 
     Inner jits: traced and lowered once, however many places call them
     (screening, the first step, the line search), which keeps a fresh
     process's first fit short even when the compiled program is cached.
+    relaid: the Cholesky factorisation of fits above 512 rows (see ``_cholesky``).
     """
     prior_grad = jax.grad(log_prior)
 
     @jax.jit
     def value(theta):
-        v, aux = _nll_value(theta, X, y, mask, noise)
+        v, aux = _nll_value(theta, X, y, mask, noise, relaid)
         return v - log_prior(theta), aux
 
     @jax.jit
     def grad(theta, aux):
-        g = _nll_grad(theta, X, y, mask, noise, *aux)
+        g = _nll_grad(theta, X, y, mask, noise, *aux, relaid=relaid)
         return jax.tree.map(jnp.subtract, g, prior_grad(theta))
 
     return value, grad
@@ -430,11 +445,11 @@ def _gtol(mask: Array) -> Array:
 
 
 def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_iter: int,
-                      return_history: bool = False):
+                      return_history: bool = False, relaid: bool = False):
     """MAP hyperparameters from ``restarts`` starts, one compiled loop; the best wins
     (with ``return_history``, also the winner's L-BFGS curvature pairs)."""
     d = X.shape[-1]
-    value, grad = _objective(X, y, mask, noise)
+    value, grad = _objective(X, y, mask, noise, relaid)
 
     def screened():
         grid = _screening_grid(_prior_median(warm.kernel, d, warm.learn_noise,
@@ -446,10 +461,11 @@ def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_i
     theta0 = _initial_hyperparameters(key, restarts, d, warm)
     first = lax.cond(screen, screened, lambda: jax.tree.map(lambda a: a[0], theta0))
     theta0 = jax.tree.map(lambda a, b: a.at[0].set(b), theta0, first)
-    # Without return_history the restarts skip the gradient after their last step.
+    # Always with the history: the variant that skips the last gradient compiles the
+    # gradient inside a branch, whose last bits differ (see ``_cholesky``).
     out = map_restarts(
         lambda t: _lbfgs.minimize_with_aux(value, grad, t, max_iter=max_iter, gtol=_gtol(mask),
-                                           ftol=1e-8, return_history=return_history),
+                                           ftol=1e-8, return_history=True),
         theta0,
     )
     thetas, losses = out[0], out[1]
@@ -493,7 +509,7 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     def refine(theta, data, history=None, pass_on=True):
         # pass_on: the next stage starts from this one's curvature pairs; the last
         # stage's are not needed, which spares it the gradient after its last step.
-        value, grad = _objective(*data)
+        value, grad = _objective(*data, relaid=True)
         out = _lbfgs.minimize_with_aux(
             value, grad, theta, max_iter=max_iter, gtol=_gtol(data[2]), ftol=_REFINE_FTOL,
             history=history, return_history=pass_on, interpolate=True)
@@ -513,7 +529,7 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     def cascade():
         quarter, half = subset(rows[:N // 4]), subset(rows)
         theta, history = _best_of_restarts(*quarter, key, warm, screen, restarts, max_iter,
-                                           return_history=True)
+                                           return_history=True, relaid=True)
         theta, history = refine(theta, half, scaled(history, quarter[2], half[2]))
         return theta, scaled(history, half[2], mask)
 
