@@ -95,6 +95,7 @@ def minimize_with_aux(
     history: tuple | None = None,
     return_history: bool = False,
     interpolate: bool = False,
+    skip_final_gradient: bool = False,
 ):
     """Minimise f from ``x0`` (any pytree) with a value-only line search.
 
@@ -111,7 +112,15 @@ def minimize_with_aux(
     interpolate: backtrack to the minimiser of the quadratic through the last
     trial (kept within [0.1, 0.5] of its step) rather than halve: one value,
     not five or six, when a first step overshoots by orders of magnitude.
+    skip_final_gradient: when the value alone says a step is the last (rejected,
+    or a gain under ftol), do not compute the gradient there; only its curvature
+    pair would use it, so not with ``return_history``. The iterates agree up to
+    the last bits (the gradient is compiled inside a branch); under vmap both
+    branches run.
     """
+    if skip_final_gradient and return_history:
+        raise ValueError("skip_final_gradient drops the last curvature pair that "
+                         "return_history hands on")
     flat0, unravel = ravel_pytree(x0)
 
     def value_flat(v):
@@ -169,15 +178,10 @@ def minimize_with_aux(
         accepted = jnp.isfinite(fn) & (fn <= s.f)
         sv = t * d
         small = jnp.abs(s.f - fn) <= ftol * jnp.maximum(1.0, jnp.abs(s.f))
-        if return_history:
-            gn = grad_flat(s.x + sv, aux)
-        else:
-            # The value alone says this step is the last (rejected, or a gain under
-            # ftol), and only the curvature pairs would use the gradient there: skip
-            # it (a GP's costs several values). The iterates are the same up to the
-            # last bits (the gradient is compiled inside a branch); under vmap both
-            # branches run.
+        if skip_final_gradient:  # a GP's gradient costs several values
             gn = lax.cond(small | ~accepted, lambda: s.g, lambda: grad_flat(s.x + sv, aux))
+        else:
+            gn = grad_flat(s.x + sv, aux)
         yv = gn - s.g
         sy = sv @ yv
         keep = accepted & (sy > 1e-12)

@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import importlib.util
 import os
+import time
 import warnings
 
 # jaxlib releases whose CPU LAPACK kernels block a pool thread on queued pieces:
@@ -102,8 +103,6 @@ def release_programs_if_crowded(fraction: float = 0.5, min_interval_s: float = 2
     cache. Checks at most once per ``min_interval_s`` seconds (counting maps
     reads /proc/self/maps: ~16 ms at 60,000 maps). Returns True when it released.
     """
-    import time
-
     now = time.monotonic()
     if now - _last_check[0] < min_interval_s:
         return False

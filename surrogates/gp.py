@@ -461,11 +461,9 @@ def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_i
     theta0 = _initial_hyperparameters(key, restarts, d, warm)
     first = lax.cond(screen, screened, lambda: jax.tree.map(lambda a: a[0], theta0))
     theta0 = jax.tree.map(lambda a, b: a.at[0].set(b), theta0, first)
-    # Always with the history: the variant that skips the last gradient compiles the
-    # gradient inside a branch, whose last bits differ (see ``_cholesky``).
     out = map_restarts(
         lambda t: _lbfgs.minimize_with_aux(value, grad, t, max_iter=max_iter, gtol=_gtol(mask),
-                                           ftol=1e-8, return_history=True),
+                                           ftol=1e-8, return_history=return_history),
         theta0,
     )
     thetas, losses = out[0], out[1]
@@ -512,7 +510,8 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
         value, grad = _objective(*data, relaid=True)
         out = _lbfgs.minimize_with_aux(
             value, grad, theta, max_iter=max_iter, gtol=_gtol(data[2]), ftol=_REFINE_FTOL,
-            history=history, return_history=pass_on, interpolate=True)
+            history=history, return_history=pass_on, interpolate=True,
+            skip_final_gradient=not pass_on)
         refined, loss = out[0], out[1]
         ok = jnp.isfinite(loss)
         theta = jax.tree.map(lambda a, b: jnp.where(ok, a, b), refined, theta)

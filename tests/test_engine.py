@@ -340,7 +340,6 @@ def test_constraint_outcomes_survive_reopening(tmp_path):
 def test_noise_prior_follows_the_oracle_unless_chosen(oracle, chosen, expected):
     """Recorded measurements and lab commands get the measurement prior; simulators and
     functions the tight one; an explicit ``surrogate.noise_prior`` always wins."""
-    from workbench.propose import noise_prior
     from workbench.spec import parse_spec
 
     space = ([{"name": "x", "type": "continuous", "low": 0.0, "high": 1.0}]
@@ -360,7 +359,7 @@ def test_noise_prior_follows_the_oracle_unless_chosen(oracle, chosen, expected):
             "surrogate": {"noise_prior": chosen}}
     if oracle is not None:
         spec["oracle"] = oracle
-    assert noise_prior(parse_spec(spec, source="test")) == expected
+    assert parse_spec(spec, source="test").resolved_noise_prior == expected
 
 
 def test_acquisition_starts_near_the_best_feasible_observations():

@@ -180,11 +180,6 @@ def expand(Z: np.ndarray, free: np.ndarray, fixed: dict[int, float], dim: int) -
 # -- surrogates ---------------------------------------------------------------------
 
 
-def noise_prior(spec) -> str:
-    """The GP's noise prior for a spec (see ``CampaignSpec.resolved_noise_prior``)."""
-    return spec.resolved_noise_prior
-
-
 def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
                   warm: dict | None):
     """Fit the spec's surrogate on encoded X (n, d), outputs Y (n, m).
@@ -232,19 +227,19 @@ def _fit(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
         if onehot:
             kernel = sg.with_categorical(kernel, onehot, d, structure=cfg.categorical)
         kernel = sg.resolve_kernel(kernel, d, warping=cfg.warping)
-        start = None
+        start, noise_prior = None, problem.spec.resolved_noise_prior
         if warm is not None:
             try:
                 start = sg.hyperparameters_from_dict(warm)
                 sg.gp._check_start(start, kernel, d, Y.shape[1], cfg.noise is None,
-                                   sg.gp.resolve_noise_prior(noise_prior(problem.spec)))
+                                   sg.gp.resolve_noise_prior(noise_prior))
             except (ValueError, KeyError, TypeError):
                 start = None  # another kernel or dimension: start cold
         noise = None if cfg.noise is None else np.full(Y.shape, cfg.noise)
         model = sg.fit_gp(X, Y, key=key, bounds=unit, capacity=capacity,
                           restarts=cfg.restarts, warm_start=start, kernel=kernel,
                           noise=noise, learn_noise=cfg.noise is None,
-                          noise_prior=noise_prior(problem.spec))
+                          noise_prior=noise_prior)
         return model, sg.hyperparameters_to_dict(model.hyperparameters)
     if cfg.type == "saas":
         model = sg.fit_saas_gp(X, Y, key=key, bounds=unit, capacity=capacity,
