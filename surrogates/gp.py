@@ -208,22 +208,28 @@ def negative_log_marginal_likelihood(
     return _nll_value(theta, X, y, mask, noise)[0]
 
 
-def _cholesky(K: Array, relaid: bool = False) -> Array:
+def _relaid(n: int, relaid: bool | None) -> bool:
+    """The arithmetic of fits above 512 rows (see ``_cholesky``): as asked, or by size."""
+    return n >= _SUBSET_MIN_CAPACITY if relaid is None else relaid
+
+
+def _cholesky(K: Array, relaid: bool | None = None) -> Array:
     """Lower Cholesky factor of a Gram matrix (NaN where it is not positive definite).
 
-    relaid: factor K^T, unsymmetrised. LAPACK's potrf reads column-major input and
-    K^T (equal to K) is K's own bytes in that layout, so XLA copies nothing in, and
-    jnp.linalg.cholesky's averaging of K with K^T is a no-op for a Gram matrix built
-    symmetric: ~20 % of a fit at n = 1,000. The factor differs in the last bits, and
-    a campaign's proposals follow such bits, so only the fits above 512 rows use it:
-    below, a campaign proposes exactly what earlier versions proposed.
+    relaid: factor K^T, unsymmetrised. LAPACK's potrf reads column-major input
+    and K^T (equal to K) is K's own bytes in that layout, so XLA copies nothing in,
+    and jnp.linalg.cholesky's averaging of K with K^T is a no-op for a Gram matrix
+    built symmetric: ~20 % of a fit at n = 1,000. The factor differs in the last
+    bits, and a campaign's proposals follow such bits, so only the fits above 512
+    rows use it: by default capacities of 1,024 rows and more, and the subsets of
+    such a fit ask for it. Below, a campaign proposes what earlier versions did.
     """
-    if relaid:
+    if _relaid(K.shape[-1], relaid):
         return lax.linalg.cholesky(K.T, symmetrize_input=False)
     return jnp.linalg.cholesky(K)
 
 
-def _nll_value(theta, X, y, mask, noise=None, relaid: bool = False):
+def _nll_value(theta, X, y, mask, noise=None, relaid: bool | None = None):
     """-log marginal likelihood and what its gradient reuses: (value, (L, alpha))."""
     L = _cholesky(_masked_gram(theta, X, mask, noise), relaid)
     r = (y - theta.mean) * mask
@@ -238,7 +244,7 @@ def _nll_value(theta, X, y, mask, noise=None, relaid: bool = False):
 _INVERSE_BLOCK = 128
 
 
-def _inverse_from_cholesky(L: Array, relaid: bool = False) -> Array:
+def _inverse_from_cholesky(L: Array, relaid: bool | None = None) -> Array:
     """K^-1 for K = L L^T, L: (n, n) lower triangular.
 
     LAPACK's potri, which JAX lacks, in two-by-two blocks
@@ -249,7 +255,7 @@ def _inverse_from_cholesky(L: Array, relaid: bool = False) -> Array:
     third solve, so L^-1 is never formed (XLA's float64 products run at about a
     third of LAPACK's speed here): 49 -> 44 ms at n = 1,024, other last bits.
     """
-    return _blocked_inverse(L, relaid)[1]
+    return _blocked_inverse(L, _relaid(L.shape[0], relaid))[1]
 
 
 def _blocked_inverse(L: Array, relaid: bool) -> tuple[Array | None, Array]:
@@ -272,7 +278,8 @@ def _blocked_inverse(L: Array, relaid: bool) -> tuple[Array | None, Array]:
     return Linv, Kinv
 
 
-def _nll_grad(theta, X, y, mask, noise, L, alpha, relaid: bool = False) -> GPHyperparameters:
+def _nll_grad(theta, X, y, mask, noise, L, alpha,
+              relaid: bool | None = None) -> GPHyperparameters:
     """Exact gradient of the -log marginal likelihood, given its Cholesky factor.
 
     d nll = -1/2 tr((alpha alpha^T - K^-1) dK) = 1/2 <W, dK>, W = K^-1 - alpha alpha^T:
@@ -417,7 +424,7 @@ _SUBSET_MIN_CAPACITY = 1024
 _REFINE_FTOL = 3e-5
 
 
-def _objective(X, y, mask, noise, relaid: bool = False):
+def _objective(X, y, mask, noise, relaid: bool | None = None):
     """(value, grad) of the MAP objective on one data set, as L-BFGS wants them.
 
     Inner jits: traced and lowered once, however many places call them
@@ -445,7 +452,7 @@ def _gtol(mask: Array) -> Array:
 
 
 def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_iter: int,
-                      return_history: bool = False, relaid: bool = False):
+                      return_history: bool = False, relaid: bool | None = None):
     """MAP hyperparameters from ``restarts`` starts, one compiled loop; the best wins
     (with ``return_history``, also the winner's L-BFGS curvature pairs)."""
     d = X.shape[-1]
