@@ -110,20 +110,29 @@ def _constrained_local_search(p: ps.SuiteProblem, x0: np.ndarray) -> float:
 @pytest.mark.parametrize("name,rel", [("welded_beam", 2e-6), ("pressure_vessel", 1e-7)])
 def test_engineering_problems_published_best(name, rel):
     """The published best point is feasible (to its printed digits) with the published cost,
-    and SLSQP started there and from perturbed starts finds nothing better."""
+    no feasible point sampled around it is cheaper, and SLSQP started there and from perturbed
+    starts finds nothing cheaper. Whether a given SLSQP start reaches feasibility at all
+    depends on the last bits of scipy's and BLAS's arithmetic, so only what it finds is
+    judged, never that it finds something."""
     p = ps.get(name)
-    x_star = np.array([p.optimal_params[q.name] for q in p.params])
+    names = [q.name for q in p.params]
+    x_star = np.array([p.optimal_params[n] for n in names])
     outcomes = p.evaluate(p.optimal_params)
     assert outcomes["y"] == pytest.approx(p.optimum, rel=1e-5)
     assert p.feasible(p.optimal_params, outcomes, tol=1e-4)  # rounded to 7 digits in print
-    rng = np.random.default_rng(2)
-    best = _constrained_local_search(p, x_star)
-    assert best < math.inf  # from the published point itself SLSQP stays feasible
     lo, hi = np.array([q.low for q in p.params]), np.array([q.high for q in p.params])
+    rng = np.random.default_rng(2)
+    for scale in (1e-2, 1e-4):  # a local optimum: the feasible neighbours cost more
+        for z in np.clip(x_star * (1 + scale * rng.standard_normal((400, x_star.size))), lo, hi):
+            point = dict(zip(names, z))
+            out = p.evaluate(point)
+            if p.feasible(point, out, tol=1e-6):
+                assert out["y"] >= p.optimum * (1 - rel), (point, out)
+    best = _constrained_local_search(p, x_star)
     for _ in range(5):
         start = np.clip(x_star * (1 + 0.05 * rng.standard_normal(x_star.size)), lo, hi)
         best = min(best, _constrained_local_search(p, start))
-    assert best == pytest.approx(p.optimum, rel=rel)
+    assert best >= p.optimum * (1 - rel)
 
 
 def test_welded_beam_linear_constraint_is_h_below_b():

@@ -214,8 +214,9 @@ class Campaign:
         self._offset = 0
         self._journal_events = 0
         if spec.store is not None:
-            from workbench.store import TOKEN_ATTR, ZarrStore
+            from workbench.store import TOKEN_ATTR, ZarrStore, check_store_path
 
+            check_store_path(spec.store)  # never write over a folder that is not a store
             self._store = ZarrStore(spec.store)
             with self._store.lock():
                 if self._store.exists():
@@ -270,6 +271,10 @@ class Campaign:
             if event.get("surrogate_state"):
                 self._warm_start = event["surrogate_state"]
         elif op in ("tell", "fail"):
+            if not 0 <= event["id"] < len(self._trials):
+                raise CampaignError(
+                    f"store: journal of {self.spec.store} tells trial {event['id']} of"
+                    f" {len(self._trials)} trials; the record is inconsistent")
             trial = self._trials[event["id"]]
             trial.told_at = datetime.fromisoformat(event["at"])
             if op == "tell":
@@ -299,16 +304,34 @@ class Campaign:
         self._replay()
 
     def _record(self, events: list[dict]) -> None:
-        """Append events durably (call under the lock, after applying them in memory)."""
-        if self._store is None:
-            return
-        self._offset = self._store.append(self._token, events)
-        self._journal_events += len(events)
+        """Write ahead: append events durably, then apply them in memory.
+
+        Call under the lock. Memory changes only after the journal append is
+        fsynced, so a failed write (a full disk) raises and leaves memory equal
+        to disk. Other processes' events are replayed first: the offset we
+        keep must never skip a line we have not applied.
+        """
+        if self._store is not None:
+            self._sync()
+            self._offset = self._store.append(self._token, events)
+            self._journal_events += len(events)
+        for event in events:
+            self._apply(event)
 
     def _compact(self) -> None:
         self._token = self._store.write(self.data)
         self._offset = 0
         self._journal_events = 0
+
+    def _compact_quietly(self) -> None:
+        """Compact after an acknowledged write: the events are durable in the
+        journal, so a failed compaction (a full disk) only warns."""
+        try:
+            self._compact()
+        except OSError as e:
+            warnings.warn(f"store: compaction of {self._store.path} failed ({e}); the journal"
+                          " keeps every event and the next compaction retries", RuntimeWarning,
+                          stacklevel=3)
 
     def compact(self) -> None:
         """Fold the journal into the Zarr snapshot, so that ``xarray.open_zarr(store)``
@@ -548,7 +571,6 @@ class Campaign:
 
     def _remember_run(self, run_id: str) -> None:
         if run_id != self._run_id:
-            self._run_id = run_id
             with self._locked():
                 self._record([{"op": "meta", "mlflow_run_id": run_id}])
 
@@ -575,23 +597,26 @@ class Campaign:
         # a second process asking meanwhile sees these as pending, not free.
         with self._locked():
             self._sync()
-            params, strategies, predictions, acq_values, audits, timings = self._propose(
-                int(n), context)
+            warm_start = self._warm_start
+            try:
+                params, strategies, predictions, acq_values, audits, timings = self._propose(
+                    int(n), context)
+                state, self._warm_start = self._warm_start, warm_start  # applied with the event
+            except BaseException:
+                self._warm_start = warm_start
+                raise
             batch = max((t.batch for t in self._trials), default=-1) + 1
             start = len(self._trials)
             asked = now()
-            new = []
-            for i, p in enumerate(params):
-                new.append(Trial(
-                    id=start + i, params=p, prediction=predictions[i], status=PENDING,
-                    batch=batch, strategy=strategies[i], acquisition_value=acq_values[i],
-                    asked_at=asked, audit=json.dumps(audits[i], sort_keys=True),
-                ))
-            self._trials.extend(new)
+            new = [Trial(id=start + i, params=p, prediction=predictions[i], status=PENDING,
+                         batch=batch, strategy=strategies[i], acquisition_value=acq_values[i],
+                         asked_at=asked, audit=json.dumps(audits[i], sort_keys=True))
+                   for i, p in enumerate(params)]
             self._record([{"op": "ask", "trials": [trial_to_json(t) for t in new],
-                           "surrogate_state": self._warm_start}])
+                           "surrogate_state": state}])
+            new = self._trials[start:]
             if self._journal_events >= max(_COMPACT_MIN_EVENTS, len(self._trials) // 4):
-                self._compact()
+                self._compact_quietly()
         timings["proposal_time_s"] = time.perf_counter() - t0
         tracker = self._track()
         if tracker is not None:
@@ -887,19 +912,15 @@ class Campaign:
                 raise CampaignError(
                     f"trial {trial.id}: {problem} (bad_observations: error)"
                 )
-            trial.told_at = now()
+            # Recorded under the same lock as the check: no other process can
+            # tell this trial in between.
             if problem is None:
-                trial.status = COMPLETED
-                trial.outcomes = values
                 self._record([{"op": "tell", "id": trial.id, "outcomes": values,
-                               "at": trial.told_at.isoformat()}])
+                               "at": now().isoformat()}])
             else:
-                # Recorded under the same lock as the check: no other process can
-                # tell this trial in between.
-                trial.status = FAILED
-                trial.failure_reason = reason
                 self._record([{"op": "fail", "id": trial.id, "reason": reason,
-                               "at": trial.told_at.isoformat()}])
+                               "at": now().isoformat()}])
+            trial = self._trials[trial.id]
         if problem is not None:
             warnings.warn(f"trial {trial.id}: {problem}; recorded as failed"
                           " (bad_observations: fail)", RuntimeWarning, stacklevel=2)
@@ -919,11 +940,9 @@ class Campaign:
                     f"trial {trial.id} is already completed with {trial.outcomes};"
                     " expected a pending trial"
                 )
-            trial.status = FAILED
-            trial.failure_reason = reason
-            trial.told_at = now()
             self._record([{"op": "fail", "id": trial.id, "reason": reason,
-                           "at": trial.told_at.isoformat()}])
+                           "at": now().isoformat()}])
+            trial = self._trials[trial.id]
         self._log_progress()
         return _copy(trial)
 
@@ -1086,7 +1105,6 @@ class Campaign:
 
     def _stop(self, reason: str) -> None:
         """Record why the campaign stopped (journal and tracking)."""
-        self.stopped = reason
         with self._locked():
             self._record([{"op": "meta", "stopped": reason}])
         tracker = self._track()

@@ -115,7 +115,11 @@ def _trial_table(campaign, trials, title: str) -> Table:
 @_guard
 def validate(spec: str = typer.Argument(..., help="experiment YAML file or shipped name")):
     """Check a spec; exit 0 if valid, 2 with field, line and reason if not."""
+    from workbench.store import check_store_path
+
     path, parsed = _load(spec)
+    if parsed.store is not None:
+        check_store_path(parsed.store)  # a folder that is not a store would be refused by run
     obj = parsed.objectives[0]
     out.print(
         f"[green]valid[/]: {path} - campaign {parsed.name!r} (partner {parsed.partner!r}),"
@@ -377,6 +381,39 @@ def _report_comparison(items: list[str], out_path: Path, tracking: Optional[str]
         if run_id:
             out.print(f"logged report.html to run {run_id} of reports/comparison at {tracking}",
                       highlight=False)
+
+
+@app.command()
+@_guard
+def verify(
+    store: str = typer.Argument(..., help="campaign store (Zarr folder)"),
+    recover: Optional[Path] = typer.Option(
+        None, "--recover", help="write a copy with every intact event to this new path"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+):
+    """Check a store's integrity; exit 0 if intact, 1 if damaged (nothing is changed)."""
+    import json
+
+    from workbench import store as stores
+
+    damage, notes = stores.verify(store)
+    dropped = stores.recover(store, recover) if recover is not None else None
+    if as_json:
+        out.print(json.dumps({"store": store, "intact": not damage, "damage": damage,
+                              "notes": notes, "recovered_to": str(recover) if recover else None,
+                              "dropped_lines": dropped}), highlight=False, soft_wrap=True)
+    else:
+        for line in damage:
+            out.print(f"[red]damaged[/]: {line}", highlight=False, soft_wrap=True)
+        for line in notes:
+            out.print(f"note: {line}", highlight=False, soft_wrap=True)
+        out.print("[green]intact[/]" if not damage else f"{len(damage)} problem(s) found",
+                  highlight=False)
+        if recover is not None:
+            out.print(f"copy written to {recover}, without journal line(s) {dropped or 'none'}",
+                      highlight=False)
+    if damage:
+        raise typer.Exit(1)
 
 
 prior_app = typer.Typer(add_completion=False, no_args_is_help=True,

@@ -32,17 +32,114 @@ import uuid
 import warnings
 import zlib
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-import xarray as xr
+from workbench.errors import CampaignError
+
+if TYPE_CHECKING:
+    import xarray as xr
 
 # Written last inside a snapshot: its presence means the copy is complete. It
 # is a valid (empty) Zarr subgroup, so Zarr and xarray readers accept it; the
 # journal lives in the same folder, which Zarr ignores.
 _MARKER = "_workbench/zarr.json"
-_MARKER_TEXT = '{"zarr_format": 3, "node_type": "group", "attributes": {"complete": true}}\n'
 _JOURNAL = "_workbench/journal.jsonl"
 TOKEN_ATTR = "snapshot_token"
+
+
+class StoreDamagedError(CampaignError):
+    """A store whose files are damaged beyond a torn last journal line (which a
+    crash leaves, and which is dropped); nothing was changed."""
+
+
+def check_store_path(path: str | os.PathLike) -> Path:
+    """The store's real location (symlinks resolved); refuses a path that holds
+    something other than a campaign store, so that nothing there is ever replaced.
+
+    A store path may be missing (a new campaign), an empty folder, or a store
+    (a folder with the workbench's completion marker). Anything else (a file,
+    a folder with other contents, e.g. ``.`` or a folder of other campaigns)
+    raises CampaignError naming it.
+    """
+    given = Path(path).expanduser()
+    real = given.resolve()
+    shown = str(given) if given == real else f"{given} (-> {real})"
+    if not real.exists():
+        if real.parent.exists() and not real.parent.is_dir():
+            raise CampaignError(f"store: {shown} lies inside {real.parent}, which is a file;"
+                                " expected a path for a new folder")
+        return real
+    if not real.is_dir():
+        raise CampaignError(f"store: {shown} is a file, not a campaign store; expected a"
+                            " new path (e.g. campaigns/NAME.zarr) or an existing store")
+    if (real / _MARKER).exists() or not any(real.iterdir()):
+        return real
+    raise CampaignError(
+        f"store: {shown} is a folder that is not a campaign store (no {_MARKER});"
+        " the workbench never replaces it. Expected a new path (e.g. campaigns/NAME.zarr)"
+        " or an existing store")
+
+
+def _snapshot_files(root: Path) -> list[Path]:
+    """The snapshot's own files (Zarr metadata and chunks), not the workbench folder."""
+    return sorted(p for p in root.rglob("*")
+                  if p.is_file() and p.relative_to(root).parts[0] != "_workbench")
+
+
+def _checksums(root: Path) -> dict[str, str]:
+    """CRC32 of every snapshot file, by path relative to ``root``."""
+    return {p.relative_to(root).as_posix(): f"{zlib.crc32(p.read_bytes()):08x}"
+            for p in _snapshot_files(root)}
+
+
+def _marker_text(checksums: dict[str, str]) -> str:
+    """The completion marker: a valid empty Zarr group whose attributes say the copy is
+    complete and hold the checksums of its files."""
+    return json.dumps({"zarr_format": 3, "node_type": "group",
+                       "attributes": {"complete": True, "checksums": checksums}},
+                      sort_keys=True) + "\n"
+
+
+def snapshot_damage(root: Path) -> list[str]:
+    """What is damaged in the snapshot at ``root``: files whose checksum differs from the
+    one recorded with the completion marker, and recorded files that are missing.
+    Snapshots written before checksums were recorded report nothing."""
+    try:
+        recorded = json.loads((root / _MARKER).read_text())["attributes"].get("checksums")
+    except (OSError, ValueError, KeyError, TypeError):
+        return [f"{root / _MARKER}: unreadable completion marker"]
+    if not recorded:
+        return []
+    now = _checksums(root)
+    problems = [f"{root / name}: checksum {now[name]} where {crc} was recorded"
+                for name, crc in sorted(recorded.items()) if name in now and now[name] != crc]
+    problems += [f"{root / name}: missing" for name in sorted(recorded) if name not in now]
+    problems += [f"{root / name}: not part of the snapshot" for name in sorted(now)
+                 if name not in recorded]
+    return problems
+
+
+def _torn_tail(fd: int, size: int) -> int:
+    """Length of the unterminated bytes at the end of a file of ``size`` bytes."""
+    block = min(size, 1 << 16)
+    while block:
+        data = os.pread(fd, block, size - block)
+        cut = data.rfind(b"\n")
+        if cut >= 0:
+            return block - cut - 1
+        if block == size:
+            return size
+        block = min(size, block * 4)
+    return 0
+
+
+def _write_all(fd: int, data: bytes, offset: int) -> None:
+    """Write ``data`` at ``offset``, looping over short writes; raises on any error."""
+    view = memoryview(data)
+    while view:
+        n = os.pwrite(fd, view, offset)
+        offset += n
+        view = view[n:]
 
 
 def _fsync_dir(path: Path) -> None:
@@ -82,7 +179,9 @@ class ZarrStore:
     """A campaign record at ``path``: Zarr snapshot + journal + lock."""
 
     def __init__(self, path: str | os.PathLike):
-        self.path = Path(path).expanduser().absolute()
+        # The real folder: a store reached through a symlink is replaced there,
+        # and the link stays a link.
+        self.path = Path(path).expanduser().resolve()
         self._lock = None
 
     def __repr__(self) -> str:
@@ -163,9 +262,17 @@ class ZarrStore:
         self._recover()
         if not (self.path / _MARKER).exists():
             raise FileNotFoundError(f"no campaign store at {self.path}")
+        import xarray as xr
+
         # Zarr reads chunk files by path: a compaction swapping the folder
         # mid-read would mix two snapshots.
         with self.lock(), warnings.catch_warnings():
+            damage = snapshot_damage(self.path)
+            if damage:
+                raise StoreDamagedError(
+                    f"store: the snapshot of {self.path} is damaged ({'; '.join(damage[:3])}"
+                    + (f"; and {len(damage) - 3} more" if len(damage) > 3 else "") + ")."
+                    f" Nothing was changed. Run `workbench verify {self.path}` for a report.")
             warnings.simplefilter("ignore")
             with xr.open_zarr(self.path, consolidated=False) as ds:
                 return ds.load()
@@ -186,15 +293,22 @@ class ZarrStore:
         tmp = self.path.parent / f".{self.path.name}.tmp-{token}"
         ds = ds.copy()
         ds.attrs[TOKEN_ATTR] = token
-        with warnings.catch_warnings():
-            # Variable-length strings have no final Zarr v3 spec yet.
-            warnings.simplefilter("ignore")
-            ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3)
-        (tmp / _MARKER).parent.mkdir()
-        (tmp / _JOURNAL).touch()
-        (tmp / _MARKER).write_text(_MARKER_TEXT)
-        with open(tmp / _MARKER, "rb+") as fh:
-            os.fsync(fh.fileno())
+        check_store_path(self.path)  # never replace what is not a store
+        try:
+            with warnings.catch_warnings():
+                # Variable-length strings have no final Zarr v3 spec yet.
+                warnings.simplefilter("ignore")
+                ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3)
+            (tmp / _MARKER).parent.mkdir()
+            (tmp / _JOURNAL).touch()
+            (tmp / _MARKER).write_text(_marker_text(_checksums(tmp)))
+            with open(tmp / _MARKER, "rb+") as fh:
+                os.fsync(fh.fileno())
+        except BaseException:
+            # A full disk or an interrupt: the current snapshot stays the store,
+            # and the partial copy must not keep the space it took.
+            shutil.rmtree(tmp, ignore_errors=True)
+            raise
         if self.path.exists():
             old = self.path.parent / f".{self.path.name}.old-{token}"
             os.rename(self.path, old)
@@ -214,23 +328,44 @@ class ZarrStore:
         """Append events to the journal of snapshot ``token`` durably; returns the new size.
 
         Call under ``lock()``. Returns once the bytes are fsynced: this is the
-        moment an observation counts as acknowledged.
+        moment an observation counts as acknowledged. On any error (a full
+        disk, a file size limit) the journal is cut back to its previous size,
+        so a failed append leaves no trace, and the error is raised.
         """
         payload = b"".join(encode_line(token, e) for e in events)
-        with open(self.journal_path, "ab+") as fh:
-            fh.seek(0, os.SEEK_END)
-            if fh.tell() > 0:
-                fh.seek(-1, os.SEEK_END)
-                if fh.read(1) != b"\n":  # a torn line from a crash: end it first
-                    payload = b"\n" + payload
-            fh.write(payload)
-            fh.flush()
-            os.fsync(fh.fileno())
-            return fh.tell()
+        # Unbuffered: a buffered file would retry its leftover bytes on truncate or
+        # close, writing past the cut a failed append must leave.
+        fd = os.open(self.journal_path, os.O_RDWR | os.O_CREAT, 0o644)
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+            # A line torn by a crash was never acknowledged: drop it, so that the
+            # only line that may ever fail its checksum is the last.
+            size -= _torn_tail(fd, size)
+            os.ftruncate(fd, size)
+            try:
+                _write_all(fd, payload, size)
+                os.fsync(fd)
+            except BaseException:
+                try:
+                    os.ftruncate(fd, size)
+                    os.fsync(fd)
+                except OSError:
+                    pass  # the torn line is then the last one, which readers drop
+                raise
+            return size + len(payload)
+        finally:
+            os.close(fd)
 
     def read_journal(self, token: str, offset: int = 0) -> tuple[list[dict], int]:
         """Intact events of snapshot ``token`` from byte ``offset``; and the offset
-        after the last complete line."""
+        after the last complete line.
+
+        A trailing unterminated line is still being written, or torn by a
+        crash: it is not returned. A complete line that fails its checksum is
+        dropped only when it is the journal's last (a crash tearing a line
+        that ended up newline-terminated); anywhere else it is damage, and
+        StoreDamagedError names the file and line.
+        """
         try:
             with open(self.journal_path, "rb") as fh:
                 fh.seek(offset)
@@ -238,9 +373,86 @@ class ZarrStore:
         except FileNotFoundError:
             return [], offset
         end = data.rfind(b"\n") + 1  # a trailing partial line is still being written or torn
+        lines = data[:end].splitlines(keepends=True)
         events = []
-        for line in data[:end].splitlines(keepends=True):
+        for i, line in enumerate(lines):
             decoded = decode_line(line)
-            if decoded is not None and decoded[0] == token:
+            if decoded is None:
+                if i == len(lines) - 1 and end == len(data):
+                    break  # the last line, torn by a crash: never acknowledged
+                raise self._damage(offset + sum(len(x) for x in lines[:i]))
+            if decoded[0] == token:
                 events.append(decoded[1])
         return events, offset + end
+
+    def _damage(self, at: int) -> StoreDamagedError:
+        """The error for a damaged journal line starting at byte ``at``."""
+        with open(self.journal_path, "rb") as fh:
+            line_no = fh.read(at).count(b"\n") + 1
+        return StoreDamagedError(
+            f"store: {self.journal_path} line {line_no} is damaged (its checksum does not"
+            " match) and it is not the last line, so it is not a crash's torn write."
+            f" Nothing was changed. Run `workbench verify {self.path}` for a report;"
+            " `workbench verify --recover` writes a copy with every intact event.")
+
+
+def verify(path: str | os.PathLike) -> tuple[list[str], list[str]]:
+    """Check a store without changing it: (damage found, notes).
+
+    Damage: a missing completion marker, snapshot files whose checksums differ
+    from those recorded with the marker, a snapshot xarray cannot read, journal
+    lines that fail their checksum anywhere but at the end. Notes: what is fine
+    but worth knowing (a torn last line, which a crash leaves and which is dropped).
+    """
+    store = ZarrStore(path)
+    damage: list[str] = []
+    notes: list[str] = []
+    if not store.path.is_dir():
+        return [f"{store.path}: no such folder"], notes
+    if not (store.path / _MARKER).exists():
+        return [f"{store.path / _MARKER}: missing; this is not a complete campaign store"], notes
+    damage += snapshot_damage(store.path)
+    if not damage:
+        try:
+            store.read()
+        except Exception as e:  # noqa: BLE001 - any failure to read is what we report
+            damage.append(f"{store.path}: the snapshot cannot be read ({type(e).__name__}: {e})")
+    bad, torn, total = _journal_lines(store.journal_path)
+    damage += [f"{store.journal_path} line {n}: damaged (checksum mismatch)" for n in bad]
+    if torn:
+        notes.append(f"{store.journal_path} line {total}: torn by a crash; never"
+                     " acknowledged, dropped on open")
+    notes.append(f"{store.journal_path}: {total - len(bad) - bool(torn)} intact events")
+    return damage, notes
+
+
+def _journal_lines(path: Path) -> tuple[list[int], bool, int]:
+    """(numbers of damaged lines, whether the last line is torn, number of lines)."""
+    try:
+        data = path.read_bytes()
+    except FileNotFoundError:
+        return [], False, 0
+    lines = data.splitlines(keepends=True)
+    bad = [i + 1 for i, line in enumerate(lines) if decode_line(line) is None]
+    torn = bool(bad) and bad[-1] == len(lines)
+    return (bad[:-1] if torn else bad), torn, len(lines)
+
+
+def recover(path: str | os.PathLike, out: str | os.PathLike) -> list[int]:
+    """Copy the store at ``path`` to the new path ``out`` keeping every intact journal
+    event and dropping damaged lines; returns the dropped line numbers. The original
+    is left as it is. A damaged snapshot cannot be recovered here: its files are
+    copied as they are, and ``verify`` on the copy still reports them."""
+    store, target = ZarrStore(path), Path(out).expanduser().resolve()
+    if target.exists():
+        raise CampaignError(f"--recover: {target} exists; expected a new path for the copy")
+    bad, torn, _ = _journal_lines(store.journal_path)
+    with store.lock():
+        shutil.copytree(store.path, target)
+    dropped = bad + ([_journal_lines(store.journal_path)[2]] if torn else [])
+    journal = target / _JOURNAL
+    if journal.exists():
+        keep = [line for i, line in enumerate(journal.read_bytes().splitlines(keepends=True))
+                if i + 1 not in dropped]
+        journal.write_bytes(b"".join(keep))
+    return dropped

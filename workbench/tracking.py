@@ -296,10 +296,28 @@ class Outbox:
         # The folder exists: lock() made it for its lock file.
         # Written through to the operating system, which keeps it if the process
         # is killed; an fsync per metric would cost more than the metric.
-        with open(self.path, "a", encoding="utf-8") as fh:
-            fh.write(json.dumps(event, separators=(",", ":")) + "\n")
-            fh.flush()
-            self._tail = (os.fstat(fh.fileno()).st_ino, fh.tell(), event["seq"])
+        line = (json.dumps(event, separators=(",", ":")) + "\n").encode()
+        # Unbuffered, so that a failed write can be cut off without a buffer
+        # writing its leftover bytes past the cut.
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o600)
+        try:
+            size = os.lseek(fd, 0, os.SEEK_END)
+            if size and os.pread(fd, 1, size - 1) != b"\n":
+                line = b"\n" + line  # a line torn by a crash: keep ours apart from it
+            try:
+                view, at = memoryview(line), size
+                while view:
+                    n = os.pwrite(fd, view, at)
+                    at, view = at + n, view[n:]
+            except BaseException:
+                # A full disk: cut the partial line off, so the file holds exactly
+                # the events whose put() returned.
+                with contextlib.suppress(OSError):
+                    os.ftruncate(fd, size)
+                raise
+            self._tail = (os.fstat(fd).st_ino, size + len(line), event["seq"])
+        finally:
+            os.close(fd)
 
     def pending(self) -> list[dict]:
         """Events not yet delivered, in order (under ``lock()``)."""
@@ -341,6 +359,7 @@ class Tracker:
         self.campaign_id = campaign_id
         self.outbox = Outbox(outbox)
         self._on_run_id = on_run_id
+        self._outbox_failed = False  # warned once that the outbox cannot be written
         self._client = None
         self._workspace: str | None = None
         self._warned = False
@@ -566,7 +585,12 @@ class Tracker:
             with self.outbox.lock():
                 self.outbox.put(event)
         except OSError as err:  # a full disk must not stop the campaign either
-            self._warn(err)
+            if self._outbox_failed:
+                return
+            self._outbox_failed = True
+            warnings.warn(f"tracking: event {event['op']!r} could not be written to the outbox"
+                          f" {self.outbox.path} ({err}); it is not tracked (nor are later events"
+                          " that fail the same way), and the campaign goes on", RuntimeWarning, stacklevel=3)
             return
         # Metrics and tags ride along with the next delivery: one database write
         # per batch, not per step.

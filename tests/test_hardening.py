@@ -1,0 +1,365 @@
+"""A careless store path, a full disk and two workers on one store never cost data.
+
+Each test reproduces a way a lab lost data: a ``store:`` naming a folder that is
+not a store (its contents were deleted), a failed write on a full disk (memory
+went ahead of disk, and the store could no longer be opened), and two worker
+processes with tracking on (one crashed replaying the other's events).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import resource
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+
+import workbench as wb
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.skipif(sys.platform == "win32", reason="POSIX file semantics")
+
+# Sobol proposals only: these tests exercise the store, not the model.
+SPEC = {
+    "name": "hard", "partner": "lab",
+    "space": [{"name": "x", "type": "continuous", "low": 0.0, "high": 1.0},
+              {"name": "c", "type": "categorical", "choices": ["a", "b"]}],
+    "objectives": [{"name": "y", "direction": "minimize"}],
+    "initial_design": {"n": 10000},
+    "tracking": None, "seed": 5,
+}
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    """Every file under ``root`` with its bytes (symlinks as their target)."""
+    return {str(p.relative_to(root)): (p.read_bytes() if p.is_file() else b"<dir>")
+            for p in sorted(root.rglob("*"))}
+
+
+def _record(c: wb.Campaign) -> list[tuple]:
+    return [(t.id, t.status, t.params, t.outcomes, t.failure_reason) for t in c.trials]
+
+
+def _env() -> dict[str, str]:
+    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+    for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_DEBUG"):
+        env.pop(key, None)
+    return env
+
+
+# -- 1. a store path that is not a store is never replaced --------------------------
+
+
+@pytest.mark.parametrize("where", ["folder", "cwd", "campaigns", "file"])
+def test_a_store_path_that_is_not_a_store_is_refused_and_left_alone(tmp_path, monkeypatch,
+                                                                     where):
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "important" / "sub").mkdir(parents=True)
+    (tmp_path / "important" / "sub" / "thesis.txt").write_text("years of work")
+    (tmp_path / "spec.yaml").write_text("name: x\n")
+    wb.Campaign.from_dict({**SPEC, "store": "campaigns/other.zarr"})
+    (tmp_path / "campaigns" / "mlflow.db").write_bytes(b"tracking data")
+    (tmp_path / "notes.txt").write_text("a file")
+    store = {"folder": "important", "cwd": ".", "campaigns": "campaigns",
+             "file": "notes.txt"}[where]
+    before = _tree(tmp_path)
+    with pytest.raises(wb.CampaignError, match="store: ") as err:
+        wb.Campaign.from_dict({**SPEC, "store": store})
+    assert "not a campaign store" in str(err.value)
+    assert _tree(tmp_path) == before
+
+
+def test_validate_and_run_refuse_a_folder_that_is_not_a_store(tmp_path):
+    (tmp_path / "important").mkdir()
+    (tmp_path / "important" / "thesis.txt").write_text("years of work")
+    spec = {**SPEC, "store": "important", "oracle": {"builtin": "branin"}, "budget": 3,
+            "space": [{"name": "x1", "type": "continuous", "low": -5.0, "high": 10.0},
+                      {"name": "x2", "type": "continuous", "low": 0.0, "high": 15.0}]}
+    (tmp_path / "exp.yaml").write_text(json.dumps(spec))  # JSON is YAML
+    before = _tree(tmp_path)
+    for command in ("validate", "run"):
+        result = subprocess.run([sys.executable, "-m", "workbench", command, "exp.yaml"],
+                                cwd=tmp_path, env=_env(), capture_output=True, text=True,
+                                timeout=300)
+        assert result.returncode == 2, (command, result.stdout, result.stderr)
+        assert "important" in result.stderr and "not a campaign store" in result.stderr
+        assert "Traceback" not in result.stderr
+    assert _tree(tmp_path) == before
+
+
+def test_a_store_reached_through_a_symlink_keeps_the_link(tmp_path):
+    real, link = tmp_path / "disk" / "real.zarr", tmp_path / "link.zarr"
+    real.parent.mkdir()
+    c = wb.Campaign.from_dict({**SPEC, "store": str(real)})
+    link.symlink_to(real, target_is_directory=True)
+    c = wb.Campaign.open(link)
+    for t in c.ask(3):
+        c.tell(t.id, {"y": t.params["x"]})
+    c.compact()  # replaces the snapshot folder
+    assert link.is_symlink() and link.resolve() == real.resolve()
+    assert _record(wb.Campaign.open(real)) == _record(c)
+    assert not any(p.name.startswith(".link.zarr") for p in tmp_path.iterdir())
+
+
+def test_an_empty_folder_may_become_a_store(tmp_path):
+    (tmp_path / "new.zarr").mkdir()
+    c = wb.Campaign.from_dict({**SPEC, "store": str(tmp_path / "new.zarr")})
+    (t,) = c.ask(1)
+    c.tell(t.id, {"y": 1.0})
+    assert _record(wb.Campaign.open(tmp_path / "new.zarr")) == _record(c)
+
+
+# -- 2. a failed write leaves memory equal to disk ----------------------------------
+
+
+def _exercise_until_full(c: wb.Campaign, attempts: int = 400) -> list[str]:
+    """ask / tell / tell_failed / compact until writes fail; after every failure the
+    campaign in memory must equal the store on disk. Returns the operations that failed."""
+    failed = []
+    for i in range(attempts):
+        op = ["ask", "tell", "ask", "fail", "compact"][i % 5]
+        pending = [t for t in c.trials if t.status == "pending"]
+        try:
+            if op == "ask":
+                c.ask(2)
+            elif op == "tell" and pending:
+                c.tell(pending[0].id, {"y": pending[0].params["x"] + 0.5})
+            elif op == "fail" and pending:
+                c.tell_failed(pending[-1].id, "reactor clogged")
+            elif op == "compact":
+                c.compact()
+        except OSError:
+            failed.append(op)
+            assert _record(wb.Campaign.open(c.spec.store)) == _record(c), op
+    return failed
+
+
+@contextlib.contextmanager
+def _tmpfs(path: Path, size: str):
+    path.mkdir()
+    result = subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)],
+                            capture_output=True)
+    if result.returncode != 0:
+        pytest.skip("mounting a small tmpfs needs root (CI runs as root)")
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=False)
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="mounting a small tmpfs needs root")
+def test_a_full_disk_leaves_memory_equal_to_disk_and_loses_nothing(tmp_path):
+    with _tmpfs(tmp_path / "small", "2m") as disk:
+        store = disk / "c.zarr"
+        c = wb.Campaign.from_dict({**SPEC, "store": str(store)})
+        filler = disk / "filler"
+        st = os.statvfs(disk)  # fill the disk, keeping a little room
+        filler.write_bytes(b"\0" * (st.f_bavail * st.f_frsize - 64 * 1024))
+        failed = _exercise_until_full(c)
+        assert {"ask", "tell"} <= set(failed) or "ask" in failed, failed
+        assert not any(p.name.startswith(".c.zarr.tmp-") for p in disk.iterdir()), \
+            "a failed compaction keeps no partial copy"
+        # The disk empties: the same campaign object goes on, and every retry lands.
+        filler.unlink()
+        pending = [t for t in c.trials if t.status == "pending"]
+        for t in pending:
+            c.tell(t.id, {"y": t.params["x"] + 0.5})
+        c.ask(2)
+        c.compact()
+        again = wb.Campaign.open(store)
+        assert _record(again) == _record(c)
+        assert [t.id for t in again.trials] == list(range(len(again.trials)))
+
+
+_FSIZE_WORKER = textwrap.dedent("""
+    import json, resource, signal, sys
+    import workbench as wb
+    sys.path.insert(0, sys.argv[3])
+    from test_hardening import _exercise_until_full, _record
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)  # EFBIG as an OSError, not a kill
+    c = wb.Campaign.from_dict({**json.loads(sys.argv[1]), "store": sys.argv[2]})
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (1500, hard))
+    failed = _exercise_until_full(c)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+    for t in [t for t in c.trials if t.status == "pending"]:
+        c.tell(t.id, {"y": 1.0})
+    c.compact()
+    same = _record(wb.Campaign.open(sys.argv[2])) == _record(c)
+    print(json.dumps({"failed": failed, "same": same, "n": len(c.trials)}))
+""")
+
+
+def test_a_file_size_limit_leaves_memory_equal_to_disk(tmp_path):
+    """RLIMIT_FSIZE makes every write past a size fail with EFBIG, on any filesystem."""
+    result = subprocess.run(
+        [sys.executable, "-c", _FSIZE_WORKER, json.dumps(SPEC), str(tmp_path / "c.zarr"),
+         str(Path(__file__).parent)],
+        env=_env(), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stderr
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["failed"] and out["same"], out
+
+
+def test_a_failed_journal_append_leaves_no_partial_line(tmp_path):
+    """A write cut short (here: the size limit strikes mid-line) is cut back off, so
+    the next append does not land behind garbage that would read as damage."""
+    from workbench.store import ZarrStore
+
+    c = wb.Campaign.from_dict({**SPEC, "store": str(tmp_path / "c.zarr")})
+    zs = ZarrStore(tmp_path / "c.zarr")
+    token = zs.token()
+    size = zs.journal_path.stat().st_size
+    soft, hard = resource.getrlimit(resource.RLIMIT_FSIZE)
+    import signal
+
+    old = signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    try:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (size + 10, hard))
+        with pytest.raises(OSError):
+            zs.append(token, [{"op": "meta", "stopped": "x" * 100}])
+    finally:
+        resource.setrlimit(resource.RLIMIT_FSIZE, (soft, hard))
+        signal.signal(signal.SIGXFSZ, old)
+    assert zs.journal_path.stat().st_size == size
+    (t,) = c.ask(1)
+    assert wb.Campaign.open(tmp_path / "c.zarr").trials[0].id == t.id
+
+
+# -- 4. several workers on one store, tracking on and off ----------------------------
+
+_WORKER = textwrap.dedent("""
+    import json, os, sys
+    import workbench as wb
+    store, cycles = sys.argv[1], int(sys.argv[2])
+    c = wb.Campaign.open(store)
+    out = []
+    for i in range(cycles):
+        (t,) = c.ask(1)
+        c.tell(t.id, {"y": t.params["x"]})
+        out.append(t.id)
+    print(json.dumps(out))
+""")
+
+
+@pytest.mark.parametrize("tracking", [False, True])
+def test_several_workers_with_short_cycles_share_a_store(tmp_path, tracking):
+    """Fresh stores, so that every round starts the workers' tracking runs anew: each
+    worker then records its run id while the others ask and tell (where the race was)."""
+    workers, cycles, rounds = 3, 20, 2
+    for r in range(rounds):
+        store = tmp_path / f"shared{r}.zarr"
+        spec = {**SPEC, "store": str(store), "seed": r}
+        if tracking:
+            spec["tracking"] = f"sqlite:///{tmp_path / 'mlflow.db'}"
+        wb.Campaign.from_dict(spec)
+        procs = [subprocess.Popen([sys.executable, "-c", _WORKER, str(store), str(cycles)],
+                                  env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                                  text=True) for _ in range(workers)]
+        told: list[int] = []
+        for p in procs:
+            out, err = p.communicate(timeout=600)
+            assert p.returncode == 0, err
+            told += json.loads(out.strip().splitlines()[-1])
+        c = wb.Campaign.open(store, tracking=None)
+        assert sorted(told) == list(range(workers * cycles)), "each id once, no gaps"
+        assert all(t.status == "completed" for t in c.trials)
+        assert [t.outcomes["y"] for t in c.trials] == [t.params["x"] for t in c.trials]
+
+
+def test_a_worker_recording_its_tracking_run_does_not_skip_another_workers_trials(tmp_path):
+    """Two campaigns on one store in one process behave as two workers. Worker A learns
+    its MLflow run id from the delivery thread and records it in the journal while B has
+    asked meanwhile: A must replay B's ask before appending, or it would later hand out
+    B's trial id again (B then failed replaying the record)."""
+    import time
+
+    import mlflow
+
+    store, db = tmp_path / "s.zarr", f"sqlite:///{tmp_path / 'mlflow.db'}"
+    a = wb.Campaign.from_dict({**SPEC, "store": str(store), "tracking": db})
+    b = wb.Campaign.open(store, tracking=None)
+    (ta,) = a.ask(1)  # starts A's tracking run in the background
+    client = mlflow.MlflowClient(db)
+    deadline = time.monotonic() + 60
+    while time.monotonic() < deadline:
+        experiments = client.search_experiments()
+        if any(client.search_runs([e.experiment_id]) for e in experiments):
+            break
+        time.sleep(0.1)
+    time.sleep(0.5)
+    (tb,) = b.ask(1)
+    a.log_snapshot()  # A records its run id now
+    (ta2,) = a.ask(1)
+    assert len({ta.id, tb.id, ta2.id}) == 3
+    b.tell(tb.id, {"y": 1.0})
+    a.tell(ta2.id, {"y": 2.0})
+    final = wb.Campaign.open(store, tracking=None)
+    assert [t.id for t in final.trials] == [0, 1, 2]
+    assert [t.outcomes for t in final.trials] == [{}, {"y": 1.0}, {"y": 2.0}]
+
+
+# -- 3. damage is reported, never silent ---------------------------------------------
+
+
+def _damaged_store(tmp_path: Path) -> tuple[Path, wb.Campaign]:
+    store = tmp_path / "d.zarr"
+    c = wb.Campaign.from_dict({**SPEC, "store": str(store)})
+    for t in c.ask(3):
+        c.tell(t.id, {"y": t.params["x"]})
+    return store, c
+
+
+def _flip(path: Path, at: int) -> None:
+    data = bytearray(path.read_bytes())
+    data[at] ^= 0x01
+    path.write_bytes(bytes(data))
+
+
+@pytest.mark.parametrize("line", [0, 1])  # the ask line, a tell line
+def test_a_damaged_journal_line_that_is_not_the_last_is_an_error_naming_it(tmp_path, line):
+    store, _ = _damaged_store(tmp_path)
+    journal = store / "_workbench" / "journal.jsonl"
+    lines = journal.read_bytes().splitlines(keepends=True)
+    _flip(journal, sum(len(x) for x in lines[:line]) + len(lines[line]) // 2)
+    with pytest.raises(wb.CampaignError, match=rf"journal.jsonl line {line + 1} is damaged"):
+        wb.Campaign.open(store)
+    result = subprocess.run([sys.executable, "-m", "workbench", "verify", str(store)],
+                            env=_env(), capture_output=True, text=True, timeout=300)
+    assert result.returncode == 1 and f"line {line + 1}: damaged" in result.stdout
+    copy = tmp_path / "recovered.zarr"
+    result = subprocess.run([sys.executable, "-m", "workbench", "verify", str(store),
+                             "--recover", str(copy)],
+                            env=_env(), capture_output=True, text=True, timeout=300)
+    assert copy.exists() and result.returncode == 1  # the original is still damaged
+    if line == 1:  # a tell lost; the trials and the other results are kept
+        again = wb.Campaign.open(copy)
+        assert [t.status for t in again.trials] == ["pending", "completed", "completed"]
+
+
+def test_a_torn_last_line_is_dropped_quietly(tmp_path):
+    store, c = _damaged_store(tmp_path)
+    journal = store / "_workbench" / "journal.jsonl"
+    _flip(journal, journal.stat().st_size - 10)  # the last line, newline intact
+    again = wb.Campaign.open(store)
+    assert [t.status for t in again.trials] == ["completed", "completed", "pending"]
+
+
+def test_a_flipped_byte_in_the_snapshot_is_an_error(tmp_path):
+    store, c = _damaged_store(tmp_path)
+    c.compact()
+    chunk = store / "x" / "c" / "0"
+    _flip(chunk, chunk.stat().st_size // 2)
+    with pytest.raises(wb.CampaignError, match="snapshot .* is damaged"):
+        wb.Campaign.open(store)
+    result = subprocess.run([sys.executable, "-m", "workbench", "verify", str(store), "--json"],
+                            env=_env(), capture_output=True, text=True, timeout=300)
+    report = json.loads(result.stdout)
+    assert result.returncode == 1 and not report["intact"]
+    assert any("x/c/0" in d for d in report["damage"])
