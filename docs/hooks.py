@@ -16,7 +16,6 @@ from mkdocs.exceptions import PluginError
 
 MARKER = "<!-- yaml-reference -->"
 PAGE = "reference/yaml.md"
-ROOT_TITLE = "CampaignSpec"
 
 
 def spec_schema() -> dict:
@@ -31,18 +30,23 @@ def on_page_markdown(markdown: str, page, config, files) -> str:
         return markdown
     if MARKER not in markdown:
         raise PluginError(f"{PAGE}: the marker {MARKER} is missing")
-    return markdown.replace(MARKER, render_schema(spec_schema()))
+    return markdown.replace(MARKER, render_schema(spec_schema(), _loader_defaults()))
 
 
 # -- rendering ---------------------------------------------------------------
 
 
-def render_schema(schema: dict) -> str:
+def render_schema(schema: dict, top_defaults: dict[str, str] | None = None) -> str:
     """Markdown tables for the root model and every model it refers to, in the
-    order a reader meets them (breadth first from the top-level keys)."""
+    order a reader meets them (breadth first from the top-level keys).
+
+    top_defaults: text for the default column of top-level keys whose default is
+    applied on loading rather than by the model.
+    """
     defs = schema.get("$defs", {})
-    order = [ROOT_TITLE]
-    bodies = {ROOT_TITLE: schema}
+    root = schema.get("title", "spec")
+    order = [root]
+    bodies = {root: schema}
     queue = [schema]
     while queue:
         for name in _refs(queue.pop(0)):
@@ -53,7 +57,8 @@ def render_schema(schema: dict) -> str:
     for name in sorted(set(defs) - set(bodies)):  # reachable only in odd ways: still shown
         bodies[name] = defs[name]
         order.append(name)
-    return "\n\n".join(_model(name, bodies[name]) for name in order) + "\n"
+    return "\n\n".join(_model(name, bodies[name], top_defaults if name == root else None,
+                               top=name == root) for name in order) + "\n"
 
 
 def _refs(node: Any) -> list[str]:
@@ -86,8 +91,8 @@ def _loader_defaults() -> dict[str, str]:
     return found
 
 
-def _model(name: str, body: dict) -> str:
-    heading = "Top level (`CampaignSpec`)" if name == ROOT_TITLE else f"`{name}`"
+def _model(name: str, body: dict, filled: dict[str, str] | None, top: bool) -> str:
+    heading = f"Top level (`{name}`)" if top else f"`{name}`"
     lines = [f"## {heading} {{ #{_anchor(name)} }}", ""]
     if body.get("description"):
         lines += [_prose(body["description"]), ""]
@@ -96,7 +101,7 @@ def _model(name: str, body: dict) -> str:
     if body.get("additionalProperties") is False:
         lines += ["Other keys are errors.", ""]
     lines += ["| key | type | default | description |", "| --- | --- | --- | --- |"]
-    filled = _loader_defaults() if name == ROOT_TITLE else {}
+    filled = filled or {}
     for key, prop in props.items():
         if key in filled:
             default = filled[key]
@@ -124,21 +129,26 @@ def _type(node: dict) -> str:
         return f"`{json.dumps(node['const'])}`"
     if "enum" in node:
         return "one of " + ", ".join(f"`{json.dumps(v)}`" for v in node["enum"])
-    for key in ("oneOf", "anyOf"):
-        if key in node:
-            options = [_type(option) for option in node[key]]
+    for union in ("oneOf", "anyOf"):
+        if union in node:
+            options = [_type(option) for option in node[union]]
             nullable = "null" in options
             options = [o for o in options if o != "null"]
             text = " or ".join(options)
-            if "discriminator" in node:
-                text = f"one of {', '.join(options)} (chosen by `{node['discriminator']['propertyName']}`)"
+            if "discriminator" in node and len(options) > 1:
+                tag = node["discriminator"]["propertyName"]
+                text = f"{', '.join(options[:-1])} or {options[-1]} (chosen by `{tag}`)"
             return f"{text}, or null" if nullable else text
+    if "allOf" in node and len(node["allOf"]) == 1:
+        return _type(node["allOf"][0])
     kind = node.get("type")
     if kind == "array":
+        if "prefixItems" in node:  # a fixed-length tuple such as [low, high]
+            return "[" + ", ".join(_type(item) for item in node["prefixItems"]) + "]"
         text = "list"
         if "items" in node:
             text += f" of {_type(node['items'])}"
-        return text + _bounds(node, "minItems", "maxItems", "entries")
+        return text + _limits(node, "entries")
     if kind == "object":
         extra = node.get("additionalProperties")
         if isinstance(extra, dict):
@@ -148,28 +158,36 @@ def _type(node: dict) -> str:
         return " or ".join(kind)
     if kind is None:
         return "any"
-    text = {"number": "number", "integer": "integer", "string": "string",
-            "boolean": "boolean", "null": "null"}.get(kind, kind)
-    text += _bounds(node, "minimum", "maximum")
-    if "exclusiveMinimum" in node:
-        text += f" > {node['exclusiveMinimum']}"
-    if "exclusiveMaximum" in node:
-        text += f" < {node['exclusiveMaximum']}"
-    text += _bounds(node, "minLength", "maxLength", "characters")
+    text = kind + _range(node)
+    if kind == "string":
+        text += _limits(node, "characters")
     if "pattern" in node:
         text += f", matching `{node['pattern']}`"
     return text
 
 
-def _bounds(node: dict, low: str, high: str, what: str = "") -> str:
-    parts = []
-    if low in node:
-        parts.append(f"at least {node[low]}" if what else f"≥ {node[low]}")
-    if high in node:
-        parts.append(f"at most {node[high]}" if what else f"≤ {node[high]}")
-    if not parts:
-        return ""
-    return (", " + " and ".join(parts) + f" {what}") if what else " " + ", ".join(parts)
+def _range(node: dict) -> str:
+    """Numeric bounds, e.g. ' > 0, ≤ 0.5'."""
+    parts = [f"{sign} {node[key]}" for key, sign in (
+        ("minimum", "≥"), ("exclusiveMinimum", ">"), ("maximum", "≤"), ("exclusiveMaximum", "<"))
+        if key in node]
+    return " " + ", ".join(parts) if parts else ""
+
+
+def _limits(node: dict, what: str) -> str:
+    """Length bounds of a list or a string, e.g. ', at least 2 entries'."""
+    low = node.get("minItems", node.get("minLength"))
+    high = node.get("maxItems", node.get("maxLength"))
+    def count(n: int) -> str:
+        return f"{n} {what if n != 1 else what.rstrip('s').replace('entrie', 'entry')}"
+
+    if low is not None and high is not None:
+        return f", {low} to {count(high)}" if low != high else f", exactly {count(low)}"
+    if low is not None:
+        return f", at least {count(low)}"
+    if high is not None:
+        return f", at most {count(high)}"
+    return ""
 
 
 def _prose(text: str) -> str:
