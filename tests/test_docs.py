@@ -159,3 +159,40 @@ def test_cli_examples_run(page, reader_dir):
         assert proc.returncode == 0, (
             f"{_rel(page)}:{line}: workbench {shlex.join(args)} exited {proc.returncode}:\n"
             f"{proc.stdout}{proc.stderr}")
+
+
+def test_yaml_reference_rows_match_the_models():
+    """The renderer on a small model: type, bounds, default, description, links."""
+    import importlib.util
+    from typing import Literal
+
+    from pydantic import BaseModel, ConfigDict, Field
+
+    spec = importlib.util.spec_from_file_location("docs_hooks", REPO / "docs" / "hooks.py")
+    hooks = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(hooks)
+
+    class Inner(BaseModel):
+        """Inner settings."""
+
+        model_config = ConfigDict(extra="forbid")
+        kind: Literal["a", "b"] = "a"
+
+    class Outer(BaseModel):
+        """Outer <model>."""
+
+        name: str
+        n: int = Field(default=3, ge=1, le=9, description="how many; see ``Inner``")
+        inner: Inner | None = None
+        tags: list[str] = Field(default_factory=list, max_length=2)
+
+    text = hooks.render_schema(Outer.model_json_schema())
+    rows = {line.split(" | ")[0].strip("| `"): line for line in text.splitlines()
+            if line.startswith("| `")}
+    assert rows["name"] == "| `name` | string | **required** |  |"
+    assert rows["n"] == "| `n` | integer ≥ 1, ≤ 9 | `3` | how many; see `Inner` |"
+    assert rows["inner"] == "| `inner` | [Inner](#spec-inner), or null | `null` |  |"
+    assert rows["tags"] == "| `tags` | list of string, at most 2 entries | optional |  |"
+    assert rows["kind"] == '| `kind` | one of `"a"`, `"b"` | `"a"` |  |'
+    assert "## Top level (`Outer`) { #spec-outer }" in text and "Outer &lt;model&gt;." in text
+    assert "## `Inner` { #spec-inner }" in text
