@@ -235,7 +235,7 @@ def write_page(path: Path, doc: str, stamp: Mapping[str, Any], body: str,
     what the benchmark measures, the stamp as a table, then ``body`` (markdown tables)."""
     title, _, rest = doc.strip().partition("\n")
     measures = rest.strip().split("\n\n", 1)[0].replace("\n", " ")
-    lines = [f"# {title.strip()}", "", measures, ""]
+    lines = [f"# {title.strip().rstrip('.')}", "", measures, ""]
     if quick:
         lines += [QUICK_NOTE, ""]
     lines += stamp_table(stamp) + ["", body.strip(), ""]
