@@ -36,6 +36,7 @@ import time
 import warnings
 from collections import Counter
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -64,7 +65,7 @@ def dataset(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
 
 # --- a. MAP fit at n = 1,000 ------------------------------------------------------
 
-def ours_fit(X, y, *, key=0, **kwargs):
+def ours_fit(X: np.ndarray, y: np.ndarray, *, key: int = 0, **kwargs: Any) -> Any:
     """``fit_gp`` on the unit cube, blocked until the model is ready."""
     import jax
 
@@ -74,14 +75,14 @@ def ours_fit(X, y, *, key=0, **kwargs):
     return jax.block_until_ready(model)
 
 
-def ours_rmse(model, Xt, yt) -> float:
+def ours_rmse(model: Any, Xt: np.ndarray, yt: np.ndarray) -> float:
     import jax
 
     mean = jax.jit(lambda m, x: m.posterior(x).mean)(model, Xt)
     return float(np.sqrt(np.mean((np.asarray(mean)[:, 0] - yt) ** 2)))
 
 
-def botorch_fit(X, y, *, exact: bool):
+def botorch_fit(X: np.ndarray, y: np.ndarray, *, exact: bool) -> tuple[Any, bool]:
     """SingleTaskGP + fit_gpytorch_mll; exact=True forces Cholesky above 800 points."""
     import gpytorch
     import torch
@@ -99,7 +100,7 @@ def botorch_fit(X, y, *, exact: bool):
     return model, exact
 
 
-def botorch_rmse(fitted, Xt, yt) -> float:
+def botorch_rmse(fitted: tuple[Any, bool], Xt: np.ndarray, yt: np.ndarray) -> float:
     import gpytorch
     import torch
 
@@ -116,7 +117,7 @@ def _summary(runs: list[tuple[float, float]], rmse: float, **extra) -> dict:
             "median_cpu_s": median(r[1] for r in runs), "test_rmse": rmse, **extra}
 
 
-def evaluation_profile(X, y) -> dict:
+def evaluation_profile(X: np.ndarray, y: np.ndarray) -> dict:
     """Likelihood values and gradients one cold fit takes, and what each costs."""
     import jax
     import jax.numpy as jnp
@@ -157,7 +158,7 @@ def evaluation_profile(X, y) -> dict:
     return out
 
 
-def section_a(args) -> dict:
+def section_a(args: argparse.Namespace) -> dict:
     import jax
 
     from surrogates import gp
@@ -221,7 +222,7 @@ def section_a(args) -> dict:
 
 # --- b. one likelihood evaluation at n = 4,096 -------------------------------------
 
-def section_b(args) -> dict:
+def section_b(args: argparse.Namespace) -> dict:
     import jax
     import jax.numpy as jnp
     from jax.scipy.linalg import solve_triangular
@@ -274,7 +275,7 @@ def growth_schedule(n_max: int) -> list[int]:
     return sorted(ns)
 
 
-def section_c(args) -> dict:
+def section_c(args: argparse.Namespace) -> dict:
     from surrogates import gp
 
     X, y = dataset(args.grow_to, seed=3)
@@ -314,7 +315,7 @@ def cache_probe(cache_dir: str) -> None:
                       "second_fit_wall_s": wall2, "second_fit_cpu_s": cpu2}))
 
 
-def section_d(args) -> dict:
+def section_d(args: argparse.Namespace) -> dict:
     out: dict = {"n": CACHE_PROBE_N}
     with tempfile.TemporaryDirectory(prefix="gp_fit_cache_") as cache:
         for label in ("cold", "warm"):

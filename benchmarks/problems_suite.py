@@ -28,6 +28,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 from benchmarks.problems_mo import BRANIN_CURRIN, DTLZ2, MultiObjectiveProblem
 
@@ -107,7 +108,7 @@ class SuiteProblem:
 # -- single-objective functions ---------------------------------------------------
 
 
-def branin(x1, x2):
+def branin(x1: ArrayLike, x2: ArrayLike) -> ArrayLike:
     """Branin-Hoo on [-5, 10] x [0, 15] (numpy, broadcasts); minimum 0.397887."""
     b, c = 5.1 / (4 * np.pi**2), 5 / np.pi
     return (x2 - b * x1**2 + c * x1 - 6.0) ** 2 + 10.0 * (1 - 1 / (8 * np.pi)) * np.cos(x1) + 10.0

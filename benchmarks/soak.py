@@ -201,7 +201,7 @@ def _windows(acks: list[dict], key: str, size: int) -> list[float]:
     return out
 
 
-def supervise(args) -> dict:
+def supervise(args: argparse.Namespace) -> dict:
     import workbench as wb
 
     rng = random.Random(args.seed)

@@ -89,7 +89,8 @@ def main(argv: list[str] | None = None) -> int:
         "trials": n, "store_bytes": m["store_bytes"],
         "tell_ms_early": window_ms(tell_s, EARLY_TRIAL),
         "tell_ms_late": window_ms(tell_s, n - WINDOW // 2),
-        "ask_ms_early": window_ms(ask_s, EARLY_TRIAL), "ask_ms_late": window_ms(ask_s, n - WINDOW // 2),
+        "ask_ms_early": window_ms(ask_s, EARLY_TRIAL),
+        "ask_ms_late": window_ms(ask_s, n - WINDOW // 2),
         "tell_ms_mean": float(np.mean(tell_s)) * 1e3, "ask_ms_mean": float(np.mean(ask_s)) * 1e3,
         "ask_ms_max": float(np.max(ask_s)) * 1e3,
     }

@@ -50,6 +50,7 @@ import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
@@ -172,7 +173,7 @@ def recommended_regret(trace: Trace, seed: int) -> float:
 # -- workbench ----------------------------------------------------------------------
 
 
-def workbench_space(problem: SuiteProblem):
+def workbench_space(problem: SuiteProblem) -> Any:
     """The problem's parameters and linear constraints as a wb.SearchSpace."""
     import workbench as wb
 
@@ -189,7 +190,7 @@ def workbench_space(problem: SuiteProblem):
 
 
 def workbench_campaign(problem: SuiteProblem, seed: int, n_initial: int,
-                       mo_acquisition: str | None = None):
+                       mo_acquisition: str | None = None) -> Any:
     """A campaign with the workbench's default settings for this kind of problem
     (``mo_acquisition``: an acquisition type for several objectives instead of the default)."""
     import workbench as wb
@@ -320,7 +321,8 @@ def _botorch_acquisition(problem: SuiteProblem, gp, X):
     from botorch.acquisition.objective import GenericMCObjective
 
     m = len(problem.objectives)
-    constraints = [(lambda Z, j=j: Z[..., j]) for j in range(m, m + len(problem.outcome_constraints))]
+    constraints = [(lambda Z, j=j: Z[..., j])
+                   for j in range(m, m + len(problem.outcome_constraints))]
     if problem.multi_objective:
         objective = IdentityMCMultiOutputObjective(outcomes=list(range(m))) if constraints else None
         return qLogNoisyExpectedHypervolumeImprovement(
@@ -331,7 +333,7 @@ def _botorch_acquisition(problem: SuiteProblem, gp, X):
                                         constraints=constraints or None)
 
 
-def botorch_propose(problem: SuiteProblem, acq, q: int = 1):
+def botorch_propose(problem: SuiteProblem, acq: Any, q: int = 1) -> Any:
     """optimize_acqf (10 restarts, 512 raw samples) with the linear constraints, or the
     alternating mixed optimiser over integer and categorical dimensions."""
     from botorch.optim import optimize_acqf
@@ -455,11 +457,12 @@ def _run_optuna(problem: SuiteProblem, seed: int, n_initial: int, budget: int,
     return _result(trace, seed, sw, t0)
 
 
-def run_optuna_gp(problem, seed, n_initial, budget) -> SeedResult:
+def run_optuna_gp(problem: SuiteProblem, seed: int, n_initial: int, budget: int) -> SeedResult:
     return _run_optuna(problem, seed, n_initial, budget, "gp")
 
 
-def run_optuna_tpe(problem, seed, n_initial, budget) -> SeedResult:
+def run_optuna_tpe(problem: SuiteProblem, seed: int, n_initial: int, budget: int
+                   ) -> SeedResult:
     return _run_optuna(problem, seed, n_initial, budget, "tpe")
 
 

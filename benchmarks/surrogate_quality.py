@@ -34,6 +34,7 @@ import functools
 import statistics
 import time
 import warnings
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
@@ -53,7 +54,12 @@ QUICK = {"seeds": 1, "shrink": 4, "models": "gp,gp_lab,botorch"}
 # --- problems ----------------------------------------------------------------------
 
 
-def analytic(fn, d: int, noise_std: float, n_train: int, n_test: int, seed: int):
+Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X, y, Xt, yt
+Prediction = tuple[np.ndarray, np.ndarray]  # predictive mean and variance at Xt
+
+
+def analytic(fn: Callable[[np.ndarray], np.ndarray], d: int, noise_std: float, n_train: int,
+             n_test: int, seed: int) -> Split:
     """Uniform inputs and noisy values; the test values are noisy too (what a lab sees)."""
     rng = np.random.default_rng(seed)
     X = rng.uniform(size=(n_train + n_test, d))
@@ -81,7 +87,7 @@ def encode_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     return X[ok], y[ok]
 
 
-def dataset_split(name: str, n_train: int, n_test: int, seed: int):
+def dataset_split(name: str, n_train: int, n_test: int, seed: int) -> Split:
     X, y = encode_dataset(name)
     idx = np.random.default_rng(seed).permutation(len(y))
     tr, te = idx[:n_train], idx[n_train:n_train + n_test]
@@ -108,7 +114,8 @@ def _bounds(X):
     return np.zeros(X.shape[1]), np.ones(X.shape[1])
 
 
-def predict_gp(X, y, Xt, seed, noise_prior="low"):
+def predict_gp(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, seed: int,
+               noise_prior: str = "low") -> Prediction:
     import jax
 
     import surrogates as sg
@@ -120,7 +127,7 @@ def predict_gp(X, y, Xt, seed, noise_prior="low"):
     return np.asarray(post.mean)[:, 0], np.asarray(post.variance)[:, 0] + noise[0]
 
 
-def predict_botorch(X, y, Xt, seed):
+def predict_botorch(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, seed: int) -> Prediction:
     import torch
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
@@ -143,7 +150,7 @@ def predict_botorch(X, y, Xt, seed):
             return post.mean.detach().numpy()[:, 0], post.variance.detach().numpy()[:, 0]
 
 
-def predict_ensemble(X, y, Xt, seed):
+def predict_ensemble(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, seed: int) -> Prediction:
     import jax
 
     import surrogates as sg
@@ -153,7 +160,7 @@ def predict_ensemble(X, y, Xt, seed):
     return np.asarray(post.mean, np.float64)[:, 0], np.asarray(post.variance, np.float64)[:, 0]
 
 
-def predict_deep_kernel(X, y, Xt, seed):
+def predict_deep_kernel(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, seed: int) -> Prediction:
     import jax
 
     import surrogates  # noqa: F401  (float64)
@@ -165,7 +172,7 @@ def predict_deep_kernel(X, y, Xt, seed):
     return np.asarray(post.mean)[:, 0], np.asarray(post.variance)[:, 0] + noise[0]
 
 
-def predict_saas(X, y, Xt, seed):
+def predict_saas(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, seed: int) -> Prediction:
     import jax
 
     import surrogates as sg
@@ -196,7 +203,8 @@ def scores(mean: np.ndarray, var: np.ndarray, y: np.ndarray) -> dict:
 
 # --- driver -------------------------------------------------------------------------
 
-def run(problem_names, model_names, seeds, shrink: int = 1, checkpoint=None) -> list[dict]:
+def run(problem_names: Iterable[str], model_names: Iterable[str], seeds: Iterable[int],
+        shrink: int = 1, checkpoint: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Every (problem, seed, model) in turn; ``checkpoint(rows)`` after each, so that
     a long run interrupted still leaves its results."""
     rows = []
