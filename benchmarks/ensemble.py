@@ -1,22 +1,17 @@
 """Training throughput of the deep ensemble and of the sparse variational GP.
 
-1. A deep ensemble trained as one vmapped model against the same ensemble
-   trained member by member (the same compiled step function applied to one
-   member at a time, same keys, steps and batch size). Timed after
-   compilation; the median of ``--repeats`` runs. Reported in training
-   samples per second: members x steps x batch / seconds.
-2. The SVGP's Adam steps per second on minibatches at n = 1e5 and 1e6 rows
-   (the per-step cost does not depend on n; the data stay in device memory),
-   and the one-pass closed-form q(u) that ends a fit.
+Training samples per second of a deep ensemble trained as one vmapped model against the same
+members trained one by one, and the SVGP's Adam steps per second on minibatches of large data
+sets, with the closed-form q(u) pass that ends a fit.
 
-    python benchmarks/ensemble.py
-    python benchmarks/ensemble.py --steps 200 --svgp-sizes 100000
+1. The ensemble either way: the same compiled step function, keys, steps and batch size,
+   applied to all members at once or to one member at a time; timed after compilation, the
+   median of ``--repeats`` runs; samples per second = members x steps x batch / seconds.
+2. The SVGP at each of ``--svgp-sizes`` rows (the per-step cost does not depend on n; the data
+   stay in device memory).
 
-A markdown table goes to stdout and the raw timings with machine, versions
-and load average to ``benchmarks/out/ensemble.json`` (git-ignored; ``--out``).
-OpenBLAS is limited to one thread unless OPENBLAS_NUM_THREADS is set: jaxlib
-runs CPU Cholesky and triangular solves there, and on a busy machine its
-threads contended with XLA's and made the SVGP's small solves 10-80x slower.
+OpenBLAS is held to one thread unless OPENBLAS_NUM_THREADS is set: jaxlib runs CPU Cholesky
+and triangular solves there, and its threads contend with XLA's for the cores.
 """
 
 from __future__ import annotations
@@ -26,68 +21,33 @@ import os
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")  # before numpy/scipy load OpenBLAS
 
 import argparse  # noqa: E402
-import importlib.metadata  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import subprocess  # noqa: E402
 import sys  # noqa: E402
 import time  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-if importlib.util.find_spec("surrogates") is None:  # run from a checkout without install
-    sys.path.insert(0, str(ROOT))
+from collections.abc import Callable  # noqa: E402
 
 import jax  # noqa: E402
 import jax.numpy as jnp  # noqa: E402
+import numpy as np  # noqa: E402
 
 import surrogates  # noqa: E402, F401  (float64)
+from benchmarks import _common  # noqa: E402
+from benchmarks._common import Stopwatch  # noqa: E402
 from surrogates import ensemble as E  # noqa: E402
 from surrogates import svgp as S  # noqa: E402
 
-VERSION_PACKAGES = ("jax", "jaxlib", "equinox", "optax", "numpy")
+QUICK = {"members": 3, "n": 1000, "steps": 50, "batch": "32", "repeats": 2,
+         "svgp_sizes": "10000", "svgp_steps": 20}
+LOSS_STEPS_COMPARED = 10  # first steps over which both ways must give the same losses
 
 
-def machine() -> dict[str, str]:
-    """CPU model and core count, as ``lscpu`` and ``nproc`` give them, and JAX's device."""
-    model = platform.processor() or "unknown"
-    try:
-        out = subprocess.run(["lscpu"], check=False, capture_output=True, text=True).stdout
-        for line in out.splitlines():
-            if line.startswith("Model name"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"cpu": model, "nproc": str(os.cpu_count()), "platform": platform.platform(),
-            "jax_device": str(jax.devices()[0]),
-            "OPENBLAS_NUM_THREADS": os.environ.get("OPENBLAS_NUM_THREADS", "")}
-
-
-def versions() -> dict[str, str | None]:
-    out: dict[str, str | None] = {"python": platform.python_version()}
-    for name in VERSION_PACKAGES:
-        try:
-            out[name] = importlib.metadata.version(name)
-        except importlib.metadata.PackageNotFoundError:
-            out[name] = None
-    return out
-
-
-def timed(fn, repeats: int) -> tuple[list[float], list[float]]:
-    """Wall-clock and process CPU seconds of ``fn()`` (blocking on its result),
-    ``repeats`` times each. CPU time sums all threads and moves less than wall
-    time when other work shares the machine."""
-    wall, cpu = [], []
+def timed(fn: Callable[[], object], repeats: int) -> tuple[list[float], list[float]]:
+    """Wall-clock and process CPU seconds of ``fn()``, blocking on its result, ``repeats``
+    times each."""
+    sw = Stopwatch()
     for _ in range(repeats):
-        t, c = time.perf_counter(), time.process_time()
-        jax.block_until_ready(fn())
-        wall.append(time.perf_counter() - t)
-        cpu.append(time.process_time() - c)
-    return wall, cpu
+        with sw:
+            jax.block_until_ready(fn())
+    return sw.wall, sw.cpu
 
 
 # -- ensemble -----------------------------------------------------------------------
@@ -123,10 +83,11 @@ def bench_ensemble(members: int, n: int, d: int, hidden: tuple[int, ...], steps:
     separate = jax.block_until_ready(one_by_one())
     compile_single = time.perf_counter() - t
     # The same members either way: vmap must not couple them. Compared on the
-    # first steps' losses: float32 rounding of batched against single matrix
+    # first steps' losses only: float32 rounding of batched against single matrix
     # products then grows through Adam, as any perturbation of SGD does.
     loss_separate = jnp.concatenate([loss for _, loss in separate], axis=1)
-    diff = float(jnp.max(jnp.abs(loss_together[:10] - loss_separate[:10])))
+    k = LOSS_STEPS_COMPARED
+    diff = float(jnp.max(jnp.abs(loss_together[:k] - loss_separate[:k])))
     t_v, c_v = timed(vmapped, repeats)
     t_s, c_s = timed(one_by_one, repeats)
     samples = members * steps * batch
@@ -139,7 +100,7 @@ def bench_ensemble(members: int, n: int, d: int, hidden: tuple[int, ...], steps:
         "member_by_member_samples_per_s": samples / float(np.median(t_s)),
         "speedup": float(np.median(t_s) / np.median(t_v)),
         "cpu_time_speedup": float(np.median(c_s) / np.median(c_v)),
-        "max_abs_loss_difference_first_10_steps": diff,
+        "max_abs_loss_difference_first_steps": diff,
     }
 
 
@@ -189,13 +150,8 @@ def bench_svgp(n: int, d: int, num_inducing: int, batch: int, steps: int, repeat
 
 
 def markdown(report: dict) -> str:
-    m, v = report["machine"], report["versions"]
+    """The ensemble table (both ways per batch size), its settings, then the SVGP table."""
     lines = [
-        f"Machine: {m['cpu']}, nproc {m['nproc']}, JAX device {m['jax_device']}; "
-        f"load average {report['loadavg_at_start'][0]:.2f} at start, "
-        f"{report['loadavg_at_end'][0]:.2f} at end.",
-        "Versions: " + ", ".join(f"{k} {val}" for k, val in v.items()) + ".",
-        "",
         "| ensemble training | samples/s | median wall s | median CPU s | speedup (wall) "
         "| speedup (CPU) |",
         "| --- | ---: | ---: | ---: | ---: | ---: |",
@@ -210,12 +166,13 @@ def markdown(report: dict) -> str:
                      f"{np.median(e['member_by_member_s']):.3f} | "
                      f"{np.median(e['member_by_member_cpu_s']):.3f} | 1.0x | 1.0x |")
     e = report["ensemble"][0]
-    diff = max(r["max_abs_loss_difference_first_10_steps"] for r in report["ensemble"])
+    diff = max(r["max_abs_loss_difference_first_steps"] for r in report["ensemble"])
     lines += [
         "",
         f"Ensemble: MLP {e['hidden']}, d = {e['d']}, n = {e['n']}, {e['steps']} steps, "
         f"median of {e['repeats']}; largest difference of the members' losses over the "
-        f"first 10 steps between the two ways: {diff:.1e}.",
+        f"first {LOSS_STEPS_COMPARED} steps between the two ways: {diff:.1e}. "
+        f"JAX device: {report['jax_device']}.",
         "",
         "| SVGP n | inducing | batch | steps/s | k-means++ (s, 1st call) "
         "| closed-form q(u) pass (s) |",
@@ -229,7 +186,8 @@ def markdown(report: dict) -> str:
 
 
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p = argparse.ArgumentParser(prog="python -m benchmarks run ensemble",
+                                description=__doc__.split("\n\n")[0])
     p.add_argument("--members", type=int, default=10)
     p.add_argument("--n", type=int, default=10_000, help="ensemble training rows")
     p.add_argument("--d", type=int, default=8)
@@ -241,12 +199,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--svgp-inducing", type=int, default=128)
     p.add_argument("--svgp-batch", type=int, default=1024)
     p.add_argument("--svgp-steps", type=int, default=200)
-    p.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "ensemble.json")
-    a = p.parse_args(argv)
-    report = {
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "machine": machine(), "versions": versions(), "loadavg_at_start": os.getloadavg(),
-    }
+    a = _common.parse_args(p, argv, QUICK)
+    run = _common.Run.start(__name__, __doc__, a, argv)
+    report: dict = {"jax_device": str(jax.devices()[0])}
     hidden = tuple(int(w) for w in a.hidden.split(","))
     print("ensemble ...", file=sys.stderr, flush=True)
     report["ensemble"] = [
@@ -259,11 +214,7 @@ def main(argv: list[str] | None = None) -> int:
         report["svgp"].append(bench_svgp(n, a.d, a.svgp_inducing, a.svgp_batch,
                                          a.svgp_steps, a.repeats))
     report["loadavg_at_end"] = os.getloadavg()
-    a.out.parent.mkdir(parents=True, exist_ok=True)
-    a.out.write_text(json.dumps(report, indent=2))
-    print(markdown(report))
+    run.write_raw(report)
+    page = run.write_page(markdown(report))
+    print(page.read_text())
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main())

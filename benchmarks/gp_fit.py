@@ -1,92 +1,55 @@
 """Exact-GP fitting speed: ``surrogates.fit_gp`` against BoTorch, a bare Cholesky, itself.
 
-Sections (all in float64, medians over repetitions, timings wall and CPU):
+Wall and CPU time (medians over repetitions, float64) of a MAP fit at n = 1,000 against
+BoTorch's ``fit_gpytorch_mll``; of one likelihood value and gradient at n = 4,096 against a bare
+Cholesky and triangular solve; the programs compiled while n grows; and the first fit of a
+fresh process with a cold and a warm persistent compilation cache.
 
-a. MAP fit at n = 1000, d = 6 (Hartmann-6 at scrambled Sobol inputs, N(0, 0.01^2)
+Sections (``--sections``):
+
+a. MAP fit at ``--n`` = 1000, d = 6 (Hartmann-6 at scrambled Sobol inputs, N(0, 0.01^2)
    output noise): ``fit_gp`` with one start against BoTorch ``SingleTaskGP`` +
    ``fit_gpytorch_mll`` (one start too), interleaved in this process; then the
-   ablations (4 restarts, a warm start from a fit on the first 900 points, fewer
+   ablations (4 restarts, a warm start from a fit on the first 90 % of the points, fewer
    iterations, BoTorch with GPyTorch's default iterative solver above 800 points)
    and a profile: how many likelihood values and gradients a fit takes times
    what each costs.
-b. One -log marginal likelihood value and gradient at n = 4096, d = 6, against a
+b. One -log marginal likelihood value and gradient at ``--big-n`` = 4096, d = 6, against a
    bare ``jnp.linalg.cholesky`` followed by a triangular solve, with one right-hand
    side and with n of them (what K^-1 needs).
-c. Programs compiled while n grows from 1 to 1000 (padded buckets: about log2).
+c. Programs compiled while n grows from 1 to ``--grow-to`` (padded buckets: about log2).
 d. First fit in a fresh process with a cold and with a warm persistent
    compilation cache (two subprocesses sharing a temporary cache folder).
 
-    python benchmarks/gp_fit.py                     # everything, 5 repetitions
-    python benchmarks/gp_fit.py --sections b,d --reps 3
-    python benchmarks/gp_fit.py --threads 1         # one BLAS/XLA/torch thread each
-
-A markdown table goes to stdout, progress to stderr and raw results to
-``benchmarks/out/gp_fit.json`` (git-ignored; ``--out`` to change).
+``--threads 1`` holds BLAS, XLA and torch to one thread each.
 """
 
 from __future__ import annotations
 
 import argparse
-import os
+import importlib.util
+import json
+import subprocess
 import sys
+import tempfile
+import time
+import warnings
+from collections import Counter
+from pathlib import Path
+from typing import Any
 
+import numpy as np
 
-def _parse(argv: list[str] | None) -> argparse.Namespace:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--sections", default="a,b,c,d")
-    p.add_argument("--reps", type=int, default=5, help="repetitions of the main timings")
-    p.add_argument("--ablation-reps", type=int, default=3)
-    p.add_argument("--n", type=int, default=1000)
-    p.add_argument("--big-n", type=int, default=4096)
-    p.add_argument("--grow-to", type=int, default=1000)
-    p.add_argument("--threads", type=int, default=None,
-                   help="threads for OpenBLAS/MKL/OpenMP, XLA's CPU client and torch"
-                        " (default: each library's own default)")
-    p.add_argument("--out", default=None)
-    p.add_argument("--cache-probe", default=None, help=argparse.SUPPRESS)  # subprocess mode
-    return p.parse_args(argv)
-
-
-ARGS = _parse(sys.argv[1:]) if __name__ == "__main__" else None
-if ARGS is not None and ARGS.threads:
-    # Before numpy, jax or torch load their thread pools.
-    for var in ("OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS"):
-        os.environ[var] = str(ARGS.threads)
-    os.environ["XLA_FLAGS"] = (os.environ.get("XLA_FLAGS", "") + " --xla_cpu_multi_thread_eigen="
-                               + ("true" if ARGS.threads > 1 else "false")).strip()
-
-import importlib.metadata  # noqa: E402
-import importlib.util  # noqa: E402
-import json  # noqa: E402
-import platform  # noqa: E402
-import statistics  # noqa: E402
-import subprocess  # noqa: E402
-import tempfile  # noqa: E402
-import time  # noqa: E402
-import warnings  # noqa: E402
-from collections import Counter  # noqa: E402
-from datetime import UTC, datetime  # noqa: E402
-from pathlib import Path  # noqa: E402
-
-import numpy as np  # noqa: E402
-
-ROOT = Path(__file__).resolve().parents[1]
-if importlib.util.find_spec("surrogates") is None:  # run from a checkout without install
-    sys.path.insert(0, str(ROOT))
+from benchmarks import _common
+from benchmarks._common import log, median, timed
+from benchmarks.problems_suite import hartmann6_rows as hartmann6
 
 D = 6
 NOISE_STD = 0.01
-_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
-               [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
-_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-                      [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
-_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
-VERSION_PACKAGES = ("jax", "jaxlib", "equinox", "numpy", "scipy", "torch", "gpytorch", "botorch")
-
-
-def hartmann6(X: np.ndarray) -> np.ndarray:
-    """Hartmann-6 at rows of X in [0, 1]^6: (n, 6) -> (n,)."""
-    return -np.sum(_ALPHA * np.exp(-np.sum(_A * (X[:, None, :] - _P) ** 2, axis=-1)), axis=-1)
+N_TEST = 1000
+WARM_FRACTION = 0.9  # the warm-start ablation starts from a fit on this share of the rows
+CACHE_PROBE_N = 40
+QUICK = {"n": 200, "big_n": 512, "grow_to": 100, "reps": 2, "ablation_reps": 1}
 
 
 def dataset(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -100,24 +63,9 @@ def dataset(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
     return X, y
 
 
-def log(msg: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
+# --- a. MAP fit at n = 1,000 ------------------------------------------------------
 
-
-def timed(fn, *args, **kwargs) -> tuple[object, float, float]:
-    """(result, wall seconds, process CPU seconds) of one call."""
-    w, c = time.perf_counter(), time.process_time()
-    out = fn(*args, **kwargs)
-    return out, time.perf_counter() - w, time.process_time() - c
-
-
-def median(xs) -> float:
-    return float(statistics.median(xs))
-
-
-# --- a. MAP fit at n = 1000 -------------------------------------------------------
-
-def ours_fit(X, y, *, key=0, **kwargs):
+def ours_fit(X: np.ndarray, y: np.ndarray, *, key: int = 0, **kwargs: Any) -> Any:
     """``fit_gp`` on the unit cube, blocked until the model is ready."""
     import jax
 
@@ -127,14 +75,14 @@ def ours_fit(X, y, *, key=0, **kwargs):
     return jax.block_until_ready(model)
 
 
-def ours_rmse(model, Xt, yt) -> float:
+def ours_rmse(model: Any, Xt: np.ndarray, yt: np.ndarray) -> float:
     import jax
 
     mean = jax.jit(lambda m, x: m.posterior(x).mean)(model, Xt)
     return float(np.sqrt(np.mean((np.asarray(mean)[:, 0] - yt) ** 2)))
 
 
-def botorch_fit(X, y, *, exact: bool):
+def botorch_fit(X: np.ndarray, y: np.ndarray, *, exact: bool) -> tuple[Any, bool]:
     """SingleTaskGP + fit_gpytorch_mll; exact=True forces Cholesky above 800 points."""
     import gpytorch
     import torch
@@ -152,7 +100,7 @@ def botorch_fit(X, y, *, exact: bool):
     return model, exact
 
 
-def botorch_rmse(fitted, Xt, yt) -> float:
+def botorch_rmse(fitted: tuple[Any, bool], Xt: np.ndarray, yt: np.ndarray) -> float:
     import gpytorch
     import torch
 
@@ -169,7 +117,7 @@ def _summary(runs: list[tuple[float, float]], rmse: float, **extra) -> dict:
             "median_cpu_s": median(r[1] for r in runs), "test_rmse": rmse, **extra}
 
 
-def evaluation_profile(X, y) -> dict:
+def evaluation_profile(X: np.ndarray, y: np.ndarray) -> dict:
     """Likelihood values and gradients one cold fit takes, and what each costs."""
     import jax
     import jax.numpy as jnp
@@ -210,13 +158,13 @@ def evaluation_profile(X, y) -> dict:
     return out
 
 
-def section_a(args) -> dict:
+def section_a(args: argparse.Namespace) -> dict:
     import jax
 
     from surrogates import gp
 
     X, y = dataset(args.n, seed=0)
-    Xt, yt = dataset(1000, seed=1)
+    Xt, _ = dataset(N_TEST, seed=1)
     yt = hartmann6(Xt)
     log(f"a: compiling fit_gp at n={args.n}")
     _, wall, cpu = timed(ours_fit, X, y, restarts=1)
@@ -238,10 +186,11 @@ def section_a(args) -> dict:
         out["botorch_cholesky"] = _summary(bt, botorch_rmse(fitted, Xt, yt))
 
     log("a: ablations")
-    warm = ours_fit(X[:900], y[:900], restarts=1).hyperparameters
+    n_warm = int(WARM_FRACTION * args.n)
+    warm = ours_fit(X[:n_warm], y[:n_warm], restarts=1).hyperparameters
     variants = {
         "ours_restarts_4": dict(restarts=4),
-        "ours_warm_start_from_n900": dict(restarts=1, warm_start=warm),
+        f"ours_warm_start_from_n{n_warm}": dict(restarts=1, warm_start=warm),
         "ours_max_iter_25": dict(restarts=1, max_iter=25),
     }
     for name, kwargs in variants.items():
@@ -271,9 +220,9 @@ def section_a(args) -> dict:
     return out
 
 
-# --- b. one likelihood evaluation at n = 4096 --------------------------------------
+# --- b. one likelihood evaluation at n = 4,096 -------------------------------------
 
-def section_b(args) -> dict:
+def section_b(args: argparse.Namespace) -> dict:
     import jax
     import jax.numpy as jnp
     from jax.scipy.linalg import solve_triangular
@@ -326,7 +275,7 @@ def growth_schedule(n_max: int) -> list[int]:
     return sorted(ns)
 
 
-def section_c(args) -> dict:
+def section_c(args: argparse.Namespace) -> dict:
     from surrogates import gp
 
     X, y = dataset(args.grow_to, seed=3)
@@ -359,22 +308,22 @@ def cache_probe(cache_dir: str) -> None:
     jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
     import surrogates  # noqa: F401
 
-    X, y = dataset(40, seed=4)
+    X, y = dataset(CACHE_PROBE_N, seed=4)
     _, wall, cpu = timed(ours_fit, X, y)
     _, wall2, cpu2 = timed(ours_fit, X, y, key=1)
     print(json.dumps({"first_fit_wall_s": wall, "first_fit_cpu_s": cpu,
                       "second_fit_wall_s": wall2, "second_fit_cpu_s": cpu2}))
 
 
-def section_d(args) -> dict:
-    out: dict = {"n": 40}
+def section_d(args: argparse.Namespace) -> dict:
+    out: dict = {"n": CACHE_PROBE_N}
     with tempfile.TemporaryDirectory(prefix="gp_fit_cache_") as cache:
         for label in ("cold", "warm"):
-            cmd = [sys.executable, __file__, "--cache-probe", cache]
-            if args.threads:
-                cmd += ["--threads", str(args.threads)]
+            # A fresh process (thread settings inherited through the environment).
+            cmd = [sys.executable, "-m", "benchmarks", "run", "gp_fit", "--cache-probe", cache]
             w = time.perf_counter()
-            proc = subprocess.run(cmd, capture_output=True, text=True, check=True)
+            proc = subprocess.run(cmd, capture_output=True, text=True, check=True,
+                                  cwd=_common.ROOT)
             out[label] = json.loads(proc.stdout.strip().splitlines()[-1])
             out[label]["process_wall_s"] = time.perf_counter() - w
             log(f"d: {label} cache: first fit {out[label]['first_fit_wall_s']:.2f} s")
@@ -385,47 +334,20 @@ def section_d(args) -> dict:
 
 # --- report -------------------------------------------------------------------------
 
-def machine() -> dict:
-    """CPU model, core count and load, as ``lscpu``, ``nproc`` and the kernel give them."""
-    model = platform.processor() or platform.machine()
-    try:
-        for line in subprocess.run(["lscpu"], capture_output=True, text=True).stdout.splitlines():
-            if line.startswith("Model name:"):
-                model = line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return {"cpu": model, "nproc": os.cpu_count(), "python": platform.python_version(),
-            "threads_setting": ARGS.threads if ARGS else None}
-
-
-def versions() -> dict:
-    out = {}
-    for pkg in VERSION_PACKAGES:
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = "not installed"
-    return out
-
-
 def _fmt(x: float) -> str:
     return f"{x:.3g}" if x < 10 else f"{x:.1f}"
 
 
 def markdown(report: dict) -> str:
-    m, v = report["machine"], report["versions"]
-    lines = [
-        f"Machine: {m['cpu']}, {m['nproc']} CPUs; load average {report['loadavg_start'][0]:.1f}"
-        f" at start, {report['loadavg_end'][0]:.1f} at end; threads: "
-        f"{m['threads_setting'] or 'library defaults'}.",
-        "Versions: " + ", ".join(f"{k} {x}" for k, x in v.items()) + ".", "",
-        "| benchmark | median wall (s) | median CPU (s) | note |", "| --- | --- | --- | --- |",
-    ]
+    """One table: a row per timing, medians of wall and CPU seconds, ratios in the notes."""
+    lines = ["| benchmark | median wall (s) | median CPU (s) | note |", "| --- | --- | --- | --- |"]
     a = report.get("a")
     if a:
         ours = a["ours_restarts_1"]
-        for name in ("ours_restarts_1", "botorch_cholesky", "ours_restarts_4",
-                     "ours_warm_start_from_n900", "ours_max_iter_25", "botorch_default_solver"):
+        names = ["ours_restarts_1", "botorch_cholesky", "ours_restarts_4",
+                 *[k for k in a if k.startswith("ours_warm_start")], "ours_max_iter_25",
+                 "botorch_default_solver"]
+        for name in names:
             if name not in a:
                 continue
             r = a[name]
@@ -435,7 +357,7 @@ def markdown(report: dict) -> str:
             if name.startswith("botorch"):
                 note += (f"; ours is {r['median_wall_s'] / ours['median_wall_s']:.1f}x faster"
                          f" (wall), {r['median_cpu_s'] / ours['median_cpu_s']:.1f}x (CPU)")
-            lines.append(f"| a. fit n={a['n']}, d=6: {name} | {_fmt(r['median_wall_s'])} | "
+            lines.append(f"| a. fit n={a['n']}, d={D}: {name} | {_fmt(r['median_wall_s'])} | "
                          f"{_fmt(r['median_cpu_s'])} | {note} |")
         f = a["first_fit_with_compile"]
         lines.append(f"| a. first fit incl. compile (restarts 1) | {_fmt(f['wall_s'])} | "
@@ -464,33 +386,40 @@ def markdown(report: dict) -> str:
     if d:
         for label in ("cold", "warm"):
             r = d[label]
-            lines.append(f"| d. first fit (n=40), {label} persistent cache | "
+            lines.append(f"| d. first fit (n={d['n']}), {label} persistent cache | "
                          f"{_fmt(r['first_fit_wall_s'])} | {_fmt(r['first_fit_cpu_s'])} | "
                          f"second fit {_fmt(r['second_fit_wall_s'])} s |")
         lines.append(f"| d. cold / warm | {d['speedup_wall']:.1f}x | | |")
+    if not importlib.util.find_spec("botorch"):
+        lines += ["", f"BoTorch not installed: no anchor rows ({_common.BENCH_EXTRA_HINT})."]
     return "\n".join(lines)
 
 
-def main(args: argparse.Namespace) -> int:
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m benchmarks run gp_fit",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--sections", default="a,b,c,d", help="comma list out of a,b,c,d")
+    p.add_argument("--reps", type=int, default=5, help="repetitions of the main timings")
+    p.add_argument("--ablation-reps", type=int, default=3)
+    p.add_argument("--n", type=int, default=1000, help="rows of the fit in section a")
+    p.add_argument("--big-n", type=int, default=4096, help="rows of the likelihood in b")
+    p.add_argument("--grow-to", type=int, default=1000, help="largest n in section c")
+    p.add_argument("--cache-probe", default=None, help=argparse.SUPPRESS)  # subprocess mode
+    args = _common.parse_args(p, argv, QUICK)
     if args.cache_probe:
         cache_probe(args.cache_probe)
         return 0
-    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
-    report: dict = {"date": datetime.now(UTC).isoformat(), "machine": machine(),
-                    "versions": versions(), "loadavg_start": os.getloadavg(),
-                    "args": {k: v for k, v in vars(args).items() if k != "cache_probe"}}
     runners = {"a": section_a, "b": section_b, "c": section_c, "d": section_d}
+    sections = [s.strip() for s in args.sections.split(",") if s.strip()]
+    if unknown := [s for s in sections if s not in runners]:
+        p.error(f"--sections: unknown {unknown}; expected some of a,b,c,d")
+    run = _common.Run.start(__name__, __doc__, args, argv)
+    report: dict = {}
     for s in sections:
-        log(f"section {s} (load average {os.getloadavg()[0]:.1f})")
+        log(f"section {s}")
         report[s] = runners[s](args)
-    report["loadavg_end"] = os.getloadavg()
-    out = Path(args.out) if args.out else ROOT / "benchmarks" / "out" / "gp_fit.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps(report, indent=1))
-    print(markdown(report))
-    log(f"raw results: {out}")
+        run.write_raw(report)
+    page = run.write_page(markdown(report))
+    print(page.read_text())
+    log(f"page: {page}; raw results: {run.raw_path}")
     return 0
-
-
-if __name__ == "__main__":
-    raise SystemExit(main(ARGS))

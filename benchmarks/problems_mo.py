@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 
 import numpy as np
+from numpy.typing import ArrayLike
 
 
 def _xp(X):
@@ -25,7 +26,7 @@ def _xp(X):
     return np
 
 
-def branin_currin(X):
+def branin_currin(X: ArrayLike) -> ArrayLike:
     """Rescaled Branin and Currin's exponential function, both minimised.
 
     Branin on u = 15 x0 - 5, v = 15 x1: (v - 5.1 u^2 / (4 pi^2) + 5 u / pi - 6)^2
@@ -45,7 +46,7 @@ def branin_currin(X):
     return xp.stack([branin, currin], axis=-1)
 
 
-def dtlz2(X, num_objectives: int = 3):
+def dtlz2(X: ArrayLike, num_objectives: int = 3) -> ArrayLike:
     """DTLZ2 (Deb et al., 2002), minimised; the Pareto front is the unit sphere's
     positive orthant, reached where the last d - m + 1 inputs are 0.5.
 

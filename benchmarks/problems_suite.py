@@ -24,17 +24,13 @@ This module needs only numpy: the suite maps parameters to each library's own sp
 from __future__ import annotations
 
 import math
-import sys
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from pathlib import Path
 
 import numpy as np
+from numpy.typing import ArrayLike
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from problems_mo import BRANIN_CURRIN, DTLZ2, MultiObjectiveProblem  # noqa: E402
-
-sys.path.pop(0)
+from benchmarks.problems_mo import BRANIN_CURRIN, DTLZ2, MultiObjectiveProblem
 
 
 @dataclass(frozen=True)
@@ -112,7 +108,7 @@ class SuiteProblem:
 # -- single-objective functions ---------------------------------------------------
 
 
-def branin(x1, x2):
+def branin(x1: ArrayLike, x2: ArrayLike) -> ArrayLike:
     """Branin-Hoo on [-5, 10] x [0, 15] (numpy, broadcasts); minimum 0.397887."""
     b, c = 5.1 / (4 * np.pi**2), 5 / np.pi
     return (x2 - b * x1**2 + c * x1 - 6.0) ** 2 + 10.0 * (1 - 1 / (8 * np.pi)) * np.cos(x1) + 10.0
@@ -123,6 +119,26 @@ def hartmann6(x: np.ndarray) -> float:
     from workbench.problems import hartmann6 as h6
 
     return h6(*(float(v) for v in x))
+
+
+H6_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
+                 [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
+H6_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886],
+                        [2329, 4135, 8307, 3736, 1004, 9991],
+                        [2348, 1451, 3522, 2883, 3047, 6650],
+                        [4047, 8828, 8732, 5743, 1091, 381]])
+H6_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+
+
+def hartmann6_rows(X: np.ndarray) -> np.ndarray:
+    """Hartmann-6 at each row of X: (n, 6) in [0, 1]^6 -> (n,), for whole data sets."""
+    return -np.sum(H6_ALPHA * np.exp(-np.sum(H6_A * (X[:, None, :] - H6_P) ** 2, axis=-1)),
+                   axis=-1)
+
+
+def branin_rows(X: np.ndarray) -> np.ndarray:
+    """Branin at each row of X: (n, 2) in [0, 1]^2, mapped to [-5, 10] x [0, 15] -> (n,)."""
+    return branin(15.0 * X[:, 0] - 5.0, 15.0 * X[:, 1])
 
 
 def ackley(x: np.ndarray) -> float:
@@ -291,5 +307,6 @@ def get(name: str) -> SuiteProblem:
         raise KeyError(f"unknown problem {name!r}; expected one of {sorted(PROBLEMS)}") from None
 
 
-__all__ = ["PROBLEMS", "LinearConstraint", "Param", "SuiteProblem", "ackley", "branin", "get",
-           "mixed_branin", "mixture", "pressure_vessel", "welded_beam"]
+__all__ = ["PROBLEMS", "LinearConstraint", "Param", "SuiteProblem", "ackley", "branin",
+           "branin_rows", "get", "hartmann6_rows", "mixed_branin", "mixture", "pressure_vessel",
+           "welded_beam"]

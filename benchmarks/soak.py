@@ -1,19 +1,17 @@
-"""Soak test: 1,000 ask/tell cycles with random oracle failures and 20 SIGKILLs of the worker.
+"""Soak: 1,000 ask/tell cycles with random oracle failures and 20 SIGKILLs of the worker.
 
-A worker process asks for one experiment at a time (GP proposals after a
-6-point design, with a small model budget), evaluates a cheap oracle that
-fails about 10% of the time (half reported with ``tell_failed``, half as a
-NaN under ``bad_observations: fail``), tells the result and only then
-appends an acknowledgement line (fsynced). This supervisor SIGKILLs the worker
-at random instants, 20 times over the run, and starts a new one, which first
-re-runs the trials its predecessor left pending, as a lab would. At the end it
-reopens the store and compares it with the acknowledgements: lost,
-duplicated and mismatched observations must all be 0. It reports the time per
-tell and per proposal over the run (medians per window of 100 cycles), the
-restart times and the store's size on disk.
+Lost, duplicated and mismatched observations (all must be 0) after a campaign's worker
+process is killed at random instants and restarted, with the time per tell and per proposal
+over the run, the restart times and the store's size on disk.
 
-    python -m benchmarks.soak [--cycles 1000] [--kills 20] [--out benchmarks/out/soak.json]
-    python benchmarks/soak.py --cycles 60 --kills 3        # smoke run
+A worker process asks for one experiment at a time (GP proposals after a 6-point design,
+with a small model budget), evaluates a cheap oracle that fails for a share of the trials
+(half reported with ``tell_failed``, half as a NaN under ``bad_observations: fail``), tells
+the result and only then appends an acknowledgement line (fsynced). This supervisor SIGKILLs
+the worker at random instants, ``--kills`` times over the run, and starts a new one, which
+first re-runs the trials its predecessor left pending, as a lab would. At the end a fresh
+process reopens the store and compares it with the acknowledgements. Times are medians per
+window of cycles.
 """
 
 from __future__ import annotations
@@ -22,7 +20,6 @@ import argparse
 import json
 import math
 import os
-import platform
 import random
 import signal
 import subprocess
@@ -31,10 +28,13 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks import _common
 
 FAILURE_RATE = 0.1
+TRIAL_SEED_STRIDE = 1_000_003  # a prime: each (seed, trial) pair gets its own oracle draw
+MIN_KILL_CYCLE = 5  # no kill in the first or last cycles
+MAX_WINDOW = 100
+QUICK = {"cycles": 40, "kills": 2}
 
 
 def spec(store: Path, seed: int) -> dict:
@@ -57,7 +57,7 @@ def outcome(trial_id: int, params: dict, seed: int) -> tuple[str, float | None]:
     that the check can recompute it: ("ok", y), ("fail", None) or ("nan", None)."""
     from workbench.problems import branin
 
-    u = random.Random(seed * 1_000_003 + trial_id).random()
+    u = random.Random(seed * TRIAL_SEED_STRIDE + trial_id).random()
     if u < FAILURE_RATE / 2:
         return "fail", None
     if u < FAILURE_RATE:
@@ -124,13 +124,24 @@ def _count_lines(path: Path) -> int:
         return 0
 
 
-def _start(store: Path, acks: Path, cycles: int, seed: int) -> subprocess.Popen:
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
+def _this_benchmark(*options: str) -> list[str]:
+    """The command that runs this benchmark in a fresh process with ``options``."""
+    return [sys.executable, "-m", "benchmarks", "run", "soak", *options]
+
+
+def _environment() -> dict[str, str]:
+    """This process's environment without a tracking server: the soak tracks nothing."""
+    env = dict(os.environ)
     env.pop("MLFLOW_TRACKING_URI", None)
+    return env
+
+
+def _start(store: Path, acks: Path, cycles: int, seed: int) -> subprocess.Popen:
     return subprocess.Popen(
-        [sys.executable, str(Path(__file__).resolve()), "--worker", str(store), str(acks),
-         "--cycles", str(cycles), "--seed", str(seed)],
-        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=env)
+        _this_benchmark("--worker", str(store), str(acks), "--cycles", str(cycles),
+                        "--seed", str(seed)),
+        stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
+        cwd=_common.ROOT)
 
 
 def check(store: Path, acks: list[dict], seed: int) -> dict:
@@ -171,11 +182,9 @@ def check(store: Path, acks: list[dict], seed: int) -> dict:
 def _check_fresh(store: Path, acks: Path, seed: int) -> dict:
     """``check`` in a fresh process: the reader shares nothing with the writers, and
     runs the code they ran (the tree may change during a long soak)."""
-    env = {**os.environ, "PYTHONPATH": str(ROOT)}
-    env.pop("MLFLOW_TRACKING_URI", None)
     proc = subprocess.run(
-        [sys.executable, str(Path(__file__).resolve()), "--check", str(store), str(acks),
-         "--seed", str(seed)], capture_output=True, text=True, env=env)
+        _this_benchmark("--check", str(store), str(acks), "--seed", str(seed)),
+        capture_output=True, text=True, env=_environment(), cwd=_common.ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"check failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -192,19 +201,7 @@ def _windows(acks: list[dict], key: str, size: int) -> list[float]:
     return out
 
 
-def _versions() -> dict:
-    from importlib.metadata import PackageNotFoundError, version
-
-    out = {"python": platform.python_version()}
-    for name in ("jax", "jaxlib", "numpy", "zarr", "xarray", "filelock"):
-        try:
-            out[name] = version(name)
-        except PackageNotFoundError:
-            pass
-    return out
-
-
-def supervise(args) -> dict:
+def supervise(args: argparse.Namespace) -> dict:
     import workbench as wb
 
     rng = random.Random(args.seed)
@@ -213,7 +210,7 @@ def supervise(args) -> dict:
     wb.Campaign.from_dict(spec(store, args.seed))
     # Kill points: after a random number of acknowledged cycles, then a random
     # delay of up to 1.5 cycles, so the kill falls anywhere in ask, fit, tell or ack.
-    targets = sorted(rng.sample(range(5, args.cycles - 5), args.kills))
+    targets = sorted(rng.sample(range(MIN_KILL_CYCLE, args.cycles - MIN_KILL_CYCLE), args.kills))
     kills, restarts_s, started = 0, [], time.perf_counter()
     while True:
         t_spawn = time.perf_counter()
@@ -248,7 +245,7 @@ def supervise(args) -> dict:
     result = _check_fresh(store, ack_path, args.seed)
     size = sum(f.stat().st_size for f in store.rglob("*") if f.is_file())
     journal = store / "_workbench" / "journal.jsonl"
-    window = max(1, min(100, args.cycles // 10))
+    window = max(1, min(MAX_WINDOW, args.cycles // 10))
     result.update({
         "cycles": args.cycles, "kills": kills, "acknowledged": len(acks), "wall_s": wall,
         "window": window,
@@ -257,54 +254,57 @@ def supervise(args) -> dict:
         "restart_s_median": sorted(restarts_s)[len(restarts_s) // 2],
         "restart_s_first": restarts_s[0],
         "store_bytes": size, "journal_bytes": journal.stat().st_size if journal.exists() else 0,
-        "machine": {"cpu": platform.processor() or platform.machine(), "nproc": os.cpu_count(),
-                    "platform": platform.platform(), "loadavg_end": os.getloadavg()},
-        "versions": _versions(), "workdir": str(work),
+        "loadavg_at_end": os.getloadavg(), "workdir": str(work),
     })
     return result
 
 
-def _print(r: dict) -> None:
-    print(f"soak: {r['cycles']} cycles, {r['kills']} SIGKILLs, {r['wall_s']:.0f} s wall;"
-          f" {r['completed']} completed, {r['failed']} failed, {r['pending_at_end']} pending")
-    print(f"lost {r['lost']}, duplicated {r['duplicated']}, mismatched {r['mismatched']},"
-          f" gapless ids {r['gapless_ids']}; told but unacknowledged (killed before the ack):"
-          f" {r['unacknowledged_told']}")
-    print(f"store {r['store_bytes'] / 1e6:.2f} MB on disk after compaction; worker restart"
-          f" (imports, reopen, first cycle): median {r['restart_s_median']:.1f} s")
+def markdown(r: dict) -> str:
+    """The integrity counts, the restarts and the store, then the times per window."""
+    ok = r["lost"] == r["duplicated"] == r["mismatched"] == 0 and r["gapless_ids"]
+    lines = [
+        f"{r['cycles']} cycles, {r['kills']} SIGKILLs, {r['wall_s']:.0f} s wall; "
+        f"{r['completed']} completed, {r['failed']} failed, {r['pending_at_end']} pending.", "",
+        "| lost | duplicated | mismatched | gapless ids | told, not acknowledged (killed "
+        "before the ack) | store after compaction (MB) | worker restart, median (s) |",
+        "| ---: | ---: | ---: | --- | ---: | ---: | ---: |",
+        f"| {r['lost']} | {r['duplicated']} | {r['mismatched']} | {r['gapless_ids']} "
+        f"| {r['unacknowledged_told']} | {r['store_bytes'] / 1e6:.2f} "
+        f"| {r['restart_s_median']:.1f} |", "",
+        f"Integrity: {'every acknowledged observation present exactly once' if ok else 'FAILED'}."
+        " A restart is the imports, the reopening and the first cycle.", "",
+        "| cycles | proposal median (ms) | tell median (ms) |", "|---|---:|---:|"]
     w = r["window"]
-    print(f"\n| cycles | proposal median (ms) | tell median (ms) |\n|---|---:|---:|")
     for i, (a, t) in enumerate(zip(r["ask_ms_per_window"], r["tell_ms_per_window"])):
-        print(f"| {i * w + 1}-{min((i + 1) * w, r['acknowledged'])} | {a:.0f} | {t:.1f} |")
+        lines.append(f"| {i * w + 1}-{min((i + 1) * w, r['acknowledged'])} | {a:.0f} | "
+                     f"{t:.1f} |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks run soak",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the store and acknowledgement log go (default: a temp dir)")
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "soak.json")
     parser.add_argument("--worker", nargs=2, metavar=("STORE", "ACKS"), help=argparse.SUPPRESS)
     parser.add_argument("--check", nargs=2, metavar=("STORE", "ACKS"), help=argparse.SUPPRESS)
-    args = parser.parse_args(argv)
+    args = _common.parse_args(parser, argv, QUICK)
     if args.worker:
         return worker(Path(args.worker[0]), Path(args.worker[1]), args.cycles, args.seed)
     if args.check:
         store, acks = Path(args.check[0]), Path(args.check[1])
         print(json.dumps(check(store, _acks(acks), args.seed)))
         return 0
-    if args.kills > max(0, args.cycles - 10):
-        parser.error(f"--kills {args.kills}: expected at most cycles - 10")
+    if args.kills > max(0, args.cycles - 2 * MIN_KILL_CYCLE):
+        parser.error(f"--kills {args.kills}: expected at most cycles - {2 * MIN_KILL_CYCLE}")
+    run = _common.Run.start(__name__, __doc__, args, argv)
     result = supervise(args)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps(result, indent=1))
-    _print(result)
+    run.write_raw(result)
+    page = run.write_page(markdown(result))
+    print(page.read_text())
     ok = result["lost"] == result["duplicated"] == result["mismatched"] == 0 \
         and result["gapless_ids"]
     return 0 if ok else 1
-
-
-if __name__ == "__main__":
-    sys.exit(main())

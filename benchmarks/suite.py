@@ -1,17 +1,20 @@
-"""Benchmark suite: sample efficiency and speed of the workbench against BoTorch, Optuna and random.
+"""Suite: sample efficiency and speed of the workbench against BoTorch, Optuna and random search.
 
-Problems (``problems_suite.py``): Branin, Hartmann-6, noisy Hartmann-6, Ackley-10, a mixed
-categorical + integer + continuous Branin, the welded beam and pressure vessel (linear
-constraints in the space, nonlinear ones as outcome constraints), a simplex mixture, and
-BraninCurrin and DTLZ2 (2 and 3 objectives). Methods, all with the same initial-design size
-and budget, in one process (seeds outer, then problems, then methods):
+Simple regret (or hypervolume gap to the true front) after the same budget, median and
+interquartile range over seeds, and time per proposal with its ratio to BoTorch's in the same
+run, on ten problems: Branin, Hartmann-6, noisy Hartmann-6, Ackley-10, a mixed categorical +
+integer + continuous Branin, the welded beam and the pressure vessel (constrained), a simplex
+mixture, BraninCurrin and DTLZ2 (2 and 3 objectives); then a q = 8 batch timing on Hartmann-6.
+
+Problems are defined in ``problems_suite.py`` (linear constraints in the space, nonlinear ones
+as outcome constraints). Methods, all with the same initial-design size and budget, in one
+process (seeds outer, then problems, then methods):
 
 - ``workbench``: ``wb.Campaign`` with its defaults per problem type (log EI; qLogNEI when the
   observations are noisy; the analytic log EHVI with two or three objectives; outcome
   constraints folded in as probability of feasibility);
 - ``workbench_nehvi``: the same, with qLogNEHVI (Monte-Carlo, batch and noise aware) for several
-  objectives (multi-objective problems only; earlier reports ran it as ``workbench`` and the
-  default as ``workbench_ehvi``);
+  objectives (multi-objective problems only);
 - ``botorch``: SingleTaskGP (MixedSingleTaskGP with a categorical) + qLogNoisyExpectedImprovement
   or qLogNoisyExpectedHypervolumeImprovement, outcome constraints through the acquisition's
   ``constraints``, linear ones through ``optimize_acqf``'s; ``optimize_acqf_mixed_alternating``
@@ -25,21 +28,17 @@ Metrics: simple regret of the best feasible observation (noisy problem: the nois
 at the observed point of lowest posterior mean under one common GP fitted to each method's
 data), or the hypervolume gap to the true front; median and IQR over seeds; median wall time
 per proposal (model fit + acquisition optimisation, the initial design excluded) and its ratio
-to BoTorch's in the same run. Then a q = 8 batch timing on Hartmann-6: ``ask(8)`` against
-``optimize_acqf(q=8)`` after 20 observations, three batches per seed (``--batch-rounds``).
+to BoTorch's in the same run. The batch timing: ``ask(8)`` against ``optimize_acqf(q=8)``
+after 20 observations, ``--batch-rounds`` batches per seed.
 
-    python benchmarks/suite.py                                   # 20 seeds, budget 50, all
-    nice -n 19 python benchmarks/suite.py --seeds 5 --budget 30  # the reduced run
-    python benchmarks/suite.py --problems branin,mixture --methods workbench,random --seeds 2
-
-Raw results (per seed: regret, curve, times) go to ``--out`` (JSON, after every seed), the
-markdown tables to ``--table`` and stdout, median regret curves to ``--plot`` (PNG).
+A long run can be split over processes by seed (``--first-seed``) and merged afterwards with
+``--report-only A.json B.json``. Raw results (per seed: regret, curve, times) are rewritten
+after every run; median regret curves go to a PNG beside them (``--plot``).
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib.util
 import inspect
 import json
 import logging
@@ -50,21 +49,14 @@ import time
 import warnings
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field
-from datetime import UTC, datetime
 from pathlib import Path
+from typing import Any
 
 import numpy as np
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
-from hartmann6 import (  # noqa: E402
-    ROOT,
-    Stopwatch,
-    git_state,
-    machine,
-    versions,
-)
-from problems_suite import PROBLEMS, SuiteProblem  # noqa: E402
+from benchmarks import _common
+from benchmarks._common import Stopwatch
+from benchmarks.problems_suite import PROBLEMS, SuiteProblem
 
 METHODS = ("workbench", "workbench_nehvi", "botorch", "optuna_gp", "optuna_tpe", "random")
 REQUIRES = {"workbench": ("jax",), "workbench_nehvi": ("jax",),
@@ -72,6 +64,13 @@ REQUIRES = {"workbench": ("jax",), "workbench_nehvi": ("jax",),
             "optuna_gp": ("optuna", "scipy", "torch"), "optuna_tpe": ("optuna",), "random": ()}
 DESIGN_STRATEGIES = ("sobol", "lhs", "maximin", "points", "design")
 BATCH_Q, BATCH_N_OBS = 8, 20
+NOISE_SEED_OFFSET = 10_000  # the observation noise's stream, the same for every method
+COLD_BATCH_SEED = 10_000  # the untimed batch that compiles, apart from the timed seeds
+MAX_REJECTION_DRAWS = 10_000  # random search's tries for a point inside linear constraints
+QUICK = {"problems": "branin,mixed_branin,branin_currin", "seeds": 2, "budget": 12,
+         "n_initial": 6, "batch_rounds": 1, "batch_seeds": 1}
+BEST_NOTE = ("**best** marks the lowest median of a problem; where it lies inside another "
+             "method's IQR (q25 – q75) the lead is within seed-to-seed spread.")
 
 
 @dataclass
@@ -95,7 +94,7 @@ class Trace:
 
     def __init__(self, problem: SuiteProblem, seed: int):
         self.problem = problem
-        self.noise = np.random.default_rng(10_000 + seed)  # same noise stream for every method
+        self.noise = np.random.default_rng(NOISE_SEED_OFFSET + seed)
         self.params: list[dict] = []
         self.truth: list[dict] = []
         self.observed: list[dict] = []
@@ -174,7 +173,7 @@ def recommended_regret(trace: Trace, seed: int) -> float:
 # -- workbench ----------------------------------------------------------------------
 
 
-def workbench_space(problem: SuiteProblem):
+def workbench_space(problem: SuiteProblem) -> Any:
     """The problem's parameters and linear constraints as a wb.SearchSpace."""
     import workbench as wb
 
@@ -191,7 +190,7 @@ def workbench_space(problem: SuiteProblem):
 
 
 def workbench_campaign(problem: SuiteProblem, seed: int, n_initial: int,
-                       mo_acquisition: str | None = None):
+                       mo_acquisition: str | None = None) -> Any:
     """A campaign with the workbench's default settings for this kind of problem
     (``mo_acquisition``: an acquisition type for several objectives instead of the default)."""
     import workbench as wb
@@ -322,7 +321,8 @@ def _botorch_acquisition(problem: SuiteProblem, gp, X):
     from botorch.acquisition.objective import GenericMCObjective
 
     m = len(problem.objectives)
-    constraints = [(lambda Z, j=j: Z[..., j]) for j in range(m, m + len(problem.outcome_constraints))]
+    constraints = [(lambda Z, j=j: Z[..., j])
+                   for j in range(m, m + len(problem.outcome_constraints))]
     if problem.multi_objective:
         objective = IdentityMCMultiOutputObjective(outcomes=list(range(m))) if constraints else None
         return qLogNoisyExpectedHypervolumeImprovement(
@@ -333,7 +333,7 @@ def _botorch_acquisition(problem: SuiteProblem, gp, X):
                                         constraints=constraints or None)
 
 
-def botorch_propose(problem: SuiteProblem, acq, q: int = 1):
+def botorch_propose(problem: SuiteProblem, acq: Any, q: int = 1) -> Any:
     """optimize_acqf (10 restarts, 512 raw samples) with the linear constraints, or the
     alternating mixed optimiser over integer and categorical dimensions."""
     from botorch.optim import optimize_acqf
@@ -457,11 +457,12 @@ def _run_optuna(problem: SuiteProblem, seed: int, n_initial: int, budget: int,
     return _result(trace, seed, sw, t0)
 
 
-def run_optuna_gp(problem, seed, n_initial, budget) -> SeedResult:
+def run_optuna_gp(problem: SuiteProblem, seed: int, n_initial: int, budget: int) -> SeedResult:
     return _run_optuna(problem, seed, n_initial, budget, "gp")
 
 
-def run_optuna_tpe(problem, seed, n_initial, budget) -> SeedResult:
+def run_optuna_tpe(problem: SuiteProblem, seed: int, n_initial: int, budget: int
+                   ) -> SeedResult:
     return _run_optuna(problem, seed, n_initial, budget, "tpe")
 
 
@@ -471,7 +472,7 @@ def run_optuna_tpe(problem, seed, n_initial, budget) -> SeedResult:
 def random_point(problem: SuiteProblem, rng: np.random.Generator) -> dict:
     """Uniform in the box; inside linear inequalities by rejection; Dirichlet(1) on a simplex."""
     simplex = _simplex_names(problem)
-    for _ in range(10_000):
+    for _ in range(MAX_REJECTION_DRAWS):
         p = {}
         for q in problem.params:
             if q.kind == "continuous":
@@ -484,7 +485,8 @@ def random_point(problem: SuiteProblem, rng: np.random.Generator) -> dict:
             p.update(zip(simplex, rng.dirichlet(np.ones(len(simplex)))))
         if all(lc.residual(p) <= 0 for lc in problem.linear_constraints if lc.op == "<="):
             return p
-    raise RuntimeError(f"{problem.name}: no point inside the linear constraints in 10,000 draws")
+    raise RuntimeError(f"{problem.name}: no point inside the linear constraints in "
+                       f"{MAX_REJECTION_DRAWS:,} draws")
 
 
 def run_random(problem: SuiteProblem, seed: int, n_initial: int, budget: int) -> SeedResult:
@@ -561,18 +563,10 @@ def batch_botorch(seed: int, rounds: int) -> tuple[list[float], float]:
 # -- summaries and output ------------------------------------------------------------
 
 
-def _quantiles(values: list[float]) -> tuple[float, float, float]:
-    """q25, median, q75; inf (no feasible point) counts as the worst value."""
-    v = np.sort(np.asarray(values, dtype=float))
-    if np.isinf(v).any():  # interpolation across inf gives nan: take order statistics
-        return tuple(float(np.percentile(v, q, method="nearest")) for q in (25, 50, 75))
-    return tuple(float(x) for x in np.percentile(v, [25, 50, 75]))
-
-
 def summarise(results: list[SeedResult]) -> dict:
     """Median and quartiles of the final metric; median wall and CPU time per proposal (ms)
     pooled over every proposal of every seed; feasible fraction of the evaluations."""
-    q25, med, q75 = _quantiles([r.regret for r in results])
+    q25, med, q75 = _common.quartiles(r.regret for r in results)
     wall = np.concatenate([r.proposal_times_s for r in results]) * 1e3
     cpu = np.concatenate([r.proposal_cpu_s for r in results]) * 1e3
     return {"regret_median": med, "regret_q25": q25, "regret_q75": q75,
@@ -637,7 +631,7 @@ def plot_curves(report: dict, path: Path) -> None:
     for ax, prob in zip(axes.flat, probs):
         for m, rs in report["results"][prob].items():
             curves = np.array([r["curve"] for r in rs], dtype=float)
-            med = np.array([_quantiles(list(c))[1] for c in curves.T])
+            med = np.array([_common.quartiles(c)[1] for c in curves.T])
             ax.plot(np.arange(1, med.size + 1), np.where(np.isfinite(med), med, np.nan), label=m)
         ax.set_yscale("log")
         ax.set_title(prob)
@@ -650,8 +644,24 @@ def plot_curves(report: dict, path: Path) -> None:
     plt.close(fig)
 
 
+def page_body(report: dict) -> str:
+    """The tables, how to read them, the protocol's sizes and the methods skipped."""
+    lines = [markdown_tables(report), "", BEST_NOTE,
+             f"Budget {report['budget']} evaluations per run, {report['n_initial']} of them the "
+             "initial design; seeds " + _seed_ranges(report["seeds"]) + "."]
+    lines += [f"Skipped: {msg}." for msg in report.get("skipped", {}).values()]
+    return "\n".join(lines)
+
+
+def _seed_ranges(seeds: list[int]) -> str:
+    if seeds and seeds == list(range(seeds[0], seeds[-1] + 1)):
+        return f"{seeds[0]}-{seeds[-1]}" if len(seeds) > 1 else str(seeds[0])
+    return ", ".join(map(str, seeds))
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks run suite",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--problems", default=",".join(PROBLEMS),
                         help=f"comma list out of {','.join(PROBLEMS)}")
     parser.add_argument("--methods", default=",".join(METHODS),
@@ -670,18 +680,18 @@ def main(argv: list[str] | None = None) -> int:
                         help="run BoTorch on the first N seeds only (it dominates the wall "
                              "time; default all)")
     parser.add_argument("--report-only", type=Path, nargs="+", default=None, metavar="JSON",
-                        help="only write the tables and plot of earlier (partial) runs, "
-                             "merged")
-    out_dir = ROOT / "benchmarks" / "out"
-    parser.add_argument("--out", type=Path, default=out_dir / "suite.json", help="raw JSON")
-    parser.add_argument("--table", type=Path, default=out_dir / "suite.md", help="markdown")
+                        help="only write the page and plot of earlier (partial) runs, merged")
+    parser.add_argument("--table", type=Path, dest="page", default=None,
+                        help="the same as --page")
     parser.add_argument("--plot", type=Path, default=None,
-                        help="PNG of the median curves (default beside --out)")
-    args = parser.parse_args(argv)
+                        help="PNG of the median curves (default beside the raw results)")
+    args = _common.parse_args(parser, argv, QUICK)
     if args.report_only is not None:
-        report = merge_reports([json.loads(f.read_text()) for f in args.report_only])
-        return _write_outputs(report, args.table, args.plot or args.report_only[0].with_suffix(
-            ".png"), args.report_only[0])
+        run = _common.Run.start(__name__, __doc__, args, argv)
+        reports = [json.loads(f.read_text()) for f in args.report_only]
+        report = merge_reports(reports)
+        return _write_outputs(run, report, merged_stamp(reports, run.stamp["command"]),
+                              args.plot or args.report_only[0].with_suffix(".png"))
     problems = [p.strip() for p in args.problems.split(",") if p.strip()]
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     for given, known, what in ((problems, PROBLEMS, "problems"), (methods, RUNNERS, "methods")):
@@ -693,23 +703,14 @@ def main(argv: list[str] | None = None) -> int:
                      f"({args.budget})")
     if args.seeds < 1:
         parser.error(f"--seeds: got {args.seeds}; expected at least 1")
+    run = _common.Run.start(__name__, __doc__, args, argv)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     report: dict = {
         "problems": problems, "n_initial": args.n_initial, "budget": args.budget,
         "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
-        "date": datetime.now(UTC).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.executable).name, *sys.argv]),
-        "git": git_state(), "machine": machine(), "versions": versions(),
-        "loadavg_at_start": os.getloadavg(), "skipped": {}, "results": {}, "summary": {},
+        "results": {}, "summary": {},
     }
-    for name in list(methods):
-        missing = [m for m in REQUIRES[name] if importlib.util.find_spec(m) is None]
-        if missing:
-            msg = f"skipping {name}: missing {', '.join(missing)} (pip install -e .[bench])"
-            print(msg, file=sys.stderr)
-            report["skipped"][name] = msg
-            methods.remove(name)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
+    methods, report["skipped"] = _common.split_available(methods, REQUIRES)
     results: dict[str, dict[str, list[SeedResult]]] = {p: {m: [] for m in methods}
                                                        for p in problems}
     batch: dict[str, list] = {m: [] for m in ("workbench", "botorch") if m in methods}
@@ -721,7 +722,8 @@ def main(argv: list[str] | None = None) -> int:
         # The first batch in a process compiles the fantasy-conditioned acquisition for these
         # shapes; timed apart so the timed batches measure the steady state (as BoTorch,
         # which compiles nothing).
-        report["batch_cold_workbench_s"] = batch_workbench(10_000, args.batch_rounds)[0]
+        report["batch_cold_workbench_s"] = batch_workbench(COLD_BATCH_SEED,
+                                                           args.batch_rounds)[0]
         print(f"batch q={BATCH_Q} workbench, first in process (compiles): "
               f"{np.round(report['batch_cold_workbench_s'], 2)} s", file=sys.stderr, flush=True)
     for seed in range(args.first_seed, args.first_seed + args.seeds):
@@ -743,9 +745,10 @@ def main(argv: list[str] | None = None) -> int:
                 print(f"seed {seed:2d} {prob:16s} {m:10s}: regret {r.regret:.4g}, "
                       f"feasible {r.n_feasible}/{r.n_evaluations}, median proposal {t:.1f} ms, "
                       f"wall {r.wall_s:.1f} s", file=sys.stderr, flush=True)
-                _save(report, results, batch, args.out)
-    return _write_outputs(report, args.table, args.plot or args.out.with_suffix(".png"),
-                          args.out)
+                _refresh(report, results, batch)
+                report["loadavg_at_end"] = os.getloadavg()
+                run.write_raw(report)
+    return _write_outputs(run, report, run.stamp, args.plot or run.raw_path.with_suffix(".png"))
 
 
 def merge_reports(reports: list[dict]) -> dict:
@@ -762,20 +765,32 @@ def merge_reports(reports: list[dict]) -> dict:
     for pm in results.values():
         for rs in pm.values():
             rs.sort(key=lambda r: r.seed)
-    merged["merged"] = [{k: rep.get(k) for k in ("seeds", "command", "date", "git",
-                                                 "loadavg_at_start", "loadavg_at_end")}
-                        for rep in reports]
-    _save(merged, results, {}, None, warm_row=False)
+    merged["merged"] = [{"seeds": rep.get("seeds"),
+                         **{k: rep.get("stamp", {}).get(k) for k in ("command", "date", "commit")},
+                         "loadavg_at_end": rep.get("loadavg_at_end")} for rep in reports]
+    merged["seeds"] = sorted({s for rep in reports for s in rep.get("seeds", [])})
+    _refresh(merged, results, {}, warm_row=False)
     merged["batch"] = reports[0].get("batch") or next(
         (rep["batch"] for rep in reports if rep.get("batch")), None)
     return merged
 
 
-def _save(report: dict, results: dict, batch: dict, out: Path | None,
-          warm_row: bool = True) -> None:
-    """Refresh the report's results and summaries and rewrite the JSON. warm_row: add the
-    workbench without its first seed (meaningful within one process only: each process
-    compiles on its first seed)."""
+def merged_stamp(reports: list[dict], command: str) -> dict:
+    """The first run's stamp, with each merged run's command, commit and date and the
+    command that merged them."""
+    stamp = dict(reports[0].get("stamp", {}))
+    if len(reports) > 1:
+        stamp["merged from"] = "; ".join(
+            f"`{r['stamp'].get('command')}` at `{r['stamp'].get('commit')}`, "
+            f"{r['stamp'].get('date')}" for r in reports if r.get("stamp"))
+        stamp["merged by"] = f"`{command}`"
+    return stamp
+
+
+def _refresh(report: dict, results: dict, batch: dict, warm_row: bool = True) -> None:
+    """Refresh the report's results and summaries. warm_row: add the workbench without its
+    first seed (meaningful within one process only: each process compiles on its first
+    seed)."""
     report["results"] = {p: {m: [asdict(r) for r in rs] for m, rs in pm.items() if rs}
                          for p, pm in results.items()}
     report["results"] = {p: v for p, v in report["results"].items() if v}
@@ -795,23 +810,16 @@ def _save(report: dict, results: dict, batch: dict, out: Path | None,
                             "regret_median": float(np.median([g for _, g in v])),
                             "n_batches": sum(len(t) for t, _ in v)}
                         for m, v in batch.items() if v}}
-    if out is not None:
-        report["loadavg_at_end"] = os.getloadavg()
-        out.write_text(json.dumps(report, indent=1))
 
 
-def _write_outputs(report: dict, table_path: Path, plot_path: Path, out: Path) -> int:
-    """The markdown tables (file and stdout) and the plot of the curves."""
-    table = markdown_tables(report)
-    table_path.parent.mkdir(parents=True, exist_ok=True)
-    table_path.write_text(table + "\n")
-    print(table)
+def _write_outputs(run: _common.Run, report: dict, stamp: dict, plot_path: Path) -> int:
+    """The results page (file and stdout) and the plot of the curves."""
+    page = _common.write_page(run.page_path, __doc__, stamp, page_body(report),
+                              quick=run.quick)
+    print(page.read_text())
     try:
         plot_curves(report, plot_path)
     except ImportError as err:  # matplotlib is optional for the numbers
         print(f"no plot: {err}", file=sys.stderr)
-    print(f"\nraw results: {out}; table: {table_path}; plot: {plot_path}", file=sys.stderr)
+    print(f"page: {page}; plot: {plot_path}", file=sys.stderr)
     return 0
-
-if __name__ == "__main__":
-    sys.exit(main())

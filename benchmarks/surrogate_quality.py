@@ -1,4 +1,8 @@
-"""Predictive quality of our surrogates against BoTorch's SingleTaskGP, same data, same splits.
+"""Surrogate quality: our surrogates against BoTorch's SingleTaskGP, same data, same splits.
+
+RMSE, NLPD and 50/90/95 % interval coverage on held-out rows (medians over seeds) of
+``fit_gp``, BoTorch ``SingleTaskGP``, the deep ensemble, the deep-kernel GP and SAAS on two
+shipped reaction screens and two noisy analytic functions.
 
 For each problem and seed, one random train/test split; every model is fitted on the
 training rows and scored on the held-out rows (all float64 except the ensemble's
@@ -20,69 +24,42 @@ uniform inputs with N(0, 0.05^2) noise; Branin with N(0, 2^2) noise (its range i
 and Standardize transforms), ``fit_ensemble`` (10 MLPs, heteroscedastic heads),
 ``fit_deep_kernel_gp`` and, on the small analytic problems only, ``fit_saas_gp``;
 ``gp_lab`` is ``fit_gp`` with the ``lab`` noise prior, which campaigns over measured data
-(dataset lookups, lab commands) use.
-
-    python benchmarks/surrogate_quality.py                    # full size, 5 seeds
-    python benchmarks/surrogate_quality.py --smoke            # tiny, about a minute
-    python benchmarks/surrogate_quality.py --models gp,botorch --problems branin
-
-Medians over seeds go to stdout as a markdown table and to
-``benchmarks/out/surrogate_quality.md`` (raw per-seed figures beside it as JSON).
+(dataset lookups, lab commands) use. A model that fails is recorded as failed, not fatal.
 """
 
 from __future__ import annotations
 
 import argparse
 import functools
-import importlib.metadata
-import importlib.util
-import json
-import math
-import os
-import platform
 import statistics
-import sys
 import time
 import warnings
-from datetime import UTC, datetime
-from pathlib import Path
+from collections.abc import Callable, Iterable
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-if importlib.util.find_spec("surrogates") is None:  # run from a checkout without install
-    sys.path.insert(0, str(ROOT))
+from benchmarks import _common
+from benchmarks._common import log
+from benchmarks.problems_suite import branin_rows, hartmann6_rows
 
 LEVELS = {50: 0.6744897501960817, 90: 1.6448536269514722, 95: 1.959963984540054}
 MODELS = ("gp", "gp_lab", "botorch", "ensemble", "deep_kernel", "saas")
-VERSION_PACKAGES = ("jax", "jaxlib", "equinox", "optax", "numpyro", "numpy", "torch",
-                    "gpytorch", "botorch")
+PROBLEMS = ("shields_arylation", "ahneman_buchwald_hartwig", "hartmann6", "branin")
 # SAAS's NUTS costs grow fast with n; it is the model for small data.
 SAAS_MAX_N = 120
+MIN_VARIANCE = 1e-300  # keeps the log density finite for a model that predicts no spread
+QUICK = {"seeds": 1, "shrink": 4, "models": "gp,gp_lab,botorch"}
 
 
 # --- problems ----------------------------------------------------------------------
 
-_A = np.array([[10, 3, 17, 3.5, 1.7, 8], [0.05, 10, 17, 0.1, 8, 14],
-               [3, 3.5, 1.7, 10, 17, 8], [17, 8, 0.05, 10, 0.1, 14]])
-_P = 1e-4 * np.array([[1312, 1696, 5569, 124, 8283, 5886], [2329, 4135, 8307, 3736, 1004, 9991],
-                      [2348, 1451, 3522, 2883, 3047, 6650], [4047, 8828, 8732, 5743, 1091, 381]])
-_ALPHA = np.array([1.0, 1.2, 3.0, 3.2])
+
+Split = tuple[np.ndarray, np.ndarray, np.ndarray, np.ndarray]  # X, y, Xt, yt
+Prediction = tuple[np.ndarray, np.ndarray]  # predictive mean and variance at Xt
 
 
-def hartmann6(X: np.ndarray) -> np.ndarray:
-    """Hartmann-6 on [0, 1]^6: (n, 6) -> (n,)."""
-    return -np.sum(_ALPHA * np.exp(-np.sum(_A * (X[:, None, :] - _P) ** 2, axis=-1)), axis=-1)
-
-
-def branin(X: np.ndarray) -> np.ndarray:
-    """Branin on [0, 1]^2 (mapped to [-5, 10] x [0, 15]): (n, 2) -> (n,)."""
-    x1, x2 = 15.0 * X[:, 0] - 5.0, 15.0 * X[:, 1]
-    b, c, t = 5.1 / (4 * math.pi**2), 5.0 / math.pi, 1.0 / (8 * math.pi)
-    return (x2 - b * x1**2 + c * x1 - 6.0) ** 2 + 10.0 * (1 - t) * np.cos(x1) + 10.0
-
-
-def analytic(fn, d: int, noise_std: float, n_train: int, n_test: int, seed: int):
+def analytic(fn: Callable[[np.ndarray], np.ndarray], d: int, noise_std: float, n_train: int,
+             n_test: int, seed: int) -> Split:
     """Uniform inputs and noisy values; the test values are noisy too (what a lab sees)."""
     rng = np.random.default_rng(seed)
     X = rng.uniform(size=(n_train + n_test, d))
@@ -110,24 +87,24 @@ def encode_dataset(name: str) -> tuple[np.ndarray, np.ndarray]:
     return X[ok], y[ok]
 
 
-def dataset_split(name: str, n_train: int, n_test: int, seed: int):
+def dataset_split(name: str, n_train: int, n_test: int, seed: int) -> Split:
     X, y = encode_dataset(name)
     idx = np.random.default_rng(seed).permutation(len(y))
     tr, te = idx[:n_train], idx[n_train:n_train + n_test]
     return X[tr], y[tr], X[te], y[te]
 
 
-def problems(smoke: bool) -> dict:
-    """name -> (split(seed) -> (X, y, Xt, yt), n_train)."""
-    s = 4 if smoke else 1
+def problems(shrink: int = 1) -> dict:
+    """name -> (split(seed) -> (X, y, Xt, yt), n_train); ``shrink`` divides the sizes."""
+    s = shrink
     return {
         "shields_arylation": (lambda seed: dataset_split("shields_arylation", 300 // s,
                                                          1000 // s, seed), 300 // s),
         "ahneman_buchwald_hartwig": (lambda seed: dataset_split(
             "ahneman_buchwald_hartwig", 300 // s, 1000 // s, seed), 300 // s),
-        "hartmann6": (lambda seed: analytic(hartmann6, 6, 0.05, 100 // s, 1000 // s, seed),
+        "hartmann6": (lambda seed: analytic(hartmann6_rows, 6, 0.05, 100 // s, 1000 // s, seed),
                       100 // s),
-        "branin": (lambda seed: analytic(branin, 2, 2.0, 40, 1000 // s, seed), 40),
+        "branin": (lambda seed: analytic(branin_rows, 2, 2.0, 40, 1000 // s, seed), 40),
     }
 
 
@@ -137,7 +114,8 @@ def _bounds(X):
     return np.zeros(X.shape[1]), np.ones(X.shape[1])
 
 
-def predict_gp(X, y, Xt, seed, noise_prior="low"):
+def predict_gp(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, seed: int,
+               noise_prior: str = "low") -> Prediction:
     import jax
 
     import surrogates as sg
@@ -149,7 +127,7 @@ def predict_gp(X, y, Xt, seed, noise_prior="low"):
     return np.asarray(post.mean)[:, 0], np.asarray(post.variance)[:, 0] + noise[0]
 
 
-def predict_botorch(X, y, Xt, seed):
+def predict_botorch(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, seed: int) -> Prediction:
     import torch
     from botorch.fit import fit_gpytorch_mll
     from botorch.models import SingleTaskGP
@@ -172,7 +150,7 @@ def predict_botorch(X, y, Xt, seed):
             return post.mean.detach().numpy()[:, 0], post.variance.detach().numpy()[:, 0]
 
 
-def predict_ensemble(X, y, Xt, seed):
+def predict_ensemble(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, seed: int) -> Prediction:
     import jax
 
     import surrogates as sg
@@ -182,7 +160,7 @@ def predict_ensemble(X, y, Xt, seed):
     return np.asarray(post.mean, np.float64)[:, 0], np.asarray(post.variance, np.float64)[:, 0]
 
 
-def predict_deep_kernel(X, y, Xt, seed):
+def predict_deep_kernel(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, seed: int) -> Prediction:
     import jax
 
     import surrogates  # noqa: F401  (float64)
@@ -194,7 +172,7 @@ def predict_deep_kernel(X, y, Xt, seed):
     return np.asarray(post.mean)[:, 0], np.asarray(post.variance)[:, 0] + noise[0]
 
 
-def predict_saas(X, y, Xt, seed):
+def predict_saas(X: np.ndarray, y: np.ndarray, Xt: np.ndarray, seed: int) -> Prediction:
     import jax
 
     import surrogates as sg
@@ -214,7 +192,7 @@ PREDICT = {"gp": predict_gp, "gp_lab": functools.partial(predict_gp, noise_prior
 
 def scores(mean: np.ndarray, var: np.ndarray, y: np.ndarray) -> dict:
     """RMSE, NLPD and central-interval coverage of a Gaussian predictive."""
-    var = np.maximum(var, 1e-300)
+    var = np.maximum(var, MIN_VARIANCE)
     r = y - mean
     out = {"rmse": float(np.sqrt(np.mean(r**2))),
            "nlpd": float(np.mean(0.5 * (np.log(2 * np.pi * var) + r**2 / var)))}
@@ -225,15 +203,12 @@ def scores(mean: np.ndarray, var: np.ndarray, y: np.ndarray) -> dict:
 
 # --- driver -------------------------------------------------------------------------
 
-def log(msg: str) -> None:
-    print(f"[{datetime.now():%H:%M:%S}] {msg}", file=sys.stderr, flush=True)
-
-
-def run(problem_names, model_names, seeds, smoke: bool, checkpoint=None) -> list[dict]:
+def run(problem_names: Iterable[str], model_names: Iterable[str], seeds: Iterable[int],
+        shrink: int = 1, checkpoint: Callable[[list[dict]], None] | None = None) -> list[dict]:
     """Every (problem, seed, model) in turn; ``checkpoint(rows)`` after each, so that
     a long run interrupted still leaves its results."""
     rows = []
-    table = problems(smoke)
+    table = problems(shrink)
     for pname in problem_names:
         split, n_train = table[pname]
         for seed in seeds:
@@ -287,57 +262,34 @@ def summarise(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def versions() -> dict:
-    out = {"python": platform.python_version(), "machine": platform.machine(),
-           "cpus": os.cpu_count()}
-    for pkg in VERSION_PACKAGES:
-        try:
-            out[pkg] = importlib.metadata.version(pkg)
-        except importlib.metadata.PackageNotFoundError:
-            out[pkg] = None
-    return out
-
-
 def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--problems", default="shields_arylation,ahneman_buchwald_hartwig,"
-                                          "hartmann6,branin")
-    p.add_argument("--models", default=",".join(MODELS))
+    p = argparse.ArgumentParser(prog="python -m benchmarks run surrogate_quality",
+                                description=__doc__.split("\n")[0])
+    p.add_argument("--problems", default=",".join(PROBLEMS),
+                   help=f"comma list out of {','.join(PROBLEMS)}")
+    p.add_argument("--models", default=",".join(MODELS),
+                   help=f"comma list out of {','.join(MODELS)}")
     p.add_argument("--seeds", type=int, default=5)
-    p.add_argument("--smoke", action="store_true",
-                   help="a quarter of the rows, one seed: checks the script runs")
-    p.add_argument("--out", default=str(ROOT / "benchmarks" / "out" / "surrogate_quality.md"))
-    args = p.parse_args(argv)
+    p.add_argument("--shrink", type=int, default=1,
+                   help="divide the training and test sizes by this")
+    args = _common.parse_args(p, argv, QUICK)
     problem_names = [s for s in args.problems.split(",") if s]
     model_names = [s for s in args.models.split(",") if s]
-    for name, allowed, given in (("--problems", problems(False), problem_names),
+    for name, allowed, given in (("--problems", PROBLEMS, problem_names),
                                  ("--models", MODELS, model_names)):
         bad = [g for g in given if g not in allowed]
         if bad:
-            print(f"{name}: unknown {bad}; expected some of {sorted(allowed)}", file=sys.stderr)
-            return 2
-    seeds = range(1 if args.smoke else args.seeds)
-    started = datetime.now(UTC)
-    load = os.getloadavg()[0]
-    out = Path(args.out)
-    out.parent.mkdir(parents=True, exist_ok=True)
+            p.error(f"{name}: unknown {bad}; expected some of {sorted(allowed)}")
+    bench = _common.Run.start(__name__, __doc__, args, argv)
+    seeds = range(args.seeds)
 
-    def write(rows: list[dict]) -> str:
-        header = (f"Surrogate quality, medians over up to {len(seeds)} seed(s), started"
-                  f" {started:%Y-%m-%d %H:%M} UTC, load average {load:.1f} at start,"
-                  f" {os.getloadavg()[0]:.1f} when written")
-        text = header + "\n\n" + summarise(rows)
-        out.write_text(text + "\n")
-        out.with_suffix(".json").write_text(json.dumps(
-            {"versions": versions(), "started": started.isoformat(), "smoke": args.smoke,
-             "rows": rows}, indent=1))
-        return text
+    def checkpoint(rows: list[dict]) -> None:
+        bench.write_raw({"rows": rows})
 
-    rows = run(problem_names, model_names, seeds, args.smoke, checkpoint=write)
-    print(write(rows))
-    log(f"wrote {out} and {out.with_suffix('.json')}")
+    rows = run(problem_names, model_names, seeds, args.shrink, checkpoint=checkpoint)
+    checkpoint(rows)
+    page = bench.write_page(f"Medians over up to {len(seeds)} seed(s); held-out observations "
+                            "are noisy like the training ones.\n\n" + summarise(rows))
+    print(page.read_text())
+    log(f"page: {page}; raw results: {bench.raw_path}")
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

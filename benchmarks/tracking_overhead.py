@@ -1,20 +1,17 @@
-"""Tracking overhead: a 50-evaluation campaign with tracking off vs the embedded MLflow store.
+"""Tracking overhead: a Branin campaign with tracking off against the embedded MLflow store.
 
-Same problem (Branin), seed and store type; the two arms alternate in one
-process after one warm-up run each (JAX compilation and the MLflow import are
-paid before timing). Tracking includes everything it logs: params, metrics per
-step (with leave-one-out and energy), tags, the trial table. Target: median
-ratio tracked / untracked <= 1.10.
+The median ratio of wall times, tracked / untracked, of the same campaign (Branin, 50
+evaluations, same seed, a Zarr store either way); target at most 1.10.
 
-    python benchmarks/tracking_overhead.py [--evaluations 50] [--repeats 15]
-        [--out benchmarks/out/tracking_overhead.json]
+The two arms alternate in one process after one warm-up run each (JAX compilation and the
+MLflow import are paid before timing), and which arm goes first alternates too, so that a
+drift in the machine's load hits both. Tracking includes everything it logs: params, metrics
+per step (with leave-one-out and energy), tags, the trial table.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import tempfile
 import time
@@ -22,11 +19,15 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks import _common
+
+TARGET_RATIO = 1.10
+WARM_UP_ID = 1000  # campaign names of the untimed warm-up runs start here
+QUICK = {"evaluations": 12, "repeats": 2}
 
 
-def _one(tracked: bool, evaluations: int, tmp: Path, k: int) -> float:
+def campaign_wall_s(tracked: bool, evaluations: int, tmp: Path, k: int) -> float:
+    """Wall seconds of one ``run`` of campaign number ``k``, tracked or not."""
     import workbench as wb
 
     problem = wb.problems.get("branin")
@@ -38,41 +39,40 @@ def _one(tracked: bool, evaluations: int, tmp: Path, k: int) -> float:
     return time.perf_counter() - t0
 
 
+def markdown(times: dict[str, list[float]], median_ratio: float, evaluations: int) -> str:
+    lines = [f"{evaluations}-evaluation Branin campaign, {len(times['off'])} repeats per arm.",
+             "", "| tracking | median wall s | min | max |", "| --- | ---: | ---: | ---: |"]
+    for arm, label in (("off", "off"), ("sqlite", "embedded sqlite store")):
+        t = times[arm]
+        lines.append(f"| {label} | {np.median(t):.2f} | {min(t):.2f} | {max(t):.2f} |")
+    verdict = "met" if median_ratio <= TARGET_RATIO else "missed"
+    lines += ["", f"Median ratio tracked / off: {median_ratio:.3f} (target <= "
+                  f"{TARGET_RATIO:.2f}: {verdict})."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks run tracking_overhead",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--evaluations", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=15)
-    parser.add_argument("--out", type=Path,
-                        default=ROOT / "benchmarks" / "out" / "tracking_overhead.json")
-    args = parser.parse_args(argv)
+    args = _common.parse_args(parser, argv, QUICK)
+    run = _common.Run.start(__name__, __doc__, args, argv)
     times: dict[str, list[float]] = {"off": [], "sqlite": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
-        _one(False, args.evaluations, tmp, 1000)  # warm-up: compile, import
-        _one(True, args.evaluations, tmp, 1001)
+        campaign_wall_s(False, args.evaluations, tmp, WARM_UP_ID)  # compile, import
+        campaign_wall_s(True, args.evaluations, tmp, WARM_UP_ID + 1)
         for r in range(args.repeats):
-            # Alternate which arm goes first, so drift in machine load hits both.
             order = ("off", "sqlite") if r % 2 == 0 else ("sqlite", "off")
             for arm in order:
-                times[arm].append(_one(arm == "sqlite", args.evaluations, tmp, 2 * r
-                                       + (arm == "sqlite")))
+                times[arm].append(campaign_wall_s(arm == "sqlite", args.evaluations, tmp,
+                                                  2 * r + (arm == "sqlite")))
                 print(f"repeat {r} {arm}: {times[arm][-1]:.2f} s", file=sys.stderr)
     ratios = [s / o for s, o in zip(times["sqlite"], times["off"])]
-    med = float(np.median(ratios))
-    print(f"\n{args.evaluations}-evaluation Branin campaign, {args.repeats} repeats\n")
-    print("| tracking | median wall s | min | max |")
-    print("| --- | ---: | ---: | ---: |")
-    for arm, label in (("off", "off"), ("sqlite", "embedded sqlite store")):
-        t = times[arm]
-        print(f"| {label} | {np.median(t):.2f} | {min(t):.2f} | {max(t):.2f} |")
-    print(f"\nmedian ratio tracked / off: {med:.3f} (target <= 1.10:"
-          f" {'met' if med <= 1.10 else 'missed'})")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"times": times, "ratios": ratios, "median_ratio": med,
-                                    "evaluations": args.evaluations,
-                                    "machine": platform.platform()}, indent=1))
+    med = _common.median(ratios)
+    run.write_raw({"times": times, "ratios": ratios, "median_ratio": med,
+                   "evaluations": args.evaluations})
+    page = run.write_page(markdown(times, med, args.evaluations))
+    print(page.read_text())
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -1,36 +1,34 @@
-"""Transfer without pooling data: evaluations to reach a target regret, warm vs cold start.
+"""Transfer without pooling data: evaluations to reach a target regret, warm against cold start.
 
-A source campaign optimises Branin and exports its prior (hyperparameters and
-posterior values at anchor points, no observations). Each target task is a
-shifted and scaled Branin, ``s * branin(x1 + dx1, x2 + dx2) + c``, whose optimum
-value ``s * 0.397887 + c`` stays inside the box. The same BO loop (3 Sobol
-points, then log-EI) runs on each target with a cold GP and with the GP warm-
-started from the prior (mean ``a * prior(x) + b``); we count evaluations until
-the simple regret, relative to ``s``, falls below ``--target`` (budget + 1 when
-never). Medians over seeds and tasks; warm should need fewer.
+The number of evaluations until the simple regret (relative to the task's scale) falls below
+``--target``, median over seeds and tasks, of the same BO loop on shifted and scaled Branin
+tasks with a cold GP and with a GP warm-started from another campaign's exported prior.
 
-    python benchmarks/transfer.py [--seeds 5] [--budget 30] [--target 0.05]
-        [--out benchmarks/out/transfer.json]
+A source campaign optimises Branin and exports its prior (hyperparameters and posterior values
+at anchor points, no observations). Each target task is ``s * branin(x1 + dx1, x2 + dx2) + c``,
+whose optimum value ``s * 0.397887 + c`` stays inside the box. The loop: 3 Sobol points, then
+log-EI, with the plain GP (cold) or with the prior as mean ``a * prior(x) + b`` (warm); a run
+that never reaches the target counts budget + 1. Warm should need fewer.
 """
 
 from __future__ import annotations
 
 import argparse
-import json
-import platform
 import sys
 import time
-from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from benchmarks import _common
 
 # (scale, offset, dx1, dx2): every shift keeps Branin's three minima inside the box.
 TASKS = [(2.0, 10.0, 0.3, 0.5), (0.5, -3.0, -0.5, -0.3), (3.0, 50.0, 0.8, 0.0),
          (1.5, 0.0, -0.2, 0.8)]
 LOW, HIGH = np.array([-5.0, 0.0]), np.array([10.0, 15.0])
+BRANIN_MINIMUM = 0.397887357729738
+N_SOBOL = 3
+SOURCE_SEED = 123
+QUICK = {"seeds": 1, "budget": 10, "tasks": 1, "source_evaluations": 10}
 
 
 def _task(scale, offset, dx1, dx2):
@@ -40,7 +38,7 @@ def _task(scale, offset, dx1, dx2):
         x = LOW + (HIGH - LOW) * np.asarray(z)
         return scale * branin(float(x[0]) + dx1, float(x[1]) + dx2) + offset
 
-    return f, scale * 0.397887357729738 + offset
+    return f, scale * BRANIN_MINIMUM + offset
 
 
 def _loop(f, optimum, scale, prior, seed, budget, target, domain):
@@ -52,7 +50,7 @@ def _loop(f, optimum, scale, prior, seed, budget, target, domain):
     from surrogates import fit_gp
     from workbench.transfer import prior_model
 
-    X = list(al.sobol(3, domain, seed=seed))
+    X = list(al.sobol(N_SOBOL, domain, seed=seed))
     Y = [f(x) for x in X]
     key = jax.random.key(seed)
     while True:
@@ -74,15 +72,35 @@ def _loop(f, optimum, scale, prior, seed, budget, target, domain):
         Y.append(f(X[-1]))
 
 
+def markdown(rows: list[dict], args: argparse.Namespace) -> str:
+    tasks = TASKS[:args.tasks]
+    lines = [f"Evaluations to regret / scale <= {args.target} (budget {args.budget}; "
+             f"{args.budget + 1} = not reached), {len(tasks)} shifted and scaled Branin tasks x "
+             f"{args.seeds} seeds.", "",
+             "| task (s, c, dx1, dx2) | cold (median) | warm (median) |", "| --- | ---: | ---: |"]
+    for task in tasks:
+        mine = [r for r in rows if tuple(r["task"]) == task]
+        lines.append(f"| {task} | {np.median([r['cold'] for r in mine]):g} |"
+                     f" {np.median([r['warm'] for r in mine]):g} |")
+    cold = np.median([r["cold"] for r in rows])
+    warm = np.median([r["warm"] for r in rows])
+    wins = sum(r["warm"] < r["cold"] for r in rows)
+    lines += [f"| **all {len(rows)} runs** | **{cold:g}** | **{warm:g}** |", "",
+              f"Warm needed fewer evaluations in {wins} of {len(rows)} runs."]
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser = argparse.ArgumentParser(prog="python -m benchmarks run transfer",
+                                     description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=5)
     parser.add_argument("--budget", type=int, default=30)
     parser.add_argument("--target", type=float, default=0.05, help="regret / scale to reach")
     parser.add_argument("--source-evaluations", type=int, default=30)
-    parser.add_argument("--tasks", type=int, default=len(TASKS))
-    parser.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "out" / "transfer.json")
-    args = parser.parse_args(argv)
+    parser.add_argument("--tasks", type=int, default=len(TASKS),
+                        help=f"how many of the {len(TASKS)} tasks")
+    args = _common.parse_args(parser, argv, QUICK)
+    run = _common.Run.start(__name__, __doc__, args, argv)
 
     import workbench as wb
     from workbench.transfer import export_prior
@@ -90,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     problem = wb.problems.get("branin")
     t0 = time.perf_counter()
     source = wb.Campaign("source", problem.space(), [wb.Objective("y", "minimize")],
-                         tracking=None, seed=123)
+                         tracking=None, seed=SOURCE_SEED)
     source.run(problem, budget=args.source_evaluations)
     prior = export_prior(source)
     domain = source.space.domain()
@@ -108,25 +126,7 @@ def main(argv: list[str] | None = None) -> int:
             rows.append({"task": task, "seed": seed, **counts})
             print(f"task {task} seed {seed}: cold {counts['cold']} warm {counts['warm']}",
                   file=sys.stderr)
-    cold = np.median([r["cold"] for r in rows])
-    warm = np.median([r["warm"] for r in rows])
-    wins = sum(r["warm"] < r["cold"] for r in rows)
-    print(f"\nEvaluations to regret/scale <= {args.target} (budget {args.budget}; budget+1 ="
-          f" not reached), {args.tasks} shifted/scaled Branin tasks x {args.seeds} seeds\n")
-    print("| task (s, c, dx1, dx2) | cold (median) | warm (median) |")
-    print("| --- | ---: | ---: |")
-    for task in TASKS[:args.tasks]:
-        mine = [r for r in rows if r["task"] == task]
-        print(f"| {task} | {np.median([r['cold'] for r in mine]):g} |"
-              f" {np.median([r['warm'] for r in mine]):g} |")
-    print(f"| **all** | **{cold:g}** | **{warm:g}** |")
-    print(f"\nwarm needed fewer evaluations in {wins} of {len(rows)} runs")
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"rows": rows, "median_cold": cold, "median_warm": warm,
-                                    "args": {k: str(v) for k, v in vars(args).items()},
-                                    "machine": platform.platform()}, indent=1))
+    run.write_raw({"rows": rows})
+    page = run.write_page(markdown(rows, args))
+    print(page.read_text())
     return 0
-
-
-if __name__ == "__main__":
-    sys.exit(main())

@@ -4,8 +4,6 @@ scipy closed forms and finite differences."""
 
 import itertools
 import math
-import sys
-from pathlib import Path
 
 import equinox as eqx
 import jax
@@ -17,9 +15,7 @@ from scipy.stats import norm
 import active_learning as al
 import surrogates as sg
 from active_learning import multiobjective as mo
-
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import problems_mo  # noqa: E402
+from benchmarks import problems_mo
 
 
 # ---------------------------------------------------------------------------

@@ -1,0 +1,62 @@
+"""The benchmarks' entry point end to end: ``list``, and one cheap benchmark in quick mode
+writing its stamped results page."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from benchmarks import BENCHMARKS, _common
+
+ROOT = Path(__file__).resolve().parents[1]
+STAMP_ROWS = ("| date |", "| commit |", "| command |", "| settings |", "| machine |",
+              "| versions |")
+
+
+def _benchmarks(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "benchmarks", *args], cwd=ROOT,
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_list_names_every_benchmark():
+    proc = _benchmarks("list")
+    assert proc.returncode == 0, proc.stderr
+    names = [line.split()[0] for line in proc.stdout.splitlines()]
+    assert names == list(BENCHMARKS)
+    assert all(len(line.split(maxsplit=1)) == 2 for line in proc.stdout.splitlines())
+
+
+def test_quick_run_writes_a_stamped_page(tmp_path):
+    page, raw = tmp_path / "store_growth.md", tmp_path / "store_growth.json"
+    proc = _benchmarks("run", "store_growth", "--quick", "--trials", "20", "--page", str(page),
+                       "--out", str(raw))
+    assert proc.returncode == 0, proc.stderr
+    text = page.read_text()
+    assert text.startswith("# Store growth")
+    assert all(row in text for row in STAMP_ROWS)
+    assert "`python -m benchmarks run store_growth --quick --trials 20" in text
+    assert "trials = 20" in text and "**Quick run**" in text
+    table = [line for line in text.splitlines() if line.startswith("| 20 |")]
+    assert len(table) == 1 and len(table[0].split("|")) == 11  # a row of the nine columns
+    report = json.loads(raw.read_text())
+    assert report["trials"] == 20 and report["stamp"]["settings"] == {"trials": 20}
+
+
+def test_run_all_takes_only_the_common_options():
+    proc = _benchmarks("run", "all", "--trials", "20")
+    assert proc.returncode == 2 and "--trials" in proc.stderr
+
+
+@pytest.mark.parametrize("quick", [False, True])
+def test_quick_output_never_goes_to_results(quick):
+    import argparse
+
+    args = _common.parse_args(argparse.ArgumentParser(), ["--quick"] if quick else [], {})
+    run = _common.Run("store_growth", "Store growth", args)
+    folder = _common.OUT_DIR if quick else _common.RESULTS_DIR
+    assert run.page_path == folder / "store_growth.md"
+    assert run.raw_path.parent == _common.OUT_DIR
