@@ -213,6 +213,8 @@ def ask(
     if output is not None:
         import pandas as pd
 
+        from workbench.csvio import safe_frame
+
         rows = [{"trial_id": t.id, **campaign.space.flatten(t.params),
                  **{o.name: "" for o in campaign.outcomes}}
                 for t in trials]
@@ -221,7 +223,7 @@ def ask(
         units = campaign.space.flat_units()
         units.update({o.name: o.unit for o in campaign.outcomes})
         labels = {k: f"{k} [{units[k]}]" if units.get(k) else k for k in rows[0]}
-        pd.DataFrame(rows).rename(columns=labels).to_csv(output, index=False)
+        safe_frame(pd.DataFrame(rows).rename(columns=labels)).to_csv(output, index=False)
         out.print(f"wrote {output}: fill in {', '.join(o.name for o in campaign.outcomes)}"
                   f" (or a failure_reason) and run `workbench tell {spec} {output}`",
                   highlight=False)

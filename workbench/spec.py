@@ -18,7 +18,8 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 from workbench import problems
 from workbench._yaml import line_of, load_yaml
 from workbench.errors import SpecError, SpecIssue
-from workbench.space import Categorical, Composition, Continuous, Integer, Objective
+from workbench.space import (MAX_PARAMETERS, Categorical, Composition, Continuous, Integer,
+                             Objective)
 
 DEFAULT_STORE = "campaigns/{name}.zarr"
 DEFAULT_TRACKING = "sqlite:///campaigns/mlflow.db"
@@ -373,7 +374,7 @@ class CampaignSpec(_Strict):
     partner: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                          max_length=64)
     description: str = ""
-    space: list[SpecParameter] = Field(min_length=1)
+    space: list[SpecParameter] = Field(min_length=1, max_length=MAX_PARAMETERS)
     constraints: list[str] = Field(default_factory=list)
     objectives: list[Objective] = Field(min_length=1)
     outcome_constraints: list[str] = Field(default_factory=list)
