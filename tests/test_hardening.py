@@ -483,3 +483,25 @@ def test_oversized_specs_are_refused_at_once_naming_the_limit(tmp_path, case):
     expected = {"parameters": "at most 1000", "levels": "at most 10000",
                 "nesting": "nesting", "nodes": "at most 100000"}[case]
     assert expected in result.stderr and "alias bomb" not in result.stderr, result.stderr[-500:]
+
+
+# -- 13. validate finds a python oracle's module without importing it ---------------
+
+
+def test_validate_reports_a_python_oracle_module_that_cannot_be_found(tmp_path):
+    spec = {**SPEC, "store": "s.zarr", "oracle": {"python": "no_such_module_xyz:f"}}
+    (tmp_path / "exp.yaml").write_text(json.dumps(spec))
+    result = _cli(tmp_path, "validate", "exp.yaml")
+    assert result.returncode == 2 and "no_such_module_xyz" in result.stderr, result.stderr
+    # A module that exists is found without being imported: its code does not run.
+    (tmp_path / "lab_oracle.py").write_text("open('imported', 'w').close()\ndef f(p): return 1\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("open('imported_pkg', 'w').close()\n")
+    (tmp_path / "pkg" / "mod.py").write_text("def f(p): return 1\n")
+    for target in ("lab_oracle:f", "pkg.mod:f", "lab_oracle.py:f", "json:loads"):
+        (tmp_path / "exp.yaml").write_text(json.dumps({**spec, "oracle": {"python": target}}))
+        result = _cli(tmp_path, "validate", "exp.yaml")
+        assert result.returncode == 0, (target, result.stderr)
+    assert not (tmp_path / "imported").exists() and not (tmp_path / "imported_pkg").exists()
+    (tmp_path / "exp.yaml").write_text(json.dumps({**spec, "oracle": {"python": "pkg.nope:f"}}))
+    assert _cli(tmp_path, "validate", "exp.yaml").returncode == 2

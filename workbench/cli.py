@@ -120,6 +120,10 @@ def validate(spec: str = typer.Argument(..., help="experiment YAML file or shipp
     path, parsed = _load(spec)
     if parsed.store is not None:
         check_store_path(parsed.store)  # a folder that is not a store would be refused by run
+    if parsed.oracle is not None and getattr(parsed.oracle, "python", None):
+        from workbench.oracles import find_python
+
+        find_python(parsed.oracle.python, path.parent)  # found, not imported: no user code runs
     obj = parsed.objectives[0]
     out.print(
         f"[green]valid[/]: {path} - campaign {parsed.name!r} (partner {parsed.partner!r}),"
