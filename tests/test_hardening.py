@@ -505,3 +505,26 @@ def test_validate_reports_a_python_oracle_module_that_cannot_be_found(tmp_path):
     assert not (tmp_path / "imported").exists() and not (tmp_path / "imported_pkg").exists()
     (tmp_path / "exp.yaml").write_text(json.dumps({**spec, "oracle": {"python": "pkg.nope:f"}}))
     assert _cli(tmp_path, "validate", "exp.yaml").returncode == 2
+
+
+# -- 6. no password in a tracking URI -----------------------------------------------
+
+
+def test_a_tracking_uri_with_a_password_is_refused_without_echoing_it(tmp_path):
+    secret = "S3cret-pw"
+    spec = {**SPEC, "store": str(tmp_path / "s.zarr"),
+            "tracking": f"http://acme:{secret}@127.0.0.1:5999"}
+    with pytest.raises(wb.WorkbenchError) as err:
+        wb.Campaign.from_dict(spec)
+    assert "user information" in str(err.value) and secret not in str(err.value)
+    with pytest.raises(wb.WorkbenchError):
+        wb.Campaign("x", wb.SearchSpace([wb.Continuous("x", 0, 1)]), [wb.Objective("y", "minimize")],
+                    store=None, tracking=f"https://u:{secret}@example.org")
+    (tmp_path / "exp.yaml").write_text(json.dumps(spec))
+    result = _cli(tmp_path, "validate", "exp.yaml")
+    assert result.returncode == 2 and secret not in result.stdout + result.stderr
+    assert not (tmp_path / "s.zarr").exists()
+    wb.Campaign.from_dict({**spec, "tracking": None})
+    with pytest.raises(wb.WorkbenchError) as err:
+        wb.Campaign.open(tmp_path / "s.zarr", tracking=spec["tracking"])
+    assert secret not in str(err.value)

@@ -28,7 +28,8 @@ from workbench.errors import CampaignError
 from workbench.record import (COMPLETED, FAILED, PENDING, Prediction, Trial, now,
                               trial_from_json, trial_to_json)
 from workbench.space import Objective, SearchSpace
-from workbench.spec import DEFAULT_TRACKING, CampaignSpec, load_spec, parse_spec
+from workbench.spec import (DEFAULT_TRACKING, CampaignSpec, check_tracking_uri, load_spec,
+                            parse_spec)
 
 __all__ = ["Campaign"]
 
@@ -375,7 +376,10 @@ class Campaign:
         spec = parse_spec(json.loads(ds.attrs["spec"]), source=str(zs.path))
         updates: dict[str, Any] = {"store": str(store)}
         if tracking != "stored":
-            updates["tracking"] = tracking
+            try:
+                updates["tracking"] = check_tracking_uri(tracking)
+            except ValueError as e:
+                raise CampaignError(f"tracking: {e}") from None
         spec = spec.model_copy(update=updates)
         obj = cls.__new__(cls)
         obj._setup(spec, stored=ds)
