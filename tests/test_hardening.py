@@ -528,3 +528,19 @@ def test_a_tracking_uri_with_a_password_is_refused_without_echoing_it(tmp_path):
     with pytest.raises(wb.WorkbenchError) as err:
         wb.Campaign.open(tmp_path / "s.zarr", tracking=spec["tracking"])
     assert secret not in str(err.value)
+
+
+def test_export_writes_every_trial_of_a_store_as_csv(tmp_path):
+    import csv
+
+    store = tmp_path / "s.zarr"
+    c = wb.Campaign.from_dict({**SPEC, "store": str(store)})
+    trials = c.ask(3)
+    c.tell(trials[0].id, {"y": 0.25})
+    c.tell_failed(trials[1].id, "=HYPERLINK(1)")
+    result = _cli(tmp_path, "export", str(store), "-o", "trials.csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "trials.csv").open()))
+    assert [r["status"] for r in rows] == ["completed", "failed", "pending"]
+    assert float(rows[0]["y"]) == 0.25
+    assert rows[1]["failure_reason"] == "'=HYPERLINK(1)"  # text, not a formula

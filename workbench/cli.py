@@ -422,6 +422,29 @@ def verify(
         raise typer.Exit(1)
 
 
+@app.command()
+@_guard
+def export(
+    store: str = typer.Argument(..., help="campaign store (Zarr folder)"),
+    output: Path = typer.Option(..., "-o", "--output", help="CSV file to write"),
+):
+    """Write every trial of a store as CSV: parameters, outcomes, status, reasons, times."""
+    from workbench.campaign import Campaign
+    from workbench.csvio import safe_frame
+    from workbench.errors import CampaignError
+    from workbench.store import ZarrStore
+
+    if not ZarrStore(store).exists():
+        raise CampaignError(f"export: no campaign store at {store}")
+    if output.is_dir():
+        raise CampaignError(f"--output: {output} is a folder; expected a CSV file path")
+    campaign = Campaign.open(store, tracking=None)  # reading contacts no server
+    frame = campaign.to_frame()
+    safe_frame(frame).to_csv(output, index=False)
+    out.print(f"wrote {output}: {len(frame)} trials of campaign {campaign.name!r}",
+              highlight=False)
+
+
 prior_app = typer.Typer(add_completion=False, no_args_is_help=True,
                         pretty_exceptions_enable=False,
                         help="Model priors: share what a campaign learned, not its data.")
