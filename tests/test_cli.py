@@ -223,7 +223,7 @@ def test_quickstart_run_resumes_with_a_larger_budget(tmp_path):
     assert Path(tail[0].split(": ", 1)[1]).resolve() == store.resolve()
     assert tail[1] == "tracking (MLflow): sqlite:///campaigns/mlflow.db"
     assert tail[2].strip() == ("browse it with: mlflow ui --backend-store-uri"
-                               " sqlite:///campaigns/mlflow.db")
+                               " sqlite:///campaigns/mlflow.db, then open http://127.0.0.1:5000")
     assert f"best y = {min(ys):.6g}" in second.stdout
 
     client = MlflowClient(tracking_uri=f"sqlite:///{tmp_path / 'campaigns' / 'mlflow.db'}")
