@@ -32,6 +32,7 @@ from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import cho_solve, solve_triangular
 
 from surrogates import _lbfgs
+from surrogates.data import bucket_size, pad_observations, standardise
 from surrogates.kernels import (
     LOG_VARIANCE_PRIOR,
     Categorical,
@@ -47,9 +48,12 @@ from surrogates.kernels import (
     normal_logpdf,
     parse_kernel,
 )
+from surrogates.numerics import JITTER, MIN_VARIANCE
+from surrogates.registry import register_model
 
 __all__ = [
-    "ExactGP", "GPHyperparameters", "Posterior", "bucket_size", "fit_gp",
+    "ExactGP", "GPHyperparameters", "Posterior", "assemble_exact_gp", "bucket_size",
+    "check_warm_start", "fit_gp", "scale_and_standardise",
     "gp_from_hyperparameters", "hyperparameters_from_dict", "hyperparameters_to_dict",
     "lengthscale_prior", "log_prior", "negative_log_marginal_likelihood", "resolve_kernel",
 ]
@@ -58,9 +62,6 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # Smallest noise variance in standardised units: keeps the Cholesky of a
 # noiseless, densely sampled objective well conditioned.
 NOISE_FLOOR = 1e-6
-_JITTER = 1e-9
-_MIN_VARIANCE = 1e-12
-MIN_BUCKET = 16
 
 _LOG_VARIANCE_PRIOR = LOG_VARIANCE_PRIOR
 # Noise variance (standardised units) is log-normal around 3e-4 and wide: low
@@ -77,11 +78,6 @@ _LOG_NOISE_PRIOR = (-8.0, 2.0)
 NOISE_PRIORS = {"low": _LOG_NOISE_PRIOR, "lab": (-4.0, 1.0)}
 _MEAN_PRIOR = (0.0, 1.0)
 _normal_logpdf = normal_logpdf
-
-
-def bucket_size(n: int, minimum: int = MIN_BUCKET) -> int:
-    """Padded capacity for ``n`` rows: the next power of two, at least ``minimum``."""
-    return max(minimum, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
 
 
 class GPHyperparameters(eqx.Module):
@@ -181,7 +177,7 @@ def log_prior(theta: GPHyperparameters) -> Array:
 
 def _diagonal(theta: GPHyperparameters, mask: Array, noise: Array | None) -> Array:
     """Noise on observed rows, 1 on padded ones: (N,)."""
-    extra = theta.noise + _JITTER if noise is None else theta.noise + _JITTER + noise
+    extra = theta.noise + JITTER if noise is None else theta.noise + JITTER + noise
     return mask * extra + (1.0 - mask)
 
 
@@ -548,15 +544,6 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     return refine(theta, (X, y, mask, noise), history, pass_on=False)
 
 
-def _standardise(Y: Array, mask: Array) -> tuple[Array, Array]:
-    """Masked mean and standard deviation per output (scale 1 when degenerate)."""
-    n = jnp.sum(mask, axis=0)
-    loc = jnp.sum(Y * mask, axis=0) / jnp.maximum(n, 1.0)
-    var = jnp.sum(((Y - loc) * mask) ** 2, axis=0) / jnp.maximum(n - 1.0, 1.0)
-    scale = jnp.where((n > 1) & (var > 1e-24), jnp.sqrt(var), 1.0)
-    return loc, scale
-
-
 class Posterior(eqx.Module):
     """Marginal (and optionally joint) posterior at q points, in output units.
 
@@ -576,7 +563,7 @@ class Posterior(eqx.Module):
         if self.covariance is None:
             raise ValueError("posterior(..., full_cov=True) is needed for joint samples")
         q = self.mean.shape[0]
-        L = jnp.linalg.cholesky(self.covariance + 1e-9 * jnp.eye(q) * jnp.max(self.variance))
+        L = jnp.linalg.cholesky(self.covariance + JITTER * jnp.eye(q) * jnp.max(self.variance))
         z = jax.random.normal(key, (num_samples, self.mean.shape[1], q))
         draws = jnp.einsum("mij,smj->sim", L, z)
         return self.mean[None] + draws
@@ -628,7 +615,7 @@ class ExactGP(eqx.Module):
             Kq = k(p, Z, self.X) * mask[None, :]
             mean = theta.mean + Kq @ alpha
             v = solve_triangular(L, Kq.T, lower=True)
-            var = jnp.maximum(k.diag(p, Z) - jnp.sum(v * v, axis=0), _MIN_VARIANCE)
+            var = jnp.maximum(k.diag(p, Z) - jnp.sum(v * v, axis=0), MIN_VARIANCE)
             if not full_cov:
                 return mean, var, None
             return mean, var, k(p, Z, Z) - v.T @ v
@@ -695,7 +682,7 @@ class FixedJoint(eqx.Module):
             Kq = k(p, Z, g.X) * mask[None, :]
             mean = theta.mean + Kq @ alpha
             v = solve_triangular(L, Kq.T, lower=True)
-            var = jnp.maximum(k.diag(p, Z) - jnp.sum(v * v, axis=0), _MIN_VARIANCE)
+            var = jnp.maximum(k.diag(p, Z) - jnp.sum(v * v, axis=0), MIN_VARIANCE)
             return mean, var, k(p, self.Zf, Z) - Vf.T @ v, k(p, Z, Z) - v.T @ v
 
         mean, var, cross, cov = jax.vmap(one, in_axes=(0, 1, 0, 0, 0))(
@@ -728,15 +715,18 @@ def _condition(model: ExactGP, Xnew: Array, Ynew: Array, start: Array) -> ExactG
     )
 
 
-def _prepare(X, Y, mask, noise, lower, span):
+def scale_and_standardise(X, Y, mask, noise, lower, span):
     """Scaled inputs, standardised outputs and known noise: Z, Ys, noise_s, loc, scale."""
     Z = jnp.where(mask.any(axis=1, keepdims=True), (X - lower) / span, 0.5)
-    loc, scale = _standardise(Y, mask)
+    loc, scale = standardise(Y, mask)
     Ys = jnp.where(mask > 0, (Y - loc) / scale, 0.0)
     return Z, Ys, noise * mask / scale**2, loc, scale
 
 
-def _model(theta, Z, Ys, mask, noise_s, lower, span, loc, scale) -> ExactGP:
+def assemble_exact_gp(theta, Z, Ys, mask, noise_s, lower, span, loc, scale) -> ExactGP:
+    """The fitted GP for hyperparameters ``theta`` (m, ...) on prepared data: each
+    output's Cholesky factor and weights. Z: (N, d) scaled inputs; Ys, mask,
+    noise_s: (N, m) standardised; lower, span: (d,); loc, scale: (m,)."""
     L, alpha = jax.vmap(_factorise, in_axes=(0, None, 1, 1, 1))(theta, Z, Ys, mask, noise_s)
     return ExactGP(
         hyperparameters=theta, X=Z, Y=Ys, mask=mask, cholesky=L, alpha=alpha,
@@ -747,7 +737,7 @@ def _model(theta, Z, Ys, mask, noise_s, lower, span, loc, scale) -> ExactGP:
 @partial(jax.jit, static_argnames=("restarts", "max_iter"))
 def _fit(X, Y, mask, noise, lower, span, key, warm, has_warm, restarts: int,
          max_iter: int) -> ExactGP:
-    Z, Ys, noise_s, loc, scale = _prepare(X, Y, mask, noise, lower, span)
+    Z, Ys, noise_s, loc, scale = scale_and_standardise(X, Y, mask, noise, lower, span)
     keys = jax.random.split(key, Y.shape[1])
     screen = ~has_warm & (jnp.max(jnp.sum(mask, axis=0)) >= _SCREEN_MIN_N)
 
@@ -757,7 +747,7 @@ def _fit(X, Y, mask, noise, lower, span, key, warm, has_warm, restarts: int,
 
     # Outputs are independent fits: as with restarts, one after another on CPU.
     theta = map_restarts(one, (Ys.T, mask.T, noise_s.T, keys, warm))
-    return _model(theta, Z, Ys, mask, noise_s, lower, span, loc, scale)
+    return assemble_exact_gp(theta, Z, Ys, mask, noise_s, lower, span, loc, scale)
 
 
 def _categorical_columns(kernel: Kernel, d: int) -> set[int]:
@@ -817,9 +807,10 @@ def _default_start(kernel: Kernel, d: int, m: int, learn_noise: bool,
                              learn_noise=learn_noise, noise_prior=noise_prior)
 
 
-def _check_start(warm: GPHyperparameters, kernel: Kernel, d: int, m: int,
-                 learn_noise: bool, noise_prior=_LOG_NOISE_PRIOR) -> GPHyperparameters:
-    """``warm`` with the fit's kernel and noise setting, after checking its shapes."""
+def check_warm_start(warm: GPHyperparameters, kernel: Kernel, d: int, m: int,
+                     learn_noise: bool, noise_prior=_LOG_NOISE_PRIOR) -> GPHyperparameters:
+    """``warm`` with the fit's kernel and noise setting, after checking its shapes
+    against d inputs and m outputs; raises ValueError when they do not match."""
     if warm.kernel != kernel:
         raise ValueError(f"warm_start was fitted with kernel {warm.kernel}; this fit uses {kernel}")
     warm = GPHyperparameters(kernel=kernel, kernel_params=warm.kernel_params,
@@ -841,6 +832,7 @@ def _check_start(warm: GPHyperparameters, kernel: Kernel, d: int, m: int,
     return warm
 
 
+@register_model("gp")
 def fit_gp(
     X,
     Y,
@@ -878,14 +870,14 @@ def fit_gp(
     on the learned noise, ``"low"`` (median 3e-4 of the output variance: simulators),
     ``"lab"`` (median 1.8e-2, BoTorch's: measurements) or (mean, sd) of the log.
     """
-    Xp, Yp, mask, lower, span = _pad(X, Y, bounds, capacity)
+    Xp, Yp, mask, lower, span = pad_observations(X, Y, bounds, capacity)
     d, m = Xp.shape[1], Yp.shape[1]
     kernel = resolve_kernel(kernel, d, warping)
     has_warm = warm_start is not None
     noise_prior = resolve_noise_prior(noise_prior)
     if warm_start is None:
         warm_start = _default_start(kernel, d, m, learn_noise, noise_prior)
-    warm_start = _check_start(warm_start, kernel, d, m, learn_noise, noise_prior)
+    warm_start = check_warm_start(warm_start, kernel, d, m, learn_noise, noise_prior)
     if restarts < 1:
         raise ValueError(f"restarts must be at least 1; got {restarts}")
     return _fit(
@@ -912,34 +904,10 @@ def _pad_noise(noise, Yp: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pad(X, Y, bounds, capacity):
-    """Pad (X, Y) to a bucket; returns Xp, Yp, mask, lower, span as numpy arrays."""
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
-        raise ValueError(f"X must be (n, d) and Y (n, m); got {X.shape} and {Y.shape}")
-    n, d = X.shape
-    if bounds is None:
-        lower, upper = X.min(axis=0), X.max(axis=0)
-    else:
-        lower, upper = (np.asarray(b, dtype=np.float64) for b in bounds)
-    span = np.where(upper - lower > 0, upper - lower, 1.0)
-    N = bucket_size(max(n, capacity or 0))
-    mask = np.zeros((N, Y.shape[1]))
-    mask[:n] = np.isfinite(Y)
-    Xp = np.zeros((N, d))
-    Xp[:n] = X
-    Yp = np.zeros((N, Y.shape[1]))
-    Yp[:n] = np.where(np.isfinite(Y), Y, 0.0)
-    return Xp, Yp, mask, lower, span
-
-
 @jax.jit
 def _condition_on_data(X, Y, mask, noise, lower, span, theta) -> ExactGP:
-    Z, Ys, noise_s, loc, scale = _prepare(X, Y, mask, noise, lower, span)
-    return _model(theta, Z, Ys, mask, noise_s, lower, span, loc, scale)
+    Z, Ys, noise_s, loc, scale = scale_and_standardise(X, Y, mask, noise, lower, span)
+    return assemble_exact_gp(theta, Z, Ys, mask, noise_s, lower, span, loc, scale)
 
 
 def gp_from_hyperparameters(
@@ -952,7 +920,7 @@ def gp_from_hyperparameters(
     have a leading output axis (m, ...); noise: known noise variances as in
     ``fit_gp``. For known models, tests and transfer.
     """
-    Xp, Yp, mask, lower, span = _pad(X, Y, bounds, capacity)
+    Xp, Yp, mask, lower, span = pad_observations(X, Y, bounds, capacity)
     theta = _float64(hyperparameters)
     return _condition_on_data(jnp.asarray(Xp), jnp.asarray(Yp), jnp.asarray(mask),
                               jnp.asarray(_pad_noise(noise, Yp)), jnp.asarray(lower),

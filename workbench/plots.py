@@ -683,7 +683,7 @@ class CampaignModel:
         ``rows`` (parameter dicts as in ``Trial.params``)."""
         import jax.numpy as jnp
 
-        from workbench._jax import posterior_moments
+        from surrogates import posterior_moments
 
         mean, var = posterior_moments(self.model, jnp.asarray(self.space.encode(rows)))
         return np.asarray(mean), np.sqrt(np.maximum(np.asarray(var), 0.0))

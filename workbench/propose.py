@@ -231,7 +231,7 @@ def _fit(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
         if warm is not None:
             try:
                 start = sg.hyperparameters_from_dict(warm)
-                sg.gp._check_start(start, kernel, d, Y.shape[1], cfg.noise is None,
+                sg.gp.check_warm_start(start, kernel, d, Y.shape[1], cfg.noise is None,
                                    sg.gp.resolve_noise_prior(noise_prior))
             except (ValueError, KeyError, TypeError):
                 start = None  # another kernel or dimension: start cold
@@ -347,7 +347,7 @@ def _effective_best(problem: Problem, model, X: np.ndarray) -> float:
     """max_i sign * mean(x_i) - std(x_i) of the target's posterior, as a score."""
     import jax.numpy as jnp
 
-    from workbench._jax import posterior_moments
+    from surrogates import posterior_moments
 
     at_target = X.copy()
     for j, v in context_columns(problem.space, {problem.task_parameter:
@@ -506,7 +506,7 @@ def anchors(problem: Problem, X: np.ndarray, Y: np.ndarray, free: np.ndarray,
     if model is not None:
         import jax.numpy as jnp
 
-        from workbench._jax import posterior_moments
+        from surrogates import posterior_moments
 
         ranked = np.asarray(posterior_moments(model, jnp.asarray(X))[0])
     s, ok = problem.scores(ranked[rows]), problem.feasible(Y[rows])
@@ -515,9 +515,9 @@ def anchors(problem: Problem, X: np.ndarray, Y: np.ndarray, free: np.ndarray,
     if s.shape[1] == 1:
         order = rows[np.argsort(-s[:, 0], kind="stable")][:_ANCHORS]
     else:
-        from active_learning.multiobjective import _pareto_mask_np
+        from active_learning.multiobjective import pareto_mask_np
 
-        front = np.flatnonzero(_pareto_mask_np(s))
+        front = np.flatnonzero(pareto_mask_np(s))
         front = front[np.argsort(s[front, 0], kind="stable")]
         k = min(_ANCHORS, len(front))  # evenly along the front, centred: one is its middle
         order = rows[front[((np.arange(k) + 0.5) * len(front) / k).astype(int)]]
@@ -539,7 +539,7 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     import jax.numpy as jnp
 
     from active_learning import maximize_acquisition
-    from workbench._jax import posterior_moments
+    from surrogates import posterior_moments
 
     timings = {} if timings is None else timings
     spec = problem.spec
