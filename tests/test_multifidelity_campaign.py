@@ -232,7 +232,7 @@ def _spec(surrogate: dict, **extra) -> dict:
     ({"type": "multitask", "task": "plant", "target": "C"}, {},
      "surrogate.target", ("'C'", "['A', 'B']")),
     ({"type": "multitask", "task": "plant"}, {},
-     "surrogate", ("target: missing", "expected task and target")),
+     "surrogate.target", ("required field is missing",)),
     ({"type": "multifidelity", "fidelity": "x", "costs": [1, 2]}, {},
      "surrogate.fidelity", ("'x'", "expected a categorical (one-hot) or integer")),
     ({"type": "multifidelity", "fidelity": "n", "costs": [1, 10]}, {},
