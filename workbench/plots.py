@@ -663,7 +663,7 @@ class CampaignModel:
         import jax
 
         from workbench._jax import configure_jax
-        from workbench.propose import fit_surrogate
+        from workbench.engine import fit_surrogate
 
         done = [t for t in campaign._trials if t.status == _COMPLETED]
         if len(done) < 2:

@@ -15,6 +15,7 @@ from pydantic import BaseModel, Field, ValidationError, field_validator
 
 from workbench import problems
 from workbench._yaml import line_of, load_yaml
+from workbench.engine.problem import acquisition_of
 from workbench.errors import SpecError, SpecIssue
 from workbench.space import (MAX_PARAMETERS, Categorical, Composition, Continuous, Integer,
                              Objective)
@@ -73,43 +74,6 @@ class CampaignSpec(SpecModel):
         if self.initial_design.points is not None:
             return self.initial_design.n or len(self.initial_design.points)
         return self.initial_design.n or 2 * (len(self.space) + 1)
-
-    @property
-    def acquisition_type(self) -> str:
-        """The acquisition in use: the given one, or the default for the objectives.
-
-        One objective: log_ei. Several: the analytic log_ehvi where it is exact
-        and safe (2-3 objectives without targets, an exact GP, simulator-like
-        data under the "low" noise prior, one point per ask), since it matches or
-        beats qlog_nehvi's fronts at a twentieth of its time or less (benchmarks/RESULTS.md);
-        otherwise qlog_nehvi, whose Monte-Carlo samples handle noisy incumbents,
-        joint batches, targets and non-Gaussian posteriors.
-        """
-        if self.acquisition.type is not None:
-            return self.acquisition.type
-        if len(self.objectives) == 1:
-            return "log_ei"
-        if (len(self.objectives) <= 3 and all(o.target is None for o in self.objectives)
-                and self.surrogate.type == "gp" and self.acquisition.batch_size == 1
-                and self.resolved_noise_prior == "low"):
-            return "log_ehvi"
-        return "qlog_nehvi"
-
-    @property
-    def resolved_noise_prior(self) -> str:
-        """The GP's noise prior: ``surrogate.noise_prior``, with ``auto`` read from the
-        oracle. A dataset's recorded measurements and a lab command's results are noisy
-        ("lab"); simulators, emulators, Python functions and campaigns told by hand keep
-        "low", which fits exact values tightly (set ``noise_prior: lab`` for measured
-        data told through the API)."""
-        chosen = self.surrogate.noise_prior if isinstance(self.surrogate, GPSpec) else "auto"
-        if chosen != "auto":
-            return chosen
-        oracle = self.oracle
-        if oracle is not None and (oracle.command is not None or (
-                oracle.dataset is not None and oracle.mode != "emulator")):
-            return "lab"
-        return "low"
 
     def to_dict(self) -> dict:
         """JSON-ready dict that ``from_dict`` reads back to an equal spec."""
@@ -201,7 +165,7 @@ def _constraint_issues(spec: CampaignSpec, names: list[str]) -> list[tuple[tuple
     dup = sorted({n for n in objective_names if objective_names.count(n) > 1})
     if dup:
         out.append((("objectives",), f"got {dup} more than once; expected unique names"))
-    kind = spec.acquisition_type
+    kind = acquisition_of(spec)
     several = len(spec.objectives) > 1
     if several and kind not in ("qlog_nehvi", "log_ehvi", "parego", "thompson",
                                 "max_variance"):
@@ -297,8 +261,8 @@ def _task_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
                                        and (spec.oracle.mode or "lookup") == "lookup"):
         out.append((("surrogate", "type"), f"got {kind} with a candidate pool; expected"
                     " proposals over the space (no candidates)"))
-    if kind == "multifidelity" and spec.acquisition_type != "log_ei":
-        out.append((("acquisition", "type"), f"got {spec.acquisition_type!r} with a"
+    if kind == "multifidelity" and acquisition_of(spec) != "log_ei":
+        out.append((("acquisition", "type"), f"got {acquisition_of(spec)!r} with a"
                     " multifidelity surrogate; expected log_ei (improvement at the target"
                     " level per unit cost)"))
     if kind == "multifidelity" and spec.objectives[0].target is not None:
