@@ -604,10 +604,9 @@ def _nehvi_baseline(model, X_baseline: Array, mask: Array, key: Array, num_sampl
 
 
 # Cells kept per sample: the non-empty ones padded to a power of two, at least
-# this many. The acquisition's cost is linear in the cells (BraninCurrin at
-# n = 17-32: 0.32 / 0.72 / 1.35 s per proposal with 8 / 16 / 32 cells, all 33
-# before trimming); each new count compiles once (3-4 s), so the floor keeps
-# the smallest fronts from compiling twice for little gain.
+# this many. The acquisition's cost is linear in the cells; each new count
+# compiles once, which costs more than the cells it saves on small fronts, so
+# the floor keeps the smallest fronts from compiling twice for little gain.
 _MIN_CELLS = 16
 
 

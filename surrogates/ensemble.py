@@ -355,7 +355,7 @@ def fit_ensemble(
     with N the padded capacity, so a growing campaign compiles once per
     bucket; learning_rate: AdamW's peak rate, decayed by a cosine to 5% of it;
     bounds: (2, d) input bounds for unit-cube scaling; dtype of the
-    networks (float32 is 2-10x faster; the posterior is float64); devices:
+    networks (float32 trains faster; the posterior is float64); devices:
     where to train (default ``jax.devices()``): with several, the members
     are split over them (padded to a multiple of their number for training);
     with ``members`` a multiple of their number the fitted members stay laid

@@ -31,7 +31,7 @@ from jax import Array, lax
 from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from surrogates import _lbfgs
+import surrogates._lbfgs as _lbfgs
 from surrogates.data import bucket_size, pad_observations, standardise
 from surrogates.kernels import (
     LOG_VARIANCE_PRIOR,
@@ -65,16 +65,15 @@ NOISE_FLOOR = 1e-6
 
 _LOG_VARIANCE_PRIOR = LOG_VARIANCE_PRIOR
 # Noise variance (standardised units) is log-normal around 3e-4 and wide: low
-# enough that noiseless simulators are fitted tightly (a prior at 1e-2 cost a
-# factor of 10-100 in regret on Branin and Hartmann-6), wide enough that the
-# likelihood raises it for noisy lab data.
+# enough that noiseless simulators are fitted tightly (a prior near 1e-2 smooths
+# their optima away and the search stalls), wide enough that the likelihood
+# raises it for noisy lab data.
 _LOG_NOISE_PRIOR = (-8.0, 2.0)
 # Named log-normal priors on the noise variance (standardised units).
 # "low" suits simulators and analytic functions; "lab" is BoTorch's
 # LogNormal(-4, 1) (median 1.8e-2): measured yields and assays are noisy, and
 # with tens of one-hot dimensions the "low" prior lets the GP interpolate every
-# measurement and be confidently wrong between them (direct arylation, 30
-# points: test NLPD 20 under "low", 8 under "lab").
+# measurement and be confidently wrong between them.
 NOISE_PRIORS = {"low": _LOG_NOISE_PRIOR, "lab": (-4.0, 1.0)}
 _MEAN_PRIOR = (0.0, 1.0)
 _normal_logpdf = normal_logpdf
@@ -215,10 +214,11 @@ def _cholesky(K: Array, relaid: bool | None = None) -> Array:
     relaid: factor K^T, unsymmetrised. LAPACK's potrf reads column-major input
     and K^T (equal to K) is K's own bytes in that layout, so XLA copies nothing in,
     and jnp.linalg.cholesky's averaging of K with K^T is a no-op for a Gram matrix
-    built symmetric: ~20 % of a fit at n = 1,000. The factor differs in the last
-    bits, and a campaign's proposals follow such bits, so only the fits above 512
-    rows use it: by default capacities of 1,024 rows and more, and the subsets of
-    such a fit ask for it. Below, a campaign proposes what earlier versions did.
+    built symmetric: a large fit saves a copy and a pass over K per factorisation.
+    The factor differs in the last bits, and a campaign's proposals follow such
+    bits, so only the fits above 512 rows use it (by default capacities of 1,024
+    rows and more; the subsets of such a fit ask for it): a small campaign's
+    proposals stay a function of its data and seed alone, whatever the size rule.
     """
     if _relaid(K.shape[-1], relaid):
         return lax.linalg.cholesky(K.T, symmetrize_input=False)
@@ -248,8 +248,8 @@ def _inverse_from_cholesky(L: Array, relaid: bool | None = None) -> Array:
     K^-1 = [[A^-T A^-1 + X^T X, X^T C^-1], [., C^-T C^-1]], the diagonal blocks
     recursively: about n^3 flops, where two full triangular solves take 2 n^3.
     relaid (the fits above 512 rows, see ``_cholesky``): X^T C^-1 = (C^-T X)^T as a
-    third solve, so L^-1 is never formed (XLA's float64 products run at about a
-    third of LAPACK's speed here): 49 -> 44 ms at n = 1,024, other last bits.
+    third solve, so L^-1 is never formed (XLA's float64 matrix products are slower
+    than LAPACK's triangular solves); the last bits differ.
     """
     return _blocked_inverse(L, _relaid(L.shape[0], relaid))[1]
 
@@ -330,8 +330,9 @@ def _initial_hyperparameters(key: Array, restarts: int, d: int, warm: GPHyperpar
     k1, k2, k3 = jax.random.split(key, 3)
     median = _prior_median(kernel, d, warm.learn_noise, warm.noise_prior)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(median.kernel_params)
-    # Leaf i draws from k1, k2, then folds of k1: the default kernel's two
-    # leaves (length-scales, variance) keep the draws they always had.
+    # Leaf i draws from k1, k2, then folds of k1: the first two leaves (the
+    # default kernel's length-scales and variance) draw the same numbers
+    # whatever leaves a longer kernel adds after them.
     leaf_keys = [k1, k2] + [jax.random.fold_in(k1, i) for i in range(2, len(leaves))]
     drawn_params = jax.tree.unflatten(treedef, [
         loc + _perturbation_scale(path) * jax.random.normal(k, (restarts,) + jnp.shape(loc))
@@ -357,7 +358,7 @@ def map_restarts(fn, xs):
     On accelerators the restarts run as one ``vmap``. On CPU, where a batch of
     small Cholesky factorisations costs as much as the same number one by one,
     lockstep would make every restart pay for the slowest one's iterations and
-    backtracks (measured 2x slower at n = 40), so they run one after another
+    backtracks, so they run one after another
     inside the same compiled loop (``lax.map``), still with no Python loop.
     """
     if jax.default_backend() == "cpu":
@@ -378,8 +379,8 @@ _GTOL_REFERENCE_N = 100.0
 # far out on the likelihood's exponential flank, where each quasi-Newton step
 # gains a factor of e, and the grid saves those 10-20 iterations for about
 # a dozen Cholesky factorisations.
-# Below _SCREEN_MIN_N observations the medians are a fine start and the fit
-# keeps its earlier behaviour exactly.
+# Below _SCREEN_MIN_N observations the medians are a fine start, and small
+# fits skip the grid's factorisations.
 _SCREEN_MIN_N = 64
 _SCREEN_LENGTHSCALE_SHIFTS = (0.0, -1.0, -2.0, -3.0)
 _SCREEN_LOG_NOISE = (-5.0, -2.0)  # after the noise prior's median
@@ -409,14 +410,12 @@ def _screening_grid(median: GPHyperparameters) -> GPHyperparameters:
 # one, and each refinement starts near its optimum and with the previous
 # stage's L-BFGS curvature pairs (scaled by the ratio of rows), so the full fit
 # needs a handful of iterations instead of forty-odd from the prior medians
-# (each costs a Cholesky and a K^-1: 0.1 s of CPU at n = 1000).
+# (each costs a Cholesky and a K^-1).
 _SUBSET_MIN_CAPACITY = 1024
 # Refinements stop when an iteration gains less than this fraction of the
-# objective (about 1e-2 nats at n = 1000). With the curvature carried over and
-# the interpolating backtrack, the fit at n = 1000 on Hartmann-6 (five keys)
-# takes 6.2 full-data gradients (11.8 before, when the first steps were short
-# steepest-descent ones that this rule mistook for convergence) and ends
-# 0.0-0.1 nats above the tight optimum (0.1-0.4 before), with the same test RMSE.
+# objective (about 1e-2 nats at n = 1000): with the curvature carried over and
+# the interpolating backtrack, a step that gains less is already within a
+# fraction of a nat of the tight optimum, where the predictions no longer change.
 _REFINE_FTOL = 3e-5
 
 

@@ -34,7 +34,7 @@ import numpy as np
 from jax import Array, lax
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from surrogates import _lbfgs
+import surrogates._lbfgs as _lbfgs
 from surrogates.data import pad_observations, standardise as standardise_outputs
 from surrogates.gp import Posterior
 from surrogates.kernels import matern52
