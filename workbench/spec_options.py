@@ -355,8 +355,15 @@ class CandidatesSpec(SpecModel):
 
 # -- oracles ---------------------------------------------------------------------
 
-# Hints after "expected it only with ..." for settings users put on the wrong kind.
-_ORACLE_HINTS = {"timeout": " (an executor's timeout bounds other oracles)"}
+
+
+def _foreign_oracle_setting(key: str, value: Any, owners: list[str], kind: str | None) -> str:
+    """The message for a setting of another oracle kind."""
+    if key == "timeout":  # often meant as the executor's, which bounds every oracle
+        shown = f"{value:g}" if isinstance(value, (int, float)) else repr(value)
+        return (f"timeout: got {shown} with a {kind} oracle; expected it only with command"
+                " (an executor's timeout bounds other oracles)")
+    return f"{key}: got {value!r}; expected it only with {' or '.join(owners)}"
 
 
 class _OracleSpec(SpecModel):
@@ -367,10 +374,10 @@ class _OracleSpec(SpecModel):
     @model_validator(mode="before")
     @classmethod
     def _own_settings(cls, data: Any) -> Any:
+        kind = _oracle_kind(data)
         return _foreign_settings(
             data, cls, ORACLE_KINDS, _ORACLE_DEFAULTS,
-            lambda key, value, owners: f"{key}: got {value!r}; expected it only with"
-                                       f" {' or '.join(owners)}{_ORACLE_HINTS.get(key, '')}")
+            lambda key, value, owners: _foreign_oracle_setting(key, value, owners, kind))
 
     @property
     def kind(self) -> str:
