@@ -64,13 +64,15 @@ from active_learning.multiobjective import (
     log_probability_of_feasibility,
     nondominated_cells,
     pareto_mask,
+    pareto_mask_np,
     qLogExpectedHypervolumeImprovement,
     qLogNoisyExpectedHypervolumeImprovement,
+    reference_below_observed,
     reference_point,
     sample_simplex,
 )
 from active_learning.optimize import maximize_acquisition, quasi_random
-from active_learning.context import FixedColumns
+from active_learning.context import FixedColumns, expand, reduce_domain
 from active_learning.pool import best_in_pool, score_pool
 from active_learning.stopping import (
     AcquisitionBelow,
@@ -85,6 +87,12 @@ from active_learning.stopping import (
 )
 
 __all__ = [
+    "best_in_pool",
+    "Domain",
+    "FEASIBILITY_TOL",
+    "maximize_acquisition",
+    "quasi_random",
+    "score_pool",
     "FixedColumns",
     "AcquisitionBelow",
     "Budget",
@@ -94,6 +102,7 @@ __all__ = [
     "CostAware",
     "dominated_boxes",
     "expected_improvement",
+    "expand",
     "expected_target_objective",
     "feasibility_weighted",
     "FeasibilityWeighted",
@@ -126,6 +135,7 @@ __all__ = [
     "Objectives",
     "OutcomeConstraints",
     "pareto_mask",
+    "pareto_mask_np",
     "PosteriorVariance",
     "qLogExpectedHypervolumeImprovement",
     "qLogExpectedImprovement",
@@ -133,6 +143,8 @@ __all__ = [
     "qLogNoisyExpectedImprovement",
     "qSimpleRegret",
     "qUpperConfidenceBound",
+    "reduce_domain",
+    "reference_below_observed",
     "reference_point",
     "RegretBound",
     "rule_from_dict",

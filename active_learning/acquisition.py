@@ -32,14 +32,14 @@ from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import log_ndtr, logsumexp, ndtr
 from scipy.stats import norm, qmc
 
+from surrogates.numerics import JITTER
+from surrogates.protocol import SharesFixedJoint
+
 _LOG_SQRT_2PI = 0.5 * math.log(2.0 * math.pi)
 # Asymptotic-series depth for log Phi below z = -20: the default (3) leaves a
 # 4e-9 error there, 12 leaves none in float64 (at |z| >= 20 the series' terms
 # keep shrinking for the first ~z^2 / 2 = 200 of them).
 _LOG_NDTR_ORDER = 12
-# Relative jitter for Cholesky factors of posterior covariances, as in
-# ``Posterior.sample``; candidates on top of observed points make them singular.
-_JITTER = 1e-9
 # Conditional variances are floored at this fraction of the unconditional
 # one: a candidate on an observed, noiseless point has none left.
 _MIN_VARIANCE_FRACTION = 1e-12
@@ -174,18 +174,19 @@ def _marginal(model: eqx.Module, X: Array, output: int, sign: float) -> tuple[Ar
 
 def _cholesky(A: Array, scale: Array) -> Array:
     """Lower Cholesky factor of a PSD matrix with jitter relative to ``scale``."""
-    return jnp.linalg.cholesky(A + _JITTER * scale * jnp.eye(A.shape[-1], dtype=A.dtype))
+    return jnp.linalg.cholesky(A + JITTER * scale * jnp.eye(A.shape[-1], dtype=A.dtype))
 
 
 def fixed_joint(model: eqx.Module, X_fixed: Array) -> Callable[[Array], tuple]:
     """``Xq -> (mean (q, m), variance (q, m), cross (m, p, q), covariance (m, q, q))``:
     the blocks of the joint posterior over ``(X_fixed, Xq)`` that depend on Xq.
 
-    A model with ``fixed_joint`` (the exact GP) shares the fixed points' work across
-    every call, which for a baseline of the training points makes a candidate batch
-    O(N^2 q) instead of O(N^3); any other model goes through its full joint posterior.
+    A model that shares the fixed points' work (``SharesFixedJoint``: the exact GP)
+    does it once for every call, which for a baseline of the training points makes a
+    candidate batch O(N^2 q) instead of O(N^3); any other model goes through its full
+    joint posterior.
     """
-    if hasattr(model, "fixed_joint"):
+    if isinstance(model, SharesFixedJoint):
         return model.fixed_joint(X_fixed)
     p = X_fixed.shape[0]
 

@@ -1,16 +1,58 @@
-"""Context columns: parameters that are measured, not chosen.
+"""Held columns: parameters that are measured, not chosen, or fixed by the caller.
 
 An experiment's ambient humidity or feedstock batch is known when the next
-point is proposed but cannot be set. ``FixedColumns`` lets an optimiser work on
-the free columns while the acquisition sees full points, with the context
-values as array leaves: a new context value reuses the compiled program.
+point is proposed but cannot be set; a multi-task campaign proposes for one
+task. Such columns are held at given encoded values, ``fixed: {column:
+value}``: :func:`reduce_domain` gives the domain over the free columns, an
+optimiser searches it, :class:`FixedColumns` lets the acquisition see full
+points meanwhile (inside compiled code, with the values as array leaves, so a
+new value reuses the compiled program), and :func:`expand` turns the chosen
+free-column points back into full ones on the host.
 """
 
 from __future__ import annotations
 
 import equinox as eqx
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
+
+from active_learning.domain import Domain
+
+
+def reduce_domain(domain: Domain, fixed: dict[int, float]) -> tuple[Domain, np.ndarray]:
+    """The domain over the free columns when ``fixed`` columns hold given values.
+
+    Returns (reduced Domain, (k,) free column indices). Linear rows keep their
+    free part, with the fixed part moved to the right-hand side; integer columns
+    and one-hot groups that are wholly free keep their roles.
+    """
+    free = [j for j in range(domain.dim) if j not in fixed]
+    where = {j: i for i, j in enumerate(free)}
+
+    def rows(rs):
+        out = []
+        for coeffs, rhs in rs:
+            rhs = rhs - sum(coeffs[j] * v for j, v in fixed.items())
+            out.append((tuple(coeffs[j] for j in free), rhs))
+        return tuple(out)
+
+    integer = tuple((where[c], lv) for c, lv in domain.integer if c in where)
+    onehot = tuple(tuple(where[c] for c in g) for g in domain.onehot
+                   if all(c in where for c in g))
+    return Domain(dim=len(free), integer=integer, onehot=onehot,
+                  equalities=rows(domain.equalities),
+                  inequalities=rows(domain.inequalities)), np.asarray(free)
+
+
+def expand(Z, free: np.ndarray, fixed: dict[int, float], dim: int) -> np.ndarray:
+    """Free-column points Z: (n, k) -> full encoded points (n, dim), on the host."""
+    Z = np.atleast_2d(np.asarray(Z, np.float64))
+    out = np.zeros((Z.shape[0], dim))
+    out[:, free] = Z
+    for j, v in fixed.items():
+        out[:, j] = v
+    return out
 
 
 class FixedColumns(eqx.Module):
@@ -34,6 +76,14 @@ class FixedColumns(eqx.Module):
         self.values = jnp.asarray(values, jnp.float64)
         self.dim = int(dim)
 
+    @classmethod
+    def holding(cls, acquisition, free: np.ndarray, fixed: dict[int, float], dim: int):
+        """``acquisition`` with the ``fixed`` columns held (itself when none are)."""
+        if not fixed:
+            return acquisition
+        return cls(acquisition, jnp.asarray(free), jnp.asarray(sorted(fixed)),
+                   jnp.asarray([fixed[j] for j in sorted(fixed)]), dim)
+
     def full(self, Z: Array) -> Array:
         """Free-column points -> full encoded points."""
         out = jnp.zeros(Z.shape[:-1] + (self.dim,), Z.dtype)
@@ -45,4 +95,4 @@ class FixedColumns(eqx.Module):
         return self.acquisition(self.full(Z))
 
 
-__all__ = ["FixedColumns"]
+__all__ = ["FixedColumns", "expand", "reduce_domain"]

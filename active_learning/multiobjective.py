@@ -28,6 +28,7 @@ from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import log_ndtr
 
 from active_learning.acquisition import fixed_joint, log_h
+from surrogates.numerics import JITTER
 
 # ----------------------------------------------------------------------------
 # Pareto fronts
@@ -56,7 +57,8 @@ def pareto_mask(Y: Array, mask: Array | None = None, *, deduplicate: bool = Fals
     return keep
 
 
-def _pareto_mask_np(Y: np.ndarray) -> np.ndarray:
+def pareto_mask_np(Y: np.ndarray) -> np.ndarray:
+    """(n,) which rows of Y: (n, m) (maximised) no other row dominates, on the host."""
     geq = np.all(Y[None, :, :] >= Y[:, None, :], axis=-1)
     gt = np.any(Y[None, :, :] > Y[:, None, :], axis=-1)
     return ~np.any(geq & gt, axis=1)
@@ -76,6 +78,26 @@ def reference_point(Y, mask=None, margin: float = 0.1) -> Array:
     span = jnp.where(hi > lo, hi - lo, jnp.maximum(jnp.abs(lo), 1.0))
     return lo - margin * span
 
+
+
+# A campaign without a reference point measures improvement from this far below
+# the worst observed score, in units of the observed range: near enough that the
+# front's extremes still count, far enough that they add volume.
+REFERENCE_MARGIN = 0.1
+# Smallest range that margin is taken of: one observation, or every score equal.
+_MIN_REFERENCE_SPAN = 1e-9
+
+
+def reference_below_observed(scores: np.ndarray, margin: float = REFERENCE_MARGIN) -> np.ndarray:
+    """The reference point a campaign's hypervolume acquisitions use when the spec
+    gives none: ``margin`` times the observed range below the worst observed
+    score of each objective, over every row (not only the front, unlike
+    :func:`reference_point`, so that it moves only when the data widen).
+
+    scores: (n, m) maximised objective values. Returns (m,).
+    """
+    lo, hi = scores.min(axis=0), scores.max(axis=0)
+    return lo - margin * np.maximum(hi - lo, _MIN_REFERENCE_SPAN)
 
 # ----------------------------------------------------------------------------
 # Exact hypervolume, numpy
@@ -110,7 +132,7 @@ def _hv_np(P: np.ndarray, ref: np.ndarray) -> float:
         return float(P.max() - ref[0])
     if m == 2:
         return _hv2_np(P, ref)
-    P = P[_pareto_mask_np(P)]
+    P = P[pareto_mask_np(P)]
     P = P[np.argsort(-P[:, -1], kind="stable")]
     c_next = np.append(P[1:, -1], ref[-1])
     total = 0.0
@@ -526,8 +548,6 @@ def _as_batches(X: Array) -> Array:
     return X
 
 
-# Relative jitter of joint-sample Cholesky factors (as Posterior.sample).
-_SAMPLE_JITTER = 1e-9
 _BLOCK = 32
 
 
@@ -575,7 +595,7 @@ def _nehvi_baseline(model, X_baseline: Array, mask: Array, key: Array, num_sampl
     var = jnp.maximum(jnp.max(post.variance * w[:, None], axis=0), 1e-300)  # (m_model,)
     cov = (post.covariance * (w[:, None] * w[None, :])[None]
            + jax.vmap(jnp.diag)((1.0 - w)[None] * var[:, None]))
-    L = jnp.linalg.cholesky(cov + _SAMPLE_JITTER * var[:, None, None] * jnp.eye(n))
+    L = jnp.linalg.cholesky(cov + JITTER * var[:, None, None] * jnp.eye(n))
     f = post.mean[None] + jnp.einsum("mij,smj->sim", L, z)
     zero = jnp.zeros_like(ref)
     lower, upper = jax.vmap(lambda y: nondominated_cells(y, zero, mask))(
@@ -584,10 +604,9 @@ def _nehvi_baseline(model, X_baseline: Array, mask: Array, key: Array, num_sampl
 
 
 # Cells kept per sample: the non-empty ones padded to a power of two, at least
-# this many. The acquisition's cost is linear in the cells (BraninCurrin at
-# n = 17-32: 0.32 / 0.72 / 1.35 s per proposal with 8 / 16 / 32 cells, all 33
-# before trimming); each new count compiles once (3-4 s), so the floor keeps
-# the smallest fronts from compiling twice for little gain.
+# this many. The acquisition's cost is linear in the cells; each new count
+# compiles once, which costs more than the cells it saves on small fronts, so
+# the floor keeps the smallest fronts from compiling twice for little gain.
 _MIN_CELLS = 16
 
 
@@ -738,7 +757,7 @@ class qLogNoisyExpectedHypervolumeImprovement(eqx.Module):
             C = jax.vmap(lambda L, B: solve_triangular(L, B, lower=True))(self.L_base, cross)
             schur = cov_q - jnp.einsum("mnq,mnr->mqr", C, C)
             var_new = jnp.max(var_q, axis=0)  # (m_model,)
-            L_new = jnp.linalg.cholesky(schur + _SAMPLE_JITTER * var_new[:, None, None]
+            L_new = jnp.linalg.cholesky(schur + JITTER * var_new[:, None, None]
                                         * jnp.eye(q))
             f_new = (mean_q[None] + jnp.einsum("mnq,smn->sqm", C, self.z_base)
                      + jnp.einsum("mij,smj->sim", L_new, z_new))
@@ -979,8 +998,10 @@ __all__ = [
     "log_probability_of_feasibility",
     "nondominated_cells",
     "pareto_mask",
+    "pareto_mask_np",
     "qLogExpectedHypervolumeImprovement",
     "qLogNoisyExpectedHypervolumeImprovement",
+    "reference_below_observed",
     "reference_point",
     "sample_simplex",
 ]

@@ -101,7 +101,8 @@ def release_programs_if_crowded(fraction: float = 0.5, min_interval_s: float = 2
     compiled program the process keeps, and with them their maps; the next call
     of a program traces it again and loads it from the persistent compilation
     cache. Checks at most once per ``min_interval_s`` seconds (counting maps
-    reads /proc/self/maps: ~16 ms at 60,000 maps). Returns True when it released.
+    reads all of /proc/self/maps, which grows with them). Returns True when it
+    released.
     """
     now = time.monotonic()
     if now - _last_check[0] < min_interval_s:

@@ -30,18 +30,19 @@ import jax.numpy as jnp
 import optax
 from jax import Array
 
+from surrogates.data import pad_observations
+from surrogates.ensemble import ACTIVATIONS, MLP
 from surrogates.gp import (
     ExactGP,
     GPHyperparameters,
     Posterior,
-    _model,
-    _nll_value,
-    _pad,
-    _prepare,
+    assemble_exact_gp,
     log_prior,
+    negative_log_marginal_likelihood,
+    scale_and_standardise,
 )
-from surrogates.ensemble import _ACTIVATIONS, MLP
 from surrogates.kernels import Matern52
+from surrogates.registry import register_model
 
 __all__ = ["DeepKernelGP", "deep_kernel_loss", "fit_deep_kernel_gp"]
 
@@ -79,7 +80,7 @@ def deep_kernel_loss(net: MLP, theta: GPHyperparameters, Z: Array, Ys: Array,
     F = _features(net, Z)
 
     def one(t, y, mk):
-        return _nll_value(t, F, y, mk)[0] - log_prior(t)
+        return negative_log_marginal_likelihood(t, F, y, mk) - log_prior(t)
 
     per_output = jax.vmap(one, in_axes=(0, 1, 1))(theta, Ys, mask)
     return jnp.sum(per_output) / jnp.maximum(jnp.sum(mask), 1.0)
@@ -179,10 +180,11 @@ class DeepKernelGP(eqx.Module):
 def _assemble(net, theta, Z, Ys, mask, noise_s, loc, scale, lower, span) -> DeepKernelGP:
     F = _features(net, Z)
     h = F.shape[1]
-    gp = _model(theta, F, Ys, mask, noise_s, jnp.zeros(h), jnp.ones(h), loc, scale)
+    gp = assemble_exact_gp(theta, F, Ys, mask, noise_s, jnp.zeros(h), jnp.ones(h), loc, scale)
     return DeepKernelGP(net=net, gp=gp, lower=lower, span=span)
 
 
+@register_model("deep_kernel")
 def fit_deep_kernel_gp(
     X,
     Y,
@@ -210,8 +212,8 @@ def fit_deep_kernel_gp(
     Float64 throughout; cost per step about three Cholesky factorisations of
     the padded size.
     """
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
     for name, value in (("features", features), ("steps", steps), ("restarts", restarts)):
         if int(value) < 1:
             raise ValueError(f"{name} must be at least 1; got {value}")
@@ -220,12 +222,13 @@ def fit_deep_kernel_gp(
         raise ValueError(f"hidden must be one or more positive layer widths; got {hidden}")
     if not (learning_rate > 0 and math.isfinite(learning_rate)):
         raise ValueError(f"learning_rate must be positive; got {learning_rate}")
-    Xp, Yp, mask, lower, span = _pad(X, Y, bounds, capacity)
+    Xp, Yp, mask, lower, span = pad_observations(X, Y, bounds, capacity)
     if mask.sum() == 0:
         raise ValueError("Y has no finite observations to fit")
     cfg = _Config(hidden=hidden, features=int(features), activation=activation,
                   steps=int(steps), restarts=int(restarts))
     Xp, Yp, mask, lower, span = (jnp.asarray(a) for a in (Xp, Yp, mask, lower, span))
-    Z, Ys, noise_s, loc, scale = _prepare(Xp, Yp, mask, jnp.zeros_like(Yp), lower, span)
+    Z, Ys, noise_s, loc, scale = scale_and_standardise(Xp, Yp, mask, jnp.zeros_like(Yp), lower,
+                                                       span)
     (net, theta), _ = _train(Z, Ys, mask, key, jnp.asarray(float(learning_rate)), cfg)
     return _assemble(net, theta, Z, Ys, mask, noise_s, loc, scale, lower, span)

@@ -32,10 +32,12 @@ import numpy as np
 import optax
 from jax import Array, lax
 
-from surrogates.gp import Posterior, bucket_size
+from surrogates.data import pad_observations, standardise
+from surrogates.gp import Posterior
+from surrogates.registry import register_model
 from surrogates.sharding import device_mesh, padded_size, shard_leading
 
-_ACTIVATIONS = {
+ACTIVATIONS = {
     "silu": jax.nn.silu,
     "relu": jax.nn.relu,
     "gelu": jax.nn.gelu,
@@ -80,7 +82,7 @@ class MLP(eqx.Module):
 
     def features(self, x: Array) -> Array:
         """Last hidden layer at scaled inputs, (..., d) -> (..., h)."""
-        act = _ACTIVATIONS[self.activation]
+        act = ACTIVATIONS[self.activation]
         # Unit cube -> [-1, 1]: centred inputs suit the initialisation.
         x = 2.0 * x - 1.0
         for W, b in zip(self.weights[:-1], self.biases[:-1]):
@@ -209,14 +211,6 @@ def _residual_variance(members: MLP, X: Array, Y: Array, mask: Array) -> Array:
     return lax.map(one, params).astype(jnp.float64)
 
 
-def _standardise(Y: np.ndarray, mask: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
-    n = mask.sum(axis=0)
-    loc = (Y * mask).sum(axis=0) / np.maximum(n, 1.0)
-    var = (((Y - loc) * mask) ** 2).sum(axis=0) / np.maximum(n - 1.0, 1.0)
-    scale = np.where((n > 1) & (var > 1e-24), np.sqrt(np.maximum(var, 1e-300)), 1.0)
-    return loc, scale
-
-
 def prepare_data(X, Y, bounds=None, capacity: int | None = None, standardisation=None):
     """Scale, standardise and pad (X, Y) to a bucket.
 
@@ -227,34 +221,23 @@ def prepare_data(X, Y, bounds=None, capacity: int | None = None, standardisation
     Z (N, d) in the unit cube, Ys (N, m) standardised, mask (N, m).
     """
     X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
-        raise ValueError(f"X must be (n, d) and Y (n, m); got {X.shape} and {Y.shape}")
-    n, d = X.shape
-    if n < 1:
+    if X.ndim == 2 and X.shape[0] < 1:
         raise ValueError("at least one observation is needed")
-    if not np.all(np.isfinite(X)):
+    if X.ndim == 2 and not np.all(np.isfinite(X)):
         raise ValueError("X contains NaN or infinite values")
-    if bounds is None:
-        lower, upper = X.min(axis=0), X.max(axis=0)
-    else:
-        lower, upper = (np.asarray(b, dtype=np.float64) for b in bounds)
-    span = np.where(upper - lower > 0, upper - lower, 1.0)
-    observed = np.isfinite(Y).astype(np.float64)
-    Y0 = np.where(observed > 0, Y, 0.0)
+    Xp, Yp, mask, lower, span = pad_observations(X, Y, bounds, capacity)
+    n, d = X.shape
+    # Statistics over the n rows themselves: summing padded zeros would regroup
+    # the sums and change their last bits.
+    observed, Y0 = mask[:n], Yp[:n]
     if standardisation is None:
-        y_loc, y_scale = _standardise(Y0, observed)
+        y_loc, y_scale = standardise(Y0, observed, xp=np)
     else:
         y_loc, y_scale = (np.asarray(a, dtype=np.float64) for a in standardisation)
-    N = bucket_size(max(n, capacity or 0))
-    Z = np.full((N, d), 0.5)
+    Z = np.full((len(Xp), d), 0.5)
     Z[:n] = (X - lower) / span
-    Ys = np.zeros((N, Y.shape[1]))
+    Ys = np.zeros_like(Yp)
     Ys[:n] = np.where(observed > 0, (Y0 - y_loc) / y_scale, 0.0)
-    mask = np.zeros((N, Y.shape[1]))
-    mask[:n] = observed
     return Z, Ys, mask, n, lower, span, y_loc, y_scale
 
 
@@ -341,6 +324,7 @@ def _ensemble_posterior(model: DeepEnsemble, Xq: Array, full_cov: bool,
     return Posterior(mean=mean, variance=epistemic + noise, covariance=cov)
 
 
+@register_model("ensemble")
 def fit_ensemble(
     X,
     Y,
@@ -371,7 +355,7 @@ def fit_ensemble(
     with N the padded capacity, so a growing campaign compiles once per
     bucket; learning_rate: AdamW's peak rate, decayed by a cosine to 5% of it;
     bounds: (2, d) input bounds for unit-cube scaling; dtype of the
-    networks (float32 is 2-10x faster; the posterior is float64); devices:
+    networks (float32 trains faster; the posterior is float64); devices:
     where to train (default ``jax.devices()``): with several, the members
     are split over them (padded to a multiple of their number for training);
     with ``members`` a multiple of their number the fitted members stay laid
@@ -379,8 +363,8 @@ def fit_ensemble(
     """
     if likelihood not in LIKELIHOODS:
         raise ValueError(f"likelihood must be one of {LIKELIHOODS}; got {likelihood!r}")
-    if activation not in _ACTIVATIONS:
-        raise ValueError(f"activation must be one of {sorted(_ACTIVATIONS)}; got {activation!r}")
+    if activation not in ACTIVATIONS:
+        raise ValueError(f"activation must be one of {sorted(ACTIVATIONS)}; got {activation!r}")
     if members < 1 or batch_size < 1 or epochs < 0 or min_steps < 0:
         raise ValueError("members and batch_size must be positive, epochs and min_steps >= 0")
     Z, Ys, mask, n, lower, span, y_loc, y_scale = prepare_data(X, Y, bounds, capacity)
@@ -439,6 +423,10 @@ class BayesianLastLayer(eqx.Module):
     log_evidence: Array
     y_loc: Array
     y_scale: Array
+
+    @property
+    def num_outputs(self) -> int:
+        return self.y_loc.shape[0]
 
     def design(self, Xq: Array) -> Array:
         """Features with a bias column, (M, q, h + 1) float64."""
@@ -541,6 +529,7 @@ def _fit_bll(network: DeepEnsemble, Z: Array, Ys: Array, mask: Array, log_a0, lo
     return jax.vmap(per_output, in_axes=(0, None, None))(Phi, Ys, mask)
 
 
+@register_model("bll")
 def fit_bll(
     X,
     Y,

@@ -31,7 +31,8 @@ from jax import Array, lax
 from jax.flatten_util import ravel_pytree
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from surrogates import _lbfgs
+import surrogates._lbfgs as _lbfgs
+from surrogates.data import bucket_size, pad_observations, standardise
 from surrogates.kernels import (
     LOG_VARIANCE_PRIOR,
     Categorical,
@@ -47,9 +48,12 @@ from surrogates.kernels import (
     normal_logpdf,
     parse_kernel,
 )
+from surrogates.numerics import JITTER, MIN_VARIANCE
+from surrogates.registry import register_model
 
 __all__ = [
-    "ExactGP", "GPHyperparameters", "Posterior", "bucket_size", "fit_gp",
+    "ExactGP", "GPHyperparameters", "Posterior", "assemble_exact_gp", "bucket_size",
+    "check_warm_start", "fit_gp", "scale_and_standardise",
     "gp_from_hyperparameters", "hyperparameters_from_dict", "hyperparameters_to_dict",
     "lengthscale_prior", "log_prior", "negative_log_marginal_likelihood", "resolve_kernel",
 ]
@@ -58,30 +62,21 @@ _LOG_2PI = math.log(2.0 * math.pi)
 # Smallest noise variance in standardised units: keeps the Cholesky of a
 # noiseless, densely sampled objective well conditioned.
 NOISE_FLOOR = 1e-6
-_JITTER = 1e-9
-_MIN_VARIANCE = 1e-12
-MIN_BUCKET = 16
 
 _LOG_VARIANCE_PRIOR = LOG_VARIANCE_PRIOR
 # Noise variance (standardised units) is log-normal around 3e-4 and wide: low
-# enough that noiseless simulators are fitted tightly (a prior at 1e-2 cost a
-# factor of 10-100 in regret on Branin and Hartmann-6), wide enough that the
-# likelihood raises it for noisy lab data.
+# enough that noiseless simulators are fitted tightly (a prior near 1e-2 smooths
+# their optima away and the search stalls), wide enough that the likelihood
+# raises it for noisy lab data.
 _LOG_NOISE_PRIOR = (-8.0, 2.0)
 # Named log-normal priors on the noise variance (standardised units).
 # "low" suits simulators and analytic functions; "lab" is BoTorch's
 # LogNormal(-4, 1) (median 1.8e-2): measured yields and assays are noisy, and
 # with tens of one-hot dimensions the "low" prior lets the GP interpolate every
-# measurement and be confidently wrong between them (direct arylation, 30
-# points: test NLPD 20 under "low", 8 under "lab").
+# measurement and be confidently wrong between them.
 NOISE_PRIORS = {"low": _LOG_NOISE_PRIOR, "lab": (-4.0, 1.0)}
 _MEAN_PRIOR = (0.0, 1.0)
 _normal_logpdf = normal_logpdf
-
-
-def bucket_size(n: int, minimum: int = MIN_BUCKET) -> int:
-    """Padded capacity for ``n`` rows: the next power of two, at least ``minimum``."""
-    return max(minimum, 1 << max(0, math.ceil(math.log2(max(n, 1)))))
 
 
 class GPHyperparameters(eqx.Module):
@@ -181,7 +176,7 @@ def log_prior(theta: GPHyperparameters) -> Array:
 
 def _diagonal(theta: GPHyperparameters, mask: Array, noise: Array | None) -> Array:
     """Noise on observed rows, 1 on padded ones: (N,)."""
-    extra = theta.noise + _JITTER if noise is None else theta.noise + _JITTER + noise
+    extra = theta.noise + JITTER if noise is None else theta.noise + JITTER + noise
     return mask * extra + (1.0 - mask)
 
 
@@ -219,10 +214,11 @@ def _cholesky(K: Array, relaid: bool | None = None) -> Array:
     relaid: factor K^T, unsymmetrised. LAPACK's potrf reads column-major input
     and K^T (equal to K) is K's own bytes in that layout, so XLA copies nothing in,
     and jnp.linalg.cholesky's averaging of K with K^T is a no-op for a Gram matrix
-    built symmetric: ~20 % of a fit at n = 1,000. The factor differs in the last
-    bits, and a campaign's proposals follow such bits, so only the fits above 512
-    rows use it: by default capacities of 1,024 rows and more, and the subsets of
-    such a fit ask for it. Below, a campaign proposes what earlier versions did.
+    built symmetric: a large fit saves a copy and a pass over K per factorisation.
+    The factor differs in the last bits, and a campaign's proposals follow such
+    bits, so only the fits above 512 rows use it (by default capacities of 1,024
+    rows and more; the subsets of such a fit ask for it): a small campaign's
+    proposals stay a function of its data and seed alone, whatever the size rule.
     """
     if _relaid(K.shape[-1], relaid):
         return lax.linalg.cholesky(K.T, symmetrize_input=False)
@@ -252,8 +248,8 @@ def _inverse_from_cholesky(L: Array, relaid: bool | None = None) -> Array:
     K^-1 = [[A^-T A^-1 + X^T X, X^T C^-1], [., C^-T C^-1]], the diagonal blocks
     recursively: about n^3 flops, where two full triangular solves take 2 n^3.
     relaid (the fits above 512 rows, see ``_cholesky``): X^T C^-1 = (C^-T X)^T as a
-    third solve, so L^-1 is never formed (XLA's float64 products run at about a
-    third of LAPACK's speed here): 49 -> 44 ms at n = 1,024, other last bits.
+    third solve, so L^-1 is never formed (XLA's float64 matrix products are slower
+    than LAPACK's triangular solves); the last bits differ.
     """
     return _blocked_inverse(L, _relaid(L.shape[0], relaid))[1]
 
@@ -334,8 +330,9 @@ def _initial_hyperparameters(key: Array, restarts: int, d: int, warm: GPHyperpar
     k1, k2, k3 = jax.random.split(key, 3)
     median = _prior_median(kernel, d, warm.learn_noise, warm.noise_prior)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(median.kernel_params)
-    # Leaf i draws from k1, k2, then folds of k1: the default kernel's two
-    # leaves (length-scales, variance) keep the draws they always had.
+    # Leaf i draws from k1, k2, then folds of k1: the first two leaves (the
+    # default kernel's length-scales and variance) draw the same numbers
+    # whatever leaves a longer kernel adds after them.
     leaf_keys = [k1, k2] + [jax.random.fold_in(k1, i) for i in range(2, len(leaves))]
     drawn_params = jax.tree.unflatten(treedef, [
         loc + _perturbation_scale(path) * jax.random.normal(k, (restarts,) + jnp.shape(loc))
@@ -361,7 +358,7 @@ def map_restarts(fn, xs):
     On accelerators the restarts run as one ``vmap``. On CPU, where a batch of
     small Cholesky factorisations costs as much as the same number one by one,
     lockstep would make every restart pay for the slowest one's iterations and
-    backtracks (measured 2x slower at n = 40), so they run one after another
+    backtracks, so they run one after another
     inside the same compiled loop (``lax.map``), still with no Python loop.
     """
     if jax.default_backend() == "cpu":
@@ -382,8 +379,8 @@ _GTOL_REFERENCE_N = 100.0
 # far out on the likelihood's exponential flank, where each quasi-Newton step
 # gains a factor of e, and the grid saves those 10-20 iterations for about
 # a dozen Cholesky factorisations.
-# Below _SCREEN_MIN_N observations the medians are a fine start and the fit
-# keeps its earlier behaviour exactly.
+# Below _SCREEN_MIN_N observations the medians are a fine start, and small
+# fits skip the grid's factorisations.
 _SCREEN_MIN_N = 64
 _SCREEN_LENGTHSCALE_SHIFTS = (0.0, -1.0, -2.0, -3.0)
 _SCREEN_LOG_NOISE = (-5.0, -2.0)  # after the noise prior's median
@@ -413,14 +410,12 @@ def _screening_grid(median: GPHyperparameters) -> GPHyperparameters:
 # one, and each refinement starts near its optimum and with the previous
 # stage's L-BFGS curvature pairs (scaled by the ratio of rows), so the full fit
 # needs a handful of iterations instead of forty-odd from the prior medians
-# (each costs a Cholesky and a K^-1: 0.1 s of CPU at n = 1000).
+# (each costs a Cholesky and a K^-1).
 _SUBSET_MIN_CAPACITY = 1024
 # Refinements stop when an iteration gains less than this fraction of the
-# objective (about 1e-2 nats at n = 1000). With the curvature carried over and
-# the interpolating backtrack, the fit at n = 1000 on Hartmann-6 (five keys)
-# takes 6.2 full-data gradients (11.8 before, when the first steps were short
-# steepest-descent ones that this rule mistook for convergence) and ends
-# 0.0-0.1 nats above the tight optimum (0.1-0.4 before), with the same test RMSE.
+# objective (about 1e-2 nats at n = 1000): with the curvature carried over and
+# the interpolating backtrack, a step that gains less is already within a
+# fraction of a nat of the tight optimum, where the predictions no longer change.
 _REFINE_FTOL = 3e-5
 
 
@@ -548,15 +543,6 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     return refine(theta, (X, y, mask, noise), history, pass_on=False)
 
 
-def _standardise(Y: Array, mask: Array) -> tuple[Array, Array]:
-    """Masked mean and standard deviation per output (scale 1 when degenerate)."""
-    n = jnp.sum(mask, axis=0)
-    loc = jnp.sum(Y * mask, axis=0) / jnp.maximum(n, 1.0)
-    var = jnp.sum(((Y - loc) * mask) ** 2, axis=0) / jnp.maximum(n - 1.0, 1.0)
-    scale = jnp.where((n > 1) & (var > 1e-24), jnp.sqrt(var), 1.0)
-    return loc, scale
-
-
 class Posterior(eqx.Module):
     """Marginal (and optionally joint) posterior at q points, in output units.
 
@@ -576,7 +562,7 @@ class Posterior(eqx.Module):
         if self.covariance is None:
             raise ValueError("posterior(..., full_cov=True) is needed for joint samples")
         q = self.mean.shape[0]
-        L = jnp.linalg.cholesky(self.covariance + 1e-9 * jnp.eye(q) * jnp.max(self.variance))
+        L = jnp.linalg.cholesky(self.covariance + JITTER * jnp.eye(q) * jnp.max(self.variance))
         z = jax.random.normal(key, (num_samples, self.mean.shape[1], q))
         draws = jnp.einsum("mij,smj->sim", L, z)
         return self.mean[None] + draws
@@ -628,7 +614,7 @@ class ExactGP(eqx.Module):
             Kq = k(p, Z, self.X) * mask[None, :]
             mean = theta.mean + Kq @ alpha
             v = solve_triangular(L, Kq.T, lower=True)
-            var = jnp.maximum(k.diag(p, Z) - jnp.sum(v * v, axis=0), _MIN_VARIANCE)
+            var = jnp.maximum(k.diag(p, Z) - jnp.sum(v * v, axis=0), MIN_VARIANCE)
             if not full_cov:
                 return mean, var, None
             return mean, var, k(p, Z, Z) - v.T @ v
@@ -695,7 +681,7 @@ class FixedJoint(eqx.Module):
             Kq = k(p, Z, g.X) * mask[None, :]
             mean = theta.mean + Kq @ alpha
             v = solve_triangular(L, Kq.T, lower=True)
-            var = jnp.maximum(k.diag(p, Z) - jnp.sum(v * v, axis=0), _MIN_VARIANCE)
+            var = jnp.maximum(k.diag(p, Z) - jnp.sum(v * v, axis=0), MIN_VARIANCE)
             return mean, var, k(p, self.Zf, Z) - Vf.T @ v, k(p, Z, Z) - v.T @ v
 
         mean, var, cross, cov = jax.vmap(one, in_axes=(0, 1, 0, 0, 0))(
@@ -728,15 +714,18 @@ def _condition(model: ExactGP, Xnew: Array, Ynew: Array, start: Array) -> ExactG
     )
 
 
-def _prepare(X, Y, mask, noise, lower, span):
+def scale_and_standardise(X, Y, mask, noise, lower, span):
     """Scaled inputs, standardised outputs and known noise: Z, Ys, noise_s, loc, scale."""
     Z = jnp.where(mask.any(axis=1, keepdims=True), (X - lower) / span, 0.5)
-    loc, scale = _standardise(Y, mask)
+    loc, scale = standardise(Y, mask)
     Ys = jnp.where(mask > 0, (Y - loc) / scale, 0.0)
     return Z, Ys, noise * mask / scale**2, loc, scale
 
 
-def _model(theta, Z, Ys, mask, noise_s, lower, span, loc, scale) -> ExactGP:
+def assemble_exact_gp(theta, Z, Ys, mask, noise_s, lower, span, loc, scale) -> ExactGP:
+    """The fitted GP for hyperparameters ``theta`` (m, ...) on prepared data: each
+    output's Cholesky factor and weights. Z: (N, d) scaled inputs; Ys, mask,
+    noise_s: (N, m) standardised; lower, span: (d,); loc, scale: (m,)."""
     L, alpha = jax.vmap(_factorise, in_axes=(0, None, 1, 1, 1))(theta, Z, Ys, mask, noise_s)
     return ExactGP(
         hyperparameters=theta, X=Z, Y=Ys, mask=mask, cholesky=L, alpha=alpha,
@@ -747,7 +736,7 @@ def _model(theta, Z, Ys, mask, noise_s, lower, span, loc, scale) -> ExactGP:
 @partial(jax.jit, static_argnames=("restarts", "max_iter"))
 def _fit(X, Y, mask, noise, lower, span, key, warm, has_warm, restarts: int,
          max_iter: int) -> ExactGP:
-    Z, Ys, noise_s, loc, scale = _prepare(X, Y, mask, noise, lower, span)
+    Z, Ys, noise_s, loc, scale = scale_and_standardise(X, Y, mask, noise, lower, span)
     keys = jax.random.split(key, Y.shape[1])
     screen = ~has_warm & (jnp.max(jnp.sum(mask, axis=0)) >= _SCREEN_MIN_N)
 
@@ -757,7 +746,7 @@ def _fit(X, Y, mask, noise, lower, span, key, warm, has_warm, restarts: int,
 
     # Outputs are independent fits: as with restarts, one after another on CPU.
     theta = map_restarts(one, (Ys.T, mask.T, noise_s.T, keys, warm))
-    return _model(theta, Z, Ys, mask, noise_s, lower, span, loc, scale)
+    return assemble_exact_gp(theta, Z, Ys, mask, noise_s, lower, span, loc, scale)
 
 
 def _categorical_columns(kernel: Kernel, d: int) -> set[int]:
@@ -817,9 +806,10 @@ def _default_start(kernel: Kernel, d: int, m: int, learn_noise: bool,
                              learn_noise=learn_noise, noise_prior=noise_prior)
 
 
-def _check_start(warm: GPHyperparameters, kernel: Kernel, d: int, m: int,
-                 learn_noise: bool, noise_prior=_LOG_NOISE_PRIOR) -> GPHyperparameters:
-    """``warm`` with the fit's kernel and noise setting, after checking its shapes."""
+def check_warm_start(warm: GPHyperparameters, kernel: Kernel, d: int, m: int,
+                     learn_noise: bool, noise_prior=_LOG_NOISE_PRIOR) -> GPHyperparameters:
+    """``warm`` with the fit's kernel and noise setting, after checking its shapes
+    against d inputs and m outputs; raises ValueError when they do not match."""
     if warm.kernel != kernel:
         raise ValueError(f"warm_start was fitted with kernel {warm.kernel}; this fit uses {kernel}")
     warm = GPHyperparameters(kernel=kernel, kernel_params=warm.kernel_params,
@@ -841,6 +831,7 @@ def _check_start(warm: GPHyperparameters, kernel: Kernel, d: int, m: int,
     return warm
 
 
+@register_model("gp")
 def fit_gp(
     X,
     Y,
@@ -878,14 +869,14 @@ def fit_gp(
     on the learned noise, ``"low"`` (median 3e-4 of the output variance: simulators),
     ``"lab"`` (median 1.8e-2, BoTorch's: measurements) or (mean, sd) of the log.
     """
-    Xp, Yp, mask, lower, span = _pad(X, Y, bounds, capacity)
+    Xp, Yp, mask, lower, span = pad_observations(X, Y, bounds, capacity)
     d, m = Xp.shape[1], Yp.shape[1]
     kernel = resolve_kernel(kernel, d, warping)
     has_warm = warm_start is not None
     noise_prior = resolve_noise_prior(noise_prior)
     if warm_start is None:
         warm_start = _default_start(kernel, d, m, learn_noise, noise_prior)
-    warm_start = _check_start(warm_start, kernel, d, m, learn_noise, noise_prior)
+    warm_start = check_warm_start(warm_start, kernel, d, m, learn_noise, noise_prior)
     if restarts < 1:
         raise ValueError(f"restarts must be at least 1; got {restarts}")
     return _fit(
@@ -912,34 +903,10 @@ def _pad_noise(noise, Yp: np.ndarray) -> np.ndarray:
     return out
 
 
-def _pad(X, Y, bounds, capacity):
-    """Pad (X, Y) to a bucket; returns Xp, Yp, mask, lower, span as numpy arrays."""
-    X = np.asarray(X, dtype=np.float64)
-    Y = np.asarray(Y, dtype=np.float64)
-    if Y.ndim == 1:
-        Y = Y[:, None]
-    if X.ndim != 2 or Y.ndim != 2 or X.shape[0] != Y.shape[0]:
-        raise ValueError(f"X must be (n, d) and Y (n, m); got {X.shape} and {Y.shape}")
-    n, d = X.shape
-    if bounds is None:
-        lower, upper = X.min(axis=0), X.max(axis=0)
-    else:
-        lower, upper = (np.asarray(b, dtype=np.float64) for b in bounds)
-    span = np.where(upper - lower > 0, upper - lower, 1.0)
-    N = bucket_size(max(n, capacity or 0))
-    mask = np.zeros((N, Y.shape[1]))
-    mask[:n] = np.isfinite(Y)
-    Xp = np.zeros((N, d))
-    Xp[:n] = X
-    Yp = np.zeros((N, Y.shape[1]))
-    Yp[:n] = np.where(np.isfinite(Y), Y, 0.0)
-    return Xp, Yp, mask, lower, span
-
-
 @jax.jit
 def _condition_on_data(X, Y, mask, noise, lower, span, theta) -> ExactGP:
-    Z, Ys, noise_s, loc, scale = _prepare(X, Y, mask, noise, lower, span)
-    return _model(theta, Z, Ys, mask, noise_s, lower, span, loc, scale)
+    Z, Ys, noise_s, loc, scale = scale_and_standardise(X, Y, mask, noise, lower, span)
+    return assemble_exact_gp(theta, Z, Ys, mask, noise_s, lower, span, loc, scale)
 
 
 def gp_from_hyperparameters(
@@ -952,7 +919,7 @@ def gp_from_hyperparameters(
     have a leading output axis (m, ...); noise: known noise variances as in
     ``fit_gp``. For known models, tests and transfer.
     """
-    Xp, Yp, mask, lower, span = _pad(X, Y, bounds, capacity)
+    Xp, Yp, mask, lower, span = pad_observations(X, Y, bounds, capacity)
     theta = _float64(hyperparameters)
     return _condition_on_data(jnp.asarray(Xp), jnp.asarray(Yp), jnp.asarray(mask),
                               jnp.asarray(_pad_noise(noise, Yp)), jnp.asarray(lower),

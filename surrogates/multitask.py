@@ -34,14 +34,14 @@ import numpy as np
 from jax import Array, lax
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-from surrogates import _lbfgs
-from surrogates.gp import Posterior, _standardise, bucket_size
+import surrogates._lbfgs as _lbfgs
+from surrogates.data import pad_observations, standardise as standardise_outputs
+from surrogates.gp import Posterior
 from surrogates.kernels import matern52
+from surrogates.numerics import JITTER, MIN_VARIANCE
 
 _LOG_2PI = math.log(2.0 * math.pi)
 NOISE_FLOOR = 1e-6
-_JITTER = 1e-9
-_MIN_VARIANCE = 1e-12
 # Priors in unit-cube inputs and standardised outputs. Length-scales: the
 # dimension-scaled log-normal of Hvarfner et al. (2024), as the plain GP.
 _LOG_NOISE_PRIOR = (-8.0, 2.0)
@@ -96,7 +96,7 @@ def _masked_gram(params: LCMParameters, Z: Array, task: Array, mask: Array) -> A
     """Noisy Gram matrix whose padded rows and columns are the identity,
     which leaves the likelihood of the unmasked rows exact."""
     K = lcm_kernel(Z, task, Z, task, params) * (mask[:, None] * mask[None, :])
-    return K + jnp.diag(mask * (params.noise[task] + _JITTER) + (1.0 - mask))
+    return K + jnp.diag(mask * (params.noise[task] + JITTER) + (1.0 - mask))
 
 
 def negative_log_marginal_likelihood(
@@ -179,7 +179,7 @@ def map_estimate(objective: Callable, theta0, max_iter: int):
 
 def standardise(y: Array, mask: Array) -> tuple[Array, Array]:
     """Masked mean and standard deviation of y: (N,) (scale 1 when degenerate)."""
-    loc, scale = _standardise(y[:, None], mask[:, None])
+    loc, scale = standardise_outputs(y[:, None], mask[:, None])
     return loc[0], scale[0]
 
 
@@ -310,7 +310,7 @@ def _posterior(model: MultiTaskGP, Xq: Array, tq: Array, full_cov: bool) -> Post
     mean = p.mean[tq] + Kq @ model.alpha
     v = solve_triangular(model.cholesky, Kq.T, lower=True)
     prior_var = jnp.sum(p.coregionalisation[:, tq, tq], axis=0)
-    var = jnp.maximum(prior_var - jnp.sum(v * v, axis=0), _MIN_VARIANCE)
+    var = jnp.maximum(prior_var - jnp.sum(v * v, axis=0), MIN_VARIANCE)
     cov = None
     if full_cov:
         cov = (lcm_kernel(Z, tq, Z, tq, p) - v.T @ v)[None] * model.y_scale**2
@@ -369,18 +369,10 @@ def pad_tasks(X, Y, task, bounds, capacity, num_tasks):
     T = int(num_tasks) if num_tasks is not None else int(t.max()) + 1
     if t.size and t.max() >= T:
         raise ValueError(f"task index {int(t.max())} is not below num_tasks={T}")
-    n, d = X.shape
-    if bounds is None:
-        lower, upper = X.min(axis=0), X.max(axis=0)
-    else:
-        lower, upper = (np.asarray(b, dtype=np.float64) for b in bounds)
-    span = np.where(upper - lower > 0, upper - lower, 1.0)
-    N = bucket_size(max(n, capacity or 0))
-    mask = np.zeros(N)
-    mask[:n] = np.isfinite(y)
-    Xp, yp, tp = np.zeros((N, d)), np.zeros(N), np.zeros(N, np.int32)
-    Xp[:n], yp[:n], tp[:n] = X, np.where(np.isfinite(y), y, 0.0), t
-    return Xp, yp, tp, mask, lower, span, T
+    Xp, Yp, mask, lower, span = pad_observations(X, y, bounds, capacity)
+    tp = np.zeros(len(Xp), np.int32)
+    tp[:len(t)] = t
+    return Xp, Yp[:, 0], tp, mask[:, 0], lower, span, T
 
 
 def _initial_hyperparameters(key, restarts: int, d: int, T: int, rank: int, Q: int,

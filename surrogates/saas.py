@@ -29,8 +29,11 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.scipy.special import gammaln
 from numpyro.infer.hmc import hmc
 
-from surrogates.gp import Posterior, _pad, _standardise
+from surrogates.data import pad_observations, standardise
+from surrogates.gp import Posterior
 from surrogates.kernels import matern52
+from surrogates.numerics import JITTER, MIN_VARIANCE
+from surrogates.registry import register_model
 
 _LOG_2PI = math.log(2.0 * math.pi)
 # Priors of BoTorch's SaasPyroModel (Eriksson & Jankowiak's reference code),
@@ -39,8 +42,6 @@ _TAU_SCALE = 0.1
 _OUTPUTSCALE_PRIOR = (2.0, 0.15)  # Gamma(concentration, rate)
 _NOISE_PRIOR = (0.9, 10.0)  # Gamma(concentration, rate)
 NOISE_FLOOR = 1e-6
-_JITTER = 1e-9
-_MIN_VARIANCE = 1e-12
 
 
 class SAASHyperparameters(eqx.Module):
@@ -73,7 +74,7 @@ def _masked_gram(theta: SAASHyperparameters, Z: Array, mask: Array) -> Array:
     """Noisy Gram matrix whose padded rows and columns are the identity,
     which leaves the likelihood of the unmasked rows exact."""
     K = _kernel(Z, Z, theta) * (mask[:, None] * mask[None, :])
-    return K + jnp.diag(mask * (theta.noise + _JITTER) + (1.0 - mask))
+    return K + jnp.diag(mask * (theta.noise + JITTER) + (1.0 - mask))
 
 
 def negative_log_marginal_likelihood(
@@ -243,7 +244,7 @@ class SAASGP(eqx.Module):
             Kq = _kernel(Z, self.X, theta) * mask[None, :]
             mean = theta.mean + Kq @ alpha
             v = solve_triangular(L, Kq.T, lower=True)
-            var = jnp.maximum(theta.outputscale - jnp.sum(v * v, axis=0), _MIN_VARIANCE)
+            var = jnp.maximum(theta.outputscale - jnp.sum(v * v, axis=0), MIN_VARIANCE)
             cov = _kernel(Z, Z, theta) - v.T @ v if full_cov else None
             return mean, var, cov
 
@@ -319,7 +320,7 @@ def _condition(model: SAASGP, Xnew: Array, Ynew: Array, start: Array) -> SAASGP:
 
 def _scale_data(X, Y, mask, lower, span):
     Z = jnp.where(mask.any(axis=1, keepdims=True), (X - lower) / span, 0.5)
-    loc, scale = _standardise(Y, mask)
+    loc, scale = standardise(Y, mask)
     return Z, jnp.where(mask > 0, (Y - loc) / scale, 0.0), loc, scale
 
 
@@ -370,6 +371,7 @@ def _fit(X, Y, mask, lower, span, key, num_warmup: int, num_samples: int, num_ch
 
 
 
+@register_model("saas")
 def fit_saas_gp(
     X,
     Y,
@@ -403,7 +405,7 @@ def fit_saas_gp(
             f" thinning <= num_samples; got {num_warmup}, {num_samples}, {num_chains},"
             f" {thinning}"
         )
-    Xp, Yp, mask, lower, span = _pad(X, Y, bounds, capacity)
+    Xp, Yp, mask, lower, span = pad_observations(X, Y, bounds, capacity)
     return _fit(
         jnp.asarray(Xp), jnp.asarray(Yp), jnp.asarray(mask), jnp.asarray(lower),
         jnp.asarray(span), key, num_warmup=num_warmup, num_samples=num_samples,
@@ -433,7 +435,7 @@ def saas_gp_from_samples(
     noise including ``NOISE_FLOOR``. Same scaling and padding as ``fit_saas_gp``;
     for tests, reuse of samples, and transfer.
     """
-    Xp, Yp, mask, lower, span = _pad(X, Y, bounds, capacity)
+    Xp, Yp, mask, lower, span = pad_observations(X, Y, bounds, capacity)
     theta = jax.tree.map(lambda a: jnp.asarray(np.asarray(a, np.float64)), hyperparameters)
     return _condition_on_data(jnp.asarray(Xp), jnp.asarray(Yp), jnp.asarray(mask),
                               jnp.asarray(lower), jnp.asarray(span), theta)

@@ -38,10 +38,11 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 from surrogates.ensemble import prepare_data
 from surrogates.gp import Posterior
 from surrogates.kernels import matern52
+from surrogates.numerics import MIN_VARIANCE
+from surrogates.registry import register_model
 
 _LOG_2PI = math.log(2.0 * math.pi)
 NOISE_FLOOR = 1e-6
-_MIN_VARIANCE = 1e-12
 # Rows per chunk of the full passes over the data (optimal q, bounds).
 _CHUNK = 4096
 # Rows from which k-means++ picks the initial inducing points.
@@ -339,7 +340,7 @@ def _svgp_posterior(model: SVGP, Xq: Array, full_cov: bool,
         SA = S.T @ A
         var = theta.variance - jnp.sum(A * A, 0) + jnp.sum(SA * SA, 0)
         noise = theta.noise if observation_noise else 0.0
-        var = jnp.maximum(var, _MIN_VARIANCE) + noise
+        var = jnp.maximum(var, MIN_VARIANCE) + noise
         if not full_cov:
             return mean, var, None
         cov = (matern52(Xs, Xs, theta.lengthscale, theta.variance) - A.T @ A + SA.T @ SA
@@ -403,6 +404,7 @@ def default_hyperparameters(d: int, m: int = 1) -> SVGPHyperparameters:
     )
 
 
+@register_model("svgp")
 def fit_svgp(
     X,
     Y,

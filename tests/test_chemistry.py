@@ -53,7 +53,7 @@ def test_descriptors_generalise_to_an_unseen_substance():
 
     import jax
 
-    from workbench.propose import fit_surrogate
+    from workbench.engine import fit_surrogate
 
     logp = {k: Crippen.MolLogP(Chem.MolFromSmiles(v)) for k, v in SOLVENTS.items()}
     held_out = "pentanol"

@@ -99,7 +99,7 @@ def test_default_acquisition_for_several_objectives_is_analytic_only_where_safe(
         objs = [wb.Objective(n, "minimize") for n in objectives]
         if target is not None:
             objs[-1] = wb.Objective(objectives[-1], target=target)
-        return wb.Campaign("mo", space, objs, tracking=None, **options).spec.acquisition_type
+        return wb.Campaign("mo", space, objs, tracking=None, **options)._engine.acquisition.type
 
     assert kind(("f1",)) == "log_ei"
     assert kind() == kind(("f1", "f2", "f3")) == "log_ehvi"  # exact GP, simulator-like data
@@ -340,6 +340,7 @@ def test_constraint_outcomes_survive_reopening(tmp_path):
 def test_noise_prior_follows_the_oracle_unless_chosen(oracle, chosen, expected):
     """Recorded measurements and lab commands get the measurement prior; simulators and
     functions the tight one; an explicit ``surrogate.noise_prior`` always wins."""
+    from workbench.engine import noise_prior_of
     from workbench.spec import parse_spec
 
     space = ([{"name": "x", "type": "continuous", "low": 0.0, "high": 1.0}]
@@ -359,11 +360,11 @@ def test_noise_prior_follows_the_oracle_unless_chosen(oracle, chosen, expected):
             "surrogate": {"noise_prior": chosen}}
     if oracle is not None:
         spec["oracle"] = oracle
-    assert parse_spec(spec, source="test").resolved_noise_prior == expected
+    assert noise_prior_of(parse_spec(spec, source="test")) == expected
 
 
 def test_acquisition_starts_near_the_best_feasible_observations():
-    from workbench.propose import _ANCHORS, anchors
+    from workbench.engine.incumbent import ANCHORS, anchors
 
     space = wb.SearchSpace([wb.Continuous("x1", 0.0, 1.0), wb.Continuous("x2", 0.0, 1.0)])
     c = wb.Campaign("anch", space, [wb.Objective("y", "minimize")], tracking=None,
@@ -372,7 +373,7 @@ def test_acquisition_starts_near_the_best_feasible_observations():
     Y = np.asarray([[5.0, -1.0], [1.0, 2.0], [3.0, -0.5], [4.0, 0.0]])  # (y, g)
     near = anchors(c._engine, X, Y, np.arange(2))
     # The best y (row 1) is infeasible: the best feasible one is row 2.
-    assert _ANCHORS == 1 and near.shape == (1, 2)
+    assert ANCHORS == 1 and near.shape == (1, 2)
     np.testing.assert_array_equal(near[0], X[2])
     # Two objectives: points of the feasible Pareto front, the middle one first.
     c2 = wb.Campaign("anch2", space, [wb.Objective("a", "minimize"),
@@ -387,7 +388,7 @@ def test_infeasible_observations_are_no_part_of_the_hypervolume_front(kind):
     import jax
     import jax.numpy as jnp
 
-    from workbench.propose import build_acquisition, fit_surrogate
+    from workbench.engine import build_acquisition, fit_surrogate
 
     space = wb.SearchSpace([wb.Continuous("x1", 0.0, 1.0), wb.Continuous("x2", 0.0, 1.0)])
     c = wb.Campaign("feasfront", space, [wb.Objective("a", "maximize"),
@@ -401,8 +402,7 @@ def test_infeasible_observations_are_no_part_of_the_hypervolume_front(kind):
     g = np.where(np.arange(12) == int(np.argmax(a + b)), 1.0, -1.0)  # the best is infeasible
     Y = np.stack([a, b, g], axis=1)
     model, _ = fit_surrogate(problem, X, Y, jax.random.key(0), 16, None)
-    acq = build_acquisition(problem, model, X, Y, float("nan"), jax.random.key(1),
-                            space.domain(), None)
+    acq = build_acquisition(problem, model, X, Y, float("nan"), jax.random.key(1), None)
     bad = int(np.argmax(a + b))
     # Score the objectives alone (the feasibility factor is another matter): at the
     # infeasible point, the improvement over the feasible front is its whole gain.

@@ -116,7 +116,7 @@ def test_engine_multitask_model_is_the_library_fit_on_the_same_data():
     import jax
 
     import surrogates as sg
-    from workbench.propose import Problem, fit_surrogate
+    from workbench.engine import fit_surrogate, resolve
 
     campaign = wb.Campaign.from_dict(_plants(multitask=True))
     trials = campaign.ask(campaign.spec.n_initial)
@@ -125,7 +125,7 @@ def test_engine_multitask_model_is_the_library_fit_on_the_same_data():
     xs = np.asarray([t.params["x"] for t in trials])
     y = np.where(plant == 1, [forrester(x) for x in xs], [other_plant(x) for x in xs])
     key = jax.random.key(3)
-    problem = Problem.from_spec(campaign.spec, campaign.space)
+    problem = resolve(campaign.spec, campaign.space)
     model, _ = fit_surrogate(problem, X, y[:, None], key, len(X), None)
     direct = sg.fit_multitask_gp(xs[:, None], y, plant, key=key, target_task=1, num_tasks=2,
                                  bounds=(np.zeros(1), np.ones(1)), capacity=len(X), restarts=4)
@@ -174,8 +174,8 @@ def test_multifidelity_acquisition_matches_its_closed_form_far_from_the_data():
     import surrogates as sg
     from active_learning.acquisition import log_expected_improvement_from_moments as log_ei
     from surrogates.multifidelity import AutoregressiveHyperparameters
-    from workbench.tasks import (LevelCost, MultiFidelityLogEI, TaskColumns, noise_variances,
-                                 task_layout)
+    from active_learning.multifidelity import LevelCost, MultiFidelityLogEI
+    from surrogates.task_columns import TaskColumns
 
     rho, v0, v1 = 1.5, 1.0, 0.2
     theta = AutoregressiveHyperparameters(
@@ -188,11 +188,11 @@ def test_multifidelity_acquisition_matches_its_closed_form_far_from_the_data():
                                                   bounds=(np.zeros(1), np.ones(1)))
     space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0),
                             wb.Categorical("level", ["sim", "lab"])])
-    model = TaskColumns((mf.gp,), *task_layout(space, "level"))
+    model = TaskColumns((mf.gp,), columns=(1, 2), keep=(0,), levels=2, onehot=True)
     best = 1.0
 
     def acquisition(costs):
-        value = MultiFidelityLogEI(model, jnp.asarray(best), noise_variances(model))
+        value = MultiFidelityLogEI(model, jnp.asarray(best), model.noise_variances)
         return al.CostAware(value, LevelCost(jnp.asarray(costs, jnp.float64), model.columns,
                                              model.levels, model.onehot))
 
@@ -232,7 +232,7 @@ def _spec(surrogate: dict, **extra) -> dict:
     ({"type": "multitask", "task": "plant", "target": "C"}, {},
      "surrogate.target", ("'C'", "['A', 'B']")),
     ({"type": "multitask", "task": "plant"}, {},
-     "surrogate", ("target: missing", "expected task and target")),
+     "surrogate.target", ("required field is missing",)),
     ({"type": "multifidelity", "fidelity": "x", "costs": [1, 2]}, {},
      "surrogate.fidelity", ("'x'", "expected a categorical (one-hot) or integer")),
     ({"type": "multifidelity", "fidelity": "n", "costs": [1, 10]}, {},

@@ -150,7 +150,7 @@ CASES = [
          "objectives[0]", "- {name: y, direction: minimize, target",
          ("'minimize' with target 0.5", "direction 'target'")),
     Case("stopping-rule-missing-field", BASE + "stopping: [{type: target}]\n" + ORACLE,
-         "stopping[0]", "stopping:", ("type target: missing ['value']",)),
+         "stopping[0].value", "stopping:", ("required field is missing",)),
     Case("context-unknown-parameter", BASE + "context: [humidity]\n" + ORACLE,
          "context[0]", "context:", ("got 'humidity'", "expected a parameter name")),
     Case("design-points-without-type",

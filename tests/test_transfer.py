@@ -112,7 +112,7 @@ def test_the_warm_model_keeps_the_surrogate_protocol(source):
     import jax
     import jax.numpy as jnp
 
-    from workbench._jax import posterior_moments
+    from surrogates import posterior_moments
 
     _, prior = source
     X = np.random.default_rng(3).random((4, 2))

@@ -45,9 +45,3 @@ def configure_jax() -> None:
         pass  # a read-only home: compile in memory as usual
     _configured = True
 
-
-@jax.jit
-def posterior_moments(model, X):
-    """Posterior mean and variance, (q, m) each, in one compiled call."""
-    post = model.posterior(X)
-    return post.mean, post.variance

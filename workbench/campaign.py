@@ -185,10 +185,9 @@ class Campaign:
         self.spec = spec
         self.space = SearchSpace(list(spec.space), spec.constraints)
         self.objectives = list(spec.objectives)
-        from workbench.propose import Problem
+        from workbench.engine import resolve
 
-        self._engine = Problem.from_spec(spec, self.space)
-        self._engine.base_dir = base_dir
+        self._engine = resolve(spec, self.space, base_dir)
         if any(getattr(p, "encoding", "onehot") != "onehot" or getattr(p, "features", None)
                for p in self.space.parameters):
             try:  # SMILES and element properties: fail now, not at the first model fit
@@ -730,7 +729,7 @@ class Campaign:
     def _space_filling(self, start: int, k: int, context: dict) -> np.ndarray:
         from active_learning import initial_design
 
-        from workbench.propose import context_columns, expand, reduce_domain
+        from active_learning import expand, reduce_domain
 
         kind = self.spec.initial_design.type
         kind = "sobol" if kind == "points" else kind
@@ -746,7 +745,7 @@ class Campaign:
             first = int(np.random.default_rng([self.spec.seed, start]).integers(len(pool)))
             return pool[greedy_maximin(pool, k, first=first)]
         # A multi-task campaign designs for its target task (user points keep theirs).
-        fixed = context_columns(self.space, {**context, **self._engine.held()})
+        fixed = self._engine.fixed_columns({**context, **self._engine.held()})
         reduced, free = reduce_domain(domain, fixed) if fixed else (domain, np.arange(domain.dim))
         if kind == "sobol":
             Z = initial_design("sobol", start + k, reduced, self.spec.seed)[start:]
@@ -787,7 +786,7 @@ class Campaign:
             fantasies = [t.params for t in pending] + params
             out = self._propose_with_model(k_model, completed, fantasies, timings, context)
             params += out[0]
-            strategies += [self.spec.acquisition_type] * k_model
+            strategies += [self._engine.acquisition.type] * k_model
             predictions += out[1]
             acq_values += out[2]
             audits += out[3]
@@ -805,7 +804,7 @@ class Campaign:
 
         from surrogates import release_programs_if_crowded
         from workbench._jax import configure_jax
-        from workbench.propose import propose
+        from workbench.engine import propose
 
         configure_jax()
         release_programs_if_crowded()  # a lab loop of many campaigns keeps many programs
@@ -818,16 +817,16 @@ class Campaign:
             if len(pool) < q:
                 raise CampaignError(f"candidates: {len(pool)} candidates left untried; expected"
                                     f" at least {q} (the pool is exhausted)")
-        Xc, preds, values, state, audit, model = propose(self._engine, X, Y, F, q, key,
-                                                         self._warm_start, context, timings,
-                                                         pool=pool)
-        self._last_model = (model, X)  # in memory only: for stopping rules
-        if state is not None:
-            self._warm_start = state
-        audit.update(data_hash=_data_hash(X, Y), versions=_versions(),
-                     prng={"seed": self.spec.seed, "fold_in": len(self._trials)})
-        audits = [dict(audit, batch_position=j, acquisition_value=values[j]) for j in range(q)]
-        return self.space.decode(Xc), preds, values, audits
+        proposals = propose(self._engine, X, Y, F, q, key, self._warm_start, context, timings,
+                            pool=pool)
+        self._last_model = (proposals[0].model, X)  # in memory only: for stopping rules
+        if proposals[0].surrogate_state is not None:
+            self._warm_start = proposals[0].surrogate_state
+        provenance = dict(data_hash=_data_hash(X, Y), versions=_versions(),
+                          prng={"seed": self.spec.seed, "fold_in": len(self._trials)})
+        return ([p.params for p in proposals], [p.prediction for p in proposals],
+                [p.acquisition_value for p in proposals],
+                [dict(p.audit, **provenance) for p in proposals])
 
     # -- tell -------------------------------------------------------------
 
@@ -1083,7 +1082,7 @@ class Campaign:
         from active_learning.stopping import (StoppingState, confidence_gap, first_triggered,
                                               rule_from_dict)
 
-        from workbench.propose import LOG_SPACE
+        from workbench.engine import LOG_SPACE
 
         rules = [rule_from_dict(r.to_rule_dict()) for r in self.spec.stopping]
         history, direction = self._best_history()
@@ -1102,7 +1101,7 @@ class Campaign:
                                       sign=self.objectives[0].sign)
         state = StoppingState(
             n_evaluations=len(history), best_history=tuple(history), direction=direction,
-            acquisition_value=acq, acquisition_log=self.spec.acquisition_type in LOG_SPACE,
+            acquisition_value=acq, acquisition_log=self._engine.acquisition.type in LOG_SPACE,
             ucb_max=ucb, lcb_max=lcb)
         stop, reason = first_triggered(rules, state)
         return reason if stop else None
@@ -1250,10 +1249,11 @@ class Campaign:
             return {}
         try:
             from surrogates import gp_from_hyperparameters, hyperparameters_from_dict
+            from surrogates.protocol import ExactFactor
             from workbench.metrics import loo_metrics
 
             last = getattr(self, "_last_model", None)
-            if last is not None and hasattr(last[0], "cholesky") and len(last[1]) == n - 1:
+            if last is not None and isinstance(last[0], ExactFactor) and len(last[1]) == n - 1:
                 # The GP that made the proposal just evaluated, already factorised:
                 # its LOO costs one triangular inverse, not a new model.
                 return loo_metrics(last[0])

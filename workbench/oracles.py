@@ -573,7 +573,7 @@ class EmulatorOracle:
         """Posterior mean and standard deviation, (n,) each, at ``rows`` of factor values."""
         import numpy as np
 
-        from workbench._jax import posterior_moments
+        from surrogates import posterior_moments
 
         model, levels, ranges, _ = self._model()
         mean, var = posterior_moments(model, self._encode(rows, levels, ranges))

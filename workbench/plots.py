@@ -663,7 +663,7 @@ class CampaignModel:
         import jax
 
         from workbench._jax import configure_jax
-        from workbench.propose import fit_surrogate
+        from workbench.engine import fit_surrogate
 
         done = [t for t in campaign._trials if t.status == _COMPLETED]
         if len(done) < 2:
@@ -683,7 +683,7 @@ class CampaignModel:
         ``rows`` (parameter dicts as in ``Trial.params``)."""
         import jax.numpy as jnp
 
-        from workbench._jax import posterior_moments
+        from surrogates import posterior_moments
 
         mean, var = posterior_moments(self.model, jnp.asarray(self.space.encode(rows)))
         return np.asarray(mean), np.sqrt(np.maximum(np.asarray(var), 0.0))

@@ -1,0 +1,193 @@
+"""Surrogate fitters by name: the Problem's settings onto ``surrogates``' fit functions.
+
+``FITTERS[problem.surrogate]`` fits on encoded observations and returns the
+model and a JSON-ready state (the GP's hyperparameters, for the next fit's
+warm start and the audit) or None. Each fitter is registered where it is
+defined (``@fitter("gp", conditionable=True)``), so adding a model to the
+engine is one entry here. ``conditionable`` says, before fitting, whether the
+model takes Kriging-believer fantasies: it then needs room for them.
+
+Shapes: ``n`` observations, ``d`` encoded columns (after any descriptors), ``m``
+modelled outputs.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+import jax.numpy as jnp
+import numpy as np
+
+import surrogates as sg
+from surrogates.transforms import InputTransformed, Latent
+from workbench.engine.problem import Problem
+from workbench.transfer import fit_with_prior
+
+# The deep-kernel GP's restarts train a network each: at most this many.
+_DEEP_KERNEL_MAX_RESTARTS = 4
+# SAAS keeps every this-many-th NUTS draw, for about 32 retained samples a chain:
+# enough for the mixture's moments, few enough that predictions stay cheap.
+_SAAS_RETAINED = 32
+
+Fit = Callable[[Problem, np.ndarray, np.ndarray, Any, int, "dict | None"],
+               "tuple[Any, dict | None]"]
+
+
+@dataclass(frozen=True)
+class Fitter:
+    """fit(problem, X (n, d), Y (n, m), key, capacity, warm) -> (model, state);
+    conditionable: whether the model takes Kriging-believer fantasies."""
+
+    fit: Fit
+    conditionable: bool
+
+
+#: Surrogate name (``Problem.surrogate``) -> its fitter.
+FITTERS: dict[str, Fitter] = {}
+
+
+def fitter(name: str, *, conditionable: bool) -> Callable[[Fit], Fit]:
+    """Decorator: register ``fit`` in :data:`FITTERS` under ``name``."""
+
+    def register(fit: Fit) -> Fit:
+        FITTERS[name] = Fitter(fit, conditionable)
+        return fit
+
+    return register
+
+
+def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
+                  warm: dict | None):
+    """Fit the Problem's surrogate on encoded X (n, d), outputs Y (n, m).
+
+    capacity: rows to leave room for (observations plus fantasies); warm: the
+    previous fit's state, or None. Returns (model, state): the model queried
+    with encoded points (descriptors, when the space asks for them, are
+    computed inside it), and the JSON-ready state or None.
+    """
+    fit = FITTERS[problem.surrogate].fit
+    transform = problem.feature_transform()
+    if transform is None:
+        return fit(problem, X, Y, key, capacity, warm)
+    # Composition / substance descriptors: fit on [X, features(X)], query with encoded X.
+    Xt = np.asarray(transform(jnp.asarray(X)))
+    model, state = fit(problem, Xt, Y, key, capacity, warm)
+    return InputTransformed(model, transform), state
+
+
+def _unit(d: int) -> tuple[np.ndarray, np.ndarray]:
+    """Bounds of encoded inputs: already in the unit cube, so the model does not rescale."""
+    return np.zeros(d), np.ones(d)
+
+
+def _gp_kernel(problem: Problem, d: int):
+    """The GP's kernel over d columns: the spec's expression, exchangeable one-hot
+    categories, and input warping when asked."""
+    cfg = problem.surrogate_options
+    kernel = sg.parse_kernel(cfg["kernel"])
+    if problem.kernel_onehot:
+        kernel = sg.with_categorical(kernel, list(problem.kernel_onehot), d,
+                                     structure=cfg["categorical"])
+    return sg.resolve_kernel(kernel, d, warping=cfg["warping"])
+
+
+def _warm_start(warm: dict | None, kernel, d: int, m: int, learn_noise: bool,
+                noise_prior: str):
+    """The previous fit's hyperparameters if they fit this kernel and data, else None."""
+    if warm is None:
+        return None
+    try:
+        start = sg.hyperparameters_from_dict(warm)
+        sg.gp.check_warm_start(start, kernel, d, m, learn_noise,
+                               sg.gp.resolve_noise_prior(noise_prior))
+    except (ValueError, KeyError, TypeError):
+        return None  # another kernel or dimension: start cold
+    return start
+
+
+@fitter("gp", conditionable=True)
+def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None):
+    cfg = problem.surrogate_options
+    d = X.shape[1]
+    if problem.prior is not None:
+        prior = problem.prior
+        model = fit_with_prior(prior.location, problem.space, X, Y, key=key,
+                               tracking=prior.tracking, base_dir=prior.base_dir,
+                               capacity=capacity, restarts=cfg["restarts"])
+        return model, None
+    kernel = _gp_kernel(problem, d)
+    learn_noise = cfg["noise"] is None
+    start = _warm_start(warm, kernel, d, Y.shape[1], learn_noise, problem.noise_prior)
+    noise = None if learn_noise else np.full(Y.shape, cfg["noise"])
+    model = sg.fit_gp(X, Y, key=key, bounds=_unit(d), capacity=capacity,
+                      restarts=cfg["restarts"], warm_start=start, kernel=kernel,
+                      noise=noise, learn_noise=learn_noise, noise_prior=problem.noise_prior)
+    return model, sg.hyperparameters_to_dict(model.hyperparameters)
+
+
+@fitter("saas", conditionable=True)
+def _fit_saas(problem: Problem, X, Y, key, capacity: int, warm: dict | None):
+    cfg = problem.surrogate_options
+    model = sg.fit_saas_gp(X, Y, key=key, bounds=_unit(X.shape[1]), capacity=capacity,
+                           num_warmup=cfg["num_warmup"], num_samples=cfg["num_samples"],
+                           thinning=max(1, cfg["num_samples"] // _SAAS_RETAINED))
+    return model, {"median_lengthscale": np.asarray(model.median_lengthscale).tolist()}
+
+
+@fitter("ensemble", conditionable=False)
+def _fit_ensemble(problem: Problem, X, Y, key, capacity: int, warm: dict | None):
+    cfg = problem.surrogate_options
+    model = sg.fit_ensemble(X, Y, key=key, members=cfg["members"], hidden=tuple(cfg["hidden"]),
+                            epochs=cfg["epochs"], bounds=_unit(X.shape[1]))
+    # Acquisitions want the latent posterior: a repeated point should gain nothing.
+    return Latent(model), None
+
+
+@fitter("bll", conditionable=False)
+def _fit_bll(problem: Problem, X, Y, key, capacity: int, warm: dict | None):
+    cfg = problem.surrogate_options
+    model = sg.fit_bll(X, Y, key=key, hidden=tuple(cfg["hidden"]), epochs=cfg["epochs"],
+                       bounds=_unit(X.shape[1]))
+    return model, None
+
+
+@fitter("deep_kernel", conditionable=True)
+def _fit_deep_kernel(problem: Problem, X, Y, key, capacity: int, warm: dict | None):
+    cfg = problem.surrogate_options
+    model = sg.fit_deep_kernel_gp(X, Y, key=key, bounds=_unit(X.shape[1]), capacity=capacity,
+                                  hidden=tuple(cfg["hidden"]), features=cfg["features"],
+                                  restarts=min(cfg["restarts"], _DEEP_KERNEL_MAX_RESTARTS))
+    return model, None
+
+
+@fitter("svgp", conditionable=False)
+def _fit_svgp(problem: Problem, X, Y, key, capacity: int, warm: dict | None):
+    cfg = problem.surrogate_options
+    model = sg.fit_svgp(X, Y, key=key, num_inducing=min(cfg["num_inducing"], len(X)),
+                        bounds=_unit(X.shape[1]))
+    return model, None
+
+
+# Task columns: hyperparameter warm starts are the plain GP's only.
+
+@fitter("multitask", conditionable=True)
+def _fit_multitask(problem: Problem, X, Y, key, capacity: int, warm: dict | None):
+    cfg, tasks = problem.surrogate_options, problem.tasks
+    model = sg.fit_multitask_columns(X, Y, key=key, layout=tasks.layout,
+                                     target=tasks.target_index, rank=cfg["rank"],
+                                     capacity=capacity, restarts=cfg["restarts"])
+    return model, None
+
+
+@fitter("multifidelity", conditionable=True)
+def _fit_multifidelity(problem: Problem, X, Y, key, capacity: int, warm: dict | None):
+    cfg, tasks = problem.surrogate_options, problem.tasks
+    model = sg.fit_multifidelity_columns(X, Y, key=key, layout=tasks.layout,
+                                         costs=tasks.costs, capacity=capacity,
+                                         restarts=cfg["restarts"])
+    return model, None
+
+
+__all__ = ["FITTERS", "Fitter", "fit_surrogate", "fitter"]

@@ -1,0 +1,46 @@
+"""Which acquisition and which noise prior a campaign uses when the spec leaves
+them to the workbench: plain rules over plain values (no spec, no JAX), shared
+by the spec's validation and by ``engine.problem.resolve``.
+"""
+
+from __future__ import annotations
+
+#: Acquisitions for several objectives (hypervolume or scalarisation).
+MULTI_OBJECTIVE = ("qlog_nehvi", "log_ehvi", "parego")
+#: The most objectives the analytic log EHVI's box decomposition takes.
+LOG_EHVI_MAX_OBJECTIVES = 3
+
+
+def noise_prior(chosen: str, measured: bool) -> str:
+    """The GP's noise prior: ``chosen``, with "auto" read from the oracle.
+
+    measured: whether the oracle returns measurements (a lab command, a
+    dataset's recorded values), which are noisy: "lab". Simulators, emulators,
+    Python functions and campaigns told by hand keep "low", which fits exact
+    values tightly (a user telling measured data through the API sets "lab").
+    """
+    if chosen != "auto":
+        return chosen
+    return "lab" if measured else "low"
+
+
+def default_acquisition(*, objectives: int, targets: bool, surrogate: str, batch_size: int,
+                        noise_prior: str) -> str:
+    """The acquisition when the spec names none.
+
+    One objective: log_ei. Several: the analytic log_ehvi where it is exact and
+    safe (at most three objectives without targets, an exact GP, simulator-like
+    data under the "low" noise prior, one point per ask), since it matches
+    qlog_nehvi's fronts at a small fraction of its cost; otherwise qlog_nehvi,
+    whose Monte-Carlo samples handle noisy incumbents, joint batches, targets and
+    non-Gaussian posteriors.
+    """
+    if objectives == 1:
+        return "log_ei"
+    if (objectives <= LOG_EHVI_MAX_OBJECTIVES and not targets and surrogate == "gp"
+            and batch_size == 1 and noise_prior == "low"):
+        return "log_ehvi"
+    return "qlog_nehvi"
+
+
+__all__ = ["LOG_EHVI_MAX_OBJECTIVES", "MULTI_OBJECTIVE", "default_acquisition", "noise_prior"]

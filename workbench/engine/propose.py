@@ -1,0 +1,300 @@
+"""Model-based proposals: fit the Problem's surrogate, build its acquisition and
+maximise it over the encoded domain, one point of a batch at a time.
+
+``Campaign.ask`` calls :func:`propose` under the store's lock. Everything here
+is a function of the Problem, the encoded observations, the pending points
+and a PRNG key, so the same seed and data give bit-identical proposals.
+
+Batches and pending trials: models that can be conditioned on new points
+(``surrogates.Conditionable``: the exact GP, SAAS, task columns) use "Kriging
+believer" fantasies, for any acquisition except the joint Monte-Carlo ones;
+models that cannot (ensembles, BLL, SVGP) pass them to a Monte-Carlo
+acquisition as pending points, which scores the joint gain over them. Context
+parameters (measured, not chosen) are held at the given values: the optimiser
+works on the remaining columns, the acquisition sees full points.
+
+Shapes: ``n`` observations, ``p`` pending points, ``q`` proposals, ``d``
+encoded columns, ``k`` free columns, ``N`` pool rows.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from typing import Any
+
+import jax
+import jax.numpy as jnp
+import numpy as np
+
+import active_learning as al
+from active_learning import FixedColumns, expand, reduce_domain
+from active_learning.multifidelity import LevelCost, MultiFidelityLogEI
+from surrogates import Conditionable, posterior_moments
+from surrogates.task_columns import fit_summary
+from surrogates.transforms import InputTransformed
+from workbench.engine.acquisitions import build_acquisition
+from workbench.engine.fitters import FITTERS, fit_surrogate
+from workbench.engine.incumbent import anchors, incumbent
+from workbench.engine.problem import Problem
+from workbench.record import Prediction
+
+# Monte-Carlo acquisitions that score pending points jointly with the candidate
+# (sequential greedy with Monte-Carlo fantasies, as BoTorch does): no believer.
+_JOINT_PENDING = frozenset({"qlog_nehvi", "qlog_nei"})
+# Acquisitions for noisy observations: anchors are ranked by posterior mean.
+_NOISY = frozenset({"log_nei", "qlog_nei"})
+# Thompson sampling draws one joint posterior sample on at most this many
+# quasi-random points: its Cholesky is cubic in them.
+_THOMPSON_MAX_CANDIDATES = 1024
+# Pool rows scored per acquisition call: bounds memory on large pools.
+_POOL_CHUNK = 4096
+
+
+@dataclass(frozen=True)
+class Proposal:
+    """One proposed experiment.
+
+    x: (d,) encoded point; params: the point in user units; strategy: the
+    acquisition that chose it; prediction: the surrogate's mean and standard
+    deviation per modelled output at x (before any fantasy); acquisition_value:
+    its acquisition value (NaN for Thompson sampling); audit: why it was
+    proposed (JSON-ready); model: the fitted surrogate the batch rests on;
+    surrogate_state: the fit's JSON-ready state for the next warm start, or None.
+    """
+
+    x: np.ndarray
+    params: dict[str, Any]
+    strategy: str
+    prediction: dict[str, Prediction]
+    acquisition_value: float
+    audit: dict[str, Any]
+    model: Any = field(repr=False)
+    surrogate_state: dict | None = field(default=None, repr=False)
+
+
+@dataclass
+class _Batch:
+    """The model as a batch is built: what it believes, what is pending, the incumbent.
+
+    believer: condition the model on each fantasy at its predicted mean; else
+    keep fantasies as pending points for a joint acquisition.
+    """
+
+    problem: Problem
+    model: Any
+    best: float
+    believer: bool
+    pending: np.ndarray
+    believed: np.ndarray
+
+    def add(self, Xf: np.ndarray) -> None:
+        """Points asked but not told, Xf: (k, d)."""
+        if not self.believer:
+            self.pending = np.concatenate([self.pending, Xf])
+            return
+        Xj = jnp.asarray(Xf)
+        believed = posterior_moments(self.model, Xj)[0]
+        self.model = self.model.condition(Xj, believed)
+        self.believed = np.concatenate([self.believed, Xf])
+        on_target = self.problem.target_rows(Xf)
+        if not self.problem.several and on_target.any():
+            self.best = max(self.best, float(np.max(
+                self.problem.scores(np.asarray(believed))[on_target, 0])))
+
+    @property
+    def pending_or_none(self) -> np.ndarray | None:
+        return self.pending if len(self.pending) else None
+
+
+@dataclass(frozen=True)
+class _Held:
+    """Columns held fixed (context values, a multi-task target) and the free rest."""
+
+    values: dict[str, Any]
+    fixed: dict[int, float]
+    reduced: Any            # the Domain over the free columns
+    free: np.ndarray        # (k,)
+
+    @classmethod
+    def of(cls, problem: Problem, values: dict[str, Any]) -> _Held:
+        domain = problem.domain
+        fixed = problem.fixed_columns(values)
+        reduced, free = reduce_domain(domain, fixed) if fixed \
+            else (domain, np.arange(domain.dim))
+        return cls(values, fixed, reduced, free)
+
+    def expand(self, Z, dim: int) -> np.ndarray:
+        return expand(np.asarray(Z), self.free, self.fixed, dim)
+
+
+def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarray, q: int,
+            key, warm: dict | None, context: dict[str, Any] | None = None,
+            timings: dict | None = None, pool: np.ndarray | None = None) -> list[Proposal]:
+    """q model-based proposals.
+
+    X (n, d), Y (n, outputs): completed observations, encoded; fantasies: (p, d)
+    encoded points asked but not told (pending trials and earlier points of this
+    batch); key: the proposal's PRNG key; warm: the previous fit's state;
+    context: values of context parameters to hold; timings: filled with
+    fit_time_s and acquisition_time_s; pool: (N, d) encoded candidates still
+    free, when proposals come from a discrete pool (every row is scored).
+    """
+    timings = {} if timings is None else timings
+    held = _Held.of(problem, {**(context or {}), **problem.held()})
+    k_fit, k_acq = jax.random.split(key)
+    t0 = time.perf_counter()
+    model, state = _fit(problem, X, Y, len(fantasies), q, k_fit, warm)
+    timings["fit_time_s"] = time.perf_counter() - t0
+    t1 = time.perf_counter()
+    batch = _start_batch(problem, model, X, Y, fantasies)
+    kind = problem.acquisition.type
+    near = anchors(problem, X, Y, held.free, model if kind in _NOISY else None)
+    chosen, values = [], []
+    for j in range(q):
+        k_j = jax.random.fold_in(k_acq, j)
+        if pool is not None:
+            x, v, pool = _from_pool(problem, batch, X, Y, k_j, pool)
+        elif kind == "thompson":
+            x, v = _thompson(problem, batch.model, held, k_j)
+        elif problem.surrogate == "multifidelity":
+            x, v = _point_and_fidelity(problem, batch.model, batch.best, k_j, held.values)
+        else:
+            x, v = _maximise(problem, batch, X, Y, held, k_j, near)
+        chosen.append(np.asarray(x))
+        values.append(float(v))
+        if j < q - 1:
+            batch.add(np.asarray(x)[None])
+    Xc = np.stack(chosen)
+    predictions = _predictions(problem, model, Xc)
+    timings["acquisition_time_s"] = time.perf_counter() - t1
+    audit = _audit(problem, model, state, X, Y, fantasies, batch.believer, context)
+    params = problem.space.decode(Xc)
+    return [Proposal(x=Xc[i], params=params[i], strategy=kind, prediction=predictions[i],
+                     acquisition_value=values[i],
+                     audit=dict(audit, batch_position=i, acquisition_value=values[i]),
+                     model=model, surrogate_state=state) for i in range(q)]
+
+
+def _fit(problem: Problem, X, Y, n_fantasies: int, q: int, key, warm):
+    """The fitted surrogate and its state, with room for the batch's fantasies
+    when it takes them."""
+    fantasies = n_fantasies + q if FITTERS[problem.surrogate].conditionable else 0
+    model, state = fit_surrogate(problem, X, Y, key, len(X) + fantasies, warm)
+    jax.block_until_ready(model)
+    return model, state
+
+
+def _start_batch(problem: Problem, model, X, Y, fantasies: np.ndarray) -> _Batch:
+    """The batch before its first point: the incumbent, and the pending trials
+    believed or kept pending."""
+    believer = isinstance(model, Conditionable) and \
+        problem.acquisition.type not in _JOINT_PENDING
+    best = float("nan") if problem.several else incumbent(problem, Y, X, model)
+    empty = np.zeros((0, problem.dim))
+    batch = _Batch(problem, model, best, believer, pending=empty, believed=empty)
+    if len(fantasies):
+        batch.add(np.asarray(fantasies))
+    return batch
+
+
+def _maximise(problem: Problem, batch: _Batch, X, Y, held: _Held, key, near):
+    """The acquisition's maximiser over the free columns: (d,) point and its value."""
+    cfg = problem.acquisition
+    acq = build_acquisition(problem, batch.model, X, Y, batch.best, jax.random.fold_in(key, 1),
+                            batch.pending_or_none, batch.believed)
+    acq = FixedColumns.holding(acq, held.free, held.fixed, problem.dim)
+    z, v = al.maximize_acquisition(acq, held.reduced, key, raw_samples=cfg.raw_samples,
+                                   num_restarts=cfg.num_restarts, steps=cfg.steps,
+                                   anchors=near)
+    return held.expand(z, problem.dim)[0], v
+
+
+def _predictions(problem: Problem, model, Xc: np.ndarray) -> list[dict[str, Prediction]]:
+    """The fitted model's mean and standard deviation per output at Xc (q, d)."""
+    mean, var = posterior_moments(model, jnp.asarray(Xc))
+    mean, std = np.asarray(mean), np.sqrt(np.asarray(var))
+    return [{name: Prediction(float(mean[i, k]), float(std[i, k]))
+             for k, name in enumerate(problem.outputs)} for i in range(len(Xc))]
+
+
+def _audit(problem: Problem, model, state, X, Y, fantasies, believer: bool,
+           context: dict | None) -> dict[str, Any]:
+    """What the batch rested on, JSON-ready."""
+    audit = {
+        "strategy": problem.acquisition.type, "model": problem.surrogate,
+        "kernel": problem.surrogate_options["kernel"] if problem.surrogate == "gp" else None,
+        "hyperparameters": state, "n_train": int(len(X)),
+        "fantasies": int(len(fantasies)),
+        "fantasy_mode": "kriging_believer" if believer else "pending_points",
+        "context": dict(context or {}),
+    }
+    if not problem.several:
+        audit["incumbent"] = incumbent(problem, Y, X, model)
+    if problem.tasks is not None:
+        audit[problem.surrogate] = fit_summary(
+            model.model if isinstance(model, InputTransformed) else model)
+    return audit
+
+
+def _point_and_fidelity(problem: Problem, model, best: float, key, held: dict[str, Any]):
+    """The point and fidelity level of highest target-level improvement per unit cost.
+
+    Each level is held in turn (like a context) and its cost-aware augmented EI
+    maximised over the other columns; the best level's point wins. Returns the
+    full encoded point (d,) and its log value per unit cost.
+    """
+    cfg, tasks = problem.acquisition, problem.tasks
+    inner, transform = (model.model, model.transform) if isinstance(model, InputTransformed) \
+        else (model, None)
+    sign = problem.goals[0].sign
+    value = MultiFidelityLogEI(inner, jnp.asarray(sign * best), inner.noise_variances,
+                               transform, sign=sign)
+    cost = LevelCost(jnp.asarray(tasks.costs, jnp.float64), inner.columns, inner.levels,
+                     inner.onehot)
+    acq = al.CostAware(value, cost, log_space=True)
+    domain = problem.domain
+    best_x, best_v = None, -np.inf
+    for level in tasks.values:
+        fixed = problem.fixed_columns({**held, tasks.parameter: level})
+        reduced, free = reduce_domain(domain, fixed)
+        z, v = al.maximize_acquisition(FixedColumns.holding(acq, free, fixed, domain.dim),
+                                       reduced, key, raw_samples=cfg.raw_samples,
+                                       num_restarts=cfg.num_restarts, steps=cfg.steps)
+        if best_x is None or float(v) > best_v:
+            best_x = expand(np.asarray(z), free, fixed, domain.dim)[0]
+            best_v = float(v)
+    return best_x, best_v
+
+
+def _from_pool(problem: Problem, batch: _Batch, X, Y, key, pool: np.ndarray):
+    """The best free candidate of the pool (N, d) and its value; the pool without it."""
+    P = jnp.asarray(pool)
+    if problem.acquisition.type == "thompson":
+        (idx,) = al.thompson_sample(batch.model, P, key, q=1, sign=problem.goals[0].sign)
+        i, v = int(idx), float("nan")
+    else:
+        acq = build_acquisition(problem, batch.model, X, Y, batch.best,
+                                jax.random.fold_in(key, 1), batch.pending_or_none)
+        values = np.asarray(al.score_pool(acq, P, chunk=_POOL_CHUNK))
+        i = int(np.argmax(values))
+        v = float(values[i])
+    return pool[i], v, np.delete(pool, i, axis=0)
+
+
+def _thompson(problem: Problem, model, held: _Held, key):
+    """One Thompson sample: the argmax of a joint posterior draw of the first
+    objective's score on a quasi-random set of valid points."""
+    reduced = held.reduced
+    n = min(problem.acquisition.raw_samples, _THOMPSON_MAX_CANDIDATES)
+    if reduced.constrained:
+        seed = int(np.asarray(al.quasi_random(key, 1, 1))[0, 0] * 2**31)
+        Zr = al.sample_feasible(n, reduced, seed)
+    else:
+        Zr = np.asarray(reduced.snap(al.quasi_random(key, n, reduced.dim)))
+    candidates = held.expand(Zr, problem.dim)
+    (idx,) = al.thompson_sample(model, candidates, key, q=1, sign=problem.goals[0].sign)
+    return candidates[int(idx)], float("nan")
+
+
+__all__ = ["Proposal", "propose"]
