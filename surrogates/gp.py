@@ -203,31 +203,20 @@ def negative_log_marginal_likelihood(
     return _nll_value(theta, X, y, mask, noise)[0]
 
 
-def _relaid(n: int, relaid: bool | None) -> bool:
-    """The arithmetic of fits above 512 rows (see ``_cholesky``): as asked, or by size."""
-    return n >= _SUBSET_MIN_CAPACITY if relaid is None else relaid
-
-
-def _cholesky(K: Array, relaid: bool | None = None) -> Array:
+def _cholesky(K: Array) -> Array:
     """Lower Cholesky factor of a Gram matrix (NaN where it is not positive definite).
 
-    relaid: factor K^T, unsymmetrised. LAPACK's potrf reads column-major input
-    and K^T (equal to K) is K's own bytes in that layout, so XLA copies nothing in,
-    and jnp.linalg.cholesky's averaging of K with K^T is a no-op for a Gram matrix
-    built symmetric: a large fit saves a copy and a pass over K per factorisation.
-    The factor differs in the last bits, and a campaign's proposals follow such
-    bits, so only the fits above 512 rows use it (by default capacities of 1,024
-    rows and more; the subsets of such a fit ask for it): a small campaign's
-    proposals stay a function of its data and seed alone, whatever the size rule.
+    Factors K^T without symmetrising: LAPACK's potrf reads column-major input and
+    K^T (equal to K) is K's own bytes in that layout, so XLA copies nothing in, and
+    jnp.linalg.cholesky's averaging of K with K^T is a no-op for a Gram matrix built
+    symmetric.
     """
-    if _relaid(K.shape[-1], relaid):
-        return lax.linalg.cholesky(K.T, symmetrize_input=False)
-    return jnp.linalg.cholesky(K)
+    return lax.linalg.cholesky(K.T, symmetrize_input=False)
 
 
-def _nll_value(theta, X, y, mask, noise=None, relaid: bool | None = None):
+def _nll_value(theta, X, y, mask, noise=None):
     """-log marginal likelihood and what its gradient reuses: (value, (L, alpha))."""
-    L = _cholesky(_masked_gram(theta, X, mask, noise), relaid)
+    L = _cholesky(_masked_gram(theta, X, mask, noise))
     r = (y - theta.mean) * mask
     alpha = cho_solve((L, True), r)
     n = jnp.sum(mask)
@@ -240,42 +229,28 @@ def _nll_value(theta, X, y, mask, noise=None, relaid: bool | None = None):
 _INVERSE_BLOCK = 128
 
 
-def _inverse_from_cholesky(L: Array, relaid: bool | None = None) -> Array:
+def _inverse_from_cholesky(L: Array) -> Array:
     """K^-1 for K = L L^T, L: (n, n) lower triangular.
 
     LAPACK's potri, which JAX lacks, in two-by-two blocks
     L = [[A, 0], [B, C]]: with X = -C^-1 B A^-1 (two half-size triangular solves),
     K^-1 = [[A^-T A^-1 + X^T X, X^T C^-1], [., C^-T C^-1]], the diagonal blocks
-    recursively: about n^3 flops, where two full triangular solves take 2 n^3.
-    relaid (the fits above 512 rows, see ``_cholesky``): X^T C^-1 = (C^-T X)^T as a
-    third solve, so L^-1 is never formed (XLA's float64 matrix products are slower
-    than LAPACK's triangular solves); the last bits differ.
+    recursively, and X^T C^-1 = (C^-T X)^T as a third solve, so that L^-1 is never
+    formed: XLA's float64 matrix products are slower than LAPACK's triangular solves.
     """
-    return _blocked_inverse(L, _relaid(L.shape[0], relaid))[1]
-
-
-def _blocked_inverse(L: Array, relaid: bool) -> tuple[Array | None, Array]:
-    """(L^-1 or None when relaid, K^-1) for _inverse_from_cholesky."""
     n = L.shape[0]
     if n <= _INVERSE_BLOCK:
         Linv = solve_triangular(L, jnp.eye(n, dtype=L.dtype), lower=True)
-        return Linv, Linv.T @ Linv
+        return Linv.T @ Linv
     h = n // 2
     A, B, C = L[:h, :h], L[h:, :h], L[h:, h:]
-    Ainv, KA = _blocked_inverse(A, relaid)
-    Cinv, KC = _blocked_inverse(C, relaid)
+    KA, KC = _inverse_from_cholesky(A), _inverse_from_cholesky(C)
     X = -solve_triangular(C, solve_triangular(A, B.T, lower=True, trans=1).T, lower=True)
-    if relaid:
-        XtC = solve_triangular(C, X, lower=True, trans=1).T
-        return None, jnp.block([[KA + X.T @ X, XtC], [XtC.T, KC]])
-    XtC = X.T @ Cinv
-    Kinv = jnp.block([[KA + X.T @ X, XtC], [XtC.T, KC]])
-    Linv = jnp.block([[Ainv, jnp.zeros((h, n - h), L.dtype)], [X, Cinv]])
-    return Linv, Kinv
+    XtC = solve_triangular(C, X, lower=True, trans=1).T
+    return jnp.block([[KA + X.T @ X, XtC], [XtC.T, KC]])
 
 
-def _nll_grad(theta, X, y, mask, noise, L, alpha,
-              relaid: bool | None = None) -> GPHyperparameters:
+def _nll_grad(theta, X, y, mask, noise, L, alpha) -> GPHyperparameters:
     """Exact gradient of the -log marginal likelihood, given its Cholesky factor.
 
     d nll = -1/2 tr((alpha alpha^T - K^-1) dK) = 1/2 <W, dK>, W = K^-1 - alpha alpha^T:
@@ -288,7 +263,7 @@ def _nll_grad(theta, X, y, mask, noise, L, alpha,
     if L.shape[0] <= _INVERSE_BLOCK:
         Kinv = cho_solve((L, True), jnp.eye(L.shape[0], dtype=L.dtype))
     else:
-        Kinv = _inverse_from_cholesky(L, relaid)
+        Kinv = _inverse_from_cholesky(L)
     W = (Kinv - jnp.outer(alpha, alpha)) * mm
     g_kernel = theta.kernel.gram_vjp(theta.kernel_params, X, 0.5 * W)
     g_noise = 0.5 * jnp.trace(W) * jnp.exp(theta.log_noise) if theta.learn_noise else (
@@ -419,24 +394,23 @@ _SUBSET_MIN_CAPACITY = 1024
 _REFINE_FTOL = 3e-5
 
 
-def _objective(X, y, mask, noise, relaid: bool | None = None):
+def _objective(X, y, mask, noise):
     """(value, grad) of the MAP objective on one data set, as L-BFGS wants them.
 
     Inner jits: traced and lowered once, however many places call them
     (screening, the first step, the line search), which keeps a fresh
     process's first fit short even when the compiled program is cached.
-    relaid: the Cholesky factorisation of fits above 512 rows (see ``_cholesky``).
     """
     prior_grad = jax.grad(log_prior)
 
     @jax.jit
     def value(theta):
-        v, aux = _nll_value(theta, X, y, mask, noise, relaid)
+        v, aux = _nll_value(theta, X, y, mask, noise)
         return v - log_prior(theta), aux
 
     @jax.jit
     def grad(theta, aux):
-        g = _nll_grad(theta, X, y, mask, noise, *aux, relaid=relaid)
+        g = _nll_grad(theta, X, y, mask, noise, *aux)
         return jax.tree.map(jnp.subtract, g, prior_grad(theta))
 
     return value, grad
@@ -447,11 +421,11 @@ def _gtol(mask: Array) -> Array:
 
 
 def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_iter: int,
-                      return_history: bool = False, relaid: bool | None = None):
+                      return_history: bool = False):
     """MAP hyperparameters from ``restarts`` starts, one compiled loop; the best wins
     (with ``return_history``, also the winner's L-BFGS curvature pairs)."""
     d = X.shape[-1]
-    value, grad = _objective(X, y, mask, noise, relaid)
+    value, grad = _objective(X, y, mask, noise)
 
     def screened():
         grid = _screening_grid(_prior_median(warm.kernel, d, warm.learn_noise,
@@ -509,7 +483,7 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     def refine(theta, data, history=None, pass_on=True):
         # pass_on: the next stage starts from this one's curvature pairs; the last
         # stage's are not needed, which spares it the gradient after its last step.
-        value, grad = _objective(*data, relaid=True)
+        value, grad = _objective(*data)
         out = _lbfgs.minimize_with_aux(
             value, grad, theta, max_iter=max_iter, gtol=_gtol(data[2]), ftol=_REFINE_FTOL,
             history=history, return_history=pass_on, interpolate=True,
@@ -530,7 +504,7 @@ def _fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_ite
     def cascade():
         quarter, half = subset(rows[:N // 4]), subset(rows)
         theta, history = _best_of_restarts(*quarter, key, warm, screen, restarts, max_iter,
-                                           return_history=True, relaid=True)
+                                           return_history=True)
         theta, history = refine(theta, half, scaled(history, quarter[2], half[2]))
         return theta, scaled(history, half[2], mask)
 
