@@ -1,9 +1,13 @@
-"""Executors: where a closed-loop ``run`` evaluates its oracle, and the asynchronous loop.
+"""Executors: where a closed-loop ``run`` evaluates its oracle.
 
-An executor starts evaluations and hands back future-like objects; ``run_parallel``
-keeps up to ``max_workers`` of them in flight, tells each result the moment it
-arrives and asks for the next proposal at once (the trials still running are
-pending, so the model treats them as fantasies and proposes elsewhere).
+An executor starts evaluations and hands back future-like objects; the campaign's
+run loop (``workbench.campaign.loop``) keeps up to ``max_workers`` of them in
+flight, tells each result the moment it arrives and asks for the next proposal at
+once (the trials still running are pending, so the model treats them as fantasies
+and proposes elsewhere).
+
+- ``InlineExecutor``: one evaluation at a time in this process, at submission; the
+  loop asks ``batch_size`` proposals together. What ``run`` uses without an executor.
 
 - ``LocalExecutor``: every evaluation in a fresh process of its own (``spawn``).
   A pool of long-lived workers cannot stop one hung evaluation without killing a
@@ -40,24 +44,20 @@ import threading
 import time
 import uuid
 from collections import deque
-from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, Callable, Protocol, runtime_checkable
+from typing import Any, Callable, Protocol, runtime_checkable
 
 from workbench.errors import CampaignError, WorkbenchError
 
-if TYPE_CHECKING:
-    from workbench.campaign import Campaign
-    from workbench.record import Trial
 
-__all__ = ["Evaluation", "Executor", "LocalExecutor", "DaskExecutor", "EvaluationError",
-           "WorkerLost", "run_parallel", "from_spec"]
+__all__ = ["Evaluation", "Executor", "InlineExecutor", "LocalExecutor", "DaskExecutor",
+           "EvaluationError", "WorkerLost", "check_picklable", "from_spec", "POLL_S", "FETCH_S"]
 
 # Longest sleep between checks of the evaluations in flight: bounds how late a
 # timeout is noticed when the executor cannot wake us for it.
-_POLL_S = 0.25
+POLL_S = 0.25
 # How long a finished evaluation's result may take to come back (a Dask result
 # travels from its worker).
-_FETCH_S = 60.0
+FETCH_S = 60.0
 # How long a Dask worker told to exit may take to leave the scheduler.
 _RELEASE_S = 30.0
 # How often a Dask evaluation lost with a worker before it started is sent again
@@ -113,6 +113,67 @@ def _dumps(obj: Any) -> bytes:
     except ImportError:  # pragma: no cover - cloudpickle comes with distributed
         return pickle.dumps(obj)
     return cloudpickle.dumps(obj)
+
+
+def check_picklable(oracle: Callable[[dict], Any]) -> None:
+    """Raise CampaignError unless ``oracle`` can be sent to a worker process."""
+    try:
+        _dumps(oracle)
+    except Exception as e:  # noqa: BLE001
+        raise CampaignError(f"oracle: got {oracle!r}, which cannot be sent to a worker"
+                            f" ({type(e).__name__}: {e}); expected a picklable callable") from None
+
+
+# -- in this process ------------------------------------------------------------
+
+
+class _InlineEvaluation:
+    """An evaluation that ran to its end when it was submitted."""
+
+    started_at = None
+
+    def __init__(self, fn: Callable[[dict], Any], params: dict):
+        self._error: Exception | None = None
+        self._value: Any = None
+        try:
+            self._value = fn(params)
+        except Exception as e:  # noqa: BLE001 - an experiment failing is data, not a crash
+            self._error = e
+
+    def done(self) -> bool:
+        return True
+
+    def result(self, timeout: float | None = None) -> Any:
+        if self._error is not None:
+            raise self._error
+        return self._value
+
+    def cancel(self) -> bool:
+        return False
+
+
+class InlineExecutor:
+    """Evaluates each submission at once, in this process (no timeout, no retries).
+
+    batch_size: proposals the run loop asks together (the spec's
+    ``acquisition.batch_size``); they are evaluated and told one after the other.
+    """
+
+    in_process = True
+    timeout = None
+    retries = 0
+
+    def __init__(self, batch_size: int = 1):
+        self.batch_size = self.max_workers = int(batch_size)
+
+    def submit(self, fn: Callable[[dict], Any], params: dict) -> _InlineEvaluation:
+        return _InlineEvaluation(fn, params)
+
+    def shutdown(self) -> None:
+        pass
+
+    def __repr__(self) -> str:
+        return f"InlineExecutor(batch_size={self.batch_size})"
 
 
 # -- local processes ------------------------------------------------------------
@@ -332,7 +393,7 @@ class LocalExecutor:
         if conns:
             wait(conns, timeout)
         elif timeout:
-            time.sleep(min(timeout, _POLL_S))
+            time.sleep(min(timeout, POLL_S))
 
     def shutdown(self) -> None:
         """Kill every evaluation still queued or running."""
@@ -431,7 +492,7 @@ class _DaskEvaluation:
         if (self.future.status != "error" or self.key in self._executor._starts
                 or self._resent >= _RESEND_MAX):
             return False
-        return isinstance(self.future.exception(timeout=_FETCH_S), KilledWorker)
+        return isinstance(self.future.exception(timeout=FETCH_S), KilledWorker)
 
     def result(self, timeout: float | None = None) -> Any:
         from distributed import KilledWorker
@@ -665,116 +726,3 @@ def from_spec(executor_spec) -> Executor:
         return DaskExecutor(executor_spec.address, executor_spec.workers,
                             executor_spec.timeout, executor_spec.retries)
     return LocalExecutor(executor_spec.workers, executor_spec.timeout, executor_spec.retries)
-
-
-# -- the asynchronous loop ------------------------------------------------------
-
-
-@dataclass
-class _Attempt:
-    trial: "Trial"
-    number: int  # 1-based
-    submitted: float
-
-
-def run_parallel(campaign: "Campaign", oracle: Callable[[dict], Any], budget: int,
-                 executor: Executor,
-                 callback: Callable[["Trial"], None] | None = None) -> None:
-    """Evaluate proposals on ``executor`` until ``budget`` trials are completed or failed.
-
-    Keeps ``executor.max_workers`` evaluations in flight; each result is told as it
-    arrives and a new trial asked at once (pending trials are fantasies to the
-    model). Trials left pending by an interrupted run go first. A failure, a
-    timeout or a lost worker is retried ``executor.retries`` times, then told
-    failed with its reason. On any exit, evaluations still running are
-    cancelled and their trials stay pending.
-    """
-    from workbench.record import COMPLETED, FAILED
-
-    try:
-        _dumps(oracle)
-    except Exception as e:  # noqa: BLE001
-        raise CampaignError(f"oracle: got {oracle!r}, which cannot be sent to a worker"
-                            f" ({type(e).__name__}: {e}); expected a picklable callable") from None
-    # A plain concurrent.futures executor works too (no timeout, no retries).
-    timeout = getattr(executor, "timeout", None)
-    tries = 1 + int(getattr(executor, "retries", 0) or 0)
-    capacity = int(getattr(executor, "max_workers", None)
-                   or getattr(executor, "_max_workers", None) or 1)
-    wait = getattr(executor, "wait", None)
-    cancel_all = getattr(executor, "cancel_all", None)
-    inflight: dict[Any, _Attempt] = {}
-    backlog: deque[tuple[Trial, int]] = deque((t, 1) for t in campaign.pending())
-
-    def evaluated() -> int:
-        return campaign._count(COMPLETED) + campaign._count(FAILED)
-
-    def failed(attempt: _Attempt, reason: str) -> None:
-        if attempt.number < tries:
-            backlog.appendleft((attempt.trial, attempt.number + 1))
-            return
-        with contextlib.suppress(CampaignError):  # told meanwhile by another process
-            done = campaign.tell_failed(attempt.trial.id,
-                                        f"{reason} (attempt {attempt.number}/{tries})")
-            if callback:
-                callback(done)
-
-    def finished(attempt: _Attempt, evaluation) -> None:
-        try:
-            value = evaluation.result(timeout=_FETCH_S)
-        except EvaluationError as e:
-            return failed(attempt, str(e))
-        except Exception as e:  # noqa: BLE001 - a third-party executor's future
-            return failed(attempt, f"{type(e).__name__}: {e}")
-        try:
-            done = campaign.tell(attempt.trial.id, value)
-        except CampaignError as e:
-            try:
-                done = campaign.tell_failed(attempt.trial.id,
-                                            f"oracle returned an unusable result: {e}")
-            except CampaignError:  # told meanwhile by another process
-                return
-        if callback:
-            callback(done)
-
-    try:
-        while True:
-            while len(inflight) < capacity and evaluated() + len(inflight) < budget:
-                if backlog:
-                    trial, number = backlog.popleft()
-                elif campaign.stop_reason() is not None:
-                    break  # a stopping rule fired: finish what is in flight
-                else:
-                    (trial,) = campaign.ask(1)
-                    number = 1
-                evaluation = executor.submit(oracle, dict(trial.params))
-                inflight[evaluation] = _Attempt(trial, number, time.monotonic())
-            if not inflight:
-                break
-            now = time.monotonic()
-            deadlines = [(getattr(ev, "started_at", a.submitted) or math.inf) + timeout
-                         for ev, a in inflight.items()] if timeout else []
-            pause = max(0.0, min([_POLL_S] + [d - now for d in deadlines]))
-            if wait is not None:
-                wait(list(inflight), pause)
-            else:
-                time.sleep(min(pause, 0.05))
-            now = time.monotonic()
-            for evaluation, attempt in list(inflight.items()):
-                if evaluation.done():
-                    del inflight[evaluation]
-                    finished(attempt, evaluation)
-                    continue
-                started = getattr(evaluation, "started_at", attempt.submitted)
-                if timeout and started is not None and now - started >= timeout:
-                    del inflight[evaluation]
-                    evaluation.cancel()
-                    failed(attempt, f"timeout after {timeout:g} s")
-    finally:
-        # Whatever brought us here, leave nothing running; the trials stay pending.
-        if inflight and cancel_all is not None:
-            cancel_all(list(inflight))
-        for evaluation in list(inflight):
-            with contextlib.suppress(Exception):
-                evaluation.cancel()
-

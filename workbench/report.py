@@ -140,8 +140,8 @@ def summary_from_store(store: str | Path) -> CampaignSummary:
     campaign = _open(store)
     obj = campaign.objectives[0]
     compute: dict[str, float] = {}
-    if campaign.spec.tracking and campaign._run_id:
-        compute = _tracked_compute(_run_metrics(campaign.spec.tracking, campaign._run_id,
+    if campaign.spec.tracking and campaign.run_id:
+        compute = _tracked_compute(_run_metrics(campaign.spec.tracking, campaign.run_id,
                                                 _COMPUTE_KEYS))
     return CampaignSummary(
         partner=campaign.spec.partner, name=campaign.name, objective=obj.name,
@@ -320,7 +320,7 @@ def _best_trials(campaign, k: int = 5) -> str:
         title = f"Best trials: the Pareto front ({len(rows)})"
     else:
         done = [t for t in campaign.trials if t.status == "completed"]
-        feasible = {t.id for t in campaign._feasible_completed()}
+        feasible = {t.id for t in campaign.feasible_trials()}
         rows = sorted((t for t in done if t.id in feasible),
                       key=lambda t: -obj.score(t.outcomes[obj.name]))[:k]
         title = f"Best trials ({len(rows)} of {len(feasible)} feasible)"
@@ -424,8 +424,8 @@ def campaign_report(store: str | Path) -> tuple[str, object]:
     spec = campaign.spec
     obj = campaign.objectives[0]
     compute: dict[str, float] = {}
-    if spec.tracking and campaign._run_id:
-        compute = _tracked_compute(_run_metrics(spec.tracking, campaign._run_id,
+    if spec.tracking and campaign.run_id:
+        compute = _tracked_compute(_run_metrics(spec.tracking, campaign.run_id,
                                                 _COMPUTE_KEYS))
     trials = campaign.trials
     counts = {s: sum(t.status == s for t in trials) for s in ("completed", "pending", "failed")}

@@ -110,13 +110,13 @@ def log_prior(campaign, prior: dict) -> str | None:
 def _artifact_tracker(campaign):
     """A tracker on the campaign's existing run that logs artifacts without
     reopening the run (its status stays as the campaign left it)."""
-    if campaign.spec.tracking is None or not campaign._run_id:
+    if campaign.spec.tracking is None or not campaign.run_id:
         return None
     from workbench.tracking import Tracker
 
-    outbox = None if campaign._store is None else campaign._store.outbox_path
+    outbox = None if campaign.store is None else campaign.store.outbox_path
     return Tracker(campaign.spec.tracking, campaign.spec.partner, campaign.name,
-                   run_id=campaign._run_id, outbox=outbox)
+                   run_id=campaign.run_id, outbox=outbox)
 
 
 def _download(uri: str, tracking: str) -> dict:
