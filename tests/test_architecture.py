@@ -19,11 +19,41 @@ PACKAGES = ("surrogates", "active_learning", "workbench")
 # A package may import the packages after it in this tuple, never those before.
 LAYERS = {"surrogates": 0, "active_learning": 1, "workbench": 2}
 # Names with a leading underscore that the standard library made public.
-PUBLIC_UNDERSCORE = {"_replace", "_asdict", "_fields", "_make", "_field_defaults"}
+PUBLIC_UNDERSCORE = {"_replace", "_asdict", "_fields", "_make", "_field_defaults", "_exit"}
 
 # Known violations outside the campaign / plots / executors / cli / report area,
 # each to be removed by the work that owns it. Keys: (module, what).
-ALLOWED: set[tuple[str, str]] = set()
+ALLOWED: set[tuple[str, str]] = {
+    # Surrogates sharing GP internals (padding, standardisation, priors): to become a
+    # private helper module of surrogates/ with public names.
+    ("surrogates.deep_kernel", "imports private name surrogates.gp._model"),
+    ("surrogates.deep_kernel", "imports private name surrogates.gp._nll_value"),
+    ("surrogates.deep_kernel", "imports private name surrogates.gp._pad"),
+    ("surrogates.deep_kernel", "imports private name surrogates.gp._prepare"),
+    ("surrogates.deep_kernel", "imports private name surrogates.ensemble._ACTIVATIONS"),
+    ("surrogates.multifidelity", "imports private name surrogates.multitask._LOG_NOISE_PRIOR"),
+    ("surrogates.multifidelity", "imports private name surrogates.multitask._MEAN_PRIOR"),
+    ("surrogates.multitask", "imports private name surrogates.gp._standardise"),
+    ("surrogates.saas", "imports private name surrogates.gp._pad"),
+    ("surrogates.saas", "imports private name surrogates.gp._standardise"),
+    # JAX offers no public way to drop compiled executables.
+    ("surrogates._runtime", "imports from private module jax._src"),
+    # Monte Carlo acquisitions reuse the analytic ones' linear algebra.
+    ("active_learning.mc", "imports private name active_learning.acquisition._cholesky"),
+    ("active_learning.mc", "imports private name active_learning.acquisition._fixed_block"),
+    ("active_learning.mc", "imports private name active_learning.acquisition._ones_mask"),
+    # workbench.propose is being replaced by workbench.engine (engine work).
+    ("workbench.propose", "imports private name active_learning.multiobjective._pareto_mask_np"),
+    ("workbench.propose", "uses private attribute sg.gp._check_start"),
+    # The spec checks linear constraints with the space's encoder (spec work).
+    ("workbench.spec", "uses private attribute space._linear"),
+    ("workbench.spec", "uses private attribute space._encoded_row"),
+    # MLflow's store has no public call to log metrics without touching the run.
+    ("workbench.tracking", "uses private attribute store._check_run_is_active"),
+    ("workbench.tracking", "uses private attribute store._get_run"),
+    ("workbench.tracking", "uses private attribute store._update_latest_metrics_if_necessary"),
+    ("workbench.tracking", "uses private attribute self.client._tracking_client"),
+}
 
 
 def _module_name(path: Path) -> str:
@@ -239,10 +269,12 @@ def test_no_private_names_across_modules():
     def check(module, parsed):
         for base, name, line in parsed.imports:
             hidden = _private_module(base, module)
+            if hidden is None and name is not None and f"{base}.{name}" in MODULES:
+                hidden = _private_module(f"{base}.{name}", module)  # from a import _module
+            elif hidden is None and name is not None and _private(name):
+                yield f"imports private name {base}.{name}", line
             if hidden is not None:
                 yield f"imports from private module {hidden}", line
-            elif name is not None and _private(name):
-                yield f"imports private name {base}.{name}", line
         for owner, attr, line in parsed.attributes:
             target = parsed.bound.get(owner)
             if target is not None:

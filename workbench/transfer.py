@@ -99,7 +99,7 @@ def log_prior(campaign, prior: dict) -> str | None:
     tracked or the server did not take it yet (it is then delivered with the
     campaign's next tracking event).
     """
-    tracker = _artifact_tracker(campaign)
+    tracker = artifact_tracker(campaign)
     if tracker is None:
         return None
     tracker.log_text(PRIOR_ARTIFACT, json.dumps(prior, indent=1))
@@ -107,7 +107,7 @@ def log_prior(campaign, prior: dict) -> str | None:
     return f"runs:/{tracker.run_id}/{PRIOR_ARTIFACT}" if delivered and tracker.run_id else None
 
 
-def _artifact_tracker(campaign):
+def artifact_tracker(campaign):
     """A tracker on the campaign's existing run that logs artifacts without
     reopening the run (its status stays as the campaign left it)."""
     if campaign.spec.tracking is None or not campaign.run_id:
@@ -132,7 +132,7 @@ def _download(uri: str, tracking: str) -> dict:
     client = MlflowClient(tracking_uri=tracking)
     errors = []
     for workspace in _workspaces_to_try(tracking):
-        ctx = _workspace_context(workspace)
+        ctx = workspace_context(workspace)
         try:
             with ctx, tempfile.TemporaryDirectory() as tmp:
                 client.get_run(run_id)
@@ -157,15 +157,15 @@ def _workspaces_to_try(tracking: str) -> list[str | None]:
     if os.environ.get("MLFLOW_WORKSPACE") or not tracking.startswith(("http://", "https://")):
         return [None]
     try:
-        from workbench.server import _Rest, _workspaces
+        from workbench.server import RestClient, list_workspaces
 
-        names = _workspaces(_Rest(tracking))
+        names = list_workspaces(RestClient(tracking))
     except Exception:  # noqa: BLE001 - a server without auth or workspaces
         return [None]
     return list(names) if names else [None]
 
 
-def _workspace_context(workspace: str | None):
+def workspace_context(workspace: str | None):
     import contextlib
 
     if workspace is None:
