@@ -64,7 +64,7 @@ def export_prior(campaign, num_anchors: int | None = None, seed: int = 0) -> dic
         raise TransferError(f"campaign {campaign.name!r}: {len(Y)} completed trial(s); a prior"
                             " needs at least 2")
     configure_jax()
-    warm = getattr(campaign, "_warm_start", None)
+    warm = campaign.surrogate_state
     start = None
     if warm and "log_lengthscale" in warm and len(warm["log_lengthscale"][0]) == X.shape[1]:
         start = GPHyperparameters(**{k: np.asarray(warm[k]) for k in
