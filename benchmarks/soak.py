@@ -35,6 +35,21 @@ TRIAL_SEED_STRIDE = 1_000_003  # a prime: each (seed, trial) pair gets its own o
 MIN_KILL_CYCLE = 5  # no kill in the first or last cycles
 MAX_WINDOW = 100
 QUICK = {"cycles": 40, "kills": 2}
+FULL_DISK_SIZE = "16m"  # the tmpfs the store lives on with --full-disk
+FULL_DISK_ROOM = 4096  # bytes left free while the disk is "full"
+RETRY_SLEEP_S = 0.05
+
+
+def _retrying(call, *args, **kwargs):
+    """``call`` until it does not fail with OSError (a full disk), as a lab script would;
+    returns (result, number of failed attempts)."""
+    failures = 0
+    while True:
+        try:
+            return call(*args, **kwargs), failures
+        except OSError:
+            failures += 1
+            time.sleep(RETRY_SLEEP_S)
 
 
 def spec(store: Path, seed: int) -> dict:
@@ -83,13 +98,13 @@ def worker(store: Path, acks: Path, cycles: int, seed: int) -> int:
             kind, y = outcome(trial.id, trial.params, seed)
             t0 = time.perf_counter()
             if kind == "fail":
-                c.tell_failed(trial.id, "simulated reactor failure")
+                _, failures = _retrying(c.tell_failed, trial.id, "simulated reactor failure")
             else:
-                c.tell(trial.id, {"y": math.nan if kind == "nan" else y})
+                _, failures = _retrying(c.tell, trial.id, {"y": math.nan if kind == "nan" else y})
             tell_s = time.perf_counter() - t0
             log.write(json.dumps({"id": trial.id, "kind": kind, "y": y, "ask_s": ask_s,
                                   "tell_s": tell_s, "pid": os.getpid(),
-                                  "t": time.time()}) + "\n")
+                                  "write_failures": failures, "t": time.time()}) + "\n")
             log.flush()
             os.fsync(log.fileno())
             if not ready:  # imports and first compile done: kills from now on hit the loop
@@ -100,9 +115,9 @@ def worker(store: Path, acks: Path, cycles: int, seed: int) -> int:
             finish(trial, math.nan)
         while sum(t.status != "pending" for t in c.trials) < cycles:
             t0 = time.perf_counter()
-            (trial,) = c.ask(1)
+            (trial,), _ = _retrying(c.ask, 1)
             finish(trial, time.perf_counter() - t0)
-    c.compact()
+    _retrying(c.compact)
     print("done", flush=True)
     return 0
 
@@ -207,7 +222,69 @@ def supervise(args: argparse.Namespace) -> dict:
     rng = random.Random(args.seed)
     work = Path(args.workdir or tempfile.mkdtemp(prefix="soak-"))
     store, ack_path = work / "soak.zarr", work / "acks.jsonl"
+    disk = None
+    if args.full_disk:
+        disk = _small_disk(work / "disk")
+        store = disk / "soak.zarr"
     wb.Campaign.from_dict(spec(store, args.seed))
+    filler = _Filler(disk, random.Random(args.seed + 1)) if disk is not None else None
+    try:
+        result = _supervise(args, rng, work, store, ack_path)
+    finally:
+        if filler is not None:
+            result_filler = filler.stop()
+        if disk is not None:
+            subprocess.run(["umount", "-l", str(disk)], check=False)
+    if filler is not None:
+        result.update(result_filler)
+    return result
+
+
+def _small_disk(path: Path) -> Path:
+    """A small tmpfs at ``path`` (needs root), so that a filler can make it full."""
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={FULL_DISK_SIZE}", "tmpfs",
+                    str(path)], check=True)
+    return path
+
+
+class _Filler:
+    """Fills the disk (leaving FULL_DISK_ROOM bytes) and empties it again, at random
+    intervals, in a background thread, while the worker asks and tells."""
+
+    def __init__(self, disk: Path, rng: random.Random):
+        import threading
+
+        self.disk, self.rng = disk, rng
+        self.file = disk / "filler"
+        self.full_periods = 0
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self) -> None:
+        while not self._stop.wait(self.rng.uniform(0.2, 1.0)):
+            st = os.statvfs(self.disk)
+            free = st.f_bavail * st.f_frsize
+            try:
+                with open(self.file, "ab") as fh:
+                    fh.write(b"\0" * max(0, free - FULL_DISK_ROOM))
+            except OSError:
+                pass
+            self.full_periods += 1
+            self._stop.wait(self.rng.uniform(0.2, 1.0))
+            self.file.unlink(missing_ok=True)
+
+    def stop(self) -> dict:
+        self._stop.set()
+        self._thread.join()
+        self.file.unlink(missing_ok=True)
+        return {"full_disk_periods": self.full_periods}
+
+
+def _supervise(args: argparse.Namespace, rng: random.Random, work: Path, store: Path,
+               ack_path: Path) -> dict:
+    """Run, kill and restart workers until the campaign has ``args.cycles`` trials."""
     # Kill points: after a random number of acknowledged cycles, then a random
     # delay of up to 1.5 cycles, so the kill falls anywhere in ask, fit, tell or ack.
     targets = sorted(rng.sample(range(MIN_KILL_CYCLE, args.cycles - MIN_KILL_CYCLE), args.kills))
@@ -255,6 +332,7 @@ def supervise(args: argparse.Namespace) -> dict:
         "restart_s_first": restarts_s[0],
         "store_bytes": size, "journal_bytes": journal.stat().st_size if journal.exists() else 0,
         "loadavg_at_end": os.getloadavg(), "workdir": str(work),
+        "write_failures": sum(a.get("write_failures", 0) for a in acks),
     })
     return result
 
@@ -273,6 +351,9 @@ def markdown(r: dict) -> str:
         f"| {r['restart_s_median']:.1f} |", "",
         f"Integrity: {'every acknowledged observation present exactly once' if ok else 'FAILED'}."
         " A restart is the imports, the reopening and the first cycle.", "",
+        *([f"The store's disk (a {FULL_DISK_SIZE} tmpfs) was made full"
+           f" {r['full_disk_periods']} times; {r['write_failures']} tells failed with"
+           " OSError and were retried by the worker.", ""] if "full_disk_periods" in r else []),
         "| cycles | proposal median (ms) | tell median (ms) |", "|---|---:|---:|"]
     w = r["window"]
     for i, (a, t) in enumerate(zip(r["ask_ms_per_window"], r["tell_ms_per_window"])):
@@ -287,6 +368,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--cycles", type=int, default=1000)
     parser.add_argument("--kills", type=int, default=20)
     parser.add_argument("--seed", type=int, default=0)
+    parser.add_argument("--full-disk", action="store_true",
+                        help="keep the store on a small tmpfs that a filler makes full and"
+                             " empties again at random (needs root)")
     parser.add_argument("--workdir", type=Path, default=None,
                         help="where the store and acknowledgement log go (default: a temp dir)")
     parser.add_argument("--worker", nargs=2, metavar=("STORE", "ACKS"), help=argparse.SUPPRESS)

@@ -363,3 +363,184 @@ def test_a_flipped_byte_in_the_snapshot_is_an_error(tmp_path):
     report = json.loads(result.stdout)
     assert result.returncode == 1 and not report["intact"]
     assert any("x/c/0" in d for d in report["damage"])
+
+
+# -- 5. a read-only store can be read ------------------------------------------------
+
+
+@pytest.mark.skipif(os.geteuid() != 0, reason="remounting a tmpfs read-only needs root")
+def test_a_store_on_a_read_only_file_system_opens_for_reading(tmp_path):
+    with _tmpfs(tmp_path / "archive", "8m") as disk:
+        store = disk / "c.zarr"
+        c = wb.Campaign.from_dict({**SPEC, "store": str(store)})
+        for t in c.ask(3):
+            c.tell(t.id, {"y": t.params["x"]})
+        (lock := disk / ".c.zarr.lock").unlink(missing_ok=True)
+        assert not lock.exists()
+        subprocess.run(["mount", "-o", "remount,ro", str(disk)], check=True)
+        again = wb.Campaign.open(store)
+        assert _record(again) == _record(c)
+        assert again.data.sizes["trial"] == 3
+        with pytest.raises(wb.CampaignError, match="read-only"):
+            again.ask(1)
+        result = subprocess.run([sys.executable, "-m", "workbench", "report", str(store),
+                                 "-o", str(tmp_path / "report.html")],
+                                env=_env(), capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert (tmp_path / "report.html").exists()
+
+
+# -- 12. CSV files are safe to open in a spreadsheet and parsed strictly --------------
+
+
+def test_numbers_in_results_are_parsed_strictly():
+    from workbench.csvio import parse_number
+
+    assert [parse_number(t) for t in ("71.2", "-3", "+.5", "1e-3", " 2E+04 ")] == \
+        [71.2, -3.0, 0.5, 1e-3, 2e4]
+    for text in ("7_0", "٧٠", "1,5", "0x10", "", "1e", "--1", "７"):
+        with pytest.raises(ValueError):
+            parse_number(text)
+
+
+def test_spreadsheet_formulas_are_neutralised_and_read_back():
+    from workbench.csvio import _unquote, spreadsheet_safe
+
+    for cell in ("=1+2", "+cmd", "-2+3", "@SUM(A1)", "\t=x"):
+        safe = spreadsheet_safe(cell)
+        assert safe == "'" + cell and _unquote(safe) == cell
+    for value in ("-1.5", "+2", "plain", 3.0, -4):
+        assert spreadsheet_safe(value) == value
+
+
+def _cli(cwd: Path, *args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=_env(),
+                          capture_output=True, text=True, timeout=300)
+
+
+def test_ask_writes_no_formula_cells_and_tell_reads_them_back(tmp_path):
+    spec = {**SPEC, "store": "s.zarr", "initial_design": {"n": 10},
+            "space": [{"name": "x", "type": "continuous", "low": -1.0, "high": 0.0},
+                      {"name": "c", "type": "categorical", "choices": ["=1+2", "@SUM(A1)"]}]}
+    (tmp_path / "exp.yaml").write_text(json.dumps(spec))
+    result = _cli(tmp_path, "ask", "exp.yaml", "-n", "4", "-o", "p.csv")
+    assert result.returncode == 0, result.stderr
+    import csv
+
+    rows = list(csv.reader((tmp_path / "p.csv").open()))
+    cells = [c for row in rows for c in row]
+    assert not [c for c in cells if c.startswith(("=", "@"))], cells
+    assert any(c.startswith("-") for c in cells), "negative numbers stay numbers"
+    header = rows[0]
+    filled = [header] + [r[:-1] + [f"{i}.5"] for i, r in enumerate(rows[1:])]
+    with open(tmp_path / "r.csv", "w", newline="") as fh:
+        csv.writer(fh).writerows(filled)
+    result = _cli(tmp_path, "tell", "exp.yaml", "r.csv")
+    assert result.returncode == 0, result.stderr
+    c = wb.Campaign.open(tmp_path / "s.zarr")
+    assert [t.outcomes["y"] for t in c.trials] == [0.5, 1.5, 2.5, 3.5]
+    assert {t.params["c"] for t in c.trials} <= {"=1+2", "@SUM(A1)"}
+
+
+def test_tell_refuses_loose_numbers_and_huge_files(tmp_path):
+    spec = {**SPEC, "store": "s.zarr"}
+    (tmp_path / "exp.yaml").write_text(json.dumps(spec))
+    assert _cli(tmp_path, "ask", "exp.yaml", "-n", "1").returncode == 0
+    (tmp_path / "r.csv").write_text("trial_id,y\n0,7_0\n")
+    result = _cli(tmp_path, "tell", "exp.yaml", "r.csv")
+    assert result.returncode == 2 and "r.csv:2" in result.stderr and "'7_0'" in result.stderr
+    with open(tmp_path / "big.csv", "wb") as fh:
+        fh.truncate(200 * 1024 * 1024)  # sparse: no real 200 MB written
+    result = _cli(tmp_path, "tell", "exp.yaml", "big.csv")
+    assert result.returncode == 2 and "MiB" in result.stderr and "MemoryError" not in result.stderr
+    assert wb.Campaign.open(tmp_path / "s.zarr").trials[0].status == "pending"
+
+
+# -- 11. size limits with honest messages ------------------------------------------
+
+
+def _param_lines(n: int) -> str:
+    return "".join(f"  - {{name: p{i}, type: continuous, low: 0, high: 1}}\n" for i in range(n))
+
+
+@pytest.mark.parametrize("case", ["parameters", "levels", "nesting", "nodes"])
+def test_oversized_specs_are_refused_at_once_naming_the_limit(tmp_path, case):
+    import time
+
+    head = "name: big\nobjectives: [{name: y, direction: minimize}]\n"
+    text = {
+        "parameters": head + "space:\n" + _param_lines(1_001),
+        "levels": head + "space:\n  - {name: c, type: categorical, choices: ["
+                  + ", ".join(f"l{i}" for i in range(100_000)) + "]}\n",
+        "nesting": head + "description: " + "[" * 100_000 + "]" * 100_000 + "\n",
+        "nodes": head + "space:\n" + _param_lines(12_000),
+    }[case]
+    (tmp_path / "big.yaml").write_text(text)
+    start = time.monotonic()
+    result = _cli(tmp_path, "validate", "big.yaml")
+    assert time.monotonic() - start < 60  # was minutes, or a hang, before the limits
+    assert result.returncode == 2, (result.returncode, result.stderr[-500:])
+    expected = {"parameters": "at most 1000", "levels": "at most 10000",
+                "nesting": "nesting", "nodes": "at most 100000"}[case]
+    assert expected in result.stderr and "alias bomb" not in result.stderr, result.stderr[-500:]
+
+
+# -- 13. validate finds a python oracle's module without importing it ---------------
+
+
+def test_validate_reports_a_python_oracle_module_that_cannot_be_found(tmp_path):
+    spec = {**SPEC, "store": "s.zarr", "oracle": {"python": "no_such_module_xyz:f"}}
+    (tmp_path / "exp.yaml").write_text(json.dumps(spec))
+    result = _cli(tmp_path, "validate", "exp.yaml")
+    assert result.returncode == 2 and "no_such_module_xyz" in result.stderr, result.stderr
+    # A module that exists is found without being imported: its code does not run.
+    (tmp_path / "lab_oracle.py").write_text("open('imported', 'w').close()\ndef f(p): return 1\n")
+    (tmp_path / "pkg").mkdir()
+    (tmp_path / "pkg" / "__init__.py").write_text("open('imported_pkg', 'w').close()\n")
+    (tmp_path / "pkg" / "mod.py").write_text("def f(p): return 1\n")
+    for target in ("lab_oracle:f", "pkg.mod:f", "lab_oracle.py:f", "json:loads"):
+        (tmp_path / "exp.yaml").write_text(json.dumps({**spec, "oracle": {"python": target}}))
+        result = _cli(tmp_path, "validate", "exp.yaml")
+        assert result.returncode == 0, (target, result.stderr)
+    assert not (tmp_path / "imported").exists() and not (tmp_path / "imported_pkg").exists()
+    (tmp_path / "exp.yaml").write_text(json.dumps({**spec, "oracle": {"python": "pkg.nope:f"}}))
+    assert _cli(tmp_path, "validate", "exp.yaml").returncode == 2
+
+
+# -- 6. no password in a tracking URI -----------------------------------------------
+
+
+def test_a_tracking_uri_with_a_password_is_refused_without_echoing_it(tmp_path):
+    secret = "S3cret-pw"
+    spec = {**SPEC, "store": str(tmp_path / "s.zarr"),
+            "tracking": f"http://acme:{secret}@127.0.0.1:5999"}
+    with pytest.raises(wb.WorkbenchError) as err:
+        wb.Campaign.from_dict(spec)
+    assert "user information" in str(err.value) and secret not in str(err.value)
+    with pytest.raises(wb.WorkbenchError):
+        wb.Campaign("x", wb.SearchSpace([wb.Continuous("x", 0, 1)]), [wb.Objective("y", "minimize")],
+                    store=None, tracking=f"https://u:{secret}@example.org")
+    (tmp_path / "exp.yaml").write_text(json.dumps(spec))
+    result = _cli(tmp_path, "validate", "exp.yaml")
+    assert result.returncode == 2 and secret not in result.stdout + result.stderr
+    assert not (tmp_path / "s.zarr").exists()
+    wb.Campaign.from_dict({**spec, "tracking": None})
+    with pytest.raises(wb.WorkbenchError) as err:
+        wb.Campaign.open(tmp_path / "s.zarr", tracking=spec["tracking"])
+    assert secret not in str(err.value)
+
+
+def test_export_writes_every_trial_of_a_store_as_csv(tmp_path):
+    import csv
+
+    store = tmp_path / "s.zarr"
+    c = wb.Campaign.from_dict({**SPEC, "store": str(store)})
+    trials = c.ask(3)
+    c.tell(trials[0].id, {"y": 0.25})
+    c.tell_failed(trials[1].id, "=HYPERLINK(1)")
+    result = _cli(tmp_path, "export", str(store), "-o", "trials.csv")
+    assert result.returncode == 0, result.stderr
+    rows = list(csv.DictReader((tmp_path / "trials.csv").open()))
+    assert [r["status"] for r in rows] == ["completed", "failed", "pending"]
+    assert float(rows[0]["y"]) == 0.25
+    assert rows[1]["failure_reason"] == "'=HYPERLINK(1)"  # text, not a formula

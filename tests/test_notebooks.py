@@ -41,3 +41,8 @@ def test_notebook_runs(path, tmp_path, monkeypatch):
     errors = [out for cell in nb.cells if cell.cell_type == "code"
               for out in cell.get("outputs", []) if out.get("output_type") == "error"]
     assert not errors, errors
+    warned = [out["text"] for cell in nb.cells if cell.cell_type == "code"
+              for out in cell.get("outputs", [])
+              if out.get("output_type") == "stream" and out.get("name") == "stderr"
+              and "Warning" in out.get("text", "")]
+    assert not warned, warned  # a clean run shows a scientist no warnings

@@ -324,8 +324,12 @@ def test_no_password_is_stored_logged_or_printed(server):
     cfg = (server.root / "basic_auth.ini").read_text()
     assert "default_permission = NO_PERMISSIONS" in cfg and "admin_password" not in cfg
     assert stat.S_IMODE(server.root.stat().st_mode) == 0o700
-    for name in ("basic_auth.ini", "server.json", "flask_secret_key"):
-        assert stat.S_IMODE((server.root / name).stat().st_mode) == 0o600
+    for name in ("basic_auth.ini", "server.json", "flask_secret_key", "basic_auth.db",
+                 "mlflow.db"):
+        assert stat.S_IMODE((server.root / name).stat().st_mode) == 0o600, name
+    assert stat.S_IMODE((server.root / "artifacts").stat().st_mode) == 0o700
+    for path in (server.root / "artifacts").rglob("*"):  # artifacts logged by the tests
+        assert stat.S_IMODE(path.stat().st_mode) & 0o077 == 0, path
     blobs = [p.read_bytes() for p in server.root.rglob("*") if p.is_file()]
     blobs += [o.encode() for o in server.outputs]
     client = MlflowClient(server.url)

@@ -14,9 +14,13 @@ import yaml
 
 from workbench.errors import SpecIssue
 
-# A spec has tens to hundreds of nodes; this is generous and still instant.
+# A spec has tens to hundreds of nodes; this is generous and still instant. Data
+# (candidate pools, past experiments) belongs in CSV files, not in the spec.
 MAX_EXPANDED_NODES = 100_000
-MAX_BYTES = 5_000_000
+MAX_BYTES = 1_000_000
+# libyaml's parser where PyYAML was built with it: the pure-Python one takes seconds
+# on a document near the size limit.
+_LOADER = getattr(yaml, "CSafeLoader", yaml.SafeLoader)
 
 Path = tuple  # tuple of str keys and int indices
 
@@ -75,9 +79,14 @@ def load_yaml(text: str) -> tuple[Any, dict[Path, int], list[SpecIssue]]:
     Returns (data, lines, issues); when issues is non-empty, data is None.
     """
     if len(text.encode("utf-8", errors="replace")) > MAX_BYTES:
-        return None, {}, [SpecIssue("", f"file larger than {MAX_BYTES} bytes; expected a spec")]
+        return None, {}, [SpecIssue("", f"the file has more than {MAX_BYTES} bytes; expected"
+                                    f" at most {MAX_BYTES} (a spec is small: put data such as"
+                                    " candidate pools in a CSV file)")]
     try:
-        node = yaml.compose(text, Loader=yaml.SafeLoader)
+        node = yaml.compose(text, Loader=_LOADER)
+    except RecursionError:
+        return None, {}, [SpecIssue("", "nesting too deep to read; expected a spec nested at"
+                                    " most a few levels")]
     except yaml.YAMLError as e:
         mark = getattr(e, "problem_mark", None)
         line = mark.line + 1 if mark is not None else None
@@ -89,11 +98,15 @@ def load_yaml(text: str) -> tuple[Any, dict[Path, int], list[SpecIssue]]:
         )]
     lines: dict[Path, int] = {}
     try:
-        size = _expanded_size(node, {})
+        memo: dict[int, int] = {}
+        size = _expanded_size(node, memo)
         if size > MAX_EXPANDED_NODES:
+            written = len(memo)  # distinct nodes, before aliases are expanded
+            what = (f"the document has {written} nodes" if written > MAX_EXPANDED_NODES else
+                    f"aliases expand the document to {size} nodes (an alias bomb)")
             raise _Refused(SpecIssue(
-                "", f"aliases expand to more than {MAX_EXPANDED_NODES} nodes ({size});"
-                " refused as an alias bomb", node.start_mark.line + 1))
+                "", f"{what}; expected at most {MAX_EXPANDED_NODES} (a spec is small: put"
+                " data such as candidate pools in a CSV file)", node.start_mark.line + 1))
         _record_lines(node, (), lines, set())
     except _Refused as r:
         return None, {}, [r.issue]
@@ -104,7 +117,7 @@ def load_yaml(text: str) -> tuple[Any, dict[Path, int], list[SpecIssue]]:
             "", f"the document is {kind}; expected a mapping with keys such as name, space,"
             " objectives", node.start_mark.line + 1)]
     try:
-        data = yaml.SafeLoader(text).get_single_data()
+        data = yaml.load(text, Loader=_LOADER)
     except yaml.constructor.ConstructorError as e:
         mark = e.problem_mark
         return None, {}, [SpecIssue(

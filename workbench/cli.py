@@ -118,6 +118,10 @@ def validate(spec: str = typer.Argument(..., help="experiment YAML file or shipp
     path, parsed = _load(spec)
     if parsed.store is not None:
         check_store_path(parsed.store)  # a folder that is not a store would be refused by run
+    if parsed.oracle is not None and getattr(parsed.oracle, "python", None):
+        from workbench.oracles import find_python
+
+        find_python(parsed.oracle.python, path.parent)  # found, not imported: no user code runs
     obj = parsed.objectives[0]
     out.print(
         f"[green]valid[/]: {path} - campaign {parsed.name!r} (partner {parsed.partner!r}),"
@@ -211,6 +215,8 @@ def ask(
     if output is not None:
         import pandas as pd
 
+        from workbench.csvio import safe_frame
+
         rows = [{"trial_id": t.id, **campaign.space.flatten(t.params),
                  **{o.name: "" for o in campaign.outcomes}}
                 for t in trials]
@@ -219,7 +225,7 @@ def ask(
         units = campaign.space.flat_units()
         units.update({o.name: o.unit for o in campaign.outcomes})
         labels = {k: f"{k} [{units[k]}]" if units.get(k) else k for k in rows[0]}
-        pd.DataFrame(rows).rename(columns=labels).to_csv(output, index=False)
+        safe_frame(pd.DataFrame(rows).rename(columns=labels)).to_csv(output, index=False)
         out.print(f"wrote {output}: fill in {', '.join(o.name for o in campaign.outcomes)}"
                   f" (or a failure_reason) and run `workbench tell {spec} {output}`",
                   highlight=False)
@@ -411,6 +417,29 @@ def verify(
                       highlight=False)
     if damage:
         raise typer.Exit(1)
+
+
+@app.command()
+@_guard
+def export(
+    store: str = typer.Argument(..., help="campaign store (Zarr folder)"),
+    output: Path = typer.Option(..., "-o", "--output", help="CSV file to write"),
+):
+    """Write every trial of a store as CSV: parameters, outcomes, status, reasons, times."""
+    from workbench.campaign import Campaign
+    from workbench.csvio import safe_frame
+    from workbench.errors import CampaignError
+    from workbench.store import ZarrStore
+
+    if not ZarrStore(store).exists():
+        raise CampaignError(f"export: no campaign store at {store}")
+    if output.is_dir():
+        raise CampaignError(f"--output: {output} is a folder; expected a CSV file path")
+    campaign = Campaign.open(store, tracking=None)  # reading contacts no server
+    frame = campaign.to_frame()
+    safe_frame(frame).to_csv(output, index=False)
+    out.print(f"wrote {output}: {len(frame)} trials of campaign {campaign.name!r}",
+              highlight=False)
 
 
 prior_app = typer.Typer(add_completion=False, no_args_is_help=True,

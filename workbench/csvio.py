@@ -25,6 +25,54 @@ from workbench.errors import CampaignError
 
 _STATUSES = ("", "pending", "completed", "failed")
 
+# A results file is a few rows per experiment; anything this large is a wrong file.
+MAX_RESULTS_BYTES = 64 * 1024 * 1024
+# Cells a spreadsheet would run as a formula when they start with one of these.
+_FORMULA_START = ("=", "+", "-", "@", "\t", "\r")
+# Plain ASCII decimal numbers only: Python's float() also takes "7_0" and non-ASCII digits.
+_NUMBER = re.compile(r"[+-]?(?:\d+\.?\d*|\.\d+)(?:[eE][+-]?\d+)?", re.ASCII)
+_NON_FINITE = re.compile(r"[+-]?(?:nan|inf|infinity)", re.ASCII | re.IGNORECASE)
+
+
+def parse_number(text: str) -> float:
+    """A number as written in a CSV cell: ASCII decimal digits, an optional sign,
+    point and exponent (``nan`` and ``inf`` too, which callers refuse as not finite).
+    Raises ValueError for anything else, e.g. ``7_0`` or non-ASCII digits."""
+    text = text.strip()
+    if not (_NUMBER.fullmatch(text) or _NON_FINITE.fullmatch(text)):
+        raise ValueError(text)
+    return float(text)
+
+
+def spreadsheet_safe(value: object) -> object:
+    """A text cell that a spreadsheet would run as a formula gets a leading ``'``
+    (shown as text, and removed again when a results file is read); numbers stay."""
+    if isinstance(value, str) and value.startswith(_FORMULA_START):
+        try:
+            parse_number(value)
+            return value
+        except ValueError:
+            return "'" + value
+    return value
+
+
+def safe_frame(frame):
+    """``frame`` (a pandas DataFrame) with every text cell made spreadsheet-safe."""
+    from pandas.api.types import is_numeric_dtype
+
+    out = frame.copy()
+    for column in out.columns:
+        if not is_numeric_dtype(out[column]):
+            out[column] = out[column].map(spreadsheet_safe).astype(object)
+    return out.rename(columns=spreadsheet_safe)
+
+
+def _unquote(text: str) -> str:
+    """Undo ``spreadsheet_safe`` on a cell read back."""
+    if text.startswith("'") and text[1:].startswith(_FORMULA_START):
+        return text[1:]
+    return text
+
 
 def _decode(path: Path, raw: bytes) -> str:
     """The file's text; a clear error for spreadsheets saved in another encoding."""
@@ -42,6 +90,11 @@ def _decode(path: Path, raw: bytes) -> str:
 def _read_rows(path: Path, expected: str) -> tuple[list[str], list[tuple[int, list[str]]]]:
     """Header and (line number, fields) of every non-blank row of ``path``."""
     try:
+        size = path.stat().st_size
+        if size > MAX_RESULTS_BYTES:
+            raise CampaignError(
+                f"results: {path} is {size / 2**20:.0f} MiB; expected a results file of at"
+                f" most {MAX_RESULTS_BYTES // 2**20} MiB (one row per trial)")
         raw = path.read_bytes()
     except FileNotFoundError:
         raise CampaignError(f"results: file not found: {path}") from None
@@ -61,7 +114,7 @@ def _read_rows(path: Path, expected: str) -> tuple[list[str], list[tuple[int, li
         raise CampaignError(f"{path}:{reader.line_num}: not valid CSV ({e});"
                             f" expected comma-separated columns ({expected})") from None
     (_, header), body = rows[0], rows[1:]
-    return [h.strip() for h in header], body
+    return [_unquote(h.strip()) for h in header], body
 
 
 _UNIT_SUFFIX = re.compile(r"^(?P<name>.*?)\s*\[(?P<unit>[^\[\]]*)\]$")
@@ -119,6 +172,8 @@ def _trial_id(path: Path, line: int, raw: str, trials: dict, campaign) -> int:
     if not raw:
         raise CampaignError(f"{path}:{line}: trial_id: empty; expected an integer trial id")
     try:
+        if not raw.isascii() or not raw.lstrip("+-").isdigit():
+            raise ValueError(raw)
         trial_id = int(raw)
     except ValueError:
         raise CampaignError(f"{path}:{line}: trial_id: got {raw!r}; expected an"
@@ -135,9 +190,9 @@ def _trial_id(path: Path, line: int, raw: str, trials: dict, campaign) -> int:
 def _outcome_problem(o: str, text: str) -> tuple[float | None, str | None]:
     """(value, None) for a usable cell, else (None, what is wrong with it)."""
     try:
-        value = float(text)
+        value = parse_number(text)
     except ValueError:
-        return None, f"{o}: got {text!r}; expected a number"
+        return None, f"{o}: got {text!r}; expected a number (ASCII digits, e.g. 71.2 or 1e-3)"
     if not math.isfinite(value):
         return None, f"{o}: got {text!r}; expected a finite number"
     return value, None
@@ -167,7 +222,7 @@ def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | Non
         if len(fields) != len(header):
             raise CampaignError(f"{path}:{line}: {len(fields)} fields; expected"
                                 f" {len(header)}, one per header column ({', '.join(header)})")
-        row = {h: f.strip() for h, f in zip(header, fields)}
+        row = {h: _unquote(f.strip()) for h, f in zip(header, fields)}
         trial_id = _trial_id(path, line, row["trial_id"], trials, campaign)
         if trial_id in seen:
             raise CampaignError(f"{path}:{line}: trial_id {trial_id} appears again"
@@ -225,7 +280,7 @@ def _check_param(path: Path, line: int, name: str, text: str, proposed) -> None:
         same = text.strip() == proposed
     else:
         try:
-            value = float(text)
+            value = parse_number(text)
         except ValueError:
             raise CampaignError(f"{path}:{line}: {name}: got {text!r}; expected a number")\
                 from None

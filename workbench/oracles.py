@@ -77,6 +77,30 @@ def load_python(target: str, base_dir: Path | None = None) -> Oracle:
     return fn
 
 
+def find_python(target: str, base_dir: Path | None = None) -> None:
+    """Check that a ``module:function`` or ``file.py:function`` target's module exists,
+    without importing (so running none of its code); raises OracleError if not."""
+    module_part = target.rpartition(":")[0]
+    if module_part.endswith(".py"):
+        _resolve_file(module_part, base_dir)
+        return
+    from importlib.machinery import PathFinder
+
+    search = [*([str(base_dir)] if base_dir is not None else []), os.getcwd(), *sys.path]
+    found = None
+    for part in module_part.split("."):
+        found = PathFinder.find_spec(part, search) if found is None or \
+            found.submodule_search_locations is None else \
+            PathFinder.find_spec(part, list(found.submodule_search_locations))
+        if found is None:
+            if part == module_part.split(".")[0] and importlib.util.find_spec(part) is not None:
+                return  # a built-in or frozen module, or one a meta-path finder provides
+            raise OracleError(
+                f"oracle.python: module {module_part!r} not found (no {part!r} on the"
+                " Python path or beside the spec); expected an importable module or a"
+                " path/file.py")
+
+
 def _resolve_file(module_part: str, base_dir: Path | None) -> Path:
     path = Path(module_part)
     if not path.is_absolute() and base_dir is not None and (base_dir / path).exists():

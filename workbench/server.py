@@ -101,6 +101,11 @@ class ServerConfig:
         return self.root / "server.json"
 
 
+# Files the server creates (its databases, artifacts) are readable by their owner only:
+# they hold every partner's data and the password hashes.
+_PRIVATE_UMASK = 0o077
+
+
 def _write_private(path: Path, text: str) -> None:
     """Write ``text`` to a new file readable by its owner only (mode 0600 from creation)."""
     fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
@@ -174,6 +179,7 @@ def init_server(root: Path | str, *, admin_password: str, admin_username: str = 
     root.mkdir(parents=True, exist_ok=True)
     os.chmod(root, 0o700)
     cfg.artifacts.mkdir(exist_ok=True)
+    os.chmod(cfg.artifacts, 0o700)
     _write_private(cfg.auth_config, _auth_ini(admin_username, auth_db, auth_cache_seconds))
     settings = {k: v for k, v in asdict(cfg).items() if k != "root"}
     _write_private(cfg.settings_file, json.dumps(settings, indent=2) + "\n")
@@ -194,7 +200,7 @@ def _bootstrap_admin(cfg: ServerConfig, admin_password: str) -> None:
             "from mlflow.server.auth import bootstrap_admin_user\n"
             "bootstrap_admin_user()\n")
     done = subprocess.run([sys.executable, "-W", "ignore", "-c", code], env=env,
-                          capture_output=True, text=True, cwd=cfg.root)
+                          capture_output=True, text=True, cwd=cfg.root, umask=_PRIVATE_UMASK)
     if done.returncode != 0:
         last = (done.stderr.strip().splitlines() or ["(no output)"])[-1]
         raise ServerError("creating the admin user failed: "
@@ -236,6 +242,7 @@ def server_command(cfg: ServerConfig) -> list[str]:
 def start_server(cfg: ServerConfig, log=None) -> subprocess.Popen:
     """Start the server in the background, in its own process group (see :func:`stop_server`)."""
     return subprocess.Popen(server_command(cfg), env=_server_env(cfg), cwd=cfg.root,
+                            umask=_PRIVATE_UMASK,
                             stdout=log, stderr=subprocess.STDOUT if log else None,
                             start_new_session=True)
 
@@ -587,6 +594,7 @@ def start_cmd(directory: Path = typer.Argument(..., help="Server directory from 
     sys.stderr.flush()
     cmd = server_command(cfg)
     os.chdir(cfg.root)
+    os.umask(_PRIVATE_UMASK)
     os.execve(cmd[0], cmd, _server_env(cfg))
 
 

@@ -17,6 +17,17 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from workbench.errors import CampaignError
 
 NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
+# Limits that keep every check linear and honest: a Gaussian process over more inputs
+# than this learns nothing from a campaign's few hundred experiments, and each level
+# of a categorical is one input.
+MAX_PARAMETERS = 1_000
+MAX_CATEGORICAL_LEVELS = 10_000
+
+
+def _repeated(values: list) -> list:
+    """The values that occur more than once, sorted (linear in len(values))."""
+    seen: set = set()
+    return sorted({v for v in values if v in seen or seen.add(v)})
 # Names of per-trial metadata in the campaign record; parameters and
 # objectives may not take them.
 RESERVED_NAMES = frozenset(
@@ -193,9 +204,12 @@ class Categorical(_Parameter):
     @field_validator("choices")
     @classmethod
     def _unique(cls, v: list[str]) -> list[str]:
-        dup = sorted({c for c in v if v.count(c) > 1})
+        if len(v) > MAX_CATEGORICAL_LEVELS:
+            raise ValueError(f"got {len(v)} choices; expected at most {MAX_CATEGORICAL_LEVELS}"
+                             " (a categorical's levels are one model input each)")
+        dup = _repeated(v)
         if dup:
-            raise ValueError(f"choices must be unique; repeated: {dup}")
+            raise ValueError(f"choices must be unique; repeated: {dup[:10]}")
         return v
 
     @property
@@ -263,7 +277,7 @@ class Composition(_Parameter):
         if unknown:
             raise ValueError(f"elements: got {unknown}, which are not element symbols;"
                              " expected symbols such as 'Cu', 'Ni'")
-        dup = sorted({e for e in self.elements if self.elements.count(e) > 1})
+        dup = _repeated(list(self.elements))
         if dup:
             raise ValueError(f"elements: got {dup} more than once; expected each element once")
         extra = [e for e in self.bounds if e not in self.elements]
@@ -450,10 +464,13 @@ class SearchSpace:
                     f"space[{i}]: got {p!r}; expected wb.Continuous, wb.Integer,"
                     " wb.Categorical or wb.Composition"
                 )
+        if len(params) > MAX_PARAMETERS:
+            raise CampaignError(f"space: got {len(params)} parameters; expected at most"
+                                f" {MAX_PARAMETERS}")
         names = [p.name for p in params]
-        dup = sorted({n for n in names if names.count(n) > 1})
+        dup = _repeated(names)
         if dup:
-            raise CampaignError(f"space: parameter names must be unique; repeated: {dup}")
+            raise CampaignError(f"space: parameter names must be unique; repeated: {dup[:10]}")
         self.parameters: tuple = tuple(params)
         self.constraints: tuple[str, ...] = tuple(constraints)
         self._linear = [self._parse_constraint(i, text) for i, text in enumerate(constraints)]

@@ -18,7 +18,8 @@ from pydantic import (BaseModel, ConfigDict, Field, ValidationError, field_valid
 from workbench import problems
 from workbench._yaml import line_of, load_yaml
 from workbench.errors import SpecError, SpecIssue
-from workbench.space import Categorical, Composition, Continuous, Integer, Objective
+from workbench.space import (MAX_PARAMETERS, Categorical, Composition, Continuous, Integer,
+                             Objective)
 
 DEFAULT_STORE = "campaigns/{name}.zarr"
 DEFAULT_TRACKING = "sqlite:///campaigns/mlflow.db"
@@ -373,7 +374,7 @@ class CampaignSpec(_Strict):
     partner: str = Field(default="default", pattern=r"^[A-Za-z0-9][A-Za-z0-9_.-]*$",
                          max_length=64)
     description: str = ""
-    space: list[SpecParameter] = Field(min_length=1)
+    space: list[SpecParameter] = Field(min_length=1, max_length=MAX_PARAMETERS)
     constraints: list[str] = Field(default_factory=list)
     objectives: list[Objective] = Field(min_length=1)
     outcome_constraints: list[str] = Field(default_factory=list)
@@ -395,6 +396,11 @@ class CampaignSpec(_Strict):
     store: str | None = None
     tracking: str | None = None
     seed: int = Field(default=0, ge=0, le=2**31 - 1)
+
+    @field_validator("tracking")
+    @classmethod
+    def _no_credentials(cls, v: str | None) -> str | None:
+        return check_tracking_uri(v)
 
     @property
     def n_initial(self) -> int:
@@ -727,6 +733,22 @@ def _pydantic_issues(err: ValidationError, data: Any, lines: dict) -> list[SpecI
             msg = f"{msg}; got {e.get('input')!r}"
         issues.append(SpecIssue(_format_path(loc), msg, line_of(lines, loc)))
     return issues
+
+
+def check_tracking_uri(uri: str | None) -> str | None:
+    """``uri`` unchanged, or ValueError when it carries credentials (``user:pw@host``):
+    a spec, a store and a log must never hold a password. Credentials come from the
+    environment (MLFLOW_TRACKING_USERNAME / _PASSWORD) or a netrc file."""
+    if uri and "://" in uri:
+        from urllib.parse import urlsplit
+
+        if "@" in urlsplit(uri).netloc:
+            raise ValueError(
+                "got a URI with user information (user:password@host, not shown); expected"
+                " scheme://host[:port], with credentials in MLFLOW_TRACKING_USERNAME and"
+                " MLFLOW_TRACKING_PASSWORD or a netrc file, so that no password is written"
+                " into specs, stores or logs")
+    return uri
 
 
 def parse_spec(data: Any, *, lines: dict | None = None, source: str | None = None) -> CampaignSpec:

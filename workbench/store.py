@@ -25,9 +25,11 @@ Windows), which several processes on one machine may share.
 
 from __future__ import annotations
 
+import errno
 import json
 import os
 import shutil
+import time
 import uuid
 import warnings
 import zlib
@@ -119,6 +121,21 @@ def snapshot_damage(root: Path) -> list[str]:
     return problems
 
 
+# Zarr writes chunks concurrently, and when one write fails the others still finish:
+# a partial copy is removed until it stays gone this long.
+_PARTIAL_SETTLE_S = 0.1
+_PARTIAL_TRIES = 30
+
+
+def _remove_partial(path: Path) -> None:
+    """Remove a partial snapshot copy, including files that writes still in flight add."""
+    for _ in range(_PARTIAL_TRIES):
+        shutil.rmtree(path, ignore_errors=True)
+        time.sleep(_PARTIAL_SETTLE_S)
+        if not path.exists():
+            return
+
+
 def _torn_tail(fd: int, size: int) -> int:
     """Length of the unterminated bytes at the end of a file of ``size`` bytes."""
     block = min(size, 1 << 16)
@@ -175,6 +192,45 @@ def decode_line(line: bytes) -> tuple[str, dict] | None:
         return None
 
 
+class _StoreLock:
+    """The store's inter-process file lock, re-entrant within this process.
+
+    A store on a read-only folder or file system (an archive, a colleague's share)
+    has no lock file and cannot get one: it is then read without the lock, since
+    no process can change it through this path, and ``read_only`` turns true.
+    """
+
+    def __init__(self, path: Path):
+        self.path = path
+        self.read_only = False
+        self._lock = None
+        self._depth = 0
+        self._held = False
+
+    def __enter__(self) -> "_StoreLock":
+        if self._depth == 0 and not self.read_only:
+            from filelock import FileLock
+
+            try:
+                self.path.parent.mkdir(parents=True, exist_ok=True)
+                if self._lock is None:
+                    self._lock = FileLock(self.path, thread_local=False)
+                self._lock.acquire()
+                self._held = True
+            except OSError as e:
+                if e.errno not in (errno.EACCES, errno.EPERM, errno.EROFS):
+                    raise
+                self.read_only = True
+        self._depth += 1
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._depth -= 1
+        if self._depth == 0 and self._held:
+            self._held = False
+            self._lock.release()
+
+
 class ZarrStore:
     """A campaign record at ``path``: Zarr snapshot + journal + lock."""
 
@@ -209,11 +265,20 @@ class ZarrStore:
         then no longer be the one other processes wait on.
         """
         if self._lock is None:
-            from filelock import FileLock
-
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            self._lock = FileLock(self.lock_path, thread_local=False)
+            self._lock = _StoreLock(self.lock_path)
         return self._lock
+
+    @property
+    def read_only(self) -> bool:
+        """Whether the store could not be locked for writing (a read-only folder or
+        file system): it can then be read, and every write is refused."""
+        return self._lock is not None and self._lock.read_only
+
+    def _check_writable(self) -> None:
+        if self.read_only:
+            raise CampaignError(f"store: {self.path} is read-only (its lock file"
+                                f" {self.lock_path} cannot be created); it can be read, not"
+                                " changed. Copy it to a writable place to continue it")
 
     # -- snapshot ---------------------------------------------------------
 
@@ -288,6 +353,7 @@ class ZarrStore:
             return self._write(ds)
 
     def _write(self, ds: xr.Dataset) -> str:
+        self._check_writable()
         self._recover()
         token = uuid.uuid4().hex[:16]
         tmp = self.path.parent / f".{self.path.name}.tmp-{token}"
@@ -307,7 +373,7 @@ class ZarrStore:
         except BaseException:
             # A full disk or an interrupt: the current snapshot stays the store,
             # and the partial copy must not keep the space it took.
-            shutil.rmtree(tmp, ignore_errors=True)
+            _remove_partial(tmp)
             raise
         if self.path.exists():
             old = self.path.parent / f".{self.path.name}.old-{token}"
@@ -332,6 +398,7 @@ class ZarrStore:
         disk, a file size limit) the journal is cut back to its previous size,
         so a failed append leaves no trace, and the error is raised.
         """
+        self._check_writable()
         payload = b"".join(encode_line(token, e) for e in events)
         # Unbuffered: a buffered file would retry its leftover bytes on truncate or
         # close, writing past the cut a failed append must leave.

@@ -37,7 +37,8 @@ from workbench.campaign.telemetry import Telemetry
 from workbench.errors import CampaignError
 from workbench.record import COMPLETED, FAILED, PENDING, Trial, now, trial_to_json
 from workbench.space import Objective, SearchSpace
-from workbench.spec import DEFAULT_TRACKING, CampaignSpec, load_spec, parse_spec
+from workbench.spec import (DEFAULT_TRACKING, CampaignSpec, check_tracking_uri, load_spec,
+                            parse_spec)
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -156,7 +157,10 @@ class Campaign:
         spec = parse_spec(json.loads(ds.attrs["spec"]), source=str(zs.path))
         updates: dict[str, Any] = {"store": str(store)}
         if tracking != "stored":
-            updates["tracking"] = tracking
+            try:
+                updates["tracking"] = check_tracking_uri(tracking)
+            except ValueError as e:
+                raise CampaignError(f"tracking: {e}") from None
         obj = cls.__new__(cls)
         obj._setup(spec.model_copy(update=updates), stored=ds)
         return obj
