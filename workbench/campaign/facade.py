@@ -35,15 +35,16 @@ from workbench.campaign.results import (dominated_volume, hypervolume_history,
                                         reference_point, scores)
 from workbench.campaign.telemetry import Telemetry
 from workbench.errors import CampaignError
-from workbench.record import COMPLETED, FAILED, PENDING, Trial, now, trial_to_json
+from workbench.executors import InlineExecutor
+from workbench.executors import from_spec as executor_from_spec
+from workbench.record import COMPLETED, FAILED, PENDING, Trial, now, to_frame, trial_to_json
 from workbench.space import Objective, SearchSpace
 from workbench.spec import (DEFAULT_TRACKING, CampaignSpec, check_tracking_uri, load_spec,
                             parse_spec)
+from workbench.store import ZarrStore
 
 if TYPE_CHECKING:
     import xarray as xr
-
-    from workbench.store import ZarrStore
 
 __all__ = ["Campaign"]
 
@@ -148,8 +149,6 @@ class Campaign:
         tracking: "stored" keeps the URI the campaign was tracked to; None
         turns tracking off; a URI redirects it.
         """
-        from workbench.store import ZarrStore
-
         zs = ZarrStore(store)
         if not zs.exists():
             raise CampaignError(f"store: no campaign at {zs.path}")
@@ -246,8 +245,6 @@ class Campaign:
 
     def to_frame(self):
         """One row per trial (pandas), as in CSV exports."""
-        from workbench.record import to_frame
-
         return to_frame(self._journal.trials, self.space, self.outcomes)
 
     # -- results ------------------------------------------------------------
@@ -540,9 +537,6 @@ class Campaign:
         interrupted run are evaluated first; a stopping rule's reason is
         recorded in ``stopped``. Returns the best trial.
         """
-        from workbench.executors import InlineExecutor
-        from workbench.executors import from_spec as executor_from_spec
-
         fn = resolve_oracle(oracle, self.spec.oracle, self._base_dir)
         if isinstance(fn, problems.Problem):
             self._telemetry.problem = fn

@@ -17,14 +17,15 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from workbench.campaign.telemetry import package_version
 from workbench.errors import CampaignError
-from workbench.record import COMPLETED, FAILED, Trial, now, trial_from_json
+from workbench.record import (COMPLETED, FAILED, Trial, from_dataset, now, to_dataset,
+                              trial_from_json)
 from workbench.spec import CampaignSpec, parse_spec
+from workbench.store import TOKEN_ATTR, ZarrStore, check_store_path
 
 if TYPE_CHECKING:
     import xarray as xr
 
     from workbench.space import Objective, SearchSpace
-    from workbench.store import ZarrStore
 
 __all__ = ["COMPACT_MIN_EVENTS", "Journal"]
 
@@ -57,8 +58,6 @@ class Journal:
         self.offset = 0
         self.events = 0  # events in the journal since the snapshot
         if spec.store is not None:
-            from workbench.store import TOKEN_ATTR, ZarrStore, check_store_path
-
             check_store_path(spec.store)  # never write over a folder that is not a store
             self.store = ZarrStore(spec.store)
             with self.store.lock():
@@ -76,8 +75,6 @@ class Journal:
 
     def load(self, ds: "xr.Dataset") -> None:
         """Take the trials and state of a snapshot (after checking it is this campaign)."""
-        from workbench.record import from_dataset
-
         stored_spec = parse_spec(json.loads(ds.attrs["spec"]))
         mine, theirs = self.spec.to_dict(), stored_spec.to_dict()
         for key in ("space", "objectives", "constraints", "outcome_constraints"):
@@ -189,8 +186,6 @@ class Journal:
         }
 
     def dataset(self) -> "xr.Dataset":
-        from workbench.record import to_dataset
-
         return to_dataset(self.trials, self.space, self.outcomes, self.attrs())
 
     def write_snapshot(self) -> None:

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workbench import problems
+from workbench.metrics import code_version, cpu_seconds, loo_metrics, watts_per_core
 from workbench.record import COMPLETED, FAILED
 
 if TYPE_CHECKING:
@@ -71,12 +72,6 @@ def data_hash(X: np.ndarray, Y: np.ndarray) -> str:
     return h.hexdigest()[:16]
 
 
-def _cpu_now() -> float:
-    from workbench.metrics import cpu_seconds
-
-    return cpu_seconds()
-
-
 class Telemetry:
     """The tracking side of one campaign: its tracker, started on first use, and the
     metrics and artifacts logged to it. ``problem``: the built-in test problem being
@@ -114,7 +109,7 @@ class Telemetry:
                 "partner": spec.partner, "campaign": spec.name,
                 "workbench.version": package_version(), **self.version_tags(),
             })
-            self._cpu_mark = _cpu_now()
+            self._cpu_mark = cpu_seconds()
         return self._tracker
 
     def remember_run(self, run_id: str) -> None:
@@ -126,8 +121,6 @@ class Telemetry:
     @staticmethod
     def version_tags() -> dict[str, str]:
         """Tags naming the code and package versions behind the campaign's run."""
-        from workbench.metrics import code_version
-
         tags = {f"version.{k}": v for k, v in versions().items()}
         commit = code_version()
         if commit:
@@ -212,9 +205,7 @@ class Telemetry:
     def compute_metrics(self) -> dict[str, float]:
         """CPU seconds spent since the last logged step and their energy estimate
         (``workbench.metrics``: CPU seconds x watts per core)."""
-        from workbench.metrics import watts_per_core
-
-        now_cpu = _cpu_now()
+        now_cpu = cpu_seconds()
         mark = now_cpu if self._cpu_mark is None else self._cpu_mark
         spent = max(0.0, now_cpu - mark)
         self._cpu_mark = now_cpu
@@ -236,7 +227,6 @@ class Telemetry:
             return {}
         try:
             from surrogates import gp_from_hyperparameters, hyperparameters_from_dict
-            from workbench.metrics import loo_metrics
 
             last = self.proposer.last_model
             if last is not None and hasattr(last[0], "cholesky") and len(last[1]) == n - 1:
