@@ -234,6 +234,11 @@ class LocalExecutor:
         elif timeout:
             time.sleep(min(timeout, POLL_S))
 
+    @property
+    def active(self) -> int:
+        """Evaluations queued or running (0 once each is done or cancelled)."""
+        return len(self._queued) + len(self._running)
+
     def shutdown(self) -> None:
         """Kill every evaluation still queued or running."""
         for ev in list(self._queued) + list(self._running):
