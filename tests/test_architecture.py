@@ -16,7 +16,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 PACKAGES = ("surrogates", "active_learning", "workbench")
-# A package may import the packages after it in this tuple, never those before.
+# A package imports its own layer and those below (smaller numbers), never one above.
 LAYERS = {"surrogates": 0, "active_learning": 1, "workbench": 2}
 # Names with a leading underscore that the standard library made public.
 PUBLIC_UNDERSCORE = {"_replace", "_asdict", "_fields", "_make", "_field_defaults", "_exit"}
@@ -208,6 +208,24 @@ def _violations(check) -> list[str]:
     return found
 
 
+def _private_uses(module: str, parsed: _Imports):
+    for base, name, line in parsed.imports:
+        hidden = _private_module(base, module)
+        if hidden is None and name is not None and f"{base}.{name}" in MODULES:
+            hidden = _private_module(f"{base}.{name}", module)  # from a import _module
+        elif hidden is None and name is not None and _private(name):
+            yield f"imports private name {base}.{name}", line
+        if hidden is not None:
+            yield f"imports from private module {hidden}", line
+    for owner, attr, line in parsed.attributes:
+        target = parsed.bound.get(owner)
+        if target is not None:
+            if target != module:
+                yield f"uses private name {target}.{attr}", line
+        elif attr not in parsed.defined:
+            yield f"uses private attribute {owner}.{attr}", line
+
+
 def test_imports_point_down():
     def check(module, parsed):
         layer = LAYERS[module.partition(".")[0]]
@@ -262,28 +280,31 @@ def test_no_import_cycles():
         members = set(component)
         edges = sorted(f"{a} -> {b}" for a in component for b in graph[a] & members)
         described.append(f"{component}: {edges}")
-    assert [d for d in described if ("<cycle>", d) not in ALLOWED] == []
+    assert described == []
 
 
 def test_no_private_names_across_modules():
-    def check(module, parsed):
-        for base, name, line in parsed.imports:
-            hidden = _private_module(base, module)
-            if hidden is None and name is not None and f"{base}.{name}" in MODULES:
-                hidden = _private_module(f"{base}.{name}", module)  # from a import _module
-            elif hidden is None and name is not None and _private(name):
-                yield f"imports private name {base}.{name}", line
-            if hidden is not None:
-                yield f"imports from private module {hidden}", line
-        for owner, attr, line in parsed.attributes:
-            target = parsed.bound.get(owner)
-            if target is not None:
-                if target != module:
-                    yield f"uses private name {target}.{attr}", line
-            elif attr not in parsed.defined:
-                yield f"uses private attribute {owner}.{attr}", line
+    assert _violations(_private_uses) == []
 
-    assert _violations(check) == []
+
+def test_the_checks_see_what_they_look_for():
+    source = ("from workbench.campaign.journal import _x\n"
+              "import workbench.store as s\n"
+              "s._y(c._z, self._mine, c.__dict__)\n"
+              "if TYPE_CHECKING:\n"
+              "    from workbench import _hidden\n")
+    parsed = _Imports("workbench.example", is_package=False)
+    parsed.visit(ast.parse(source))
+    assert {what for what, _ in _private_uses("workbench.example", parsed)} == {
+        "imports private name workbench.campaign.journal._x",
+        "uses private name workbench.store._y", "uses private attribute c._z"}
+    assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
+
+
+def test_every_allowance_is_still_needed():
+    """An allowance goes once its violation is fixed, so the list only shrinks."""
+    found = {(m, what) for m in MODULES for what, _ in _private_uses(m, PARSED[m])}
+    assert sorted(ALLOWED - found) == []
 
 
 AREA = ("workbench.campaign", "workbench.plots", "workbench.executors", "workbench.cli",

@@ -48,7 +48,11 @@ class Evaluation(Protocol):
 class Executor(Protocol):
     """Runs oracle evaluations; ``max_workers`` of them at once, each at most ``timeout``
     seconds (None: no limit), each tried ``1 + retries`` times before it counts as failed.
-    May also offer ``wait(evaluations, timeout)`` returning once one of them is done."""
+
+    Optional: ``wait(evaluations, timeout)`` returning once one of them is done;
+    ``cancel_all(evaluations)``; ``batch_size``, the proposals the run loop asks together
+    (default 1: one as each worker frees up); ``in_process`` (True: evaluations run here at
+    submission, so the oracle need not be picklable and each is told before the next)."""
 
     max_workers: int
     timeout: float | None
