@@ -378,7 +378,7 @@ def test_acquisition_starts_near_the_best_feasible_observations():
     c2 = wb.Campaign("anch2", space, [wb.Objective("a", "minimize"),
                                       wb.Objective("b", "minimize")], tracking=None)
     Y2 = np.asarray([[0.0, 3.0], [1.0, 1.0], [3.0, 0.0], [2.0, 2.0]])  # row 3 dominated
-    near2 = anchors(c2._engine, X, Y2, np.arange(2))
+    near2 = anchors(c2.problem, X, Y2, np.arange(2))
     np.testing.assert_array_equal(near2, X[1:2])
 
 
