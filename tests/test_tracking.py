@@ -79,6 +79,8 @@ def _run_of(uri, experiment):
     client = MlflowClient(uri)
     exp = client.get_experiment_by_name(experiment)
     assert exp is not None, experiment
+    # MLflow 3's UI opens it in the classic training view, metrics first.
+    assert exp.tags.get("mlflow.experimentKind") == "custom_model_development"
     runs = client.search_runs([exp.experiment_id])
     assert len(runs) == 1
     return client, runs[0]

@@ -22,6 +22,9 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # of a categorical is one input.
 MAX_PARAMETERS = 1_000
 MAX_CATEGORICAL_LEVELS = 10_000
+# Rounding proposals to a lab's precision tries every floor/ceil combination of the
+# rounded parameters when the nearest one breaks a linear constraint: 2^k rows.
+MAX_ROUNDING_SEARCH = 10
 
 
 def _repeated(values: list) -> list:
@@ -72,6 +75,9 @@ class Continuous(_Parameter):
     high: float
     log: bool = False
     unit: str | None = None
+    # The step a lab can set (0.5 for a thermostat in half degrees): proposals come out
+    # as multiples of it, and a tell may report any value within half a step of one.
+    precision: float | None = Field(default=None, gt=0)
 
     def __init__(self, name: Any = None, low: Any = None, high: Any = None, /, **kw: Any):
         for key, val in (("name", name), ("low", low), ("high", high)):
@@ -87,7 +93,22 @@ class Continuous(_Parameter):
             raise ValueError(f"low ({self.low}) must be below high ({self.high})")
         if self.log and self.low <= 0:
             raise ValueError(f"log=True needs low > 0; got low={self.low}")
+        if self.precision is not None and not self.precision <= self.high - self.low:
+            raise ValueError(f"precision ({self.precision}) must not exceed high - low"
+                             f" ({self.high - self.low})")
         return self
+
+    def settable(self, value: float, direction: int = 0) -> float:
+        """``value`` on the grid of multiples of ``precision`` (nearest, or the one
+        below / above for direction -1 / +1), kept inside the bounds; unchanged
+        without a precision."""
+        if self.precision is None:
+            return float(value)
+        step = {0: round, -1: math.floor, 1: math.ceil}[direction]
+        k = step(value / self.precision)
+        # Twelve significant digits drop the binary noise of k * precision (0.30000000000000004).
+        grid = float(f"{k * self.precision:.12g}")
+        return min(max(grid, self.low), self.high)
 
     def encode(self, values: np.ndarray) -> np.ndarray:
         v = np.asarray(values, dtype=np.float64)
@@ -591,6 +612,41 @@ class SearchSpace:
                                     if isinstance(p, Categorical) else None))
                 for p in self.parameters]
         return np.concatenate(cols, axis=1)
+
+    def settable(self, rows: list[dict]) -> list[dict]:
+        """Proposals rounded to each continuous parameter's ``precision``, so that a lab
+        can set them as proposed. The nearest grid point is taken where it satisfies the
+        linear constraints; else the nearest feasible combination of rounding down and
+        up (at most ``MAX_ROUNDING_SEARCH`` parameters); a row with no feasible rounding
+        keeps its exact values."""
+        stepped = [p for p in self.parameters
+                   if isinstance(p, Continuous) and p.precision is not None]
+        if not stepped:
+            return rows
+        out = []
+        for row in rows:
+            nearest = {**row, **{p.name: p.settable(row[p.name]) for p in stepped}}
+            if self.feasible([nearest])[0] or not self.feasible([row])[0]:
+                out.append(nearest)
+                continue
+            out.append(self._feasible_rounding(row, stepped))
+        return out
+
+    def _feasible_rounding(self, row: dict, stepped: list) -> dict:
+        """The feasible floor/ceil combination nearest to ``row`` (scaled by each
+        parameter's range), or ``row`` itself when there is none."""
+        import itertools
+
+        if len(stepped) > MAX_ROUNDING_SEARCH:
+            return row
+        best, best_d = row, math.inf
+        for dirs in itertools.product((-1, 1), repeat=len(stepped)):
+            cand = {**row, **{p.name: p.settable(row[p.name], d) for p, d in zip(stepped, dirs)}}
+            if self.feasible([cand])[0]:
+                d = sum(((cand[p.name] - row[p.name]) / (p.high - p.low)) ** 2 for p in stepped)
+                if d < best_d:
+                    best, best_d = cand, d
+        return best
 
     def decode(self, Z: np.ndarray) -> list[dict]:
         """(n, D) encoded points -> parameter dicts in user units, with Python scalars."""

@@ -46,11 +46,17 @@ def local_sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):])
 
 
+# MLflow 3's UI opens an experiment in the view its kind names; without the tag it may
+# guess the GenAI view (traces), where a campaign's metrics are two clicks away.
+EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
+UI_ADDRESS = "http://127.0.0.1:5000"  # where `mlflow ui` serves by default
+
+
 def ui_command(uri: str) -> str:
     """The command a user runs to browse ``uri``."""
     if uri.startswith(("http://", "https://")):
         return f"open {uri} in a browser"
-    return f"mlflow ui --backend-store-uri {uri}"
+    return f"mlflow ui --backend-store-uri {uri}, then open {UI_ADDRESS}"
 
 
 def _flatten(prefix: str, value: Any, out: dict[str, str]) -> None:
@@ -483,8 +489,12 @@ class Tracker:
         exp = client.get_experiment_by_name(self.experiment)
         exp_id = exp.experiment_id if exp is not None else client.create_experiment(
             self.experiment, artifact_location=self._artifact_location(),
-            tags={"partner": self.partner},
+            tags={"partner": self.partner, **EXPERIMENT_TAGS},
         )
+        if exp is not None and not exp.tags.get("mlflow.experimentKind"):
+            with contextlib.suppress(Exception):  # a partner without the right keeps the view
+                for key, value in EXPERIMENT_TAGS.items():
+                    client.set_experiment_tag(exp_id, key, value)
         run = None
         if self.campaign_id and exp is not None:  # a just-created experiment has no runs
             found = client.search_runs(
