@@ -172,7 +172,7 @@ def _marginal(model: eqx.Module, X: Array, output: int, sign: float) -> tuple[Ar
     return sign * post.mean[:, output], jnp.sqrt(post.variance[:, output])
 
 
-def _cholesky(A: Array, scale: Array) -> Array:
+def regularised_cholesky(A: Array, scale: Array) -> Array:
     """Lower Cholesky factor of a PSD matrix with jitter relative to ``scale``."""
     return jnp.linalg.cholesky(A + JITTER * scale * jnp.eye(A.shape[-1], dtype=A.dtype))
 
@@ -198,7 +198,7 @@ def fixed_joint(model: eqx.Module, X_fixed: Array) -> Callable[[Array], tuple]:
     return blocks
 
 
-def _fixed_block(
+def fixed_block(
     model: eqx.Module, X_fixed: Array, mask: Array, output: int, sign: float
 ) -> tuple[Array, Array]:
     """Sign-adjusted mean (p,) and Cholesky factor (p, p) at points held fixed.
@@ -211,10 +211,10 @@ def _fixed_block(
     cov = post.covariance[output]
     scale = jnp.maximum(jnp.max(post.variance[:, output] * mask), 1e-300)
     cov = cov * (mask[:, None] * mask[None, :]) + jnp.diag((1.0 - mask) * scale)
-    return mean, _cholesky(cov, scale)
+    return mean, regularised_cholesky(cov, scale)
 
 
-def _ones_mask(X: Array, mask: Array | None) -> Array:
+def ones_mask(X: Array, mask: Array | None) -> Array:
     return jnp.ones(X.shape[0], dtype=X.dtype) if mask is None else jnp.asarray(mask, X.dtype)
 
 
@@ -294,8 +294,8 @@ class LogNoisyExpectedImprovement(eqx.Module):
     def __call__(self, X: Array) -> Array:
         XB = self.X_baseline
         n = XB.shape[0]
-        mask = _ones_mask(XB, self.baseline_mask)
-        mean_B, L_B = _fixed_block(self.model, XB, mask, self.output, self.sign)
+        mask = ones_mask(XB, self.baseline_mask)
+        mean_B, L_B = fixed_block(self.model, XB, mask, self.output, self.sign)
         z = jnp.asarray(sobol_normal_samples(self.num_samples, n, self.seed))
         g_B = mean_B + z @ L_B.T
         incumbent = jnp.max(jnp.where(mask > 0, g_B, -jnp.inf), axis=1)  # (S,)

@@ -34,9 +34,9 @@ from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 
 from active_learning.acquisition import (
-    _cholesky,
-    _fixed_block,
-    _ones_mask,
+    regularised_cholesky,
+    fixed_block,
+    ones_mask,
     fixed_joint,
     logmeanexp,
     sobol_normal_samples,
@@ -90,7 +90,7 @@ def _concat_fixed(
     parts: list[tuple[Array | None, Array | None]],
 ) -> tuple[Array | None, Array | None]:
     """Stack (points, mask) pairs, skipping absent or empty ones; (None, None) if none remain."""
-    present = [(X, _ones_mask(X, m)) for X, m in parts if X is not None and X.shape[0] > 0]
+    present = [(X, ones_mask(X, m)) for X, m in parts if X is not None and X.shape[0] > 0]
     if not present:
         return None, None
     return (jnp.concatenate([X for X, _ in present], axis=0),
@@ -124,14 +124,14 @@ def joint_samples(
 
         def one(Xb: Array) -> tuple[Array, Array]:
             post = model.posterior(Xb, full_cov=True)
-            L = _cholesky(post.covariance[output], jnp.max(post.variance[:, output]))
+            L = regularised_cholesky(post.covariance[output], jnp.max(post.variance[:, output]))
             mean = sign * post.mean[:, output]
             return mean + z_new @ L.T, mean
 
         return None, _map_batches(one, X, block)
 
-    mask = _ones_mask(X_fixed, fixed_mask)
-    mean_fixed, L_fixed = _fixed_block(model, X_fixed, mask, output, sign)
+    mask = ones_mask(X_fixed, fixed_mask)
+    mean_fixed, L_fixed = fixed_block(model, X_fixed, mask, output, sign)
     g_fixed = mean_fixed + z_fixed @ L_fixed.T
 
     blocks = fixed_joint(model, X_fixed)
@@ -140,7 +140,7 @@ def joint_samples(
         mean_q, var_q, cross, cov_q = blocks(Xb)
         # Block Cholesky of the joint: the fixed block is factored once.
         C = solve_triangular(L_fixed, cross[output] * mask[:, None], lower=True)  # (p, q)
-        L = _cholesky(cov_q[output] - C.T @ C, jnp.max(var_q[:, output]))
+        L = regularised_cholesky(cov_q[output] - C.T @ C, jnp.max(var_q[:, output]))
         mean = sign * mean_q[:, output]
         return mean + z_fixed @ C + z_new @ L.T, mean
 
@@ -193,7 +193,7 @@ class qLogExpectedImprovement(eqx.Module):
         )
         incumbent = jnp.full((self.num_samples,), self.sign * self.best, dtype=g.dtype)
         if fixed is not None:
-            mask = _ones_mask(self.X_pending, self.pending_mask)
+            mask = ones_mask(self.X_pending, self.pending_mask)
             incumbent = jnp.maximum(incumbent, _masked_max(fixed[0], mask))
         return _log_improvement(g, incumbent, self.tau_relu, self.tau_max)
 
@@ -261,7 +261,7 @@ class _BatchMaxAcquisition(eqx.Module):
         best_new = jnp.max(self._utility(g, mean[:, None, :]), axis=-1)  # (b, S)
         if fixed is None:
             return jnp.mean(best_new, axis=1)
-        mask = _ones_mask(self.X_pending, self.pending_mask)
+        mask = ones_mask(self.X_pending, self.pending_mask)
         # All-padding pending sets give no offset (and no inf - inf).
         has = jnp.any(mask > 0)
         best_pending = jnp.where(has, _masked_max(self._utility(*fixed), mask), 0.0)  # (S,)

@@ -33,8 +33,8 @@ from jax import Array
 
 from surrogates.gp import Posterior
 from surrogates.multitask import (
-    _LOG_NOISE_PRIOR,
-    _MEAN_PRIOR,
+    LOG_NOISE_PRIOR,
+    MEAN_PRIOR,
     NOISE_FLOOR,
     LCMParameters,
     MultiTaskGP,
@@ -95,8 +95,8 @@ class AutoregressiveHyperparameters(eqx.Module):
             + normal_logpdf(self.log_variance[0], *_LOG_BASE_VARIANCE_PRIOR)
             + jnp.sum(normal_logpdf(self.log_variance[1:], *_LOG_DELTA_VARIANCE_PRIOR))
             + jnp.sum(normal_logpdf(self.rho, *_RHO_PRIOR))
-            + jnp.sum(normal_logpdf(self.log_noise, *_LOG_NOISE_PRIOR))
-            + jnp.sum(normal_logpdf(self.mean, *_MEAN_PRIOR))
+            + jnp.sum(normal_logpdf(self.log_noise, *LOG_NOISE_PRIOR))
+            + jnp.sum(normal_logpdf(self.mean, *MEAN_PRIOR))
         )
 
 
@@ -157,7 +157,7 @@ def _initial_hyperparameters(key, restarts: int, d: int, L: int,
     log_var0 = jnp.concatenate([jnp.zeros(1), jnp.full((L - 1,), _LOG_DELTA_VARIANCE_PRIOR[0])])
     first = warm if warm is not None else AutoregressiveHyperparameters(
         log_lengthscale=jnp.full((L, d), loc), log_variance=log_var0,
-        rho=jnp.full((L - 1,), _RHO_PRIOR[0]), log_noise=jnp.full((L,), _LOG_NOISE_PRIOR[0]),
+        rho=jnp.full((L - 1,), _RHO_PRIOR[0]), log_noise=jnp.full((L,), LOG_NOISE_PRIOR[0]),
         mean=jnp.zeros(L),
     )
     k1, k2, k3, k4 = jax.random.split(key, 4)
@@ -165,7 +165,7 @@ def _initial_hyperparameters(key, restarts: int, d: int, L: int,
         log_lengthscale=loc + jax.random.normal(k1, (restarts, L, d)),
         log_variance=log_var0 + 0.5 * jax.random.normal(k2, (restarts, L)),
         rho=_RHO_PRIOR[0] + 0.5 * jax.random.normal(k3, (restarts, L - 1)),
-        log_noise=_LOG_NOISE_PRIOR[0] + jax.random.normal(k4, (restarts, L)),
+        log_noise=LOG_NOISE_PRIOR[0] + jax.random.normal(k4, (restarts, L)),
         mean=jnp.zeros((restarts, L)),
     )
     return jax.tree.map(lambda a, b: b.at[0].set(a), first, drawn)

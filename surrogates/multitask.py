@@ -44,8 +44,8 @@ _LOG_2PI = math.log(2.0 * math.pi)
 NOISE_FLOOR = 1e-6
 # Priors in unit-cube inputs and standardised outputs. Length-scales: the
 # dimension-scaled log-normal of Hvarfner et al. (2024), as the plain GP.
-_LOG_NOISE_PRIOR = (-8.0, 2.0)
-_MEAN_PRIOR = (0.0, 1.0)
+LOG_NOISE_PRIOR = (-8.0, 2.0)
+MEAN_PRIOR = (0.0, 1.0)
 _W_PRIOR = (0.0, 1.0)
 # Task-specific variance small a priori: tasks are assumed related until the
 # data say otherwise, which is what makes a few target points useful.
@@ -139,8 +139,8 @@ class MultiTaskHyperparameters(eqx.Module):
             jnp.sum(normal_logpdf(self.log_lengthscale, loc, scale))
             + jnp.sum(normal_logpdf(self.W, *_W_PRIOR))
             + jnp.sum(normal_logpdf(self.log_kappa, *_LOG_KAPPA_PRIOR))
-            + jnp.sum(normal_logpdf(self.log_noise, *_LOG_NOISE_PRIOR))
-            + jnp.sum(normal_logpdf(self.mean, *_MEAN_PRIOR))
+            + jnp.sum(normal_logpdf(self.log_noise, *LOG_NOISE_PRIOR))
+            + jnp.sum(normal_logpdf(self.mean, *MEAN_PRIOR))
         )
 
 
@@ -386,14 +386,14 @@ def _initial_hyperparameters(key, restarts: int, d: int, T: int, rank: int, Q: i
         log_lengthscale=jnp.broadcast_to(loc + ls_offsets, (Q, d)),
         W=W_centre + 0.05 * jnp.arange(rank) / max(rank, 1),
         log_kappa=jnp.full((Q, T), _LOG_KAPPA_PRIOR[0]),
-        log_noise=jnp.full((T,), _LOG_NOISE_PRIOR[0]), mean=jnp.zeros(T),
+        log_noise=jnp.full((T,), LOG_NOISE_PRIOR[0]), mean=jnp.zeros(T),
     )
     k1, k2, k3, k4 = jax.random.split(key, 4)
     drawn = MultiTaskHyperparameters(
         log_lengthscale=loc + ls_offsets + jax.random.normal(k1, (restarts, Q, d)),
         W=W_centre + 0.3 * jax.random.normal(k2, (restarts, Q, T, rank)),
         log_kappa=_LOG_KAPPA_PRIOR[0] + 0.5 * jax.random.normal(k3, (restarts, Q, T)),
-        log_noise=_LOG_NOISE_PRIOR[0] + jax.random.normal(k4, (restarts, T)),
+        log_noise=LOG_NOISE_PRIOR[0] + jax.random.normal(k4, (restarts, T)),
         mean=jnp.zeros((restarts, T)),
     )
     return jax.tree.map(lambda a, b: b.at[0].set(a), first, drawn)

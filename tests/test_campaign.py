@@ -196,3 +196,50 @@ def test_every_acquisition_type_proposes_valid_new_points(kind):
         for t in batch:
             gap = np.min(np.hypot((X[:, 0] - t.params["x1"]) / 15, (X[:, 1] - t.params["x2"]) / 15))
             assert gap > 0.1
+
+
+def test_run_is_the_one_loop_over_an_inline_executor():
+    """Without an executor, run evaluates in this process through the same loop the
+    parallel executors use: the same proposals, batch by batch, as an InlineExecutor."""
+    from workbench.executors import InlineExecutor
+
+    kw = dict(initial_design={"n": 4}, acquisition={"batch_size": 2})
+    plain, inline = _campaign(**kw), _campaign(**kw)
+    plain.run(_yield, budget=6)
+    inline.run(_yield, budget=6, executor=InlineExecutor(batch_size=2))
+    assert [t.params for t in plain.trials] == [t.params for t in inline.trials]
+    assert [t.batch for t in plain.trials] == [0, 0, 1, 1, 2, 2]
+    assert plain.count("completed") == 6 and plain.count("pending") == 0
+
+
+def test_public_views_for_other_modules(tmp_path):
+    """What plots, reports and the CLI read: counts, feasible trials, training data,
+    the engine problem, the store, and a transaction that sees other processes."""
+    c = _campaign(store=tmp_path / "c.zarr", outcome_constraints=["cost <= 1"])
+    trials = c.ask(3)
+    c.tell(trials[0].id, {"yield": 50.0, "cost": 0.5})
+    c.tell(trials[1].id, {"yield": 70.0, "cost": 2.0})
+    assert c.count("completed") == 2 and c.count("pending") == 1
+    assert [t.id for t in c.feasible_trials()] == [0]
+    X, Y = c.training_data([t for t in c.trials if t.status == "completed"])
+    assert X.shape == (2, c.space.dim) and Y.tolist() == [[50.0, 0.5], [70.0, 2.0]]
+    assert list(c.problem.outputs) == ["yield", "cost"]
+    assert c.store is not None and c.run_id is None and c.base_dir is None
+    assert c.candidates() is None and c.surrogate_state is None
+    other = wb.Campaign.open(tmp_path / "c.zarr")
+    other.tell(trials[2].id, {"yield": 60.0, "cost": 0.1})
+    assert c.count("pending") == 1  # not read yet
+    with c.transaction():
+        assert c.count("pending") == 0 and c.count("completed") == 3
+        c.tell_failed(c.ask(1)[0].id, "clogged")  # re-entrant for the campaign's own calls
+    assert wb.Campaign.open(tmp_path / "c.zarr").count("failed") == 1
+
+
+def test_from_spec_is_the_constructor_the_cli_uses(tmp_path):
+    path = tmp_path / "e.yaml"
+    path.write_text("name: e\nspace: [{name: x, type: continuous, low: 0, high: 1}]\n"
+                    "objectives: [{name: y, direction: maximize}]\ntracking: null\n"
+                    "store: null\n")
+    c = wb.Campaign.from_spec(wb.load_spec(path), base_dir=tmp_path)  # as `workbench ask`
+    assert c.base_dir == tmp_path and c.name == "e"
+    assert [t.params for t in c.ask(2)] == [t.params for t in wb.Campaign.from_yaml(path).ask(2)]

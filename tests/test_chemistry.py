@@ -69,7 +69,7 @@ def test_descriptors_generalise_to_an_unseen_substance():
         f = lambda r: float(np.sin(3 * r["x"]) + logp[r["solvent"]])
         X = space.encode(rows)
         Y = np.asarray([[f(r) for r in rows]])
-        model, _ = fit_surrogate(c._engine, X, Y.T, jax.random.key(0), len(rows), None)
+        model, _ = fit_surrogate(c.problem, X, Y.T, jax.random.key(0), len(rows), None)
         test = [{"x": x, "solvent": held_out} for x in (0.2, 0.5, 0.8)]
         mean = np.asarray(model.posterior(space.encode(test)).mean)[:, 0]
         errors[encoding] = float(np.sqrt(np.mean((mean - [f(r) for r in test]) ** 2)))

@@ -45,6 +45,9 @@ def _env() -> dict[str, str]:
     for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_DEBUG"):
         env.pop(key, None)
     env["COLUMNS"] = "200"  # rich tables at full width, never ellipsised
+    # The workbench of this checkout, whatever is installed or set outside.
+    env["PYTHONPATH"] = os.pathsep.join(
+        [str(Path(__file__).resolve().parents[1]), *filter(None, [env.get("PYTHONPATH")])])
     return env
 
 

@@ -371,7 +371,7 @@ def test_acquisition_starts_near_the_best_feasible_observations():
                     outcome_constraints=["g <= 0"])
     X = np.asarray([[0.1, 0.1], [0.2, 0.2], [0.3, 0.3], [0.4, 0.4]])
     Y = np.asarray([[5.0, -1.0], [1.0, 2.0], [3.0, -0.5], [4.0, 0.0]])  # (y, g)
-    near = anchors(c._engine, X, Y, np.arange(2))
+    near = anchors(c.problem, X, Y, np.arange(2))
     # The best y (row 1) is infeasible: the best feasible one is row 2.
     assert ANCHORS == 1 and near.shape == (1, 2)
     np.testing.assert_array_equal(near[0], X[2])
@@ -379,7 +379,7 @@ def test_acquisition_starts_near_the_best_feasible_observations():
     c2 = wb.Campaign("anch2", space, [wb.Objective("a", "minimize"),
                                       wb.Objective("b", "minimize")], tracking=None)
     Y2 = np.asarray([[0.0, 3.0], [1.0, 1.0], [3.0, 0.0], [2.0, 2.0]])  # row 3 dominated
-    near2 = anchors(c2._engine, X, Y2, np.arange(2))
+    near2 = anchors(c2.problem, X, Y2, np.arange(2))
     np.testing.assert_array_equal(near2, X[1:2])
 
 
@@ -395,7 +395,7 @@ def test_infeasible_observations_are_no_part_of_the_hypervolume_front(kind):
                                          wb.Objective("b", "maximize")], tracking=None,
                     outcome_constraints=["g <= 0"],
                     acquisition={"type": kind, "ref_point": [0.0, 0.0]})
-    problem = c._engine
+    problem = c.problem
     rng = np.random.default_rng(0)
     X = rng.uniform(size=(12, 2))
     a, b = X[:, 0], X[:, 1]

@@ -183,7 +183,7 @@ def test_interrupted_run_leaves_nothing_running_and_resumes(lab):
         with pytest.raises(KeyboardInterrupt):
             campaign.run(PythonOracle(f"{lab / 'lab_oracle.py'}:hang_high"), budget=4,
                          executor=executor, callback=stop)
-        assert not executor._running and not executor._queued
+        assert executor.active == 0
     log = _log(lab)
     assert sorted((e["x1"], e["x2"]) for e in log) == \
         sorted((t.params["x1"], t.params["x2"]) for t in campaign.trials)

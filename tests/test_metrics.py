@@ -90,7 +90,7 @@ def test_watts_per_core_is_configurable_and_checked(monkeypatch):
 def test_a_tracked_run_logs_loo_calibration_energy_versions_and_data_hash(tmp_path, monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    from workbench.campaign import _data_hash
+    from workbench.campaign.telemetry import data_hash as _data_hash
 
     monkeypatch.setenv("WORKBENCH_WATTS_PER_CORE", "10")
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"

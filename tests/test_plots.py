@@ -675,7 +675,7 @@ def test_map_draws_the_models_posterior_on_its_grid(modelled):
         star = _line(ax, f"best:{gid}")
         assert (star.get_xdata()[0], star.get_ydata()[0]) == (best.params["a"],
                                                               best.params["b"])
-    assert "others at trial" in fig._suptitle.get_text()
+    assert "others at trial" in fig.get_suptitle()
 
 
 def test_map_refuses_what_it_cannot_draw(modelled):

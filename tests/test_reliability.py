@@ -41,8 +41,8 @@ SPEC = {
 WORKER = textwrap.dedent("""
     import json, os, sys
     import workbench as wb
-    import workbench.campaign
-    workbench.campaign._COMPACT_MIN_EVENTS = int(sys.argv[3])  # compact often: kill it mid-swap too
+    import workbench.campaign.journal
+    workbench.campaign.journal.COMPACT_MIN_EVENTS = int(sys.argv[3])  # compact often: kill it mid-swap too
     store, ack_path = sys.argv[1], sys.argv[2]
     c = wb.Campaign.open(store)
     for i in range(int(sys.argv[4])):

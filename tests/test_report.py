@@ -85,7 +85,7 @@ def test_one_campaign_report_is_self_contained_and_logged_to_its_run(local, monk
     assert "CPU time (process and evaluations)" in text and "energy estimate" in text
     assert text.count("<tr>") >= len(alpha.trials) + 1
     client = MlflowClient(uri)
-    logged = client.download_artifacts(alpha._run_id, "report.html", str(tmp / "dl"))
+    logged = client.download_artifacts(alpha.run_id, "report.html", str(tmp / "dl"))
     assert open(logged).read() == text
 
 

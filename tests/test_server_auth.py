@@ -22,7 +22,7 @@ from typer.testing import CliRunner
 
 from workbench.server import (
     ServerError,
-    _Rest,
+    RestClient,
     init_server,
     partner_workspace,
     server_app,
@@ -223,7 +223,7 @@ def test_listing_shows_a_partner_only_its_own_names(server):
             names = [e.name for e in client.search_experiments()]
             assert all(n.startswith("acme/") for n in names) and "bolt" not in str(names)
     with _as("acme"):
-        listed = _Rest(server.url)("GET", "/api/3.0/mlflow/workspaces")
+        listed = RestClient(server.url)("GET", "/api/3.0/mlflow/workspaces")
         assert [w["name"] for w in listed["workspaces"]] == [server.workspaces["acme"]]
         root = requests.get(f"{server.url}/api/2.0/mlflow-artifacts/artifacts",
                             params={"path": ""}, auth=("acme", PASSWORDS["acme"]),
@@ -282,7 +282,7 @@ def test_an_unauthenticated_client_gets_401_on_everything(server):
 
 def test_partners_cannot_administer(server):
     with _as("acme"):
-        rest = _Rest(server.url)
+        rest = RestClient(server.url)
         assert rest.status("POST", "/api/2.0/mlflow/users/create",
                            json={"username": "mole", "password": "m" * 16}) == 403
         assert rest.status("POST", "/api/3.0/mlflow/workspaces",
@@ -361,6 +361,6 @@ def test_set_up_refuses_secrets_in_uris_short_passwords_and_missing_credentials(
     with _env(MLFLOW_TRACKING_USERNAME=None, MLFLOW_TRACKING_PASSWORD=None,
               NETRC=str(tmp_path / "absent")):
         with pytest.raises(ServerError, match="MLFLOW_TRACKING_PASSWORD"):
-            _Rest("http://127.0.0.1:9")
+            RestClient("http://127.0.0.1:9")
     with pytest.raises(ServerError, match="contains a password"):
-        _Rest("http://admin:hunter2hunter2@127.0.0.1:9")
+        RestClient("http://admin:hunter2hunter2@127.0.0.1:9")

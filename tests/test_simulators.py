@@ -341,10 +341,10 @@ def test_alloy_structures_are_logged_as_artifacts_when_asked(tmp_path):
     c.run()
     assert [t.status for t in c.trials] == ["completed"] * 3
     client = MlflowClient(uri)
-    names = sorted(a.path for a in client.list_artifacts(c._run_id, "structures"))
+    names = sorted(a.path for a in client.list_artifacts(c.run_id, "structures"))
     assert names == [f"structures/trial_{i:04d}.extxyz" for i in range(3)]
     for t in c.trials:
-        atoms = read(client.download_artifacts(c._run_id, names[t.id], str(tmp_path)))
+        atoms = read(client.download_artifacts(c.run_id, names[t.id], str(tmp_path)))
         assert len(atoms) == 4 * SUPERCELL**3
         x = {el: v for el, v in t.params["alloy"].items() if v > 0}
         assert sorted(atoms.get_chemical_symbols()) == sorted(occupancy(x, len(atoms)))

@@ -155,10 +155,10 @@ def test_prior_export_command_writes_json_and_logs_the_artifact(tmp_path, monkey
     result = CliRunner().invoke(app, ["prior", "export", "c.zarr", "--out", "p.json"])
     assert result.exit_code == 0, result.output
     written = json.loads((tmp_path / "p.json").read_text())
-    ref = f"runs:/{c._run_id}/prior.json"
+    ref = f"runs:/{c.run_id}/prior.json"
     assert ref in result.output.replace("\n", "")
     assert load_prior(ref, tracking=uri) == written
-    assert MlflowClient(uri).get_run(c._run_id).info.status == "FINISHED"  # not reopened
+    assert MlflowClient(uri).get_run(c.run_id).info.status == "FINISHED"  # not reopened
     bad = CliRunner().invoke(app, ["prior", "export", "missing.zarr", "--out", "q.json"])
     assert bad.exit_code == 2 and "no campaign store at missing.zarr" in bad.output
     assert not (tmp_path / "q.json").exists()
@@ -169,7 +169,7 @@ def test_another_partner_reads_the_prior_only_after_a_grant(server, tmp_path):  
         c = _campaign(n=5, tracking=server.url, store=tmp_path / "a.zarr", partner="acme",
                       name="shared-prior")
         ref = log_prior(c, export_prior(c))
-    assert ref == f"runs:/{c._run_id}/prior.json"
+    assert ref == f"runs:/{c.run_id}/prior.json"
     with _as("bolt"):
         with pytest.raises(TransferError, match="permission denied .*workbench server grant") \
                 as info:
@@ -178,7 +178,7 @@ def test_another_partner_reads_the_prior_only_after_a_grant(server, tmp_path):  
     from mlflow.tracking import MlflowClient
 
     with _as("acme", server.workspaces["acme"]):
-        eid = MlflowClient(server.url).get_run(c._run_id).info.experiment_id
+        eid = MlflowClient(server.url).get_run(c.run_id).info.experiment_id
     _cli(server, ["grant", "bolt", eid, "--uri", server.url], server.admin_env)
     with _as("bolt"):
         prior = load_prior(ref, tracking=server.url)

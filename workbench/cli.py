@@ -73,9 +73,7 @@ def _need_store(parsed) -> None:
 def _open(path: Path, parsed):
     from workbench.campaign import Campaign
 
-    campaign = Campaign.__new__(Campaign)
-    campaign._setup(parsed, base_dir=path.parent)
-    return campaign
+    return Campaign.from_spec(parsed, base_dir=path.parent)
 
 
 def _fmt(v) -> str:
@@ -254,8 +252,7 @@ def tell(
     # Checked and written under one hold of the store's lock: every row is
     # validated against the current record before the first is told, so a file
     # with one bad row records nothing, and no other process slips in between.
-    with campaign._locked():
-        campaign._sync()
+    with campaign.transaction():
         rows = read_results(results, campaign)
         for trial_id, outcomes, reason in rows:
             if reason is not None:

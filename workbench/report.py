@@ -140,8 +140,8 @@ def summary_from_store(store: str | Path) -> CampaignSummary:
     campaign = _open(store)
     obj = campaign.objectives[0]
     compute: dict[str, float] = {}
-    if campaign.spec.tracking and campaign._run_id:
-        compute = _tracked_compute(_run_metrics(campaign.spec.tracking, campaign._run_id,
+    if campaign.spec.tracking and campaign.run_id:
+        compute = _tracked_compute(_run_metrics(campaign.spec.tracking, campaign.run_id,
                                                 _COMPUTE_KEYS))
     return CampaignSummary(
         partner=campaign.spec.partner, name=campaign.name, objective=obj.name,
@@ -186,10 +186,10 @@ def _visible_workspaces(uri: str) -> list[str | None]:
 
     if os.environ.get("MLFLOW_WORKSPACE") or not uri.startswith(("http://", "https://")):
         return [None]
-    from workbench.server import ServerRefused, _Rest, _workspaces
+    from workbench.server import ServerRefused, RestClient, list_workspaces
 
     try:
-        names = _workspaces(_Rest(uri))
+        names = list_workspaces(RestClient(uri))
     except ServerRefused:
         return [None]
     return [None] if names is None else list(names)
@@ -203,13 +203,13 @@ def summaries_from_tracking(uri: str, runs: list[str] | None = None) -> list[Cam
     """
     from mlflow.tracking import MlflowClient
 
-    from workbench.transfer import _workspace_context
+    from workbench.transfer import workspace_context
 
     client = MlflowClient(tracking_uri=uri)
     wanted = None if runs is None else {r.removeprefix("runs:/").strip("/") for r in runs}
     found: dict[str, CampaignSummary] = {}
     for ws in _visible_workspaces(uri):
-        with _workspace_context(ws):
+        with workspace_context(ws):
             if wanted is not None:
                 for rid in wanted - found.keys():
                     try:
@@ -320,7 +320,7 @@ def _best_trials(campaign, k: int = 5) -> str:
         title = f"Best trials: the Pareto front ({len(rows)})"
     else:
         done = [t for t in campaign.trials if t.status == "completed"]
-        feasible = {t.id for t in campaign._feasible_completed()}
+        feasible = {t.id for t in campaign.feasible_trials()}
         rows = sorted((t for t in done if t.id in feasible),
                       key=lambda t: -obj.score(t.outcomes[obj.name]))[:k]
         title = f"Best trials ({len(rows)} of {len(feasible)} feasible)"
@@ -379,7 +379,7 @@ def _plots(campaign) -> list[str]:
     section("Convergence", on_axes(plots.plot_convergence,
                                    random=band if band is not None else False), note)
     section("Predicted vs observed", on_axes(plots.plot_predictions))
-    mean, _, _ = plots._campaign_predictions(campaign)
+    mean, _, _ = plots.campaign_predictions(campaign)
     if len(mean):
         section("Calibration", on_axes(plots.plot_calibration))
     if len(campaign.objectives) > 1:
@@ -387,7 +387,7 @@ def _plots(campaign) -> list[str]:
         section("Pareto front", on_axes(plots.plot_pareto) if len(campaign.objectives) == 2
                 else lambda: plots.plot_pareto(campaign))
         section("Hypervolume", on_axes(plots.plot_hypervolume))
-    continuous = [p for p in plots._map_parameters(campaign) if isinstance(p, Continuous)]
+    continuous = [p for p in plots.map_parameters(campaign) if isinstance(p, Continuous)]
     done = sum(t.status == "completed" for t in campaign.trials)
     if continuous and done >= 2 and campaign.best() is not None:
         try:
@@ -398,13 +398,13 @@ def _plots(campaign) -> list[str]:
         if model is not None:
             section("Slices through the best trial",
                     lambda: plots.plot_slices(campaign, model=model))
-            if len(plots._map_parameters(campaign)) >= 2:
+            if len(plots.map_parameters(campaign)) >= 2:
                 section("Posterior map of the two most relevant parameters",
                         lambda: plots.plot_map(campaign, model=model, points=31))
-            if len(plots._map_parameters(campaign)) >= 3:
+            if len(plots.map_parameters(campaign)) >= 3:
                 section("Pairs of the three most relevant parameters",
                         lambda: plots.plot_pairs(campaign, model=model, points=21))
-    if plots._last_hyperparameters(campaign) is not None:
+    if plots.last_hyperparameters(campaign) is not None:
         section("Parameter relevance", on_axes(plots.plot_lengthscales))
     best = campaign.best()
     for p in campaign.space.parameters:
@@ -424,8 +424,8 @@ def campaign_report(store: str | Path) -> tuple[str, object]:
     spec = campaign.spec
     obj = campaign.objectives[0]
     compute: dict[str, float] = {}
-    if spec.tracking and campaign._run_id:
-        compute = _tracked_compute(_run_metrics(spec.tracking, campaign._run_id,
+    if spec.tracking and campaign.run_id:
+        compute = _tracked_compute(_run_metrics(spec.tracking, campaign.run_id,
                                                 _COMPUTE_KEYS))
     trials = campaign.trials
     counts = {s: sum(t.status == s for t in trials) for s in ("completed", "pending", "failed")}
@@ -459,9 +459,9 @@ def campaign_report(store: str | Path) -> tuple[str, object]:
 
 def log_campaign_report(campaign, text: str) -> str | None:
     """Log ``report.html`` to the campaign's run (through its outbox); the run id or None."""
-    from workbench.transfer import _artifact_tracker
+    from workbench.transfer import artifact_tracker
 
-    tracker = _artifact_tracker(campaign)
+    tracker = artifact_tracker(campaign)
     if tracker is None:
         return None
     tracker.log_text(REPORT_ARTIFACT, text)
@@ -500,10 +500,10 @@ def comparison_report(summaries: list[CampaignSummary], target: float | None = N
 
 
 def _is_admin(uri: str) -> bool:
-    from workbench.server import _Rest
+    from workbench.server import RestClient
 
     try:
-        return _Rest(uri).status("GET", "/api/2.0/mlflow/users/list") == 200
+        return RestClient(uri).status("GET", "/api/2.0/mlflow/users/list") == 200
     except WorkbenchError:
         return False
 
@@ -521,7 +521,7 @@ def log_comparison(uri: str, text: str, name: str = REPORT_ARTIFACT) -> str | No
     try:
         from mlflow.tracking import MlflowClient
 
-        from workbench.transfer import _workspace_context
+        from workbench.transfer import workspace_context
 
         workspace = None
         if uri.startswith(("http://", "https://")) and not os.environ.get("MLFLOW_WORKSPACE"):
@@ -529,7 +529,7 @@ def log_comparison(uri: str, text: str, name: str = REPORT_ARTIFACT) -> str | No
             if listed != [None] and not _is_admin(uri):
                 workspace = listed[0]
         client = MlflowClient(tracking_uri=uri)
-        with _workspace_context(workspace):
+        with workspace_context(workspace):
             exp = client.get_experiment_by_name(COMPARISON_EXPERIMENT)
             eid = exp.experiment_id if exp else client.create_experiment(COMPARISON_EXPERIMENT)
             stamp = datetime.now(timezone.utc).strftime("%Y%m%d-%H%M%S")

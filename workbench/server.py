@@ -300,7 +300,7 @@ def check_partner(partner: str) -> str:
     return partner
 
 
-class _Rest:
+class RestClient:
     """The REST calls of MLflow's auth and workspace APIs, as the caller's credentials.
 
     Credentials are resolved by MLflow (``MLFLOW_TRACKING_USERNAME`` / ``_PASSWORD``),
@@ -363,7 +363,7 @@ def _require_credentials(uri: str) -> None:
         " (or the file named by $NETRC)")
 
 
-def _workspaces(rest: _Rest) -> Optional[list[str]]:
+def list_workspaces(rest: RestClient) -> Optional[list[str]]:
     """Workspaces the caller can list; None on a server started without workspaces."""
     try:
         listed = rest("GET", "/api/3.0/mlflow/workspaces")
@@ -382,9 +382,9 @@ def _of_partner(names: list[str], partner: str) -> Optional[str]:
     return mine[0] if mine else None
 
 
-def find_workspace(rest: _Rest, partner: str) -> Optional[str]:
+def find_workspace(rest: RestClient, partner: str) -> Optional[str]:
     """The partner's workspace among those the caller can list (None if there is none)."""
-    names = _workspaces(rest)
+    names = list_workspaces(rest)
     if names is None:
         raise ServerError(f"{rest.uri} runs without workspaces; partners need a server"
                           " made by `workbench server init`")
@@ -398,7 +398,7 @@ def partner_workspace(uri: str, partner: str) -> Optional[str]:
     belongs to, so this finds the opaque name without anyone typing it. None when the
     server runs without workspaces (then no header must be sent).
     """
-    names = _workspaces(_Rest(uri))
+    names = list_workspaces(RestClient(uri))
     if names is None:
         return None
     ws = _of_partner(names, check_partner(partner))
@@ -408,7 +408,7 @@ def partner_workspace(uri: str, partner: str) -> Optional[str]:
     return ws
 
 
-def _role(rest: _Rest, workspace: str, name: str, grants: list[tuple[str, str, str]]) -> int:
+def _role(rest: RestClient, workspace: str, name: str, grants: list[tuple[str, str, str]]) -> int:
     """Id of the role ``name`` in ``workspace``, created with ``grants`` if missing."""
     roles = rest("GET", "/api/3.0/mlflow/roles/list", params={"workspace": workspace})
     for role in roles.get("roles", []):
@@ -429,7 +429,7 @@ def _role(rest: _Rest, workspace: str, name: str, grants: list[tuple[str, str, s
     return role_id
 
 
-def _member_role(rest: _Rest, workspace: str) -> int:
+def _member_role(rest: RestClient, workspace: str) -> int:
     # USE on the workspace: enter it and create experiments; EDIT on its experiments: log to
     # every run of every campaign of the partner, including campaigns created later.
     return _role(rest, workspace, MEMBER_ROLE,
@@ -455,7 +455,7 @@ def add_partner(uri: str, partner: str, password: str,
     check_partner(partner)
     username = username or partner
     check_password(password, f"password of {username!r}")
-    rest = _Rest(uri, hide=(password,))
+    rest = RestClient(uri, hide=(password,))
     ws = find_workspace(rest, partner)
     if ws is None:
         ws = f"{partner}-{secrets.token_hex(_TOKEN_HEX // 2)}"
@@ -467,20 +467,20 @@ def add_partner(uri: str, partner: str, password: str,
     return PartnerAccess(partner, username, ws)
 
 
-def _experiment_workspace(rest: _Rest, experiment_id: str) -> str:
-    for ws in _workspaces(rest) or []:
+def _experiment_workspace(rest: RestClient, experiment_id: str) -> str:
+    for ws in list_workspaces(rest) or []:
         if rest.status("GET", "/api/2.0/mlflow/experiments/get",
                        params={"experiment_id": experiment_id}, workspace=ws) == 200:
             return ws
     raise ServerError(f"experiment {experiment_id}: not found in any workspace")
 
 
-def _role_members(rest: _Rest, role_id: int) -> set[int]:
+def _role_members(rest: RestClient, role_id: int) -> set[int]:
     listed = rest("GET", "/api/3.0/mlflow/roles/users/list", params={"role_id": str(role_id)})
     return {a["user_id"] for a in listed.get("assignments", [])}
 
 
-def _partner_user_ids(rest: _Rest, partner: str) -> dict[int, str]:
+def _partner_user_ids(rest: RestClient, partner: str) -> dict[int, str]:
     """User id -> name of every member of the partner."""
     ws = find_workspace(rest, partner)
     if ws is None:
@@ -502,7 +502,7 @@ def grant(uri: str, partner: str, experiment_id: str, permission: str = "READ") 
     permission = permission.upper()
     if permission not in ("READ", "USE", "EDIT"):
         raise ServerError(f"--permission: {permission!r} is not READ, USE or EDIT")
-    rest = _Rest(uri)
+    rest = RestClient(uri)
     users = _partner_user_ids(rest, partner)
     ws = _experiment_workspace(rest, str(experiment_id))
     role_id = _role(rest, ws, f"guest-{partner}", [("experiment", str(experiment_id), permission)])

@@ -448,7 +448,7 @@ class SearchSpace:
                     " (log: false) or integer parameters")
         return c
 
-    def _encoded_row(self, coefficients: dict[str, float], rhs: float):
+    def encoded_row(self, coefficients: dict[str, float], rhs: float):
         """``a @ x (op) rhs`` in user units -> the same in encoded columns."""
         row = np.zeros(self.dim)
         col = 0
@@ -464,7 +464,7 @@ class SearchSpace:
     def feasible(self, rows: list[dict], tol: float = 1e-9) -> np.ndarray:
         """Which parameter dicts satisfy every linear constraint (in user units)."""
         ok = np.ones(len(rows), bool)
-        for c in self._linear:
+        for c in self.linear_constraints:
             lhs = np.asarray([sum(a * float(r[n]) for n, a in c.coefficients) for r in rows])
             scale = max(1.0, abs(c.rhs))
             if c.op == "<=":
@@ -494,7 +494,7 @@ class SearchSpace:
             raise CampaignError(f"space: parameter names must be unique; repeated: {dup[:10]}")
         self.parameters: tuple = tuple(params)
         self.constraints: tuple[str, ...] = tuple(constraints)
-        self._linear = [self._parse_constraint(i, text) for i, text in enumerate(constraints)]
+        self.linear_constraints = [self._parse_constraint(i, text) for i, text in enumerate(constraints)]
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(p) for p in self.parameters)
@@ -542,12 +542,12 @@ class SearchSpace:
                 row[col:col + p.columns] = span
                 eq.append((tuple(row.tolist()), 1.0 - float(sum(p.lows))))
             col += p.columns
-        for c in self._linear:
+        for c in self.linear_constraints:
             if c.op == "==":
-                eq.append(self._encoded_row(dict(c.coefficients), c.rhs))
+                eq.append(self.encoded_row(dict(c.coefficients), c.rhs))
             else:
                 for coeffs, rhs in c.as_le_rows():
-                    ub.append(self._encoded_row(coeffs, rhs))
+                    ub.append(self.encoded_row(coeffs, rhs))
         try:
             self._domain = Domain(dim=col, integer=tuple(integer), onehot=tuple(onehot),
                                   equalities=tuple(eq), inequalities=tuple(ub))

@@ -118,10 +118,10 @@ def _polytope_feasible(space) -> bool:
     from scipy.optimize import linprog
 
     eq, ub = [], []
-    for c in space._linear:
+    for c in space.linear_constraints:
         rows = eq if c.op == "==" else ub
         for coeffs, rhs in ([(dict(c.coefficients), c.rhs)] if c.op == "==" else c.as_le_rows()):
-            rows.append(space._encoded_row(coeffs, rhs))
+            rows.append(space.encoded_row(coeffs, rhs))
     dim = space.dim
     res = linprog(
         [0.0] * dim,

@@ -64,7 +64,7 @@ def export_prior(campaign, num_anchors: int | None = None, seed: int = 0) -> dic
         raise TransferError(f"campaign {campaign.name!r}: {len(Y)} completed trial(s); a prior"
                             " needs at least 2")
     configure_jax()
-    warm = getattr(campaign, "_warm_start", None)
+    warm = campaign.surrogate_state
     start = None
     if warm and "log_lengthscale" in warm and len(warm["log_lengthscale"][0]) == X.shape[1]:
         start = GPHyperparameters(**{k: np.asarray(warm[k]) for k in
@@ -99,7 +99,7 @@ def log_prior(campaign, prior: dict) -> str | None:
     tracked or the server did not take it yet (it is then delivered with the
     campaign's next tracking event).
     """
-    tracker = _artifact_tracker(campaign)
+    tracker = artifact_tracker(campaign)
     if tracker is None:
         return None
     tracker.log_text(PRIOR_ARTIFACT, json.dumps(prior, indent=1))
@@ -107,16 +107,16 @@ def log_prior(campaign, prior: dict) -> str | None:
     return f"runs:/{tracker.run_id}/{PRIOR_ARTIFACT}" if delivered and tracker.run_id else None
 
 
-def _artifact_tracker(campaign):
+def artifact_tracker(campaign):
     """A tracker on the campaign's existing run that logs artifacts without
     reopening the run (its status stays as the campaign left it)."""
-    if campaign.spec.tracking is None or not campaign._run_id:
+    if campaign.spec.tracking is None or not campaign.run_id:
         return None
     from workbench.tracking import Tracker
 
-    outbox = None if campaign._store is None else campaign._store.outbox_path
+    outbox = None if campaign.store is None else campaign.store.outbox_path
     return Tracker(campaign.spec.tracking, campaign.spec.partner, campaign.name,
-                   run_id=campaign._run_id, outbox=outbox)
+                   run_id=campaign.run_id, outbox=outbox)
 
 
 def _download(uri: str, tracking: str) -> dict:
@@ -132,7 +132,7 @@ def _download(uri: str, tracking: str) -> dict:
     client = MlflowClient(tracking_uri=tracking)
     errors = []
     for workspace in _workspaces_to_try(tracking):
-        ctx = _workspace_context(workspace)
+        ctx = workspace_context(workspace)
         try:
             with ctx, tempfile.TemporaryDirectory() as tmp:
                 client.get_run(run_id)
@@ -157,15 +157,15 @@ def _workspaces_to_try(tracking: str) -> list[str | None]:
     if os.environ.get("MLFLOW_WORKSPACE") or not tracking.startswith(("http://", "https://")):
         return [None]
     try:
-        from workbench.server import _Rest, _workspaces
+        from workbench.server import RestClient, list_workspaces
 
-        names = _workspaces(_Rest(tracking))
+        names = list_workspaces(RestClient(tracking))
     except Exception:  # noqa: BLE001 - a server without auth or workspaces
         return [None]
     return list(names) if names else [None]
 
 
-def _workspace_context(workspace: str | None):
+def workspace_context(workspace: str | None):
     import contextlib
 
     if workspace is None:

@@ -1,0 +1,576 @@
+"""The campaign: ask for experiments, tell their outcomes, run closed loops.
+
+A campaign is identified by its store: constructing one on an existing store
+resumes it (after checking the space and objectives agree), and
+``Campaign.open(store)`` resumes from the store alone. Every ``ask`` and
+``tell`` is persisted before it returns, so an acknowledged observation is
+never lost.
+
+``Campaign`` is a facade: the trial log lives in ``journal``, the initial designs
+and pools in ``design``, proposals in ``proposing``, the closed loop in ``loop``
+and tracking in ``telemetry``.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import math
+import time
+import warnings
+from dataclasses import replace
+from datetime import timedelta
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Iterator
+
+import numpy as np
+
+from workbench import problems
+from workbench.campaign.journal import Journal
+from workbench.campaign.loop import best_history, executor_block, resolve_oracle, run_loop
+from workbench.campaign.observations import check_outcomes, short_repr
+from workbench.campaign.plotting import PlotAccessor
+from workbench.campaign.proposing import Proposer
+from workbench.campaign.results import (dominated_volume, hypervolume_history,
+                                        reference_point, scores)
+from workbench.campaign.telemetry import Telemetry
+from workbench.errors import CampaignError
+from workbench.executors import InlineExecutor
+from workbench.executors import from_spec as executor_from_spec
+from workbench.record import COMPLETED, FAILED, PENDING, Trial, now, to_frame, trial_to_json
+from workbench.space import Objective, SearchSpace
+from workbench.spec import (DEFAULT_TRACKING, CampaignSpec, check_tracking_uri, load_spec,
+                            parse_spec)
+from workbench.store import ZarrStore
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+__all__ = ["Campaign"]
+
+
+def _copy(t: Trial) -> Trial:
+    return replace(t, params=dict(t.params), outcomes=dict(t.outcomes),
+                   prediction=dict(t.prediction) if t.prediction else None)
+
+
+class Campaign:
+    """A Bayesian-optimisation campaign over a search space.
+
+    name: campaign name (MLflow experiment ``partner/name``); space: the
+    SearchSpace; objectives: list of Objective (one, for now); store: path of
+    the Zarr record, None to keep it in memory; tracking: MLflow URI,
+    "default" for the local ``sqlite:///campaigns/mlflow.db``, None for off;
+    partner: the industrial partner owning the campaign; seed: makes every
+    proposal reproducible. initial_design, surrogate, acquisition: dicts as in
+    the YAML schema. bad_observations: "error" (a tell with a missing, NaN,
+    infinite or non-numeric outcome raises CampaignError) or "fail" (it
+    records the trial as failed with the reason).
+    """
+
+    def __init__(
+        self,
+        name: str,
+        space: SearchSpace,
+        objectives: list[Objective],
+        *,
+        outcome_constraints: list[str] | tuple = (),
+        store: str | Path | None = None,
+        tracking: str | None = "default",
+        partner: str = "default",
+        seed: int = 0,
+        initial_design: dict | None = None,
+        surrogate: dict | None = None,
+        acquisition: dict | None = None,
+        budget: int | None = None,
+        description: str = "",
+        context: list[str] | tuple = (),
+        stopping: list[dict] | None = None,
+        bad_observations: str = "error",
+    ):
+        if not isinstance(space, SearchSpace):
+            raise CampaignError(f"space: got {type(space).__name__}; expected wb.SearchSpace")
+        if isinstance(objectives, Objective):
+            objectives = [objectives]
+        data: dict[str, Any] = dict(
+            name=name, partner=partner, description=description,
+            space=list(space.parameters), constraints=list(space.constraints),
+            objectives=list(objectives), outcome_constraints=list(outcome_constraints),
+            store=None if store is None else str(store),
+            tracking=DEFAULT_TRACKING if tracking == "default" else tracking,
+            seed=seed, budget=budget, context=list(context), bad_observations=bad_observations,
+        )
+        for key, val in (("initial_design", initial_design), ("surrogate", surrogate),
+                         ("acquisition", acquisition), ("stopping", stopping)):
+            if val is not None:
+                data[key] = val
+        self._setup(parse_spec(data, source="Campaign(...)"))
+
+    # -- construction -----------------------------------------------------
+
+    def _setup(self, spec: CampaignSpec, base_dir: Path | None = None,
+               stored: Any = None) -> None:
+        self.spec = spec
+        self.space = SearchSpace(list(spec.space), spec.constraints)
+        self.objectives = list(spec.objectives)
+        self._base_dir = base_dir
+        self._proposer = Proposer(spec, self.space, base_dir)
+        # Outcomes recorded per trial: the objectives, then outcomes that only
+        # constraints bound (stored like objectives, in the direction that helps).
+        names = {o.name for o in self.objectives}
+        self.outcomes = self.objectives + [
+            Objective(c.name, "minimize" if c.op == "<=" else "maximize")
+            for c in self._proposer.problem.constraints if c.name not in names]
+        self._journal = Journal(spec, self.space, self.outcomes, stored)
+        self._telemetry = Telemetry(self, self._journal, self._proposer)
+
+    @classmethod
+    def from_spec(cls, spec: CampaignSpec, *, base_dir: str | Path | None = None) -> "Campaign":
+        """A campaign from a parsed spec (``workbench.load_spec``; resumes an existing
+        store). base_dir: where relative paths in the spec are found (the YAML's folder)."""
+        obj = cls.__new__(cls)
+        obj._setup(spec, base_dir=None if base_dir is None else Path(base_dir))
+        return obj
+
+    @classmethod
+    def from_dict(cls, spec: dict) -> "Campaign":
+        """A campaign from the YAML schema given as a dict (resumes an existing store)."""
+        return cls.from_spec(parse_spec(spec, source="from_dict"))
+
+    @classmethod
+    def from_yaml(cls, path: str | Path) -> "Campaign":
+        """A campaign from an experiment YAML file (resumes an existing store)."""
+        return cls.from_spec(load_spec(path), base_dir=Path(path).parent)
+
+    @classmethod
+    def open(cls, store: str | Path, *, tracking: str | None = "stored") -> "Campaign":
+        """Resume the campaign saved at ``store`` exactly where it stopped.
+
+        tracking: "stored" keeps the URI the campaign was tracked to; None
+        turns tracking off; a URI redirects it.
+        """
+        zs = ZarrStore(store)
+        if not zs.exists():
+            raise CampaignError(f"store: no campaign at {zs.path}")
+        ds = zs.read()
+        spec = parse_spec(json.loads(ds.attrs["spec"]), source=str(zs.path))
+        updates: dict[str, Any] = {"store": str(store)}
+        if tracking != "stored":
+            try:
+                updates["tracking"] = check_tracking_uri(tracking)
+            except ValueError as e:
+                raise CampaignError(f"tracking: {e}") from None
+        obj = cls.__new__(cls)
+        obj._setup(spec.model_copy(update=updates), stored=ds)
+        return obj
+
+    # -- state, read-only ---------------------------------------------------
+
+    @property
+    def name(self) -> str:
+        return self.spec.name
+
+    @property
+    def trials(self) -> list[Trial]:
+        """Copies of all trials, in order of their ids."""
+        return [_copy(t) for t in self._journal.trials]
+
+    def count(self, status: str) -> int:
+        """How many trials have ``status`` (pending, completed, failed) as of the last
+        read of the record."""
+        return self._journal.count(status)
+
+    @property
+    def stopped(self) -> str | None:
+        """Why the campaign stopped (a stopping rule's reason), or None."""
+        return self._journal.stopped
+
+    @property
+    def store(self) -> "ZarrStore | None":
+        """The campaign's Zarr store, None for a campaign in memory."""
+        return self._journal.store
+
+    @property
+    def run_id(self) -> str | None:
+        """The MLflow run the campaign is tracked to, once there is one."""
+        return self._journal.run_id
+
+    @property
+    def base_dir(self) -> Path | None:
+        """Where relative paths of the spec are found (the YAML file's folder), or None."""
+        return self._base_dir
+
+    @property
+    def problem(self) -> Any:
+        """The engine's problem resolved from the spec: encoded outputs, constraints,
+        surrogate and acquisition settings (``workbench.engine.Problem``)."""
+        return self._proposer.problem
+
+    @property
+    def surrogate_state(self) -> dict | None:
+        """The surrogate's hyperparameters from the last fit, where the next fit
+        starts (None before any model)."""
+        return self._journal.warm_start
+
+    @property
+    def created_at(self) -> str:
+        """When the campaign was created (ISO 8601)."""
+        return self._journal.created_at
+
+    def candidates(self) -> list[dict] | None:
+        """The candidate pool's rows (valid parameter dicts), or None without a pool."""
+        return self._proposer.pool.rows()
+
+    def training_data(self, trials: list[Trial]) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded inputs (n x d) and modelled outcomes (n x m: objectives, then
+        constraint outcomes) of completed ``trials``."""
+        return self._proposer.training_data(trials)
+
+    def feasible_trials(self) -> list[Trial]:
+        """Completed trials on target that satisfy the outcome constraints."""
+        return [_copy(t) for t in self._proposer.feasible(self._journal.trials)]
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator["Campaign"]:
+        """Hold the store's lock, caught up with other processes: tells inside see the
+        current record and no other process writes in between (re-entrant for this
+        campaign's own calls)."""
+        with self._journal.transaction():
+            yield self
+
+    @property
+    def data(self) -> "xr.Dataset":
+        """The campaign record: an ``xarray.Dataset`` over dimension ``trial``."""
+        return self._journal.dataset()
+
+    def to_frame(self):
+        """One row per trial (pandas), as in CSV exports."""
+        return to_frame(self._journal.trials, self.space, self.outcomes)
+
+    # -- results ------------------------------------------------------------
+
+    def best(self) -> Trial | None:
+        """The best completed trial that satisfies the outcome constraints (for the
+        first objective), or None before any."""
+        done = self._proposer.feasible(self._journal.trials)
+        if not done:
+            return None
+        obj = self.objectives[0]
+        return _copy(max(done, key=lambda t: obj.score(t.outcomes[obj.name])))
+
+    def pareto(self) -> list[Trial]:
+        """Non-dominated feasible completed trials (several objectives); with one
+        objective, the best one."""
+        if len(self.objectives) == 1:
+            best = self.best()
+            return [] if best is None else [best]
+        done = self._proposer.feasible(self._journal.trials)
+        if not done:
+            return []
+        from active_learning.multiobjective import pareto_mask
+
+        keep = np.asarray(pareto_mask(scores(self.objectives, done)))
+        return [_copy(t) for t, k in zip(done, keep) if k]
+
+    def hypervolume(self, ref_point: list[float] | None = None) -> float:
+        """Hypervolume dominated by the feasible completed trials now (see
+        ``hypervolume_history`` for the reference point)."""
+        S = scores(self.objectives, self._proposer.feasible(self._journal.trials))
+        return dominated_volume(S, self._reference(ref_point, S))
+
+    def hypervolume_history(self, ref_point: list[float] | None = None) -> list[float]:
+        """Hypervolume dominated by the feasible completed trials after each trial id
+        (several objectives). ref_point: in user units per objective; default the
+        spec's ``acquisition.ref_point``, else the worst feasible value of each
+        objective, so the history is comparable within one campaign."""
+        rows = self._proposer.feasible(self._journal.trials)
+        S = scores(self.objectives, rows)
+        return hypervolume_history(self._journal.trials, rows, S, self._reference(ref_point, S))
+
+    def _reference(self, ref_point: list[float] | None, S: np.ndarray) -> np.ndarray:
+        """The reference point as maximised scores: ``ref_point`` or the spec's (user
+        units), else the worst feasible score per objective in ``S``."""
+        return reference_point(self.objectives, ref_point if ref_point is not None
+                               else self.spec.acquisition.ref_point, S)
+
+    def __repr__(self) -> str:
+        counts = {s: self.count(s) for s in (COMPLETED, PENDING, FAILED)}
+        best = self.best()
+        obj = self.objectives[0]
+        best_txt = f", best {obj.name}={best.outcomes[obj.name]:.6g}" if best else ""
+        return (f"Campaign({self.name!r}, partner={self.spec.partner!r}, "
+                f"{counts[COMPLETED]} completed, {counts[PENDING]} pending, "
+                f"{counts[FAILED]} failed{best_txt})")
+
+    def _repr_html_(self) -> str:
+        frame = self.to_frame()
+        return f"<p><b>{self!r}</b></p>" + frame.to_html(index=False, max_rows=30, na_rep="")
+
+    # -- plots ----------------------------------------------------------------
+
+    @property
+    def plot(self) -> PlotAccessor:
+        """Plots: ``campaign.plot()`` (convergence), ``campaign.plot.pareto()``,
+        ``.hypervolume()``, ``.slices()``, ``.map()``, ``.pairs()``, ``.lengthscales()``,
+        ``.ternary(name)``, ``.predictions()``, ``.calibration()``; each returns matplotlib
+        Axes or a Figure."""
+        return PlotAccessor(self)
+
+    def plot_predictions(self, ax=None):
+        """Calibration plot: predicted mean ± 2 std against observed (matplotlib Axes)."""
+        return self.plot.predictions(ax=ax)
+
+    def plot_pareto(self, ax=None):
+        """Objective space with the feasible Pareto front (Axes; Figure for 3+ objectives)."""
+        return self.plot.pareto(ax=ax)
+
+    def plot_hypervolume(self, ref_point=None, ax=None):
+        """Hypervolume of the feasible front after each trial (matplotlib Axes)."""
+        return self.plot.hypervolume(ref_point=ref_point, ax=ax)
+
+    def plot_slices(self, objective=None, **kw):
+        """Posterior mean ± 2 sd along each continuous parameter through the best trial."""
+        return self.plot.slices(objective, **kw)
+
+    def plot_lengthscales(self, output=None, ax=None):
+        """Parameter relevance (1 / ARD length-scale) of the last proposing model."""
+        return self.plot.lengthscales(output, ax=ax)
+
+    def plot_ternary(self, name, elements=None, objective=None, ax=None):
+        """Compositions of three elements on a ternary diagram, coloured by an outcome."""
+        return self.plot.ternary(name, elements, objective, ax=ax)
+
+    # -- ask ------------------------------------------------------------------
+
+    def ask(self, n: int = 1, context: dict[str, Any] | None = None) -> list[Trial]:
+        """Propose ``n`` experiments; they are recorded as pending and returned.
+
+        context: values of the spec's context parameters (measured, not
+        chosen: today's humidity, this feedstock batch); the proposals hold them.
+        """
+        if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
+            raise CampaignError(f"n: got {n!r}; expected a positive integer")
+        context = self._check_context(context)
+        t0 = time.perf_counter()
+        journal = self._journal
+        # Under the lock from reading the record to appending the proposals:
+        # a second process asking meanwhile sees these as pending, not free.
+        # The new surrogate state enters memory with the ask event, not before.
+        with journal.transaction():
+            batch = self._proposer.propose(journal.trials, int(n), context, journal.warm_start)
+            number = max((t.batch for t in journal.trials), default=-1) + 1
+            start = len(journal.trials)
+            asked = now()
+            new = [Trial(id=start + i, params=p, prediction=batch.predictions[i],
+                         status=PENDING, batch=number, strategy=batch.strategies[i],
+                         acquisition_value=batch.acquisition_values[i], asked_at=asked,
+                         audit=json.dumps(batch.audits[i], sort_keys=True))
+                   for i, p in enumerate(batch.params)]
+            journal.record([{"op": "ask", "trials": [trial_to_json(t) for t in new],
+                             "surrogate_state": batch.state}])
+            new = journal.trials[start:]
+            journal.compact_if_due()
+        batch.timings["proposal_time_s"] = time.perf_counter() - t0
+        self._telemetry.log_ask(batch.timings, batch.acquisition_values, step=start)
+        return [_copy(t) for t in new]
+
+    def _check_context(self, context: Any) -> dict[str, Any]:
+        names = list(self.spec.context)
+        if not names:
+            if context:
+                raise CampaignError(f"context: got {context!r}; this campaign has no context"
+                                    " parameters (spec key context:)")
+            return {}
+        if not isinstance(context, dict) or sorted(context) != sorted(names):
+            raise CampaignError(f"context: got {context!r}; expected a dict with exactly the"
+                                f" context parameters {names}")
+        return {k: self.space[k].validate_value(v) for k, v in context.items()}
+
+    # -- tell -----------------------------------------------------------------
+
+    def _get(self, trial_id: Any) -> Trial:
+        trials = self._journal.trials
+        if isinstance(trial_id, bool) or not isinstance(trial_id, (int, np.integer)):
+            raise CampaignError(f"trial_id: got {trial_id!r}; expected an integer trial id")
+        if not 0 <= int(trial_id) < len(trials):
+            raise CampaignError(
+                f"trial_id: got {trial_id}; expected an id of this campaign"
+                f" (0 to {len(trials) - 1})" if trials else
+                f"trial_id: got {trial_id}; this campaign has no trials yet"
+            )
+        return trials[int(trial_id)]
+
+    def tell(self, trial_id: int, outcomes: dict[str, float] | float) -> Trial:
+        """Record what trial ``trial_id`` gave; telling the same values twice is harmless.
+
+        A bad observation (a missing outcome, NaN, infinity, a value that is
+        not a number) raises CampaignError and records nothing when the spec
+        says ``bad_observations: error`` (the default); with ``fail`` it
+        records the trial as failed with the reason (and warns), so the loop
+        goes on and the model never sees it. Unknown ids, unknown outcome
+        names and values that conflict with an earlier tell raise under both.
+        """
+        values, problem = check_outcomes(outcomes, [o.name for o in self.outcomes])
+        record_failure = problem is not None and self.spec.bad_observations == "fail"
+        reason = f"bad observation: {problem}"
+        journal = self._journal
+        with journal.transaction():
+            trial = self._get(trial_id)
+            if trial.status == COMPLETED:
+                if problem is None and trial.outcomes == values:
+                    return _copy(trial)
+                raise CampaignError(
+                    f"trial {trial.id} was already told {trial.outcomes};"
+                    f" got {values if problem is None else short_repr(outcomes)}"
+                )
+            if trial.status == FAILED:
+                if record_failure and trial.failure_reason == reason:
+                    return _copy(trial)  # the same bad observation, told again
+                raise CampaignError(
+                    f"trial {trial.id} is recorded as failed ({trial.failure_reason});"
+                    " expected a pending trial"
+                )
+            if problem is not None and not record_failure:
+                raise CampaignError(
+                    f"trial {trial.id}: {problem} (bad_observations: error)"
+                )
+            # Recorded under the same lock as the check: no other process can
+            # tell this trial in between.
+            if problem is None:
+                journal.record([{"op": "tell", "id": trial.id, "outcomes": values,
+                                 "at": now().isoformat()}])
+            else:
+                journal.record([{"op": "fail", "id": trial.id, "reason": reason,
+                                 "at": now().isoformat()}])
+            trial = journal.trials[trial.id]
+        if problem is not None:
+            warnings.warn(f"trial {trial.id}: {problem}; recorded as failed"
+                          " (bad_observations: fail)", RuntimeWarning, stacklevel=2)
+        self._telemetry.log_progress()
+        return _copy(trial)
+
+    def tell_failed(self, trial_id: int, reason: str) -> Trial:
+        """Record that trial ``trial_id`` failed, and why; it never feeds the model."""
+        reason = str(reason).strip() or "failed"
+        journal = self._journal
+        with journal.transaction():
+            trial = self._get(trial_id)
+            if trial.status == FAILED:
+                return _copy(trial)
+            if trial.status == COMPLETED:
+                raise CampaignError(
+                    f"trial {trial.id} is already completed with {trial.outcomes};"
+                    " expected a pending trial"
+                )
+            journal.record([{"op": "fail", "id": trial.id, "reason": reason,
+                             "at": now().isoformat()}])
+            trial = journal.trials[trial.id]
+        self._telemetry.log_progress()
+        return _copy(trial)
+
+    def pending(self, older_than: float | None = None) -> list[Trial]:
+        """Trials asked but not yet told; with ``older_than`` (seconds), only those
+        asked at least that long ago (candidates to re-issue or expire)."""
+        with self._journal.transaction():
+            pass
+        cutoff = None if older_than is None else now() - timedelta(seconds=older_than)
+        return [_copy(t) for t in self._journal.trials if t.status == PENDING
+                and (cutoff is None or (t.asked_at is not None and t.asked_at <= cutoff))]
+
+    def expire_pending(self, older_than: float, reason: str = "expired") -> list[Trial]:
+        """Record pending trials asked more than ``older_than`` seconds ago as failed
+        (a lab run that never reported back); returns them."""
+        expired = []
+        for t in self.pending(older_than):
+            try:
+                expired.append(self.tell_failed(
+                    t.id, f"{reason}: no result {older_than:g} s after it was asked"))
+            except CampaignError:  # told meanwhile by another process
+                pass
+        return expired
+
+    def log_snapshot(self) -> None:
+        """Log the trial table as ``trials.csv`` to the campaign's MLflow run."""
+        self._telemetry.log_snapshot()
+
+    def compact(self) -> None:
+        """Fold the journal into the Zarr snapshot, so that ``xarray.open_zarr(store)``
+        alone shows every trial. ``run`` and the CLI do this when they finish."""
+        self._journal.compact()
+
+    # -- closed loop ------------------------------------------------------------
+
+    def stop_reason(self) -> str | None:
+        """The reason the first of the spec's stopping rules gives to stop now, or None."""
+        if not self.spec.stopping:
+            return None
+        from active_learning.stopping import StoppingState, first_triggered, rule_from_dict
+
+        rules = [rule_from_dict(r.to_rule_dict()) for r in self.spec.stopping]
+        history, direction = best_history(self)
+        model_trials = [t for t in self._journal.trials if t.acquisition_value is not None
+                        and math.isfinite(t.acquisition_value)]
+        acq = model_trials[-1].acquisition_value if model_trials else None
+        ucb = lcb = None
+        if any(r.type == "regret_bound" for r in self.spec.stopping):
+            ucb, lcb = self._proposer.confidence_gap()
+        state = StoppingState(
+            n_evaluations=len(history), best_history=tuple(history), direction=direction,
+            acquisition_value=acq, acquisition_log=self._proposer.acquisition_in_log_space,
+            ucb_max=ucb, lcb_max=lcb)
+        stop, reason = first_triggered(rules, state)
+        return reason if stop else None
+
+    def run(self, oracle: Callable | None = None, budget: int | None = None,
+            callback: Callable[[Trial], None] | None = None,
+            executor: Any = None) -> Trial | None:
+        """Ask, evaluate with ``oracle`` and tell until ``budget`` experiments are done.
+
+        oracle: params dict -> number or outcomes dict (default: the spec's
+        oracle); budget: total evaluated trials (completed + failed) the
+        campaign should reach (default: the spec's budget); callback: called
+        with each finished trial; executor: where to evaluate, in parallel with
+        asynchronous proposals (``workbench.executors.LocalExecutor`` or
+        ``DaskExecutor``, or an ``executor:`` block as a dict; default: the
+        spec's ``executor`` block, else one at a time in this process; an
+        executor given here is not shut down). Trials left pending by an
+        interrupted run are evaluated first; a stopping rule's reason is
+        recorded in ``stopped``. Returns the best trial.
+        """
+        fn = resolve_oracle(oracle, self.spec.oracle, self._base_dir)
+        if isinstance(fn, problems.Problem):
+            self._telemetry.problem = fn
+        budget = budget if budget is not None else self.spec.budget
+        if budget is None or isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+            raise CampaignError(f"budget: got {budget!r}; expected a positive integer")
+        block = executor_block(executor, self.spec.executor)
+        owned = None
+        tracker = self._telemetry.tracker()
+        status = "FAILED"
+        done_before = {t.id for t in self._journal.trials if t.status == COMPLETED}
+        try:
+            if block is not None:
+                executor = owned = executor_from_spec(block)
+            elif executor is None:
+                executor = InlineExecutor(self.spec.acquisition.batch_size)
+            reason = run_loop(self, fn, budget, executor, callback)
+            if reason is not None and reason != self.stopped:
+                self._stop(reason)
+            status = "FINISHED"
+        finally:
+            try:
+                if owned is not None:
+                    owned.shutdown()
+            finally:
+                self.compact()
+                if tracker is not None:
+                    self._telemetry.log_structures(tracker, done_before)
+                    self.log_snapshot()
+                    tracker.finish(status)
+        return self.best()
+
+    def _stop(self, reason: str) -> None:
+        """Record why the campaign stopped (journal and tracking)."""
+        with self._journal.lock():
+            self._journal.record([{"op": "meta", "stopped": reason}])
+        self._telemetry.tag_stopped(reason)

@@ -1,0 +1,215 @@
+"""The trial log of a campaign: its trials in memory, written ahead to the store.
+
+Every change is a journal event (``ask``, ``tell``, ``fail``, ``meta``). ``record``
+appends events durably before it applies them in memory, so a failed write (a
+full disk) leaves memory equal to disk; other processes' events are replayed
+first, so the offset kept never skips a line not yet applied. Now and then the
+journal is folded into the Zarr snapshot (compaction).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import warnings
+from datetime import datetime
+from typing import TYPE_CHECKING, Any, Iterator
+
+from workbench.campaign.telemetry import package_version
+from workbench.errors import CampaignError
+from workbench.record import (COMPLETED, FAILED, Trial, from_dataset, now, to_dataset,
+                              trial_from_json)
+from workbench.spec import CampaignSpec, parse_spec
+from workbench.store import TOKEN_ATTR, ZarrStore, check_store_path
+
+if TYPE_CHECKING:
+    import xarray as xr
+
+    from workbench.space import Objective, SearchSpace
+
+__all__ = ["COMPACT_MIN_EVENTS", "Journal"]
+
+# Fold the journal into the Zarr snapshot when it holds this many events, or a
+# quarter of the trials if more: amortised O(1) per tell, and a snapshot that
+# stays close to current for readers who open the Zarr folder directly.
+COMPACT_MIN_EVENTS = 64
+
+
+class Journal:
+    """The trials of one campaign and the store that keeps them (None: in memory).
+
+    spec, space, outcomes: what the trials are recorded against; stored: the
+    store's snapshot when the caller has read it already. Opening an existing
+    store checks that its space and objectives agree with ``spec``.
+    """
+
+    def __init__(self, spec: CampaignSpec, space: "SearchSpace", outcomes: list["Objective"],
+                 stored: Any = None):
+        self.spec = spec
+        self.space = space
+        self.outcomes = outcomes
+        self.trials: list[Trial] = []
+        self.warm_start: dict | None = None  # the surrogate's hyperparameters, for the next fit
+        self.run_id: str | None = None
+        self.stopped: str | None = None
+        self.created_at = now().isoformat()
+        self.store: ZarrStore | None = None
+        self.token: str | None = None
+        self.offset = 0
+        self.events = 0  # events in the journal since the snapshot
+        if spec.store is not None:
+            check_store_path(spec.store)  # never write over a folder that is not a store
+            self.store = ZarrStore(spec.store)
+            with self.store.lock():
+                if self.store.exists():
+                    if stored is None or stored.attrs.get(TOKEN_ATTR) != self.store.token():
+                        stored = self.store.read()
+                    self.load(stored)
+                    self.replay()
+                else:
+                    self.write_snapshot()
+        elif stored is not None:
+            self.load(stored)
+
+    # -- reading -------------------------------------------------------------
+
+    def load(self, ds: "xr.Dataset") -> None:
+        """Take the trials and state of a snapshot (after checking it is this campaign)."""
+        stored_spec = parse_spec(json.loads(ds.attrs["spec"]))
+        mine, theirs = self.spec.to_dict(), stored_spec.to_dict()
+        for key in ("space", "objectives", "constraints", "outcome_constraints"):
+            if mine[key] != theirs[key]:
+                raise CampaignError(
+                    f"{key}: the store {self.spec.store} holds campaign"
+                    f" {stored_spec.name!r} with {key} {theirs[key]}; the spec gives"
+                    f" {mine[key]}. Use another store, or the stored spec."
+                )
+        self.trials = from_dataset(ds, self.space, self.outcomes)
+        state = ds.attrs.get("surrogate_state")
+        self.warm_start = json.loads(state) if state else None
+        self.run_id = ds.attrs.get("mlflow_run_id") or None
+        self.stopped = ds.attrs.get("stopped") or None
+        self.created_at = ds.attrs.get("created_at", self.created_at)
+        self.token = ds.attrs.get("snapshot_token")
+        self.offset = 0
+        self.events = 0
+
+    def apply(self, event: dict) -> None:
+        """Replay one journal event onto the in-memory trials."""
+        op = event["op"]
+        if op == "ask":
+            for d in event["trials"]:
+                trial = trial_from_json(d)
+                if trial.id != len(self.trials):
+                    raise CampaignError(
+                        f"store: journal of {self.spec.store} asks trial {trial.id} after"
+                        f" {len(self.trials)} trials; the record is inconsistent")
+                self.trials.append(trial)
+            if event.get("surrogate_state"):
+                self.warm_start = event["surrogate_state"]
+        elif op in ("tell", "fail"):
+            if not 0 <= event["id"] < len(self.trials):
+                raise CampaignError(
+                    f"store: journal of {self.spec.store} tells trial {event['id']} of"
+                    f" {len(self.trials)} trials; the record is inconsistent")
+            trial = self.trials[event["id"]]
+            trial.told_at = datetime.fromisoformat(event["at"])
+            if op == "tell":
+                trial.status = COMPLETED
+                trial.outcomes = {k: float(v) for k, v in event["outcomes"].items()}
+            else:
+                trial.status = FAILED
+                trial.failure_reason = event["reason"]
+        elif op == "meta":
+            self.run_id = event.get("mlflow_run_id") or self.run_id
+            self.stopped = event.get("stopped", self.stopped)
+
+    def replay(self) -> None:
+        """Apply the journal's events written since we last looked."""
+        events, self.offset = self.store.read_journal(self.token, self.offset)
+        for event in events:
+            self.apply(event)
+        self.events += len(events)
+
+    def sync(self) -> None:
+        """Catch up with what other processes wrote (call under the lock)."""
+        if self.store is None:
+            return
+        if self.store.token() != self.token:  # someone compacted: reload
+            self.trials = []
+            self.load(self.store.read())
+        self.replay()
+
+    def lock(self) -> contextlib.AbstractContextManager:
+        """The store's inter-process lock, or nothing for an in-memory campaign."""
+        return self.store.lock() if self.store is not None else contextlib.nullcontext()
+
+    @contextlib.contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Hold the lock, caught up with other processes: reads and ``record`` calls
+        inside see and change the current record, and no other process slips in."""
+        with self.lock():
+            self.sync()
+            yield
+
+    def count(self, status: str) -> int:
+        return sum(1 for t in self.trials if t.status == status)
+
+    # -- writing -------------------------------------------------------------
+
+    def record(self, events: list[dict]) -> None:
+        """Write ahead: append events durably, then apply them in memory.
+
+        Call under the lock. Memory changes only after the journal append is
+        fsynced, so a failed write (a full disk) raises and leaves memory equal
+        to disk. Other processes' events are replayed first: the offset we
+        keep must never skip a line we have not applied.
+        """
+        if self.store is not None:
+            self.sync()
+            self.offset = self.store.append(self.token, events)
+            self.events += len(events)
+        for event in events:
+            self.apply(event)
+
+    def attrs(self) -> dict:
+        """The record's attributes: the spec and the campaign-level state."""
+        return {
+            "name": self.spec.name,
+            "partner": self.spec.partner,
+            "spec": json.dumps(self.spec.to_dict()),
+            "workbench_version": package_version(),
+            "created_at": self.created_at,
+            "surrogate_state": json.dumps(self.warm_start) if self.warm_start else "",
+            "mlflow_run_id": self.run_id or "",
+            "stopped": self.stopped or "",
+        }
+
+    def dataset(self) -> "xr.Dataset":
+        return to_dataset(self.trials, self.space, self.outcomes, self.attrs())
+
+    def write_snapshot(self) -> None:
+        """Fold the journal into a new Zarr snapshot (call under the lock)."""
+        self.token = self.store.write(self.dataset())
+        self.offset = 0
+        self.events = 0
+
+    def compact_if_due(self) -> None:
+        """Compact after an acknowledged write when the journal has grown: the events
+        are durable, so a failed compaction (a full disk) only warns."""
+        if self.events < max(COMPACT_MIN_EVENTS, len(self.trials) // 4):
+            return
+        try:
+            self.write_snapshot()
+        except OSError as e:
+            warnings.warn(f"store: compaction of {self.store.path} failed ({e}); the journal"
+                          " keeps every event and the next compaction retries", RuntimeWarning,
+                          stacklevel=3)
+
+    def compact(self) -> None:
+        """Fold every journal event into the snapshot now (nothing for no store)."""
+        if self.store is None:
+            return
+        with self.transaction():
+            if self.events:
+                self.write_snapshot()

@@ -1,0 +1,195 @@
+"""How a campaign chooses its next experiments: the initial design first, then the
+surrogate model and acquisition of ``workbench.engine``.
+
+This is the one module of the campaign that calls into ``workbench.engine``
+(the engine): the problem it resolves from the spec, model fitting and proposals.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from workbench.campaign.design import (DESIGN_STRATEGIES, CandidatePool, domain_design,
+                                       planned_points, pool_design)
+from workbench.campaign.telemetry import data_hash, versions
+from workbench.errors import CampaignError
+from workbench.record import COMPLETED, PENDING, Trial
+from workbench.space import SearchSpace
+from workbench.spec import CampaignSpec
+
+__all__ = ["Batch", "Proposer"]
+
+
+@dataclass
+class Batch:
+    """What one ``ask`` proposes, one entry per experiment, and the surrogate state
+    the next fit starts from (recorded with the ask event)."""
+
+    params: list[dict] = field(default_factory=list)
+    strategies: list[str] = field(default_factory=list)
+    predictions: list = field(default_factory=list)
+    acquisition_values: list = field(default_factory=list)
+    audits: list[dict] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
+    state: dict | None = None
+
+
+class Proposer:
+    """The engine side of a campaign: the problem resolved from the spec, the
+    candidate pool, and the last model fitted (kept in memory for stopping rules and
+    diagnostics)."""
+
+    def __init__(self, spec: CampaignSpec, space: SearchSpace, base_dir: Path | None = None):
+        from workbench.engine import resolve
+
+        self.spec = spec
+        self.space = space
+        self.problem = resolve(spec, space, base_dir)
+        if any(getattr(p, "encoding", "onehot") != "onehot" or getattr(p, "features", None)
+               for p in space.parameters):
+            try:  # SMILES and element properties: fail now, not at the first model fit
+                self.problem.feature_transform()
+            except (ValueError, ImportError) as e:
+                raise CampaignError(str(e)) from None
+        self.pool = CandidatePool(spec, space, base_dir)
+        self.last_model: tuple[Any, np.ndarray] | None = None
+
+    @property
+    def acquisition_in_log_space(self) -> bool:
+        """Whether the spec's acquisition values are logarithms (for stopping rules)."""
+        from workbench.engine import LOG_SPACE
+
+        return self.problem.acquisition.type in LOG_SPACE
+
+    # -- data ------------------------------------------------------------------
+
+    def training_data(self, completed: list[Trial]) -> tuple[np.ndarray, np.ndarray]:
+        """Encoded inputs and the modelled outcomes (objectives, then constraint outcomes)."""
+        outputs = self.problem.outputs
+        X = self.space.encode([t.params for t in completed])
+        Y = np.asarray([[t.outcomes[name] for name in outputs]
+                        for t in completed]).reshape(len(completed), len(outputs))
+        return X, Y
+
+    def feasible(self, trials: list[Trial]) -> list[Trial]:
+        """The completed trials on target (task, fidelity) that satisfy the outcome
+        constraints."""
+        done = [t for t in trials if t.status == COMPLETED and self.problem.on_target(t.params)]
+        if not done or not self.problem.constraints:
+            return done
+        _, Y = self.training_data(done)
+        return [t for t, ok in zip(done, self.problem.feasible(Y)) if ok]
+
+    # -- initial design ----------------------------------------------------------
+
+    def initial_points(self, trials: list[Trial], start: int, k: int,
+                       context: dict) -> np.ndarray:
+        """Encoded points start..start+k of the spec's initial design (context held)."""
+        Z = planned_points(self.spec, self.space, start, k, context)
+        if Z is None:
+            return self.space_filling(trials, start, k, context)
+        if len(Z) == k:
+            return Z
+        return np.concatenate([Z, self.space_filling(trials, len(Z) + start, k - len(Z),
+                                                     context)])
+
+    def space_filling(self, trials: list[Trial], start: int, k: int,
+                      context: dict) -> np.ndarray:
+        from active_learning import expand, reduce_domain
+
+        domain = self.space.domain()
+        if self.pool.rows() is not None:
+            return pool_design(self.pool.untried(trials), start, k, self.spec.seed)
+        # A multi-task campaign designs for its target task (user points keep theirs).
+        fixed = self.problem.fixed_columns({**context, **self.problem.held()})
+        reduced, free = reduce_domain(domain, fixed) if fixed else (domain, np.arange(domain.dim))
+        Z = domain_design(self.spec, reduced, start, k)
+        return expand(Z, free, fixed, domain.dim)
+
+    # -- proposals ---------------------------------------------------------------
+
+    def propose(self, trials: list[Trial], q: int, context: dict | None,
+                warm_start: dict | None) -> Batch:
+        """``q`` proposals given the trials so far: initial design points until the
+        spec's ``n_initial`` are out, then the model's. ``warm_start`` is not changed;
+        the batch's ``state`` is the one to record."""
+        context = context or {}
+        completed = [t for t in trials if t.status == COMPLETED]
+        pending = [t for t in trials if t.status == PENDING]
+        if len(completed) < 2:
+            k_init = q
+        else:
+            k_init = min(q, max(0, self.spec.n_initial - len(completed) - len(pending)))
+        batch = Batch(state=warm_start)
+        if k_init:
+            design = self.spec.initial_design.type
+            start = sum(1 for t in trials if t.strategy in DESIGN_STRATEGIES)
+            Z = self.initial_points(trials, start, k_init, context)
+            batch.params += self.space.decode(Z)
+            batch.strategies += [design] * k_init
+            batch.predictions += [None] * k_init
+            batch.acquisition_values += [None] * k_init
+            batch.audits += [{"strategy": design, "design_index": start + i,
+                              "seed": self.spec.seed, "context": context,
+                              "versions": versions()} for i in range(k_init)]
+        k_model = q - k_init
+        if k_model:
+            fantasies = [t.params for t in pending] + batch.params
+            params, preds, values, audits, state = self._propose_with_model(
+                trials, k_model, completed, fantasies, batch.timings, warm_start, context)
+            batch.params += params
+            batch.strategies += [self.problem.acquisition.type] * k_model
+            batch.predictions += preds
+            batch.acquisition_values += values
+            batch.audits += audits
+            if state is not None:
+                batch.state = state
+        return batch
+
+    def _propose_with_model(self, trials, q, completed, fantasies, timings, warm_start,
+                            context=None):
+        import jax
+
+        from surrogates import release_programs_if_crowded
+        from workbench._jax import configure_jax
+        from workbench.engine import propose
+
+        configure_jax()
+        release_programs_if_crowded()  # a lab loop of many campaigns keeps many programs
+        X, Y = self.training_data(completed)
+        key = jax.random.fold_in(jax.random.key(self.spec.seed), len(trials))
+        F = self.space.encode(fantasies) if fantasies else np.zeros((0, X.shape[1]))
+        pool = None
+        if self.pool.rows() is not None:
+            pool = self.pool.untried(trials)
+            if len(pool) < q:
+                raise CampaignError(f"candidates: {len(pool)} candidates left untried; expected"
+                                    f" at least {q} (the pool is exhausted)")
+        proposals = propose(self.problem, X, Y, F, q, key, warm_start, context, timings,
+                            pool=pool)
+        self.last_model = (proposals[0].model, X)  # in memory only: for stopping rules
+        provenance = dict(data_hash=data_hash(X, Y), versions=versions(),
+                          prng={"seed": self.spec.seed, "fold_in": len(trials)})
+        return ([p.params for p in proposals], [p.prediction for p in proposals],
+                [p.acquisition_value for p in proposals],
+                [dict(p.audit, **provenance) for p in proposals],
+                proposals[0].surrogate_state)
+
+    def confidence_gap(self) -> tuple[float | None, float | None]:
+        """Upper and lower confidence bounds of the best point under the last model
+        (for the ``regret_bound`` stopping rule); (None, None) before any model."""
+        if not self.last_model:
+            return None, None
+        import active_learning as al
+        import jax
+        from active_learning.stopping import confidence_gap
+
+        model, X = self.last_model
+        domain = self.space.domain()
+        cand = domain.snap(al.quasi_random(jax.random.key(self.spec.seed), 1024, domain.dim))
+        return confidence_gap(model, cand, X, beta=self.spec.acquisition.beta,
+                              sign=self.spec.objectives[0].sign)
