@@ -99,7 +99,7 @@ def test_default_acquisition_for_several_objectives_is_analytic_only_where_safe(
         objs = [wb.Objective(n, "minimize") for n in objectives]
         if target is not None:
             objs[-1] = wb.Objective(objectives[-1], target=target)
-        return wb.Campaign("mo", space, objs, tracking=None, **options)._engine.acquisition.type
+        return wb.Campaign("mo", space, objs, tracking=None, **options).problem.acquisition.type
 
     assert kind(("f1",)) == "log_ei"
     assert kind() == kind(("f1", "f2", "f3")) == "log_ehvi"  # exact GP, simulator-like data
