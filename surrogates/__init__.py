@@ -22,7 +22,7 @@ from surrogates.protocol import (  # noqa: E402
     SurrogatePosterior,
 )
 from surrogates.registry import MODELS, register_model  # noqa: E402
-from surrogates.numerics import JITTER, MIN_VARIANCE, NUMERICS_VERSION  # noqa: E402
+from surrogates.numerics import JITTER, MIN_VARIANCE  # noqa: E402
 from surrogates.data import bucket_size, pad_observations, pad_points, standardise  # noqa: E402
 from surrogates.predict import posterior_moments  # noqa: E402
 from surrogates.gp import (  # noqa: E402
@@ -119,7 +119,6 @@ __all__ = [
     "Matern52",
     "matern52",
     "MIN_VARIANCE",
-    "NUMERICS_VERSION",
     "MODELS",
     "multifidelity_gp_from_hyperparameters",
     "MultiFidelityGP",

@@ -15,10 +15,4 @@ JITTER = 1e-9
 # acquisitions divide by the standard deviation.
 MIN_VARIANCE = 1e-12
 
-# Which arithmetic proposals come from. The same package version, seed and data give
-# the same proposals; a change that moves their last bits (another factorisation
-# layout, another solve order) raises this number, which every store and MLflow run
-# records, so that a difference between two runs can be told from a bug.
-NUMERICS_VERSION = 2
-
-__all__ = ["JITTER", "MIN_VARIANCE", "NUMERICS_VERSION"]
+__all__ = ["JITTER", "MIN_VARIANCE"]

@@ -156,3 +156,22 @@ def test_in_memory_campaign_writes_nothing(tmp_path, monkeypatch):
     c.run(lambda p: (p["x"] - 0.3) ** 2, budget=6)
     assert list(tmp_path.iterdir()) == []
     assert math.isclose(c.best().outcomes["y"], float(np.nanmin(c.data["y"].values)))
+
+
+def test_the_record_and_its_run_name_the_numerics_version(tmp_path):
+    from workbench.campaign.telemetry import Telemetry
+    from workbench.record import NUMERICS_VERSION
+
+    store = tmp_path / "n.zarr"
+    c = wb.Campaign("n", wb.SearchSpace([wb.Continuous("x", 0.0, 1.0)]),
+                    [wb.Objective("y", "minimize")], store=str(store), tracking=None)
+    c.compact()
+    assert xr.open_zarr(store).attrs["numerics_version"] == NUMERICS_VERSION
+    assert Telemetry.version_tags()["workbench.numerics"] == str(NUMERICS_VERSION)
+    # A record from another numerics version opens, with a warning that proposals may differ.
+    zs = ZarrStore(store)
+    ds = zs.read()
+    ds.attrs["numerics_version"] = NUMERICS_VERSION - 1
+    zs.write(ds)
+    with pytest.warns(RuntimeWarning, match="numerics version"):
+        wb.Campaign.open(store)

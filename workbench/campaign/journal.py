@@ -17,8 +17,8 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 from workbench.campaign.telemetry import package_version
 from workbench.errors import CampaignError
-from workbench.record import (COMPLETED, FAILED, Trial, from_dataset, now, to_dataset,
-                              trial_from_json)
+from workbench.record import (COMPLETED, FAILED, NUMERICS_VERSION, Trial, from_dataset, now,
+                              to_dataset, trial_from_json)
 from workbench.spec import CampaignSpec, parse_spec
 from workbench.store import TOKEN_ATTR, ZarrStore, check_store_path
 
@@ -34,6 +34,10 @@ __all__ = ["COMPACT_MIN_EVENTS", "Journal"]
 # stays close to current for readers who open the Zarr folder directly.
 COMPACT_MIN_EVENTS = 64
 
+
+
+# Records written before the numerics version was recorded.
+FIRST_NUMERICS_VERSION = 1
 
 class Journal:
     """The trials of one campaign and the store that keeps them (None: in memory).
@@ -85,6 +89,14 @@ class Journal:
                     f" {mine[key]}. Use another store, or the stored spec."
                 )
         self.trials = from_dataset(ds, self.space, self.outcomes)
+        numerics = int(ds.attrs.get("numerics_version", FIRST_NUMERICS_VERSION))
+        if numerics != NUMERICS_VERSION:
+            warnings.warn(
+                f"store: {self.spec.store} was proposed with numerics version {numerics};"
+                f" this workbench proposes with version {NUMERICS_VERSION}, so from the same"
+                " data its next proposals may differ from those the earlier version would"
+                " have made (every recorded trial is kept as it was)", RuntimeWarning,
+                stacklevel=4)
         state = ds.attrs.get("surrogate_state")
         self.warm_start = json.loads(state) if state else None
         self.run_id = ds.attrs.get("mlflow_run_id") or None
@@ -179,6 +191,7 @@ class Journal:
             "partner": self.spec.partner,
             "spec": json.dumps(self.spec.to_dict()),
             "workbench_version": package_version(),
+            "numerics_version": NUMERICS_VERSION,
             "created_at": self.created_at,
             "surrogate_state": json.dumps(self.warm_start) if self.warm_start else "",
             "mlflow_run_id": self.run_id or "",

@@ -18,7 +18,7 @@ import numpy as np
 
 from workbench import problems
 from workbench.metrics import code_version, cpu_seconds, loo_metrics, watts_per_core
-from workbench.record import COMPLETED, FAILED
+from workbench.record import COMPLETED, FAILED, NUMERICS_VERSION
 
 if TYPE_CHECKING:
     from workbench.campaign.facade import Campaign
@@ -122,6 +122,7 @@ class Telemetry:
     def version_tags() -> dict[str, str]:
         """Tags naming the code and package versions behind the campaign's run."""
         tags = {f"version.{k}": v for k, v in versions().items()}
+        tags["workbench.numerics"] = str(NUMERICS_VERSION)
         commit = code_version()
         if commit:
             tags["code.commit"] = commit
