@@ -544,3 +544,75 @@ def test_export_writes_every_trial_of_a_store_as_csv(tmp_path):
     assert [r["status"] for r in rows] == ["completed", "failed", "pending"]
     assert float(rows[0]["y"]) == 0.25
     assert rows[1]["failure_reason"] == "'=HYPERLINK(1)"  # text, not a formula
+
+
+# -- 10. a batch is refused before any work; no tell waits on another worker's fit ---
+
+
+def test_a_batch_beyond_the_budget_or_the_maximum_is_refused_at_once(tmp_path):
+    import time
+
+    c = wb.Campaign.from_dict({**SPEC, "store": str(tmp_path / "s.zarr"), "budget": 30})
+    start = time.monotonic()
+    for n in (31, 100_000):
+        with pytest.raises(wb.CampaignError, match=r"^n: got"):
+            c.ask(n)
+    assert time.monotonic() - start < 5
+    assert len(wb.Campaign.open(tmp_path / "s.zarr").trials) == 0  # nothing recorded
+    c.ask(30)
+    with pytest.raises(wb.CampaignError, match="leaves 0 to ask"):
+        c.ask(1)
+    free = wb.Campaign.from_dict({**SPEC, "store": str(tmp_path / "f.zarr")})
+    with pytest.raises(wb.CampaignError, match="at most 1000"):
+        free.ask(1001)
+
+
+_SLOW_ASKER = textwrap.dedent("""
+    import sys, time
+    import workbench as wb
+    from workbench.campaign import proposing
+    slow = proposing.Proposer.propose
+    def propose(self, *args, **kwargs):  # a model fit that takes seconds
+        print("proposing", flush=True)
+        time.sleep(float(sys.argv[2]))
+        return slow(self, *args, **kwargs)
+    proposing.Proposer.propose = propose
+    c = wb.Campaign.open(sys.argv[1])
+    (t,) = c.ask(1)
+    print("asked", t.id, flush=True)
+""")
+
+
+def test_a_tell_does_not_wait_for_another_workers_proposal(tmp_path):
+    import time
+
+    store = tmp_path / "s.zarr"
+    c = wb.Campaign.from_dict({**SPEC, "store": str(store)})
+    (t0,) = c.ask(1)
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_ASKER, str(store), "8"],
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "proposing", proc.stderr.read()
+    start = time.monotonic()
+    c.tell(t0.id, {"y": 0.5})  # while the other worker proposes
+    assert time.monotonic() - start < 4
+    out, err = proc.communicate(timeout=120)
+    assert proc.returncode == 0 and "asked 1" in out, err
+    again = wb.Campaign.open(store)
+    assert [t.status for t in again.trials] == ["completed", "pending"]
+
+
+def test_a_worker_whose_proposal_was_overtaken_proposes_again(tmp_path):
+    store = tmp_path / "s.zarr"
+    wb.Campaign.from_dict({**SPEC, "store": str(store)})
+    proc = subprocess.Popen([sys.executable, "-c", _SLOW_ASKER, str(store), "4"],
+                            env=_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    assert proc.stdout.readline().strip() == "proposing", proc.stderr.read()
+    other = wb.Campaign.open(store)
+    (mine,) = other.ask(1)  # overtakes the slow worker
+    out, err = proc.communicate(timeout=120)
+    # The first "proposing" was read above; the second is the proposal made again.
+    assert proc.returncode == 0 and out.count("proposing") == 1 and "asked 1" in out, (out, err)
+    trials = wb.Campaign.open(store).trials
+    assert [t.id for t in trials] == [0, 1] and trials[0].params != trials[1].params

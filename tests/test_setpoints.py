@@ -43,3 +43,18 @@ def test_rounded_proposals_are_on_the_grid_and_keep_the_constraints(points):
         assert on_grid or out == row, (row, out)  # exact values only when no rounding fits
         if on_grid:
             assert abs(out["a"] - row["a"]) <= 0.1 and abs(out["b"] - row["b"]) <= 0.25
+
+
+def test_a_campaign_proposes_settable_values_inside_the_constraints():
+    space = wb.SearchSpace([wb.Continuous("temperature", 30.0, 110.0, precision=0.5),
+                            wb.Continuous("loading", 0.5, 2.5, precision=0.05)],
+                           constraints=["temperature + 20 * loading <= 150"])
+    c = wb.Campaign("setp", space, [wb.Objective("y", "maximize")], tracking=None,
+                    initial_design={"n": 4})
+    for _ in range(3):
+        for t in c.ask(2):
+            p = t.params
+            assert math.isclose(p["temperature"] * 2, round(p["temperature"] * 2))
+            assert math.isclose(p["loading"] * 20, round(p["loading"] * 20), abs_tol=1e-9)
+            assert p["temperature"] + 20 * p["loading"] <= 150 + 1e-9
+            c.tell(t.id, {"y": -(p["temperature"] - 70) ** 2 - (p["loading"] - 1) ** 2})

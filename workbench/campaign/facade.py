@@ -54,6 +54,13 @@ def _copy(t: Trial) -> Trial:
                    prediction=dict(t.prediction) if t.prediction else None)
 
 
+
+# The most experiments one ask proposes: a batch is optimised jointly, and its cost
+# grows with its size; a lab that runs more asks again.
+MAX_ASK = 1000
+# Asks that propose without the store's lock before one holds it throughout.
+OPTIMISTIC_ASKS = 3
+
 class Campaign:
     """A Bayesian-optimisation campaign over a search space.
 
@@ -350,41 +357,55 @@ class Campaign:
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise CampaignError(f"n: got {n!r}; expected a positive integer")
-        context = self._check_context(context)
+        if n > MAX_ASK:
+            raise CampaignError(f"n: got {n}; expected at most {MAX_ASK} experiments per ask")
+        context = self._proposer.check_context(context)
         t0 = time.perf_counter()
         journal = self._journal
-        # Under the lock from reading the record to appending the proposals:
-        # a second process asking meanwhile sees these as pending, not free.
-        # The new surrogate state enters memory with the ask event, not before.
-        with journal.transaction():
-            batch = self._proposer.propose(journal.trials, int(n), context, journal.warm_start)
-            number = max((t.batch for t in journal.trials), default=-1) + 1
-            start = len(journal.trials)
-            asked = now()
-            new = [Trial(id=start + i, params=p, prediction=batch.predictions[i],
-                         status=PENDING, batch=number, strategy=batch.strategies[i],
-                         acquisition_value=batch.acquisition_values[i], asked_at=asked,
-                         audit=json.dumps(batch.audits[i], sort_keys=True))
-                   for i, p in enumerate(batch.params)]
-            journal.record([{"op": "ask", "trials": [trial_to_json(t) for t in new],
-                             "surrogate_state": batch.state}])
-            new = journal.trials[start:]
-            journal.compact_if_due()
+        # The model is fitted without the lock, so that no other worker's tell waits on
+        # it; the proposals are recorded only if no one asked meanwhile (their pending
+        # points must be fantasies of ours), else proposed again. After a few lost races
+        # the lock is held throughout, so that a busy store still makes progress.
+        for attempt in range(OPTIMISTIC_ASKS + 1):
+            locked = attempt == OPTIMISTIC_ASKS
+            with journal.transaction():
+                self._check_budget(int(n))
+                seen = len(journal.trials)
+                if locked:
+                    batch = self._proposer.propose(journal.trials, int(n), context,
+                                                   journal.warm_start)
+            if not locked:
+                batch = self._proposer.propose(list(journal.trials), int(n), context,
+                                               journal.warm_start)
+            with journal.transaction():
+                if len(journal.trials) != seen:
+                    continue  # another worker asked while we proposed
+                start = len(journal.trials)
+                number = max((t.batch for t in journal.trials), default=-1) + 1
+                asked = now()
+                new = [Trial(id=start + i, params=p, prediction=batch.predictions[i],
+                             status=PENDING, batch=number, strategy=batch.strategies[i],
+                             acquisition_value=batch.acquisition_values[i], asked_at=asked,
+                             audit=json.dumps(batch.audits[i], sort_keys=True))
+                       for i, p in enumerate(batch.params)]
+                journal.record([{"op": "ask", "trials": [trial_to_json(t) for t in new],
+                                 "surrogate_state": batch.state}])
+                new = journal.trials[start:]
+                journal.compact_if_due()
+                break
         batch.timings["proposal_time_s"] = time.perf_counter() - t0
         self._telemetry.log_ask(batch.timings, batch.acquisition_values, step=start)
         return [_copy(t) for t in new]
 
-    def _check_context(self, context: Any) -> dict[str, Any]:
-        names = list(self.spec.context)
-        if not names:
-            if context:
-                raise CampaignError(f"context: got {context!r}; this campaign has no context"
-                                    " parameters (spec key context:)")
-            return {}
-        if not isinstance(context, dict) or sorted(context) != sorted(names):
-            raise CampaignError(f"context: got {context!r}; expected a dict with exactly the"
-                                f" context parameters {names}")
-        return {k: self.space[k].validate_value(v) for k, v in context.items()}
+    def _check_budget(self, n: int) -> None:
+        """Refuse a batch larger than what the spec's budget leaves (call under the lock)."""
+        budget = self.spec.budget
+        if budget is not None and n > budget - len(self._journal.trials):
+            left = max(0, budget - len(self._journal.trials))
+            raise CampaignError(
+                f"n: got {n}; the budget of {budget} experiments leaves {left} to ask"
+                f" ({len(self._journal.trials)} asked so far). Raise budget: in the spec to"
+                " ask more")
 
     # -- tell -----------------------------------------------------------------
 

@@ -65,6 +65,19 @@ class Proposer:
 
         return self.problem.acquisition.type in LOG_SPACE
 
+    def check_context(self, context: Any) -> dict[str, Any]:
+        """The context values an ask gives, checked against the spec's context parameters."""
+        names = list(self.spec.context)
+        if not names:
+            if context:
+                raise CampaignError(f"context: got {context!r}; this campaign has no context"
+                                    " parameters (spec key context:)")
+            return {}
+        if not isinstance(context, dict) or sorted(context) != sorted(names):
+            raise CampaignError(f"context: got {context!r}; expected a dict with exactly the"
+                                f" context parameters {names}")
+        return {k: self.space[k].validate_value(v) for k, v in context.items()}
+
     # -- data ------------------------------------------------------------------
 
     def training_data(self, completed: list[Trial]) -> tuple[np.ndarray, np.ndarray]:
@@ -148,6 +161,8 @@ class Proposer:
             batch.audits += audits
             if state is not None:
                 batch.state = state
+        if self.pool.rows() is None:  # a pool's rows are run as they are
+            batch.params = self.space.settable(batch.params)
         return batch
 
     def _propose_with_model(self, trials, q, completed, fantasies, timings, warm_start,
