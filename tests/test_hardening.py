@@ -616,3 +616,64 @@ def test_a_worker_whose_proposal_was_overtaken_proposes_again(tmp_path):
     assert proc.returncode == 0 and out.count("proposing") == 1 and "asked 1" in out, (out, err)
     trials = wb.Campaign.open(store).trials
     assert [t.id for t in trials] == [0, 1] and trials[0].params != trials[1].params
+
+
+# -- 7 and 13. reading a store contacts no server unless the user names one ---------
+
+
+def test_a_received_store_is_reported_without_contacting_its_server(tmp_path):
+    """A store tracked to a (here: dead) server: report reads it without contacting that
+    host, and with --tracking naming the dead server it gives up within seconds."""
+    import socket
+    import threading
+    import time
+
+    listener = socket.socket()
+    listener.bind(("127.0.0.1", 0))
+    listener.listen(8)
+    port = listener.getsockname()[1]
+    contacts = []
+
+    def accept():  # a "server" that records every connection and never answers
+        listener.settimeout(0.2)
+        while not done.is_set():
+            try:
+                conn, _ = listener.accept()
+                contacts.append(conn)
+            except OSError:
+                pass
+
+    done = threading.Event()
+    thread = threading.Thread(target=accept, daemon=True)
+    thread.start()
+    try:
+        store = tmp_path / "received.zarr"
+        c = wb.Campaign.from_dict({**SPEC, "store": str(store), "tracking": None})
+        for t in c.ask(3):
+            c.tell(t.id, {"y": t.params["x"]})
+        c.compact()
+        # The sender's record names their server and a run on it.
+        zs = __import__("workbench.store", fromlist=["ZarrStore"]).ZarrStore(store)
+        ds = zs.read()
+        spec = json.loads(ds.attrs["spec"])
+        spec["tracking"] = f"http://127.0.0.1:{port}"
+        ds.attrs["spec"], ds.attrs["mlflow_run_id"] = json.dumps(spec), "0" * 32
+        zs.write(ds)
+        env = {**_env(), "MLFLOW_TRACKING_USERNAME": "reader", "MLFLOW_TRACKING_PASSWORD": "pw"}
+        result = subprocess.run([sys.executable, "-m", "workbench", "report", str(store),
+                                 "-o", str(tmp_path / "r.html")], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert contacts == [], "reading a received store contacted its server"
+        start = time.monotonic()
+        result = subprocess.run([sys.executable, "-m", "workbench", "report", str(store),
+                                 "-o", str(tmp_path / "r2.html"), "--tracking",
+                                 f"http://127.0.0.1:{port}"], env=env,
+                                capture_output=True, text=True, timeout=300)
+        assert result.returncode == 0, result.stderr
+        assert time.monotonic() - start < 90  # one short try, not minutes of retries
+        assert "offline" in (tmp_path / "r2.html").read_text()
+    finally:
+        done.set()
+        thread.join()
+        listener.close()

@@ -321,6 +321,12 @@ def report(
 ):
     """A campaign as self-contained HTML, or a comparison of campaigns (also MLflow artifacts)."""
     from workbench.errors import CampaignError
+    from workbench.report import QUICK_HTTP
+
+    # A report is read now or not at all: a tracking server that does not answer gets
+    # one short try, also from the outbox's last delivery at exit (unless the user set these).
+    for key, value in QUICK_HTTP.items():
+        os.environ.setdefault(key, value)
 
     items = list(items or [])
     if all_runs and not tracking:
@@ -337,17 +343,17 @@ def report(
     if compare or all_runs:
         _report_comparison(items, out_path or Path("comparison.html"), tracking, target)
     else:
-        _report_one(items[0], out_path or Path("report.html"))
+        _report_one(items[0], out_path or Path("report.html"), tracking)
 
 
-def _report_one(store: str, out_path: Path) -> None:
+def _report_one(store: str, out_path: Path, tracking: Optional[str] = None) -> None:
     from workbench.report import campaign_report, log_campaign_report
     from workbench.store import ZarrStore
     from workbench.errors import CampaignError
 
     if not ZarrStore(store).exists():
         raise CampaignError(f"report: no campaign store at {store}")
-    text, campaign = campaign_report(store)
+    text, campaign = campaign_report(store, tracking)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text, encoding="utf-8")
     out.print(f"wrote {out_path}", highlight=False)
@@ -372,7 +378,7 @@ def _report_comparison(items: list[str], out_path: Path, tracking: Optional[str]
     if runs and not tracking:
         raise CampaignError(f"--compare: {runs} are not stores here; to read them as MLflow runs"
                             " pass --tracking URI")
-    summaries = [summary_from_store(s) for s in stores]
+    summaries = [summary_from_store(s, tracking) for s in stores]
     if runs or not items:
         summaries += summaries_from_tracking(tracking, runs=runs or None)
     text = comparison_report(summaries, target=target)

@@ -18,9 +18,12 @@ backend), and MLflow is imported only to read runs or log the report.
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import io
+import json
 import math
+import os
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -105,16 +108,53 @@ def _best_curve(campaign) -> np.ndarray:
     return np.asarray(out, dtype=np.float64)
 
 
-def _run_metrics(uri: str, run_id: str, keys: tuple[str, ...]) -> dict[str, list]:
-    """Metric histories (sorted by step) of a run, {} when it cannot be read."""
+# A store names the tracking URI its campaign was tracked to, and a store may come from
+# someone else: reading it contacts that URI only when it is a local file (no network,
+# no credentials). A server is contacted only when the user names it (--tracking).
+_LOCAL_SCHEMES = ("sqlite", "file", "")
+# How a report waits for a tracking server that does not answer: one try of 5 seconds.
+QUICK_HTTP = {"MLFLOW_HTTP_REQUEST_MAX_RETRIES": "0", "MLFLOW_HTTP_REQUEST_TIMEOUT": "5"}
+
+
+def reading_uri(stored: str | None, given: str | None = None) -> str | None:
+    """The tracking URI a reader of a store may contact: the one the user gave, else the
+    stored one if it is a local file, else none."""
+    if given:
+        return given
+    if stored:
+        from urllib.parse import urlsplit
+
+        if urlsplit(stored).scheme in _LOCAL_SCHEMES:
+            return stored
+    return None
+
+
+@contextlib.contextmanager
+def _quick_http():
+    """MLflow's HTTP client gives up after one short try instead of retrying for minutes."""
+    saved = {k: os.environ.get(k) for k in QUICK_HTTP}
+    os.environ.update(QUICK_HTTP)
+    try:
+        yield
+    finally:
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
+
+
+def _run_metrics(uri: str, run_id: str, keys: tuple[str, ...]) -> dict[str, list] | None:
+    """Metric histories (sorted by step) of a run; None when the server cannot be read."""
     try:
         from mlflow.tracking import MlflowClient
 
-        client = MlflowClient(tracking_uri=uri)
-        return {k: sorted(client.get_metric_history(run_id, k), key=lambda m: m.step)
-                for k in keys}
+        with _quick_http():
+            client = MlflowClient(tracking_uri=uri)
+            return {k: sorted(client.get_metric_history(run_id, k), key=lambda m: m.step)
+                    for k in keys}
     except Exception:  # noqa: BLE001 - a report without tracked figures is still a report
-        return {}
+        return None
 
 
 _COMPUTE_KEYS = ("step_cpu_s", "step_energy_j", "fit_time_s", "proposal_time_s",
@@ -125,24 +165,33 @@ def _tracked_compute(histories: dict[str, list]) -> dict[str, float]:
     return {k: float(sum(m.value for m in v)) for k, v in histories.items() if v}
 
 
-def _open(store: str | Path):
+def _open(store: str | Path, tracking: str | None = None):
+    """The campaign at ``store``, tracked (for reading) only where ``reading_uri`` allows."""
     from workbench.campaign import Campaign
     from workbench.errors import CampaignError
+    from workbench.store import ZarrStore
 
     try:
-        return Campaign.open(store)
+        stored = json.loads(ZarrStore(store).attrs().get("spec", "{}")).get("tracking")
+        return Campaign.open(store, tracking=reading_uri(stored, tracking))
     except CampaignError as e:
         raise ReportError(str(e)) from None
 
 
-def summary_from_store(store: str | Path) -> CampaignSummary:
-    """A comparison summary of the campaign saved at ``store``."""
-    campaign = _open(store)
+def _compute(campaign) -> dict[str, float] | None:
+    """Compute tracked for the campaign's run; {} without a run, None when unreachable."""
+    if not (campaign.spec.tracking and campaign.run_id):
+        return {}
+    histories = _run_metrics(campaign.spec.tracking, campaign.run_id, _COMPUTE_KEYS)
+    return None if histories is None else _tracked_compute(histories)
+
+
+def summary_from_store(store: str | Path, tracking: str | None = None) -> CampaignSummary:
+    """A comparison summary of the campaign saved at ``store``; its tracked compute is
+    read from ``tracking`` if given, else from the stored URI only if it is a local file."""
+    campaign = _open(store, tracking)
     obj = campaign.objectives[0]
-    compute: dict[str, float] = {}
-    if campaign.spec.tracking and campaign.run_id:
-        compute = _tracked_compute(_run_metrics(campaign.spec.tracking, campaign.run_id,
-                                                _COMPUTE_KEYS))
+    compute = _compute(campaign) or {}
     return CampaignSummary(
         partner=campaign.spec.partner, name=campaign.name, objective=obj.name,
         direction=obj.direction, best=_best_curve(campaign),
@@ -418,19 +467,23 @@ def _plots(campaign) -> list[str]:
     return parts
 
 
-def campaign_report(store: str | Path) -> tuple[str, object]:
-    """One campaign's report: (HTML text, the opened Campaign)."""
-    campaign = _open(store)
+def campaign_report(store: str | Path, tracking: str | None = None) -> tuple[str, object]:
+    """One campaign's report: (HTML text, the opened Campaign). Tracked compute is read
+    from ``tracking`` if given, else from the stored URI only if it is a local file: a
+    store received from someone else never makes the reader contact their server."""
+    campaign = _open(store, tracking)
     spec = campaign.spec
     obj = campaign.objectives[0]
-    compute: dict[str, float] = {}
-    if spec.tracking and campaign.run_id:
-        compute = _tracked_compute(_run_metrics(spec.tracking, campaign.run_id,
-                                                _COMPUTE_KEYS))
+    compute = _compute(campaign)
+    offline = compute is None
+    compute = compute or {}
     trials = campaign.trials
     counts = {s: sum(t.status == s for t in trials) for s in ("completed", "pending", "failed")}
     parts = [f"<p>partner <b>{_e(spec.partner)}</b>; {counts['completed']} completed,"
              f" {counts['pending']} pending, {counts['failed']} failed trials.</p>"]
+    if offline:
+        parts.append(f"<p>tracking at {_e(spec.tracking)} did not answer: tracked compute"
+                     " is not shown (offline).</p>")
     if spec.description:
         parts.append(f"<p>{_e(spec.description)}</p>")
     parts.append("<h2>Spec</h2>")
@@ -465,7 +518,8 @@ def log_campaign_report(campaign, text: str) -> str | None:
     if tracker is None:
         return None
     tracker.log_text(REPORT_ARTIFACT, text)
-    return tracker.run_id if tracker.flush(force=True) else None
+    with _quick_http():
+        return tracker.run_id if tracker.flush(force=True) else None
 
 
 def comparison_report(summaries: list[CampaignSummary], target: float | None = None,

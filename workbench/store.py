@@ -322,6 +322,14 @@ class ZarrStore:
             return None
         return meta.get("attributes", {}).get(TOKEN_ATTR)
 
+    def attrs(self) -> dict[str, Any]:
+        """The snapshot's attributes, from its root metadata only (cheap; no arrays)."""
+        self._recover()
+        try:
+            return json.loads((self.path / "zarr.json").read_text()).get("attributes", {})
+        except (OSError, ValueError) as e:
+            raise CampaignError(f"store: cannot read {self.path / 'zarr.json'} ({e})") from None
+
     def read(self) -> xr.Dataset:
         """The snapshot, loaded into memory (without the journal's events)."""
         self._recover()
