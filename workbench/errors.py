@@ -25,6 +25,12 @@ class CampaignError(WorkbenchError, ValueError):
     exit_code = 2
 
 
+class OracleError(WorkbenchError):
+    """The oracle cannot be set up (bad target, import error, missing program)."""
+
+    exit_code = 2
+
+
 @dataclass(frozen=True)
 class SpecIssue:
     """One problem in a spec: where (field path and line), what was given, what was expected."""
