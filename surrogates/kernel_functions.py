@@ -43,6 +43,7 @@ LOG_WARP_PRIOR = (0.0, math.sqrt(0.75))  # Kumaraswamy a, b near 1 (as BoTorch's
 
 
 def float64_full(shape: tuple[int, ...], value: float) -> Array:
+    """An array of ``shape`` filled with ``value``, float64: a kernel's initial parameters."""
     # A strongly typed float64 leaf (a weakly typed one compiles a second
     # program), built by numpy: an eager jnp.full is a compiled program too.
     return jnp.asarray(np.full(shape, value, dtype=np.float64))
@@ -99,6 +100,7 @@ def scaled_sq_dist(X1: Array, X2: Array, lengthscale: Array) -> Array:
 
 
 def matern52_profile(r2: Array) -> Array:
+    """Unit-variance Matérn-5/2 of squared scaled distances r2, elementwise (any shape)."""
     r = jnp.sqrt(jnp.maximum(r2, MIN_SQ_DIST))
     s5r = math.sqrt(5.0) * r
     return (1.0 + s5r + (5.0 / 3.0) * r2) * jnp.exp(-s5r)
