@@ -346,7 +346,7 @@ def test_qlognehvi_trims_only_empty_cells(monkeypatch):
     mask = np.ones(40, bool)
     trimmed = _nehvi(model, X, mask, ref)
     assert mo_acquisition._MIN_CELLS <= trimmed.cell_lower.shape[1] < 41
-    monkeypatch.setattr(mo, "_trim_cells", lambda lo, up: (lo, up))
+    monkeypatch.setattr(mo_acquisition, "_trim_cells", lambda lo, up: (lo, up))
     full = _nehvi(model, X, mask, ref)
     assert full.cell_lower.shape[1] == 41
     for batch in (BATCH[:, :1], BATCH):
