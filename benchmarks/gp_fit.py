@@ -122,10 +122,10 @@ def evaluation_profile(X: np.ndarray, y: np.ndarray) -> dict:
     import jax
     import jax.numpy as jnp
 
-    from surrogates import gp
+    from surrogates import gp, gp_fit, gp_likelihood
 
     counts: Counter = Counter()
-    value, grad = gp._nll_value, gp._nll_grad
+    value, grad = gp_fit.nll_value, gp_fit.nll_grad
 
     def counted(fn, name):
         def wrapper(*args, **kwargs):
@@ -133,18 +133,19 @@ def evaluation_profile(X: np.ndarray, y: np.ndarray) -> dict:
             return fn(*args, **kwargs)
         return wrapper
 
-    gp._nll_value, gp._nll_grad = counted(value, "values"), counted(grad, "gradients")
+    # The fit looks these up in gp_fit's namespace.
+    gp_fit.nll_value, gp_fit.nll_grad = counted(value, "values"), counted(grad, "gradients")
     gp._fit.clear_cache()  # retrace with the counting functions
     try:
         model = ours_fit(X, y, restarts=1)
     finally:
-        gp._nll_value, gp._nll_grad = value, grad
+        gp_fit.nll_value, gp_fit.nll_grad = value, grad
         gp._fit.clear_cache()
     theta = jax.tree.map(lambda a: a[0], model.hyperparameters)
     Z, ys, mask = model.X, model.Y[:, 0], model.mask[:, 0]
     noise = jnp.zeros_like(ys)
-    f_value = jax.jit(lambda t: gp._nll_value(t, Z, ys, mask, noise))
-    f_grad = jax.jit(lambda t, aux: gp._nll_grad(t, Z, ys, mask, noise, *aux))
+    f_value = jax.jit(lambda t: gp_likelihood.nll_value(t, Z, ys, mask, noise))
+    f_grad = jax.jit(lambda t, aux: gp_likelihood.nll_grad(t, Z, ys, mask, noise, *aux))
     _, aux = jax.block_until_ready(f_value(theta))
     jax.block_until_ready(f_grad(theta, aux))
     tv = [timed(lambda: jax.block_until_ready(f_value(theta)))[1:] for _ in range(5)]
@@ -228,7 +229,7 @@ def section_b(args: argparse.Namespace) -> dict:
     from jax.scipy.linalg import solve_triangular
 
     import surrogates as sg
-    from surrogates import gp
+    from surrogates import gp_likelihood as lik
 
     n = args.big_n
     X, y = dataset(n, seed=2)
@@ -236,12 +237,12 @@ def section_b(args: argparse.Namespace) -> dict:
                                  log_noise=jnp.asarray(-6.0), mean=jnp.asarray(0.0))
     Z, ys = jnp.asarray(X), jnp.asarray((y - y.mean()) / y.std())
     mask, noise = jnp.ones(n), jnp.zeros(n)
-    K = gp._masked_gram(theta, Z, mask)
+    K = lik.masked_gram(theta, Z, mask)
     eye = jnp.eye(n)
     programs = {
-        "nll_value_and_gradient": (jax.jit(lambda t: gp._nll_value_and_grad(t, Z, ys, mask, noise)),
-                                   theta),
-        "nll_value": (jax.jit(lambda t: gp._nll_value(t, Z, ys, mask, noise)[0]), theta),
+        "nll_value_and_gradient": (
+            jax.jit(lambda t: lik._nll_value_and_grad(t, Z, ys, mask, noise)), theta),
+        "nll_value": (jax.jit(lambda t: lik.nll_value(t, Z, ys, mask, noise)[0]), theta),
         "cholesky": (jax.jit(jnp.linalg.cholesky), K),
         "cholesky_and_solve_1_rhs": (jax.jit(lambda K: solve_triangular(
             jnp.linalg.cholesky(K), ys, lower=True)), K),

@@ -13,7 +13,8 @@ Sums and products hold their parts' parameters as tuples. ``active_dims``
 restricts a kernel to some input columns, which is how a continuous kernel
 is multiplied with a :class:`Categorical` one over one-hot groups.
 Inputs are the model's scaled inputs, the unit cube: periods and the linear
-kernel's centre are in those units.
+kernel's centre are in those units. Distances, priors and the closed-form
+covariances the classes use live in :mod:`surrogates.kernel_functions`.
 """
 
 from __future__ import annotations
@@ -27,96 +28,26 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
-import numpy as np
 from jax import Array
 
-Params = Any  # a pytree of unconstrained arrays
-
-# Below this squared distance the Matérn's derivative in r is zero; clamping
-# keeps the gradient of sqrt at r = 0 from turning into 0 * inf = NaN.
-_MIN_SQ_DIST = 1e-36
-_LOG_2PI = math.log(2.0 * math.pi)
-# Kumaraswamy warping clips inputs away from 0 and 1, where x^a has an
-# infinite derivative in a.
-_WARP_EPS = 1e-9
-
-# Priors on unconstrained values: (location, scale) of a normal.
-LOG_VARIANCE_PRIOR = (0.0, 1.0)
-LOG_WEIGHT_PRIOR = (0.0, 1.5)  # categorical: correlation exp(-w) between categories
-LOG_PERIOD_PRIOR = (math.log(0.5), 1.0)  # unit-cube units
-LOG_PERIODIC_LENGTHSCALE_PRIOR = (0.0, 1.0)
-LOG_WARP_PRIOR = (0.0, math.sqrt(0.75))  # Kumaraswamy a, b near 1 (as BoTorch's Warp)
-
-
-def _full(shape: tuple[int, ...], value: float) -> Array:
-    # A strongly typed float64 leaf (a weakly typed one compiles a second
-    # program), built by numpy: an eager jnp.full is a compiled program too.
-    return jnp.asarray(np.full(shape, value, dtype=np.float64))
-
-
-def lengthscale_prior(d: int) -> tuple[float, float]:
-    """Location and scale of the normal prior on log length-scales.
-
-    Dimension-scaled (Hvarfner et al., 2024): the median length-scale grows
-    like sqrt(d), which keeps plain GP-BO from overfitting in many dimensions.
-    """
-    return math.sqrt(2.0) + 0.5 * math.log(d), math.sqrt(3.0)
-
-
-def normal_logpdf(x: Array, loc: float, scale: float) -> Array:
-    """Elementwise log density of N(loc, scale^2)."""
-    z = (x - loc) / scale
-    return -0.5 * z * z - math.log(scale) - 0.5 * _LOG_2PI
-
-
-@jax.custom_jvp
-def sq_dist(A: Array, B: Array) -> Array:
-    """Squared Euclidean distances between rows: A (n, k), B (p, k) -> (n, p).
-
-    The difference form is exact for nearby points, where the expanded GEMM
-    form cancels catastrophically. Its derivative, though, is written in the
-    GEMM form (a linear map of the tangents, so reverse mode transposes it
-    into two matrix products): autodiff of the difference form would
-    materialise (n, p, k) arrays and cost as much as a Cholesky at n = 1000.
-    """
-    # Column by column: XLA vectorises (n, p) planes well and a reduction over
-    # a short minor axis of an (n, p, k) array badly.
-    out = jnp.zeros((A.shape[0], B.shape[0]), dtype=jnp.result_type(A, B))
-    for j in range(A.shape[-1]):
-        diff = A[:, j, None] - B[None, :, j]
-        out = out + diff * diff
-    return out
-
-
-@sq_dist.defjvp
-def _sq_dist_jvp(primals, tangents):
-    A, B = primals
-    dA, dB = tangents
-    t = jnp.sum(A * dA, axis=-1)[:, None] + jnp.sum(B * dB, axis=-1)[None, :]
-    return sq_dist(A, B), 2.0 * (t - dA @ B.T - A @ dB.T)
-
-
-def scaled_sq_dist(X1: Array, X2: Array, lengthscale: Array) -> Array:
-    """Squared distances after dividing each dimension by its length-scale.
-
-    X1: (n, d), X2: (p, d), lengthscale: (d,). Returns (n, p).
-    """
-    return sq_dist(X1 / lengthscale, X2 / lengthscale)
-
-
-def _matern52_profile(r2: Array) -> Array:
-    r = jnp.sqrt(jnp.maximum(r2, _MIN_SQ_DIST))
-    s5r = math.sqrt(5.0) * r
-    return (1.0 + s5r + (5.0 / 3.0) * r2) * jnp.exp(-s5r)
-
-
-def matern52(X1: Array, X2: Array, lengthscale: Array, variance: Array) -> Array:
-    """Matérn-5/2 ARD covariance.
-
-    k(r) = s (1 + sqrt5 r + 5/3 r^2) exp(-sqrt5 r), r the scaled distance.
-    X1: (n, d), X2: (p, d), lengthscale: (d,), variance: (). Returns (n, p).
-    """
-    return variance * _matern52_profile(scaled_sq_dist(X1, X2, lengthscale))
+# The building blocks, re-exported: importable from surrogates.kernels as before.
+from surrogates.kernel_functions import (
+    LOG_PERIOD_PRIOR,
+    LOG_PERIODIC_LENGTHSCALE_PRIOR,
+    LOG_VARIANCE_PRIOR,
+    LOG_WARP_PRIOR,
+    LOG_WEIGHT_PRIOR,
+    MIN_SQ_DIST,
+    Params,
+    float64_full,
+    kumaraswamy_cdf,
+    lengthscale_prior,
+    matern52,  # noqa: F401
+    matern52_profile,
+    normal_logpdf,
+    scaled_sq_dist,
+    sq_dist,
+)
 
 
 class Kernel(eqx.Module):
@@ -194,8 +125,8 @@ class Stationary(Kernel):
 
     def init(self, d: int) -> Params:
         k = self.num_dims(d)
-        return {"log_lengthscale": _full((k,), lengthscale_prior(k)[0]),
-                "log_variance": _full((), 0.0)}
+        return {"log_lengthscale": float64_full((k,), lengthscale_prior(k)[0]),
+                "log_variance": float64_full((), 0.0)}
 
     def gram(self, params, X1, X2):
         r2 = scaled_sq_dist(X1, X2, jnp.exp(params["log_lengthscale"]))
@@ -229,10 +160,10 @@ class Matern12(Stationary):
     name: ClassVar[str] = "matern12"
 
     def profile(self, r2):
-        return jnp.exp(-jnp.sqrt(jnp.maximum(r2, _MIN_SQ_DIST)))
+        return jnp.exp(-jnp.sqrt(jnp.maximum(r2, MIN_SQ_DIST)))
 
     def profile_and_derivative(self, r2):
-        r = jnp.sqrt(jnp.maximum(r2, _MIN_SQ_DIST))
+        r = jnp.sqrt(jnp.maximum(r2, MIN_SQ_DIST))
         k = jnp.exp(-r)
         # -exp(-r) / 2r, singular at r = 0. Compiled code can leave a round-off
         # r2 of 1e-33 on the diagonal, so pairs closer than r = 1e-6 get 0:
@@ -246,11 +177,11 @@ class Matern32(Stationary):
     name: ClassVar[str] = "matern32"
 
     def profile(self, r2):
-        s3r = math.sqrt(3.0) * jnp.sqrt(jnp.maximum(r2, _MIN_SQ_DIST))
+        s3r = math.sqrt(3.0) * jnp.sqrt(jnp.maximum(r2, MIN_SQ_DIST))
         return (1.0 + s3r) * jnp.exp(-s3r)
 
     def profile_and_derivative(self, r2):
-        s3r = math.sqrt(3.0) * jnp.sqrt(jnp.maximum(r2, _MIN_SQ_DIST))
+        s3r = math.sqrt(3.0) * jnp.sqrt(jnp.maximum(r2, MIN_SQ_DIST))
         e = jnp.exp(-s3r)
         return (1.0 + s3r) * e, -1.5 * e
 
@@ -261,10 +192,10 @@ class Matern52(Stationary):
     name: ClassVar[str] = "matern52"
 
     def profile(self, r2):
-        return _matern52_profile(r2)
+        return matern52_profile(r2)
 
     def profile_and_derivative(self, r2):
-        s5r = math.sqrt(5.0) * jnp.sqrt(jnp.maximum(r2, _MIN_SQ_DIST))
+        s5r = math.sqrt(5.0) * jnp.sqrt(jnp.maximum(r2, MIN_SQ_DIST))
         e = jnp.exp(-s5r)
         return (1.0 + s5r + (5.0 / 3.0) * r2) * e, -(5.0 / 6.0) * (1.0 + s5r) * e
 
@@ -294,7 +225,7 @@ class Linear(Kernel):
 
     def init(self, d):
         k = self.num_dims(d)
-        return {"log_variance": _full((k,), math.log(4.0 / k))}
+        return {"log_variance": float64_full((k,), math.log(4.0 / k))}
 
     def gram(self, params, X1, X2):
         v = jnp.exp(params["log_variance"])
@@ -319,9 +250,9 @@ class Periodic(Kernel):
 
     def init(self, d):
         k = self.num_dims(d)
-        return {"log_lengthscale": _full((k,), LOG_PERIODIC_LENGTHSCALE_PRIOR[0]),
-                "log_period": _full((k,), LOG_PERIOD_PRIOR[0]),
-                "log_variance": _full((), 0.0)}
+        return {"log_lengthscale": float64_full((k,), LOG_PERIODIC_LENGTHSCALE_PRIOR[0]),
+                "log_period": float64_full((k,), LOG_PERIOD_PRIOR[0]),
+                "log_variance": float64_full((), 0.0)}
 
     def gram(self, params, X1, X2):
         period, ls = jnp.exp(params["log_period"]), jnp.exp(params["log_lengthscale"])
@@ -361,9 +292,9 @@ class Categorical(Kernel):
             raise ValueError(f"categorical kernel needs non-empty column groups; got {self.groups}")
 
     def init(self, d):
-        params = {"log_weight": _full((len(self.groups),), LOG_WEIGHT_PRIOR[0])}
+        params = {"log_weight": float64_full((len(self.groups),), LOG_WEIGHT_PRIOR[0])}
         if self.scaled:
-            params["log_variance"] = _full((), LOG_VARIANCE_PRIOR[0])
+            params["log_variance"] = float64_full((), LOG_VARIANCE_PRIOR[0])
         return params
 
     def _scale(self, params):
@@ -453,12 +384,6 @@ class Product(Kernel):
         return tuple(out)
 
 
-def kumaraswamy_cdf(x: Array, log_a: Array, log_b: Array) -> Array:
-    """1 - (1 - x^a)^b on x clipped into (0, 1); the identity at a = b = 1."""
-    x = jnp.clip(x, _WARP_EPS, 1.0 - _WARP_EPS)
-    return 1.0 - (1.0 - x ** jnp.exp(log_a)) ** jnp.exp(log_b)
-
-
 class Warped(Kernel):
     """``kernel`` on inputs warped per column by a Kumaraswamy CDF (Snoek et al. 2014).
 
@@ -478,7 +403,8 @@ class Warped(Kernel):
     def init(self, d):
         k = self.num_dims(d)
         w = len(self._warp_dims(k))
-        return {"log_a": _full((w,), 0.0), "log_b": _full((w,), 0.0), "kernel": self.kernel.init(k)}
+        return {"log_a": float64_full((w,), 0.0), "log_b": float64_full((w,), 0.0),
+                "kernel": self.kernel.init(k)}
 
     def warp(self, params: Params, X: Array) -> Array:
         """Warped copy of X (columns this kernel received): (n, k) -> (n, k)."""

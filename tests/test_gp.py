@@ -9,7 +9,7 @@ import numpy as np
 import pytest
 
 import surrogates as sg
-from surrogates import gp
+from surrogates import gp, gp_fit, gp_likelihood
 from surrogates import kernels as K
 
 
@@ -92,7 +92,7 @@ def test_analytic_gradient_matches_finite_differences(data):
                                        bounds=bounds)
     theta = jax.tree.map(lambda a: a[0], model.hyperparameters)
     Z, ys, mask = model.X, model.Y[:, 0], model.mask[:, 0]
-    value, grad = gp._nll_value_and_grad(theta, Z, ys, mask)
+    value, grad = gp_likelihood._nll_value_and_grad(theta, Z, ys, mask)
     flat, unravel = jax.flatten_util.ravel_pytree(theta)
     grad_flat, _ = jax.flatten_util.ravel_pytree(grad)
 
@@ -285,7 +285,7 @@ def test_map_objective_gradient_matches_finite_differences(name, learn_noise):
             return gp.negative_log_marginal_likelihood(t, *args) - gp.log_prior(t)
 
         t = unravel(flat)
-        value, g = gp._nll_value_and_grad(t, *args)
+        value, g = gp_likelihood._nll_value_and_grad(t, *args)
         g = jax.tree.map(jnp.subtract, g, jax.grad(gp.log_prior)(t))
         steps = h * jnp.eye(flat.size)
         f = jax.vmap(objective)(flat + jnp.concatenate([steps, -steps]))
@@ -392,7 +392,7 @@ def test_screened_start_fits_a_larger_design():
     model = sg.fit_gp(X, f(X), key=jax.random.key(3), bounds=(np.zeros(2), np.ones(2)))
     objective = jax.jit(jax.vmap(lambda t: gp.negative_log_marginal_likelihood(
         t, model.X, model.Y[:, 0], model.mask[:, 0]) - gp.log_prior(t)))
-    grid = gp._screening_grid(gp._prior_median(K.Matern52(), 2, True))
+    grid = gp_fit._screening_grid(gp_fit._prior_median(K.Matern52(), 2, True))
     assert float(objective(model.hyperparameters)[0]) < float(jnp.min(objective(grid)))
     Xq = rng.uniform(size=(200, 2))
     assert np.median(np.abs(np.asarray(_posterior_mean(model, Xq)[:, 0]) - f(Xq))) < 0.02
@@ -403,8 +403,8 @@ def test_blocked_inverse_from_cholesky_matches_numpy(n):
     # The recursive potri behind every gradient above 128 rows (300: uneven halves).
     A = np.random.default_rng(n).normal(size=(n, n))
     K = A @ A.T / n + 1e-2 * np.eye(n)
-    inverse = jax.jit(gp._inverse_from_cholesky)
-    L = np.asarray(jax.jit(gp._cholesky)(jnp.asarray(K)))
+    inverse = jax.jit(gp_likelihood._inverse_from_cholesky)
+    L = np.asarray(jax.jit(gp_likelihood.cholesky)(jnp.asarray(K)))
     np.testing.assert_allclose(L @ L.T, K, atol=1e-12 * np.abs(K).max())
     assert np.all(np.triu(L, 1) == 0)
     Kinv = np.asarray(inverse(jnp.asarray(L)))
@@ -508,7 +508,7 @@ def test_large_n_fit_takes_the_subset_path_and_reaches_the_map_optimum():
     y = f(X) + sd * rng.normal(size=n)
     unit = (np.zeros(3), np.ones(3))
     model = sg.fit_gp(X, y, key=jax.random.key(0), bounds=unit)
-    assert model.capacity == 1024 and gp._SUBSET_MIN_CAPACITY == 1024
+    assert model.capacity == 1024 and gp_fit._SUBSET_MIN_CAPACITY == 1024
     theta = jax.tree.map(lambda a: a[0], model.hyperparameters)
     args = (model.X, model.Y[:, 0], model.mask[:, 0])
 

@@ -14,6 +14,7 @@ from scipy.stats import norm
 
 import active_learning as al
 import surrogates as sg
+from active_learning import mo_acquisition
 from active_learning import multiobjective as mo
 from benchmarks import problems_mo
 
@@ -322,10 +323,10 @@ def test_smoothed_hvi_of_one_point_matches_the_general_inclusion_exclusion():
     tau_relu, tau_max = jnp.asarray(1e-3), jnp.asarray(1e-2)
 
     def fast(y):
-        return mo._log_hvi_smooth(y[None], lower, upper, None, tau_relu, tau_max)
+        return mo_acquisition._log_hvi_smooth(y[None], lower, upper, None, tau_relu, tau_max)
 
     def general(y):
-        return mo._log_hvi_smooth(y[None], lower, upper, jnp.zeros(1), tau_relu, tau_max)
+        return mo_acquisition._log_hvi_smooth(y[None], lower, upper, jnp.zeros(1), tau_relu, tau_max)
 
     for y in rng.uniform(-0.5, 2.0, size=(20, 2)):
         y = jnp.asarray(y)
@@ -344,8 +345,8 @@ def test_qlognehvi_trims_only_empty_cells(monkeypatch):
     ref = np.asarray(mo.reference_point(np.asarray(model.mean(jnp.asarray(X)))[:, :2]))
     mask = np.ones(40, bool)
     trimmed = _nehvi(model, X, mask, ref)
-    assert mo._MIN_CELLS <= trimmed.cell_lower.shape[1] < 41
-    monkeypatch.setattr(mo, "_trim_cells", lambda lo, up: (lo, up))
+    assert mo_acquisition._MIN_CELLS <= trimmed.cell_lower.shape[1] < 41
+    monkeypatch.setattr(mo_acquisition, "_trim_cells", lambda lo, up: (lo, up))
     full = _nehvi(model, X, mask, ref)
     assert full.cell_lower.shape[1] == 41
     for batch in (BATCH[:, :1], BATCH):
