@@ -4,7 +4,7 @@ scalarised qLogEI, with the smooth log-space building blocks they share.
 
 Convention: every objective is maximised; ``X: (b, q, d)`` holds b candidate
 batches of q points (``(b, d)`` is read as q = 1); values are (b,). The cell
-decompositions come from :mod:`active_learning.hypervolume`.
+decompositions come from :mod:`active_learning.dominated_region`.
 """
 
 from __future__ import annotations
@@ -20,7 +20,7 @@ from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 
 from active_learning.acquisition import fixed_joint, log_h
-from active_learning.hypervolume import inclusion_exclusion_subsets, nondominated_cells
+from active_learning.dominated_region import inclusion_exclusion_subsets, nondominated_cells
 from active_learning.objectives import Objectives
 from surrogates.numerics import JITTER
 

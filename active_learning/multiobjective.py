@@ -9,7 +9,7 @@ point, which counts only what improves on it in every objective.
 
 This module holds the outcome constraints and re-exports the rest from
 :mod:`active_learning.pareto` (fronts, reference points),
-:mod:`active_learning.hypervolume` (hypervolumes, box decompositions),
+:mod:`active_learning.dominated_region` (hypervolumes, box decompositions),
 :mod:`active_learning.objectives` (signs, targets, scalarisations) and
 :mod:`active_learning.mo_acquisition` (the acquisitions).
 """
@@ -25,7 +25,7 @@ import numpy as np
 from jax import Array
 from jax.scipy.special import log_ndtr
 
-from active_learning.hypervolume import (
+from active_learning.dominated_region import (
     dominated_boxes,
     hypervolume,
     hypervolume_exact,

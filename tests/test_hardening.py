@@ -404,11 +404,11 @@ def test_numbers_in_results_are_parsed_strictly():
 
 
 def test_spreadsheet_formulas_are_neutralised_and_read_back():
-    from workbench.csvio import _unquote, spreadsheet_safe
+    from workbench.csvio import from_spreadsheet, spreadsheet_safe
 
     for cell in ("=1+2", "+cmd", "-2+3", "@SUM(A1)", "\t=x"):
         safe = spreadsheet_safe(cell)
-        assert safe == "'" + cell and _unquote(safe) == cell
+        assert safe == "'" + cell and from_spreadsheet(safe) == cell
     for value in ("-1.5", "+2", "plain", 3.0, -4):
         assert spreadsheet_safe(value) == value
 

@@ -67,7 +67,7 @@ def safe_frame(frame):
     return out.rename(columns=spreadsheet_safe)
 
 
-def _unquote(text: str) -> str:
+def from_spreadsheet(text: str) -> str:
     """Undo ``spreadsheet_safe`` on a cell read back."""
     if text.startswith("'") and text[1:].startswith(_FORMULA_START):
         return text[1:]
@@ -114,7 +114,7 @@ def _read_rows(path: Path, expected: str) -> tuple[list[str], list[tuple[int, li
         raise CampaignError(f"{path}:{reader.line_num}: not valid CSV ({e});"
                             f" expected comma-separated columns ({expected})") from None
     (_, header), body = rows[0], rows[1:]
-    return [_unquote(h.strip()) for h in header], body
+    return [from_spreadsheet(h.strip()) for h in header], body
 
 
 _UNIT_SUFFIX = re.compile(r"^(?P<name>.*?)\s*\[(?P<unit>[^\[\]]*)\]$")
@@ -222,7 +222,7 @@ def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | Non
         if len(fields) != len(header):
             raise CampaignError(f"{path}:{line}: {len(fields)} fields; expected"
                                 f" {len(header)}, one per header column ({', '.join(header)})")
-        row = {h: _unquote(f.strip()) for h, f in zip(header, fields)}
+        row = {h: from_spreadsheet(f.strip()) for h, f in zip(header, fields)}
         trial_id = _trial_id(path, line, row["trial_id"], trials, campaign)
         if trial_id in seen:
             raise CampaignError(f"{path}:{line}: trial_id {trial_id} appears again"

@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workbench import problems
+from workbench.csvio import safe_frame
 from workbench.metrics import code_version, cpu_seconds, loo_metrics, watts_per_core
 from workbench.record import COMPLETED, FAILED, NUMERICS_VERSION
 
@@ -169,7 +170,7 @@ class Telemetry:
         """Log the trial table as ``trials.csv`` to the campaign's MLflow run."""
         tracker = self.tracker()
         if tracker is not None:
-            tracker.log_text("trials.csv", self.campaign.to_frame().to_csv(index=False))
+            tracker.log_text("trials.csv", safe_frame(self.campaign.to_frame()).to_csv(index=False))
             self.tag_data_hash(tracker)
 
     def tag_data_hash(self, tracker: "Tracker") -> None:
