@@ -58,3 +58,11 @@ def test_a_campaign_proposes_settable_values_inside_the_constraints():
             assert math.isclose(p["loading"] * 20, round(p["loading"] * 20), abs_tol=1e-9)
             assert p["temperature"] + 20 * p["loading"] <= 150 + 1e-9
             c.tell(t.id, {"y": -(p["temperature"] - 70) ** 2 - (p["loading"] - 1) ** 2})
+
+
+def test_from_yaml_takes_a_shipped_experiment_name_as_the_cli_does(tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)  # no experiments/ folder here: the shipped copy is found
+    c = wb.Campaign.from_yaml("quickstart")
+    assert c.name == "quickstart" and c.space.names == ["x1", "x2"]
+    with pytest.raises(wb.WorkbenchError, match="no_such_experiment"):
+        wb.Campaign.from_yaml("no_such_experiment")

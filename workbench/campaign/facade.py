@@ -38,6 +38,7 @@ from workbench.errors import CampaignError
 from workbench.executors import InlineExecutor
 from workbench.executors import from_spec as executor_from_spec
 from workbench.record import COMPLETED, FAILED, PENDING, Trial, now, to_frame, trial_to_json
+from workbench.resources import resolve_spec
 from workbench.space import Objective, SearchSpace
 from workbench.spec import (DEFAULT_TRACKING, CampaignSpec, check_tracking_uri, load_spec,
                             parse_spec)
@@ -146,8 +147,10 @@ class Campaign:
 
     @classmethod
     def from_yaml(cls, path: str | Path) -> "Campaign":
-        """A campaign from an experiment YAML file (resumes an existing store)."""
-        return cls.from_spec(load_spec(path), base_dir=Path(path).parent)
+        """A campaign from an experiment YAML file, or the name of a shipped experiment
+        such as ``"quickstart"`` as the CLI takes it (resumes an existing store)."""
+        path = resolve_spec(str(path))
+        return cls.from_spec(load_spec(path), base_dir=path.parent)
 
     @classmethod
     def open(cls, store: str | Path, *, tracking: str | None = "stored") -> "Campaign":
