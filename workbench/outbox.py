@@ -14,6 +14,8 @@ import os
 import threading
 from pathlib import Path
 
+from workbench.store import write_all
+
 
 class _DescriptorLock:
     """An exclusive ``flock`` on a lock file kept open: a few microseconds per acquire,
@@ -180,10 +182,7 @@ class Outbox:
             if size and os.pread(fd, 1, size - 1) != b"\n":
                 line = b"\n" + line  # a line torn by a crash: keep ours apart from it
             try:
-                view, at = memoryview(line), size
-                while view:
-                    n = os.pwrite(fd, view, at)
-                    at, view = at + n, view[n:]
+                write_all(fd, line, size)
             except BaseException:
                 # A full disk: cut the partial line off, so the file holds exactly
                 # the events whose put() returned.

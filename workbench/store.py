@@ -150,7 +150,7 @@ def _torn_tail(fd: int, size: int) -> int:
     return 0
 
 
-def _write_all(fd: int, data: bytes, offset: int) -> None:
+def write_all(fd: int, data: bytes, offset: int) -> None:
     """Write ``data`` at ``offset``, looping over short writes; raises on any error."""
     view = memoryview(data)
     while view:
@@ -418,7 +418,7 @@ class ZarrStore:
             size -= _torn_tail(fd, size)
             os.ftruncate(fd, size)
             try:
-                _write_all(fd, payload, size)
+                write_all(fd, payload, size)
                 os.fsync(fd)
             except BaseException:
                 try:
@@ -521,10 +521,10 @@ def recover(path: str | os.PathLike, out: str | os.PathLike) -> list[int]:
     store, target = ZarrStore(path), Path(out).expanduser().resolve()
     if target.exists():
         raise CampaignError(f"--recover: {target} exists; expected a new path for the copy")
-    bad, torn, _ = _journal_lines(store.journal_path)
+    bad, torn, total = _journal_lines(store.journal_path)
     with store.lock():
         shutil.copytree(store.path, target)
-    dropped = bad + ([_journal_lines(store.journal_path)[2]] if torn else [])
+    dropped = bad + ([total] if torn else [])
     journal = target / _JOURNAL
     if journal.exists():
         keep = [line for i, line in enumerate(journal.read_bytes().splitlines(keepends=True))
