@@ -92,8 +92,11 @@ def _trial_table(campaign, trials, title: str) -> Table:
             units[n] = getattr(p, "unit", None)
     for n in campaign.space.flat_names:
         table.add_column(f"{n} [{units[n]}]" if units[n] else n, justify="right")
-    for o in campaign.outcomes:
-        table.add_column(f"{o.name} ({o.direction[:3]})", justify="right")
+    from workbench.campaign.results import outcome_roles
+
+    roles = outcome_roles(campaign.objectives, campaign.spec.outcome_constraints)
+    for o in campaign.outcomes:  # an objective's direction, a constraint's bound
+        table.add_column(f"{o.name} ({roles[o.name]})", justify="right")
     table.add_column("predicted", justify="right")
     table.add_column("strategy")
     for t in trials:

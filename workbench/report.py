@@ -94,18 +94,14 @@ def evaluations_to_target(best: np.ndarray, target: float, direction: str) -> in
 
 
 def _best_curve(campaign) -> np.ndarray:
-    """Best objective after each evaluated trial (completed or failed), in trial order."""
-    obj = campaign.objectives[0]
-    sign = 1.0 if obj.direction == "minimize" else -1.0
-    out, best = [], math.inf
-    for t in sorted(campaign.trials, key=lambda t: t.told_at or datetime.max.replace(
-            tzinfo=timezone.utc)):
-        if t.status == "pending":
-            continue
-        if t.status == "completed":
-            best = min(best, sign * t.outcomes[obj.name])
-        out.append(sign * best if math.isfinite(best) else math.nan)
-    return np.asarray(out, dtype=np.float64)
+    """Best feasible objective after each evaluated trial (completed or failed), in the
+    order they were told; NaN before the first feasible one."""
+    from workbench.campaign.results import best_so_far
+
+    told = sorted((t for t in campaign.trials if t.status != "pending" and t.told_at),
+                  key=lambda t: t.told_at)
+    return best_so_far(campaign.objectives[0], told,
+                       {t.id for t in campaign.feasible_trials()})
 
 
 # A store names the tracking URI its campaign was tracked to, and a store may come from
@@ -231,8 +227,6 @@ def summary_from_run(client, run) -> CampaignSummary | None:
 
 def _visible_workspaces(uri: str) -> list[str | None]:
     """Workspaces to read with these credentials ([None]: the server has none)."""
-    import os
-
     if os.environ.get("MLFLOW_WORKSPACE") or not uri.startswith(("http://", "https://")):
         return [None]
     from workbench.server import ServerRefused, RestClient, list_workspaces
@@ -345,20 +339,13 @@ def _timings(campaign, compute: dict[str, float]) -> list[list]:
                  ["median time from ask to tell (evaluation)", f"{np.median(waits):.3g} s"]]
     names = {"fit_time_s": "surrogate fits (sum)", "proposal_time_s": "proposals (sum)",
              "acquisition_time_s": "acquisition optimisation (sum)",
-             "step_cpu_s": "CPU time (process and evaluations)",
-             "step_energy_j": "energy estimate (CPU s x W per core)"}
+             "step_cpu_s": "CPU time (sum over every process that logged to the run)",
+             "step_energy_j": "energy estimate (sum over those processes)"}
     for key, label in names.items():
         if key in compute:
             unit = "J" if key == "step_energy_j" else "s"
             rows.append([label, f"{compute[key]:.4g} {unit}"])
     return rows
-
-
-def _close(fig) -> None:
-    """Forget a figure pyplot made (slices, maps, Pareto pairs), so that none piles up."""
-    import matplotlib.pyplot as plt
-
-    plt.close(fig)
 
 
 def _best_trials(campaign, k: int = 5) -> str:
@@ -375,9 +362,12 @@ def _best_trials(campaign, k: int = 5) -> str:
         title = f"Best trials ({len(rows)} of {len(feasible)} feasible)"
     if not rows:
         return "<h2>Best trials</h2><p>no completed trial yet</p>"
-    names = [o.name for o in campaign.objectives]
+    from workbench.campaign.results import outcome_roles
+
+    roles = outcome_roles(campaign.objectives, campaign.spec.outcome_constraints)
+    names = [o.name for o in campaign.outcomes]  # objectives, then constrained outcomes
     flat = [campaign.space.flatten(t.params) for t in rows]
-    header = ["trial"] + names + list(flat[0])
+    header = ["trial"] + [f"{n} ({roles[n]})" for n in names] + list(flat[0])
     body = [[t.id] + [t.outcomes[n] for n in names] + list(f.values())
             for t, f in zip(rows, flat)]
     return f"<h2>{_e(title)}</h2>" + _table(header, body)
@@ -392,6 +382,8 @@ def _spec_yaml(campaign) -> str:
 
 def _plots(campaign) -> list[str]:
     """Every plot that applies to the campaign, as HTML sections with embedded PNGs."""
+    import matplotlib.pyplot as plt
+
     from workbench import plots
     from workbench.errors import WorkbenchError
     from workbench.space import Composition, Continuous
@@ -407,7 +399,7 @@ def _plots(campaign) -> list[str]:
             return
         fig = getattr(fig, "figure", fig)
         parts.append(_png(fig))
-        _close(fig)
+        plt.close(fig)  # forget figures pyplot made (slices, maps, pairs): none piles up
         if note:
             parts.append(f"<p class='note'>{note}</p>")
 
@@ -473,7 +465,6 @@ def campaign_report(store: str | Path, tracking: str | None = None) -> tuple[str
     store received from someone else never makes the reader contact their server."""
     campaign = _open(store, tracking)
     spec = campaign.spec
-    obj = campaign.objectives[0]
     compute = _compute(campaign)
     offline = compute is None
     compute = compute or {}
@@ -487,12 +478,18 @@ def campaign_report(store: str | Path, tracking: str | None = None) -> tuple[str
     if spec.description:
         parts.append(f"<p>{_e(spec.description)}</p>")
     parts.append("<h2>Spec</h2>")
-    parts.append(_table(["objective", "direction", "acquisition", "surrogate", "budget", "seed"],
-                        [[obj.name, obj.direction, spec.acquisition.type,
-                          getattr(spec.surrogate, "type", "gp"), spec.budget, spec.seed]]))
+    parts.append(_table(["acquisition", "surrogate", "budget", "seed"],
+                        [[spec.acquisition.type, getattr(spec.surrogate, "type", "gp"),
+                          spec.budget, spec.seed]]))
+    parts.append(_table(["objective", "direction", "unit"], [
+        [o.name, o.direction if o.target is None else f"target {o.target:g}", o.unit or ""]
+        for o in campaign.objectives]))
+    # Constraints as written: an outcome bound is never shown as an objective.
+    constraints = [[c, "outcome: a trial outside is infeasible"] for c in spec.outcome_constraints]
+    constraints += [[c, "parameters"] for c in spec.constraints]
+    if constraints:
+        parts.append(_table(["constraint", "on"], constraints))
     parts.append(_table(["parameter", "type", "domain", "unit", "scale"], _space_rows(campaign)))
-    if spec.constraints:
-        parts.append("<p>constraints: " + "; ".join(_e(c) for c in spec.constraints) + "</p>")
     parts.append(_spec_yaml(campaign))
     parts.append(_best_trials(campaign))
     parts += _plots(campaign)
@@ -503,8 +500,11 @@ def campaign_report(store: str | Path, tracking: str | None = None) -> tuple[str
     parts.append("<h2>Timings and compute</h2>")
     timing_rows = _timings(campaign, compute)
     parts.append(_table(["what", "value"], timing_rows) if timing_rows else "<p>none</p>")
-    parts.append("<p class='note'>Energy is an estimate: CPU seconds times"
-                 " WORKBENCH_WATTS_PER_CORE (12 W by default); accelerators are not counted.</p>")
+    parts.append("<p class='note'>CPU time and energy are summed over every process that worked"
+                 " on the campaign and logged to its run (each ask, tell and run, from opening the"
+                 " campaign, with the evaluation processes it waited for); evaluations on other"
+                 " machines (Dask workers) and accelerators are not counted. Energy is an"
+                 " estimate: CPU seconds times WORKBENCH_WATTS_PER_CORE (12 W by default).</p>")
     parts.append("<h2>Trials</h2>")
     parts.append(campaign.to_frame().to_html(index=False, na_rep="", float_format="%.6g"))
     return _page(f"Campaign {campaign.name}", "".join(parts)), campaign
@@ -569,7 +569,6 @@ def log_comparison(uri: str, text: str, name: str = REPORT_ARTIFACT) -> str | No
     (partners cannot read it), a partner's to its own. Returns the run id, or
     None (with a warning) if the server did not take it.
     """
-    import os
     import tempfile
 
     try:

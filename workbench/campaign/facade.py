@@ -31,7 +31,7 @@ from workbench.campaign.loop import best_history, executor_block, resolve_oracle
 from workbench.campaign.observations import check_outcomes, short_repr
 from workbench.campaign.plotting import PlotAccessor
 from workbench.campaign.proposing import Proposer
-from workbench.campaign.results import (dominated_volume, hypervolume_history,
+from workbench.campaign.results import (best_trial, dominated_volume, hypervolume_history,
                                         reference_point, scores)
 from workbench.campaign.telemetry import Telemetry
 from workbench.errors import CampaignError
@@ -262,11 +262,8 @@ class Campaign:
     def best(self) -> Trial | None:
         """The best completed trial that satisfies the outcome constraints (for the
         first objective), or None before any."""
-        done = self._proposer.feasible(self._journal.trials)
-        if not done:
-            return None
-        obj = self.objectives[0]
-        return _copy(max(done, key=lambda t: obj.score(t.outcomes[obj.name])))
+        best = best_trial(self.objectives[0], self._proposer.feasible(self._journal.trials))
+        return None if best is None else _copy(best)
 
     def pareto(self) -> list[Trial]:
         """Non-dominated feasible completed trials (several objectives); with one

@@ -1,14 +1,69 @@
-"""Scores, Pareto fronts and hypervolumes of a campaign's feasible trials."""
+"""Best so far, scores, Pareto fronts and hypervolumes of a campaign's feasible trials.
+
+Only feasible trials (completed, on target, inside the outcome constraints) ever
+count as a result: ``best_so_far`` is the one definition of the running best that
+the convergence plot, the report, MLflow's ``best_so_far`` and ``Campaign.best``
+share, and ``outcome_roles`` says which outcomes are objectives and which are
+only constrained, so that no constraint is labelled as if it were optimised.
+"""
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, Collection, Sequence
 
 import numpy as np
 
+from workbench.constraints import parse_outcome_constraint
 from workbench.record import Trial
 
-__all__ = ["dominated_volume", "hypervolume_history", "reference_point", "scores"]
+__all__ = ["best_so_far", "best_trial", "dominated_volume", "hypervolume_history",
+           "outcome_roles", "reference_point", "scores"]
+
+
+def best_trial(objective: Any, feasible: Sequence[Trial]) -> Trial | None:
+    """The trial of ``feasible`` with the best ``objective`` score (the earliest of
+    equals), or None when there is none."""
+    best = None
+    for t in feasible:
+        if best is None or objective.score(t.outcomes[objective.name]) > \
+                objective.score(best.outcomes[objective.name]):
+            best = t
+    return best
+
+
+def best_so_far(objective: Any, trials: Sequence[Trial],
+                feasible_ids: Collection[int]) -> np.ndarray:
+    """(len(trials),) value of ``objective`` of the best feasible trial among
+    ``trials[: i + 1]``, in the order given (id order, or the order of evaluation).
+
+    feasible_ids: ids of the feasible trials (``Campaign.feasible_trials``).
+    Infeasible, failed and pending trials hold the previous best; before the
+    first feasible trial there is no best: NaN (a gap in a plot, no metric),
+    never an infeasible value. The last finite entry is ``best_trial`` of the
+    feasible trials given, as ``Campaign.best`` returns it.
+    """
+    feasible_ids = set(feasible_ids)
+    out = np.full(len(trials), np.nan)
+    best = None
+    for i, t in enumerate(trials):
+        if t.id in feasible_ids:
+            best = best_trial(objective, [t] if best is None else [best, t])
+        if best is not None:
+            out[i] = best.outcomes[objective.name]
+    return out
+
+
+def outcome_roles(objectives: Sequence[Any], outcome_constraints: Sequence[str]) -> dict[str, str]:
+    """{outcome: what it is for}, for labels: an objective's direction (``max``,
+    ``min``, ``target 3.2``), a constraint's bound (``<= 1.5``), both for an
+    objective that is also bounded (``max, >= 50``)."""
+    roles = {o.name: (f"target {o.target:g}" if o.target is not None else o.direction[:3])
+             for o in objectives}
+    for text in outcome_constraints:
+        c = parse_outcome_constraint(text)
+        bound = f"{c.op} {c.bound:g}"
+        roles[c.name] = f"{roles[c.name]}, {bound}" if c.name in roles else bound
+    return roles
 
 
 def scores(objectives: list[Any], trials: list[Trial]) -> np.ndarray:

@@ -87,7 +87,9 @@ class Telemetry:
         self.proposer = proposer
         self.problem: Any = None
         self._tracker: Tracker | None = None
-        self._cpu_mark: float | None = None
+        # This process's CPU counts from the moment it opened the campaign: an ask's
+        # model fit happens before its first log, and must not be lost.
+        self._cpu_mark = cpu_seconds()
 
     def tracker(self) -> "Tracker | None":
         """The tracker, started on first use (MLflow is imported only then); None
@@ -110,7 +112,6 @@ class Telemetry:
                 "partner": spec.partner, "campaign": spec.name,
                 "workbench.version": package_version(), **self.version_tags(),
             })
-            self._cpu_mark = cpu_seconds()
         return self._tracker
 
     def remember_run(self, run_id: str) -> None:
@@ -139,6 +140,7 @@ class Telemetry:
         finite = [v for v in acquisition_values if v is not None and math.isfinite(v)]
         if finite:
             metrics["acquisition_value"] = max(finite)
+        metrics.update(self.compute_metrics())  # a CLI ask never tells: its CPU goes here
         tracker.log_metrics(metrics, step=step)
 
     def log_progress(self) -> None:
@@ -167,9 +169,15 @@ class Telemetry:
             self.tag_data_hash(tracker)
 
     def log_snapshot(self) -> None:
-        """Log the trial table as ``trials.csv`` to the campaign's MLflow run."""
+        """Log the trial table as ``trials.csv`` to the campaign's MLflow run, and the CPU
+        spent since the last step (at the end of ``run``: evaluation processes reaped
+        only when its executor shut down)."""
         tracker = self.tracker()
         if tracker is not None:
+            compute = self.compute_metrics()
+            if compute["step_cpu_s"] > 0:
+                c = self.campaign
+                tracker.log_metrics(compute, step=c.count(COMPLETED) + c.count(FAILED))
             tracker.log_text("trials.csv", safe_frame(self.campaign.to_frame()).to_csv(index=False))
             self.tag_data_hash(tracker)
 
@@ -205,11 +213,13 @@ class Telemetry:
         return problem if same and problem.direction == c.objectives[0].direction else None
 
     def compute_metrics(self) -> dict[str, float]:
-        """CPU seconds spent since the last logged step and their energy estimate
-        (``workbench.metrics``: CPU seconds x watts per core)."""
+        """CPU seconds this process spent since its last logged step (or since it opened
+        the campaign), with the evaluation processes it waited for, and their energy
+        estimate (``workbench.metrics``: CPU seconds x watts per core). Every process
+        logs its own share, so the sum of ``step_cpu_s`` over the run is the campaign's
+        CPU across processes (asks, tells and runs alike)."""
         now_cpu = cpu_seconds()
-        mark = now_cpu if self._cpu_mark is None else self._cpu_mark
-        spent = max(0.0, now_cpu - mark)
+        spent = max(0.0, now_cpu - self._cpu_mark)
         self._cpu_mark = now_cpu
         return {"step_cpu_s": spent, "step_energy_j": spent * watts_per_core()}
 

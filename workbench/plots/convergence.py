@@ -9,6 +9,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from workbench.campaign.results import best_so_far
 from workbench.plots._common import (COMPLETED, FAILED, INITIAL_STRATEGY, axes_or_new, axis_label,
                                      contiguous_runs)
 
@@ -29,10 +30,13 @@ def plot_convergence(campaign: "Campaign", ax: "Axes | None" = None, *, random: 
                      oracle: Any = None, seed: int | None = None) -> "Axes":
     """Best-so-far of the objective against trial number, optionally against random search.
 
-    Observed values of completed trials are dots, the best so far a step line,
-    failed trials red crosses on the bottom axis, and the initial (Sobol)
-    design is shaded. random: what random search reaches over as many
-    evaluations, drawn as its median best-so-far and interquartile band (see
+    Observed values of feasible completed trials are dots, infeasible ones
+    (outside an outcome constraint) hollow grey circles, the best so far a
+    step line over feasible trials only (``workbench.campaign.results.best_so_far``:
+    none, a gap, before the first feasible one), failed trials red crosses on
+    the bottom axis, and the initial (Sobol) design is shaded. random: what
+    random search reaches over as many evaluations, drawn as its median
+    best-so-far and interquartile band (see
     :func:`random_search_band`). None (default): only when it is free, i.e.
     exact for a dataset-lookup oracle. True or a number of runs: exact for a
     lookup oracle, else simulated (16 runs by default) through the spec's
@@ -64,12 +68,20 @@ def plot_convergence(campaign: "Campaign", ax: "Axes | None" = None, *, random: 
                 zorder=2, label="random search, median", gid="random_median")
 
     if done:
-        x = np.asarray([t.id for t in done], dtype=np.float64)
-        y = np.asarray([t.outcomes[obj.name] for t in done], dtype=np.float64)
-        ax.plot(x, y, linestyle="none", marker="o", markersize=4, color="C0", alpha=0.7,
-                label="observed", gid="observed")
-        ax.plot(x, running_best(y, obj.direction), drawstyle="steps-post", color="C1", lw=2,
-                label="best so far", gid="best_so_far")
+        feasible = {t.id for t in campaign.feasible_trials()}
+        ok = [t for t in done if t.id in feasible]
+        bad = [t for t in done if t.id not in feasible]
+        if ok:
+            ax.plot([t.id for t in ok], [t.outcomes[obj.name] for t in ok], linestyle="none",
+                    marker="o", markersize=4, color="C0", alpha=0.7, label="observed",
+                    gid="observed")
+        if bad:  # seen, never counted: hollow grey
+            ax.plot([t.id for t in bad], [t.outcomes[obj.name] for t in bad], linestyle="none",
+                    marker="o", markersize=5, mfc="none", color="0.55",
+                    label=f"infeasible ({len(bad)})", gid="infeasible")
+        # NaN before the first feasible trial: a gap, not an infeasible value.
+        ax.plot([t.id for t in done], best_so_far(obj, done, feasible), drawstyle="steps-post",
+                color="C1", lw=2, label="best so far (feasible)", gid="best_so_far")
     else:
         ax.text(0.5, 0.5, "no completed trials yet", transform=ax.transAxes,
                 ha="center", va="center", color="0.4")
