@@ -3,6 +3,7 @@ are shown as constraints, and compute is summed over every process that worked o
 campaign."""
 
 import html
+import itertools
 import json
 import os
 import re
@@ -23,6 +24,8 @@ from typer.testing import CliRunner  # noqa: E402
 import workbench as wb  # noqa: E402
 from workbench.campaign.results import best_so_far, best_trial, outcome_roles  # noqa: E402
 from workbench.cli import app  # noqa: E402
+from workbench.plots import (best_so_far_quantiles, random_best_quantiles,  # noqa: E402
+                             random_search_runs)
 from workbench.record import Trial  # noqa: E402
 from workbench.report import campaign_report, summary_from_store  # noqa: E402
 
@@ -212,3 +215,47 @@ def test_report_sums_cpu_and_energy_over_every_process(tmp_path):
     text, _ = campaign_report(store)
     assert "CPU time (sum over every process that logged to the run)" in text
     assert "evaluations on other machines" in text
+
+
+# -- random search's best so far counts feasible evaluations only ------------------------
+
+QUARTILES = np.array([0.25, 0.5, 0.75])
+
+
+def _best_of_subsets(v, k, direction):
+    """Quartiles of the best feasible value of every k-subset of the pool ``v`` (NaN:
+    infeasible), a subset without one ranking worst; NaN where a quartile is such."""
+    pick, worst = (max, -np.inf) if direction == "maximize" else (min, np.inf)
+    bests = []
+    for subset in itertools.combinations(v, k):
+        feasible = [x for x in subset if not np.isnan(x)]
+        bests.append(pick(feasible) if feasible else worst)
+    out = np.quantile(bests, QUARTILES, method="inverted_cdf")
+    return np.where(np.isinf(out), np.nan, out)
+
+
+@pytest.mark.parametrize("direction", ["maximize", "minimize"])
+def test_random_band_ranks_infeasible_pool_rows_worst(direction):
+    v = np.array([3.0, np.nan, 1.0, 4.0, np.nan, np.nan, 2.0, 5.0])
+    exact = random_best_quantiles(v, len(v), direction)
+    for k in range(1, len(v) + 1):
+        np.testing.assert_array_equal(exact[:, k - 1], _best_of_subsets(v, k, direction))
+    # One draw, 3 of 8 rows infeasible: the worse quartile has no feasible best, the better has.
+    worse = 0 if direction == "maximize" else 2
+    assert np.isnan(exact[worse, 0]) and not np.isnan(exact[2 - worse, 0])
+    # Random search over every order of the pool: the same quartiles from the runs.
+    runs = np.array(list(itertools.permutations(v)))
+    np.testing.assert_array_equal(best_so_far_quantiles(runs, direction), exact)
+
+
+def test_simulated_random_search_counts_only_feasible_evaluations():
+    c = _impure()
+
+    def lab(params):  # hotter is purer and better
+        t = params["temperature"]
+        return {"yield": t / 2.0, "impurity": 3.0 - t / 40.0}
+
+    runs = random_search_runs(c, 4, evaluations=6, oracle=lab)
+    values = runs[np.isfinite(runs)]
+    assert values.size and np.all(3.0 - (2 * values) / 40.0 <= 1.5)  # feasible ones only
+    assert np.all(np.isnan(runs) | (runs >= 60.0 / 2))  # 60 degC: impurity 1.5 exactly

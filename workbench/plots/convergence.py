@@ -3,7 +3,6 @@
 
 from __future__ import annotations
 
-import warnings
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
@@ -115,21 +114,25 @@ def random_best_quantiles(values: Any, evaluations: int, direction: str,
     """Exact quantiles of the best of k values drawn without replacement from ``values``.
 
     values: (N,) the pool's recorded outcomes (random search over a dataset
-    pool picks k distinct rows); evaluations: n, the largest k; direction:
-    "minimize" (best = smallest) or "maximize". With v_(1) <= ... <= v_(N)
-    sorted, P(max <= v_(j)) = C(j, k) / C(N, k) and P(min <= v_(j)) = 1 -
-    C(N - j, k) / C(N, k); the p-quantile is the smallest v_(j) whose
-    probability reaches p. Past k = N every value has been drawn. Returns
-    (len(quantiles), n), column k - 1 for k evaluations.
+    pool picks k distinct rows), NaN for a row outside the outcome constraints
+    (drawn, never the best); evaluations: n, the largest k; direction:
+    "minimize" (best = smallest) or "maximize". With infeasible rows ranked
+    worst and v_(1) <= ... <= v_(N) sorted, P(max <= v_(j)) = C(j, k) / C(N, k)
+    and P(min <= v_(j)) = 1 - C(N - j, k) / C(N, k); the p-quantile is the
+    smallest v_(j) whose probability reaches p (NaN where that is an
+    infeasible row: no feasible best yet). Past k = N every value has been
+    drawn. Returns (len(quantiles), n), column k - 1 for k evaluations.
     """
     from scipy.special import gammaln
 
-    v = np.sort(np.asarray(values, dtype=np.float64).ravel())
-    if v.size == 0 or not np.all(np.isfinite(v)):
-        raise ValueError(f"values: got {v.size} values, some not finite; expected finite"
-                         " outcomes of a non-empty pool")
     if direction not in ("minimize", "maximize"):
         raise ValueError(f"direction: got {direction!r}; expected 'minimize' or 'maximize'")
+    v = np.asarray(values, dtype=np.float64).ravel()
+    if v.size == 0 or np.any(np.isinf(v)):
+        raise ValueError(f"values: got {v.size} values, some infinite; expected finite"
+                         " outcomes (NaN: infeasible) of a non-empty pool")
+    worst = -np.inf if direction == "maximize" else np.inf
+    v = np.sort(np.where(np.isnan(v), worst, v))
     if evaluations < 1:
         raise ValueError(f"evaluations: got {evaluations}; expected at least 1")
     q = np.atleast_1d(np.asarray(quantiles, dtype=np.float64))
@@ -152,26 +155,30 @@ def random_best_quantiles(values: Any, evaluations: int, direction: str,
     # (n, N) non-decreasing in j, 1 at j = N; the round-off guard keeps an exact
     # p (e.g. 1/2 of a two-value pool) from slipping to the next order statistic.
     index = np.argmax(cdf[None, :, :] >= q[:, None, None] - 1e-12, axis=2)
-    return v[index]
+    best = v[index]
+    return np.where(np.isinf(best), np.nan, best)
 
 
 def best_so_far_quantiles(runs: Any, direction: str,
                           quantiles: Any = RANDOM_QUANTILES) -> np.ndarray:
     """Quantiles over runs of the best value so far: runs (R, n) observed values in
-    evaluation order (NaN for a failed evaluation). Returns (len(quantiles), n);
-    NaN before any run has a value."""
+    evaluation order (NaN for a failed or infeasible evaluation). A run without a
+    value yet ranks worst, as an infeasible pool row does in
+    :func:`random_best_quantiles`. Returns (len(quantiles), n); NaN where the
+    quantile falls among runs without a value."""
     Y = np.atleast_2d(np.asarray(runs, dtype=np.float64))
     if Y.ndim != 2 or Y.size == 0:
         raise ValueError(f"random: got an array of shape {np.shape(runs)}; expected"
                          " (runs, evaluations) observed values")
     acc = np.fmin if direction == "minimize" else np.fmax
-    best = acc.accumulate(Y, axis=1)
+    worst = np.inf if direction == "minimize" else -np.inf
+    best = acc.accumulate(Y, axis=1)  # fmin / fmax skip NaN: NaN only before any value
+    best = np.where(np.isnan(best), worst, best)
     q = np.asarray(quantiles, dtype=np.float64)
-    with warnings.catch_warnings():  # an all-NaN column (every run failed so far) is NaN
-        warnings.simplefilter("ignore", RuntimeWarning)
-        # The same definition as the exact quantiles: the smallest value whose
-        # (empirical) probability reaches p.
-        return np.nanquantile(best, q, axis=0, method="inverted_cdf")
+    # The same definition as the exact quantiles: the smallest value whose
+    # (empirical) probability reaches p.
+    out = np.quantile(best, q, axis=0, method="inverted_cdf")
+    return np.where(np.isinf(out), np.nan, out)
 
 
 @dataclass(frozen=True)
@@ -207,10 +214,21 @@ def _objective_value(result: Any, name: str) -> float:
     return value if np.isfinite(value) else float("nan")
 
 
+def _feasible_value(campaign: "Campaign", result: Any) -> float:
+    """The first objective out of an oracle's result, NaN if unusable or outside an
+    outcome constraint: random search's best so far counts what the campaign's would."""
+    for c in campaign.problem.constraints:
+        bounded = _objective_value(result, c.name)
+        if np.isnan(bounded) or not c.satisfied(bounded):
+            return float("nan")
+    return _objective_value(result, campaign.objectives[0].name)
+
+
 def pool_values(campaign: "Campaign") -> np.ndarray:
     """The first objective at every row of a dataset-lookup campaign's candidate pool,
-    (N,): what random search over the pool picks from. Rows without a finite
-    recorded value are left out."""
+    (N,): what random search over the pool picks from. NaN for a row outside the
+    outcome constraints (it costs a draw, it is never the best); rows without a
+    finite recorded value are left out."""
     from workbench.oracles import ConditionNotInData
 
     oracle = _lookup_oracle(campaign)
@@ -221,11 +239,12 @@ def pool_values(campaign: "Campaign") -> np.ndarray:
     values = []
     for row in campaign.candidates():
         try:
-            values.append(_objective_value(oracle(dict(row)), name))
+            result = oracle(dict(row))
         except ConditionNotInData:
             continue  # a pool row the data lacks: random search would fail there
-    values = np.asarray(values, dtype=np.float64)
-    return values[np.isfinite(values)]
+        if np.isfinite(_objective_value(result, name)):
+            values.append(_feasible_value(campaign, result))
+    return np.asarray(values, dtype=np.float64)
 
 
 def random_search_runs(campaign: "Campaign", runs: int = RANDOM_RUNS,
@@ -239,7 +258,7 @@ def random_search_runs(campaign: "Campaign", runs: int = RANDOM_RUNS,
     or dataset emulator; a lab command is refused, its runs cost
     experiments). evaluations: default the campaign's trials; seed: default
     the spec's. Returns (runs, evaluations) objective values, NaN where an
-    evaluation failed.
+    evaluation failed or broke an outcome constraint.
     """
     from active_learning import sample_feasible
 
@@ -283,12 +302,12 @@ def random_search_runs(campaign: "Campaign", runs: int = RANDOM_RUNS,
     for r, run in enumerate(rows):
         for i, params in enumerate(run):
             try:
-                out[r, i] = _objective_value(oracle(dict(params)), name)
+                out[r, i] = _feasible_value(campaign, oracle(dict(params)))
             except Exception as e:  # noqa: BLE001 - a failed evaluation is data (NaN)
                 first_error = first_error or e
     if not np.any(np.isfinite(out)):  # nothing worked: the oracle, not the points
-        raise ValueError(f"random search: every one of {out.size} evaluations failed or gave"
-                         f" no finite {name!r}"
+        raise ValueError(f"random search: every one of {out.size} evaluations failed, gave"
+                         f" no finite {name!r} or broke an outcome constraint"
                          + (f" (first: {type(first_error).__name__}: {first_error})"
                             if first_error else "") + "; expected a working oracle")
     return out
