@@ -98,8 +98,8 @@ def _best_curve(campaign) -> np.ndarray:
     order they were told; NaN before the first feasible one."""
     from workbench.campaign.results import best_so_far
 
-    told = sorted((t for t in campaign.trials if t.status != "pending" and t.told_at),
-                  key=lambda t: t.told_at)
+    told = sorted((t for t in campaign.trials if t.status != "pending"),
+                  key=lambda t: (t.told_at is None, t.told_at or datetime.min))
     return best_so_far(campaign.objectives[0], told,
                        {t.id for t in campaign.feasible_trials()})
 
