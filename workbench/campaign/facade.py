@@ -421,16 +421,17 @@ class Campaign:
              actual: dict[str, Any] | None = None) -> Trial:
         """Record what trial ``trial_id`` gave; telling the same values twice is harmless.
 
-        actual: parameter values the experiment was run at where they differ from the
-        proposal (``{"temperature": 92.0}``); in bounds, or refused. They become
-        ``trial.params``, what the model learns from; ``trial.proposed`` keeps the
-        proposal. A value within half a parameter's ``precision`` is the proposal.
         A bad observation (a missing outcome, NaN, infinity, a value that is
         not a number) raises CampaignError and records nothing when the spec
         says ``bad_observations: error`` (the default); with ``fail`` it
         records the trial as failed with the reason (and warns), so the loop
         goes on and the model never sees it. Unknown ids, unknown outcome
         names and values that conflict with an earlier tell raise under both.
+
+        actual: parameter values the experiment was run at where they differ from the
+        proposal (``{"temperature": 92.0}``); in bounds, or refused. They become
+        ``trial.params``, what the model learns from; ``trial.proposed`` keeps the
+        proposal. A value within half a parameter's ``precision`` is the proposal.
         """
         values, problem = check_outcomes(outcomes, [o.name for o in self.outcomes])
         record_failure = problem is not None and self.spec.bad_observations == "fail"
