@@ -85,7 +85,10 @@ def _ask_four(tmp_path: Path) -> tuple[list[str], list[dict[str, str]]]:
     assert "4 proposed" in result.stdout
     assert "workbench tell spec.yaml proposals.csv" in result.stdout
     header, rows = _read_csv(tmp_path / "proposals.csv")
-    assert header[0] == "trial_id" and set(header) == {"trial_id", "x1", "x2", "y"}
+    # The campaign's identity comes last, out of the way of the columns a lab fills in.
+    assert header == ["trial_id", "x1", "x2", "y", "campaign", "campaign_id"]
+    campaign_id = wb.Campaign.open(tmp_path / "record.zarr", tracking=None).campaign_id
+    assert {(r["campaign"], r["campaign_id"]) for r in rows} == {("cli_branin", campaign_id)}
     assert [int(r["trial_id"]) for r in rows] == [0, 1, 2, 3]
     for r in rows:
         assert -5.0 <= float(r["x1"]) <= 10.0 and 0.0 <= float(r["x2"]) <= 15.0
@@ -161,6 +164,7 @@ def _bad_results(rows: list[dict[str, str]]) -> list[tuple[str, list[str], list[
     second = {"trial_id": rows[1]["trial_id"], "x1": rows[1]["x1"], "x2": rows[1]["x2"],
               "y": "7.25"}
     full = ["trial_id", "x1", "x2", "y"]
+    ident = {"campaign": rows[0]["campaign"], "campaign_id": rows[0]["campaign_id"]}
     return [
         ("unknown_id.csv", full, [good, {**second, "trial_id": "99"}],
          "unknown_id.csv:3: trial_id: got 99; no such trial"),
@@ -175,6 +179,14 @@ def _bad_results(rows: list[dict[str, str]]) -> list[tuple[str, list[str], list[
          "repeated_id.csv:3: trial_id 0 appears again (first on line 2)"),
         ("unknown_column.csv", [*full, "yeild"], [good, second],
          "unknown_column.csv:1: unknown column(s) ['yeild']"),
+        # Another campaign's file (its identity columns differ), and a file that names
+        # neither a campaign nor parameters: either could land in the wrong campaign.
+        ("other_campaign.csv", [*full, "campaign", "campaign_id"],
+         [{**good, **ident}, {**second, **ident, "campaign_id": "0123456789abcdef"}],
+         f"other_campaign.csv:3: campaign_id: got '0123456789abcdef'; expected"
+         f" {ident['campaign_id']!r} (campaign 'cli_branin' of "),
+        ("anonymous.csv", ["trial_id", "y"], [{"trial_id": good["trial_id"], "y": "12.5"}],
+         "anonymous.csv:1: header ['trial_id', 'y'] names no campaign and no parameters"),
     ]
 
 

@@ -432,7 +432,8 @@ def test_ask_writes_no_formula_cells_and_tell_reads_them_back(tmp_path):
     assert not [c for c in cells if c.startswith(("=", "@"))], cells
     assert any(c.startswith("-") for c in cells), "negative numbers stay numbers"
     header = rows[0]
-    filled = [header] + [r[:-1] + [f"{i}.5"] for i, r in enumerate(rows[1:])]
+    y = header.index("y")
+    filled = [header] + [r[:y] + [f"{i}.5"] + r[y + 1:] for i, r in enumerate(rows[1:])]
     with open(tmp_path / "r.csv", "w", newline="") as fh:
         csv.writer(fh).writerows(filled)
     result = _cli(tmp_path, "tell", "exp.yaml", "r.csv")
@@ -446,7 +447,8 @@ def test_tell_refuses_loose_numbers_and_huge_files(tmp_path):
     spec = {**SPEC, "store": "s.zarr"}
     (tmp_path / "exp.yaml").write_text(json.dumps(spec))
     assert _cli(tmp_path, "ask", "exp.yaml", "-n", "1").returncode == 0
-    (tmp_path / "r.csv").write_text("trial_id,y\n0,7_0\n")
+    campaign_id = wb.Campaign.open(tmp_path / "s.zarr").campaign_id
+    (tmp_path / "r.csv").write_text(f"trial_id,campaign_id,y\n0,{campaign_id},7_0\n")
     result = _cli(tmp_path, "tell", "exp.yaml", "r.csv")
     assert result.returncode == 2 and "r.csv:2" in result.stderr and "'7_0'" in result.stderr
     with open(tmp_path / "big.csv", "wb") as fh:

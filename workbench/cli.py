@@ -220,8 +220,11 @@ def ask(
 
         from workbench.csvio import safe_frame
 
+        # The identity columns come last, out of the way of the columns a lab fills in;
+        # `tell` refuses the file for any other campaign.
         rows = [{"trial_id": t.id, **campaign.space.flatten(t.params),
-                 **{o.name: "" for o in campaign.outcomes}}
+                 **{o.name: "" for o in campaign.outcomes},
+                 "campaign": campaign.name, "campaign_id": campaign.campaign_id}
                 for t in trials]
         # Headers carry units ("temperature [degC]"); `tell` reads them back and
         # refuses a column whose unit differs.
@@ -239,6 +242,9 @@ def ask(
 def tell(
     spec: str = typer.Argument(..., help="experiment YAML file or shipped name"),
     results: Path = typer.Argument(..., help="CSV with trial_id and outcome columns"),
+    actual: bool = typer.Option(
+        False, "--actual", help="record parameter values that differ from the proposal as"
+        " the setpoints actually run (in bounds); without it such a file is refused"),
 ):
     """Record results from a CSV: one row per trial id; a failure_reason marks a failure."""
     from workbench.csvio import read_results
@@ -256,21 +262,30 @@ def tell(
     # validated against the current record before the first is told, so a file
     # with one bad row records nothing, and no other process slips in between.
     with campaign.transaction():
-        rows = read_results(results, campaign)
-        for trial_id, outcomes, reason in rows:
+        rows = read_results(results, campaign, actual=actual)
+        for trial_id, outcomes, reason, setpoints in rows:
             if reason is not None:
-                campaign.tell_failed(trial_id, reason)
+                trial = campaign.tell_failed(trial_id, reason, actual=setpoints)
                 failed += 1
                 if reason.startswith("bad observation:"):
                     err.print(f"trial {trial_id}: {reason}; recorded as failed"
                               " (bad_observations: fail)", highlight=False, markup=False)
             else:
-                campaign.tell(trial_id, outcomes)
+                trial = campaign.tell(trial_id, outcomes, actual=setpoints)
                 told += 1
+            if setpoints:
+                _print_setpoints(trial, setpoints)
     campaign.log_snapshot()
     out.print(f"recorded {told} result(s) and {failed} failure(s) from {results}",
               highlight=False)
     _summary(campaign)
+
+
+def _print_setpoints(trial, setpoints: dict) -> None:
+    """Say which actual setpoints were recorded for a trial, beside the proposal."""
+    text = ", ".join(f"{k} = {_fmt(trial.params[k])} (proposed {_fmt(trial.proposed[k])})"
+                     for k in setpoints)
+    out.print(f"trial {trial.id}: recorded as run at {text}", highlight=False, markup=False)
 
 
 @app.command()

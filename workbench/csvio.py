@@ -2,8 +2,13 @@
 
 A results file has a ``trial_id`` column, one column per objective, and
 optionally ``failure_reason`` (non-empty marks the trial failed) or
-``status`` (``failed``). Parameter columns, if present, must match what was
-proposed. Rows whose outcomes are all empty are skipped: still running.
+``status`` (``failed``). It must say which campaign it belongs to: by the
+``campaign`` / ``campaign_id`` columns that ``workbench ask -o`` writes (checked
+against the campaign told), or by parameter columns (checked against each
+trial); a file with neither could be any campaign's and is refused. Parameter
+values must match the proposal within half the parameter's ``precision``; with
+``actual=True`` other valid values are returned as the setpoints actually run.
+Rows whose outcomes are all empty are skipped: still running.
 
 Every row is checked before anything is told, so a file with one bad row
 records nothing. A structural problem (the file, its header, an unknown or
@@ -20,10 +25,26 @@ import io
 import re
 import math
 from pathlib import Path
+from typing import Any, NamedTuple
 
 from workbench.errors import CampaignError
+from workbench.parameters import Composition, setpoint_tolerance, same_value
 
 _STATUSES = ("", "pending", "completed", "failed")
+# Columns naming the campaign a file was written for (``workbench ask -o``).
+IDENTITY_COLUMNS = ("campaign", "campaign_id")
+# Export columns that are information only (what the model predicted, what was proposed).
+_INFO_PREFIXES = ("predicted_", "proposed_")
+
+
+class ResultRow(NamedTuple):
+    """One row to tell: outcomes, or a failure reason, and the actual setpoints where
+    they differ from the proposal (``{}`` for none)."""
+
+    trial_id: int
+    outcomes: dict | None
+    reason: str | None
+    actual: dict[str, Any]
 
 # A results file is a few rows per experiment; anything this large is a wrong file.
 MAX_RESULTS_BYTES = 64 * 1024 * 1024
@@ -160,11 +181,28 @@ def _check_header(path: Path, header: list[str], campaign, expected: str) -> Non
         raise CampaignError(f"{path}:1: header lacks objective column(s) {missing};"
                             f" expected {expected}")
     known = {"trial_id", "status", "failure_reason", "batch", "strategy", *objectives,
-             *campaign.space.flat_names}
-    unknown = [h for h in header if h not in known and not h.startswith("predicted_")]
+             *campaign.space.flat_names, *IDENTITY_COLUMNS}
+    unknown = [h for h in header if h not in known and not h.startswith(_INFO_PREFIXES)]
     if unknown:
         raise CampaignError(f"{path}:1: unknown column(s) {unknown}; expected {expected},"
                             " optional failure_reason and parameters")
+    if "campaign_id" not in header and not set(header) & set(campaign.space.flat_names):
+        raise CampaignError(
+            f"{path}:1: header {header} names no campaign and no parameters; expected the"
+            " campaign_id column that `workbench ask -o` writes (or the parameter columns),"
+            " so that results of another campaign are never recorded here")
+
+
+def _check_identity(path: Path, line: int, row: dict, campaign) -> None:
+    """The row's ``campaign`` / ``campaign_id`` cells, where the file has them, must be
+    those of ``campaign``."""
+    where = f" of {campaign.store.path}" if campaign.store is not None else ""
+    for column, mine in (("campaign", campaign.name), ("campaign_id", campaign.campaign_id)):
+        if column in row and row[column] != mine:
+            raise CampaignError(
+                f"{path}:{line}: {column}: got {row[column]!r}; expected {mine!r} (campaign"
+                f" {campaign.name!r}{where}): the file was written for another campaign;"
+                " nothing was recorded")
 
 
 def _trial_id(path: Path, line: int, raw: str, trials: dict, campaign) -> int:
@@ -198,12 +236,14 @@ def _outcome_problem(o: str, text: str) -> tuple[float | None, str | None]:
     return value, None
 
 
-def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | None]]:
+def read_results(path: Path, campaign, actual: bool = False) -> list[ResultRow]:
     """Parse and check ``path`` against ``campaign``; raise naming line and column.
 
-    Returns (trial_id, outcomes or None, failure reason or None) per row to
-    tell. Under ``bad_observations: fail`` a row with an unusable outcome is
-    returned as a failure whose reason starts with ``bad observation:``.
+    Returns a ResultRow per row to tell. Under ``bad_observations: fail`` a
+    row with an unusable outcome is returned as a failure whose reason starts
+    with ``bad observation:``. actual: accept parameter values that differ from
+    the proposal (in bounds, of the right type) as the setpoints actually run;
+    without it such a value is an error.
     """
     path = Path(path)
     objectives = [o.name for o in campaign.outcomes]
@@ -217,7 +257,7 @@ def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | Non
     policy = campaign.spec.bad_observations
     trials = {t.id: t for t in campaign.trials}
     seen: dict[int, int] = {}
-    out: list[tuple[int, dict | None, str | None]] = []
+    out: list[ResultRow] = []
     for line, fields in body:
         if len(fields) != len(header):
             raise CampaignError(f"{path}:{line}: {len(fields)} fields; expected"
@@ -228,11 +268,8 @@ def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | Non
             raise CampaignError(f"{path}:{line}: trial_id {trial_id} appears again"
                                 f" (first on line {seen[trial_id]}); expected one row per trial")
         seen[trial_id] = line
-        trial = trials[trial_id]
-        stored = campaign.space.flatten(trial.params)
-        for name in campaign.space.flat_names:
-            if row.get(name):
-                _check_param(path, line, name, row[name], stored[name])
+        _check_identity(path, line, row, campaign)
+        setpoints = _setpoints(path, line, row, trials[trial_id], campaign, actual)
         status = row.get("status", "").lower()
         if status not in _STATUSES:
             raise CampaignError(f"{path}:{line}: status: got {row['status']!r}; expected"
@@ -241,7 +278,7 @@ def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | Non
         if not reason and status == "failed":
             reason = "failed (no reason given)"
         if reason:
-            out.append((trial_id, None, reason))
+            out.append(ResultRow(trial_id, None, reason, setpoints))
             continue
         cells = {o: row.get(o, "") for o in objectives}
         if not any(cells.values()):
@@ -261,10 +298,11 @@ def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | Non
             raise CampaignError(f"{path}:{line}: {'; '.join(problems)}"
                                 " (bad_observations: error; nothing was recorded)")
         if problems:
-            out.append((trial_id, None, "bad observation: " + "; ".join(problems)))
+            out.append(ResultRow(trial_id, None, "bad observation: " + "; ".join(problems),
+                                 setpoints))
         else:
-            out.append((trial_id, outcomes, None))
-    for trial_id, outcomes, reason in out:
+            out.append(ResultRow(trial_id, outcomes, None, setpoints))
+    for trial_id, outcomes, reason, _ in out:
         trial = trials[trial_id]
         if trial.status == "completed" and outcomes != trial.outcomes:
             raise CampaignError(f"{path}:{seen[trial_id]}: trial {trial_id} was already told"
@@ -275,16 +313,55 @@ def read_results(path: Path, campaign) -> list[tuple[int, dict | None, str | Non
     return out
 
 
-def _check_param(path: Path, line: int, name: str, text: str, proposed) -> None:
-    if isinstance(proposed, str):
-        same = text.strip() == proposed
-    else:
+def _setpoints(path: Path, line: int, row: dict, trial, campaign, actual: bool) -> dict:
+    """The row's parameter values that differ from the trial's (beyond half a step of
+    the parameter's precision), checked as a proposal would be; ``{}`` when they match.
+    Without ``actual`` a differing value is an error that names the option."""
+    space = campaign.space
+    stored = space.flatten(trial.params)
+    owner = {n: p for p in space.parameters
+             for n in (p.column_names() if isinstance(p, Composition) else [p.name])}
+    given: dict[str, Any] = {}
+    for name in space.flat_names:
+        text = row.get(name, "")
+        if not text:
+            continue
+        value = text if isinstance(stored[name], str) else _number(path, line, name, text)
+        if same_value(owner[name], value, stored[name]):
+            continue
+        tol = setpoint_tolerance(owner[name])
+        within = f" (within {tol:g}, half its precision)" if tol else ""
+        if trial.status != "pending":
+            raise CampaignError(
+                f"{path}:{line}: {name}: got {text}, but trial {trial.id} is recorded as"
+                f" {trial.status} at {stored[name]}; expected the recorded value{within}")
+        if not actual:
+            raise CampaignError(
+                f"{path}:{line}: {name}: got {text}, but trial proposed {stored[name]};"
+                f" expected the proposed value{within}, or tell with --actual to record"
+                f" {text} as the setpoint actually run")
+        given[name] = value
+    changed = {}
+    for p in space.parameters:
+        columns = p.column_names() if isinstance(p, Composition) else [p.name]
+        if not any(n in given for n in columns):
+            continue
+        if isinstance(p, Composition):
+            value = {e: given.get(n, stored[n]) for e, n in zip(p.elements, columns)}
+        else:
+            value = given[p.name]
         try:
-            value = parse_number(text)
-        except ValueError:
-            raise CampaignError(f"{path}:{line}: {name}: got {text!r}; expected a number")\
-                from None
-        same = math.isclose(value, float(proposed), rel_tol=1e-9, abs_tol=1e-12)
-    if not same:
-        raise CampaignError(f"{path}:{line}: {name}: got {text.strip()}, but trial proposed"
-                            f" {proposed}; results must be for the proposed conditions")
+            changed[p.name] = p.validate_value(value)
+        except CampaignError as e:
+            raise CampaignError(f"{path}:{line}: actual setpoint refused: {e}") from None
+    return changed
+
+
+def _number(path: Path, line: int, name: str, text: str) -> float:
+    try:
+        value = parse_number(text)
+    except ValueError:
+        raise CampaignError(f"{path}:{line}: {name}: got {text!r}; expected a number") from None
+    if not math.isfinite(value):
+        raise CampaignError(f"{path}:{line}: {name}: got {text!r}; expected a finite number")
+    return value

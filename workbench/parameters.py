@@ -22,6 +22,8 @@ NAME_PATTERN = r"^[A-Za-z_][A-Za-z0-9_]*$"
 # of a categorical is one input.
 MAX_PARAMETERS = 1_000
 MAX_CATEGORICAL_LEVELS = 10_000
+# The record's variable of what was proposed for a parameter whose actual setpoints differ.
+PROPOSED_PREFIX = "proposed_"
 
 
 def repeated(values: list) -> list:
@@ -34,7 +36,7 @@ RESERVED_NAMES = frozenset(
     {
         "trial", "objective", "status", "batch", "strategy", "predicted_mean",
         "predicted_std", "acquisition_value", "asked_at", "told_at", "failure_reason",
-        "trial_id", "element",
+        "trial_id", "element", "campaign", "campaign_id",
     }
 )
 
@@ -416,3 +418,29 @@ class Composition(_Parameter):
 Parameter = Annotated[
     Union[Continuous, Integer, Categorical, Composition], Field(discriminator="type")
 ]
+
+
+def setpoint_tolerance(p: Any) -> float:
+    """How far a reported value of ``p`` may lie from the proposed one and still be the
+    proposal: half the step a lab can set (a continuous ``precision``, a composition's
+    ``resolution``), else nothing beyond round-off."""
+    step = getattr(p, "precision", None) or getattr(p, "resolution", None)
+    return step / 2 if step else 0.0
+
+
+def same_value(p: Any, value: Any, proposed: Any) -> bool:
+    """Whether ``value`` (one column's value of parameter ``p``, a label or a number) is the
+    proposed one, within ``setpoint_tolerance(p)``."""
+    if isinstance(value, str) or isinstance(proposed, str):
+        return str(value) == str(proposed)
+    a, b = float(value), float(proposed)
+    return (math.isclose(a, b, rel_tol=1e-9, abs_tol=1e-12)
+            or abs(a - b) <= setpoint_tolerance(p) * (1 + 1e-9))
+
+
+def same_setpoint(p: Any, value: Any, proposed: Any) -> bool:
+    """Whether the value of parameter ``p`` (a composition: a dict of fractions) is the
+    proposed one, within ``setpoint_tolerance(p)``."""
+    if isinstance(p, Composition):
+        return all(same_value(p, value.get(e, 0.0), proposed.get(e, 0.0)) for e in p.elements)
+    return same_value(p, value, proposed)

@@ -1,10 +1,12 @@
 """Trials and the campaign record: one ``xarray.Dataset`` over dimension ``trial``.
 
-Variables: one per parameter (user units; categorical as labels), one per
-objective, ``predicted_mean`` / ``predicted_std`` over (``trial``,
-``objective``), and per-trial metadata (``status``, ``batch``, ``strategy``,
-``acquisition_value``, ``asked_at``, ``told_at``, ``failure_reason``).
-Units live in each variable's ``attrs``.
+Variables: one per parameter (user units; categorical as labels: the values
+actually run), one per objective, ``predicted_mean`` / ``predicted_std`` over
+(``trial``, ``objective``), and per-trial metadata (``status``, ``batch``,
+``strategy``, ``acquisition_value``, ``asked_at``, ``told_at``,
+``failure_reason``). Where a tell recorded actual setpoints that differ from the
+proposal, ``proposed_<name>`` holds what was proposed for every trial (only for
+the parameters where some trial differs). Units live in each variable's ``attrs``.
 """
 
 from __future__ import annotations
@@ -18,6 +20,7 @@ import numpy as np
 import pandas as pd
 import xarray as xr
 
+from workbench.parameters import PROPOSED_PREFIX
 from workbench.space import Categorical, Composition, Integer, SearchSpace
 
 # Which arithmetic proposals come from (surrogates, acquisitions, their optimisers).
@@ -39,7 +42,13 @@ class Prediction(NamedTuple):
 
 @dataclass
 class Trial:
-    """One experiment: its parameters, what the model expected, what happened."""
+    """One experiment: its parameters, what the model expected, what happened.
+
+    ``params`` are the values the experiment was run at: the proposal, or the actual
+    setpoints a tell recorded (``tell(id, outcomes, actual={...})``); ``proposed`` is
+    what ``ask`` proposed (equal to ``params`` unless actual setpoints differ). The
+    model learns from ``params``.
+    """
 
     id: int
     params: dict[str, Any]
@@ -53,9 +62,16 @@ class Trial:
     told_at: datetime | None = None
     failure_reason: str | None = None
     audit: str | None = None  # JSON: why this trial was proposed (model, data hash, versions)
+    proposed: dict[str, Any] | None = None  # None: as ``params`` (set so in __post_init__)
+
+    def __post_init__(self) -> None:
+        if self.proposed is None:
+            self.proposed = dict(self.params)
 
     def __repr__(self) -> str:
         parts = [f"id={self.id}", f"status={self.status!r}", f"params={self.params!r}"]
+        if self.proposed != self.params:
+            parts.append(f"proposed={self.proposed!r}")
         if self.outcomes:
             parts.append(f"outcomes={self.outcomes!r}")
         if self.prediction:
@@ -75,6 +91,29 @@ def _times(values: list[datetime | None]) -> np.ndarray:
                      for v in values], dtype="datetime64[ns]")
 
 
+def _parameter_variable(p, values: list) -> tuple:
+    """(dims, array, attrs) of one parameter's values over ``trial``."""
+    if isinstance(p, Composition):
+        # One variable over (trial, <name>_element): fractions per element.
+        arr = np.asarray([[v.get(e, 0.0) for e in p.elements] for v in values],
+                         dtype=np.float64).reshape(len(values), len(p.elements))
+        vattrs = {"kind": "parameter", "type": "composition", "units": p.unit or ""}
+        return ("trial", f"{p.name}_element"), arr, vattrs
+    if isinstance(p, Categorical):
+        arr = np.asarray(values, dtype=object)
+        vattrs = {"kind": "parameter", "type": "categorical", "choices": list(p.choices)}
+    elif isinstance(p, Integer):
+        arr = np.asarray(values, dtype=np.int64)
+        vattrs = {"kind": "parameter", "type": "integer", "low": p.low, "high": p.high}
+    else:
+        arr = np.asarray(values, dtype=np.float64)
+        vattrs = {"kind": "parameter", "type": "continuous", "low": p.low, "high": p.high,
+                  "log": int(p.log)}
+    if getattr(p, "unit", None):
+        vattrs["units"] = p.unit
+    return ("trial",), arr, vattrs
+
+
 def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs: dict) -> xr.Dataset:
     """The campaign record as a Dataset (works for zero trials too)."""
     ids = np.asarray([t.id for t in trials], dtype=np.int64)
@@ -82,29 +121,12 @@ def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs:
     data: dict[str, Any] = {}
     coords: dict[str, Any] = {}
     for p in space.parameters:
-        values = [t.params[p.name] for t in trials]
         if isinstance(p, Composition):
-            # One variable over (trial, <name>_element): fractions per element.
-            dim = f"{p.name}_element"
-            coords[dim] = np.asarray(p.elements, dtype=object)
-            arr = np.asarray([[v.get(e, 0.0) for e in p.elements] for v in values],
-                             dtype=np.float64).reshape(len(values), len(p.elements))
-            vattrs = {"kind": "parameter", "type": "composition", "units": p.unit or ""}
-            data[p.name] = (("trial", dim), arr, vattrs)
-            continue
-        if isinstance(p, Categorical):
-            arr = np.asarray(values, dtype=object)
-            vattrs = {"kind": "parameter", "type": "categorical", "choices": list(p.choices)}
-        elif isinstance(p, Integer):
-            arr = np.asarray(values, dtype=np.int64)
-            vattrs = {"kind": "parameter", "type": "integer", "low": p.low, "high": p.high}
-        else:
-            arr = np.asarray(values, dtype=np.float64)
-            vattrs = {"kind": "parameter", "type": "continuous", "low": p.low, "high": p.high,
-                      "log": int(p.log)}
-        if getattr(p, "unit", None):
-            vattrs["units"] = p.unit
-        data[p.name] = ("trial", arr, vattrs)
+            coords[f"{p.name}_element"] = np.asarray(p.elements, dtype=object)
+        data[p.name] = _parameter_variable(p, [t.params[p.name] for t in trials])
+        if any(t.proposed[p.name] != t.params[p.name] for t in trials):
+            dims, arr, vattrs = _parameter_variable(p, [t.proposed[p.name] for t in trials])
+            data[PROPOSED_PREFIX + p.name] = (dims, arr, {**vattrs, "kind": "proposed"})
     for o in objectives:
         arr = np.asarray([t.outcomes.get(o.name, math.nan) for t in trials], dtype=np.float64)
         vattrs = {"kind": "objective", "direction": o.direction}
@@ -154,7 +176,7 @@ def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[T
     n = ds.sizes.get("trial", 0)
     obj_names = [o.name for o in objectives]
     col = {k: ds[k].values for k in ds.variables}  # numpy once, not a selection per row
-    params_cols = []
+    params_cols, proposed_cols = [], []
     for p in space.parameters:
         if isinstance(p, Composition):
             elements = list(p.elements)
@@ -162,6 +184,8 @@ def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[T
         else:
             cast = str if isinstance(p, Categorical) else int if isinstance(p, Integer) else float
         params_cols.append((p.name, cast, col[p.name]))
+        # Records without actual setpoints (and older records) have no proposed_ variable.
+        proposed_cols.append((p.name, cast, col.get(PROPOSED_PREFIX + p.name, col[p.name])))
     means, stds = col["predicted_mean"], col["predicted_std"]
     trials = []
     for i in range(n):
@@ -175,6 +199,8 @@ def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[T
             id=int(col["trial"][i]),
             params={name: cast(values[i] if values.ndim > 1 else _scalar(values[i]))
                     for name, cast, values in params_cols},
+            proposed={name: cast(values[i] if values.ndim > 1 else _scalar(values[i]))
+                      for name, cast, values in proposed_cols},
             prediction=prediction or None, status=str(_scalar(col["status"][i])),
             outcomes=outcomes, batch=int(col["batch"][i]),
             strategy=str(_scalar(col["strategy"][i])),
@@ -186,11 +212,16 @@ def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[T
 
 
 def to_frame(trials: list[Trial], space: SearchSpace, objectives: list) -> pd.DataFrame:
-    """One row per trial, the columns engineers see in CSV files."""
+    """One row per trial, the columns engineers see in CSV files: parameters as run;
+    ``proposed_<column>`` follows for each parameter column where some trial's actual
+    setpoint differs from its proposal (what was proposed, for every trial)."""
+    flat = [(space.flatten(t.params), space.flatten(t.proposed)) for t in trials]
+    differ = [n for n in space.flat_names if any(run[n] != prop[n] for run, prop in flat)]
     rows = []
-    for t in trials:
+    for t, (run, prop) in zip(trials, flat):
         row: dict[str, Any] = {"trial_id": t.id, "status": t.status}
-        row.update(space.flatten(t.params))
+        row.update(run)
+        row.update({PROPOSED_PREFIX + n: prop[n] for n in differ})
         for o in objectives:
             row[o.name] = t.outcomes.get(o.name, math.nan)
         for o in objectives:
@@ -199,7 +230,8 @@ def to_frame(trials: list[Trial], space: SearchSpace, objectives: list) -> pd.Da
             row[f"predicted_std.{o.name}"] = p.std if p else math.nan
         row.update(batch=t.batch, strategy=t.strategy, failure_reason=t.failure_reason or "")
         rows.append(row)
-    columns = (["trial_id", "status"] + space.flat_names + [o.name for o in objectives]
+    columns = (["trial_id", "status"] + space.flat_names + [PROPOSED_PREFIX + n for n in differ]
+               + [o.name for o in objectives]
                + [f"predicted_{k}.{o.name}" for k in ("mean", "std") for o in objectives]
                + ["batch", "strategy", "failure_reason"])
     return pd.DataFrame(rows, columns=columns)
@@ -214,8 +246,9 @@ def _from_iso(v: str | None) -> datetime | None:
 
 
 def trial_to_json(t: Trial) -> dict[str, Any]:
-    """A trial as plain JSON values (the journal's form); floats round-trip exactly."""
-    return {
+    """A trial as plain JSON values (the journal's form); floats round-trip exactly.
+    ``proposed`` is written only where it differs from ``params``."""
+    out = {
         "id": t.id, "params": dict(t.params), "status": t.status,
         "prediction": None if t.prediction is None else
         {k: [p.mean, p.std] for k, p in t.prediction.items()},
@@ -223,6 +256,9 @@ def trial_to_json(t: Trial) -> dict[str, Any]:
         "acquisition_value": t.acquisition_value, "asked_at": _iso(t.asked_at),
         "told_at": _iso(t.told_at), "failure_reason": t.failure_reason, "audit": t.audit,
     }
+    if t.proposed != t.params:
+        out["proposed"] = dict(t.proposed)
+    return out
 
 
 def trial_from_json(d: dict[str, Any]) -> Trial:
@@ -235,5 +271,5 @@ def trial_from_json(d: dict[str, Any]) -> Trial:
         batch=int(d.get("batch", 0)), strategy=d.get("strategy", ""),
         acquisition_value=d.get("acquisition_value"), asked_at=_from_iso(d.get("asked_at")),
         told_at=_from_iso(d.get("told_at")), failure_reason=d.get("failure_reason"),
-        audit=d.get("audit"),
+        audit=d.get("audit"), proposed=d.get("proposed"),
     )

@@ -17,8 +17,9 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator, model_valida
 from workbench.errors import CampaignError
 # Re-exported: the parameter types were defined here, and callers import them from here.
 from workbench.parameters import (ELEMENT_FEATURES, ELEMENTS, MAX_CATEGORICAL_LEVELS,
-                                  MAX_PARAMETERS, NAME_PATTERN, RESERVED_NAMES, Categorical,
-                                  Composition, Continuous, Integer, Parameter, repeated)
+                                  MAX_PARAMETERS, NAME_PATTERN, PROPOSED_PREFIX, RESERVED_NAMES,
+                                  Categorical, Composition, Continuous, Integer, Parameter,
+                                  repeated)
 
 # Rounding proposals to a lab's precision tries every floor/ceil combination of the
 # rounded parameters when the nearest one breaks a linear constraint: 2^k rows.
@@ -96,6 +97,11 @@ class SearchSpace:
         dup = repeated(names)
         if dup:
             raise CampaignError(f"space: parameter names must be unique; repeated: {dup[:10]}")
+        clash = [n for n in names if n.startswith(PROPOSED_PREFIX)
+                 and n[len(PROPOSED_PREFIX):] in names]
+        if clash:
+            raise CampaignError(f"space: parameter names {clash[:10]} clash with the record's"
+                                f" {PROPOSED_PREFIX}<name> variables; expected other names")
         self.parameters: tuple = tuple(params)
         self.constraints: tuple[str, ...] = tuple(constraints)
         self.linear_constraints = [self._parse_constraint(i, text) for i, text in enumerate(constraints)]

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import contextlib
 import json
-import math
 import time
 import warnings
 from dataclasses import replace
@@ -27,8 +26,8 @@ import numpy as np
 
 from workbench import problems
 from workbench.campaign.journal import Journal
-from workbench.campaign.loop import best_history, executor_block, resolve_oracle, run_loop
-from workbench.campaign.observations import check_outcomes, short_repr
+from workbench.campaign.loop import executor_block, resolve_oracle, run_loop, stop_reason
+from workbench.campaign.observations import check_actual, check_outcomes, short_repr
 from workbench.campaign.plotting import PlotAccessor
 from workbench.campaign.proposing import Proposer
 from workbench.campaign.results import (best_trial, dominated_volume, hypervolume_history,
@@ -52,8 +51,8 @@ __all__ = ["Campaign"]
 
 def _copy(t: Trial) -> Trial:
     return replace(t, params=dict(t.params), outcomes=dict(t.outcomes),
-                   prediction=dict(t.prediction) if t.prediction else None)
-
+                   prediction=dict(t.prediction) if t.prediction else None,
+                   proposed=dict(t.proposed))
 
 
 # The most experiments one ask proposes: a batch is optimised jointly, and its cost
@@ -179,6 +178,12 @@ class Campaign:
     @property
     def name(self) -> str:
         return self.spec.name
+
+    @property
+    def campaign_id(self) -> str:
+        """A stable identity of this campaign and its store (16 hex digits), as written in
+        ``ask -o`` CSV files and tagged on its MLflow run."""
+        return self._journal.campaign_id
 
     @property
     def trials(self) -> list[Trial]:
@@ -409,19 +414,8 @@ class Campaign:
 
     # -- tell -----------------------------------------------------------------
 
-    def _get(self, trial_id: Any) -> Trial:
-        trials = self._journal.trials
-        if isinstance(trial_id, bool) or not isinstance(trial_id, (int, np.integer)):
-            raise CampaignError(f"trial_id: got {trial_id!r}; expected an integer trial id")
-        if not 0 <= int(trial_id) < len(trials):
-            raise CampaignError(
-                f"trial_id: got {trial_id}; expected an id of this campaign"
-                f" (0 to {len(trials) - 1})" if trials else
-                f"trial_id: got {trial_id}; this campaign has no trials yet"
-            )
-        return trials[int(trial_id)]
-
-    def tell(self, trial_id: int, outcomes: dict[str, float] | float) -> Trial:
+    def tell(self, trial_id: int, outcomes: dict[str, float] | float,
+             actual: dict[str, Any] | None = None) -> Trial:
         """Record what trial ``trial_id`` gave; telling the same values twice is harmless.
 
         A bad observation (a missing outcome, NaN, infinity, a value that is
@@ -430,22 +424,29 @@ class Campaign:
         records the trial as failed with the reason (and warns), so the loop
         goes on and the model never sees it. Unknown ids, unknown outcome
         names and values that conflict with an earlier tell raise under both.
+
+        actual: parameter values the experiment was run at where they differ from the
+        proposal (``{"temperature": 92.0}``); in bounds, or refused. They become
+        ``trial.params``, what the model learns from; ``trial.proposed`` keeps the
+        proposal. A value within half a parameter's ``precision`` is the proposal.
         """
         values, problem = check_outcomes(outcomes, [o.name for o in self.outcomes])
         record_failure = problem is not None and self.spec.bad_observations == "fail"
         reason = f"bad observation: {problem}"
         journal = self._journal
         with journal.transaction():
-            trial = self._get(trial_id)
+            trial = journal.get(trial_id)
+            changed = check_actual(self.space, trial.params, actual)
             if trial.status == COMPLETED:
-                if problem is None and trial.outcomes == values:
+                if problem is None and trial.outcomes == values and not changed:
                     return _copy(trial)
+                at = f" at {trial.params}" if changed else ""
                 raise CampaignError(
-                    f"trial {trial.id} was already told {trial.outcomes};"
+                    f"trial {trial.id} was already told {trial.outcomes}{at};"
                     f" got {values if problem is None else short_repr(outcomes)}"
-                )
+                    + (f" at {changed}" if changed else ""))
             if trial.status == FAILED:
-                if record_failure and trial.failure_reason == reason:
+                if record_failure and trial.failure_reason == reason and not changed:
                     return _copy(trial)  # the same bad observation, told again
                 raise CampaignError(
                     f"trial {trial.id} is recorded as failed ({trial.failure_reason});"
@@ -457,12 +458,13 @@ class Campaign:
                 )
             # Recorded under the same lock as the check: no other process can
             # tell this trial in between.
+            extra = {"actual": changed} if changed else {}
             if problem is None:
                 journal.record([{"op": "tell", "id": trial.id, "outcomes": values,
-                                 "at": now().isoformat()}])
+                                 "at": now().isoformat(), **extra}])
             else:
                 journal.record([{"op": "fail", "id": trial.id, "reason": reason,
-                                 "at": now().isoformat()}])
+                                 "at": now().isoformat(), **extra}])
             trial = journal.trials[trial.id]
         if problem is not None:
             warnings.warn(f"trial {trial.id}: {problem}; recorded as failed"
@@ -470,21 +472,27 @@ class Campaign:
         self._telemetry.log_progress()
         return _copy(trial)
 
-    def tell_failed(self, trial_id: int, reason: str) -> Trial:
-        """Record that trial ``trial_id`` failed, and why; it never feeds the model."""
+    def tell_failed(self, trial_id: int, reason: str,
+                    actual: dict[str, Any] | None = None) -> Trial:
+        """Record that trial ``trial_id`` failed, and why; it never feeds the model.
+        actual: parameter values it was run at, as for ``tell``."""
         reason = str(reason).strip() or "failed"
         journal = self._journal
         with journal.transaction():
-            trial = self._get(trial_id)
-            if trial.status == FAILED:
+            trial = journal.get(trial_id)
+            changed = check_actual(self.space, trial.params, actual)
+            if trial.status == FAILED and not changed:
                 return _copy(trial)
+            if trial.status == FAILED:
+                raise CampaignError(f"trial {trial.id} was already recorded as failed at"
+                                    f" {trial.params}; got {changed}")
             if trial.status == COMPLETED:
                 raise CampaignError(
                     f"trial {trial.id} is already completed with {trial.outcomes};"
                     " expected a pending trial"
                 )
             journal.record([{"op": "fail", "id": trial.id, "reason": reason,
-                             "at": now().isoformat()}])
+                             "at": now().isoformat(), **({"actual": changed} if changed else {})}])
             trial = journal.trials[trial.id]
         self._telemetry.log_progress()
         return _copy(trial)
@@ -523,24 +531,7 @@ class Campaign:
 
     def stop_reason(self) -> str | None:
         """The reason the first of the spec's stopping rules gives to stop now, or None."""
-        if not self.spec.stopping:
-            return None
-        from active_learning.stopping import StoppingState, first_triggered, rule_from_dict
-
-        rules = [rule_from_dict(r.to_rule_dict()) for r in self.spec.stopping]
-        history, direction = best_history(self)
-        model_trials = [t for t in self._journal.trials if t.acquisition_value is not None
-                        and math.isfinite(t.acquisition_value)]
-        acq = model_trials[-1].acquisition_value if model_trials else None
-        ucb = lcb = None
-        if any(r.type == "regret_bound" for r in self.spec.stopping):
-            ucb, lcb = self._proposer.confidence_gap()
-        state = StoppingState(
-            n_evaluations=len(history), best_history=tuple(history), direction=direction,
-            acquisition_value=acq, acquisition_log=self._proposer.acquisition_in_log_space,
-            ucb_max=ucb, lcb_max=lcb)
-        stop, reason = first_triggered(rules, state)
-        return reason if stop else None
+        return stop_reason(self, self._proposer)
 
     def run(self, oracle: Callable | None = None, budget: int | None = None,
             callback: Callable[[Trial], None] | None = None,

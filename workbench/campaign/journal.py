@@ -1,6 +1,8 @@
 """The trial log of a campaign: its trials in memory, written ahead to the store.
 
-Every change is a journal event (``ask``, ``tell``, ``fail``, ``meta``). ``record``
+Every change is a journal event (``ask``, ``tell``, ``fail``, ``meta``); a ``tell`` or
+``fail`` may carry ``actual``, the parameter values run where they differ from the
+proposal (events written before that field existed simply lack it). ``record``
 appends events durably before it applies them in memory, so a failed write (a
 full disk) leaves memory equal to disk; other processes' events are replayed
 first, so the offset kept never skips a line not yet applied. Now and then the
@@ -10,10 +12,13 @@ journal is folded into the Zarr snapshot (compaction).
 from __future__ import annotations
 
 import contextlib
+import hashlib
 import json
 import warnings
 from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterator
+
+import numpy as np
 
 from workbench.campaign.telemetry import package_version
 from workbench.errors import CampaignError
@@ -75,6 +80,26 @@ class Journal:
         elif stored is not None:
             self.load(stored)
 
+    @property
+    def campaign_id(self) -> str:
+        """A stable identity of this campaign and its store: the first 16 hex digits of
+        SHA-256 of ``partner/name/created_at`` (the same in every process, after reopening)."""
+        text = f"{self.spec.partner}/{self.spec.name}/{self.created_at}"
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
+    def get(self, trial_id: Any) -> Trial:
+        """The trial with id ``trial_id``; a clear error for anything else."""
+        trials = self.trials
+        if isinstance(trial_id, bool) or not isinstance(trial_id, (int, np.integer)):
+            raise CampaignError(f"trial_id: got {trial_id!r}; expected an integer trial id")
+        if not 0 <= int(trial_id) < len(trials):
+            raise CampaignError(
+                f"trial_id: got {trial_id}; expected an id of this campaign"
+                f" (0 to {len(trials) - 1})" if trials else
+                f"trial_id: got {trial_id}; this campaign has no trials yet"
+            )
+        return trials[int(trial_id)]
+
     # -- reading -------------------------------------------------------------
 
     def load(self, ds: "xr.Dataset") -> None:
@@ -126,6 +151,8 @@ class Journal:
                     f" {len(self.trials)} trials; the record is inconsistent")
             trial = self.trials[event["id"]]
             trial.told_at = datetime.fromisoformat(event["at"])
+            if event.get("actual"):  # the proposal stays in trial.proposed
+                trial.params = {**trial.params, **event["actual"]}
             if op == "tell":
                 trial.status = COMPLETED
                 trial.outcomes = {k: float(v) for k, v in event["outcomes"].items()}

@@ -24,8 +24,9 @@ from workbench.record import COMPLETED, FAILED, PENDING, Trial
 
 if TYPE_CHECKING:
     from workbench.campaign.facade import Campaign
+    from workbench.campaign.proposing import Proposer
 
-__all__ = ["best_history", "executor_block", "resolve_oracle", "run_loop"]
+__all__ = ["best_history", "executor_block", "resolve_oracle", "run_loop", "stop_reason"]
 
 
 def resolve_oracle(oracle: Callable | None, block: Any, base_dir: Path | None) -> Callable:
@@ -202,3 +203,27 @@ def best_history(campaign: "Campaign") -> tuple[list[float], str]:
             best = v if math.isnan(best) or better else best
         out.append(best)
     return out, "minimize" if obj.direction in ("minimize", "target") else "maximize"
+
+
+def stop_reason(campaign: "Campaign", proposer: "Proposer") -> str | None:
+    """The reason the first of the spec's stopping rules gives to stop now, or None.
+    proposer: the campaign's, for the acquisition's scale and the regret bound."""
+    stopping = campaign.spec.stopping
+    if not stopping:
+        return None
+    from active_learning.stopping import StoppingState, first_triggered, rule_from_dict
+
+    rules = [rule_from_dict(r.to_rule_dict()) for r in stopping]
+    history, direction = best_history(campaign)
+    model_trials = [t for t in campaign.trials if t.acquisition_value is not None
+                    and math.isfinite(t.acquisition_value)]
+    acq = model_trials[-1].acquisition_value if model_trials else None
+    ucb = lcb = None
+    if any(r.type == "regret_bound" for r in stopping):
+        ucb, lcb = proposer.confidence_gap()
+    state = StoppingState(
+        n_evaluations=len(history), best_history=tuple(history), direction=direction,
+        acquisition_value=acq, acquisition_log=proposer.acquisition_in_log_space,
+        ucb_max=ucb, lcb_max=lcb)
+    stop, reason = first_triggered(rules, state)
+    return reason if stop else None

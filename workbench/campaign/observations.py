@@ -1,15 +1,20 @@
-"""What a ``tell`` may report: outcome values checked before anything is recorded."""
+"""What a ``tell`` may report: outcome values, and the parameter values actually run,
+checked before anything is recorded."""
 
 from __future__ import annotations
 
 import math
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from workbench.errors import CampaignError
+from workbench.parameters import same_setpoint
 
-__all__ = ["check_outcomes", "short_repr"]
+if TYPE_CHECKING:
+    from workbench.space import SearchSpace
+
+__all__ = ["check_actual", "check_outcomes", "short_repr"]
 
 
 def short_repr(value: Any, limit: int = 80) -> str:
@@ -58,3 +63,31 @@ def check_outcomes(values: Any, names: list[str]) -> tuple[dict[str, float], str
         else:
             out[k] = float(v)
     return out, "; ".join(problems_found) or None
+
+
+def check_actual(space: "SearchSpace", params: dict[str, Any],
+                 actual: Any) -> dict[str, Any]:
+    """The actual setpoints a tell reports (``{"temperature": 92.0}``, any subset of the
+    parameters), checked like proposals are: in bounds, of the right type, a listed
+    level. Returns those that differ from ``params`` beyond the parameter's
+    ``precision`` / 2 (``{}`` for None); a value within it counts as ``params``' own.
+    Linear constraints are not checked: the record keeps what was run."""
+    if actual is None:
+        return {}
+    if not isinstance(actual, dict):
+        raise CampaignError(f"actual: got {type(actual).__name__} {short_repr(actual)};"
+                            f" expected a dict of parameter values by name ({space.names})")
+    unknown = [k for k in actual if k not in space.names]
+    if unknown:
+        raise CampaignError(f"actual: unknown parameter(s) {unknown}; expected names"
+                            f" among {space.names}")
+    changed = {}
+    for name, value in actual.items():
+        p = space[name]
+        try:
+            value = p.validate_value(value)
+        except CampaignError as e:
+            raise CampaignError(f"actual: {e}") from None
+        if not same_setpoint(p, value, params[name]):
+            changed[name] = value
+    return changed

@@ -102,11 +102,8 @@ class Telemetry:
             from workbench.tracking import Tracker
 
             outbox = None if c.store is None else c.store.outbox_path
-            campaign_id = hashlib.sha256(
-                f"{spec.partner}/{spec.name}/{self.journal.created_at}".encode()
-            ).hexdigest()[:16]
             self._tracker = Tracker(spec.tracking, spec.partner, spec.name, run_id=c.run_id,
-                                    outbox=outbox, campaign_id=campaign_id,
+                                    outbox=outbox, campaign_id=self.journal.campaign_id,
                                     on_run_id=self.remember_run)
             self._tracker.start(spec.to_dict(), tags={
                 "partner": spec.partner, "campaign": spec.name,
