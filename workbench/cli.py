@@ -71,8 +71,9 @@ def _need_store(parsed) -> None:
     from workbench.errors import CampaignError
 
     if parsed.store is None:
-        raise CampaignError("store: is null; ask, tell and status need a store to keep trials"
-                            " between calls (remove the key for the default)")
+        raise CampaignError("store: is null; ask, tell and the commands that read a campaign"
+                            " need a store to keep trials between calls (remove the key for"
+                            " the default)")
 
 
 def _open(path: Path, parsed):
@@ -410,9 +411,8 @@ def _report_comparison(items: list[str], out_path: Path, tracking: Optional[str]
     from workbench.errors import CampaignError
     from workbench.report import (comparison_report, log_comparison, summaries_from_tracking,
                                   summary_from_store)
-    from workbench.store import ZarrStore
-
     from workbench.resources import resolve_spec
+    from workbench.store import ZarrStore
 
     stores, runs = [], []
     for i in items:  # a store, a spec (its store) or else an MLflow run id

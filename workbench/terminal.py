@@ -65,7 +65,7 @@ def fit_width(table: Table, width: int) -> RenderableType:
         used += w
     tables = []
     for k, group in enumerate(groups):
-        title = table.title if k == 0 else f"{table.title} (continued)"
+        title = table.title if k == 0 or not table.title else f"{table.title} (continued)"
         part = Table(title=title, title_justify=table.title_justify)
         for i in group:
             col = columns[i]
