@@ -16,8 +16,12 @@ from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console
+from rich.console import Console, RenderableType
+from rich.markup import escape
 from rich.table import Table
+
+from workbench.terminal import fit_width, trial_detail
+from workbench.terminal import format_value as _fmt
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
@@ -39,7 +43,8 @@ def _guard(fn):
         except typer.Exit:
             raise
         except WorkbenchError as e:
-            err.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False,
+                      soft_wrap=True)
             raise typer.Exit(e.exit_code) from None
         except KeyboardInterrupt:
             err.print("interrupted; every acknowledged result is in the store")
@@ -47,8 +52,8 @@ def _guard(fn):
         except Exception as e:  # noqa: BLE001 - the CLI shows messages, not tracebacks
             if os.environ.get("WORKBENCH_DEBUG"):
                 raise
-            err.print(f"[bold red]error:[/] {type(e).__name__}: {e}", markup=True,
-                      highlight=False, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}",
+                      markup=True, highlight=False, soft_wrap=True)
             raise typer.Exit(1) from None
 
     return wrapper
@@ -66,8 +71,9 @@ def _need_store(parsed) -> None:
     from workbench.errors import CampaignError
 
     if parsed.store is None:
-        raise CampaignError("store: is null; ask, tell and status need a store to keep trials"
-                            " between calls (remove the key for the default)")
+        raise CampaignError("store: is null; ask, tell and the commands that read a campaign"
+                            " need a store to keep trials between calls (remove the key for"
+                            " the default)")
 
 
 def _open(path: Path, parsed):
@@ -76,14 +82,44 @@ def _open(path: Path, parsed):
     return Campaign.from_spec(parsed, base_dir=path.parent)
 
 
-def _fmt(v) -> str:
-    if isinstance(v, float):
-        return "" if math.isnan(v) else f"{v:.6g}"
-    return str(v)
+def _locate(arg: str, command: str) -> tuple[str, Optional[Path], object]:
+    """What a read command reads: (store path, spec path, parsed spec).
+
+    ``arg`` is a campaign store (a folder, usually ``*.zarr``; read with the spec it
+    records, so spec path and parsed spec are None) or a spec (a YAML file or a shipped
+    experiment's name; read at the store it names). The store may not exist yet.
+    """
+    from workbench.errors import CampaignError
+    from workbench.resources import experiments, resolve_spec
+
+    given = Path(arg).expanduser()
+    if given.is_dir() or given.suffix == ".zarr":
+        return arg, None, None
+    if not resolve_spec(arg).exists() and given.suffix not in (".yaml", ".yml"):
+        raise CampaignError(
+            f"{command}: got {arg!r}, which is neither a spec (a YAML file or a shipped"
+            f" experiment: {', '.join(sorted(experiments()))}) nor a campaign store"
+            " (a *.zarr folder)")
+    path, parsed = _load(arg)
+    _need_store(parsed)
+    return str(parsed.store), path, parsed
 
 
-def _trial_table(campaign, trials, title: str) -> Table:
-    table = Table(title=title, title_justify="left")
+def _existing_store(arg: str, command: str) -> str:
+    """The store ``arg`` names (see ``_locate``); exit 2 if there is no campaign there."""
+    from workbench.errors import CampaignError
+    from workbench.store import ZarrStore
+
+    store, path, _ = _locate(arg, command)
+    if not ZarrStore(store).exists():
+        of = f" (the store of {path})" if path is not None else ""
+        raise CampaignError(f"{command}: no campaign store at {store}{of}; expected a campaign"
+                            " store (a *.zarr folder) or a spec whose store exists")
+    return store
+
+
+def _trial_table(campaign, trials, title: str) -> RenderableType:
+    table = Table(title=escape(title), title_justify="left")
     table.add_column("trial", justify="right")
     table.add_column("status")
     units = {}
@@ -91,25 +127,30 @@ def _trial_table(campaign, trials, title: str) -> Table:
         for n in (p.column_names() if hasattr(p, "column_names") else [p.name]):
             units[n] = getattr(p, "unit", None)
     for n in campaign.space.flat_names:
-        table.add_column(f"{n} [{units[n]}]" if units[n] else n, justify="right")
+        table.add_column(escape(f"{n} [{units[n]}]" if units[n] else n), justify="right")
     from workbench.campaign.results import outcome_roles
 
     roles = outcome_roles(campaign.objectives, campaign.spec.outcome_constraints)
     for o in campaign.outcomes:  # an objective's direction, a constraint's bound
-        table.add_column(f"{o.name} ({roles[o.name]})", justify="right")
+        table.add_column(escape(f"{o.name} ({roles[o.name]})"), justify="right")
     table.add_column("predicted", justify="right")
     table.add_column("strategy")
+    failed = any(t.status == "failed" for t in trials)
+    if failed:  # only then: a table of good trials stays narrow
+        table.add_column("reason")
     for t in trials:
         obj = campaign.objectives[0].name
         pred = (t.prediction or {}).get(obj)
         status = {"completed": "[green]completed[/]", "failed": "[red]failed[/]"}.get(
             t.status, "[yellow]pending[/]")
         flat = campaign.space.flatten(t.params)
-        row = [str(t.id), status] + [_fmt(flat[n]) for n in campaign.space.flat_names]
+        row = [str(t.id), status] + [escape(_fmt(flat[n])) for n in campaign.space.flat_names]
         row += [_fmt(t.outcomes.get(o.name, math.nan)) for o in campaign.outcomes]
-        row += [f"{pred.mean:.4g} ± {pred.std:.2g}" if pred else "", t.strategy]
+        row += [f"{pred.mean:.4g} ± {pred.std:.2g}" if pred else "", escape(t.strategy)]
+        if failed:
+            row.append(escape(t.failure_reason or ""))
         table.add_row(*row)
-    return table
+    return fit_width(table, out.width)
 
 
 @app.command()
@@ -182,8 +223,8 @@ def _summary(campaign) -> None:
     obj = campaign.objectives[0]
     failed = sum(1 for t in campaign.trials if t.status == "failed")
     if best is not None:
-        params = ", ".join(f"{k}={_fmt(v)}"
-                           for k, v in campaign.space.flatten(best.params).items())
+        params = escape(", ".join(f"{k}={_fmt(v)}"
+                                  for k, v in campaign.space.flatten(best.params).items()))
         out.print(f"best {obj.name} = {best.outcomes[obj.name]:.6g} at trial {best.id}: {params}",
                   highlight=False)
     if failed:
@@ -257,13 +298,18 @@ def tell(
     if not ZarrStore(parsed.store).exists():
         raise CampaignError(f"store: no campaign at {parsed.store}; run `workbench ask` first")
     campaign = _open(path, parsed)
-    told = failed = 0
+    told = failed = unchanged = 0
     # Checked and written under one hold of the store's lock: every row is
     # validated against the current record before the first is told, so a file
     # with one bad row records nothing, and no other process slips in between.
     with campaign.transaction():
         rows = read_results(results, campaign, actual=actual)
+        # read_results refuses conflicts, so a row for a trial already told repeats it.
+        recorded = {t.id for t in campaign.trials if t.status != "pending"}
         for trial_id, outcomes, reason, setpoints in rows:
+            if trial_id in recorded:
+                unchanged += 1
+                continue
             if reason is not None:
                 trial = campaign.tell_failed(trial_id, reason, actual=setpoints)
                 failed += 1
@@ -275,9 +321,15 @@ def tell(
                 told += 1
             if setpoints:
                 _print_setpoints(trial, setpoints)
-    campaign.log_snapshot()
-    out.print(f"recorded {told} result(s) and {failed} failure(s) from {results}",
-              highlight=False)
+    if told or failed:
+        campaign.log_snapshot()
+    if told or failed or not unchanged:
+        again = f"; {unchanged} row(s) already recorded, unchanged" if unchanged else ""
+        out.print(f"recorded {told} result(s) and {failed} failure(s) from {results}{again}",
+                  highlight=False, markup=False)
+    else:
+        out.print(f"already recorded: {unchanged} row(s) of {results} unchanged; nothing new",
+                  highlight=False, markup=False)
     _summary(campaign)
 
 
@@ -291,34 +343,28 @@ def _print_setpoints(trial, setpoints: dict) -> None:
 @app.command()
 @_guard
 def status(
-    spec: str = typer.Argument(..., help="experiment YAML file or shipped name"),
+    spec: str = typer.Argument(..., help="experiment YAML file, shipped name or campaign store"),
     trial: Optional[int] = typer.Option(None, "--trial", help="show one trial in full"),
 ):
-    """Show the trials and the best result so far."""
+    """Show the trials, why any failed, and the best result so far."""
+    from workbench.campaign import Campaign
+    from workbench.errors import CampaignError
     from workbench.store import ZarrStore
 
-    path, parsed = _load(spec)
-    _need_store(parsed)
-    if not ZarrStore(parsed.store).exists():
-        out.print(f"campaign {parsed.name!r} has not started: no store at {parsed.store}")
+    store, path, parsed = _locate(spec, "status")
+    if not ZarrStore(store).exists():
+        if parsed is None:
+            raise CampaignError(f"status: no campaign store at {store}; expected a campaign"
+                                " store (a *.zarr folder) or a spec")
+        out.print(f"campaign {parsed.name!r} has not started: no store at {store}",
+                  highlight=False)
         return
-    campaign = _open(path, parsed)
+    campaign = _open(path, parsed) if parsed is not None else Campaign.open(store)
     trials = campaign.trials
     if trial is not None:
-        from workbench.errors import CampaignError
-
         if not 0 <= trial < len(trials):
             raise CampaignError(f"--trial: got {trial}; expected 0 to {len(trials) - 1}")
-        t = trials[trial]
-        for key, value in vars(t).items():
-            if key != "audit":
-                out.print(f"{key}: {value}", highlight=False)
-        if t.audit:  # why it was proposed: model, hyperparameters, data hash, versions
-            import json
-
-            out.print("why proposed:", highlight=False)
-            out.print(json.dumps(json.loads(t.audit), indent=2, sort_keys=True),
-                      highlight=False)
+        out.print(trial_detail(campaign, trials[trial]))
         return
     out.print(_trial_table(campaign, trials, f"campaign {campaign.name!r}: {len(trials)} trials"))
     _summary(campaign)
@@ -328,7 +374,8 @@ def status(
 @_guard
 def report(
     items: Optional[list[str]] = typer.Argument(
-        None, help="campaign store (Zarr folder); with --compare, stores or MLflow run ids"),
+        None, help="campaign store (Zarr folder) or spec; with --compare, stores, specs or"
+                   " MLflow run ids"),
     out_path: Optional[Path] = typer.Option(None, "--out", "-o", help="HTML file to write"),
     compare: bool = typer.Option(False, "--compare", help="compare the campaigns given"),
     tracking: Optional[str] = typer.Option(None, "--tracking",
@@ -364,13 +411,10 @@ def report(
         _report_one(items[0], out_path or Path("report.html"), tracking)
 
 
-def _report_one(store: str, out_path: Path, tracking: Optional[str] = None) -> None:
+def _report_one(item: str, out_path: Path, tracking: Optional[str] = None) -> None:
     from workbench.report import campaign_report, log_campaign_report
-    from workbench.store import ZarrStore
-    from workbench.errors import CampaignError
 
-    if not ZarrStore(store).exists():
-        raise CampaignError(f"report: no campaign store at {store}")
+    store = _existing_store(item, "report")
     text, campaign = campaign_report(store, tracking)
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text, encoding="utf-8")
@@ -386,10 +430,15 @@ def _report_comparison(items: list[str], out_path: Path, tracking: Optional[str]
     from workbench.errors import CampaignError
     from workbench.report import (comparison_report, log_comparison, summaries_from_tracking,
                                   summary_from_store)
+    from workbench.resources import resolve_spec
     from workbench.store import ZarrStore
 
-    stores = [i for i in items if ZarrStore(i).exists()]
-    runs = [i for i in items if i not in stores]
+    stores, runs = [], []
+    for i in items:  # a store, a spec (its store) or else an MLflow run id
+        if ZarrStore(i).exists() or Path(i).suffix == ".zarr" or resolve_spec(i).is_file():
+            stores.append(_existing_store(i, "--compare"))
+        else:
+            runs.append(i)
     bad = [r for r in runs if not (r.startswith("runs:/") or r.isalnum())]
     if bad:
         raise CampaignError(f"--compare: {bad} are neither campaign stores nor MLflow run ids")
@@ -413,7 +462,7 @@ def _report_comparison(items: list[str], out_path: Path, tracking: Optional[str]
 @app.command()
 @_guard
 def verify(
-    store: str = typer.Argument(..., help="campaign store (Zarr folder)"),
+    store: str = typer.Argument(..., help="campaign store (Zarr folder) or spec"),
     recover: Optional[Path] = typer.Option(
         None, "--recover", help="write a copy with every intact event to this new path"),
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
@@ -423,6 +472,7 @@ def verify(
 
     from workbench import store as stores
 
+    store, _, _ = _locate(store, "verify")  # a damaged store may lack its marker: no check
     damage, notes = stores.verify(store)
     dropped = stores.recover(store, recover) if recover is not None else None
     if as_json:
@@ -446,21 +496,24 @@ def verify(
 @app.command()
 @_guard
 def export(
-    store: str = typer.Argument(..., help="campaign store (Zarr folder)"),
+    store: str = typer.Argument(..., help="campaign store (Zarr folder) or spec"),
     output: Path = typer.Option(..., "-o", "--output", help="CSV file to write"),
 ):
-    """Write every trial of a store as CSV: parameters, outcomes, status, reasons, times."""
+    """Write every trial of a store as CSV: parameters, outcomes, status, reasons, times
+    (ISO 8601 with UTC offset)."""
     from workbench.campaign import Campaign
     from workbench.csvio import safe_frame
     from workbench.errors import CampaignError
-    from workbench.store import ZarrStore
+    from workbench.record import format_time
 
-    if not ZarrStore(store).exists():
-        raise CampaignError(f"export: no campaign store at {store}")
+    store = _existing_store(store, "export")
     if output.is_dir():
         raise CampaignError(f"--output: {output} is a folder; expected a CSV file path")
     campaign = Campaign.open(store, tracking=None)  # reading contacts no server
     frame = campaign.to_frame()
+    trials = campaign.trials
+    frame["asked_at"] = [format_time(t.asked_at) for t in trials]
+    frame["told_at"] = [format_time(t.told_at) for t in trials]
     safe_frame(frame).to_csv(output, index=False)
     out.print(f"wrote {output}: {len(frame)} trials of campaign {campaign.name!r}",
               highlight=False)
@@ -474,18 +527,16 @@ prior_app = typer.Typer(add_completion=False, no_args_is_help=True,
 @prior_app.command("export")
 @_guard
 def prior_export(
-    store: str = typer.Argument(..., help="campaign store (Zarr folder)"),
+    store: str = typer.Argument(..., help="campaign store (Zarr folder) or spec"),
     out_path: Path = typer.Option(Path("prior.json"), "--out", "-o", help="JSON file to write"),
     anchors: Optional[int] = typer.Option(None, "--anchors", min=8, max=4096,
                                           help="anchor points (default 32 per input)"),
 ):
     """Export the campaign's surrogate as a prior (no observations) and log it to its run."""
     from workbench.errors import CampaignError
-    from workbench.store import ZarrStore
     from workbench.transfer import export_prior, log_prior, save_prior
 
-    if not ZarrStore(store).exists():
-        raise CampaignError(f"prior export: no campaign store at {store}")
+    store = _existing_store(store, "prior export")
     if out_path.is_dir():
         raise CampaignError(f"--out: {out_path} is a folder; expected a JSON file path")
     from workbench.campaign import Campaign

@@ -161,7 +161,10 @@ def _strip_units(path: Path, header: list[str], campaign) -> list[str]:
     return out
 
 
-def _check_header(path: Path, header: list[str], campaign, expected: str) -> None:
+def _check_header(path: Path, header: list[str], campaign, expected: str,
+                  written: list[str]) -> None:
+    """Refuse a header that cannot be read; ``header`` is without units, ``written`` as
+    in the file, which is what messages quote (``temperature [degC]``)."""
     objectives = [o.name for o in campaign.outcomes]
     if len(header) == 1:
         for sep, name in ((";", "semicolons"), ("\t", "tabs"), ("|", "bars")):
@@ -169,20 +172,22 @@ def _check_header(path: Path, header: list[str], campaign, expected: str) -> Non
                 raise CampaignError(
                     f"{path}:1: header {header[0]!r} is one column separated by {name};"
                     f" expected comma-separated columns ({expected})")
-    repeated = sorted({h for h in header if header.count(h) > 1})
+    repeated = list(dict.fromkeys(w for h, w in zip(header, written) if header.count(h) > 1))
     if repeated:
         raise CampaignError(f"{path}:1: column(s) {repeated} appear more than once;"
                             " expected each column once")
     if "trial_id" not in header:
-        raise CampaignError(f"{path}:1: header has no trial_id column; got {header};"
+        raise CampaignError(f"{path}:1: header has no trial_id column; got {written};"
                             f" expected {expected}")
     missing = [o for o in objectives if o not in header]
     if missing and "failure_reason" not in header and "status" not in header:
         raise CampaignError(f"{path}:1: header lacks objective column(s) {missing};"
                             f" expected {expected}")
-    known = {"trial_id", "status", "failure_reason", "batch", "strategy", *objectives,
+    known = {"trial_id", "status", "failure_reason", "batch", "strategy", "asked_at", "told_at",
+             *objectives,
              *campaign.space.flat_names, *IDENTITY_COLUMNS}
-    unknown = [h for h in header if h not in known and not h.startswith(_INFO_PREFIXES)]
+    unknown = [w for h, w in zip(header, written)
+               if h not in known and not h.startswith(_INFO_PREFIXES)]
     if unknown:
         raise CampaignError(f"{path}:1: unknown column(s) {unknown}; expected {expected},"
                             " optional failure_reason and parameters")
@@ -248,9 +253,9 @@ def read_results(path: Path, campaign, actual: bool = False) -> list[ResultRow]:
     path = Path(path)
     objectives = [o.name for o in campaign.outcomes]
     expected = ", ".join(["trial_id", *objectives])
-    header, body = _read_rows(path, expected)
-    header = _strip_units(path, header, campaign)
-    _check_header(path, header, campaign, expected)
+    written, body = _read_rows(path, expected)
+    header = _strip_units(path, written, campaign)
+    _check_header(path, header, campaign, expected, written)
     if not body:
         raise CampaignError(f"{path}: no rows below the header; expected one row per trial"
                             f" ({expected})")

@@ -7,6 +7,8 @@ actually run), one per objective, ``predicted_mean`` / ``predicted_std`` over
 ``failure_reason``). Where a tell recorded actual setpoints that differ from the
 proposal, ``proposed_<name>`` holds what was proposed for every trial (only for
 the parameters where some trial differs). Units live in each variable's ``attrs``.
+Times are UTC: timezone-aware in memory, naive UTC in the Dataset (``datetime64``
+has no zone), and a naive value read back from any store or journal is UTC.
 """
 
 from __future__ import annotations
@@ -83,12 +85,31 @@ class Trial:
 
 
 def now() -> datetime:
-    return datetime.now(timezone.utc).replace(tzinfo=None)
+    """The current time in UTC, timezone-aware."""
+    return datetime.now(timezone.utc)
+
+
+def as_utc(v: datetime) -> datetime:
+    """``v`` as an aware UTC datetime; a naive ``v`` is taken to be UTC already
+    (what the record has always stored)."""
+    return v.replace(tzinfo=timezone.utc) if v.tzinfo is None else v.astimezone(timezone.utc)
+
+
+def parse_time(text: str) -> datetime:
+    """An ISO 8601 time from a journal or spec record as aware UTC (naive means UTC)."""
+    return as_utc(datetime.fromisoformat(text))
+
+
+def format_time(v: datetime | None) -> str:
+    """A time as users see it: ISO 8601 to the second with its UTC offset,
+    e.g. ``2026-12-07T05:55:02+00:00``; empty for None."""
+    return "" if v is None else as_utc(v).isoformat(timespec="seconds")
 
 
 def _times(values: list[datetime | None]) -> np.ndarray:
-    return np.array([np.datetime64(v, "ns") if v is not None else np.datetime64("NaT", "ns")
-                     for v in values], dtype="datetime64[ns]")
+    # datetime64 holds no zone: store naive UTC.
+    return np.array([np.datetime64(as_utc(v).replace(tzinfo=None), "ns") if v is not None
+                     else np.datetime64("NaT", "ns") for v in values], dtype="datetime64[ns]")
 
 
 def _parameter_variable(p, values: list) -> tuple:
@@ -168,7 +189,7 @@ def _scalar(v: Any) -> Any:
 def _time(v: Any) -> datetime | None:
     if pd.isna(v):
         return None
-    return pd.Timestamp(v).to_pydatetime()
+    return as_utc(pd.Timestamp(v).to_pydatetime())
 
 
 def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[Trial]:
@@ -242,7 +263,7 @@ def _iso(v: datetime | None) -> str | None:
 
 
 def _from_iso(v: str | None) -> datetime | None:
-    return None if v is None else datetime.fromisoformat(v)
+    return None if v is None else parse_time(v)
 
 
 def trial_to_json(t: Trial) -> dict[str, Any]:

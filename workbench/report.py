@@ -313,7 +313,7 @@ def _table(header: list[str], rows: list[list]) -> str:
 
 
 def _page(title: str, body: str) -> str:
-    stamp = datetime.now(timezone.utc).strftime("%Y-%m-%d %H:%M UTC")
+    stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")  # ISO 8601, offset
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
             f"<style>{_CSS}</style></head><body><h1>{_e(title)}</h1>"
             f"<p class='note'>generated {stamp} by sciworkbench</p>{body}</body></html>")

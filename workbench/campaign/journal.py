@@ -15,7 +15,6 @@ import contextlib
 import hashlib
 import json
 import warnings
-from datetime import datetime
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
@@ -23,7 +22,7 @@ import numpy as np
 from workbench.campaign.telemetry import package_version
 from workbench.errors import CampaignError
 from workbench.record import (COMPLETED, FAILED, NUMERICS_VERSION, Trial, from_dataset, now,
-                              to_dataset, trial_from_json)
+                              parse_time, to_dataset, trial_from_json)
 from workbench.spec import CampaignSpec, parse_spec
 from workbench.store import TOKEN_ATTR, ZarrStore, check_store_path
 
@@ -150,7 +149,7 @@ class Journal:
                     f"store: journal of {self.spec.store} tells trial {event['id']} of"
                     f" {len(self.trials)} trials; the record is inconsistent")
             trial = self.trials[event["id"]]
-            trial.told_at = datetime.fromisoformat(event["at"])
+            trial.told_at = parse_time(event["at"])
             if event.get("actual"):  # the proposal stays in trial.proposed
                 trial.params = {**trial.params, **event["actual"]}
             if op == "tell":
