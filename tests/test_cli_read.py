@@ -86,7 +86,8 @@ def lab(tmp_path_factory) -> dict:
     with open(root / "proposals.csv", newline="") as f:
         rows = list(csv.reader(f))
     header = rows[0] + ["failure_reason"]
-    rows[1][-1] = "71.5"
+    column = next(i for i, h in enumerate(rows[0]) if h.startswith("isolated_yield"))
+    rows[1][column] = "71.5"
     filled = [header, rows[1] + [""], rows[2] + [REASON], rows[3] + [""]]
     with open(root / "results.csv", "w", newline="") as f:
         csv.writer(f).writerows(filled)
@@ -231,7 +232,8 @@ def test_telling_the_same_results_again_says_nothing_is_new(lab, tmp_path):
     assert _snapshot(root / "wide.zarr") == snapshot
 
     rows = [list(r) for r in lab["rows"]]
-    rows[2][-2] = "64.25"  # trial 2, pending until now
+    column = next(i for i, h in enumerate(lab["header"]) if h.startswith("isolated_yield"))
+    rows[2][column] = "64.25"  # trial 2, pending until now
     with open(root / "mixed.csv", "w", newline="") as f:
         csv.writer(f).writerows([lab["header"], *rows])
     mixed = _workbench(root, "tell", "wide.yaml", "mixed.csv")
