@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from test_server_auth import as_partner, server, server_cli  # noqa: F401  (the module's real server)
+from test_server_auth import as_partner, server, server_cli  # noqa: F401  (its real server)
 from typer.testing import CliRunner
 
 import workbench as wb

@@ -32,7 +32,7 @@ def dominated_volume(S: np.ndarray, r: np.ndarray) -> float:
     """Hypervolume that the scores ``S`` (n, m) dominate above ``r`` (m,)."""
     from active_learning.multiobjective import hypervolume
 
-    S = S[np.all(S > r, axis=1)] if len(S) else S  # NaN in r: nothing dominates
+    S = S[np.all(S > r, axis=1)] if len(S) else S
     return float(hypervolume(S, r)) if len(S) else 0.0
 
 
