@@ -45,6 +45,7 @@ from active_learning.design import (
 )
 from active_learning.domain import FEASIBILITY_TOL, Domain
 from active_learning.multiobjective import (
+    REFERENCE_MARGIN,
     ChebyshevScalarization,
     FeasibilityWeighted,
     LogExpectedHypervolumeImprovement,
@@ -67,7 +68,6 @@ from active_learning.multiobjective import (
     pareto_mask_np,
     qLogExpectedHypervolumeImprovement,
     qLogNoisyExpectedHypervolumeImprovement,
-    reference_below_observed,
     reference_point,
     sample_simplex,
 )
@@ -144,8 +144,8 @@ __all__ = [
     "qSimpleRegret",
     "qUpperConfidenceBound",
     "reduce_domain",
-    "reference_below_observed",
     "reference_point",
+    "REFERENCE_MARGIN",
     "RegretBound",
     "rule_from_dict",
     "sample_feasible",

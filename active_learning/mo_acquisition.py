@@ -25,8 +25,9 @@ from active_learning.objectives import Objectives
 from surrogates.numerics import JITTER
 
 __all__ = [
-    "LogExpectedHypervolumeImprovement", "ScalarizedLogEI", "as_batches", "log_fatplus",
-    "qLogExpectedHypervolumeImprovement", "qLogNoisyExpectedHypervolumeImprovement",
+    "MIN_CELLS", "LogExpectedHypervolumeImprovement", "ScalarizedLogEI", "as_batches",
+    "log_fatplus", "log_hvi_smooth", "qLogExpectedHypervolumeImprovement",
+    "qLogNoisyExpectedHypervolumeImprovement",
 ]
 
 # ----------------------------------------------------------------------------
@@ -63,8 +64,8 @@ def _logmeanexp(x: Array, axis: int = 0) -> Array:
     return jax.nn.logsumexp(x, axis=axis) - math.log(x.shape[axis])
 
 
-def _log_hvi_smooth(Y: Array, lower: Array, upper: Array, log_weight: Array | None,
-                    tau_relu: Array, tau_max: Array) -> Array:
+def log_hvi_smooth(Y: Array, lower: Array, upper: Array, log_weight: Array | None,
+                   tau_relu: Array, tau_max: Array) -> Array:
     """Smoothed log hypervolume improvement of q points for one sample.
 
     Y: (q, m) normalised objectives; lower, upper: (C, m) normalised cells;
@@ -72,6 +73,9 @@ def _log_hvi_smooth(Y: Array, lower: Array, upper: Array, log_weight: Array | No
     min(min_{i in S} y_ik, u_k) - l_k becomes a soft minimum, in log space, of
     log fatplus(y_ik - l_k) and log(u_k - l_k); subsets combine by
     inclusion-exclusion with positive and negative parts kept separately.
+    tau_relu, tau_max: scalar temperatures of the soft plus and soft minimum.
+    Returns a scalar. With q = 1 and no weight a closed-form soft minimum is
+    taken; a zero log weight sends the same point through the general path.
     """
     q = Y.shape[0]
     members, odd = inclusion_exclusion_subsets(q)
@@ -182,12 +186,13 @@ def _nehvi_baseline(model, X_baseline: Array, mask: Array, key: Array, num_sampl
 # this many. The acquisition's cost is linear in the cells; each new count
 # compiles once, which costs more than the cells it saves on small fronts, so
 # the floor keeps the smallest fronts from compiling twice for little gain.
-_MIN_CELLS = 16
+MIN_CELLS = 16
 
 
-def _trim_cells(lower: Array, upper: Array) -> tuple[Array, Array]:
+def _trim_cells(lower: Array, upper: Array,
+                min_cells: int = MIN_CELLS) -> tuple[Array, Array]:
     """Drop the empty cells that padding and dominated points leave, keeping a power
-    of two (at least _MIN_CELLS) per sample, so that the acquisition's cost follows
+    of two (at least ``min_cells``) per sample, so that the acquisition's cost follows
     the sampled fronts' size instead of n (n (n + 1) + 1 cells for three objectives).
     Empty cells add exactly nothing (their log width underflows), so the values
     do not change. Under a trace (no concrete values) the cells stay as they are."""
@@ -196,7 +201,7 @@ def _trim_cells(lower: Array, upper: Array) -> tuple[Array, Array]:
     lo, up = np.asarray(lower), np.asarray(upper)
     nonempty = np.all(up > lo, axis=-1)  # (S, C)
     count = int(nonempty.sum(axis=1).max(initial=1))
-    keep = min(lo.shape[1], max(_MIN_CELLS, 1 << (count - 1).bit_length()))
+    keep = min(lo.shape[1], max(min_cells, 1 << (count - 1).bit_length()))
     order = np.argsort(~nonempty, axis=1, kind="stable")[:, :keep]
     take = lambda a: np.take_along_axis(a, order[..., None], axis=1)  # noqa: E731
     return jnp.asarray(take(lo)), jnp.asarray(take(up))
@@ -253,7 +258,7 @@ class qLogExpectedHypervolumeImprovement(eqx.Module):
         Y = _objective_samples(self.model, Xq, self.key, self.num_samples, self.objectives)
         Y = (Y - self.ref_point) / self.scale
         log_hvi = jax.vmap(
-            lambda y: _log_hvi_smooth(y, self.cell_lower, self.cell_upper, None,
+            lambda y: log_hvi_smooth(y, self.cell_lower, self.cell_upper, None,
                                       self.tau_relu, self.tau_max)
         )(Y)
         return _logmeanexp(log_hvi) + jnp.sum(jnp.log(self.scale))
@@ -270,7 +275,9 @@ class qLogNoisyExpectedHypervolumeImprovement(eqx.Module):
 
     model: surrogate protocol; X_baseline: (n, d) observed inputs (padded, with
     baseline_mask: (n,) bool); ref_point: (m,); key: base-sample key;
-    objectives: model outputs -> maximised objectives; X_pending: (p, d).
+    objectives: model outputs -> maximised objectives; X_pending: (p, d);
+    min_cells: cells kept per sample at least (the empty ones are dropped down
+    to a power of two no smaller; as many as the decomposition has keeps all).
     Cost per batch: one joint posterior over n + p + q points, and per sample
     a box decomposition with O(n) cells for m = 2, O(n^2) for m = 3, times
     2^q - 1 subsets: keep q <= 4 (greedy batches beyond) and n moderate
@@ -295,7 +302,7 @@ class qLogNoisyExpectedHypervolumeImprovement(eqx.Module):
 
     def __init__(self, model, X_baseline, ref_point, key, *, baseline_mask=None,
                  objectives=None, X_pending=None, num_samples: int = 64,
-                 tau_relu: float = 1e-6, tau_max: float = 1e-2):
+                 tau_relu: float = 1e-6, tau_max: float = 1e-2, min_cells: int = MIN_CELLS):
         X_baseline = jnp.asarray(X_baseline, jnp.float64)
         mask = (jnp.ones(X_baseline.shape[0], bool) if baseline_mask is None
                 else jnp.asarray(baseline_mask, bool))
@@ -315,7 +322,7 @@ class qLogNoisyExpectedHypervolumeImprovement(eqx.Module):
         # candidates' draws continue the same Cholesky factor of the joint.
         self.L_base, self.z_base, lower, upper = _nehvi_baseline(
             model, X_baseline, mask, key, num_samples, objectives, ref, self.scale)
-        self.cell_lower, self.cell_upper = _trim_cells(lower, upper)
+        self.cell_lower, self.cell_upper = _trim_cells(lower, upper, min_cells)
 
     def __call__(self, X: Array) -> Array:
         X = as_batches(X)
@@ -336,7 +343,7 @@ class qLogNoisyExpectedHypervolumeImprovement(eqx.Module):
                                         * jnp.eye(q))
             f_new = (mean_q[None] + jnp.einsum("mnq,smn->sqm", C, self.z_base)
                      + jnp.einsum("mij,smj->sim", L_new, z_new))
-            values = jax.vmap(lambda y, lo, up: _log_hvi_smooth(
+            values = jax.vmap(lambda y, lo, up: log_hvi_smooth(
                 y, lo, up, None, self.tau_relu, self.tau_max))(
                 _normalised(f_new, self.objectives, self.ref_point, self.scale),
                 self.cell_lower, self.cell_upper)

@@ -54,7 +54,6 @@ from active_learning.pareto import (
     REFERENCE_MARGIN,
     pareto_mask,
     pareto_mask_np,
-    reference_below_observed,
     reference_point,
 )
 
@@ -158,7 +157,6 @@ __all__ = [
     "pareto_mask_np",
     "qLogExpectedHypervolumeImprovement",
     "qLogNoisyExpectedHypervolumeImprovement",
-    "reference_below_observed",
     "reference_point",
     "sample_simplex",
 ]

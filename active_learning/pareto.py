@@ -1,4 +1,4 @@
-"""Pareto fronts and reference points.
+"""Pareto fronts and the hypervolume reference point.
 
 Convention: every objective is maximised. ``Y: (n, m)`` holds n points with m
 objectives; the reference point ``ref: (m,)`` sits below the observed values,
@@ -14,10 +14,7 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-__all__ = [
-    "REFERENCE_MARGIN", "pareto_mask", "pareto_mask_np", "reference_below_observed",
-    "reference_point",
-]
+__all__ = ["REFERENCE_MARGIN", "pareto_mask", "pareto_mask_np", "reference_point"]
 
 
 @partial(jax.jit, static_argnames=("deduplicate",))
@@ -50,37 +47,37 @@ def pareto_mask_np(Y: np.ndarray) -> np.ndarray:
     return ~np.any(geq & gt, axis=1)
 
 
-def reference_point(Y, mask=None, margin: float = 0.1) -> Array:
-    """A reference point just below the observed Pareto front.
-
-    The front's worst value per objective minus ``margin`` times its range
-    (or times its magnitude when the range is zero), as BoTorch's
-    ``infer_reference_point``. Y: (n, m); mask: (n,) bool. Returns (m,).
-    """
-    Y = jnp.asarray(Y)
-    front = pareto_mask(Y, mask)
-    lo = jnp.min(jnp.where(front[:, None], Y, jnp.inf), axis=0)
-    hi = jnp.max(jnp.where(front[:, None], Y, -jnp.inf), axis=0)
-    span = jnp.where(hi > lo, hi - lo, jnp.maximum(jnp.abs(lo), 1.0))
-    return lo - margin * span
-
-
-
-# A campaign without a reference point measures improvement from this far below
-# the worst observed score, in units of the observed range: near enough that the
-# front's extremes still count, far enough that they add volume.
+# The default reference point sits this far below the worst observed score, in
+# units of the observed range: near enough that the front's extremes still count,
+# far enough that they add volume (a point on the reference adds none).
 REFERENCE_MARGIN = 0.1
 # Smallest range that margin is taken of: one observation, or every score equal.
 _MIN_REFERENCE_SPAN = 1e-9
 
 
-def reference_below_observed(scores: np.ndarray, margin: float = REFERENCE_MARGIN) -> np.ndarray:
-    """The reference point a campaign's hypervolume acquisitions use when the spec
-    gives none: ``margin`` times the observed range below the worst observed
-    score of each objective, over every row (not only the front, unlike
-    :func:`reference_point`, so that it moves only when the data widen).
+def reference_point(scores: np.ndarray, ref: np.ndarray | None = None,
+                    margin: float = REFERENCE_MARGIN) -> np.ndarray:
+    """The hypervolume reference point: the one rule for the whole workbench.
 
-    scores: (n, m) maximised objective values. Returns (m,).
+    ``ref`` when given (already in maximised-score units), else ``margin`` times
+    the observed range (at least ``1e-9``) below the worst observed score of each
+    objective. Every row counts, not only the Pareto front, so that the point
+    moves only when the data widen; the acquisitions that propose and the
+    hypervolume that reports progress measure from the same point.
+
+    scores: (n, m) maximised objective values; ref: (m,) or None. Returns (m,);
+    NaN where there is no row and no ``ref`` (then nothing dominates anything).
     """
+    scores = np.asarray(scores, np.float64)
+    if ref is not None:
+        ref = np.asarray(ref, np.float64)
+        if ref.shape != scores.shape[-1:]:
+            raise ValueError(f"reference_point: ref has shape {ref.shape}; expected"
+                             f" ({scores.shape[-1]},), one value per objective")
+        return ref
+    if scores.ndim != 2:
+        raise ValueError(f"reference_point: scores has shape {scores.shape}; expected (n, m)")
+    if len(scores) == 0:
+        return np.full(scores.shape[1], np.nan)
     lo, hi = scores.min(axis=0), scores.max(axis=0)
     return lo - margin * np.maximum(hi - lo, _MIN_REFERENCE_SPAN)

@@ -18,7 +18,7 @@ import sys
 from collections.abc import Sequence
 
 from benchmarks import BENCHMARKS
-from benchmarks._common import BENCHMARKS_DIR, ROOT, limit_threads
+from benchmarks.common import BENCHMARKS_DIR, ROOT, limit_threads
 
 
 def describe(name: str) -> str:

@@ -21,7 +21,7 @@ import time
 import numpy as np
 import yaml
 
-from benchmarks import _common
+from benchmarks import common
 
 ENCODINGS = ("onehot", "descriptors", "fingerprint")
 ALLOY_ELEMENTS = ("Cu", "Ni", "Pd", "Ag", "Pt", "Au")
@@ -30,7 +30,7 @@ QUICK = {"seeds": 2, "budget": 10}
 
 
 def _spec(name: str, seed: int, budget: int) -> dict:
-    spec = yaml.safe_load((_common.ROOT / "experiments" / f"{name}.yaml").read_text())
+    spec = yaml.safe_load((common.ROOT / "experiments" / f"{name}.yaml").read_text())
     spec.update(store=None, seed=seed, budget=budget, tracking=None)
     return spec
 
@@ -85,7 +85,7 @@ def alloy(seeds: int, budget: int) -> dict:
 
 def _spread(values: list[float]) -> dict:
     """The values with their median and quartiles."""
-    q25, med, q75 = _common.quartiles(values)
+    q25, med, q75 = common.quartiles(values)
     return {"values": values, "median": med, "q25": q25, "q75": q75}
 
 
@@ -111,8 +111,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--seeds", type=int, default=16)
     parser.add_argument("--budget", type=int, default=30)
-    args = _common.parse_args(parser, argv, QUICK)
-    run = _common.Run.start(__name__, __doc__, args, argv)
+    args = common.parse_args(parser, argv, QUICK)
+    run = common.Run.start(__name__, __doc__, args, argv)
     report = {"seeds": args.seeds, "budget": args.budget,
               "arylation": arylation(args.seeds, args.budget),
               "alloy": alloy(args.seeds, args.budget)}

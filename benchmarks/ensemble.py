@@ -30,8 +30,8 @@ import jax.numpy as jnp  # noqa: E402
 import numpy as np  # noqa: E402
 
 import surrogates  # noqa: E402, F401  (float64)
-from benchmarks import _common  # noqa: E402
-from benchmarks._common import Stopwatch  # noqa: E402
+from benchmarks import common  # noqa: E402
+from benchmarks.common import Stopwatch  # noqa: E402
 from surrogates import ensemble as E  # noqa: E402
 from surrogates import svgp as S  # noqa: E402
 
@@ -199,8 +199,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--svgp-inducing", type=int, default=128)
     p.add_argument("--svgp-batch", type=int, default=1024)
     p.add_argument("--svgp-steps", type=int, default=200)
-    a = _common.parse_args(p, argv, QUICK)
-    run = _common.Run.start(__name__, __doc__, a, argv)
+    a = common.parse_args(p, argv, QUICK)
+    run = common.Run.start(__name__, __doc__, a, argv)
     report: dict = {"jax_device": str(jax.devices()[0])}
     hidden = tuple(int(w) for w in a.hidden.split(","))
     print("ensemble ...", file=sys.stderr, flush=True)

@@ -40,8 +40,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import _common
-from benchmarks._common import log, median, timed
+from benchmarks import common
+from benchmarks.common import log, median, timed
 from benchmarks.problems_suite import hartmann6_rows as hartmann6
 
 D = 6
@@ -241,7 +241,7 @@ def section_b(args: argparse.Namespace) -> dict:
     eye = jnp.eye(n)
     programs = {
         "nll_value_and_gradient": (
-            jax.jit(lambda t: lik._nll_value_and_grad(t, Z, ys, mask, noise)), theta),
+            jax.jit(lambda t: lik.nll_value_and_grad(t, Z, ys, mask, noise)), theta),
         "nll_value": (jax.jit(lambda t: lik.nll_value(t, Z, ys, mask, noise)[0]), theta),
         "cholesky": (jax.jit(jnp.linalg.cholesky), K),
         "cholesky_and_solve_1_rhs": (jax.jit(lambda K: solve_triangular(
@@ -324,7 +324,7 @@ def section_d(args: argparse.Namespace) -> dict:
             cmd = [sys.executable, "-m", "benchmarks", "run", "gp_fit", "--cache-probe", cache]
             w = time.perf_counter()
             proc = subprocess.run(cmd, capture_output=True, text=True, check=True,
-                                  cwd=_common.ROOT)
+                                  cwd=common.ROOT)
             out[label] = json.loads(proc.stdout.strip().splitlines()[-1])
             out[label]["process_wall_s"] = time.perf_counter() - w
             log(f"d: {label} cache: first fit {out[label]['first_fit_wall_s']:.2f} s")
@@ -392,7 +392,7 @@ def markdown(report: dict) -> str:
                          f"second fit {_fmt(r['second_fit_wall_s'])} s |")
         lines.append(f"| d. cold / warm | {d['speedup_wall']:.1f}x | | |")
     if not importlib.util.find_spec("botorch"):
-        lines += ["", f"BoTorch not installed: no anchor rows ({_common.BENCH_EXTRA_HINT})."]
+        lines += ["", f"BoTorch not installed: no anchor rows ({common.BENCH_EXTRA_HINT})."]
     return "\n".join(lines)
 
 
@@ -406,7 +406,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--big-n", type=int, default=4096, help="rows of the likelihood in b")
     p.add_argument("--grow-to", type=int, default=1000, help="largest n in section c")
     p.add_argument("--cache-probe", default=None, help=argparse.SUPPRESS)  # subprocess mode
-    args = _common.parse_args(p, argv, QUICK)
+    args = common.parse_args(p, argv, QUICK)
     if args.cache_probe:
         cache_probe(args.cache_probe)
         return 0
@@ -414,7 +414,7 @@ def main(argv: list[str] | None = None) -> int:
     sections = [s.strip() for s in args.sections.split(",") if s.strip()]
     if unknown := [s for s in sections if s not in runners]:
         p.error(f"--sections: unknown {unknown}; expected some of a,b,c,d")
-    run = _common.Run.start(__name__, __doc__, args, argv)
+    run = common.Run.start(__name__, __doc__, args, argv)
     report: dict = {}
     for s in sections:
         log(f"section {s}")

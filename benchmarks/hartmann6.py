@@ -25,8 +25,8 @@ from dataclasses import asdict, dataclass, field
 
 import numpy as np
 
-from benchmarks import _common
-from benchmarks._common import Stopwatch
+from benchmarks import common
+from benchmarks.common import Stopwatch
 from benchmarks.problems_suite import H6_OPTIMUM as OPTIMUM
 from benchmarks.problems_suite import hartmann6
 
@@ -168,7 +168,7 @@ RUNNERS: dict[str, Callable[[int, int, int], SeedResult]] = {
 def summarise(results: list[SeedResult]) -> dict[str, float]:
     """Median and quartiles of final regret; median wall and CPU time per proposal
     (ms), pooled over all proposals of all seeds."""
-    q25, med, q75 = _common.quartiles(r.regret for r in results)
+    q25, med, q75 = common.quartiles(r.regret for r in results)
     wall = np.concatenate([r.proposal_times_s for r in results]) * 1e3
     cpu = np.concatenate([r.proposal_cpu_s for r in results]) * 1e3
     return {"regret_median": med, "regret_q25": q25, "regret_q75": q75,
@@ -218,20 +218,20 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--n-initial", type=int, default=N_INITIAL,
                         help="initial (Sobol / startup) points per seed")
     parser.add_argument("--n-total", type=int, default=N_TOTAL, help="evaluations per seed")
-    args = _common.parse_args(parser, argv, QUICK)
+    args = common.parse_args(parser, argv, QUICK)
     methods = [m.strip() for m in args.methods.split(",") if m.strip()]
     unknown = [m for m in methods if m not in RUNNERS]
     if unknown:
         parser.error(f"unknown methods {unknown}; expected some of {list(METHODS)}")
     if not 1 <= args.n_initial < args.n_total:
         parser.error(f"--n-initial: got {args.n_initial}; expected 1 <= n < --n-total")
-    run = _common.Run.start(__name__, __doc__, args, argv)
+    run = common.Run.start(__name__, __doc__, args, argv)
 
     logging.getLogger("optuna").setLevel(logging.WARNING)
     report: dict = {"problem": "hartmann6", "optimum": OPTIMUM, "n_initial": args.n_initial,
                     "n_total": args.n_total, "seeds": list(range(args.seeds)),
                     "results": {}, "summary": {}}
-    methods, report["skipped"] = _common.split_available(methods, REQUIRES)
+    methods, report["skipped"] = common.split_available(methods, REQUIRES)
     results: dict[str, list[SeedResult]] = {m: [] for m in methods}
     # Seeds outer, methods inner: a change in the machine's load over the run then
     # falls on every method alike rather than on whichever ran at that time.

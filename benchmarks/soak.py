@@ -28,7 +28,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import _common
+from benchmarks import common
 
 FAILURE_RATE = 0.1
 TRIAL_SEED_STRIDE = 1_000_003  # a prime: each (seed, trial) pair gets its own oracle draw
@@ -156,7 +156,7 @@ def _start(store: Path, acks: Path, cycles: int, seed: int) -> subprocess.Popen:
         _this_benchmark("--worker", str(store), str(acks), "--cycles", str(cycles),
                         "--seed", str(seed)),
         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, env=_environment(),
-        cwd=_common.ROOT)
+        cwd=common.ROOT)
 
 
 def check(store: Path, acks: list[dict], seed: int) -> dict:
@@ -199,7 +199,7 @@ def _check_fresh(store: Path, acks: Path, seed: int) -> dict:
     runs the code they ran (the tree may change during a long soak)."""
     proc = subprocess.run(
         _this_benchmark("--check", str(store), str(acks), "--seed", str(seed)),
-        capture_output=True, text=True, env=_environment(), cwd=_common.ROOT)
+        capture_output=True, text=True, env=_environment(), cwd=common.ROOT)
     if proc.returncode != 0:
         raise RuntimeError(f"check failed: {proc.stderr[-2000:]}")
     return json.loads(proc.stdout.strip().splitlines()[-1])
@@ -375,7 +375,7 @@ def main(argv: list[str] | None = None) -> int:
                         help="where the store and acknowledgement log go (default: a temp dir)")
     parser.add_argument("--worker", nargs=2, metavar=("STORE", "ACKS"), help=argparse.SUPPRESS)
     parser.add_argument("--check", nargs=2, metavar=("STORE", "ACKS"), help=argparse.SUPPRESS)
-    args = _common.parse_args(parser, argv, QUICK)
+    args = common.parse_args(parser, argv, QUICK)
     if args.worker:
         return worker(Path(args.worker[0]), Path(args.worker[1]), args.cycles, args.seed)
     if args.check:
@@ -384,7 +384,7 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     if args.kills > max(0, args.cycles - 2 * MIN_KILL_CYCLE):
         parser.error(f"--kills {args.kills}: expected at most cycles - {2 * MIN_KILL_CYCLE}")
-    run = _common.Run.start(__name__, __doc__, args, argv)
+    run = common.Run.start(__name__, __doc__, args, argv)
     result = supervise(args)
     run.write_raw(result)
     page = run.write_page(markdown(result))

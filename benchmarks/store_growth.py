@@ -18,7 +18,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import _common
+from benchmarks import common
 
 TARGET_TELL_RATIO = 2.0
 WINDOW = 10  # consecutive calls per median
@@ -78,10 +78,10 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks run store_growth",
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=2000)
-    args = _common.parse_args(parser, argv, QUICK)
+    args = common.parse_args(parser, argv, QUICK)
     if args.trials < 2 * WINDOW:
         parser.error(f"--trials: got {args.trials}; expected at least {2 * WINDOW}")
-    run = _common.Run.start(__name__, __doc__, args, argv)
+    run = common.Run.start(__name__, __doc__, args, argv)
     with tempfile.TemporaryDirectory() as tmp:
         m = measure(args.trials, Path(tmp) / "growth.zarr")
     n, tell_s, ask_s = args.trials, m["tell_s"], m["ask_s"]

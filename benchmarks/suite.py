@@ -54,8 +54,8 @@ from typing import Any
 
 import numpy as np
 
-from benchmarks import _common
-from benchmarks._common import Stopwatch
+from benchmarks import common
+from benchmarks.common import Stopwatch
 from benchmarks.problems_suite import PROBLEMS, SuiteProblem
 
 METHODS = ("workbench", "workbench_nehvi", "botorch", "optuna_gp", "optuna_tpe", "random")
@@ -566,7 +566,7 @@ def batch_botorch(seed: int, rounds: int) -> tuple[list[float], float]:
 def summarise(results: list[SeedResult]) -> dict:
     """Median and quartiles of the final metric; median wall and CPU time per proposal (ms)
     pooled over every proposal of every seed; feasible fraction of the evaluations."""
-    q25, med, q75 = _common.quartiles(r.regret for r in results)
+    q25, med, q75 = common.quartiles(r.regret for r in results)
     wall = np.concatenate([r.proposal_times_s for r in results]) * 1e3
     cpu = np.concatenate([r.proposal_cpu_s for r in results]) * 1e3
     return {"regret_median": med, "regret_q25": q25, "regret_q75": q75,
@@ -631,7 +631,7 @@ def plot_curves(report: dict, path: Path) -> None:
     for ax, prob in zip(axes.flat, probs):
         for m, rs in report["results"][prob].items():
             curves = np.array([r["curve"] for r in rs], dtype=float)
-            med = np.array([_common.quartiles(c)[1] for c in curves.T])
+            med = np.array([common.quartiles(c)[1] for c in curves.T])
             ax.plot(np.arange(1, med.size + 1), np.where(np.isfinite(med), med, np.nan), label=m)
         ax.set_yscale("log")
         ax.set_title(prob)
@@ -685,9 +685,9 @@ def main(argv: list[str] | None = None) -> int:
                         help="the same as --page")
     parser.add_argument("--plot", type=Path, default=None,
                         help="PNG of the median curves (default beside the raw results)")
-    args = _common.parse_args(parser, argv, QUICK)
+    args = common.parse_args(parser, argv, QUICK)
     if args.report_only is not None:
-        run = _common.Run.start(__name__, __doc__, args, argv)
+        run = common.Run.start(__name__, __doc__, args, argv)
         reports = [json.loads(f.read_text()) for f in args.report_only]
         report = merge_reports(reports)
         return _write_outputs(run, report, merged_stamp(reports, run.stamp["command"]),
@@ -703,14 +703,14 @@ def main(argv: list[str] | None = None) -> int:
                      f"({args.budget})")
     if args.seeds < 1:
         parser.error(f"--seeds: got {args.seeds}; expected at least 1")
-    run = _common.Run.start(__name__, __doc__, args, argv)
+    run = common.Run.start(__name__, __doc__, args, argv)
     logging.getLogger("optuna").setLevel(logging.WARNING)
     report: dict = {
         "problems": problems, "n_initial": args.n_initial, "budget": args.budget,
         "seeds": list(range(args.first_seed, args.first_seed + args.seeds)),
         "results": {}, "summary": {},
     }
-    methods, report["skipped"] = _common.split_available(methods, REQUIRES)
+    methods, report["skipped"] = common.split_available(methods, REQUIRES)
     results: dict[str, dict[str, list[SeedResult]]] = {p: {m: [] for m in methods}
                                                        for p in problems}
     batch: dict[str, list] = {m: [] for m in ("workbench", "botorch") if m in methods}
@@ -812,9 +812,9 @@ def _refresh(report: dict, results: dict, batch: dict, warm_row: bool = True) ->
                         for m, v in batch.items() if v}}
 
 
-def _write_outputs(run: _common.Run, report: dict, stamp: dict, plot_path: Path) -> int:
+def _write_outputs(run: common.Run, report: dict, stamp: dict, plot_path: Path) -> int:
     """The results page (file and stdout) and the plot of the curves."""
-    page = _common.write_page(run.page_path, __doc__, stamp, page_body(report),
+    page = common.write_page(run.page_path, __doc__, stamp, page_body(report),
                               quick=run.quick)
     print(page.read_text())
     try:

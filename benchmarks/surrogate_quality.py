@@ -38,8 +38,8 @@ from collections.abc import Callable, Iterable
 
 import numpy as np
 
-from benchmarks import _common
-from benchmarks._common import log
+from benchmarks import common
+from benchmarks.common import log
 from benchmarks.problems_suite import branin_rows, hartmann6_rows
 
 LEVELS = {50: 0.6744897501960817, 90: 1.6448536269514722, 95: 1.959963984540054}
@@ -272,7 +272,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--seeds", type=int, default=5)
     p.add_argument("--shrink", type=int, default=1,
                    help="divide the training and test sizes by this")
-    args = _common.parse_args(p, argv, QUICK)
+    args = common.parse_args(p, argv, QUICK)
     problem_names = [s for s in args.problems.split(",") if s]
     model_names = [s for s in args.models.split(",") if s]
     for name, allowed, given in (("--problems", PROBLEMS, problem_names),
@@ -280,7 +280,7 @@ def main(argv: list[str] | None = None) -> int:
         bad = [g for g in given if g not in allowed]
         if bad:
             p.error(f"{name}: unknown {bad}; expected some of {sorted(allowed)}")
-    bench = _common.Run.start(__name__, __doc__, args, argv)
+    bench = common.Run.start(__name__, __doc__, args, argv)
     seeds = range(args.seeds)
 
     def checkpoint(rows: list[dict]) -> None:

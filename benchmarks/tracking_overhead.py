@@ -19,7 +19,7 @@ from pathlib import Path
 
 import numpy as np
 
-from benchmarks import _common
+from benchmarks import common
 
 TARGET_RATIO = 1.10
 WARM_UP_ID = 1000  # campaign names of the untimed warm-up runs start here
@@ -56,8 +56,8 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--evaluations", type=int, default=50)
     parser.add_argument("--repeats", type=int, default=15)
-    args = _common.parse_args(parser, argv, QUICK)
-    run = _common.Run.start(__name__, __doc__, args, argv)
+    args = common.parse_args(parser, argv, QUICK)
+    run = common.Run.start(__name__, __doc__, args, argv)
     times: dict[str, list[float]] = {"off": [], "sqlite": []}
     with tempfile.TemporaryDirectory() as tmp:
         tmp = Path(tmp)
@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
                                                   2 * r + (arm == "sqlite")))
                 print(f"repeat {r} {arm}: {times[arm][-1]:.2f} s", file=sys.stderr)
     ratios = [s / o for s, o in zip(times["sqlite"], times["off"])]
-    med = _common.median(ratios)
+    med = common.median(ratios)
     run.write_raw({"times": times, "ratios": ratios, "median_ratio": med,
                    "evaluations": args.evaluations})
     page = run.write_page(markdown(times, med, args.evaluations))

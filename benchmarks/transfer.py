@@ -19,7 +19,7 @@ import time
 
 import numpy as np
 
-from benchmarks import _common
+from benchmarks import common
 
 # (scale, offset, dx1, dx2): every shift keeps Branin's three minima inside the box.
 TASKS = [(2.0, 10.0, 0.3, 0.5), (0.5, -3.0, -0.5, -0.3), (3.0, 50.0, 0.8, 0.0),
@@ -99,8 +99,8 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--source-evaluations", type=int, default=30)
     parser.add_argument("--tasks", type=int, default=len(TASKS),
                         help=f"how many of the {len(TASKS)} tasks")
-    args = _common.parse_args(parser, argv, QUICK)
-    run = _common.Run.start(__name__, __doc__, args, argv)
+    args = common.parse_args(parser, argv, QUICK)
+    run = common.Run.start(__name__, __doc__, args, argv)
 
     import workbench as wb
     from workbench.transfer import export_prior

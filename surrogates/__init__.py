@@ -8,7 +8,12 @@ linear solves can deadlock there otherwise (see ``surrogates/_runtime.py``).
 
 import jax
 
-from surrogates._runtime import avoid_cpu_lapack_deadlock, release_programs_if_crowded
+from surrogates._runtime import (
+    avoid_cpu_lapack_deadlock,
+    compiled_programs,
+    memory_maps,
+    release_programs_if_crowded,
+)
 
 avoid_cpu_lapack_deadlock()
 jax.config.update("jax_enable_x64", True)
@@ -136,6 +141,8 @@ __all__ = [
     "RBF",
     "register_model",
     "release_programs_if_crowded",
+    "compiled_programs",
+    "memory_maps",
     "resolve_kernel",
     "saas_gp_from_samples",
     "SAASGP",

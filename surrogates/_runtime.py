@@ -15,10 +15,15 @@ once, when the CPU client is created. jaxlib 0.9 has no such path.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import os
 import time
 import warnings
+from collections import Counter
+from typing import Callable, TypeVar
+
+_F = TypeVar("_F", bound=Callable)
 
 # jaxlib releases whose CPU LAPACK kernels block a pool thread on queued pieces:
 # 0.10.0 introduced it; open-source builds leave it out again from 0.11.1.
@@ -123,3 +128,34 @@ def release_programs_if_crowded(fraction: float = 0.5, min_interval_s: float = 2
         "released JAX's compiled programs: %d of %d memory maps in use, %s after",
         counts[0], counts[1], after[0] if after else "?")
     return True
+
+
+# Traces per compiled entry point, by name: a Python counter that runs only while
+# JAX traces (a call that reuses a compiled program never runs the Python body).
+_TRACES: Counter[str] = Counter()
+
+
+def counts_traces(name: str) -> Callable[[_F], _F]:
+    """Decorator, under ``jax.jit``: count each trace of the function as ``name`` in
+    :func:`compiled_programs`. The compiled program is unchanged."""
+    def decorate(fn: _F) -> _F:
+        _TRACES[name] += 0  # listed from import on, at zero
+
+        @functools.wraps(fn)
+        def traced(*args, **kwargs):
+            _TRACES[name] += 1
+            return fn(*args, **kwargs)
+
+        return traced  # type: ignore[return-value]
+
+    return decorate
+
+
+def compiled_programs() -> dict[str, int]:
+    """How many programs each of the models' compiled entry points has built in this
+    process, by name (``"gp.fit"``, ``"gp.condition"``, ``"ensemble.train"``,
+    ``"svgp.train"``, ``"saas.fit"``, ``"multitask.fit"``): one per trace, that is
+    per new shape or static setting. A campaign whose data grow inside a padding
+    bucket must not add any; compare two readings to see how many a call built.
+    """
+    return dict(_TRACES)

@@ -36,6 +36,7 @@ from surrogates.data import pad_observations, standardise
 from surrogates.gp import Posterior
 from surrogates.registry import register_model
 from surrogates.sharding import device_mesh, padded_size, shard_leading
+from surrogates._runtime import counts_traces
 
 ACTIVATIONS = {
     "silu": jax.nn.silu,
@@ -131,6 +132,7 @@ def _member_loss(mlp: MLP, Xb: Array, Yb: Array, Mb: Array, likelihood: str) -> 
 
 
 @partial(jax.jit, static_argnames=("cfg",))
+@counts_traces("ensemble.train")
 def _train(members: MLP, X: Array, Y: Array, mask: Array, n: Array, data_keys: Array,
            learning_rate: Array, weight_decay: Array, cfg: _Config) -> tuple[MLP, Array]:
     """Train every member at once; returns members and their per-step losses (steps, M).

@@ -53,6 +53,7 @@ from surrogates.kernels import (
 )
 from surrogates.numerics import JITTER, MIN_VARIANCE
 from surrogates.registry import register_model
+from surrogates._runtime import counts_traces
 
 __all__ = [
     "ExactGP", "FixedJoint", "GPHyperparameters", "NOISE_FLOOR", "NOISE_PRIORS", "Posterior",
@@ -218,6 +219,7 @@ def _factorise(theta, X, y, mask, noise):
 
 
 @jax.jit
+@counts_traces("gp.condition")
 def _condition(model: ExactGP, Xnew: Array, Ynew: Array, start: Array) -> ExactGP:
     # ``start`` is traced: one program per (capacity, k), whatever n is.
     Z = model.scale_inputs(Xnew)
@@ -254,6 +256,7 @@ def assemble_exact_gp(theta, Z, Ys, mask, noise_s, lower, span, loc, scale) -> E
 
 
 @partial(jax.jit, static_argnames=("restarts", "max_iter"))
+@counts_traces("gp.fit")
 def _fit(X, Y, mask, noise, lower, span, key, warm, has_warm, restarts: int,
          max_iter: int) -> ExactGP:
     Z, Ys, noise_s, loc, scale = scale_and_standardise(X, Y, mask, noise, lower, span)

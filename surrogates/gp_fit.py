@@ -14,16 +14,20 @@ import numpy as np
 from jax import Array, lax
 from jax.flatten_util import ravel_pytree
 
-import surrogates._lbfgs as _lbfgs
+import surrogates.lbfgs as lbfgs
 from surrogates.gp_hyperparameters import LOG_NOISE_PRIOR, GPHyperparameters, log_prior
 from surrogates.gp_likelihood import nll_grad, nll_value
 from surrogates.kernels import Kernel
 
-__all__ = ["SCREEN_MIN_N", "fit_one_output", "map_restarts"]
+__all__ = ["SCREEN_MIN_N", "SUBSET_MIN_CAPACITY", "fit_one_output", "map_restarts",
+           "prior_median", "screening_grid"]
 
 
-def _prior_median(kernel: Kernel, d: int, learn_noise: bool,
-                  noise_prior: tuple[float, float] = LOG_NOISE_PRIOR) -> GPHyperparameters:
+def prior_median(kernel: Kernel, d: int, learn_noise: bool,
+                 noise_prior: tuple[float, float] = LOG_NOISE_PRIOR) -> GPHyperparameters:
+    """The hyperparameters at their prior medians, for inputs of dimension ``d``:
+    the kernel's initial parameters and the noise prior's median (scalars and
+    per-dimension arrays of one output)."""
     return GPHyperparameters(
         kernel=kernel, kernel_params=kernel.init(d), log_noise=jnp.asarray(noise_prior[0]),
         mean=jnp.asarray(0.0), learn_noise=learn_noise, noise_prior=noise_prior,
@@ -44,7 +48,7 @@ def _initial_hyperparameters(key: Array, restarts: int, d: int, warm: GPHyperpar
     """
     kernel = warm.kernel
     k1, k2, k3 = jax.random.split(key, 3)
-    median = _prior_median(kernel, d, warm.learn_noise, warm.noise_prior)
+    median = prior_median(kernel, d, warm.learn_noise, warm.noise_prior)
     leaves, treedef = jax.tree_util.tree_flatten_with_path(median.kernel_params)
     # Leaf i draws from k1, k2, then folds of k1: the first two leaves (the
     # default kernel's length-scales and variance) draw the same numbers
@@ -102,8 +106,10 @@ _SCREEN_LENGTHSCALE_SHIFTS = (0.0, -1.0, -2.0, -3.0)
 _SCREEN_LOG_NOISE = (-5.0, -2.0)  # after the noise prior's median
 
 
-def _screening_grid(median: GPHyperparameters) -> GPHyperparameters:
-    """Candidate starts, stacked on a leading axis."""
+def screening_grid(median: GPHyperparameters) -> GPHyperparameters:
+    """The starts a fit of ``SCREEN_MIN_N`` rows or more screens before its restarts:
+    length-scales shifted down from the prior ``median`` (four shifts, in log
+    units) crossed with three noise levels, stacked on a leading (12,) axis."""
     shifts, noises = np.meshgrid(_SCREEN_LENGTHSCALE_SHIFTS,
                                  (median.noise_prior[0],) + _SCREEN_LOG_NOISE, indexing="ij")
     shifts, noises = jnp.asarray(shifts.ravel()), jnp.asarray(noises.ravel())
@@ -127,7 +133,7 @@ def _screening_grid(median: GPHyperparameters) -> GPHyperparameters:
 # stage's L-BFGS curvature pairs (scaled by the ratio of rows), so the full fit
 # needs a handful of iterations instead of forty-odd from the prior medians
 # (each costs a Cholesky and a K^-1).
-_SUBSET_MIN_CAPACITY = 1024
+SUBSET_MIN_CAPACITY = 1024
 # Refinements stop when an iteration gains less than this fraction of the
 # objective (about 1e-2 nats at n = 1000): with the curvature carried over and
 # the interpolating backtrack, a step that gains less is already within a
@@ -169,7 +175,7 @@ def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_i
     value, grad = _objective(X, y, mask, noise)
 
     def screened():
-        grid = _screening_grid(_prior_median(warm.kernel, d, warm.learn_noise,
+        grid = screening_grid(prior_median(warm.kernel, d, warm.learn_noise,
                                              warm.noise_prior))
         losses = lax.map(lambda t: value(t)[0], grid)
         best = jnp.argmin(jnp.where(jnp.isfinite(losses), losses, jnp.inf))
@@ -179,7 +185,7 @@ def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_i
     first = lax.cond(screen, screened, lambda: jax.tree.map(lambda a: a[0], theta0))
     theta0 = jax.tree.map(lambda a, b: a.at[0].set(b), theta0, first)
     out = map_restarts(
-        lambda t: _lbfgs.minimize_with_aux(value, grad, t, max_iter=max_iter, gtol=_gtol(mask),
+        lambda t: lbfgs.minimize_with_aux(value, grad, t, max_iter=max_iter, gtol=_gtol(mask),
                                            ftol=1e-8, return_history=return_history),
         theta0,
     )
@@ -204,13 +210,13 @@ def fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_iter
     screen: (traced bool, the same for all outputs, so that ``cond`` stays a
     branch under the outputs' vmap) whether restart 0 starts at the best point
     of a small screening grid instead of ``warm``. From a capacity of
-    ``_SUBSET_MIN_CAPACITY`` rows (a static choice: one program a bucket), the
+    ``SUBSET_MIN_CAPACITY`` rows (a static choice: one program a bucket), the
     restarts run on a random quarter of the rows and the winner is refined on
     a half, then on all rows, from one start each; with a warm start (screen
     false) only the last refinement runs, from ``warm``.
     """
     N = X.shape[0]
-    if N < _SUBSET_MIN_CAPACITY:
+    if N < SUBSET_MIN_CAPACITY:
         return _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts, max_iter)
     k_rows, key = jax.random.split(key)
     # Random observed rows first, nested (top_k sorts by the random score);
@@ -225,7 +231,7 @@ def fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_iter
         # pass_on: the next stage starts from this one's curvature pairs; the last
         # stage's are not needed, which spares it the gradient after its last step.
         value, grad = _objective(*data)
-        out = _lbfgs.minimize_with_aux(
+        out = lbfgs.minimize_with_aux(
             value, grad, theta, max_iter=max_iter, gtol=_gtol(data[2]), ftol=_REFINE_FTOL,
             history=history, return_history=pass_on, interpolate=True,
             skip_final_gradient=not pass_on)
@@ -254,5 +260,5 @@ def fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_iter
     # a subset's optimum and back (from an empty memory: the interpolating
     # backtrack brings its long first step back in one or two values).
     theta, history = lax.cond(
-        screen, cascade, lambda: (warm, _lbfgs.empty_history(ravel_pytree(warm)[0].shape[0])))
+        screen, cascade, lambda: (warm, lbfgs.empty_history(ravel_pytree(warm)[0].shape[0])))
     return refine(theta, (X, y, mask, noise), history, pass_on=False)

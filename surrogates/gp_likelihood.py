@@ -20,7 +20,8 @@ from surrogates.gp_hyperparameters import GPHyperparameters
 from surrogates.numerics import JITTER
 
 __all__ = [
-    "cholesky", "masked_gram", "negative_log_marginal_likelihood", "nll_grad", "nll_value",
+    "cholesky", "inverse_from_cholesky", "masked_gram", "negative_log_marginal_likelihood",
+    "nll_grad", "nll_value", "nll_value_and_grad",
 ]
 
 _LOG_2PI = math.log(2.0 * math.pi)
@@ -77,12 +78,12 @@ def nll_value(theta, X, y, mask, noise=None):
 
 
 # Below this size K^-1 comes from two triangular solves against the identity;
-# above it, from the recursive blocking of _inverse_from_cholesky.
+# above it, from the recursive blocking of inverse_from_cholesky.
 _INVERSE_BLOCK = 128
 
 
-def _inverse_from_cholesky(L: Array) -> Array:
-    """K^-1 for K = L L^T, L: (n, n) lower triangular.
+def inverse_from_cholesky(L: Array) -> Array:
+    """K^-1 for K = L L^T, L: (n, n) lower triangular; returns (n, n).
 
     LAPACK's potri, which JAX lacks, in two-by-two blocks
     L = [[A, 0], [B, C]]: with X = -C^-1 B A^-1 (two half-size triangular solves),
@@ -96,7 +97,7 @@ def _inverse_from_cholesky(L: Array) -> Array:
         return Linv.T @ Linv
     h = n // 2
     A, B, C = L[:h, :h], L[h:, :h], L[h:, h:]
-    KA, KC = _inverse_from_cholesky(A), _inverse_from_cholesky(C)
+    KA, KC = inverse_from_cholesky(A), inverse_from_cholesky(C)
     X = -solve_triangular(C, solve_triangular(A, B.T, lower=True, trans=1).T, lower=True)
     XtC = solve_triangular(C, X, lower=True, trans=1).T
     return jnp.block([[KA + X.T @ X, XtC], [XtC.T, KC]])
@@ -115,7 +116,7 @@ def nll_grad(theta, X, y, mask, noise, L, alpha) -> GPHyperparameters:
     if L.shape[0] <= _INVERSE_BLOCK:
         Kinv = cho_solve((L, True), jnp.eye(L.shape[0], dtype=L.dtype))
     else:
-        Kinv = _inverse_from_cholesky(L)
+        Kinv = inverse_from_cholesky(L)
     W = (Kinv - jnp.outer(alpha, alpha)) * mm
     g_kernel = theta.kernel.gram_vjp(theta.kernel_params, X, 0.5 * W)
     g_noise = 0.5 * jnp.trace(W) * jnp.exp(theta.log_noise) if theta.learn_noise else (
@@ -125,9 +126,16 @@ def nll_grad(theta, X, y, mask, noise, L, alpha) -> GPHyperparameters:
                              noise_prior=theta.noise_prior)
 
 
-def _nll_value_and_grad(
+def nll_value_and_grad(
     theta: GPHyperparameters, X: Array, y: Array, mask: Array, noise: Array | None = None
 ) -> tuple[Array, GPHyperparameters]:
-    """-log marginal likelihood and its exact gradient (same shapes as the NLL)."""
+    """-log marginal likelihood of one output and its exact gradient, the pair the MAP
+    fit's L-BFGS steps on (one Cholesky factor serves both; see :func:`nll_grad`).
+
+    theta: hyperparameters of one output; X: (N, d) scaled inputs; y: (N,)
+    standardised outputs; mask: (N,) 1 for observed rows, 0 for padding; noise:
+    (N,) known noise variances or None. Returns (a scalar, a GPHyperparameters of
+    theta's shapes).
+    """
     value, aux = nll_value(theta, X, y, mask, noise)
     return value, nll_grad(theta, X, y, mask, noise, *aux)

@@ -34,11 +34,12 @@ import numpy as np
 from jax import Array, lax
 from jax.scipy.linalg import cho_solve, solve_triangular
 
-import surrogates._lbfgs as _lbfgs
+import surrogates.lbfgs as lbfgs
 from surrogates.data import pad_observations, standardise as standardise_outputs
 from surrogates.gp import Posterior
 from surrogates.kernels import matern52
 from surrogates.numerics import JITTER, MIN_VARIANCE
+from surrogates._runtime import counts_traces
 
 _LOG_2PI = math.log(2.0 * math.pi)
 NOISE_FLOOR = 1e-6
@@ -166,7 +167,7 @@ def map_estimate(objective: Callable, theta0, max_iter: int):
     with L-BFGS; returns the best finite optimum (restart 0's start if none is)."""
     value_and_grad = jax.value_and_grad(objective)
     thetas, losses, _ = map_restarts(
-        lambda t: _lbfgs.minimize(value_and_grad, t, max_iter=max_iter, gtol=1e-3, ftol=1e-8),
+        lambda t: lbfgs.minimize(value_and_grad, t, max_iter=max_iter, gtol=1e-3, ftol=1e-8),
         theta0,
     )
     losses = jnp.where(jnp.isfinite(losses), losses, jnp.inf)
@@ -401,6 +402,7 @@ def _initial_hyperparameters(key, restarts: int, d: int, T: int, rank: int, Q: i
 
 @partial(jax.jit, static_argnames=("num_tasks", "rank", "num_latents", "restarts", "max_iter",
                                    "target_task"))
+@counts_traces("multitask.fit")
 def _fit(X, y, task, mask, lower, span, key, warm, num_tasks: int, rank: int,
          num_latents: int, restarts: int, max_iter: int, target_task: int) -> MultiTaskGP:
     Z, ys, loc, scale = scale_data(X, y, mask, lower, span)

@@ -34,6 +34,7 @@ from surrogates.gp import Posterior
 from surrogates.kernels import matern52
 from surrogates.numerics import JITTER, MIN_VARIANCE
 from surrogates.registry import register_model
+from surrogates._runtime import counts_traces
 
 _LOG_2PI = math.log(2.0 * math.pi)
 # Priors of BoTorch's SaasPyroModel (Eriksson & Jankowiak's reference code),
@@ -340,6 +341,7 @@ def resolve_chain_method(chain_method: str) -> str:
 
 @partial(jax.jit, static_argnames=("num_warmup", "num_samples", "num_chains", "thinning",
                                    "max_tree_depth", "chain_method"))
+@counts_traces("saas.fit")
 def _fit(X, Y, mask, lower, span, key, num_warmup: int, num_samples: int, num_chains: int,
          thinning: int, max_tree_depth: int, chain_method: str) -> SAASGP:
     Z, Ys, loc, scale = _scale_data(X, Y, mask, lower, span)

@@ -40,6 +40,7 @@ from surrogates.gp import Posterior
 from surrogates.kernels import matern52
 from surrogates.numerics import MIN_VARIANCE
 from surrogates.registry import register_model
+from surrogates._runtime import counts_traces
 
 _LOG_2PI = math.log(2.0 * math.pi)
 NOISE_FLOOR = 1e-6
@@ -177,6 +178,7 @@ def _random_subset(key: Array, X: Array, valid: Array, num: int) -> Array:
 
 
 @partial(jax.jit, static_argnames=("cfg",))
+@counts_traces("svgp.train")
 def _train(v0: _Variational, X: Array, Y: Array, mask: Array, n: Array, key: Array,
            learning_rate: Array, cfg: _Config) -> tuple[_Variational, Array]:
     """Adam on the sum over outputs of the (minibatch) ELBOs; returns the

@@ -1,6 +1,6 @@
 """The layers of DESIGN.md, checked on the source: imports point down, no two modules
 import each other (directly or round a longer cycle), and no module uses another's
-private names.
+private names; nor does a test (tests go through the public API).
 
 Everything is read with ``ast``, so nothing is imported: module-level and
 function-level imports count alike; imports under ``if TYPE_CHECKING:`` do not
@@ -29,7 +29,7 @@ ALLOWED: set[tuple[str, str]] = {
     ("workbench.tracking", "uses private attribute store._check_run_is_active"),
     ("workbench.tracking", "uses private attribute store._get_run"),
     ("workbench.tracking", "uses private attribute store._update_latest_metrics_if_necessary"),
-    ("workbench.tracking", "uses private attribute self.client._tracking_client"),
+    ("workbench.tracking", "uses private attribute client._tracking_client"),
 }
 
 
@@ -66,6 +66,7 @@ class _Imports(ast.NodeVisitor):
         self.imports: list[tuple[str, str | None, int]] = []  # (module, name or None, line)
         self.bound: dict[str, str] = {}  # local name -> internal module it names
         self.attributes: list[tuple[str, str, int]] = []  # (object, _attr, line)
+        self.by_string: list[tuple[str, str, int]] = []  # (object, "_attr", line)
         self.defined: set[str] = set()  # private names this module defines
 
     def visit_If(self, node: ast.If) -> None:
@@ -101,6 +102,20 @@ class _Imports(ast.NodeVisitor):
         self.generic_visit(node)
 
     visit_AsyncFunctionDef = visit_FunctionDef
+
+    def visit_Call(self, node: ast.Call) -> None:
+        # setattr(module, "_name", ...), getattr(module, "_name"), monkeypatch's too;
+        # checked for the project's modules only (a getattr on a foreign object is
+        # how code tolerates objects that may lack the name).
+        func = node.func
+        name = func.id if isinstance(func, ast.Name) else \
+            func.attr if isinstance(func, ast.Attribute) else None
+        if name in ("setattr", "getattr", "delattr") and len(node.args) >= 2:
+            owner, attr = node.args[0], node.args[1]
+            if isinstance(owner, ast.Name) and isinstance(attr, ast.Constant) \
+                    and isinstance(attr.value, str) and _private(attr.value):
+                self.by_string.append((owner.id, attr.value, node.lineno))
+        self.generic_visit(node)
 
     def visit_ClassDef(self, node: ast.ClassDef) -> None:
         if node.name.startswith("_"):
@@ -201,6 +216,10 @@ def _private_uses(module: str, parsed: _Imports):
                 yield f"uses private name {target}.{attr}", line
         elif attr not in parsed.defined:
             yield f"uses private attribute {owner}.{attr}", line
+    for owner, attr, line in parsed.by_string:
+        target = parsed.bound.get(owner)
+        if target is not None and target != module:
+            yield f"uses private name {target}.{attr}", line
 
 
 def test_imports_point_down():
@@ -264,17 +283,38 @@ def test_no_private_names_across_modules():
     assert _violations(_private_uses) == []
 
 
+TESTS = {f"tests.{path.stem}": path for path in sorted((ROOT / "tests").glob("*.py"))}
+
+
+def test_tests_use_the_public_api_only():
+    """A test that reaches into a private name pins the implementation, not the
+    behaviour: it goes through public names (diagnostics included) instead. Every
+    private name a test uses that its own file does not define counts: the
+    packages' privates and private modules, another test file's helpers, and
+    private attributes of the objects it checks."""
+    found = []
+    for module, path in sorted(TESTS.items()):
+        parsed = _Imports(module, is_package=False)
+        parsed.visit(ast.parse(path.read_text(), filename=str(path)))
+        found += [f"{path.relative_to(ROOT)}:{line}: {what}"
+                  for what, line in _private_uses(module, parsed)]
+    assert found == []
+
+
 def test_the_checks_see_what_they_look_for():
     source = ("from workbench.campaign.journal import _x\n"
               "import workbench.store as s\n"
               "s._y(c._z, self._mine, c.__dict__)\n"
+              "monkeypatch.setattr(s, '_w', None)\n"
+              "getattr(c, '_tolerated', None)\n"
               "if TYPE_CHECKING:\n"
               "    from workbench import _hidden\n")
     parsed = _Imports("workbench.example", is_package=False)
     parsed.visit(ast.parse(source))
     assert {what for what, _ in _private_uses("workbench.example", parsed)} == {
         "imports private name workbench.campaign.journal._x",
-        "uses private name workbench.store._y", "uses private attribute c._z"}
+        "uses private name workbench.store._y", "uses private attribute c._z",
+        "uses private name workbench.store._w"}
     assert _cycles({"a": {"b"}, "b": {"c"}, "c": {"a"}, "d": {"a"}}) == [["a", "b", "c"]]
 
 

@@ -10,7 +10,7 @@ from pathlib import Path
 
 import pytest
 
-from benchmarks import BENCHMARKS, _common
+from benchmarks import BENCHMARKS, common
 
 ROOT = Path(__file__).resolve().parents[1]
 STAMP_ROWS = ("| date |", "| commit |", "| command |", "| settings |", "| machine |",
@@ -55,8 +55,8 @@ def test_run_all_takes_only_the_common_options():
 def test_quick_output_never_goes_to_results(quick):
     import argparse
 
-    args = _common.parse_args(argparse.ArgumentParser(), ["--quick"] if quick else [], {})
-    run = _common.Run("store_growth", "Store growth", args)
-    folder = _common.OUT_DIR if quick else _common.RESULTS_DIR
+    args = common.parse_args(argparse.ArgumentParser(), ["--quick"] if quick else [], {})
+    run = common.Run("store_growth", "Store growth", args)
+    folder = common.OUT_DIR if quick else common.RESULTS_DIR
     assert run.page_path == folder / "store_growth.md"
-    assert run.raw_path.parent == _common.OUT_DIR
+    assert run.raw_path.parent == common.OUT_DIR

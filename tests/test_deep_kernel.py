@@ -10,7 +10,10 @@ import pytest
 
 import surrogates  # noqa: F401  (float64)
 from surrogates import fit_gp
-from surrogates.deep_kernel import DeepKernelGP, _initial, _Config, deep_kernel_loss, fit_deep_kernel_gp
+from surrogates import GPHyperparameters
+from surrogates.deep_kernel import DeepKernelGP, deep_kernel_loss, fit_deep_kernel_gp
+from surrogates.ensemble import MLP
+from surrogates.kernels import Matern52
 
 BOUNDS = np.array([[0.0] * 6, [1.0] * 6])
 # A fixed rotation: the curve advances along Q[:, 0], a diagonal direction, and
@@ -91,9 +94,14 @@ def test_training_loss_gradient_matches_finite_differences():
     Z = jnp.asarray(rng.uniform(size=(8, 3)))
     Ys = jnp.asarray(rng.normal(size=(8, 2)))
     mask = jnp.ones((8, 2)).at[6:, 1].set(0.0)
-    cfg = _Config(hidden=(5,), features=2, activation="tanh", steps=1, restarts=1)
-    params, static = eqx.partition(_initial(jax.random.PRNGKey(3), 3, 2, cfg),
-                                   eqx.is_inexact_array)
+    # A network 3 -> 5 -> 2 features and a Matern-5/2 GP with two outputs on them, at
+    # the values fit_deep_kernel_gp starts from (unit length-scales, small noise).
+    net = MLP((3, 5, 2), "tanh", jnp.float64, key=jax.random.PRNGKey(3))
+    theta = GPHyperparameters(kernel=Matern52(),
+                              kernel_params={"log_lengthscale": jnp.zeros((2, 2)),
+                                             "log_variance": jnp.zeros(2)},
+                              log_noise=jnp.full(2, -4.0), mean=jnp.zeros(2))
+    params, static = eqx.partition((net, theta), eqx.is_inexact_array)
     # Move the GP part off its initial values so every term is exercised.
     params = jax.tree.map(lambda a: a + 0.1 * jnp.asarray(rng.normal(size=a.shape)), params)
 

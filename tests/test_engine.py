@@ -92,6 +92,34 @@ def test_two_objectives_approach_the_known_front(acquisition):
     assert all(t.strategy == acquisition for t in c.trials[6:])
 
 
+def test_campaign_hypervolume_measures_from_the_acquisitions_reference():
+    """One reference-point rule: the campaign's default hypervolume equals the volume
+    above the reference the engine's hypervolume acquisitions use, and both equal a
+    hand-computed staircase."""
+    from active_learning import hypervolume
+    from workbench.engine.acquisitions import reference
+
+    space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0)])
+    c = wb.Campaign("ref", space, [wb.Objective("yield", "maximize"),
+                                   wb.Objective("cost", "minimize")], tracking=None,
+                    initial_design={"n": 3})
+    outcomes = [(1.0, 1.0), (2.0, 2.0), (3.0, 3.0)]  # scores (1, -1), (2, -2), (3, -3)
+    for t, (y, cost) in zip(c.ask(3), outcomes):
+        c.tell(t.id, {"yield": y, "cost": cost})
+    # Ranges 2 and 2: the reference sits 0.2 below the worst, at scores (0.8, -3.2);
+    # yield steps 0.8 -> 1 -> 2 -> 3 under heights 2.2, 1.2, 0.2.
+    expected = 0.2 * 2.2 + 1.0 * 1.2 + 1.0 * 0.2
+    Y = np.asarray(outcomes)
+    ref = reference(c.problem, Y)
+    np.testing.assert_allclose(ref, [0.8, -3.2], rtol=1e-12)
+    assert hypervolume(c.problem.scores(Y), ref) == pytest.approx(expected, rel=1e-12)
+    assert c.hypervolume() == pytest.approx(expected, rel=1e-12)
+    # The history keeps that one reference: 0.2 * 2.2, then + 1.0 * 1.2, then + 0.2.
+    assert c.hypervolume_history() == pytest.approx([0.44, 1.64, expected], rel=1e-12)
+    # A given reference (user units) is the same for both as well.
+    assert c.hypervolume([0.0, 4.0]) == pytest.approx(1 * 3 + 1 * 2 + 1 * 1, rel=1e-12)
+
+
 def test_default_acquisition_for_several_objectives_is_analytic_only_where_safe():
     space = wb.SearchSpace([wb.Continuous("x1", 0.0, 1.0), wb.Continuous("x2", 0.0, 1.0)])
 

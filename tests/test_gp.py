@@ -11,6 +11,7 @@ import pytest
 import surrogates as sg
 from surrogates import gp, gp_fit, gp_likelihood
 from surrogates import kernels as K
+from surrogates import compiled_programs
 
 
 def _matern52_np(A, B, ls, var):
@@ -92,7 +93,7 @@ def test_analytic_gradient_matches_finite_differences(data):
                                        bounds=bounds)
     theta = jax.tree.map(lambda a: a[0], model.hyperparameters)
     Z, ys, mask = model.X, model.Y[:, 0], model.mask[:, 0]
-    value, grad = gp_likelihood._nll_value_and_grad(theta, Z, ys, mask)
+    value, grad = gp_likelihood.nll_value_and_grad(theta, Z, ys, mask)
     flat, unravel = jax.flatten_util.ravel_pytree(theta)
     grad_flat, _ = jax.flatten_util.ravel_pytree(grad)
 
@@ -126,13 +127,13 @@ def test_map_fit_beats_every_restart_start_and_recovers_a_smooth_function():
 
 def test_fit_recompiles_once_per_bucket():
     rng = np.random.default_rng(5)
-    before = gp._fit._cache_size()
+    before = compiled_programs()["gp.fit"]
     key = jax.random.key(0)
     for n in range(2, 65, 3):
         X = rng.uniform(size=(n, 4))
         sg.fit_gp(X, X.sum(1), key=key, bounds=(np.zeros(4), np.ones(4)), restarts=2)
     # n from 2 to 64 spans the buckets 16, 32 and 64: three programs, not 21.
-    assert gp._fit._cache_size() - before <= 3
+    assert compiled_programs()["gp.fit"] - before <= 3
 
 
 def test_missing_outputs_are_masked_per_output():
@@ -188,11 +189,11 @@ def test_conditioning_compiles_once_per_capacity_not_per_observation():
     X = rng.uniform(size=(20, 2))
     y = X.sum(1)
     theta = _theta(2, [0.5, 0.5], 1.0, 0.01, 0.0)
-    before = gp._condition._cache_size()
+    before = compiled_programs()["gp.condition"]
     for n in range(3, 15):
         base = sg.gp_from_hyperparameters(X[:n], y[:n], theta, capacity=32)
         base.condition(jnp.asarray(X[n:n + 1]), jnp.asarray(y[n:n + 1, None]))
-    assert gp._condition._cache_size() - before <= 1
+    assert compiled_programs()["gp.condition"] - before <= 1
 
 
 # --- any kernel, known noise, warping, plain-data round trips -----------------
@@ -285,7 +286,7 @@ def test_map_objective_gradient_matches_finite_differences(name, learn_noise):
             return gp.negative_log_marginal_likelihood(t, *args) - gp.log_prior(t)
 
         t = unravel(flat)
-        value, g = gp_likelihood._nll_value_and_grad(t, *args)
+        value, g = gp_likelihood.nll_value_and_grad(t, *args)
         g = jax.tree.map(jnp.subtract, g, jax.grad(gp.log_prior)(t))
         steps = h * jnp.eye(flat.size)
         f = jax.vmap(objective)(flat + jnp.concatenate([steps, -steps]))
@@ -319,11 +320,11 @@ def mixed():
     noise[:4] = 100.0
     kernel = K.with_categorical(K.Matern52(), [(1, 2, 3)], d=4)
     unit = (np.zeros(4), np.ones(4))
-    before = gp._fit._cache_size()
+    before = compiled_programs()["gp.fit"]
     model = sg.fit_gp(X, y, key=jax.random.key(0), bounds=unit, kernel=kernel, noise=noise,
                       learn_noise=False, warping=True, restarts=2, max_iter=40)
     return dict(X=X, y=y, noise=noise, f=f, kernel=kernel, unit=unit, model=model,
-                compiles=gp._fit._cache_size() - before)
+                compiles=compiled_programs()["gp.fit"] - before)
 
 
 _posterior_mean = jax.jit(lambda model, Xq: model.posterior(Xq).mean)
@@ -345,7 +346,7 @@ def test_categorical_fit_with_known_noise_and_warping(mixed):
 def test_refits_inside_a_bucket_reuse_the_program_for_any_kernel(mixed):
     X, y, noise = mixed["X"], mixed["y"], mixed["noise"]
     assert mixed["compiles"] == 1
-    before = gp._fit._cache_size()
+    before = compiled_programs()["gp.fit"]
     warm = mixed["model"].hyperparameters
     for n, w in [(20, None), (26, warm), (32, warm)]:  # all in the 32-row bucket
         Xn = np.vstack([X, X[:2] * 0.9])[:n]
@@ -353,7 +354,7 @@ def test_refits_inside_a_bucket_reuse_the_program_for_any_kernel(mixed):
         sg.fit_gp(Xn, yn, key=jax.random.key(n), bounds=mixed["unit"], kernel=mixed["kernel"],
                   noise=nn, learn_noise=False, warping=True, restarts=2, max_iter=40,
                   warm_start=w)
-    assert gp._fit._cache_size() == before
+    assert compiled_programs()["gp.fit"] == before
 
 
 def test_hyperparameters_round_trip_through_json(mixed):
@@ -392,7 +393,7 @@ def test_screened_start_fits_a_larger_design():
     model = sg.fit_gp(X, f(X), key=jax.random.key(3), bounds=(np.zeros(2), np.ones(2)))
     objective = jax.jit(jax.vmap(lambda t: gp.negative_log_marginal_likelihood(
         t, model.X, model.Y[:, 0], model.mask[:, 0]) - gp.log_prior(t)))
-    grid = gp_fit._screening_grid(gp_fit._prior_median(K.Matern52(), 2, True))
+    grid = gp_fit.screening_grid(gp_fit.prior_median(K.Matern52(), 2, True))
     assert float(objective(model.hyperparameters)[0]) < float(jnp.min(objective(grid)))
     Xq = rng.uniform(size=(200, 2))
     assert np.median(np.abs(np.asarray(_posterior_mean(model, Xq)[:, 0]) - f(Xq))) < 0.02
@@ -403,7 +404,7 @@ def test_blocked_inverse_from_cholesky_matches_numpy(n):
     # The recursive potri behind every gradient above 128 rows (300: uneven halves).
     A = np.random.default_rng(n).normal(size=(n, n))
     K = A @ A.T / n + 1e-2 * np.eye(n)
-    inverse = jax.jit(gp_likelihood._inverse_from_cholesky)
+    inverse = jax.jit(gp_likelihood.inverse_from_cholesky)
     L = np.asarray(jax.jit(gp_likelihood.cholesky)(jnp.asarray(K)))
     np.testing.assert_allclose(L @ L.T, K, atol=1e-12 * np.abs(K).max())
     assert np.all(np.triu(L, 1) == 0)
@@ -447,7 +448,7 @@ def test_lbfgs_started_with_a_related_problems_curvature_reaches_the_minimum():
     both the informed and the fresh run reach the exact minimum. How many iterations the
     pairs save depends on the last bits of every step, so it is measured where such counts
     belong, in benchmarks/gp_fit.py (full-data gradients per fit), not asserted here."""
-    from surrogates import _lbfgs
+    from surrogates import lbfgs
 
     rng = np.random.default_rng(0)
     Q, _ = np.linalg.qr(rng.normal(size=(8, 8)))
@@ -459,13 +460,13 @@ def test_lbfgs_started_with_a_related_problems_curvature_reaches_the_minimum():
         return lambda x: (f(x), None), lambda x, aux: jax.grad(f)(x)
 
     value, grad = problem(1.0, c1)
-    x, _, _, (S, Yd, rho, stored) = _lbfgs.minimize_with_aux(
+    x, _, _, (S, Yd, rho, stored) = lbfgs.minimize_with_aux(
         value, grad, jnp.zeros(8), gtol=1e-9, ftol=0.0, max_iter=200, return_history=True)
     assert np.allclose(x, c1, atol=1e-6) and int(stored) > 0
     value, grad = problem(2.0, c2)
     kw = dict(gtol=1e-6, ftol=0.0, max_iter=200)
-    fresh, _, it_fresh = _lbfgs.minimize_with_aux(value, grad, jnp.zeros(8), **kw)
-    warm, _, it_warm = _lbfgs.minimize_with_aux(value, grad, jnp.zeros(8),
+    fresh, _, it_fresh = lbfgs.minimize_with_aux(value, grad, jnp.zeros(8), **kw)
+    warm, _, it_warm = lbfgs.minimize_with_aux(value, grad, jnp.zeros(8),
                                                 history=(S, 2.0 * Yd, rho / 2.0, stored), **kw)
     assert np.allclose(fresh, c2, atol=1e-6) and np.allclose(warm, c2, atol=1e-6)
     assert 0 < int(it_warm) < 200 and 0 < int(it_fresh) < 200  # converged, not stopped by max_iter
@@ -474,7 +475,7 @@ def test_lbfgs_started_with_a_related_problems_curvature_reaches_the_minimum():
 def test_lbfgs_interpolating_backtrack_reaches_the_minimum_in_fewer_values():
     """A first step that overshoots a steep valley a thousandfold: halving needs about ten
     values to come back, the quadratic-interpolation backtrack a few; same minimum."""
-    from surrogates import _lbfgs
+    from surrogates import lbfgs
 
     counted = []
 
@@ -488,7 +489,7 @@ def test_lbfgs_interpolating_backtrack_reaches_the_minimum_in_fewer_values():
     found = {}
     for interpolate in (False, True):
         counted.clear()
-        x, f, _ = _lbfgs.minimize_with_aux(value, grad, jnp.full(2, 0.301), gtol=1e-8,
+        x, f, _ = lbfgs.minimize_with_aux(value, grad, jnp.full(2, 0.301), gtol=1e-8,
                                            ftol=0.0, interpolate=interpolate)
         jax.block_until_ready(x)
         assert np.allclose(x, 0.3, atol=1e-9)
@@ -508,7 +509,7 @@ def test_large_n_fit_takes_the_subset_path_and_reaches_the_map_optimum():
     y = f(X) + sd * rng.normal(size=n)
     unit = (np.zeros(3), np.ones(3))
     model = sg.fit_gp(X, y, key=jax.random.key(0), bounds=unit)
-    assert model.capacity == 1024 and gp_fit._SUBSET_MIN_CAPACITY == 1024
+    assert model.capacity == 1024 and gp_fit.SUBSET_MIN_CAPACITY == 1024
     theta = jax.tree.map(lambda a: a[0], model.hyperparameters)
     args = (model.X, model.Y[:, 0], model.mask[:, 0])
 
@@ -516,9 +517,9 @@ def test_large_n_fit_takes_the_subset_path_and_reaches_the_map_optimum():
         return gp.negative_log_marginal_likelihood(t, *args) - gp.log_prior(t)
 
     # Against the optimum a tight L-BFGS reaches from the fit's result.
-    from surrogates import _lbfgs
+    from surrogates import lbfgs
 
-    _, tight, _ = _lbfgs.minimize(jax.value_and_grad(objective), theta, gtol=1e-7, ftol=0.0,
+    _, tight, _ = lbfgs.minimize(jax.value_and_grad(objective), theta, gtol=1e-7, ftol=0.0,
                                   max_iter=300)
     assert float(objective(theta)) - float(tight) < 3e-3
     noise_sd = math.sqrt(float(theta.noise)) * float(model.y_scale[0])

@@ -137,6 +137,21 @@ def test_hypervolume_of_hand_computed_fronts(Y, ref, expected):
     assert float(mo.hypervolume_jax(Y, ref)) == pytest.approx(expected, abs=1e-12)
 
 
+def test_reference_point_is_a_tenth_of_the_range_below_the_worst_score():
+    # Every row counts, the dominated (0.5, 0.5) too: lo (0.5, 0.5), hi (3, 4).
+    Y = np.array([[1.0, 4.0], [2.0, 2.0], [3.0, 1.0], [0.5, 0.5]])
+    np.testing.assert_allclose(al.reference_point(Y), [0.5 - 0.25, 0.5 - 0.35], rtol=1e-15)
+    assert al.REFERENCE_MARGIN == 0.1
+    np.testing.assert_allclose(al.reference_point(Y, margin=0.0), [0.5, 0.5])
+    # A given reference wins; one row (no range) sits just below it; none: NaN.
+    np.testing.assert_array_equal(al.reference_point(Y, [0.0, -1.0]), [0.0, -1.0])
+    one = al.reference_point(Y[:1])
+    assert np.all(one < Y[0]) and np.allclose(one, Y[0], atol=1e-9)
+    assert np.isnan(al.reference_point(np.zeros((0, 2)))).all()
+    with pytest.raises(ValueError, match=r"ref has shape \(3,\); expected \(2,\)"):
+        al.reference_point(Y, [0.0, 0.0, 0.0])
+
+
 @pytest.mark.parametrize("m", [2, 3, 4])
 def test_exact_hypervolume_equals_inclusion_exclusion_on_random_points(m):
     rng = np.random.default_rng(m)
@@ -323,10 +338,10 @@ def test_smoothed_hvi_of_one_point_matches_the_general_inclusion_exclusion():
     tau_relu, tau_max = jnp.asarray(1e-3), jnp.asarray(1e-2)
 
     def fast(y):
-        return mo_acquisition._log_hvi_smooth(y[None], lower, upper, None, tau_relu, tau_max)
+        return mo_acquisition.log_hvi_smooth(y[None], lower, upper, None, tau_relu, tau_max)
 
     def general(y):
-        return mo_acquisition._log_hvi_smooth(y[None], lower, upper, jnp.zeros(1), tau_relu, tau_max)
+        return mo_acquisition.log_hvi_smooth(y[None], lower, upper, jnp.zeros(1), tau_relu, tau_max)
 
     for y in rng.uniform(-0.5, 2.0, size=(20, 2)):
         y = jnp.asarray(y)
@@ -335,19 +350,19 @@ def test_smoothed_hvi_of_one_point_matches_the_general_inclusion_exclusion():
                                    atol=1e-12)
 
 
-def test_qlognehvi_trims_only_empty_cells(monkeypatch):
+def test_qlognehvi_trims_only_empty_cells():
     """40 noisy baseline points leave 41 cells per sample, most of them empty (where
     x0 > 0.6 and x1 ~ 0.5, both objectives fall with x0: small sampled fronts); the
-    trimmed decomposition (a power of two >= _MIN_CELLS) gives the same values."""
+    trimmed decomposition (a power of two >= MIN_CELLS) gives the same values."""
     rng = np.random.default_rng(5)
     X = np.column_stack([rng.uniform(0.6, 1.0, 40), rng.uniform(0.45, 0.55, 40)])
     model = KnownGaussian(0.05)
-    ref = np.asarray(mo.reference_point(np.asarray(model.mean(jnp.asarray(X)))[:, :2]))
+    F = np.asarray(model.mean(jnp.asarray(X)))[:, :2]
+    ref = mo.reference_point(F[mo.pareto_mask_np(F)])  # below the front, above the cloud
     mask = np.ones(40, bool)
     trimmed = _nehvi(model, X, mask, ref)
-    assert mo_acquisition._MIN_CELLS <= trimmed.cell_lower.shape[1] < 41
-    monkeypatch.setattr(mo_acquisition, "_trim_cells", lambda lo, up: (lo, up))
-    full = _nehvi(model, X, mask, ref)
+    assert mo_acquisition.MIN_CELLS <= trimmed.cell_lower.shape[1] < 41
+    full = _nehvi(model, X, mask, ref, min_cells=41)  # keep every cell
     assert full.cell_lower.shape[1] == 41
     for batch in (BATCH[:, :1], BATCH):
         np.testing.assert_allclose(_values(trimmed, batch), _values(full, batch),

@@ -7,7 +7,7 @@ import re
 
 import numpy as np
 import pytest
-from test_server_auth import SECRET, _as, server  # noqa: F401  (the module's real server)
+from test_server_auth import SECRET, as_partner, server  # noqa: F401  (the module's real server)
 from typer.testing import CliRunner
 
 import workbench as wb
@@ -139,7 +139,7 @@ def test_admin_compares_every_partner_and_a_partner_only_itself(server, tmp_path
                                                                 monkeypatch):
     from mlflow.tracking import MlflowClient
 
-    with _as("acme"):
+    with as_partner("acme"):
         c = wb.Campaign("served", BRANIN.space(), [wb.Objective("y", "minimize")],
                         store=tmp_path / "s.zarr", tracking=server.url, partner="acme",
                         seed=0, initial_design={"n": 4})
@@ -159,7 +159,7 @@ def test_admin_compares_every_partner_and_a_partner_only_itself(server, tmp_path
     assert MlflowClient(server.url).get_run(run_id).info.run_name.startswith("comparison-")
     monkeypatch.undo()
     monkeypatch.chdir(tmp_path)
-    with _as("acme"):
+    with as_partner("acme"):
         r = CliRunner().invoke(app, ["report", "--tracking", server.url, "--all",
                                      "--out", "acme.html"])
     assert r.exit_code == 0, r.output

@@ -17,7 +17,7 @@ import surrogates
 jax.config.update("jax_compilation_cache_dir", sys.argv[1])
 jax.config.update("jax_persistent_cache_min_compile_time_secs", 0.0)
 jax.config.update("jax_persistent_cache_min_entry_size_bytes", 0)
-from surrogates._runtime import memory_maps, release_programs_if_crowded
+from surrogates import memory_maps, release_programs_if_crowded
 
 @jax.jit
 def nll(x):
@@ -46,7 +46,7 @@ print(json.dumps(dict(base=base, loaded=loaded, after=after, kept=kept, released
 
 @linux_proc
 def test_memory_maps_are_this_process_and_the_kernel_limit():
-    from surrogates._runtime import memory_maps
+    from surrogates import memory_maps
 
     used, limit = memory_maps()
     with open("/proc/sys/vm/max_map_count") as f:

@@ -10,6 +10,7 @@ from scipy import stats
 
 import surrogates  # noqa: F401  (enables float64)
 from surrogates import saas
+from surrogates import compiled_programs
 
 
 def _matern52_np(A, B, ls, var):
@@ -168,7 +169,7 @@ def test_nuts_finds_the_three_active_dimensions_of_thirty():
     d, n = 30, 32
     X = np.random.default_rng(0).uniform(size=(n, d))
     bounds = (np.zeros(d), np.ones(d))
-    before = saas._fit._cache_size()
+    before = compiled_programs()["saas.fit"]
     model = saas.fit_saas_gp(X, _sparse_function(X), key=jax.random.key(0), bounds=bounds,
                              **_NUTS)
     assert model.lengthscale.shape == (1, 16, d) and model.cholesky.shape == (1, 16, 32, 32)
@@ -183,7 +184,7 @@ def test_nuts_finds_the_three_active_dimensions_of_thirty():
     # A refit on fewer points in the same bucket reuses the compiled sampler.
     saas.fit_saas_gp(X[:29], _sparse_function(X[:29]), key=jax.random.key(1), bounds=bounds,
                      **_NUTS)
-    assert saas._fit._cache_size() - before == 1
+    assert compiled_programs()["saas.fit"] - before == 1
 
 
 def test_vectorized_chains_draw_what_sequential_chains_draw():

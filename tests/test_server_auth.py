@@ -62,7 +62,7 @@ def _env(**values):
                 os.environ[k] = v
 
 
-def _as(user, workspace=None):
+def as_partner(user, workspace=None):
     """A partner's client: credentials and workspace from the environment, as users set them."""
     return _env(MLFLOW_TRACKING_USERNAME=user, MLFLOW_TRACKING_PASSWORD=PASSWORDS[user],
                 MLFLOW_WORKSPACE=workspace, NETRC=os.devnull)
@@ -76,7 +76,8 @@ class Server:
     runs: dict  # partner -> (experiment id, run id)
 
 
-def _cli(srv, args, env, input=None):
+def server_cli(srv, args, env, input=None):
+    """Run a `workbench server` command in-process; its output, asserting exit 0."""
     result = CliRunner().invoke(server_app, args, env=env, input=input)
     srv.outputs.append(result.output)
     assert result.exit_code == 0, result.output
@@ -127,21 +128,21 @@ def server(tmp_path_factory):
         netrc.chmod(0o600)
         admin = {"NETRC": str(netrc), "MLFLOW_TRACKING_USERNAME": None,
                  "MLFLOW_TRACKING_PASSWORD": None, "MLFLOW_WORKSPACE": None}
-        _cli(srv, ["add-partner", "acme", "--uri", srv.url],
+        server_cli(srv, ["add-partner", "acme", "--uri", srv.url],
              {**admin, "WORKBENCH_PARTNER_PASSWORD": PASSWORDS["acme"]})
-        _cli(srv, ["add-partner", "acme", "--user", "acme-2", "--uri", srv.url],
+        server_cli(srv, ["add-partner", "acme", "--user", "acme-2", "--uri", srv.url],
              {**admin, "WORKBENCH_PARTNER_PASSWORD": PASSWORDS["acme-2"]})
-        _cli(srv, ["add-partner", "bolt", "--uri", srv.url],
+        server_cli(srv, ["add-partner", "bolt", "--uri", srv.url],
              {**admin, "WORKBENCH_PARTNER_PASSWORD": None},
              input=f"{PASSWORDS['bolt']}\n{PASSWORDS['bolt']}\n")
         srv.admin_env = admin
         srv.workspaces, srv.runs = {}, {}
         client = MlflowClient(srv.url)
         for partner in ("acme", "bolt"):
-            with _as(partner):
+            with as_partner(partner):
                 ws = partner_workspace(srv.url, partner)
             srv.workspaces[partner] = ws
-            with _as(partner, ws):
+            with as_partner(partner, ws):
                 srv.runs[partner] = _log_campaign(client, f"{partner}/{SECRET}-{partner}")
         yield srv
     finally:
@@ -162,7 +163,7 @@ def test_a_partner_logs_and_reads_its_own_campaign_through_the_server(server):
 
     client = MlflowClient(server.url)
     eid, rid = server.runs["acme"]
-    with _as("acme", server.workspaces["acme"]), tempfile.TemporaryDirectory() as tmp:
+    with as_partner("acme", server.workspaces["acme"]), tempfile.TemporaryDirectory() as tmp:
         run = client.get_run(rid)
         assert run.data.params == {"space.temperature.low": "30.0"}
         assert [m.value for m in client.get_metric_history(rid, "best_so_far")] == [3.0, 2.0, 1.5]
@@ -179,7 +180,7 @@ def test_colleagues_share_the_partners_campaigns_created_after_they_joined(serve
 
     client = MlflowClient(server.url)
     eid, rid = server.runs["acme"]
-    with _as("acme-2", server.workspaces["acme"]):
+    with as_partner("acme-2", server.workspaces["acme"]):
         names = [e.name for e in client.search_experiments()]
         assert f"acme/{SECRET}-acme" in names and "bolt" not in str(names)
         client.log_metric(rid, "best_so_far", 1.0, step=3)
@@ -193,7 +194,7 @@ def test_another_partner_is_refused_everything_of_bolt(server):
     beid, brid = server.runs["bolt"]
     # Its own workspace, bolt's workspace and none: the answer is the same.
     for ws in (server.workspaces["acme"], server.workspaces["bolt"], None):
-        with _as("acme", ws), tempfile.TemporaryDirectory() as tmp:
+        with as_partner("acme", ws), tempfile.TemporaryDirectory() as tmp:
             _refused(lambda: client.get_experiment(beid))
             _refused(lambda: client.get_run(brid))
             _refused(lambda: client.get_metric_history(brid, "best_so_far"))
@@ -209,7 +210,7 @@ def test_another_partner_is_refused_everything_of_bolt(server):
         r = requests.get(f"{server.url}/api/2.0/mlflow-artifacts/artifacts/{path}",
                          auth=("acme", PASSWORDS["acme"]), headers={"X-MLFLOW-WORKSPACE": ws})
         assert r.status_code == 403 and b"confidential" not in r.content
-    with _as("bolt", server.workspaces["bolt"]):  # and bolt's data is untouched
+    with as_partner("bolt", server.workspaces["bolt"]):  # and bolt's data is untouched
         run = client.get_run(brid)
         assert run.data.metrics == {"best_so_far": 1.5} and "hijacked" not in run.data.tags
 
@@ -219,10 +220,10 @@ def test_listing_shows_a_partner_only_its_own_names(server):
 
     client = MlflowClient(server.url)
     for ws in (server.workspaces["acme"], None):
-        with _as("acme", ws):
+        with as_partner("acme", ws):
             names = [e.name for e in client.search_experiments()]
             assert all(n.startswith("acme/") for n in names) and "bolt" not in str(names)
-    with _as("acme"):
+    with as_partner("acme"):
         listed = RestClient(server.url)("GET", "/api/3.0/mlflow/workspaces")
         assert [w["name"] for w in listed["workspaces"]] == [server.workspaces["acme"]]
         root = requests.get(f"{server.url}/api/2.0/mlflow-artifacts/artifacts",
@@ -238,7 +239,7 @@ def test_probing_names_finds_nothing_without_the_unlistable_workspace_name(serve
     b_name, missing = f"bolt/{SECRET}-bolt", "bolt/no-such-campaign"
     # In its own workspace, bolt's name is as absent as an invented one (names are per
     # workspace), and creating it does not collide ("already exists" would tell).
-    with _as("acme", server.workspaces["acme"]):
+    with as_partner("acme", server.workspaces["acme"]):
         assert client.get_experiment_by_name(b_name) is None
         assert client.get_experiment_by_name(missing) is None
         client.delete_experiment(client.create_experiment(b_name))
@@ -281,7 +282,7 @@ def test_an_unauthenticated_client_gets_401_on_everything(server):
 
 
 def test_partners_cannot_administer(server):
-    with _as("acme"):
+    with as_partner("acme"):
         rest = RestClient(server.url)
         assert rest.status("POST", "/api/2.0/mlflow/users/create",
                            json={"username": "mole", "password": "m" * 16}) == 403
@@ -307,11 +308,11 @@ def test_a_grant_opens_one_experiment_to_another_partner(server):
 
     client = MlflowClient(server.url)
     a_ws = server.workspaces["acme"]
-    with _as("acme", a_ws):
+    with as_partner("acme", a_ws):
         shared, rid = _log_campaign(client, "acme/prior-export")
-    out = _cli(server, ["grant", "bolt", shared, "--uri", server.url], server.admin_env)
+    out = server_cli(server, ["grant", "bolt", shared, "--uri", server.url], server.admin_env)
     assert a_ws in out
-    with _as("bolt", a_ws):
+    with as_partner("bolt", a_ws):
         assert [m.value for m in client.get_metric_history(rid, "best_so_far")] == [3.0, 2.0, 1.5]
         _refused(lambda: client.log_metric(rid, "best_so_far", 0.0))  # READ only
         _refused(lambda: client.get_experiment(server.runs["acme"][0]))  # the rest stays closed
@@ -333,7 +334,7 @@ def test_no_password_is_stored_logged_or_printed(server):
     blobs = [p.read_bytes() for p in server.root.rglob("*") if p.is_file()]
     blobs += [o.encode() for o in server.outputs]
     client = MlflowClient(server.url)
-    with _as("acme", server.workspaces["acme"]), tempfile.TemporaryDirectory() as tmp:
+    with as_partner("acme", server.workspaces["acme"]), tempfile.TemporaryDirectory() as tmp:
         run = client.get_run(server.runs["acme"][1])
         blobs.append(repr((run.data.params, run.data.tags, run.info)).encode())
         client.download_artifacts(server.runs["acme"][1], "", tmp)

@@ -185,7 +185,7 @@ def test_bulk_metric_insert_stores_what_log_batch_stores(tmp_path):
     from mlflow.entities import Metric
     from mlflow.tracking import MlflowClient
 
-    from workbench.tracking import Tracker, _insert_metrics_sqlite
+    from workbench.tracking import Tracker, insert_metrics_sqlite
 
     uri = f"sqlite:///{tmp_path / 'mlflow.db'}"
     client = MlflowClient(uri)
@@ -195,9 +195,8 @@ def test_bulk_metric_insert_stores_what_log_batch_stores(tmp_path):
         Metric("b", 2.0, 150, 1), Metric("c", float("nan"), 300, 7),
         Metric("d", float("inf"), 300, 7), Metric("e", -float("inf"), 300, 7)]
     ours, theirs = client.create_run(exp).info.run_id, client.create_run(exp).info.run_id
-    store = client._tracking_client.store
     for batch in (first, second):
-        _insert_metrics_sqlite(store, ours, batch)
+        insert_metrics_sqlite(client, ours, batch)
         client.log_batch(theirs, metrics=batch)
 
     def stored(run_id):
@@ -212,7 +211,7 @@ def test_bulk_metric_insert_stores_what_log_batch_stores(tmp_path):
     assert len(rows["a"]) == 4
 
     tracker = Tracker(uri, "acme", "bulk", run_id=ours)
-    tracker._log_metrics(second)  # delivered, then sent again after a crash
+    tracker.deliver_metrics(second)  # delivered, then sent again after a crash
     assert stored(ours) == stored(theirs)
 
 

@@ -12,7 +12,7 @@ import math
 
 import numpy as np
 import pytest
-from test_server_auth import _as, _cli, server  # noqa: F401  (the module's real server)
+from test_server_auth import as_partner, server, server_cli  # noqa: F401  (its real server)
 from typer.testing import CliRunner
 
 import workbench as wb
@@ -165,22 +165,22 @@ def test_prior_export_command_writes_json_and_logs_the_artifact(tmp_path, monkey
 
 
 def test_another_partner_reads_the_prior_only_after_a_grant(server, tmp_path):  # noqa: F811
-    with _as("acme"):
+    with as_partner("acme"):
         c = _campaign(n=5, tracking=server.url, store=tmp_path / "a.zarr", partner="acme",
                       name="shared-prior")
         ref = log_prior(c, export_prior(c))
     assert ref == f"runs:/{c.run_id}/prior.json"
-    with _as("bolt"):
+    with as_partner("bolt"):
         with pytest.raises(TransferError, match="permission denied .*workbench server grant") \
                 as info:
             load_prior(ref, tracking=server.url)
         assert "pw-" not in str(info.value)
     from mlflow.tracking import MlflowClient
 
-    with _as("acme", server.workspaces["acme"]):
+    with as_partner("acme", server.workspaces["acme"]):
         eid = MlflowClient(server.url).get_run(c.run_id).info.experiment_id
-    _cli(server, ["grant", "bolt", eid, "--uri", server.url], server.admin_env)
-    with _as("bolt"):
+    server_cli(server, ["grant", "bolt", eid, "--uri", server.url], server.admin_env)
+    with as_partner("bolt"):
         prior = load_prior(ref, tracking=server.url)
     assert prior["source"] == {"partner": "acme", "campaign": "shared-prior"}
     check_compatible(prior, BRANIN.space())

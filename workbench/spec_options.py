@@ -259,9 +259,11 @@ class AcquisitionSpec(SpecModel):
     raw_samples: int = Field(default=1024, ge=16, le=1_000_000)
     num_restarts: int = Field(default=16, ge=1, le=1024)
     steps: int = Field(default=100, ge=1, le=10_000)
-    ref_point: list[float] | None = Field(default=None, description="qlog_nehvi, log_ehvi:"
-                                          " hypervolume reference per objective, in user"
-                                          " units")
+    ref_point: list[float] | None = Field(
+        default=None, description="qlog_nehvi, log_ehvi, and the campaign's hypervolume:"
+        " hypervolume reference per objective, in user units. Default: 10% of the observed"
+        " range below the worst observed value of each objective (REFERENCE_MARGIN of"
+        " active_learning.reference_point), the same rule for proposals and reports")
 
 
 # -- stopping rules ----------------------------------------------------------------

@@ -293,15 +293,15 @@ class Campaign:
     def hypervolume_history(self, ref_point: list[float] | None = None) -> list[float]:
         """Hypervolume dominated by the feasible completed trials after each trial id
         (several objectives). ref_point: in user units per objective; default the
-        spec's ``acquisition.ref_point``, else the worst feasible value of each
-        objective, so the history is comparable within one campaign."""
+        spec's ``acquisition.ref_point``, else the acquisitions' rule on the feasible
+        trials (``active_learning.reference_point``: 10% of the range below the worst)."""
         rows = self._proposer.feasible(self._journal.trials)
         S = scores(self.objectives, rows)
         return hypervolume_history(self._journal.trials, rows, S, self._reference(ref_point, S))
 
     def _reference(self, ref_point: list[float] | None, S: np.ndarray) -> np.ndarray:
         """The reference point as maximised scores: ``ref_point`` or the spec's (user
-        units), else the worst feasible score per objective in ``S``."""
+        units), else the acquisitions' default rule on the feasible scores ``S``."""
         return reference_point(self.objectives, ref_point if ref_point is not None
                                else self.spec.acquisition.ref_point, S)
 

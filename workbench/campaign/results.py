@@ -73,12 +73,14 @@ def scores(objectives: list[Any], trials: list[Trial]) -> np.ndarray:
 
 
 def reference_point(objectives: list[Any], ref_point: list[float] | None,
-                    S: np.ndarray | None) -> np.ndarray:
-    """(m,) reference point as scores: ``ref_point`` in user units, else the worst
-    score per objective in ``S`` (zeros without any)."""
-    if ref_point is not None:
-        return np.asarray([o.score(v) for o, v in zip(objectives, ref_point)])
-    return S.min(axis=0) if S is not None and len(S) else np.zeros(len(objectives))
+                    S: np.ndarray) -> np.ndarray:
+    """(m,) reference point as scores, by the acquisitions' rule
+    (:func:`active_learning.reference_point`): ``ref_point`` in user units, else
+    a margin below the worst score per objective in ``S`` (n, m); NaN without any."""
+    from active_learning.pareto import reference_point as rule
+
+    ref = None if ref_point is None else [o.score(v) for o, v in zip(objectives, ref_point)]
+    return rule(np.asarray(S, np.float64).reshape(-1, len(objectives)), ref)
 
 
 def dominated_volume(S: np.ndarray, r: np.ndarray) -> float:

@@ -145,12 +145,10 @@ def outcome_constraints(problem: Problem) -> al.OutcomeConstraints | None:
 
 
 def reference(problem: Problem, Y: np.ndarray) -> np.ndarray:
-    """Hypervolume reference point in maximised-objective units: the spec's, or a
-    margin below the worst observed score of each objective."""
-    ref = problem.acquisition.ref_point
-    if ref is not None:
-        return np.asarray(ref)
-    return al.reference_below_observed(problem.scores(Y))
+    """Hypervolume reference point in maximised-objective units, by
+    :func:`active_learning.reference_point`: the spec's, or a margin below the
+    worst observed score of each objective. Y: (n, outputs) observed outputs."""
+    return al.reference_point(problem.scores(Y), problem.acquisition.ref_point)
 
 
 # -- one objective --------------------------------------------------------------

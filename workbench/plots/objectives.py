@@ -94,8 +94,8 @@ def plot_hypervolume(campaign: "Campaign", ref_point: list[float] | None = None,
     """Hypervolume dominated by the feasible completed trials after each trial.
 
     ref_point: in user units per objective, as for
-    ``campaign.hypervolume_history`` (default the spec's, else the worst
-    feasible value of each objective). Rising steps are trials that pushed the
+    ``campaign.hypervolume_history`` (default the spec's, else 10% of the
+    range below the worst feasible value of each objective). Rising steps are trials that pushed the
     front out; a long flat tail says the campaign has stopped learning.
     Returns the Axes.
     """

@@ -18,6 +18,8 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.flatten_util import ravel_pytree
 
+__all__ = ["empty_history", "minimize", "minimize_with_aux"]
+
 
 class _State(NamedTuple):
     x: Array
