@@ -43,7 +43,7 @@ from active_learning.design import (
     sobol,
     user_points,
 )
-from active_learning.domain import FEASIBILITY_TOL, Domain
+from active_learning.domain import FEASIBILITY_TOL, Cardinality, Domain
 from active_learning.multiobjective import (
     ChebyshevScalarization,
     FeasibilityWeighted,
@@ -88,6 +88,7 @@ from active_learning.stopping import (
 
 __all__ = [
     "best_in_pool",
+    "Cardinality",
     "Domain",
     "FEASIBILITY_TOL",
     "maximize_acquisition",

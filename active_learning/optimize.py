@@ -29,12 +29,26 @@ the best valid point. Everything runs in one compiled call.
   rounded column, the best rounded candidates that broke it are repaired on
   the host (``Domain.repair``: one LP per distinct rounding, then a
   projection) and re-scored in a second compiled call.
+- Nonlinear constraints ``g(x) <= 0``: the climb maximises the acquisition
+  minus a steep quadratic penalty on the scaled violation (so infeasible starts
+  rank low and climbs end just outside the boundary at most); the best infeasible end points are
+  then moved along the segment to the best feasible candidate with the same
+  discrete values, by bisection, to the last feasible point; a final check
+  drops the rest. If no candidate is feasible, sampled feasible points are
+  scored instead; a point breaking a constraint is never returned.
+- Cardinality constraints: each support (which columns may be nonzero) is a
+  linear domain (``active_learning.cardinality``); every support is searched
+  when there are few, else a sample including the supports of the anchors and
+  of the relaxed optimum; the best point over the supports wins. The search
+  budget is split across the supports, so their searches share one compilation
+  per support size.
 """
 
 from __future__ import annotations
 
+import functools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import equinox as eqx
 import jax
@@ -44,6 +58,24 @@ import optax
 from jax import Array, lax
 
 from active_learning.domain import FEASIBILITY_TOL, Domain, slice_geometry
+
+# Weight of the quadratic penalty on nonlinear constraint violations (each scaled
+# to order one over the domain). A smooth penalty keeps the ascent's steps steady
+# at the boundary; its optimum lies just outside the feasible set (by about
+# |grad acquisition| / (2 PENALTY_WEIGHT |grad g|)), from where bisection towards a
+# feasible point lands on the boundary next to the constrained optimum.
+PENALTY_WEIGHT = 1e4
+# Bisection steps that move an infeasible end point back towards a feasible one.
+_BISECTION_STEPS = 48
+# Least raw samples and restarts per support when the budget is split across supports.
+_MIN_RAW_PER_SUPPORT = 64
+_MIN_RESTARTS_PER_SUPPORT = 2
+# Best feasible candidates polished by SLSQP under nonlinear constraints, and its
+# iteration limit.
+_POLISHED = 3
+_POLISH_ITERATIONS = 100
+# Sampled feasible points scored when no climbed candidate is feasible.
+_FALLBACK_SAMPLES = 512
 
 
 def _kronecker_constants(d: int) -> Array:
@@ -481,6 +513,153 @@ def _evaluate(acquisition, X: Array) -> Array:
     return _finite(acquisition(X))
 
 
+class Penalized(eqx.Module):
+    """``acquisition(X) - PENALTY_WEIGHT * sum(max(g_i(X) / scale_i, 0)^2)``.
+
+    constraints: the domain's nonlinear functions (static: built once per domain,
+    they are part of the compile key); scales: (m,) typical |g_i| over the domain.
+    Equal to the acquisition wherever every constraint holds.
+    """
+
+    acquisition: eqx.Module
+    scales: Array
+    constraints: tuple = eqx.field(static=True)
+
+    def __call__(self, X: Array) -> Array:
+        g = jnp.stack([jnp.broadcast_to(c(X), X.shape[:-1]) for c in self.constraints], -1)
+        violation = jnp.sum(jnp.maximum(g / self.scales, 0.0) ** 2, axis=-1)
+        return self.acquisition(X) - PENALTY_WEIGHT * jnp.where(jnp.isnan(violation),
+                                                                 jnp.inf, violation)
+
+
+@functools.lru_cache(maxsize=64)
+def penalty_scales(domain: Domain) -> np.ndarray:
+    """(m,) median |g_i| over quasi-random points of the box (at least 1e-9), so that
+    each nonlinear constraint's violation is of order one in the penalty."""
+    from scipy.stats import qmc
+
+    X = qmc.Sobol(domain.dim, scramble=True, seed=0).random(256)
+    g = np.abs(domain.nonlinear_values(X))
+    g = np.where(np.isfinite(g), g, np.nan)
+    med = np.nanmedian(np.where(np.isnan(g).all(0, keepdims=True), 1.0, g), axis=0)
+    return np.maximum(med, 1e-9)
+
+
+def _inside(domain: Domain, X) -> np.ndarray:
+    """Feasible, with every nonlinear constraint at most 0 (not only within the 1e-9
+    tolerance), so that a check in user units agrees up to round-off."""
+    return domain.feasible(X) & np.all(domain.nonlinear_values(X) <= 0.0, axis=-1)
+
+
+class _Stacked(eqx.Module):
+    """The nonlinear constraints of one domain as one function: (..., d) -> (..., m)."""
+
+    constraints: tuple = eqx.field(static=True)
+
+    def __call__(self, X: Array) -> Array:
+        return jnp.stack([jnp.broadcast_to(c(X), X.shape[:-1]) for c in self.constraints], -1)
+
+
+@eqx.filter_jit
+def _point_value_and_grad(acquisition, x: Array):
+    return jax.value_and_grad(lambda x: acquisition(x[None])[0])(x)
+
+
+@eqx.filter_jit
+def _point_constraints(stacked: _Stacked, x: Array):
+    return stacked(x), jax.jacfwd(stacked)(x)
+
+
+def _polish_nonlinear(acquisition, domain: Domain, candidates, values, feasible, k: int):
+    """SLSQP from the k best feasible candidates, with the nonlinear constraints,
+    the linear ones and the bounds, discrete columns held: an ascent with a penalty
+    stalls short of a curved boundary, where the constrained optimum often lies.
+    An end point that misses a constraint by round-off goes back along the segment
+    to its (feasible) start by bisection. Returns the candidates with the polished
+    points appended."""
+    from scipy.optimize import minimize
+
+    order = np.argsort(-np.where(feasible, values, -np.inf))[:k]
+    order = order[feasible[order]]
+    if not len(order):
+        return candidates, values, feasible
+    stacked = _Stacked(domain.nonlinear)
+    disc = list(domain.discrete_columns)
+    cons = [{"type": "ineq",
+             "fun": lambda x: -np.asarray(_point_constraints(stacked, jnp.asarray(x))[0]),
+             "jac": lambda x: -np.asarray(_point_constraints(stacked, jnp.asarray(x))[1])}]
+    if domain.equalities:
+        cons.append({"type": "eq", "fun": lambda x: domain.A_eq @ x - domain.b_eq,
+                     "jac": lambda x: domain.A_eq})
+    if domain.inequalities:
+        cons.append({"type": "ineq", "fun": lambda x: domain.b_ub - domain.A_ub @ x,
+                     "jac": lambda x: -domain.A_ub})
+
+    def negative(x):
+        v, g = _point_value_and_grad(acquisition, jnp.asarray(x))
+        v, g = float(v), np.asarray(g)
+        return (-v, -g) if np.isfinite(v) and np.all(np.isfinite(g)) else (1e30, np.zeros_like(x))
+
+    polished = []
+    for i in order:
+        x0 = candidates[i]
+        lo, hi = np.zeros(domain.dim), np.ones(domain.dim)
+        lo[disc] = hi[disc] = x0[disc]
+        res = minimize(negative, x0, jac=True, method="SLSQP", bounds=list(zip(lo, hi)),
+                       constraints=cons, options={"maxiter": _POLISH_ITERATIONS})
+        x = np.clip(res.x, lo, hi)
+        x[disc] = x0[disc]
+        polished.append((x, x0))
+    X = np.asarray([x for x, _ in polished])
+    X0 = np.asarray([x0 for _, x0 in polished])
+    ok = _inside(domain, X)
+    lo, hi = np.where(ok, 1.0, 0.0), np.ones(len(X))
+    for _ in range(_BISECTION_STEPS):
+        mid = np.where(ok, 1.0, 0.5 * (lo + hi))
+        good = _inside(domain, X0 + mid[:, None] * (X - X0))
+        lo, hi = np.where(good, mid, lo), np.where(good, hi, mid)
+    X = X0 + lo[:, None] * (X - X0)
+    pad = max(len(X), 1)
+    scores = np.asarray(_evaluate(acquisition, jnp.asarray(np.concatenate(
+        [X, np.repeat(X[:1], pad - len(X), axis=0)]))))[: len(X)]
+    return (np.concatenate([candidates, X]), np.concatenate([values, scores]),
+            np.concatenate([feasible, _inside(domain, X)]))
+
+
+def _bisect(acquisition, domain: Domain, candidates, values, feasible, n: int):
+    """Move the best infeasible candidates towards the best feasible one with the same
+    discrete values, to the last feasible point of the segment, and re-score them."""
+    if feasible.all() or not feasible.any():
+        return candidates, values, feasible
+    order = np.argsort(-values)[:n]
+    todo = order[~feasible[order]]
+    disc = list(domain.discrete_columns)
+    ranked = np.argsort(-np.where(feasible, values, -np.inf))
+    ranked = ranked[feasible[ranked]]
+    pairs = []
+    for i in todo:
+        same = ranked[np.all(candidates[ranked][:, disc] == candidates[i, disc], axis=1)] \
+            if disc else ranked
+        if len(same):
+            pairs.append((i, same[0]))
+    if not pairs:
+        return candidates, values, feasible
+    idx, base = (np.asarray(t) for t in zip(*pairs))
+    x, xf = candidates[idx], candidates[base]
+    lo, hi = np.zeros(len(idx)), np.ones(len(idx))
+    for _ in range(_BISECTION_STEPS):
+        mid = 0.5 * (lo + hi)
+        ok = _inside(domain, xf + mid[:, None] * (x - xf))
+        lo, hi = np.where(ok, mid, lo), np.where(ok, hi, mid)
+    moved = xf + lo[:, None] * (x - xf)
+    padded = np.concatenate([moved, np.repeat(moved[:1], n - len(idx), axis=0)])
+    scores = np.asarray(_evaluate(acquisition, jnp.asarray(padded)))[: len(idx)]
+    candidates, values, feasible = candidates.copy(), values.copy(), feasible.copy()
+    candidates[idx], values[idx] = moved, scores
+    feasible[idx] = _inside(domain, moved)
+    return candidates, values, feasible
+
+
 def _arrays(domain: Domain, plan_polytope: bool, enumerate_: bool) -> _Arrays | None:
     """Host-side geometry for a search; None when no category combination is feasible."""
     d = domain.dim
@@ -526,7 +705,8 @@ def maximize_acquisition(
 
     acquisition: maps (b, dim) encoded points to (b,) values;
     domain: the encoded domain; every returned point satisfies its bounds,
-    equalities and inequalities to 1e-9 and has valid integer and one-hot values;
+    equalities and inequalities to 1e-9, its nonlinear constraints (g <= 1e-9)
+    and cardinality constraints exactly, and has valid integer and one-hot values;
     raw_samples: space-filling points scored to pick the starts;
     num_restarts: starts climbed together; steps: ascent steps per start;
     max_combinations: enumerate every category combination when there are at
@@ -540,14 +720,70 @@ def maximize_acquisition(
         raise ValueError(
             f"num_restarts ({num_restarts}) cannot exceed raw_samples ({raw_samples})"
         )
-    if not domain.constrained and not domain.onehot and anchors is None:
+    settings = dict(raw_samples=raw_samples, num_restarts=num_restarts, steps=steps,
+                    learning_rate=learning_rate, max_combinations=max_combinations)
+    if domain.cardinality:
+        return _over_supports(acquisition, domain, key, anchors, settings)
+    return _maximize_linear(acquisition, domain, key, anchors, **settings)
+
+
+def _over_supports(acquisition, domain: Domain, key: Array, anchors, settings: dict):
+    """The best point over the supports of the cardinality constraints (see the module
+    docstring); each support's search gets an equal share of the budget."""
+    from active_learning.cardinality import (MAX_ENUMERATED_SUPPORTS, clean, count_supports,
+                                             search_supports, support_domain)
+
+    hints = [] if anchors is None else list(np.asarray(anchors))
+    if count_supports(domain) > MAX_ENUMERATED_SUPPORTS:
+        # Greedy: the relaxed optimum's largest columns are a likely support.
+        relaxed, _ = _maximize_linear(acquisition, replace(domain, cardinality=()),
+                                      jax.random.fold_in(key, 1), anchors, **settings)
+        hints.append(np.asarray(relaxed))
+    seed = int(jax.random.randint(jax.random.fold_in(key, 2), (), 0, 2**31 - 1))
+    supports = search_supports(domain, seed, np.asarray(hints) if hints else None)
+    share = dict(settings)
+    share["raw_samples"] = max(settings["raw_samples"] // len(supports), _MIN_RAW_PER_SUPPORT)
+    share["num_restarts"] = min(max(settings["num_restarts"] // len(supports),
+                                    _MIN_RESTARTS_PER_SUPPORT), share["raw_samples"])
+    best_x, best_v = None, -np.inf
+    for i, support in enumerate(supports):
+        sub = support_domain(domain, support)
+        try:
+            x, v = _maximize_linear(acquisition, sub, jax.random.fold_in(key, 3 + i),
+                                    anchors, **share)
+        except NoFeasiblePoint:
+            continue
+        x = clean(np.asarray(x)[None], support)
+        if not domain.feasible(x)[0]:
+            continue
+        v = float(v)
+        if best_x is None or v > best_v:
+            best_x, best_v = x[0], v
+    if best_x is None:
+        raise NoFeasiblePoint("no support of the cardinality constraints gave a feasible"
+                              " point; the feasible region is empty or too small to sample")
+    return jnp.asarray(best_x), jnp.asarray(best_v)
+
+
+class NoFeasiblePoint(ValueError):
+    """The search found no point satisfying every constraint."""
+
+
+def _maximize_linear(acquisition, domain: Domain, key: Array, anchors, *, raw_samples: int,
+                     num_restarts: int, steps: int, learning_rate: float,
+                     max_combinations: int):
+    """maximize_acquisition for a domain without cardinality constraints."""
+    if domain.nonlinear:
+        acquisition = Penalized(acquisition, jnp.asarray(penalty_scales(domain)),
+                                domain.nonlinear)
+    elif not domain.constrained and not domain.onehot and anchors is None:
         # Anchors take the general path, whose polish refines the narrow optima they find.
         return _maximize(acquisition, key, domain, raw_samples, num_restarts, steps,
                          learning_rate)
     enumerate_ = bool(domain.onehot) and domain.n_combinations <= max_combinations
     a = _arrays(domain, domain.constrained, enumerate_)
     if a is None:
-        raise ValueError("no category combination satisfies the linear constraints")
+        raise NoFeasiblePoint("no category combination satisfies the linear constraints")
     C = a.combos.shape[0]
     k = a.basis.shape[1]
     plan = _Plan(
@@ -565,12 +801,34 @@ def maximize_acquisition(
     if domain.constraints_touch(rounded):
         candidates, values, feasible = _repair(acquisition, domain, candidates, values,
                                                feasible, num_restarts)
+    if domain.nonlinear:
+        feasible = feasible & _inside(domain, candidates)
+        candidates, values, feasible = _bisect(acquisition, domain, candidates, values,
+                                               feasible, num_restarts)
+        if not feasible.any():
+            candidates, values, feasible = _sampled(acquisition, domain, key)
+        candidates, values, feasible = _polish_nonlinear(acquisition, domain, candidates,
+                                                         values, feasible, _POLISHED)
     if not feasible.any():
         raise RuntimeError("the optimiser found no feasible point; please report this domain")
     best = int(np.argmax(np.where(feasible, values, -np.inf)))
     if not np.isfinite(values[best]) and not np.isfinite(values[feasible]).any():
         best = int(np.flatnonzero(feasible)[0])
     return jnp.asarray(candidates[best]), jnp.asarray(values[best])
+
+
+def _sampled(acquisition, domain: Domain, key: Array):
+    """Sampled feasible points and their values, when no climb ended feasible; raises
+    NoFeasiblePoint when sampling finds none either."""
+    from active_learning.design import sample_feasible
+
+    seed = int(jax.random.randint(jax.random.fold_in(key, 5), (), 0, 2**31 - 1))
+    X = sample_feasible(_FALLBACK_SAMPLES, domain, seed)
+    if not len(X):
+        raise NoFeasiblePoint(
+            f"none of {_FALLBACK_SAMPLES} sampled points satisfies the nonlinear constraints;"
+            " the feasible region is empty or too small to sample")
+    return X, np.asarray(_evaluate(acquisition, jnp.asarray(X))), _inside(domain, X)
 
 
 def _repair(acquisition, domain: Domain, candidates, values, feasible, n: int):
@@ -590,5 +848,6 @@ def _repair(acquisition, domain: Domain, candidates, values, feasible, n: int):
     return candidates, values, feasible
 
 
-__all__ = ["hit_and_run", "maximize_acquisition", "project_polytope", "quasi_random",
+__all__ = ["NoFeasiblePoint", "Penalized", "hit_and_run", "maximize_acquisition",
+           "penalty_scales", "project_polytope", "quasi_random",
            "shrink_into_polytope"]
