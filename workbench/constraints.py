@@ -225,7 +225,8 @@ def _compile(node: ast.AST, text: str, names: list[str], used: set[str]) -> Expr
         return lambda v, xp: getattr(xp, fn)(arg(v, xp))
     if isinstance(node, ast.Call):
         called = node.func.id if isinstance(node.func, ast.Name) else None
-        raise ValueError(f"got {text!r}; calling {called or 'an expression'!r} is not"
+        raise ValueError(f"got {text!r}; calling {repr(called) if called else 'an expression'}"
+                         " is not"
                          f" allowed; expected one of the functions {list(FUNCTIONS)} with one"
                          " argument")
     raise _refused(node, text)
@@ -261,15 +262,15 @@ def parse_constraint(text: str, names: list[str]) -> LinearConstraint | Nonlinea
     Raises ValueError naming the construct that is not allowed (``__import__``,
     attributes, calls of unknown functions, ``x ** y``) or the unknown name.
     """
-    left, op, right = _comparison(text)
-    used: set[str] = set()
-    lhs = _compile(left, text, names, used)
-    rhs = _compile(right, text, names, used)
     try:
         return parse_linear_constraint(text, names)
     except ValueError as e:
         if "not linear" not in str(e) and "expected a linear expression" not in str(e):
             raise
+    left, op, right = _comparison(text)
+    used: set[str] = set()
+    lhs = _compile(left, text, names, used)
+    rhs = _compile(right, text, names, used)
     if op == "==":
         raise ValueError(f"got {text!r}; a nonlinear equality leaves a set of zero volume that"
                          " no design or optimiser can sample; expected <= or >= (or a linear"
