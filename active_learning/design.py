@@ -34,7 +34,7 @@ import numpy as np
 from scipy.stats import qmc
 
 from active_learning.domain import FEASIBILITY_TOL, Domain, bounding_box, geometry
-from active_learning.optimize import hit_and_run, shrink_into_polytope
+from active_learning.polytope import hit_and_run, shrink_into_polytope
 
 # Rejection sampling is used when at least _MIN_ACCEPTED of the first _PROBE
 # Sobol draws are valid (acceptance >= 1e-3); otherwise ``sobol`` is ``maximin``.

@@ -101,6 +101,11 @@ def _jitted(g: Callable) -> Callable:
     return jax.jit(g)
 
 
+def _bucket(n: int) -> int:
+    """The padded row count for n rows: the next power of two, at least 64."""
+    return max(64, 1 << max(n - 1, 0).bit_length())
+
+
 @dataclass(frozen=True)
 class Domain:
     """Encoded domain: ``[0, 1]^dim`` intersected with linear constraints.
@@ -173,9 +178,13 @@ class Domain:
             return np.zeros(X.shape[:-1] + (0,))
         if X.shape[0] == 0:
             return np.zeros(X.shape[:-1] + (len(self.nonlinear),))
-        values = [np.broadcast_to(np.asarray(_jitted(g)(jnp.asarray(X))), X.shape[:-1])
+        flat = X.reshape(-1, self.dim)
+        # Rows padded to a power of two: a handful of compiled shapes serve every call.
+        n = len(flat)
+        padded = np.concatenate([flat, np.repeat(flat[:1], _bucket(n) - n, axis=0)])
+        values = [np.broadcast_to(np.asarray(_jitted(g)(jnp.asarray(padded))), (len(padded),))[:n]
                   for g in self.nonlinear]
-        return np.stack(values, axis=-1)
+        return np.stack(values, axis=-1).reshape(X.shape[:-1] + (len(self.nonlinear),))
 
     def cardinality_ok(self, X) -> np.ndarray:
         """Whether each point's present counts are within every cardinality bound: (...)."""

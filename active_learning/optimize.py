@@ -58,6 +58,7 @@ import optax
 from jax import Array, lax
 
 from active_learning.domain import FEASIBILITY_TOL, Domain, slice_geometry
+from active_learning.polytope import hit_and_run, shrink_into_polytope
 
 # Weight of the quadratic penalty on nonlinear constraint violations (each scaled
 # to order one over the domain). A smooth penalty keeps the ascent's steps steady
@@ -148,32 +149,6 @@ def _maximize(acquisition, key, domain: Domain, raw_samples: int, num_restarts: 
 # -- polytope primitives (jit-able) -------------------------------------------
 
 
-def hit_and_run(key: Array, Z: Array, G: Array, h: Array, steps: int) -> Array:
-    """Random walk that stays inside ``{z : G z <= h}`` (uniform in the limit).
-
-    Z: (n, k) interior starts; G: (p, k) rows; h: (n, p) right-hand sides
-    (one polytope per chain); steps: moves per chain. Returns (n, k).
-    Each move picks a random direction and a uniform point of the chord.
-    """
-    if Z.shape[-1] == 0 or steps == 0:
-        return Z
-
-    def move(Z, key):
-        k_dir, k_len = jax.random.split(key)
-        u = jax.random.normal(k_dir, Z.shape, dtype=Z.dtype)
-        u = u / jnp.linalg.norm(u, axis=-1, keepdims=True)
-        Gu = u @ G.T
-        slack = jnp.maximum(h - Z @ G.T, 0.0)
-        up, down = Gu > 1e-12, Gu < -1e-12
-        t_hi = jnp.min(jnp.where(up, slack / jnp.where(up, Gu, 1.0), jnp.inf), axis=-1)
-        t_lo = jnp.max(jnp.where(down, slack / jnp.where(down, Gu, -1.0), -jnp.inf), axis=-1)
-        t = jax.random.uniform(k_len, t_hi.shape, dtype=Z.dtype, minval=t_lo, maxval=t_hi)
-        return Z + t[:, None] * u, None
-
-    Z, _ = lax.scan(move, Z, jax.random.split(key, steps))
-    return Z
-
-
 def project_polytope(Y: Array, lam: Array, G: Array, h: Array, inv_lipschitz: Array,
                      iters: int) -> tuple[Array, Array]:
     """Approximate Euclidean projection of Y onto ``{z : G z <= h}`` by dual FISTA.
@@ -194,21 +169,6 @@ def project_polytope(Y: Array, lam: Array, G: Array, h: Array, inv_lipschitz: Ar
 
     lam, _, _ = lax.fori_loop(0, iters, body, (lam, lam, jnp.asarray(1.0, Y.dtype)))
     return Y - lam @ G, lam
-
-
-def shrink_into_polytope(Z: Array, G: Array, h: Array) -> Array:
-    """Move each row of Z towards the interior point z = 0 until ``G z <= h`` (h > 0).
-
-    Z: (n, k); h: (n, p). The segment from an interior point to z leaves the
-    polytope at t = min h_i / (G_i z) over the violated rows, so the result is
-    feasible up to rounding and equal to Z wherever Z was already feasible.
-    """
-    if Z.shape[-1] == 0:
-        return Z
-    Gz = Z @ G.T
-    out = Gz > h
-    ratio = jnp.where(out, h / jnp.where(out, Gz, 1.0), 1.0)
-    return Z * jnp.min(ratio, axis=-1, keepdims=True)
 
 
 # -- the general path -----------------------------------------------------------
@@ -619,7 +579,7 @@ def _polish_nonlinear(acquisition, domain: Domain, candidates, values, feasible,
         good = _inside(domain, X0 + mid[:, None] * (X - X0))
         lo, hi = np.where(good, mid, lo), np.where(good, hi, mid)
     X = X0 + lo[:, None] * (X - X0)
-    pad = max(len(X), 1)
+    pad = max(len(X), k)
     scores = np.asarray(_evaluate(acquisition, jnp.asarray(np.concatenate(
         [X, np.repeat(X[:1], pad - len(X), axis=0)]))))[: len(X)]
     return (np.concatenate([candidates, X]), np.concatenate([values, scores]),
@@ -762,7 +722,28 @@ def _over_supports(acquisition, domain: Domain, key: Array, anchors, settings: d
     if best_x is None:
         raise NoFeasiblePoint("no support of the cardinality constraints gave a feasible"
                               " point; the feasible region is empty or too small to sample")
-    return jnp.asarray(best_x), jnp.asarray(best_v)
+    return _drop_floored(acquisition, domain, best_x, best_v)
+
+
+def _drop_floored(acquisition, domain: Domain, x: np.ndarray, v: float):
+    """``x`` with present columns held at their floor set to 0 where that stays feasible
+    and scores as well: a support may win by a hair with a column the optimum does not
+    want, which the lab would otherwise dose at the floor."""
+    from active_learning.cardinality import PRESENCE_FLOOR
+
+    y = np.array(x)
+    levels = dict(domain.integer)
+    for c in domain.cardinality:
+        for j in c.columns:
+            floor = 1.0 / (levels[j] - 1) if j in levels else PRESENCE_FLOOR
+            if 0.0 < y[j] <= floor * (1 + 1e-6):
+                y[j] = 0.0
+    if np.array_equal(y, x) or not domain.feasible(y[None])[0]:
+        return jnp.asarray(x), jnp.asarray(v)
+    w = float(np.asarray(_evaluate(acquisition, jnp.asarray(np.stack([y, x]))))[0])
+    if w >= v - 1e-9 * max(1.0, abs(v)):
+        return jnp.asarray(y), jnp.asarray(w)
+    return jnp.asarray(x), jnp.asarray(v)
 
 
 class NoFeasiblePoint(ValueError):
