@@ -20,6 +20,7 @@ import workbench as wb
 from active_learning import Cardinality, Domain, reduce_domain
 from active_learning.cardinality import MAX_ENUMERATED_SUPPORTS, count_supports
 from active_learning.design import maximin, sample_feasible, sobol
+from active_learning import optimize
 from active_learning.optimize import maximize_acquisition
 from workbench.constraints import NonlinearConstraint, parse_constraint
 from workbench.spec import load_spec, parse_spec
@@ -135,6 +136,12 @@ def test_cardinality_optimum_matches_brute_force_over_supports():
     assert float(v) == pytest.approx(best, abs=1e-8)
     np.testing.assert_allclose(np.asarray(x), [0.55, 0.45, 0.0, 0.0], atol=1e-6)
     assert np.count_nonzero(np.asarray(x)) == 2 and domain.feasible(np.asarray(x)[None])[0]
+    # Another acquisition of the same structure over the same supports compiles nothing.
+    compiled = optimize._search._cached._cache_size()
+    x, _ = maximize_acquisition(_Quadratic(jnp.asarray(centre[::-1])), domain,
+                                jax.random.key(4), **FAST)
+    assert optimize._search._cached._cache_size() == compiled
+    np.testing.assert_allclose(np.asarray(x), [0.0, 0.0, 0.45, 0.55], atol=1e-6)
 
 
 def test_many_supports_are_sampled_and_the_greedy_support_is_found():
@@ -275,3 +282,14 @@ def test_campaign_proposals_satisfy_every_constraint_and_replay_equal(tmp_path):
         "function": "test_parameter_constraints:heat_load"}
     (nxt,) = reopened.ask(1)
     _check([nxt])
+
+
+def test_constraints_with_no_common_point_are_refused_at_the_first_ask():
+    # Each alone leaves room in the bounds; together (a + b <= 0.5 caps a^2 + b^2 at 0.25)
+    # none: the design says so, naming the fraction, and records nothing.
+    space = wb.SearchSpace([wb.Continuous("a", 0.0, 1.0), wb.Continuous("b", 0.0, 1.0)],
+                           constraints=["a + b <= 0.5", "a**2 + b**2 >= 0.5"])
+    campaign = wb.Campaign("empty", space, [wb.Objective("y", "maximize")], tracking=None)
+    with pytest.raises(wb.CampaignError, match=r"constraints: only 0 of \d+ points"):
+        campaign.ask(2)
+    assert campaign.trials == []
