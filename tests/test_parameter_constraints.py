@@ -174,6 +174,13 @@ def test_a_tiny_feasible_region_is_refused_with_the_fraction():
         sobol(4, domain, seed=0)
 
 
+def test_validation_and_optimiser_agree_on_the_presence_floor():
+    from active_learning import cardinality
+    from workbench import spec
+
+    assert spec.PRESENCE_FLOOR == cardinality.PRESENCE_FLOOR
+
+
 def test_held_columns_count_against_the_cardinality():
     domain = Domain(4, cardinality=(Cardinality((0, 1, 2, 3), 1, 2),))
     reduced, free = reduce_domain(domain, {0: 0.5})

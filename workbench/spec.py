@@ -62,6 +62,10 @@ MAX_CONSTRAINTS = 1_000
 # linear feasibility is checked one LP each.
 VALIDATION_SAMPLES = 4096
 MAX_CHECKED_SUPPORTS = 256
+# Where an NChooseK constraint has a minimum count, a present parameter is at least
+# this far above 0 in encoded units: active_learning.cardinality.PRESENCE_FLOOR,
+# repeated because validating does not import JAX.
+PRESENCE_FLOOR = 1e-6
 
 
 SpecParameter = Annotated[
@@ -198,7 +202,7 @@ def _supports_feasible(space) -> bool | None:
             for name in c.parameters:
                 j = columns[name][0]
                 p = space[name]
-                floor = 1.0 / (p.levels - 1) if isinstance(p, Integer) else 1e-6
+                floor = 1.0 / (p.levels - 1) if isinstance(p, Integer) else PRESENCE_FLOOR
                 bounds[j] = (0.0, 0.0) if name not in present else \
                     ((floor, 1.0) if c.min_count else (0.0, 1.0))
         if _polytope_feasible(space, bounds):
