@@ -43,7 +43,7 @@ from active_learning.design import (
     sobol,
     user_points,
 )
-from active_learning.domain import FEASIBILITY_TOL, Domain
+from active_learning.domain import FEASIBILITY_TOL, Cardinality, Domain
 from active_learning.multiobjective import (
     REFERENCE_MARGIN,
     ChebyshevScalarization,
@@ -71,7 +71,7 @@ from active_learning.multiobjective import (
     reference_point,
     sample_simplex,
 )
-from active_learning.optimize import maximize_acquisition, quasi_random
+from active_learning.optimize import NoFeasiblePoint, maximize_acquisition, quasi_random
 from active_learning.context import FixedColumns, expand, reduce_domain
 from active_learning.pool import best_in_pool, score_pool
 from active_learning.stopping import (
@@ -88,9 +88,11 @@ from active_learning.stopping import (
 
 __all__ = [
     "best_in_pool",
+    "Cardinality",
     "Domain",
     "FEASIBILITY_TOL",
     "maximize_acquisition",
+    "NoFeasiblePoint",
     "quasi_random",
     "score_pool",
     "FixedColumns",

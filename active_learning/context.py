@@ -12,12 +12,15 @@ free-column points back into full ones on the host.
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from typing import Callable
+
 import equinox as eqx
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
 
-from active_learning.domain import Domain
+from active_learning.domain import Cardinality, Domain
 
 
 def reduce_domain(domain: Domain, fixed: dict[int, float]) -> tuple[Domain, np.ndarray]:
@@ -40,9 +43,44 @@ def reduce_domain(domain: Domain, fixed: dict[int, float]) -> tuple[Domain, np.n
     integer = tuple((where[c], lv) for c, lv in domain.integer if c in where)
     onehot = tuple(tuple(where[c] for c in g) for g in domain.onehot
                    if all(c in where for c in g))
+    cardinality = []
+    for c in domain.cardinality:
+        # A held column that is present counts against the bounds.
+        held = sum(1 for j in c.columns if j in fixed and fixed[j] != 0.0)
+        cols = tuple(where[j] for j in c.columns if j in where)
+        if held > c.max_count:
+            raise ValueError(f"cardinality: the held values already make {held} columns"
+                             f" present; expected at most {c.max_count}")
+        low = min(max(c.min_count - held, 0), len(cols))
+        if c.min_count - held > len(cols):
+            raise ValueError(f"cardinality: at most {held + len(cols)} columns can be present"
+                             f" with the held values; expected at least {c.min_count}")
+        if cols:
+            cardinality.append(Cardinality(cols, low, c.max_count - held))
+    nonlinear = tuple(Held(g, tuple(free), tuple(sorted(fixed.items())), domain.dim)
+                      for g in domain.nonlinear)
     return Domain(dim=len(free), integer=integer, onehot=onehot,
                   equalities=rows(domain.equalities),
-                  inequalities=rows(domain.inequalities)), np.asarray(free)
+                  inequalities=rows(domain.inequalities), nonlinear=nonlinear,
+                  cardinality=tuple(cardinality)), np.asarray(free)
+
+
+@dataclass(frozen=True)
+class Held:
+    """A nonlinear constraint of full points seen from the free columns: equal (and
+    hashed) by value, so the same held values reuse compiled code."""
+
+    g: Callable
+    free: tuple[int, ...]
+    fixed: tuple[tuple[int, float], ...]
+    dim: int
+
+    def __call__(self, Z):
+        out = jnp.zeros(Z.shape[:-1] + (self.dim,), Z.dtype)
+        out = out.at[..., jnp.asarray(self.free)].set(Z)
+        for j, v in self.fixed:
+            out = out.at[..., j].set(v)
+        return self.g(out)
 
 
 def expand(Z, free: np.ndarray, fixed: dict[int, float], dim: int) -> np.ndarray:
@@ -95,4 +133,4 @@ class FixedColumns(eqx.Module):
         return self.acquisition(self.full(Z))
 
 
-__all__ = ["FixedColumns", "expand", "reduce_domain"]
+__all__ = ["FixedColumns", "Held", "expand", "reduce_domain"]

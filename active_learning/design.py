@@ -14,6 +14,14 @@ for the same ``n`` again and slicing.
 - ``maximin``: greedy maximin selection from a large uniform sample of the
   feasible set (hit-and-run from an interior point), for any domain.
 - ``user_points``: points a user supplies, validated.
+
+Nonlinear constraints are met by rejection: the design of the linear domain is
+drawn in growing prefixes and the points that break a nonlinear constraint are
+skipped (so ``sobol`` stays a stable prefix); when fewer than
+``MIN_NONLINEAR_ACCEPTANCE`` of ``MAX_REJECTION_DRAWS`` draws are feasible, the
+design raises a ValueError naming the fraction. Cardinality constraints: each
+design point gets a support (which columns may be nonzero) chosen from the seed
+and its index only, and is the next point of that support's own design.
 """
 
 from __future__ import annotations
@@ -26,13 +34,17 @@ import numpy as np
 from scipy.stats import qmc
 
 from active_learning.domain import FEASIBILITY_TOL, Domain, bounding_box, geometry
-from active_learning.optimize import hit_and_run, shrink_into_polytope
+from active_learning.polytope import hit_and_run, shrink_into_polytope
 
 # Rejection sampling is used when at least _MIN_ACCEPTED of the first _PROBE
 # Sobol draws are valid (acceptance >= 1e-3); otherwise ``sobol`` is ``maximin``.
 _BLOCK = 2**12
 _PROBE = 2**14
 _MIN_ACCEPTED = 16
+# Rejection for nonlinear constraints: draws are doubled up to this many, and a
+# design needs at least this fraction of them feasible.
+MAX_REJECTION_DRAWS = 2**16
+MIN_NONLINEAR_ACCEPTANCE = 1e-3
 
 
 def _finish(X: np.ndarray, domain: Domain) -> tuple[np.ndarray, np.ndarray]:
@@ -59,6 +71,10 @@ def sobol(n: int, domain: Domain, seed: int) -> np.ndarray:
     """
     if n <= 0:
         return np.zeros((0, domain.dim))
+    if domain.cardinality:
+        return _per_support(sobol, n, domain, seed)
+    if domain.nonlinear:
+        return _rejecting(sobol, n, domain, seed)
     if domain.constrained:
         X = _sobol_in_polytope(n, domain, seed)
         return X if X is not None else maximin(n, domain, seed)
@@ -68,6 +84,46 @@ def sobol(n: int, domain: Domain, seed: int) -> np.ndarray:
     m = int(np.ceil(np.log2(max(n, 2))))
     X = engine.random_base2(m)[:n]
     return domain.snap_numpy(X)
+
+
+def _rejecting(design, n: int, domain: Domain, seed: int) -> np.ndarray:
+    """The first n points of ``design`` over the linear domain that satisfy the
+    nonlinear constraints: prefixes of growing length, so point i does not depend
+    on n for a prefix-stable design."""
+    linear = domain.linear_only
+    m = max(2 * n, 256)
+    while True:
+        X = design(m, linear, seed)
+        ok = domain.feasible(X)
+        if ok.sum() >= n:
+            return X[ok][:n]
+        if m >= MAX_REJECTION_DRAWS:
+            break
+        if ok.sum() < MIN_NONLINEAR_ACCEPTANCE * m and m >= 4096:
+            break
+        m = min(2 * m, MAX_REJECTION_DRAWS)
+    raise ValueError(
+        f"only {int(ok.sum())} of {m} points sampled inside the bounds and linear"
+        f" constraints satisfy the nonlinear constraints (needed {n}); expected"
+        " constraints that leave a larger part of the space (check their direction and"
+        " bounds)")
+
+
+def _per_support(design, n: int, domain: Domain, seed: int) -> np.ndarray:
+    """n design points under cardinality constraints: point i takes the support
+    ``design_supports`` gives it and the next point of that support's design."""
+    from active_learning.cardinality import clean, design_supports, support_domain
+
+    supports = design_supports(domain, n, seed)
+    out = np.zeros((n, domain.dim))
+    for k, support in enumerate(dict.fromkeys(supports)):
+        rows = [i for i, s in enumerate(supports) if s == support]
+        X = design(len(rows), support_domain(domain, support), seed + 7919 * k)
+        if len(X) < len(rows):
+            raise ValueError(f"could only place {len(X)} of {len(rows)} design points with"
+                             f" support {support}; the constraints leave too little room")
+        out[rows] = clean(X[:len(rows)], support)
+    return out
 
 
 def _sobol_in_polytope(n: int, domain: Domain, seed: int) -> np.ndarray | None:
@@ -107,9 +163,9 @@ def latin_hypercube(n: int, domain: Domain, seed: int) -> np.ndarray:
     """A Latin hypercube of ``n`` points: each column has one point in each of its
     n equal strata (before integer and one-hot rounding). Box domains only;
     with linear constraints use ``maximin`` or ``sobol``. Returns (n, dim)."""
-    if domain.constrained:
+    if domain.constrained or domain.nonlinear or domain.cardinality:
         raise ValueError(
-            "a Latin hypercube is defined on the box; with linear constraints use a"
+            "a Latin hypercube is defined on the box; with constraints use a"
             " 'sobol' or 'maximin' design, which sample inside the constraints"
         )
     if n <= 0:
@@ -134,9 +190,21 @@ def sample_feasible(n: int, domain: Domain, seed: int, steps: int | None = None)
     where constraints involve them, the continuous ones repaired; points that
     cannot be repaired are dropped, so fewer than n may return. Returns (<= n, dim).
     """
+    if domain.cardinality:
+        from active_learning.cardinality import clean, design_supports, support_domain
+
+        supports = design_supports(domain, n, seed)
+        parts = []
+        for k, support in enumerate(dict.fromkeys(supports)):
+            count = sum(1 for s in supports if s == support)
+            X = sample_feasible(count, support_domain(domain, support), seed + 7919 * k, steps)
+            parts.append(clean(X, support))
+        X = np.concatenate(parts) if parts else np.zeros((0, domain.dim))
+        return X[domain.feasible(X)]
     if not domain.constrained:
         rng = np.random.default_rng(seed)
-        return domain.snap_numpy(rng.uniform(size=(n, domain.dim)))
+        X = domain.snap_numpy(rng.uniform(size=(n, domain.dim)))
+        return X[domain.feasible(X)] if domain.nonlinear else X
     geo = geometry(domain)
     k = geo.basis.shape[1]
     steps = 20 * k + 50 if steps is None else steps
@@ -171,9 +239,16 @@ def maximin(n: int, domain: Domain, seed: int, pool_size: int | None = None) -> 
     if n <= 0:
         return np.zeros((0, domain.dim))
     pool_size = max(4096, 8 * n) if pool_size is None else pool_size
+    if domain.cardinality:
+        return _per_support(partial(maximin, pool_size=pool_size), n, domain, seed)
     pool = sample_feasible(pool_size, domain, seed)
     if len(pool) == 0:
-        raise ValueError("could not sample any valid point of this domain")
+        raise ValueError("could not sample any valid point of this domain; expected"
+                         " constraints that leave room for one")
+    if len(pool) < n:
+        raise ValueError(f"only {len(pool)} of {pool_size} points sampled inside the bounds"
+                         f" and linear constraints satisfy the nonlinear constraints (needed"
+                         f" {n}); expected constraints that leave a larger part of the space")
     centre = geometry(domain).centers[0] if domain.constrained else np.full(domain.dim, 0.5)
     first = int(np.argmin(np.linalg.norm(pool - centre, axis=1)))
     return pool[greedy_maximin(pool, min(n, len(pool)), first)]
@@ -194,9 +269,14 @@ def user_points(points, domain: Domain, tol: float = FEASIBILITY_TOL) -> np.ndar
     bad = ~domain.feasible(X, tol)
     if bad.any():
         i = int(np.flatnonzero(bad)[0])
-        what = ("violates a bound or linear constraint by"
-                f" {float(domain.violation(X[i])):.3g}") if domain.violation(X[i]) > tol \
-            else "has an integer column off its grid or an invalid one-hot group"
+        if domain.violation(X[i]) > tol:
+            what = f"violates a bound or linear constraint by {float(domain.violation(X[i])):.3g}"
+        elif not domain.valid_discrete(X[i], tol):
+            what = "has an integer column off its grid or an invalid one-hot group"
+        elif not domain.cardinality_ok(X[i]):
+            what = "has a number of nonzero columns outside a cardinality constraint's bounds"
+        else:
+            what = "violates a nonlinear constraint"
         raise ValueError(f"points[{i}] {what}")
     return np.clip(domain.snap_numpy(X), 0.0, 1.0)
 

@@ -1,5 +1,5 @@
-"""The encoded search domain: the unit cube, integer grids, one-hot groups and
-linear constraints.
+"""The encoded search domain: the unit cube, integer grids, one-hot groups,
+linear constraints, nonlinear constraints and cardinality constraints.
 
 ``workbench`` encodes every parameter into ``[0, 1]`` columns; this module only
 knows which columns are integer-valued (with how many levels), which groups
@@ -7,6 +7,12 @@ of columns are one-hot categorical, and which linear equalities and
 inequalities the encoded point must satisfy, so that optimisers and designs
 return valid points. Because the encoding is affine per column, a linear
 constraint in user units is a linear constraint here too.
+
+Nonlinear constraints are JAX-traceable functions ``g(X) -> (...)`` of encoded
+points ``X (..., dim)``, feasible where ``g <= 0``; a cardinality constraint
+bounds how many of its columns are nonzero ("present"). Both are kept as given
+(functions compare by identity), so build them once per domain: they are part
+of compile keys.
 
 The host-side geometry of the feasible polytope (an interior point, a basis of
 the directions that keep the equalities, the inequalities in those
@@ -19,8 +25,10 @@ from __future__ import annotations
 import functools
 import itertools
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
+from typing import Callable
 
+import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
@@ -61,6 +69,44 @@ def _rows(rows, dim: int, name: str) -> tuple[Row, ...]:
 
 
 @dataclass(frozen=True)
+class Cardinality:
+    """Between ``min_count`` and ``max_count`` of ``columns`` are nonzero.
+
+    columns: encoded columns whose value 0 means "absent" (a parameter with
+    lower bound 0); an integer or continuous column, never a one-hot one.
+    """
+
+    columns: tuple[int, ...]
+    min_count: int
+    max_count: int
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "columns", tuple(int(c) for c in self.columns))
+        object.__setattr__(self, "min_count", int(self.min_count))
+        object.__setattr__(self, "max_count", int(self.max_count))
+        if not 0 <= self.min_count <= self.max_count or self.min_count > len(self.columns):
+            raise ValueError(f"cardinality: got min_count {self.min_count}, max_count"
+                             f" {self.max_count} over {len(self.columns)} columns; expected"
+                             " 0 <= min_count <= max_count and min_count <= columns")
+        if len(set(self.columns)) != len(self.columns):
+            raise ValueError(f"cardinality: got repeated columns {self.columns}")
+
+    def counts(self, X: np.ndarray) -> np.ndarray:
+        """Number of present (nonzero) columns per point: (..., dim) -> (...)."""
+        return np.count_nonzero(np.asarray(X)[..., list(self.columns)], axis=-1)
+
+
+@functools.lru_cache(maxsize=64)
+def _jitted(g: Callable) -> Callable:
+    return jax.jit(g)
+
+
+def _bucket(n: int) -> int:
+    """The padded row count for n rows: the next power of two, at least 64."""
+    return max(64, 1 << max(n - 1, 0).bit_length())
+
+
+@dataclass(frozen=True)
 class Domain:
     """Encoded domain: ``[0, 1]^dim`` intersected with linear constraints.
 
@@ -69,7 +115,9 @@ class Domain:
     exactly one is 1; equalities: ((coefficients (dim,), rhs), ...) meaning
     ``a @ x == rhs``; inequalities: the same rows meaning ``a @ x <= rhs``.
     A composition is an equality (its columns sum to 1) plus the bounds.
-    Rows may be given as arrays; they are stored as tuples, so a Domain is
+    nonlinear: JAX-traceable functions of encoded points (..., dim) -> (...),
+    feasible where <= 0; cardinality: Cardinality constraints on disjoint
+    columns. Rows may be given as arrays; they are stored as tuples, so a Domain is
     hashable and can be a static argument of ``jit``. Raises ValueError when
     no valid point satisfies the constraints.
     """
@@ -79,6 +127,8 @@ class Domain:
     onehot: tuple[tuple[int, ...], ...] = ()
     equalities: tuple[Row, ...] = ()
     inequalities: tuple[Row, ...] = ()
+    nonlinear: tuple[Callable, ...] = ()
+    cardinality: tuple[Cardinality, ...] = ()
 
     def __post_init__(self) -> None:
         set_ = functools.partial(object.__setattr__, self)
@@ -94,6 +144,16 @@ class Domain:
             raise ValueError("a one-hot group needs at least one column")
         set_("equalities", _rows(self.equalities, self.dim, "equalities"))
         set_("inequalities", _rows(self.inequalities, self.dim, "inequalities"))
+        set_("nonlinear", tuple(self.nonlinear))
+        if not all(callable(g) for g in self.nonlinear):
+            raise ValueError("nonlinear: expected callables g(X) -> (...) meaning g <= 0")
+        set_("cardinality", tuple(c if isinstance(c, Cardinality) else Cardinality(*c)
+                                  for c in self.cardinality))
+        counted = [j for c in self.cardinality for j in c.columns]
+        if len(counted) != len(set(counted)) or any(
+                not 0 <= j < self.dim or j in set(self.onehot_columns) for j in counted):
+            raise ValueError(f"cardinality: columns must be distinct across constraints, in"
+                             f" [0, {self.dim}) and not one-hot; got {counted}")
         if self.constrained:
             _validate(self)
 
@@ -103,6 +163,37 @@ class Domain:
     def constrained(self) -> bool:
         """Whether any linear equality or inequality applies."""
         return bool(self.equalities or self.inequalities)
+
+    @property
+    def linear_only(self) -> Domain:
+        """The same domain without its nonlinear and cardinality constraints."""
+        if not (self.nonlinear or self.cardinality):
+            return self
+        return replace(self, nonlinear=(), cardinality=())
+
+    def nonlinear_values(self, X) -> np.ndarray:
+        """Every nonlinear constraint at points (..., dim): (..., m), feasible where <= 0."""
+        X = np.asarray(X, float)
+        if not self.nonlinear:
+            return np.zeros(X.shape[:-1] + (0,))
+        if X.shape[0] == 0:
+            return np.zeros(X.shape[:-1] + (len(self.nonlinear),))
+        flat = X.reshape(-1, self.dim)
+        # Rows padded to a power of two: a handful of compiled shapes serve every call.
+        n = len(flat)
+        padded = np.concatenate([flat, np.repeat(flat[:1], _bucket(n) - n, axis=0)])
+        values = [np.broadcast_to(np.asarray(_jitted(g)(jnp.asarray(padded))), (len(padded),))[:n]
+                  for g in self.nonlinear]
+        return np.stack(values, axis=-1).reshape(X.shape[:-1] + (len(self.nonlinear),))
+
+    def cardinality_ok(self, X) -> np.ndarray:
+        """Whether each point's present counts are within every cardinality bound: (...)."""
+        X = np.asarray(X, float)
+        ok = np.ones(X.shape[:-1], bool)
+        for c in self.cardinality:
+            n = c.counts(X)
+            ok &= (n >= c.min_count) & (n <= c.max_count)
+        return ok
 
     @property
     def A_eq(self) -> np.ndarray:
@@ -150,7 +241,8 @@ class Domain:
     def structure(self) -> Domain:
         """The same columns without constraints: the static part of a ``jit`` key, so
         that new constraint values reuse compiled code (they travel as arrays)."""
-        return Domain(self.dim, self.integer, self.onehot) if self.constrained else self
+        plain = not (self.constrained or self.nonlinear or self.cardinality)
+        return self if plain else Domain(self.dim, self.integer, self.onehot)
 
     def constraints_touch(self, columns) -> bool:
         """Whether any linear constraint has a non-zero coefficient on ``columns``."""
@@ -209,8 +301,15 @@ class Domain:
         return ok
 
     def feasible(self, X, tol: float = FEASIBILITY_TOL) -> np.ndarray:
-        """Whether points (..., dim) are valid: bounds, constraints, integers, one-hot."""
-        return (self.violation(X) <= tol) & self.valid_discrete(X, tol)
+        """Whether points (..., dim) are valid: bounds, linear constraints, integers,
+        one-hot, nonlinear constraints (``g <= tol``; NaN is infeasible) and
+        cardinality (a column is present when it is not exactly 0)."""
+        ok = (self.violation(X) <= tol) & self.valid_discrete(X, tol)
+        if self.nonlinear:
+            ok &= np.all(self.nonlinear_values(X) <= tol, axis=-1)
+        if self.cardinality:
+            ok &= self.cardinality_ok(X)
+        return ok
 
     def repair(self, X) -> tuple[np.ndarray, np.ndarray]:
         """Snap discrete columns, then move the continuous ones to a nearby feasible point.
@@ -222,6 +321,10 @@ class Domain:
         set of discrete values, then a vectorised projection.
         """
         X = np.atleast_2d(np.asarray(X, float))
+        if self.nonlinear or self.cardinality:
+            # Only the linear part can be repaired; the rest is checked.
+            X, ok = self.linear_only.repair(X)
+            return X, ok & self.feasible(X)
         if not self.constrained:
             return self.snap_numpy(X), np.ones(len(X), bool)
         fixed = list(self.discrete_columns)
@@ -496,6 +599,7 @@ def _mixed_feasible(domain: Domain) -> bool:
 
 __all__ = [
     "FEASIBILITY_TOL",
+    "Cardinality",
     "Domain",
     "Geometry",
     "bounding_box",

@@ -29,12 +29,26 @@ the best valid point. Everything runs in one compiled call.
   rounded column, the best rounded candidates that broke it are repaired on
   the host (``Domain.repair``: one LP per distinct rounding, then a
   projection) and re-scored in a second compiled call.
+- Nonlinear constraints ``g(x) <= 0``: the climb maximises the acquisition
+  minus a steep quadratic penalty on the scaled violation (so infeasible starts
+  rank low and climbs end just outside the boundary at most); the best infeasible end points are
+  then moved along the segment to the best feasible candidate with the same
+  discrete values, by bisection, to the last feasible point; a final check
+  drops the rest. If no candidate is feasible, sampled feasible points are
+  scored instead; a point breaking a constraint is never returned
+  (``active_learning.nonlinear``).
+- Cardinality constraints: each support (which columns may be nonzero) is a
+  linear domain (``active_learning.cardinality``); every support is searched
+  when there are few, else a sample including the supports of the anchors and
+  of the relaxed optimum; the best point over the supports wins. The search
+  budget is split across the supports, so their searches share one compilation
+  per support size.
 """
 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import equinox as eqx
 import jax
@@ -44,6 +58,15 @@ import optax
 from jax import Array, lax
 
 from active_learning.domain import FEASIBILITY_TOL, Domain, slice_geometry
+from active_learning.nonlinear import (Penalized, bisect_to_feasible, inside,
+                                       penalty_scales, polish_nonlinear)
+from active_learning.polytope import hit_and_run, shrink_into_polytope
+
+# Least raw samples and restarts per support when the budget is split across supports.
+_MIN_RAW_PER_SUPPORT = 64
+_MIN_RESTARTS_PER_SUPPORT = 2
+# Sampled feasible points scored when no climbed candidate is feasible.
+_FALLBACK_SAMPLES = 512
 
 
 def _kronecker_constants(d: int) -> Array:
@@ -116,32 +139,6 @@ def _maximize(acquisition, key, domain: Domain, raw_samples: int, num_restarts: 
 # -- polytope primitives (jit-able) -------------------------------------------
 
 
-def hit_and_run(key: Array, Z: Array, G: Array, h: Array, steps: int) -> Array:
-    """Random walk that stays inside ``{z : G z <= h}`` (uniform in the limit).
-
-    Z: (n, k) interior starts; G: (p, k) rows; h: (n, p) right-hand sides
-    (one polytope per chain); steps: moves per chain. Returns (n, k).
-    Each move picks a random direction and a uniform point of the chord.
-    """
-    if Z.shape[-1] == 0 or steps == 0:
-        return Z
-
-    def move(Z, key):
-        k_dir, k_len = jax.random.split(key)
-        u = jax.random.normal(k_dir, Z.shape, dtype=Z.dtype)
-        u = u / jnp.linalg.norm(u, axis=-1, keepdims=True)
-        Gu = u @ G.T
-        slack = jnp.maximum(h - Z @ G.T, 0.0)
-        up, down = Gu > 1e-12, Gu < -1e-12
-        t_hi = jnp.min(jnp.where(up, slack / jnp.where(up, Gu, 1.0), jnp.inf), axis=-1)
-        t_lo = jnp.max(jnp.where(down, slack / jnp.where(down, Gu, -1.0), -jnp.inf), axis=-1)
-        t = jax.random.uniform(k_len, t_hi.shape, dtype=Z.dtype, minval=t_lo, maxval=t_hi)
-        return Z + t[:, None] * u, None
-
-    Z, _ = lax.scan(move, Z, jax.random.split(key, steps))
-    return Z
-
-
 def project_polytope(Y: Array, lam: Array, G: Array, h: Array, inv_lipschitz: Array,
                      iters: int) -> tuple[Array, Array]:
     """Approximate Euclidean projection of Y onto ``{z : G z <= h}`` by dual FISTA.
@@ -162,21 +159,6 @@ def project_polytope(Y: Array, lam: Array, G: Array, h: Array, inv_lipschitz: Ar
 
     lam, _, _ = lax.fori_loop(0, iters, body, (lam, lam, jnp.asarray(1.0, Y.dtype)))
     return Y - lam @ G, lam
-
-
-def shrink_into_polytope(Z: Array, G: Array, h: Array) -> Array:
-    """Move each row of Z towards the interior point z = 0 until ``G z <= h`` (h > 0).
-
-    Z: (n, k); h: (n, p). The segment from an interior point to z leaves the
-    polytope at t = min h_i / (G_i z) over the violated rows, so the result is
-    feasible up to rounding and equal to Z wherever Z was already feasible.
-    """
-    if Z.shape[-1] == 0:
-        return Z
-    Gz = Z @ G.T
-    out = Gz > h
-    ratio = jnp.where(out, h / jnp.where(out, Gz, 1.0), 1.0)
-    return Z * jnp.min(ratio, axis=-1, keepdims=True)
 
 
 # -- the general path -----------------------------------------------------------
@@ -526,7 +508,8 @@ def maximize_acquisition(
 
     acquisition: maps (b, dim) encoded points to (b,) values;
     domain: the encoded domain; every returned point satisfies its bounds,
-    equalities and inequalities to 1e-9 and has valid integer and one-hot values;
+    equalities and inequalities to 1e-9, its nonlinear constraints (g <= 1e-9)
+    and cardinality constraints exactly, and has valid integer and one-hot values;
     raw_samples: space-filling points scored to pick the starts;
     num_restarts: starts climbed together; steps: ascent steps per start;
     max_combinations: enumerate every category combination when there are at
@@ -540,14 +523,91 @@ def maximize_acquisition(
         raise ValueError(
             f"num_restarts ({num_restarts}) cannot exceed raw_samples ({raw_samples})"
         )
-    if not domain.constrained and not domain.onehot and anchors is None:
+    settings = dict(raw_samples=raw_samples, num_restarts=num_restarts, steps=steps,
+                    learning_rate=learning_rate, max_combinations=max_combinations)
+    if domain.cardinality:
+        return _over_supports(acquisition, domain, key, anchors, settings)
+    return _maximize_linear(acquisition, domain, key, anchors, **settings)
+
+
+def _over_supports(acquisition, domain: Domain, key: Array, anchors, settings: dict):
+    """The best point over the supports of the cardinality constraints (see the module
+    docstring); each support's search gets an equal share of the budget."""
+    from active_learning.cardinality import (MAX_ENUMERATED_SUPPORTS, clean, count_supports,
+                                             search_supports, support_domain)
+
+    hints = [] if anchors is None else list(np.asarray(anchors))
+    if count_supports(domain) > MAX_ENUMERATED_SUPPORTS:
+        # Greedy: the relaxed optimum's largest columns are a likely support.
+        relaxed, _ = _maximize_linear(acquisition, replace(domain, cardinality=()),
+                                      jax.random.fold_in(key, 1), anchors, **settings)
+        hints.append(np.asarray(relaxed))
+    seed = int(jax.random.randint(jax.random.fold_in(key, 2), (), 0, 2**31 - 1))
+    supports = search_supports(domain, seed, np.asarray(hints) if hints else None)
+    share = dict(settings)
+    share["raw_samples"] = max(settings["raw_samples"] // len(supports), _MIN_RAW_PER_SUPPORT)
+    share["num_restarts"] = min(max(settings["num_restarts"] // len(supports),
+                                    _MIN_RESTARTS_PER_SUPPORT), share["raw_samples"])
+    best_x, best_v = None, -np.inf
+    for i, support in enumerate(supports):
+        sub = support_domain(domain, support)
+        try:
+            x, v = _maximize_linear(acquisition, sub, jax.random.fold_in(key, 3 + i),
+                                    anchors, **share)
+        except NoFeasiblePoint:
+            continue
+        x = clean(np.asarray(x)[None], support)
+        if not domain.feasible(x)[0]:
+            continue
+        v = float(v)
+        if best_x is None or v > best_v:
+            best_x, best_v = x[0], v
+    if best_x is None:
+        raise NoFeasiblePoint("no support of the cardinality constraints gave a feasible"
+                              " point; the feasible region is empty or too small to sample")
+    return _drop_floored(acquisition, domain, best_x, best_v)
+
+
+def _drop_floored(acquisition, domain: Domain, x: np.ndarray, v: float):
+    """``x`` with present columns held at their floor set to 0 where that stays feasible
+    and scores as well: a support may win by a hair with a column the optimum does not
+    want, which the lab would otherwise dose at the floor."""
+    from active_learning.cardinality import PRESENCE_FLOOR
+
+    y = np.array(x)
+    levels = dict(domain.integer)
+    for c in domain.cardinality:
+        for j in c.columns:
+            floor = 1.0 / (levels[j] - 1) if j in levels else PRESENCE_FLOOR
+            if 0.0 < y[j] <= floor * (1 + 1e-6):
+                y[j] = 0.0
+    if np.array_equal(y, x) or not domain.feasible(y[None])[0]:
+        return jnp.asarray(x), jnp.asarray(v)
+    w = float(np.asarray(_evaluate(acquisition, jnp.asarray(np.stack([y, x]))))[0])
+    if w >= v - 1e-9 * max(1.0, abs(v)):
+        return jnp.asarray(y), jnp.asarray(w)
+    return jnp.asarray(x), jnp.asarray(v)
+
+
+class NoFeasiblePoint(ValueError):
+    """The search found no point satisfying every constraint."""
+
+
+def _maximize_linear(acquisition, domain: Domain, key: Array, anchors, *, raw_samples: int,
+                     num_restarts: int, steps: int, learning_rate: float,
+                     max_combinations: int):
+    """maximize_acquisition for a domain without cardinality constraints."""
+    if domain.nonlinear:
+        acquisition = Penalized(acquisition, jnp.asarray(penalty_scales(domain)),
+                                domain.nonlinear)
+    elif not domain.constrained and not domain.onehot and anchors is None:
         # Anchors take the general path, whose polish refines the narrow optima they find.
         return _maximize(acquisition, key, domain, raw_samples, num_restarts, steps,
                          learning_rate)
     enumerate_ = bool(domain.onehot) and domain.n_combinations <= max_combinations
     a = _arrays(domain, domain.constrained, enumerate_)
     if a is None:
-        raise ValueError("no category combination satisfies the linear constraints")
+        raise NoFeasiblePoint("no category combination satisfies the linear constraints")
     C = a.combos.shape[0]
     k = a.basis.shape[1]
     plan = _Plan(
@@ -565,12 +625,34 @@ def maximize_acquisition(
     if domain.constraints_touch(rounded):
         candidates, values, feasible = _repair(acquisition, domain, candidates, values,
                                                feasible, num_restarts)
+    if domain.nonlinear:
+        feasible = feasible & inside(domain, candidates)
+        candidates, values, feasible = bisect_to_feasible(acquisition, domain, candidates,
+                                                          values, feasible, num_restarts)
+        if not feasible.any():
+            candidates, values, feasible = _sampled(acquisition, domain, key)
+        candidates, values, feasible = polish_nonlinear(acquisition, domain, candidates,
+                                                        values, feasible)
     if not feasible.any():
         raise RuntimeError("the optimiser found no feasible point; please report this domain")
     best = int(np.argmax(np.where(feasible, values, -np.inf)))
     if not np.isfinite(values[best]) and not np.isfinite(values[feasible]).any():
         best = int(np.flatnonzero(feasible)[0])
     return jnp.asarray(candidates[best]), jnp.asarray(values[best])
+
+
+def _sampled(acquisition, domain: Domain, key: Array):
+    """Sampled feasible points and their values, when no climb ended feasible; raises
+    NoFeasiblePoint when sampling finds none either."""
+    from active_learning.design import sample_feasible
+
+    seed = int(jax.random.randint(jax.random.fold_in(key, 5), (), 0, 2**31 - 1))
+    X = sample_feasible(_FALLBACK_SAMPLES, domain, seed)
+    if not len(X):
+        raise NoFeasiblePoint(
+            f"none of {_FALLBACK_SAMPLES} sampled points satisfies the nonlinear constraints;"
+            " the feasible region is empty or too small to sample")
+    return X, np.asarray(_evaluate(acquisition, jnp.asarray(X))), inside(domain, X)
 
 
 def _repair(acquisition, domain: Domain, candidates, values, feasible, n: int):
@@ -590,5 +672,5 @@ def _repair(acquisition, domain: Domain, candidates, values, feasible, n: int):
     return candidates, values, feasible
 
 
-__all__ = ["hit_and_run", "maximize_acquisition", "project_polytope", "quasi_random",
+__all__ = ["NoFeasiblePoint", "hit_and_run", "maximize_acquisition", "project_polytope", "quasi_random",
            "shrink_into_polytope"]

@@ -44,7 +44,7 @@ def test_mixture_constraints_hold_for_every_design_and_proposal():
             assert float(r["minutes"]).is_integer()
         assert space.feasible(rows).all()
         assert [t.strategy for t in c.trials][:5] == [design] * 5
-    with pytest.raises(wb.SpecError, match="'lhs' with linear constraints"):
+    with pytest.raises(wb.SpecError, match="'lhs' with parameter constraints"):
         wb.Campaign("mix", space, [wb.Objective("y", "maximize")], tracking=None,
                     initial_design={"type": "lhs"})
 

@@ -30,6 +30,7 @@ _EXPORTS = {
     "Categorical": "workbench.space",
     "Composition": "workbench.space",
     "Objective": "workbench.space",
+    "NChooseK": "workbench.constraints",
     "Campaign": "workbench.campaign",
     "Trial": "workbench.record",
     "Prediction": "workbench.record",

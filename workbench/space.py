@@ -29,29 +29,100 @@ MAX_ROUNDING_SEARCH = 10
 class SearchSpace:
     """An ordered set of named parameters and the encoding into ``[0, 1]^D``.
 
-    parameters: Continuous / Integer / Categorical; constraints: linear
-    constraints over the names of continuous (not log-scaled) and integer
-    parameters, as text: ``"water + ethanol <= 0.8"``, ``"a - 2*b >= 0"``,
-    ``"x1 + x2 + x3 == 1"``. Every proposal satisfies them to 1e-9.
+    parameters: Continuous / Integer / Categorical / Composition; constraints,
+    each one of:
+
+    - linear text over the names of continuous (not log-scaled) and integer
+      parameters: ``"water + ethanol <= 0.8"``, ``"a - 2*b >= 0"``,
+      ``"x1 + x2 + x3 == 1"``;
+    - nonlinear text over continuous and integer parameters (``<=`` or ``>=``):
+      ``"x1**2 + x2**2 <= 1"``, ``"temperature * residence_time <= 5000"``, with
+      ``+ - * /``, ``**`` by a number and ``exp``, ``log``, ``sqrt``;
+    - ``NChooseK(names, max_count=, min_count=)``: how many of these parameters
+      (continuous or integer with low 0) are nonzero;
+    - a Python function ``g(params) -> array`` meaning ``g(params) <= 0``, given
+      a dict of the continuous and integer parameters in user units as JAX
+      arrays, and written with ``jax.numpy`` so that it can be differentiated.
+
+    Every design point and proposal satisfies them: linear and nonlinear ones to
+    1e-9 (relative to the bound), cardinality exactly.
     """
 
     def _parse_constraint(self, i: int, text: Any):
-        from workbench.constraints import parse_linear_constraint
+        from workbench.constraints import LinearConstraint, parse_constraint
 
         try:
-            c = parse_linear_constraint(text, self.names)
+            c = parse_constraint(text, self.names)
         except ValueError as e:
             raise CampaignError(f"constraints[{i}]: {e}") from None
-        for name, _ in c.coefficients:
+        names = [n for n, _ in c.coefficients] if isinstance(c, LinearConstraint) else c.names
+        for name in names:
             p = self[name]
-            if isinstance(p, (Categorical, Composition)) or getattr(p, "log", False):
+            linear = isinstance(c, LinearConstraint)
+            if isinstance(p, (Categorical, Composition)) or (linear and getattr(p, "log", False)):
                 kind = ("categorical" if isinstance(p, Categorical) else "a composition"
                         if isinstance(p, Composition) else "log-scaled")
                 raise CampaignError(
-                    f"constraints[{i}]: got {text!r}; {name!r} is {kind}, where a linear"
-                    " constraint is not linear in the encoding; expected continuous"
-                    " (log: false) or integer parameters")
+                    f"constraints[{i}]: got {text!r}; {name!r} is {kind}, where a"
+                    f" {'linear' if linear else 'nonlinear'} constraint has no numeric value"
+                    f"{' linear in the encoding' if kind == 'log-scaled' else ''}; expected"
+                    f" continuous{' (log: false)' if linear else ''} or integer parameters")
         return c
+
+    def _parse_nchoosek(self, i: int, c: Any):
+        from workbench.constraints import NChooseK
+
+        unknown = [n for n in c.parameters if n not in self.names]
+        if unknown:
+            raise CampaignError(f"constraints[{i}].nchoosek.parameters: got {unknown}, which"
+                                f" name no parameter; expected names from {self.names}")
+        for name in c.parameters:
+            p = self[name]
+            if not isinstance(p, (Continuous, Integer)) or p.low != 0:
+                what = (f"{p.type} parameter" if not isinstance(p, (Continuous, Integer))
+                        else f"{p.type} parameter with low {p.low}")
+                raise CampaignError(
+                    f"constraints[{i}].nchoosek.parameters: got {name!r}, a {what}; expected"
+                    " continuous or integer parameters with low 0 (absent means 0)")
+        if c.max_count > len(c.parameters):
+            c = NChooseK(list(c.parameters), max_count=len(c.parameters),
+                         min_count=c.min_count)
+        return c
+
+    def _add_constraint(self, i: int, entry: Any) -> None:
+        from workbench.constraints import (FunctionConstraint, NChooseK, NChooseKSpec,
+                                           NonlinearConstraint)
+
+        if isinstance(entry, dict) and ("nchoosek" in entry or "function" in entry):
+            try:
+                entry = (NChooseKSpec if "nchoosek" in entry else FunctionConstraint)(**entry)
+            except Exception as e:  # pydantic's ValidationError, shown by its first line
+                msg = str(e).splitlines()
+                raise CampaignError(f"constraints[{i}]: got {entry!r}; {' '.join(msg[1:3])}"
+                                    ) from None
+        if isinstance(entry, NChooseKSpec):
+            entry = entry.nchoosek
+        if isinstance(entry, NChooseK):
+            c = self._parse_nchoosek(i, entry)
+            for other in self.cardinality_constraints:
+                shared = sorted(set(other.parameters) & set(c.parameters))
+                if shared:
+                    raise CampaignError(f"constraints[{i}].nchoosek.parameters: {shared} are"
+                                        " in another NChooseK constraint too; expected each"
+                                        " parameter in at most one")
+            self.cardinality_constraints.append(c)
+        elif isinstance(entry, str):
+            c = self._parse_constraint(i, entry)
+            (self.nonlinear_constraints if isinstance(c, NonlinearConstraint)
+             else self.linear_constraints).append(c)
+        elif isinstance(entry, FunctionConstraint) or callable(entry):
+            ref = entry if isinstance(entry, FunctionConstraint) else FunctionConstraint.of(entry)
+            self.nonlinear_constraints.append(PythonConstraint(ref, tuple(self._numeric)))
+        else:
+            raise CampaignError(
+                f"constraints[{i}]: got {entry!r}; expected text such as 'a + b <= 1' or"
+                " 'a**2 + b**2 <= 1', wb.NChooseK([...], max_count=k) ({nchoosek: {...}} in"
+                " YAML), or a Python function g(params) meaning g(params) <= 0")
 
     def encoded_row(self, coefficients: dict[str, float], rhs: float):
         """``a @ x (op) rhs`` in user units -> the same in encoded columns."""
@@ -67,8 +138,11 @@ class SearchSpace:
         return tuple(row.tolist()), float(rhs)
 
     def feasible(self, rows: list[dict], tol: float = 1e-9) -> np.ndarray:
-        """Which parameter dicts satisfy every linear constraint (in user units)."""
+        """Which parameter dicts satisfy every constraint (in user units): linear and
+        nonlinear ones to ``tol`` relative to their bound, cardinality exactly."""
         ok = np.ones(len(rows), bool)
+        if not rows:
+            return ok
         for c in self.linear_constraints:
             lhs = np.asarray([sum(a * float(r[n]) for n, a in c.coefficients) for r in rows])
             scale = max(1.0, abs(c.rhs))
@@ -78,9 +152,20 @@ class SearchSpace:
                 ok &= lhs >= c.rhs - tol * scale
             else:
                 ok &= np.abs(lhs - c.rhs) <= tol * scale
+        for c in self.nonlinear_constraints:
+            values = {n: np.asarray([float(r[n]) for r in rows]) for n in c.names}
+            with np.errstate(all="ignore"):
+                ok &= np.asarray(c.g(values), float) <= tol  # NaN is infeasible
+        for c in self.cardinality_constraints:
+            n = np.asarray(c.count(rows))
+            ok &= (n >= c.min_count) & (n <= c.max_count)
         return ok
 
-    def __init__(self, parameters: list, constraints: list[str] | tuple = ()):
+    @property
+    def _numeric(self) -> list[str]:
+        return [p.name for p in self.parameters if isinstance(p, (Continuous, Integer))]
+
+    def __init__(self, parameters: list, constraints: list | tuple = ()):
         params = list(parameters)
         if not params:
             raise CampaignError("space: expected at least one parameter")
@@ -103,8 +188,14 @@ class SearchSpace:
             raise CampaignError(f"space: parameter names {clash[:10]} clash with the record's"
                                 f" {PROPOSED_PREFIX}<name> variables; expected other names")
         self.parameters: tuple = tuple(params)
-        self.constraints: tuple[str, ...] = tuple(constraints)
-        self.linear_constraints = [self._parse_constraint(i, text) for i, text in enumerate(constraints)]
+        if isinstance(constraints, str) or not isinstance(constraints, (list, tuple)):
+            raise CampaignError(f"constraints: got {constraints!r}; expected a list")
+        self.constraints: tuple = tuple(constraints)
+        self.linear_constraints: list = []
+        self.nonlinear_constraints: list = []
+        self.cardinality_constraints: list = []
+        for i, entry in enumerate(self.constraints):
+            self._add_constraint(i, entry)
 
     def __repr__(self) -> str:
         inner = ", ".join(repr(p) for p in self.parameters)
@@ -112,7 +203,7 @@ class SearchSpace:
 
     def __eq__(self, other: object) -> bool:
         return (isinstance(other, SearchSpace) and self.parameters == other.parameters
-                and self.constraints == other.constraints)
+                and _keys(self.constraints) == _keys(other.constraints))
 
     def __getitem__(self, name: str):
         for p in self.parameters:
@@ -133,7 +224,7 @@ class SearchSpace:
         """The encoded domain for ``active_learning`` (imports JAX lazily; built once)."""
         if getattr(self, "_domain", None) is not None:
             return self._domain
-        from active_learning import Domain
+        from active_learning import Cardinality, Domain
 
         integer, onehot, col = [], [], 0
         for p in self.parameters:
@@ -158,13 +249,29 @@ class SearchSpace:
             else:
                 for coeffs, rhs in c.as_le_rows():
                     ub.append(self.encoded_row(coeffs, rhs))
+        columns = self.columns
+        cardinality = [Cardinality(tuple(columns[n][0] for n in c.parameters), c.min_count,
+                                   c.max_count) for c in self.cardinality_constraints]
+        # Built once per space: the functions are part of compiled programs' keys.
+        nonlinear = tuple(_encoded(c, {n: (columns[n][0], self[n]) for n in c.names})
+                          for c in self.nonlinear_constraints)
         try:
             self._domain = Domain(dim=col, integer=tuple(integer), onehot=tuple(onehot),
-                                  equalities=tuple(eq), inequalities=tuple(ub))
+                                  equalities=tuple(eq), inequalities=tuple(ub),
+                                  nonlinear=nonlinear, cardinality=tuple(cardinality))
             return self._domain
         except ValueError as e:
             raise CampaignError(f"constraints: {list(self.constraints)!r} leave no valid point"
                                 f" ({e}); expected constraints a point can satisfy") from None
+
+    @property
+    def columns(self) -> dict[str, tuple[int, ...]]:
+        """Each parameter's encoded columns."""
+        out, col = {}, 0
+        for p in self.parameters:
+            out[p.name] = tuple(range(col, col + p.columns))
+            col += p.columns
+        return out
 
     @property
     def flat_names(self) -> list[str]:
@@ -270,6 +377,74 @@ class SearchSpace:
              for name, vals in out_cols.items()}
             for i in range(Z.shape[0])
         ]
+
+
+class PythonConstraint:
+    """A Python function constraint over a space: ``g(params) <= 0``, with params the
+    continuous and integer parameters in user units (JAX arrays). The function is
+    resolved (imported, for a reference read from a file) when first evaluated."""
+
+    def __init__(self, ref: Any, names: tuple[str, ...]):
+        self.ref = ref
+        self.names = names
+        self.text = ref.function
+
+    def g(self, values: dict, xp: Any = None) -> Any:
+        import jax.numpy as jnp
+
+        from workbench._jax import configure_jax
+
+        configure_jax()
+        try:
+            fn = self.ref.resolve()
+        except ValueError as e:
+            raise CampaignError(f"constraints: {e}") from None
+        out = fn({k: jnp.asarray(v) for k, v in values.items()})
+        if xp is None:
+            return np.asarray(out, float)
+        return out
+
+
+def _decode_jax(p: Any, z: Any) -> Any:
+    """A continuous or integer column's user value from its encoded one, in JAX (no
+    clipping or rounding: the optimiser differentiates through it)."""
+    import jax.numpy as jnp
+
+    if getattr(p, "log", False):
+        lo, hi = math.log(p.low), math.log(p.high)
+        return jnp.exp(lo + z * (hi - lo))
+    return p.low + z * (p.high - p.low)
+
+
+def _encoded(c: Any, columns: dict[str, tuple[int, Any]]):
+    """A nonlinear constraint as a function of encoded points (..., D) -> (...)."""
+    import jax.numpy as jnp
+
+    def g(X):
+        values = {n: _decode_jax(p, X[..., j]) for n, (j, p) in columns.items()}
+        return jnp.asarray(c.g(values, jnp), X.dtype)
+
+    return g
+
+
+def _keys(constraints: tuple) -> list:
+    """Constraint entries as comparable values (text, NChooseK fields, function refs)."""
+    from workbench.constraints import FunctionConstraint, NChooseK, NChooseKSpec
+
+    out = []
+    for e in constraints:
+        if isinstance(e, NChooseKSpec):
+            e = e.nchoosek
+        if isinstance(e, dict) and "nchoosek" in e:
+            e = NChooseK(**e["nchoosek"])
+        if isinstance(e, NChooseK):
+            out.append(("nchoosek", tuple(e.parameters), e.max_count, e.min_count))
+        elif isinstance(e, FunctionConstraint) or (callable(e) and not isinstance(e, str)):
+            ref = e if isinstance(e, FunctionConstraint) else FunctionConstraint.of(e)
+            out.append(("function", ref.function))
+        else:
+            out.append(e)
+    return out
 
 
 class Objective(BaseModel):

@@ -11,14 +11,16 @@ from __future__ import annotations
 from pathlib import Path
 from typing import Annotated, Any, Literal, Union
 
-from pydantic import BaseModel, Field, ValidationError, field_validator
+from pydantic import (BaseModel, BeforeValidator, Discriminator, Field, Tag, ValidationError,
+                      field_validator)
 
 from workbench import problems
 from workbench._yaml import line_of, load_yaml
+from workbench.constraints import FunctionConstraint, NChooseK, NChooseKSpec
 from workbench.engine.problem import acquisition_of
 from workbench.errors import SpecError, SpecIssue
 from workbench.space import (MAX_PARAMETERS, Categorical, Composition, Continuous, Integer,
-                             Objective)
+                             Objective, SearchSpace)
 from workbench.spec_options import (ORACLE_KINDS, STOPPING_RULES, SURROGATE_TYPES,
                                     AcquisitionSpec, CandidatesSpec, ExecutorSpec, GPSpec,
                                     InitialDesignSpec, OracleSpec, SpecModel,
@@ -26,6 +28,44 @@ from workbench.spec_options import (ORACLE_KINDS, STOPPING_RULES, SURROGATE_TYPE
 
 DEFAULT_STORE = "campaigns/{name}.zarr"
 DEFAULT_TRACKING = "sqlite:///campaigns/mlflow.db"
+
+
+def _constraint_kind(v: Any) -> str | None:
+    if isinstance(v, str):
+        return "text"
+    if isinstance(v, NChooseKSpec) or (isinstance(v, dict) and "nchoosek" in v):
+        return "nchoosek"
+    if isinstance(v, FunctionConstraint) or (isinstance(v, dict) and "function" in v):
+        return "function"
+    return None
+
+
+def _constraint_entry(v: Any) -> Any:
+    """Python objects as their spec form: NChooseK -> {nchoosek: ...}, a function ->
+    its reference (which keeps the function)."""
+    if isinstance(v, NChooseK):
+        return NChooseKSpec(nchoosek=v)
+    if callable(v) and not isinstance(v, (BaseModel, type)):
+        return FunctionConstraint.of(v)
+    return v
+
+
+ConstraintEntry = Annotated[
+    Union[Annotated[str, Tag("text")], Annotated[NChooseKSpec, Tag("nchoosek")],
+          Annotated[FunctionConstraint, Tag("function")]],
+    Discriminator(_constraint_kind), BeforeValidator(_constraint_entry),
+]
+# A spec's parameter constraints, at most (each is checked, some with an LP).
+MAX_CONSTRAINTS = 1_000
+# Points sampled in the parameter bounds to check, without JAX, that a nonlinear
+# constraint leaves room; and the most supports of NChooseK constraints whose
+# linear feasibility is checked one LP each.
+VALIDATION_SAMPLES = 4096
+MAX_CHECKED_SUPPORTS = 256
+# Where an NChooseK constraint has a minimum count, a present parameter is at least
+# this far above 0 in encoded units: active_learning.cardinality.PRESENCE_FLOOR,
+# repeated because validating does not import JAX.
+PRESENCE_FLOOR = 1e-6
 
 
 SpecParameter = Annotated[
@@ -41,7 +81,11 @@ class CampaignSpec(SpecModel):
                          max_length=64)
     description: str = ""
     space: list[SpecParameter] = Field(min_length=1, max_length=MAX_PARAMETERS)
-    constraints: list[str] = Field(default_factory=list)
+    constraints: list[ConstraintEntry] = Field(
+        default_factory=list, max_length=MAX_CONSTRAINTS,
+        description="parameter constraints: linear or nonlinear text ('a + b <= 1',"
+        " 'a**2 + b**2 <= 1'), {nchoosek: {parameters, max_count, min_count}}, or"
+        " {function: 'module:name'} for a Python function g(params) <= 0")
     objectives: list[Objective] = Field(min_length=1)
     outcome_constraints: list[str] = Field(default_factory=list)
     context: list[str] = Field(default_factory=list, description="parameters that are"
@@ -113,8 +157,9 @@ def _semantic_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
     return out
 
 
-def _polytope_feasible(space) -> bool:
-    """Whether the bounds and linear constraints leave a point (a small LP; no JAX)."""
+def _polytope_feasible(space, bounds: list | None = None) -> bool:
+    """Whether the bounds and linear constraints leave a point (a small LP; no JAX).
+    bounds: per encoded column (low, high), default (0, 1)."""
     from scipy.optimize import linprog
 
     eq, ub = [], []
@@ -123,30 +168,110 @@ def _polytope_feasible(space) -> bool:
         for coeffs, rhs in ([(dict(c.coefficients), c.rhs)] if c.op == "==" else c.as_le_rows()):
             rows.append(space.encoded_row(coeffs, rhs))
     dim = space.dim
+    for p, cols in zip(space.parameters, space.columns.values()):
+        if isinstance(p, Composition):
+            row = [0.0] * dim
+            for j, lo, hi in zip(cols, p.lows, p.highs):
+                row[j] = hi - lo
+            eq.append((row, 1.0 - float(sum(p.lows))))
     res = linprog(
         [0.0] * dim,
         A_ub=[r for r, _ in ub] or None, b_ub=[b + 1e-12 for _, b in ub] or None,
         A_eq=[r for r, _ in eq] or None, b_eq=[b for _, b in eq] or None,
-        bounds=[(0.0, 1.0)] * dim, method="highs")
+        bounds=bounds or [(0.0, 1.0)] * dim, method="highs")
     return res.status == 0
+
+
+def _supports_feasible(space) -> bool | None:
+    """Whether some choice of present parameters of the NChooseK constraints meets the
+    linear constraints (one LP per choice); None when there are too many to check."""
+    import itertools
+    import math
+
+    per = []
+    for c in space.cardinality_constraints:
+        top = min(c.max_count, len(c.parameters))
+        sizes = (top,) if c.min_count == 0 else range(c.min_count, top + 1)
+        per.append([(c, set(p)) for s in sizes for p in itertools.combinations(c.parameters, s)])
+    if math.prod(len(p) for p in per) > MAX_CHECKED_SUPPORTS:
+        return None
+    columns = space.columns
+    for choice in itertools.product(*per):
+        bounds = [(0.0, 1.0)] * space.dim
+        for c, present in choice:
+            for name in c.parameters:
+                j = columns[name][0]
+                p = space[name]
+                floor = 1.0 / (p.levels - 1) if isinstance(p, Integer) else PRESENCE_FLOOR
+                bounds[j] = (0.0, 0.0) if name not in present else \
+                    ((floor, 1.0) if c.min_count else (0.0, 1.0))
+        if _polytope_feasible(space, bounds):
+            return True
+    return False
+
+
+def _nonlinear_issues(spec: CampaignSpec, space: SearchSpace) -> list[tuple[tuple, str]]:
+    """Text nonlinear constraints that no point sampled in the parameter bounds meets
+    (numpy only: neither JAX nor a Python function constraint is touched)."""
+    import numpy as np
+
+    from workbench.constraints import NonlinearConstraint
+
+    nonlinear = [c for c in space.nonlinear_constraints if isinstance(c, NonlinearConstraint)]
+    if not nonlinear:
+        return []
+    Z = np.random.default_rng(0).uniform(size=(VALIDATION_SAMPLES, space.dim))
+    rows = SearchSpace(list(spec.space)).decode(Z)
+    out = []
+    for c in nonlinear:
+        values = {n: np.asarray([float(r[n]) for r in rows]) for n in c.names}
+        with np.errstate(all="ignore"):
+            ok = np.asarray(c.g(values)) <= 0.0
+        if not ok.any():
+            i = next(k for k, e in enumerate(spec.constraints)
+                     if isinstance(e, str) and e.strip() == c.text)
+            out.append((("constraints", i), f"got {c.text!r}, which none of"
+                        f" {VALIDATION_SAMPLES} points sampled within the parameter bounds"
+                        " satisfies; expected a constraint that leaves room (check its"
+                        " direction and bound)"))
+    return out
 
 
 def _constraint_issues(spec: CampaignSpec, names: list[str]) -> list[tuple[tuple, str]]:
     """Linear and outcome constraints, objectives' kinds, the acquisition for them, context."""
     from workbench.constraints import parse_outcome_constraint
     from workbench.errors import CampaignError
-    from workbench.space import SearchSpace
 
     out: list[tuple[tuple, str]] = []
     if spec.constraints and len(set(names)) == len(names):
-        for i, text in enumerate(spec.constraints):
+        for i, entry in enumerate(spec.constraints):
             try:
-                SearchSpace(list(spec.space), [text])
+                SearchSpace(list(spec.space), [entry])
             except CampaignError as e:
-                out.append((("constraints", i), str(e).split(": ", 1)[-1]))
-        if not out and not _polytope_feasible(SearchSpace(list(spec.space), spec.constraints)):
-            out.append((("constraints",), f"got {spec.constraints!r}, which no point within"
+                where, _, message = str(e).partition(": ")
+                path = ("constraints", i) + tuple(where.split(".")[1:])
+                out.append((path, message))
+        space = None
+        if not out:
+            try:
+                space = SearchSpace(list(spec.space), spec.constraints)
+            except CampaignError as e:
+                where, _, message = str(e).partition(": ")
+                out.append((("constraints", int(where.split("[")[1].split("]")[0]))
+                            + tuple(where.split(".")[1:]), message))
+        texts = [e if isinstance(e, str) else e.model_dump(mode="json")
+                 for e in spec.constraints]
+        if space is not None and not _polytope_feasible(space):
+            out.append((("constraints",), f"got {texts!r}, which no point within"
                         " the parameter bounds satisfies; expected constraints a point can meet"))
+        elif space is not None and space.cardinality_constraints \
+                and _supports_feasible(space) is False:
+            out.append((("constraints",), f"got {texts!r}: no choice of present parameters"
+                        " allowed by the nchoosek counts satisfies the linear constraints"
+                        " within the parameter bounds; expected counts and bounds a point"
+                        " can meet (e.g. enough present parameters to reach a required sum)"))
+        elif space is not None:
+            out += _nonlinear_issues(spec, space)
     objective_names = [o.name for o in spec.objectives]
     seen: set[str] = set()
     for i, text in enumerate(spec.outcome_constraints):
@@ -202,7 +327,7 @@ def _constraint_issues(spec: CampaignSpec, names: list[str]) -> list[tuple[tuple
                     " the campaign chooses"))
     design = spec.initial_design
     if design.type == "lhs" and spec.constraints:
-        out.append((("initial_design", "type"), "got 'lhs' with linear constraints; a Latin"
+        out.append((("initial_design", "type"), "got 'lhs' with parameter constraints; a Latin"
                     " hypercube is defined on the box; expected sobol or maximin, which sample"
                     " inside the constraints"))
     if design.points is not None:
@@ -306,10 +431,11 @@ _UNIONS = {
     "surrogate": (1, _or(SURROGATE_TYPES)),
     "oracle": (1, _or(ORACLE_KINDS)),
     "stopping": (2, _or(STOPPING_RULES)),
+    "constraints": (2, "text, {nchoosek: ...} or {function: ...}"),
 }
 _UNION_TAGS = {"space": {"continuous", "integer", "categorical", "composition"},
                "surrogate": set(SURROGATE_TYPES), "oracle": set(ORACLE_KINDS),
-               "stopping": set(STOPPING_RULES)}
+               "stopping": set(STOPPING_RULES), "constraints": {"text", "nchoosek", "function"}}
 
 
 def _strip_tags(loc: tuple) -> tuple:
@@ -328,6 +454,10 @@ def _union_message(loc: tuple, given: Any) -> str:
     kinds = _UNIONS[loc[0]][1] if loc and loc[0] in _UNIONS else "?"
     if loc and loc[0] == "oracle":
         return f"got {given!r}; expected a mapping with exactly one of {kinds}"
+    if loc and loc[0] == "constraints":
+        return (f"got {given!r}; expected text such as 'a + b <= 1' or 'a**2 + b**2 <= 1',"
+                " a mapping {nchoosek: {parameters: [...], max_count: k}}, or {function:"
+                " 'module:name'}")
     tag = given.get("type") if isinstance(given, dict) else None
     return f"got type {tag!r}; expected type {kinds}"
 

@@ -36,7 +36,8 @@ class InitialDesignSpec(SpecModel):
 
     type: sobol (scrambled), lhs (Latin hypercube), maximin (greedy maximin
     over a feasible pool) or points (the user's ``points``, in user units;
-    then n defaults to their number). Every type respects linear constraints.
+    then n defaults to their number). Every type respects the parameter constraints
+    (lhs only applies without them).
     """
 
     type: Literal["sobol", "lhs", "maximin", "points"] = "sobol"

@@ -120,7 +120,10 @@ class Proposer:
         # A multi-task campaign designs for its target task (user points keep theirs).
         fixed = self.problem.fixed_columns({**context, **self.problem.held()})
         reduced, free = reduce_domain(domain, fixed) if fixed else (domain, np.arange(domain.dim))
-        Z = domain_design(self.spec, reduced, start, k)
+        try:
+            Z = domain_design(self.spec, reduced, start, k)
+        except ValueError as e:  # constraints that leave (almost) no room to sample
+            raise CampaignError(f"constraints: {e}") from None
         return expand(Z, free, fixed, domain.dim)
 
     # -- proposals ---------------------------------------------------------------
@@ -169,6 +172,7 @@ class Proposer:
                             context=None):
         import jax
 
+        from active_learning import NoFeasiblePoint
         from surrogates import release_programs_if_crowded
         from workbench._jax import configure_jax
         from workbench.engine import propose
@@ -184,8 +188,11 @@ class Proposer:
             if len(pool) < q:
                 raise CampaignError(f"candidates: {len(pool)} candidates left untried; expected"
                                     f" at least {q} (the pool is exhausted)")
-        proposals = propose(self.problem, X, Y, F, q, key, warm_start, context, timings,
-                            pool=pool)
+        try:
+            proposals = propose(self.problem, X, Y, F, q, key, warm_start, context, timings,
+                                pool=pool)
+        except NoFeasiblePoint as e:
+            raise CampaignError(f"constraints: {e}") from None
         self.last_model = (proposals[0].model, X)  # in memory only: for stopping rules
         provenance = dict(data_hash=data_hash(X, Y), versions=versions(),
                           prng={"seed": self.spec.seed, "fold_in": len(trials)})

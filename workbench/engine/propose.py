@@ -287,7 +287,7 @@ def _thompson(problem: Problem, model, held: _Held, key):
     objective's score on a quasi-random set of valid points."""
     reduced = held.reduced
     n = min(problem.acquisition.raw_samples, _THOMPSON_MAX_CANDIDATES)
-    if reduced.constrained:
+    if reduced.constrained or reduced.nonlinear or reduced.cardinality:
         seed = int(np.asarray(al.quasi_random(key, 1, 1))[0, 0] * 2**31)
         Zr = al.sample_feasible(n, reduced, seed)
     else:
