@@ -57,6 +57,8 @@ import numpy as np
 import optax
 from jax import Array, lax
 
+from surrogates import counts_traces
+
 from active_learning.domain import FEASIBILITY_TOL, Domain, slice_geometry
 from active_learning.nonlinear import (Penalized, bisect_to_feasible, inside,
                                        penalty_scales, polish_nonlinear)
@@ -359,6 +361,7 @@ def _local_search(acquisition, X: Array, a: _Arrays, plan: _Plan) -> Array:
 
 
 @eqx.filter_jit
+@counts_traces("acquisition.search")
 def _search(acquisition, key: Array, a: _Arrays, plan: _Plan, anchors: Array | None = None):
     """All candidates of one search: (M, d) points, (M,) values, (M,) feasible."""
     domain = plan.structure

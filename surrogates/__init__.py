@@ -11,6 +11,7 @@ import jax
 from surrogates._runtime import (
     avoid_cpu_lapack_deadlock,
     compiled_programs,
+    counts_traces,
     memory_maps,
     release_programs_if_crowded,
 )
@@ -142,6 +143,7 @@ __all__ = [
     "register_model",
     "release_programs_if_crowded",
     "compiled_programs",
+    "counts_traces",
     "memory_maps",
     "resolve_kernel",
     "saas_gp_from_samples",

@@ -152,10 +152,10 @@ def counts_traces(name: str) -> Callable[[_F], _F]:
 
 
 def compiled_programs() -> dict[str, int]:
-    """How many programs each of the models' compiled entry points has built in this
-    process, by name (``"gp.fit"``, ``"gp.condition"``, ``"ensemble.train"``,
-    ``"svgp.train"``, ``"saas.fit"``, ``"multitask.fit"``): one per trace, that is
-    per new shape or static setting. A campaign whose data grow inside a padding
+    """How many programs each compiled entry point has built in this process, by
+    name (``"gp.fit"``, ``"gp.condition"``, ``"ensemble.train"``, ``"svgp.train"``,
+    ``"saas.fit"``, ``"multitask.fit"``, ``"acquisition.search"``): one per trace,
+    that is per new shape or static setting. A campaign whose data grow inside a padding
     bucket must not add any; compare two readings to see how many a call built.
     """
     return dict(_TRACES)
