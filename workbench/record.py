@@ -14,11 +14,15 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from typing import TYPE_CHECKING, Mapping
+
 import numpy as np
-import pandas as pd
-import xarray as xr
 
 from workbench.space import Categorical, Composition, Integer, SearchSpace
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 # Which arithmetic proposals come from (surrogates, acquisitions, their optimisers).
 # The same package version, seed and data give the same proposals; a change that moves
@@ -77,6 +81,8 @@ def _times(values: list[datetime | None]) -> np.ndarray:
 
 def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs: dict) -> xr.Dataset:
     """The campaign record as a Dataset (works for zero trials too)."""
+    import xarray as xr
+
     ids = np.asarray([t.id for t in trials], dtype=np.int64)
     obj_names = [o.name for o in objectives]
     data: dict[str, Any] = {}
@@ -143,17 +149,24 @@ def _scalar(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def _time(v: Any) -> datetime | None:
-    if pd.isna(v):
+def _time(v: np.datetime64) -> datetime | None:
+    if np.isnat(v):
         return None
-    return pd.Timestamp(v).to_pydatetime()
+    return v.astype("datetime64[us]").item()  # the record's times are whole microseconds
 
 
 def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[Trial]:
     """Trials back from a stored record: the inverse of ``to_dataset``."""
-    n = ds.sizes.get("trial", 0)
+    # numpy once, not a selection per row
+    return from_columns({k: ds[k].values for k in ds.variables}, space, objectives)
+
+
+def from_columns(col: Mapping[str, np.ndarray], space: SearchSpace,
+                 objectives: list) -> list[Trial]:
+    """Trials back from the record's variables as numpy arrays by name (``ds[k].values``
+    for each variable of ``to_dataset``'s Dataset, or ``workbench.snapshot``'s columns)."""
+    n = len(col["trial"])
     obj_names = [o.name for o in objectives]
-    col = {k: ds[k].values for k in ds.variables}  # numpy once, not a selection per row
     params_cols = []
     for p in space.parameters:
         if isinstance(p, Composition):
@@ -187,6 +200,8 @@ def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[T
 
 def to_frame(trials: list[Trial], space: SearchSpace, objectives: list) -> pd.DataFrame:
     """One row per trial, the columns engineers see in CSV files."""
+    import pandas as pd
+
     rows = []
     for t in trials:
         row: dict[str, Any] = {"trial_id": t.id, "status": t.status}

@@ -88,6 +88,14 @@ class Telemetry:
         self.problem: Any = None
         self._tracker: Tracker | None = None
         self._cpu_mark: float | None = None
+        self.deliver = True  # False: events wait in the outbox for another process
+
+    def defer(self) -> None:
+        """Queue tracking events without delivering them from this process (nor importing
+        MLflow); the next process that tracks the campaign delivers them, in order."""
+        self.deliver = False
+        if self._tracker is not None:
+            self._tracker.deliver = False
 
     def tracker(self) -> "Tracker | None":
         """The tracker, started on first use (MLflow is imported only then); None
@@ -105,7 +113,7 @@ class Telemetry:
             ).hexdigest()[:16]
             self._tracker = Tracker(spec.tracking, spec.partner, spec.name, run_id=c.run_id,
                                     outbox=outbox, campaign_id=campaign_id,
-                                    on_run_id=self.remember_run)
+                                    on_run_id=self.remember_run, deliver=self.deliver)
             self._tracker.start(spec.to_dict(), tags={
                 "partner": spec.partner, "campaign": spec.name,
                 "workbench.version": package_version(), **self.version_tags(),
