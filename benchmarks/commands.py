@@ -1,4 +1,4 @@
-"""Commands: wall time of each ``workbench`` command on a 30-trial campaign, beside ``--help``.
+"""Commands: wall time of each workbench command on a 30-trial campaign, beside --help.
 
 Each command runs as a fresh process, as an engineer types it, warm (after one untimed
 run, so the operating system's file cache and JAX's compilation cache are filled), on the
@@ -32,6 +32,13 @@ TARGETS: dict[str, float | None] = {
     "report": 5.0, "ask -n 1": None,
 }
 QUICK = {"trials": 8, "repeats": 2}
+# What the commands that need them pay to import, each in a fresh interpreter beside a
+# bare one: where the time of report and ask goes before any work.
+IMPORTS = {"python alone": "pass", "numpy": "import numpy", "pandas": "import pandas",
+           "jax": "import jax", "matplotlib": "import matplotlib.figure",
+           "mlflow": "import mlflow.tracking",
+           "mlflow + its SQL store": "import mlflow.store.tracking.sqlalchemy_store"}
+IMPORT_REPEATS = 3
 SPEC = """\
 name: quickstart
 partner: demo
@@ -151,7 +158,21 @@ def measure(folder: Path, trials: int, repeats: int) -> list[dict]:
     return rows
 
 
-def markdown(rows: list[dict], trials: int, repeats: int) -> str:
+def import_costs() -> dict[str, float]:
+    """Least CPU seconds over ``IMPORT_REPEATS`` fresh interpreters of each import."""
+    out = {}
+    for name, code in IMPORTS.items():
+        cpus = []
+        for _ in range(IMPORT_REPEATS):
+            before = resource.getrusage(resource.RUSAGE_CHILDREN)
+            subprocess.run([sys.executable, "-c", code], env=_env(), check=True)
+            after = resource.getrusage(resource.RUSAGE_CHILDREN)
+            cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
+        out[name] = min(cpus)
+    return out
+
+
+def markdown(rows: list[dict], trials: int, repeats: int, imports: dict[str, float]) -> str:
     lines = ["| command | median (s) | IQR (s) | CPU median (s) | target (s) | met? "
              "| load (1 min) |",
              "| --- | ---: | ---: | ---: | ---: | --- | ---: |"]
@@ -165,6 +186,11 @@ def markdown(rows: list[dict], trials: int, repeats: int) -> str:
               " untimed run. Wall time decides the target; the machine's load average is in"
               " the stamp and per command, and other work on the machine lengthens wall"
               " time more than CPU time."]
+    lines += ["", "CPU seconds to import, least of"
+              f" {IMPORT_REPEATS} fresh interpreters (`report` and `ask` import JAX, MLflow"
+              " with its SQL store and matplotlib; the light commands none of them):", "",
+              "| import | CPU (s) |", "| --- | ---: |"]
+    lines += [f"| {name} | {cpu:.2f} |" for name, cpu in imports.items()]
     return "\n".join(lines)
 
 
@@ -181,7 +207,9 @@ def main(argv: list[str] | None = None) -> int:
     run = _common.Run.start(__name__, __doc__, args, argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = measure(Path(tmp), args.trials, args.repeats)
-    run.write_raw({"trials": args.trials, "repeats": args.repeats, "commands": rows})
-    page = run.write_page(markdown(rows, args.trials, args.repeats))
+    imports = import_costs()
+    run.write_raw({"trials": args.trials, "repeats": args.repeats, "commands": rows,
+                   "import_cpu_s": imports})
+    page = run.write_page(markdown(rows, args.trials, args.repeats, imports))
     print(page.read_text())
     return 0

@@ -46,6 +46,7 @@ class Snapshot(NamedTuple):
 
 
 def _decode_time(name: str, raw: np.ndarray, units: str, calendar: str | None) -> np.ndarray:
+    """datetime64[ns] from integers counting ``units`` ("microseconds since <date>")."""
     unit, sep, since = units.partition(" since ")
     if not sep or unit not in _TIME_UNITS or calendar not in _CALENDARS \
             or raw.dtype != np.int64:
@@ -65,21 +66,20 @@ def _decode_time(name: str, raw: np.ndarray, units: str, calendar: str | None) -
 
 def _decode(name: str, raw: np.ndarray, attrs: dict[str, Any]) -> np.ndarray:
     """``raw`` as xarray's CF decoding returns it, for the encodings the record uses."""
-    known = {"_FillValue", "units", "calendar"}
-    if " since " in str(attrs.get("units", "")):
-        return _decode_time(name, raw, attrs["units"], attrs.get("calendar"))
-    if "_FillValue" in attrs:
-        if raw.dtype.kind != "f":
-            raise UnknownEncoding(f"{name}: fill value on a {raw.dtype} variable")
-        fill = np.frombuffer(base64.b64decode(attrs["_FillValue"]), dtype="<f8")
-        if fill.size != 1 or raw.dtype != np.float64:
-            raise UnknownEncoding(f"{name}: fill value {attrs['_FillValue']!r}")
-        if not np.isnan(fill[0]):
-            raw = np.where(raw == fill[0], np.nan, raw)
     # Encoding attributes that xarray would act on (scale_factor, dtype="bool", ...).
     odd = {k for k in attrs if k.startswith("_") or k in ("scale_factor", "add_offset", "dtype")}
-    if odd - known:
-        raise UnknownEncoding(f"{name}: encoding attributes {sorted(odd - known)}")
+    if odd - {"_FillValue"}:
+        raise UnknownEncoding(f"{name}: encoding attributes {sorted(odd - {'_FillValue'})}")
+    if " since " in str(attrs.get("units", "")):
+        if "_FillValue" in attrs:
+            raise UnknownEncoding(f"{name}: times with a fill value")
+        return _decode_time(name, raw, attrs["units"], attrs.get("calendar"))
+    if "_FillValue" in attrs:
+        fill = np.frombuffer(base64.b64decode(attrs["_FillValue"]), dtype="<f8")
+        if fill.size != 1 or raw.dtype != np.float64:
+            raise UnknownEncoding(f"{name}: fill value {attrs['_FillValue']!r} on {raw.dtype}")
+        if not np.isnan(fill[0]):
+            raw = np.where(raw == fill[0], np.nan, raw)
     return raw
 
 

@@ -5,7 +5,9 @@ so several campaigns in one process track to different places. Tracking is a
 side channel: the campaign never waits on it and never fails because of it.
 Delivery runs in a background thread of the process; the campaign only appends
 to the outbox, and ``finish`` (the end of ``run``) waits until everything is
-delivered or buffered.
+delivered or buffered. A tracker made with ``deliver=False`` only appends (the
+command-line ``tell``, which should not import MLflow): the next process that
+tracks the campaign delivers its events.
 
 Every tracking event (run creation, params, metrics, artifacts, status) goes
 first to an *outbox*: a durable JSON-lines file beside the campaign store (in
