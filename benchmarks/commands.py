@@ -158,6 +158,11 @@ def measure(folder: Path, trials: int, repeats: int) -> list[dict]:
     return rows
 
 
+def baseline_name(baseline: dict) -> str:
+    """What the baseline run measured: its ``--label``, else its commit."""
+    return baseline.get("label") or baseline.get("stamp", {}).get("commit", "?")
+
+
 def import_costs() -> dict[str, float]:
     """Least CPU seconds over ``IMPORT_REPEATS`` fresh interpreters of each import."""
     out = {}
@@ -172,16 +177,27 @@ def import_costs() -> dict[str, float]:
     return out
 
 
-def markdown(rows: list[dict], trials: int, repeats: int, imports: dict[str, float]) -> str:
+def markdown(rows: list[dict], trials: int, repeats: int, imports: dict[str, float],
+             baseline: dict | None = None) -> str:
+    before = {r["command"]: r for r in (baseline or {}).get("commands", [])}
+    extra = " before: median (s) | before: CPU (s) |" if before else ""
     lines = ["| command | median (s) | IQR (s) | CPU median (s) | target (s) | met? "
-             "| load (1 min) |",
-             "| --- | ---: | ---: | ---: | ---: | --- | ---: |"]
+             "| load (1 min) |" + extra,
+             "| --- | ---: | ---: | ---: | ---: | --- | ---: |" + (" ---: | ---: |" if before
+                                                                   else "")]
     for r in rows:
         target = "—" if r["target_s"] is None else f"< {r['target_s']:g}"
         met = "—" if r["met"] is None else ("yes" if r["met"] else "**no**")
+        old = before.get(r["command"])
         lines.append(f"| `workbench {r['command']}` | {r['median_s']:.2f} "
                      f"| {r['iqr_s'][0]:.2f}-{r['iqr_s'][1]:.2f} | {r['median_cpu_s']:.2f} "
-                     f"| {target} | {met} | {r['loadavg_1min']:.1f} |")
+                     f"| {target} | {met} | {r['loadavg_1min']:.1f} |"
+                     + (f" {old['median_s']:.2f} | {old['median_cpu_s']:.2f} |" if old else
+                        " — | — |" if before else ""))
+    if before:
+        stamp = baseline.get("stamp", {})
+        lines += ["", f"Before: `{baseline_name(baseline)}`, run {stamp.get('date', '?')} with"
+                  f" load {stamp.get('loadavg_at_start', [0.0])[0]:.1f} at its start (`--baseline`)."]
     lines += ["", f"{trials} trials told, {repeats} timed repetitions per command after one"
               " untimed run. Wall time decides the target; the machine's load average is in"
               " the stamp and per command, and other work on the machine lengthens wall"
@@ -199,6 +215,10 @@ def main(argv: list[str] | None = None) -> int:
                                      description=__doc__.splitlines()[0])
     parser.add_argument("--trials", type=int, default=30, help="trials told before timing")
     parser.add_argument("--repeats", type=int, default=7, help="timed runs per command")
+    parser.add_argument("--label", default=None,
+                        help="what this run measures, for a later --baseline (default: commit)")
+    parser.add_argument("--baseline", type=Path, default=None,
+                        help="raw JSON of an earlier run (another checkout), shown beside")
     args = _common.parse_args(parser, argv, QUICK)
     if args.trials < 7:
         parser.error(f"--trials: got {args.trials}; expected at least 7 (6 initial + 1 model)")
@@ -209,7 +229,12 @@ def main(argv: list[str] | None = None) -> int:
         rows = measure(Path(tmp), args.trials, args.repeats)
     imports = import_costs()
     run.write_raw({"trials": args.trials, "repeats": args.repeats, "commands": rows,
-                   "import_cpu_s": imports})
-    page = run.write_page(markdown(rows, args.trials, args.repeats, imports))
+                   "import_cpu_s": imports, "label": args.label})
+    baseline = None
+    if args.baseline is not None:
+        import json
+
+        baseline = json.loads(args.baseline.read_text())
+    page = run.write_page(markdown(rows, args.trials, args.repeats, imports, baseline))
     print(page.read_text())
     return 0
