@@ -199,9 +199,9 @@ def markdown(rows: list[dict], trials: int, repeats: int, imports: dict[str, flo
         lines += ["", f"Before: `{baseline_name(baseline)}`, run {stamp.get('date', '?')} with"
                   f" load {stamp.get('loadavg_at_start', [0.0])[0]:.1f} at its start (`--baseline`)."]
     lines += ["", f"{trials} trials told, {repeats} timed repetitions per command after one"
-              " untimed run. Wall time decides the target; the machine's load average is in"
-              " the stamp and per command, and other work on the machine lengthens wall"
-              " time more than CPU time."]
+              " untimed run. Wall time decides the target. The machine is shared with other"
+              " work (other test and benchmark runs), whose load the stamp and the load"
+              " column record; it lengthens wall time more than CPU time."]
     lines += ["", "CPU seconds to import, least of"
               f" {IMPORT_REPEATS} fresh interpreters (`report` and `ask` import JAX, MLflow"
               " with its SQL store and matplotlib; the light commands none of them):", "",
