@@ -18,5 +18,6 @@ BENCHMARKS: tuple[str, ...] = (
     "transfer",
     "tracking_overhead",
     "store_growth",
+    "commands",
     "soak",
 )

@@ -298,6 +298,9 @@ def tell(
     if not ZarrStore(parsed.store).exists():
         raise CampaignError(f"store: no campaign at {parsed.store}; run `workbench ask` first")
     campaign = _open(path, parsed)
+    # Tracking waits in the store's outbox for the next ask, run or report, which
+    # import MLflow anyway: a tell answers without it.
+    campaign.defer_tracking()
     told = failed = unchanged = 0
     # Checked and written under one hold of the store's lock: every row is
     # validated against the current record before the first is told, so a file

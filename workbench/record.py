@@ -18,12 +18,16 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from typing import Any, NamedTuple
 
+from typing import TYPE_CHECKING, Mapping
+
 import numpy as np
-import pandas as pd
-import xarray as xr
 
 from workbench.parameters import PROPOSED_PREFIX
 from workbench.space import Categorical, Composition, Integer, SearchSpace
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
 
 # Which arithmetic proposals come from (surrogates, acquisitions, their optimisers).
 # The same package version, seed and data give the same proposals; a change that moves
@@ -137,6 +141,8 @@ def _parameter_variable(p, values: list) -> tuple:
 
 def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs: dict) -> xr.Dataset:
     """The campaign record as a Dataset (works for zero trials too)."""
+    import xarray as xr
+
     ids = np.asarray([t.id for t in trials], dtype=np.int64)
     obj_names = [o.name for o in objectives]
     data: dict[str, Any] = {}
@@ -186,17 +192,24 @@ def _scalar(v: Any) -> Any:
     return v.item() if hasattr(v, "item") else v
 
 
-def _time(v: Any) -> datetime | None:
-    if pd.isna(v):
+def _time(v: np.datetime64) -> datetime | None:
+    if np.isnat(v):
         return None
-    return as_utc(pd.Timestamp(v).to_pydatetime())
+    return as_utc(v.astype("datetime64[us]").item())  # the record's times are whole microseconds
 
 
 def from_dataset(ds: xr.Dataset, space: SearchSpace, objectives: list) -> list[Trial]:
     """Trials back from a stored record: the inverse of ``to_dataset``."""
-    n = ds.sizes.get("trial", 0)
+    # numpy once, not a selection per row
+    return from_columns({k: ds[k].values for k in ds.variables}, space, objectives)
+
+
+def from_columns(col: Mapping[str, np.ndarray], space: SearchSpace,
+                 objectives: list) -> list[Trial]:
+    """Trials back from the record's variables as numpy arrays by name (``ds[k].values``
+    for each variable of ``to_dataset``'s Dataset, or ``workbench.snapshot``'s columns)."""
+    n = len(col["trial"])
     obj_names = [o.name for o in objectives]
-    col = {k: ds[k].values for k in ds.variables}  # numpy once, not a selection per row
     params_cols, proposed_cols = [], []
     for p in space.parameters:
         if isinstance(p, Composition):
@@ -236,6 +249,8 @@ def to_frame(trials: list[Trial], space: SearchSpace, objectives: list) -> pd.Da
     """One row per trial, the columns engineers see in CSV files: parameters as run;
     ``proposed_<column>`` follows for each parameter column where some trial's actual
     setpoint differs from its proposal (what was proposed, for every trial)."""
+    import pandas as pd
+
     flat = [(space.flatten(t.params), space.flatten(t.proposed)) for t in trials]
     differ = [n for n in space.flat_names if any(run[n] != prop[n] for run, prop in flat)]
     rows = []

@@ -25,6 +25,7 @@ Windows), which several processes on one machine may share.
 
 from __future__ import annotations
 
+import contextlib
 import errno
 import json
 import os
@@ -34,9 +35,10 @@ import uuid
 import warnings
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Iterator
 
 from workbench.errors import CampaignError
+from workbench.snapshot import Snapshot, UnknownEncoding, read_snapshot
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -332,11 +334,33 @@ class ZarrStore:
 
     def read(self) -> xr.Dataset:
         """The snapshot, loaded into memory (without the journal's events)."""
+        import xarray as xr
+
+        with self._reading():
+            # chunks=None: numpy arrays, not dask's (whose chunk managers xarray
+            # would otherwise import on every open).
+            with xr.open_zarr(self.path, consolidated=False, chunks=None) as ds:
+                return ds.load()
+
+    def read_snapshot(self) -> Snapshot:
+        """The snapshot's attributes and decoded columns (without the journal's events),
+        read with zarr alone: what ``read()`` gives as numpy arrays, without importing
+        xarray (nor the dask that xarray consults). A snapshot encoded otherwise than
+        the workbench writes it is read through xarray."""
+        with self._reading():
+            try:
+                return read_snapshot(self.path)
+            except UnknownEncoding:
+                pass
+        ds = self.read()
+        return Snapshot(dict(ds.attrs), {k: ds[k].values for k in ds.variables})
+
+    @contextlib.contextmanager
+    def _reading(self) -> Iterator[None]:
+        """Hold the lock over a read of an intact snapshot (warnings silenced)."""
         self._recover()
         if not (self.path / _MARKER).exists():
             raise FileNotFoundError(f"no campaign store at {self.path}")
-        import xarray as xr
-
         # Zarr reads chunk files by path: a compaction swapping the folder
         # mid-read would mix two snapshots.
         with self.lock(), warnings.catch_warnings():
@@ -347,8 +371,7 @@ class ZarrStore:
                     + (f"; and {len(damage) - 3} more" if len(damage) > 3 else "") + ")."
                     f" Nothing was changed. Run `workbench verify {self.path}` for a report.")
             warnings.simplefilter("ignore")
-            with xr.open_zarr(self.path, consolidated=False) as ds:
-                return ds.load()
+            yield
 
     def write(self, ds: xr.Dataset) -> str:
         """Replace the snapshot with ``ds`` atomically and start an empty journal.
@@ -475,7 +498,7 @@ def verify(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     """Check a store without changing it: (damage found, notes).
 
     Damage: a missing completion marker, snapshot files whose checksums differ
-    from those recorded with the marker, a snapshot xarray cannot read, journal
+    from those recorded with the marker, a snapshot that cannot be read, journal
     lines that fail their checksum anywhere but at the end. Notes: what is fine
     but worth knowing (a torn last line, which a crash leaves and which is dropped).
     """
@@ -489,7 +512,7 @@ def verify(path: str | os.PathLike) -> tuple[list[str], list[str]]:
     damage += snapshot_damage(store.path)
     if not damage:
         try:
-            store.read()
+            store.read_snapshot()
         except Exception as e:  # noqa: BLE001 - any failure to read is what we report
             damage.append(f"{store.path}: the snapshot cannot be read ({type(e).__name__}: {e})")
     bad, torn, total = _journal_lines(store.journal_path)

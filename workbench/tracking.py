@@ -5,7 +5,9 @@ so several campaigns in one process track to different places. Tracking is a
 side channel: the campaign never waits on it and never fails because of it.
 Delivery runs in a background thread of the process; the campaign only appends
 to the outbox, and ``finish`` (the end of ``run``) waits until everything is
-delivered or buffered.
+delivered or buffered. A tracker made with ``deliver=False`` only appends (the
+command-line ``tell``, which should not import MLflow): the next process that
+tracks the campaign delivers its events.
 
 Every tracking event (run creation, params, metrics, artifacts, status) goes
 first to an *outbox*: a durable JSON-lines file beside the campaign store (in
@@ -157,18 +159,22 @@ class Tracker:
     run_id: the campaign's run when resuming; outbox: file for undelivered
     events (None: in memory); campaign_id: a stable id of the campaign, tagged
     on its run so that a run created just before a crash is found, not
-    duplicated; on_run_id: called with the run id once the run exists.
+    duplicated; on_run_id: called with the run id once the run exists; deliver:
+    False queues events in the outbox only (no delivery thread, no MLflow import,
+    nothing sent at exit), for a short process whose events the next process that
+    tracks the campaign delivers; ``flush`` still delivers when called.
     """
 
     def __init__(self, uri: str, partner: str, campaign: str, run_id: str | None = None,
                  outbox: Path | None = None, campaign_id: str | None = None,
-                 on_run_id: Callable[[str], None] | None = None):
+                 on_run_id: Callable[[str], None] | None = None, deliver: bool = True):
         self.uri = uri
         self.partner = partner
         self.experiment = experiment_name(partner, campaign)
         self.run_id = run_id
         self.campaign_id = campaign_id
         self.outbox = Outbox(outbox)
+        self.deliver = deliver
         self._on_run_id = on_run_id
         self._outbox_failed = False  # warned once that the outbox cannot be written
         self._client = None
@@ -210,6 +216,8 @@ class Tracker:
                     pass
 
     def _kick(self, urgent: bool) -> None:
+        if not self.deliver:
+            return
         if self._thread is None:
             self._thread = threading.Thread(target=self._deliver_in_background, daemon=True,
                                             name=f"workbench-tracking-{self.experiment}")
@@ -414,6 +422,8 @@ class Tracker:
 
     def _flush_quietly(self) -> None:
         self._stop_thread()
+        if not self.deliver:
+            return
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")
@@ -472,7 +482,7 @@ class Tracker:
                 self._put({"op": "params", "params": spec_params(spec)}, flush=False)
                 self._put({"op": "text", "name": "spec.json",
                            "text": json.dumps(spec, indent=2)})
-            else:
+            elif self.deliver:
                 self.flush(force=True)
         return self.run_id
 

@@ -54,7 +54,6 @@ def _copy(t: Trial) -> Trial:
                    prediction=dict(t.prediction) if t.prediction else None,
                    proposed=dict(t.proposed))
 
-
 # The most experiments one ask proposes: a batch is optimised jointly, and its cost
 # grows with its size; a lab that runs more asks again.
 MAX_ASK = 1000
@@ -161,7 +160,7 @@ class Campaign:
         zs = ZarrStore(store)
         if not zs.exists():
             raise CampaignError(f"store: no campaign at {zs.path}")
-        ds = zs.read()
+        ds = zs.read_snapshot()
         spec = parse_spec(json.loads(ds.attrs["spec"]), source=str(zs.path))
         updates: dict[str, Any] = {"store": str(store)}
         if tracking != "stored":
@@ -450,12 +449,9 @@ class Campaign:
                     return _copy(trial)  # the same bad observation, told again
                 raise CampaignError(
                     f"trial {trial.id} is recorded as failed ({trial.failure_reason});"
-                    " expected a pending trial"
-                )
+                    " expected a pending trial")
             if problem is not None and not record_failure:
-                raise CampaignError(
-                    f"trial {trial.id}: {problem} (bad_observations: error)"
-                )
+                raise CampaignError(f"trial {trial.id}: {problem} (bad_observations: error)")
             # Recorded under the same lock as the check: no other process can
             # tell this trial in between.
             extra = {"actual": changed} if changed else {}
@@ -489,8 +485,7 @@ class Campaign:
             if trial.status == COMPLETED:
                 raise CampaignError(
                     f"trial {trial.id} is already completed with {trial.outcomes};"
-                    " expected a pending trial"
-                )
+                    " expected a pending trial")
             journal.record([{"op": "fail", "id": trial.id, "reason": reason,
                              "at": now().isoformat(), **({"actual": changed} if changed else {})}])
             trial = journal.trials[trial.id]
@@ -521,6 +516,11 @@ class Campaign:
     def log_snapshot(self) -> None:
         """Log the trial table as ``trials.csv`` to the campaign's MLflow run."""
         self._telemetry.log_snapshot()
+
+    def defer_tracking(self) -> None:
+        """Queue tracking events in the store's outbox without delivering them (nor importing
+        MLflow): the next process that tracks this campaign (``ask``, ``run``) delivers them."""
+        self._telemetry.defer()
 
     def compact(self) -> None:
         """Fold the journal into the Zarr snapshot, so that ``xarray.open_zarr(store)``

@@ -21,7 +21,7 @@ import numpy as np
 
 from workbench.campaign.telemetry import package_version
 from workbench.errors import CampaignError
-from workbench.record import (COMPLETED, FAILED, NUMERICS_VERSION, Trial, from_dataset, now,
+from workbench.record import (COMPLETED, FAILED, NUMERICS_VERSION, Trial, from_columns, now,
                               parse_time, to_dataset, trial_from_json)
 from workbench.spec import CampaignSpec, parse_spec
 from workbench.store import TOKEN_ATTR, ZarrStore, check_store_path
@@ -29,6 +29,7 @@ from workbench.store import TOKEN_ATTR, ZarrStore, check_store_path
 if TYPE_CHECKING:
     import xarray as xr
 
+    from workbench.snapshot import Snapshot
     from workbench.space import Objective, SearchSpace
 
 __all__ = ["COMPACT_MIN_EVENTS", "Journal"]
@@ -47,8 +48,9 @@ class Journal:
     """The trials of one campaign and the store that keeps them (None: in memory).
 
     spec, space, outcomes: what the trials are recorded against; stored: the
-    store's snapshot when the caller has read it already. Opening an existing
-    store checks that its space and objectives agree with ``spec``.
+    store's snapshot (``workbench.snapshot.Snapshot``) when the caller has read it
+    already. Opening an existing store checks that its space and objectives agree
+    with ``spec``.
     """
 
     def __init__(self, spec: CampaignSpec, space: "SearchSpace", outcomes: list["Objective"],
@@ -71,7 +73,7 @@ class Journal:
             with self.store.lock():
                 if self.store.exists():
                     if stored is None or stored.attrs.get(TOKEN_ATTR) != self.store.token():
-                        stored = self.store.read()
+                        stored = self.store.read_snapshot()
                     self.load(stored)
                     self.replay()
                 else:
@@ -101,7 +103,7 @@ class Journal:
 
     # -- reading -------------------------------------------------------------
 
-    def load(self, ds: "xr.Dataset") -> None:
+    def load(self, ds: "Snapshot") -> None:
         """Take the trials and state of a snapshot (after checking it is this campaign)."""
         stored_spec = parse_spec(json.loads(ds.attrs["spec"]))
         mine, theirs = self.spec.to_dict(), stored_spec.to_dict()
@@ -112,7 +114,7 @@ class Journal:
                     f" {stored_spec.name!r} with {key} {theirs[key]}; the spec gives"
                     f" {mine[key]}. Use another store, or the stored spec."
                 )
-        self.trials = from_dataset(ds, self.space, self.outcomes)
+        self.trials = from_columns(ds.columns, self.space, self.outcomes)
         numerics = int(ds.attrs.get("numerics_version", FIRST_NUMERICS_VERSION))
         if numerics != NUMERICS_VERSION:
             warnings.warn(
@@ -175,7 +177,7 @@ class Journal:
             return
         if self.store.token() != self.token:  # someone compacted: reload
             self.trials = []
-            self.load(self.store.read())
+            self.load(self.store.read_snapshot())
         self.replay()
 
     def lock(self) -> contextlib.AbstractContextManager:

@@ -90,6 +90,14 @@ class Telemetry:
         # This process's CPU counts from the moment it opened the campaign: an ask's
         # model fit happens before its first log, and must not be lost.
         self._cpu_mark = cpu_seconds()
+        self.deliver = True  # False: events wait in the outbox for another process
+
+    def defer(self) -> None:
+        """Queue tracking events without delivering them from this process (nor importing
+        MLflow); the next process that tracks the campaign delivers them, in order."""
+        self.deliver = False
+        if self._tracker is not None:
+            self._tracker.deliver = False
 
     def tracker(self) -> "Tracker | None":
         """The tracker, started on first use (MLflow is imported only then); None
@@ -104,7 +112,7 @@ class Telemetry:
             outbox = None if c.store is None else c.store.outbox_path
             self._tracker = Tracker(spec.tracking, spec.partner, spec.name, run_id=c.run_id,
                                     outbox=outbox, campaign_id=self.journal.campaign_id,
-                                    on_run_id=self.remember_run)
+                                    on_run_id=self.remember_run, deliver=self.deliver)
             self._tracker.start(spec.to_dict(), tags={
                 "partner": spec.partner, "campaign": spec.name,
                 "workbench.version": package_version(), **self.version_tags(),
