@@ -19,11 +19,9 @@ matplotlib.use("Agg")
 import matplotlib.pyplot as plt  # noqa: E402
 import numpy as np  # noqa: E402
 import pytest  # noqa: E402
-from typer.testing import CliRunner  # noqa: E402
 
 import workbench as wb  # noqa: E402
 from workbench.campaign.results import best_so_far, best_trial, outcome_roles  # noqa: E402
-from workbench.cli import app  # noqa: E402
 from workbench.plots import (best_so_far_quantiles, random_best_quantiles,  # noqa: E402
                              random_search_runs)
 from workbench.record import Trial  # noqa: E402
@@ -143,16 +141,17 @@ def test_report_lists_the_constraint_as_a_constraint_and_counts_feasible_trials(
     np.testing.assert_array_equal(summary_from_store(store).best, EXPECTED)
 
 
-def test_status_labels_a_constraint_by_its_bound(tmp_path, monkeypatch):
+def test_status_labels_a_constraint_by_its_bound(tmp_path):
     _impure(tmp_path / "impure.zarr")
     (tmp_path / "impure.yaml").write_text(json.dumps({**SPEC, "store": "impure.zarr"}))
-    monkeypatch.chdir(tmp_path)
-    monkeypatch.setenv("COLUMNS", "250")
-    r = CliRunner().invoke(app, ["status", "impure.yaml"])
-    assert r.exit_code == 0, r.output
-    assert "impurity (<= 1.5)" in r.output and "yield (max)" in r.output
-    assert "impurity (min)" not in r.output
-    assert "best yield = 81 at trial 7" in r.output
+    # A process of its own: rich reads COLUMNS when the CLI's console is made.
+    r = subprocess.run([sys.executable, "-m", "workbench", "status", "impure.yaml"],
+                       cwd=tmp_path, env={**os.environ, "COLUMNS": "250"},
+                       capture_output=True, text=True)
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "impurity (<= 1.5)" in r.stdout and "yield (max)" in r.stdout
+    assert "impurity (min)" not in r.stdout
+    assert "best yield = 81 at trial 7" in r.stdout
 
 
 # -- compute across processes ----------------------------------------------------------

@@ -108,7 +108,7 @@ def test_reading_and_telling_commands_import_no_jax_mlflow_or_dask(tmp_path):
     campaign.tell(trials[0].id, {"y": 10.0})
     campaign.compact()  # the snapshot holds trials: the reader decodes real columns
     results = tmp_path / "results.csv"
-    results.write_text(f"trial_id,y\n{trials[1].id},12.5\n")
+    results.write_text(f"trial_id,y,campaign_id\n{trials[1].id},12.5,{campaign.campaign_id}\n")
     store = str(tmp_path / "light.zarr")
     commands = [("validate", str(spec)), ("status", str(spec)),
                 ("status", str(spec), "--trial", "0"), ("tell", str(spec), str(results)),
