@@ -18,24 +18,20 @@ import json
 import time
 import warnings
 from dataclasses import replace
-from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 
-from workbench import problems
 from workbench.campaign.journal import Journal
-from workbench.campaign.loop import executor_block, resolve_oracle, run_loop, stop_reason
+from workbench.campaign.loop import run_campaign, stop_reason
 from workbench.campaign.observations import check_actual, check_outcomes, short_repr
 from workbench.campaign.plotting import PlotAccessor
 from workbench.campaign.proposing import Proposer
-from workbench.campaign.results import (best_trial, dominated_volume, hypervolume_history,
-                                        reference_point, scores)
+from workbench.campaign.results import (best_trial, hypervolume, hypervolume_history,
+                                        pareto_front)
 from workbench.campaign.telemetry import Telemetry
 from workbench.errors import CampaignError
-from workbench.executors import InlineExecutor
-from workbench.executors import from_spec as executor_from_spec
 from workbench.record import COMPLETED, FAILED, PENDING, Trial, now, to_frame, trial_to_json
 from workbench.resources import resolve_spec
 from workbench.space import Objective, SearchSpace
@@ -272,37 +268,24 @@ class Campaign:
     def pareto(self) -> list[Trial]:
         """Non-dominated feasible completed trials (several objectives); with one
         objective, the best one."""
-        if len(self.objectives) == 1:
-            best = self.best()
-            return [] if best is None else [best]
-        done = self._proposer.feasible(self._journal.trials)
-        if not done:
-            return []
-        from active_learning.multiobjective import pareto_mask
-
-        keep = np.asarray(pareto_mask(scores(self.objectives, done)))
-        return [_copy(t) for t, k in zip(done, keep) if k]
+        return [_copy(t) for t in pareto_front(
+            self.objectives, self._proposer.feasible(self._journal.trials))]
 
     def hypervolume(self, ref_point: list[float] | None = None) -> float:
         """Hypervolume dominated by the feasible completed trials now (see
         ``hypervolume_history`` for the reference point)."""
-        S = scores(self.objectives, self._proposer.feasible(self._journal.trials))
-        return dominated_volume(S, self._reference(ref_point, S))
+        return hypervolume(self.objectives, self._proposer.feasible(self._journal.trials),
+                           ref_point if ref_point is not None else self.spec.acquisition.ref_point)
 
     def hypervolume_history(self, ref_point: list[float] | None = None) -> list[float]:
         """Hypervolume dominated by the feasible completed trials after each trial id
         (several objectives). ref_point: in user units per objective; default the
         spec's ``acquisition.ref_point``, else the acquisitions' rule on the feasible
         trials (``active_learning.reference_point``: 10% of the range below the worst)."""
-        rows = self._proposer.feasible(self._journal.trials)
-        S = scores(self.objectives, rows)
-        return hypervolume_history(self._journal.trials, rows, S, self._reference(ref_point, S))
-
-    def _reference(self, ref_point: list[float] | None, S: np.ndarray) -> np.ndarray:
-        """The reference point as maximised scores: ``ref_point`` or the spec's (user
-        units), else the acquisitions' default rule on the feasible scores ``S``."""
-        return reference_point(self.objectives, ref_point if ref_point is not None
-                               else self.spec.acquisition.ref_point, S)
+        return hypervolume_history(
+            self.objectives, self._journal.trials,
+            self._proposer.feasible(self._journal.trials),
+            ref_point if ref_point is not None else self.spec.acquisition.ref_point)
 
     def __repr__(self) -> str:
         counts = {s: self.count(s) for s in (COMPLETED, PENDING, FAILED)}
@@ -495,11 +478,7 @@ class Campaign:
     def pending(self, older_than: float | None = None) -> list[Trial]:
         """Trials asked but not yet told; with ``older_than`` (seconds), only those
         asked at least that long ago (candidates to re-issue or expire)."""
-        with self._journal.transaction():
-            pass
-        cutoff = None if older_than is None else now() - timedelta(seconds=older_than)
-        return [_copy(t) for t in self._journal.trials if t.status == PENDING
-                and (cutoff is None or (t.asked_at is not None and t.asked_at <= cutoff))]
+        return [_copy(t) for t in self._journal.pending(older_than)]
 
     def expire_pending(self, older_than: float, reason: str = "expired") -> list[Trial]:
         """Record pending trials asked more than ``older_than`` seconds ago as failed
@@ -549,40 +528,5 @@ class Campaign:
         interrupted run are evaluated first; a stopping rule's reason is
         recorded in ``stopped``. Returns the best trial.
         """
-        fn = resolve_oracle(oracle, self.spec.oracle, self._base_dir)
-        if isinstance(fn, problems.Problem):
-            self._telemetry.problem = fn
-        budget = budget if budget is not None else self.spec.budget
-        if budget is None or isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
-            raise CampaignError(f"budget: got {budget!r}; expected a positive integer")
-        block = executor_block(executor, self.spec.executor)
-        owned = None
-        tracker = self._telemetry.tracker()
-        status = "FAILED"
-        done_before = {t.id for t in self._journal.trials if t.status == COMPLETED}
-        try:
-            if block is not None:
-                executor = owned = executor_from_spec(block)
-            elif executor is None:
-                executor = InlineExecutor(self.spec.acquisition.batch_size)
-            reason = run_loop(self, fn, budget, executor, callback)
-            if reason is not None and reason != self.stopped:
-                self._stop(reason)
-            status = "FINISHED"
-        finally:
-            try:
-                if owned is not None:
-                    owned.shutdown()
-            finally:
-                self.compact()
-                if tracker is not None:
-                    self._telemetry.log_structures(tracker, done_before)
-                    self.log_snapshot()
-                    tracker.finish(status)
+        run_campaign(self, self._journal, self._telemetry, oracle, budget, callback, executor)
         return self.best()
-
-    def _stop(self, reason: str) -> None:
-        """Record why the campaign stopped (journal and tracking)."""
-        with self._journal.lock():
-            self._journal.record([{"op": "meta", "stopped": reason}])
-        self._telemetry.tag_stopped(reason)

@@ -15,14 +15,15 @@ import contextlib
 import hashlib
 import json
 import warnings
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
 from workbench.campaign.telemetry import package_version
 from workbench.errors import CampaignError
-from workbench.record import (COMPLETED, FAILED, NUMERICS_VERSION, Trial, from_columns, now,
-                              parse_time, to_dataset, trial_from_json)
+from workbench.record import (COMPLETED, FAILED, NUMERICS_VERSION, PENDING, Trial,
+                              from_columns, now, parse_time, to_dataset, trial_from_json)
 from workbench.spec import CampaignSpec, parse_spec
 from workbench.store import TOKEN_ATTR, ZarrStore, check_store_path
 
@@ -194,6 +195,15 @@ class Journal:
 
     def count(self, status: str) -> int:
         return sum(1 for t in self.trials if t.status == status)
+
+    def pending(self, older_than: float | None = None) -> list[Trial]:
+        """Pending trials as of now (caught up with other processes); with
+        ``older_than`` (seconds), only those asked at least that long ago."""
+        with self.transaction():
+            pass
+        cutoff = None if older_than is None else now() - timedelta(seconds=older_than)
+        return [t for t in self.trials if t.status == PENDING
+                and (cutoff is None or (t.asked_at is not None and t.asked_at <= cutoff))]
 
     # -- writing -------------------------------------------------------------
 

@@ -18,15 +18,21 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable
 
+from workbench import problems
 from workbench.errors import CampaignError
-from workbench.executors import FETCH_S, POLL_S, EvaluationError, Executor, check_picklable
+from workbench.executors import (FETCH_S, POLL_S, EvaluationError, Executor, InlineExecutor,
+                                 check_picklable)
+from workbench.executors import from_spec as executor_from_spec
 from workbench.record import COMPLETED, FAILED, PENDING, Trial
 
 if TYPE_CHECKING:
     from workbench.campaign.facade import Campaign
+    from workbench.campaign.journal import Journal
     from workbench.campaign.proposing import Proposer
+    from workbench.campaign.telemetry import Telemetry
 
-__all__ = ["best_history", "executor_block", "resolve_oracle", "run_loop", "stop_reason"]
+__all__ = ["best_history", "executor_block", "resolve_oracle", "run_campaign", "run_loop",
+           "stop_reason"]
 
 
 def resolve_oracle(oracle: Callable | None, block: Any, base_dir: Path | None) -> Callable:
@@ -227,3 +233,44 @@ def stop_reason(campaign: "Campaign", proposer: "Proposer") -> str | None:
         ucb_max=ucb, lcb_max=lcb)
     stop, reason = first_triggered(rules, state)
     return reason if stop else None
+
+
+def run_campaign(campaign: "Campaign", journal: "Journal", telemetry: "Telemetry",
+                 oracle: Callable | None, budget: int | None,
+                 callback: Callable[[Trial], None] | None, executor: Any) -> None:
+    """``Campaign.run``: resolve the oracle, budget and executor from the arguments or
+    the spec, run :func:`run_loop`, record a stopping rule's reason, and on any exit
+    shut down an executor made here, compact the journal and finish the MLflow run."""
+    spec = campaign.spec
+    fn = resolve_oracle(oracle, spec.oracle, campaign.base_dir)
+    if isinstance(fn, problems.Problem):
+        telemetry.problem = fn
+    budget = budget if budget is not None else spec.budget
+    if budget is None or isinstance(budget, bool) or not isinstance(budget, int) or budget < 1:
+        raise CampaignError(f"budget: got {budget!r}; expected a positive integer")
+    block = executor_block(executor, spec.executor)
+    owned = None
+    tracker = telemetry.tracker()
+    status = "FAILED"
+    done_before = {t.id for t in journal.trials if t.status == COMPLETED}
+    try:
+        if block is not None:
+            executor = owned = executor_from_spec(block)
+        elif executor is None:
+            executor = InlineExecutor(spec.acquisition.batch_size)
+        reason = run_loop(campaign, fn, budget, executor, callback)
+        if reason is not None and reason != journal.stopped:
+            with journal.lock():
+                journal.record([{"op": "meta", "stopped": reason}])
+            telemetry.tag_stopped(reason)
+        status = "FINISHED"
+    finally:
+        try:
+            if owned is not None:
+                owned.shutdown()
+        finally:
+            journal.compact()
+            if tracker is not None:
+                telemetry.log_structures(tracker, done_before)
+                telemetry.log_snapshot()
+                tracker.finish(status)

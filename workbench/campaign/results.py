@@ -16,8 +16,8 @@ import numpy as np
 from workbench.constraints import parse_outcome_constraint
 from workbench.record import Trial
 
-__all__ = ["best_so_far", "best_trial", "dominated_volume", "hypervolume_history",
-           "outcome_roles", "reference_point", "scores"]
+__all__ = ["best_so_far", "best_trial", "dominated_volume", "hypervolume",
+           "hypervolume_history", "outcome_roles", "pareto_front", "reference_point", "scores"]
 
 
 def best_trial(objective: Any, feasible: Sequence[Trial]) -> Trial | None:
@@ -91,10 +91,35 @@ def dominated_volume(S: np.ndarray, r: np.ndarray) -> float:
     return float(hypervolume(S, r)) if len(S) else 0.0
 
 
-def hypervolume_history(trials: list[Trial], feasible: list[Trial], S: np.ndarray,
-                        r: np.ndarray) -> list[float]:
-    """Hypervolume dominated by the ``feasible`` trials (scores ``S``) after each of
-    ``trials``, in id order."""
+def pareto_front(objectives: list[Any], feasible: list[Trial]) -> list[Trial]:
+    """The non-dominated trials among ``feasible`` (completed, constraint-satisfying);
+    with one objective, the best one."""
+    if len(objectives) == 1:
+        best = best_trial(objectives[0], feasible)
+        return [] if best is None else [best]
+    if not feasible:
+        return []
+    from active_learning.multiobjective import pareto_mask
+
+    keep = np.asarray(pareto_mask(scores(objectives, feasible)))
+    return [t for t, k in zip(feasible, keep) if k]
+
+
+def hypervolume(objectives: list[Any], feasible: list[Trial],
+                ref_point: list[float] | None) -> float:
+    """Hypervolume dominated by the ``feasible`` trials; ``ref_point`` as for
+    :func:`hypervolume_history`."""
+    S = scores(objectives, feasible)
+    return dominated_volume(S, reference_point(objectives, ref_point, S))
+
+
+def hypervolume_history(objectives: list[Any], trials: list[Trial], feasible: list[Trial],
+                        ref_point: list[float] | None) -> list[float]:
+    """Hypervolume dominated by the ``feasible`` trials after each of ``trials``, in id
+    order. ref_point: in user units per objective, else the acquisitions' rule
+    (:func:`reference_point`) on the feasible trials' scores."""
+    S = scores(objectives, feasible)
+    r = reference_point(objectives, ref_point, S)
     by_id = dict(zip((t.id for t in feasible), S))
     out, seen = [], []
     for t in trials:
