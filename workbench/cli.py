@@ -257,9 +257,7 @@ def ask(
     campaign.log_snapshot()
     out.print(_trial_table(campaign, trials, f"{len(trials)} proposed"))
     if output is not None:
-        import pandas as pd
-
-        from workbench.csvio import safe_frame
+        from workbench.csvio import write_rows
 
         # The identity columns come last, out of the way of the columns a lab fills in;
         # `tell` refuses the file for any other campaign.
@@ -272,7 +270,8 @@ def ask(
         units = campaign.space.flat_units()
         units.update({o.name: o.unit for o in campaign.outcomes})
         labels = {k: f"{k} [{units[k]}]" if units.get(k) else k for k in rows[0]}
-        safe_frame(pd.DataFrame(rows).rename(columns=labels)).to_csv(output, index=False)
+        write_rows(output, list(labels.values()),
+                   [{labels[k]: v for k, v in row.items()} for row in rows])
         out.print(f"wrote {output}: fill in {', '.join(o.name for o in campaign.outcomes)}"
                   f" (or a failure_reason) and run `workbench tell {spec} {output}`",
                   highlight=False)
@@ -505,20 +504,20 @@ def export(
     """Write every trial of a store as CSV: parameters, outcomes, status, reasons, times
     (ISO 8601 with UTC offset)."""
     from workbench.campaign import Campaign
-    from workbench.csvio import safe_frame
+    from workbench.csvio import write_rows
     from workbench.errors import CampaignError
-    from workbench.record import format_time
+    from workbench.record import format_time, to_rows
 
     store = _existing_store(store, "export")
     if output.is_dir():
         raise CampaignError(f"--output: {output} is a folder; expected a CSV file path")
     campaign = Campaign.open(store, tracking=None)  # reading contacts no server
-    frame = campaign.to_frame()
     trials = campaign.trials
-    frame["asked_at"] = [format_time(t.asked_at) for t in trials]
-    frame["told_at"] = [format_time(t.told_at) for t in trials]
-    safe_frame(frame).to_csv(output, index=False)
-    out.print(f"wrote {output}: {len(frame)} trials of campaign {campaign.name!r}",
+    columns, rows = to_rows(trials, campaign.space, campaign.outcomes)
+    for row, t in zip(rows, trials):
+        row.update(asked_at=format_time(t.asked_at), told_at=format_time(t.told_at))
+    write_rows(output, columns + ["asked_at", "told_at"], rows)
+    out.print(f"wrote {output}: {len(rows)} trials of campaign {campaign.name!r}",
               highlight=False)
 
 

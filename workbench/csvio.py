@@ -77,15 +77,25 @@ def spreadsheet_safe(value: object) -> object:
     return value
 
 
-def safe_frame(frame):
-    """``frame`` (a pandas DataFrame) with every text cell made spreadsheet-safe."""
-    from pandas.api.types import is_numeric_dtype
+def rows_text(columns: list[str], rows: list[dict[str, Any]]) -> str:
+    """``rows`` (dicts by column) as CSV text, without pandas: missing numbers (NaN,
+    None) as empty cells, every text cell and header spreadsheet-safe."""
+    def cell(value: Any) -> Any:
+        if value is None or (isinstance(value, float) and math.isnan(value)):
+            return ""
+        return spreadsheet_safe(value)
 
-    out = frame.copy()
-    for column in out.columns:
-        if not is_numeric_dtype(out[column]):
-            out[column] = out[column].map(spreadsheet_safe).astype(object)
-    return out.rename(columns=spreadsheet_safe)
+    buffer = io.StringIO()
+    writer = csv.writer(buffer, lineterminator="\n")
+    writer.writerow([spreadsheet_safe(c) for c in columns])
+    writer.writerows([cell(row.get(c)) for c in columns] for row in rows)
+    return buffer.getvalue()
+
+
+def write_rows(path: Path, columns: list[str], rows: list[dict[str, Any]]) -> None:
+    """Write ``rows`` as CSV to ``path`` (see :func:`rows_text`)."""
+    with open(path, "w", newline="", encoding="utf-8") as f:
+        f.write(rows_text(columns, rows))
 
 
 def from_spreadsheet(text: str) -> str:

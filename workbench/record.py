@@ -246,11 +246,19 @@ def from_columns(col: Mapping[str, np.ndarray], space: SearchSpace,
 
 
 def to_frame(trials: list[Trial], space: SearchSpace, objectives: list) -> pd.DataFrame:
-    """One row per trial, the columns engineers see in CSV files: parameters as run;
-    ``proposed_<column>`` follows for each parameter column where some trial's actual
-    setpoint differs from its proposal (what was proposed, for every trial)."""
+    """One row per trial (pandas), the columns of :func:`to_rows`."""
     import pandas as pd
 
+    columns, rows = to_rows(trials, space, objectives)
+    return pd.DataFrame(rows, columns=columns)
+
+
+def to_rows(trials: list[Trial], space: SearchSpace,
+            objectives: list) -> tuple[list[str], list[dict[str, Any]]]:
+    """(columns, one dict per trial): the columns engineers see in CSV files,
+    without pandas. Parameters as run; ``proposed_<column>`` follows for each
+    parameter column where some trial's actual setpoint differs from its proposal
+    (what was proposed, for every trial). Missing numbers are NaN."""
     flat = [(space.flatten(t.params), space.flatten(t.proposed)) for t in trials]
     differ = [n for n in space.flat_names if any(run[n] != prop[n] for run, prop in flat)]
     rows = []
@@ -270,7 +278,7 @@ def to_frame(trials: list[Trial], space: SearchSpace, objectives: list) -> pd.Da
                + [o.name for o in objectives]
                + [f"predicted_{k}.{o.name}" for k in ("mean", "std") for o in objectives]
                + ["batch", "strategy", "failure_reason"])
-    return pd.DataFrame(rows, columns=columns)
+    return columns, rows
 
 
 def _iso(v: datetime | None) -> str | None:

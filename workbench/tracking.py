@@ -183,10 +183,13 @@ class Tracker:
         self._retry_at = 0.0
         self._last_flush = 0.0
         import atexit
+        import concurrent.futures.thread  # noqa: F401 - see below
         import weakref
 
         # Metrics wait up to _FLUSH_INTERVAL_S to go out in one batch; whatever a
-        # process leaves behind goes out when it exits (or stays in the outbox).
+        # process leaves behind goes out when it exits (or stays in the outbox). At exit
+        # no module that registers an exit hook can be imported any more, and MLflow's
+        # artifact upload imports concurrent.futures' threads lazily: hence imported here.
         ref = weakref.ref(self)
         atexit.register(lambda: ref() is not None and ref()._flush_quietly())
         self._backoff = _BACKOFF_START_S

@@ -17,9 +17,9 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 
 from workbench import problems
-from workbench.csvio import safe_frame
+from workbench.csvio import rows_text
 from workbench.metrics import code_version, cpu_seconds, loo_metrics, watts_per_core
-from workbench.record import COMPLETED, FAILED, NUMERICS_VERSION
+from workbench.record import COMPLETED, FAILED, NUMERICS_VERSION, to_rows
 
 if TYPE_CHECKING:
     from workbench.campaign.facade import Campaign
@@ -183,7 +183,8 @@ class Telemetry:
             if compute["step_cpu_s"] > 0:
                 c = self.campaign
                 tracker.log_metrics(compute, step=c.count(COMPLETED) + c.count(FAILED))
-            tracker.log_text("trials.csv", safe_frame(self.campaign.to_frame()).to_csv(index=False))
+            c = self.campaign
+            tracker.log_text("trials.csv", rows_text(*to_rows(c.trials, c.space, c.outcomes)))
             self.tag_data_hash(tracker)
 
     def tag_data_hash(self, tracker: "Tracker") -> None:
