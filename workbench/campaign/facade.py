@@ -586,3 +586,12 @@ class Campaign:
         with self._journal.lock():
             self._journal.record([{"op": "meta", "stopped": reason}])
         self._telemetry.tag_stopped(reason)
+
+    @property
+    def actor(self) -> str | None:
+        """Who this campaign's asks and tells are recorded as made by (None: not recorded)."""
+        return self._journal.actor
+
+    @actor.setter
+    def actor(self, name: str | None) -> None:
+        self._journal.actor = None if name is None else str(name)
