@@ -267,3 +267,23 @@ def test_without_the_mcp_package_the_command_names_the_extra(tmp_path):
                           **_env()}, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2
     assert "sciworkbench[agents]" in done.stderr and "Traceback" not in done.stderr
+
+
+def test_other_partners_and_links_out_of_the_root_are_refused(tmp_path):
+    from workbench.errors import CampaignError
+    from workbench.mcp_server import AgentTools
+
+    root = tmp_path / "root"
+    root.mkdir()
+    (root / "branin.yaml").write_text(SPEC.format(store="branin.zarr"))
+    (tmp_path / "outside.yaml").write_text(SPEC.format(store="branin.zarr"))
+    (root / "link.yaml").symlink_to(tmp_path / "outside.yaml")
+    assert AgentTools(root, partner="tests").validate(path="branin.yaml")["valid"]
+    with pytest.raises(CampaignError, match="belongs to partner 'tests'.*serves partner 'acme'"):
+        AgentTools(root, partner="acme").validate(path="branin.yaml")
+    with pytest.raises(CampaignError, match="outside the root"):
+        AgentTools(root).validate(path="link.yaml")
+    with pytest.raises(CampaignError, match="tracking: .* outside the root"):
+        AgentTools(root).validate(spec_yaml=SPEC.format(store="b.zarr").replace(
+            "tracking: null", f"tracking: sqlite:///{tmp_path / 'mlflow.db'}"))
+    assert sorted(p.name for p in root.iterdir()) == ["branin.yaml", "link.yaml"]
