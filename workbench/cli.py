@@ -29,6 +29,8 @@ app = typer.Typer(
 )
 out = Console()
 err = Console(stderr=True)
+# Who the journal records as having made the asks and tells of these commands.
+CLI_ACTOR = "cli"
 
 
 def _guard(fn):
@@ -79,7 +81,9 @@ def _need_store(parsed) -> None:
 def _open(path: Path, parsed):
     from workbench.campaign import Campaign
 
-    return Campaign.from_spec(parsed, base_dir=path.parent)
+    campaign = Campaign.from_spec(parsed, base_dir=path.parent)
+    campaign.actor = CLI_ACTOR
+    return campaign
 
 
 def _locate(arg: str, command: str) -> tuple[str, Optional[Path], object]:
@@ -567,6 +571,16 @@ def _register_server() -> None:
 
 
 _register_server()
+
+
+def _register_mcp() -> None:
+    # The agent interface lives in its own module; it imports the mcp package when served.
+    from workbench.mcp_server import mcp_command
+
+    app.command("mcp")(mcp_command)
+
+
+_register_mcp()
 
 
 def main() -> None:

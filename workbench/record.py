@@ -38,6 +38,10 @@ NUMERICS_VERSION = 2
 
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
 
+# Who made the calls that changed a trial: record variables (and Trial fields) written
+# only once some ask or tell recorded an actor, so older records read unchanged.
+ACTOR_FIELDS = ("asked_by", "told_by")
+
 
 class Prediction(NamedTuple):
     """The surrogate's belief about an objective when the trial was proposed."""
@@ -69,6 +73,8 @@ class Trial:
     failure_reason: str | None = None
     audit: str | None = None  # JSON: why this trial was proposed (model, data hash, versions)
     proposed: dict[str, Any] | None = None  # None: as ``params`` (set so in __post_init__)
+    asked_by: str | None = None  # who asked for it (the ``actor`` of its ask), if recorded
+    told_by: str | None = None  # who reported its result or failure, if recorded
 
     def __post_init__(self) -> None:
         if self.proposed is None:
@@ -180,6 +186,10 @@ def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs:
     data["failure_reason"] = ("trial", np.asarray([t.failure_reason or "" for t in trials],
                                                   dtype=object))
     data["audit"] = ("trial", np.asarray([t.audit or "" for t in trials], dtype=object))
+    for name in ACTOR_FIELDS:  # only once some call recorded who made it
+        if any(getattr(t, name) for t in trials):
+            data[name] = ("trial", np.asarray([getattr(t, name) or "" for t in trials],
+                                              dtype=object))
     ds = xr.Dataset(
         {k: xr.Variable(v[0], v[1], v[2] if len(v) > 2 else None) for k, v in data.items()},
         coords={"trial": ids, "objective": np.asarray(obj_names, dtype=object), **coords},
@@ -229,6 +239,7 @@ def from_columns(col: Mapping[str, np.ndarray], space: SearchSpace,
         acq = float(col["acquisition_value"][i])
         reason = str(_scalar(col["failure_reason"][i]))
         audit = str(_scalar(col["audit"][i])) if "audit" in col else ""
+        actors = {k: str(_scalar(col[k][i])) or None for k in ACTOR_FIELDS if k in col}
         trials.append(Trial(
             id=int(col["trial"][i]),
             params={name: cast(values[i] if values.ndim > 1 else _scalar(values[i]))
@@ -240,7 +251,7 @@ def from_columns(col: Mapping[str, np.ndarray], space: SearchSpace,
             strategy=str(_scalar(col["strategy"][i])),
             acquisition_value=None if math.isnan(acq) else acq,
             asked_at=_time(col["asked_at"][i]), told_at=_time(col["told_at"][i]),
-            failure_reason=reason or None, audit=audit or None,
+            failure_reason=reason or None, audit=audit or None, **actors,
         ))
     return trials
 
@@ -302,6 +313,7 @@ def trial_to_json(t: Trial) -> dict[str, Any]:
     }
     if t.proposed != t.params:
         out["proposed"] = dict(t.proposed)
+    out.update({k: getattr(t, k) for k in ACTOR_FIELDS if getattr(t, k)})
     return out
 
 
@@ -316,4 +328,5 @@ def trial_from_json(d: dict[str, Any]) -> Trial:
         acquisition_value=d.get("acquisition_value"), asked_at=_from_iso(d.get("asked_at")),
         told_at=_from_iso(d.get("told_at")), failure_reason=d.get("failure_reason"),
         audit=d.get("audit"), proposed=d.get("proposed"),
+        asked_by=d.get("asked_by"), told_by=d.get("told_by"),
     )

@@ -103,6 +103,8 @@ def trial_detail(campaign, trial) -> Table:
              ("asked at", format_time(t.asked_at)), ("told at", format_time(t.told_at))]
     if t.failure_reason:
         facts.append(("failure reason", t.failure_reason))
+    facts += [(label, who) for label, who in (("asked by", t.asked_by), ("told by", t.told_by))
+              if who]
     section(f"trial {t.id} of campaign {campaign.name!r}", facts)
     section("parameters", [(f"{n} [{units[n]}]" if units.get(n) else n, v)
                            for n, v in campaign.space.flatten(t.params).items()])

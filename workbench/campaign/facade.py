@@ -530,3 +530,12 @@ class Campaign:
         """
         run_campaign(self, self._journal, self._telemetry, oracle, budget, callback, executor)
         return self.best()
+
+    @property
+    def actor(self) -> str | None:
+        """Who this campaign's asks and tells are recorded as made by (None: not recorded)."""
+        return self._journal.actor
+
+    @actor.setter
+    def actor(self, name: str | None) -> None:
+        self._journal.actor = None if name is None else str(name)

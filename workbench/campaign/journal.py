@@ -2,7 +2,10 @@
 
 Every change is a journal event (``ask``, ``tell``, ``fail``, ``meta``); a ``tell`` or
 ``fail`` may carry ``actual``, the parameter values run where they differ from the
-proposal (events written before that field existed simply lack it). ``record``
+proposal (events written before that field existed simply lack it). An ``ask``,
+``tell`` or ``fail`` may also carry ``actor``, who made the call (an MCP client's
+name, ``cli``); it becomes the trials' ``asked_by`` / ``told_by`` and changes nothing
+else, and journals without it read as before. ``record``
 appends events durably before it applies them in memory, so a failed write (a
 full disk) leaves memory equal to disk; other processes' events are replayed
 first, so the offset kept never skips a line not yet applied. Now and then the
@@ -42,6 +45,9 @@ COMPACT_MIN_EVENTS = 64
 
 
 
+# The events that record who made them (``actor``), when the campaign knows.
+ACTED = ("ask", "tell", "fail")
+
 # Records written before the numerics version was recorded.
 FIRST_NUMERICS_VERSION = 1
 
@@ -68,6 +74,7 @@ class Journal:
         self.token: str | None = None
         self.offset = 0
         self.events = 0  # events in the journal since the snapshot
+        self.actor: str | None = None  # who the next asks and tells are recorded as made by
         if spec.store is not None:
             check_store_path(spec.store)  # never write over a folder that is not a store
             self.store = ZarrStore(spec.store)
@@ -143,6 +150,7 @@ class Journal:
                     raise CampaignError(
                         f"store: journal of {self.spec.store} asks trial {trial.id} after"
                         f" {len(self.trials)} trials; the record is inconsistent")
+                trial.asked_by = event.get("actor") or trial.asked_by
                 self.trials.append(trial)
             if event.get("surrogate_state"):
                 self.warm_start = event["surrogate_state"]
@@ -153,6 +161,7 @@ class Journal:
                     f" {len(self.trials)} trials; the record is inconsistent")
             trial = self.trials[event["id"]]
             trial.told_at = parse_time(event["at"])
+            trial.told_by = event.get("actor")
             if event.get("actual"):  # the proposal stays in trial.proposed
                 trial.params = {**trial.params, **event["actual"]}
             if op == "tell":
@@ -213,8 +222,11 @@ class Journal:
         Call under the lock. Memory changes only after the journal append is
         fsynced, so a failed write (a full disk) raises and leaves memory equal
         to disk. Other processes' events are replayed first: the offset we
-        keep must never skip a line we have not applied.
+        keep must never skip a line we have not applied. Asks and tells carry
+        ``actor`` when one is set.
         """
+        if self.actor is not None:
+            events = [{**e, "actor": self.actor} if e["op"] in ACTED else e for e in events]
         if self.store is not None:
             self.sync()
             self.offset = self.store.append(self.token, events)
