@@ -30,6 +30,7 @@ from workbench.campaign.loop import executor_block, resolve_oracle, run_loop, st
 from workbench.campaign.observations import check_actual, check_outcomes, short_repr
 from workbench.campaign.plotting import PlotAccessor
 from workbench.campaign.proposing import Proposer
+from workbench.campaign.space_updates import follow_space, update_space
 from workbench.campaign.results import (best_trial, dominated_volume, hypervolume_history,
                                         reference_point, scores)
 from workbench.campaign.telemetry import Telemetry
@@ -129,6 +130,7 @@ class Campaign:
             for c in self._proposer.problem.constraints if c.name not in names]
         self._journal = Journal(spec, self.space, self.outcomes, stored)
         self._telemetry = Telemetry(self, self._journal, self._proposer)
+        follow_space(self, self._journal, self._proposer)
 
     @classmethod
     def from_spec(cls, spec: CampaignSpec, *, base_dir: str | Path | None = None) -> "Campaign":
@@ -373,8 +375,9 @@ class Campaign:
         for attempt in range(OPTIMISTIC_ASKS + 1):
             locked = attempt == OPTIMISTIC_ASKS
             with journal.transaction():
+                follow_space(self, self._journal, self._proposer)
                 self._check_budget(int(n))
-                seen = len(journal.trials)
+                seen = (len(journal.trials), len(journal.space_events))
                 if locked:
                     batch = self._proposer.propose(journal.trials, int(n), context,
                                                    journal.warm_start)
@@ -382,7 +385,7 @@ class Campaign:
                 batch = self._proposer.propose(list(journal.trials), int(n), context,
                                                journal.warm_start)
             with journal.transaction():
-                if len(journal.trials) != seen:
+                if (len(journal.trials), len(journal.space_events)) != seen:
                     continue  # another worker asked while we proposed
                 start = len(journal.trials)
                 number = max((t.batch for t in journal.trials), default=-1) + 1
@@ -586,3 +589,8 @@ class Campaign:
         with self._journal.lock():
             self._journal.record([{"op": "meta", "stopped": reason}])
         self._telemetry.tag_stopped(reason)
+
+    def update_space(self, *parameters: Any, fix: dict[str, Any] | None = None,
+                     add: dict[str, Any] | None = None, reason: str = "") -> SearchSpace:
+        """Widen, narrow, add a level or a parameter, fix or release one (docs/living-space.md)."""
+        return update_space(self, self._journal, self._proposer, parameters, fix, add, reason)

@@ -48,6 +48,8 @@ class Proposer:
 
         self.spec = spec
         self.space = space
+        self.base_dir = base_dir
+        self.fixed: dict[str, Any] = {}  # values a space update fixed: held like context
         self.problem = resolve(spec, space, base_dir)
         if any(getattr(p, "encoding", "onehot") != "onehot" or getattr(p, "features", None)
                for p in space.parameters):
@@ -57,6 +59,12 @@ class Proposer:
                 raise CampaignError(str(e)) from None
         self.pool = CandidatePool(spec, space, base_dir)
         self.last_model: tuple[Any, np.ndarray] | None = None
+
+    def rebase(self, spec: CampaignSpec, space: SearchSpace, fixed: dict[str, Any]) -> None:
+        """Resolve the problem again after a space update: the encoding changed, so the
+        next model is fitted on the new one; ``fixed`` values are held in proposals."""
+        self.__init__(spec, space, self.base_dir)
+        self.fixed = dict(fixed)
 
     @property
     def acquisition_in_log_space(self) -> bool:
@@ -133,7 +141,7 @@ class Proposer:
         """``q`` proposals given the trials so far: initial design points until the
         spec's ``n_initial`` are out, then the model's. ``warm_start`` is not changed;
         the batch's ``state`` is the one to record."""
-        context = context or {}
+        context = {**(context or {}), **self.fixed}
         completed = [t for t in trials if t.status == COMPLETED]
         pending = [t for t in trials if t.status == PENDING]
         if len(completed) < 2:
