@@ -355,11 +355,13 @@ class Campaign:
 
     # -- ask ------------------------------------------------------------------
 
-    def ask(self, n: int = 1, context: dict[str, Any] | None = None) -> list[Trial]:
+    def ask(self, n: int = 1, context: dict[str, Any] | None = None,
+            shared: list[str] | None = None) -> list[Trial]:
         """Propose ``n`` experiments; they are recorded as pending and returned.
 
         context: values of the spec's context parameters (measured, not
         chosen: today's humidity, this feedstock batch); the proposals hold them.
+        shared: parameters all ``n`` share, chosen jointly (default: the spec's).
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise CampaignError(f"n: got {n!r}; expected a positive integer")
@@ -380,10 +382,10 @@ class Campaign:
                 seen = (len(journal.trials), len(journal.space_events))
                 if locked:
                     batch = self._proposer.propose(journal.trials, int(n), context,
-                                                   journal.warm_start)
+                                                   journal.warm_start, shared)
             if not locked:
                 batch = self._proposer.propose(list(journal.trials), int(n), context,
-                                               journal.warm_start)
+                                               journal.warm_start, shared)
             with journal.transaction():
                 if (len(journal.trials), len(journal.space_events)) != seen:
                     continue  # another worker asked while we proposed
