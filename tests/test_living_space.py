@@ -6,6 +6,7 @@ and the model refits on the new encoding with every past trial kept.
 from __future__ import annotations
 
 import json
+import re
 
 import pytest
 
@@ -128,3 +129,42 @@ def test_a_space_that_constraints_leave_empty_is_refused(tmp_path):
     c = wb.Campaign("tight", space, [wb.Objective("y", "maximize")], tracking=None)
     with pytest.raises(CampaignError, match="no valid point"):
         c.update_space(wb.Continuous("x", 0.0, 0.2), wb.Continuous("z", 0.0, 0.2))
+
+
+def test_the_space_command_updates_a_store_and_refuses_bad_changes(tmp_path, monkeypatch):
+    from typer.testing import CliRunner
+
+    from workbench.cli import app
+
+    monkeypatch.chdir(tmp_path)
+    (tmp_path / "exp.yaml").write_text(
+        "name: clispace\n"
+        "space:\n"
+        "  - {name: temperature, type: continuous, low: 30, high: 110}\n"
+        "  - {name: ligand, type: categorical, choices: [A, B]}\n"
+        "objectives: [{name: y, direction: maximize}]\n"
+        "initial_design: {n: 2}\nstore: exp.zarr\ntracking: null\n")
+    runner = CliRunner()
+    assert runner.invoke(app, ["ask", "exp.yaml", "-n", "2"]).exit_code == 0
+    done = runner.invoke(app, [
+        "space", "exp.yaml", "--set", "temperature: {high: 130}",
+        "--set", "ligand: {choices: [A, B, C]}", "--set", "stir: {type: integer, low: 1, high: 5}",
+        "--past", "stir=3", "--fix", "ligand=C", "--reason", "new reactor"])
+    assert done.exit_code == 0, done.output
+    c = wb.Campaign.open(tmp_path / "exp.zarr")
+    assert c.space["temperature"].high == 130.0 and c.space["temperature"].low == 30.0
+    assert c.space["ligand"].choices == ["A", "B", "C"]
+    assert [t.params["stir"] for t in c.trials] == [3, 3]
+    for args, message in [
+        (["--set", "temperature: {type: integer, low: 1, high: 2}"], "type cannot change"),
+        (["--set", "temperature: {low: 200}"], "--set temperature: .*low"),
+        (["--set", "nope"], "expected one parameter"),
+        (["--fix", "ligand"], "NAME=VALUE"),
+    ]:
+        bad = runner.invoke(app, ["space", "exp.zarr", *args])
+        assert bad.exit_code == 2, (args, bad.output)
+        assert re.search(message, " ".join(bad.output.split())), bad.output
+    shown = runner.invoke(app, ["space", "exp.zarr", "--json"])
+    data = json.loads(shown.output)
+    assert [u["reason"] for u in data["updates"]] == ["new reactor"]
+    assert data["updates"][0]["fixed"] == {"ligand": "C"}

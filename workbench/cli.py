@@ -568,6 +568,7 @@ def _register_server() -> None:
 
 
 _register_server()
+app.command(name="space")(_guard(__import__("workbench.space_cli").space_cli.space_command))
 
 
 def main() -> None:

@@ -40,8 +40,9 @@ def parse_parameter(value: Any, where: str = "parameters") -> Any:
             return _PARAMETER.validate_python(value)
         except ValidationError as e:
             err = e.errors()[0]
-            loc = ".".join(str(p) for p in err["loc"])
-            raise CampaignError(f"{where}.{loc}: {err['msg']} (got {value!r})") from None
+            tags = ("continuous", "integer", "categorical", "composition")  # union tags
+            loc = "".join(f".{p}" for p in err["loc"] if p not in tags)
+            raise CampaignError(f"{where}{loc}: {err['msg']} (got {value!r})") from None
     try:
         return _PARAMETER.validate_python(value)
     except ValidationError:
