@@ -168,3 +168,13 @@ def test_the_space_command_updates_a_store_and_refuses_bad_changes(tmp_path, mon
     data = json.loads(shown.output)
     assert [u["reason"] for u in data["updates"]] == ["new reactor"]
     assert data["updates"][0]["fixed"] == {"ligand": "C"}
+
+
+def test_an_update_made_by_another_process_is_followed_by_the_next_ask(tmp_path):
+    store = tmp_path / "c.zarr"
+    worker = campaign(store)
+    run(worker, 3)
+    other = wb.Campaign.open(store)  # another process, in effect
+    other.update_space(fix={"c": "b"}, reason="only b left")
+    [t] = worker.ask(1)
+    assert t.params["c"] == "b" and worker.space == other.space
