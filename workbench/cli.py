@@ -20,6 +20,7 @@ from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
+from workbench.space_cli import space_command
 from workbench.terminal import fit_width, trial_detail
 from workbench.terminal import format_value as _fmt
 
@@ -571,6 +572,7 @@ def _register_server() -> None:
 
 
 _register_server()
+app.command(name="space")(_guard(space_command))
 
 
 def _register_mcp() -> None:

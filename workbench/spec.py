@@ -325,6 +325,11 @@ def _constraint_issues(spec: CampaignSpec, names: list[str]) -> list[tuple[tuple
             and set(spec.context) >= set(names):
         out.append((("context",), "every parameter is a context; expected at least one that"
                     " the campaign chooses"))
+    chosen = [n for n in names if n not in spec.context]
+    for i, name in enumerate(spec.acquisition.shared):
+        if name not in chosen:
+            out.append((("acquisition", "shared", i), f"got {name!r}; expected a parameter"
+                        f" the campaign chooses, from {chosen}"))
     design = spec.initial_design
     if design.type == "lhs" and spec.constraints:
         out.append((("initial_design", "type"), "got 'lhs' with parameter constraints; a Latin"

@@ -253,6 +253,9 @@ class AcquisitionSpec(SpecModel):
     type: Literal["log_ei", "log_nei", "qlog_nei", "log_pi", "ucb", "mes", "max_variance",
                   "ivr", "thompson", "qlog_nehvi", "log_ehvi", "parego"] | None = None
     batch_size: int = Field(default=1, ge=1, le=1000)
+    shared: list[str] = Field(
+        default_factory=list, description="parameters every point of a batch shares (one"
+        " plate, one temperature): their values are chosen jointly with the rest of the batch")
     beta: float = Field(default=4.0, gt=0)
     mc_samples: int = Field(default=128, ge=8, le=4096,
                             description="Monte-Carlo samples (log_nei, qlog_nei, mes, thompson,"

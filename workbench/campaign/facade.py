@@ -30,6 +30,7 @@ from workbench.campaign.plotting import PlotAccessor
 from workbench.campaign.proposing import Proposer
 from workbench.campaign.results import (best_trial, hypervolume, hypervolume_history,
                                         pareto_front)
+from workbench.campaign.space_updates import follow_space, update_space
 from workbench.campaign.telemetry import Telemetry
 from workbench.errors import CampaignError
 from workbench.record import COMPLETED, FAILED, PENDING, Trial, now, to_frame, trial_to_json
@@ -125,6 +126,7 @@ class Campaign:
             for c in self._proposer.problem.constraints if c.name not in names]
         self._journal = Journal(spec, self.space, self.outcomes, stored)
         self._telemetry = Telemetry(self, self._journal, self._proposer)
+        follow_space(self, self._journal, self._proposer)
 
     @classmethod
     def from_spec(cls, spec: CampaignSpec, *, base_dir: str | Path | None = None) -> "Campaign":
@@ -336,11 +338,13 @@ class Campaign:
 
     # -- ask ------------------------------------------------------------------
 
-    def ask(self, n: int = 1, context: dict[str, Any] | None = None) -> list[Trial]:
+    def ask(self, n: int = 1, context: dict[str, Any] | None = None,
+            shared: list[str] | None = None) -> list[Trial]:
         """Propose ``n`` experiments; they are recorded as pending and returned.
 
         context: values of the spec's context parameters (measured, not
         chosen: today's humidity, this feedstock batch); the proposals hold them.
+        shared: parameters all ``n`` share, chosen jointly (default: the spec's).
         """
         if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 1:
             raise CampaignError(f"n: got {n!r}; expected a positive integer")
@@ -356,16 +360,17 @@ class Campaign:
         for attempt in range(OPTIMISTIC_ASKS + 1):
             locked = attempt == OPTIMISTIC_ASKS
             with journal.transaction():
+                follow_space(self, self._journal, self._proposer)
                 self._check_budget(int(n))
-                seen = len(journal.trials)
+                seen = (len(journal.trials), len(journal.space_events))
                 if locked:
                     batch = self._proposer.propose(journal.trials, int(n), context,
-                                                   journal.warm_start)
+                                                   journal.warm_start, shared)
             if not locked:
                 batch = self._proposer.propose(list(journal.trials), int(n), context,
-                                               journal.warm_start)
+                                               journal.warm_start, shared)
             with journal.transaction():
-                if len(journal.trials) != seen:
+                if (len(journal.trials), len(journal.space_events)) != seen:
                     continue  # another worker asked while we proposed
                 start = len(journal.trials)
                 number = max((t.batch for t in journal.trials), default=-1) + 1
@@ -539,3 +544,8 @@ class Campaign:
     @actor.setter
     def actor(self, name: str | None) -> None:
         self._journal.actor = None if name is None else str(name)
+
+    def update_space(self, *parameters: Any, fix: dict[str, Any] | None = None,
+                     add: dict[str, Any] | None = None, reason: str = "") -> SearchSpace:
+        """Widen, narrow, add a level or a parameter, fix or release one (docs/living-space.md)."""
+        return update_space(self, self._journal, self._proposer, parameters, fix, add, reason)

@@ -1,6 +1,7 @@
 """The trial log of a campaign: its trials in memory, written ahead to the store.
 
-Every change is a journal event (``ask``, ``tell``, ``fail``, ``meta``); a ``tell`` or
+Every change is a journal event (``ask``, ``tell``, ``fail``, ``meta``, ``space``); a
+``space`` event updates the search space (``workbench.campaign.space_updates``); a ``tell`` or
 ``fail`` may carry ``actual``, the parameter values run where they differ from the
 proposal (events written before that field existed simply lack it). An ``ask``,
 ``tell`` or ``fail`` may also carry ``actor``, who made the call (an MCP client's
@@ -23,10 +24,12 @@ from typing import TYPE_CHECKING, Any, Iterator
 
 import numpy as np
 
+from workbench.campaign.space_updates import SPACE_UPDATES_ATTR, apply_space_event
 from workbench.campaign.telemetry import package_version
 from workbench.errors import CampaignError
 from workbench.record import (COMPLETED, FAILED, NUMERICS_VERSION, PENDING, Trial,
                               from_columns, now, parse_time, to_dataset, trial_from_json)
+from workbench.space import SearchSpace
 from workbench.spec import CampaignSpec, parse_spec
 from workbench.store import TOKEN_ATTR, ZarrStore, check_store_path
 
@@ -34,7 +37,7 @@ if TYPE_CHECKING:
     import xarray as xr
 
     from workbench.snapshot import Snapshot
-    from workbench.space import Objective, SearchSpace
+    from workbench.space import Objective
 
 __all__ = ["COMPACT_MIN_EVENTS", "Journal"]
 
@@ -75,6 +78,9 @@ class Journal:
         self.offset = 0
         self.events = 0  # events in the journal since the snapshot
         self.actor: str | None = None  # who the next asks and tells are recorded as made by
+        self.base_space = spec.to_dict()["space"]  # the spec's space, before any update
+        self.space_events: list[dict] = []  # space updates, oldest first
+        self.fixed: dict[str, Any] = {}  # parameters a space update fixed, and their values
         if spec.store is not None:
             check_store_path(spec.store)  # never write over a folder that is not a store
             self.store = ZarrStore(spec.store)
@@ -84,6 +90,7 @@ class Journal:
                         stored = self.store.read_snapshot()
                     self.load(stored)
                     self.replay()
+                    self.check_space(spec)
                 else:
                     self.write_snapshot()
         elif stored is not None:
@@ -114,14 +121,23 @@ class Journal:
     def load(self, ds: "Snapshot") -> None:
         """Take the trials and state of a snapshot (after checking it is this campaign)."""
         stored_spec = parse_spec(json.loads(ds.attrs["spec"]))
+        updates = json.loads(ds.attrs.get(SPACE_UPDATES_ATTR) or "[]")
         mine, theirs = self.spec.to_dict(), stored_spec.to_dict()
-        for key in ("space", "objectives", "constraints", "outcome_constraints"):
+        for key in ("objectives", "constraints", "outcome_constraints"):
             if mine[key] != theirs[key]:
                 raise CampaignError(
                     f"{key}: the store {self.spec.store} holds campaign"
                     f" {stored_spec.name!r} with {key} {theirs[key]}; the spec gives"
                     f" {mine[key]}. Use another store, or the stored spec."
                 )
+        # The stored spec's space with the recorded updates on top (the spec given is
+        # checked against it once the journal is replayed: check_space).
+        if updates or self.space_events or mine["space"] != theirs["space"]:
+            self.space = SearchSpace(list(stored_spec.space), list(self.space.constraints))
+            self.space_events, self.fixed = [], {}
+            for event in updates:
+                self.apply_space(event)
+        self.base_space = theirs["space"]
         self.trials = from_columns(ds.columns, self.space, self.outcomes)
         numerics = int(ds.attrs.get("numerics_version", FIRST_NUMERICS_VERSION))
         if numerics != NUMERICS_VERSION:
@@ -139,6 +155,17 @@ class Journal:
         self.token = ds.attrs.get("snapshot_token")
         self.offset = 0
         self.events = 0
+
+    def check_space(self, spec: CampaignSpec) -> None:
+        """Refuse a spec whose space is neither the stored campaign's original space nor
+        its current one (the original with the recorded updates on top)."""
+        given = spec.to_dict()["space"]
+        current = [p.model_dump(mode="json") for p in self.space.parameters]
+        if given not in (self.base_space, current):
+            raise CampaignError(
+                f"space: the store {spec.store} holds campaign {spec.name!r} with space"
+                f" {current}; the spec gives {given}. Use another store, the stored spec,"
+                " or campaign.update_space to change the space")
 
     def apply(self, event: dict) -> None:
         """Replay one journal event onto the in-memory trials."""
@@ -173,6 +200,25 @@ class Journal:
         elif op == "meta":
             self.run_id = event.get("mlflow_run_id") or self.run_id
             self.stopped = event.get("stopped", self.stopped)
+        elif op == "space":
+            for trial in self.trials:  # an added parameter: what past trials had
+                trial.params = {**trial.params, **event.get("added", {})}
+                trial.proposed = {**trial.proposed, **event.get("added", {})}
+            self.apply_space(event)
+
+    def apply_space(self, event: dict) -> None:
+        """Take a space update: the new space and the values it fixes or releases."""
+        self.space = apply_space_event(self.space, event)
+        for name, value in event.get("fixed", {}).items():
+            if value is None:
+                self.fixed.pop(name, None)
+            else:
+                self.fixed[name] = value
+        self.space_events.append(event)
+
+    def current_spec(self) -> CampaignSpec:
+        """The spec with the current (updated) search space."""
+        return self.spec.model_copy(update={"space": list(self.space.parameters)})
 
     def replay(self) -> None:
         """Apply the journal's events written since we last looked."""
@@ -239,7 +285,8 @@ class Journal:
         return {
             "name": self.spec.name,
             "partner": self.spec.partner,
-            "spec": json.dumps(self.spec.to_dict()),
+            "spec": json.dumps({**self.spec.to_dict(), "space": self.base_space}),
+            SPACE_UPDATES_ATTR: json.dumps(self.space_events),
             "workbench_version": package_version(),
             "numerics_version": NUMERICS_VERSION,
             "created_at": self.created_at,

@@ -48,6 +48,8 @@ class Proposer:
 
         self.spec = spec
         self.space = space
+        self.base_dir = base_dir
+        self.fixed: dict[str, Any] = {}  # values a space update fixed: held like context
         self.problem = resolve(spec, space, base_dir)
         if any(getattr(p, "encoding", "onehot") != "onehot" or getattr(p, "features", None)
                for p in space.parameters):
@@ -57,6 +59,12 @@ class Proposer:
                 raise CampaignError(str(e)) from None
         self.pool = CandidatePool(spec, space, base_dir)
         self.last_model: tuple[Any, np.ndarray] | None = None
+
+    def rebase(self, spec: CampaignSpec, space: SearchSpace, fixed: dict[str, Any]) -> None:
+        """Resolve the problem again after a space update: the encoding changed, so the
+        next model is fitted on the new one; ``fixed`` values are held in proposals."""
+        self.__init__(spec, space, self.base_dir)
+        self.fixed = dict(fixed)
 
     @property
     def acquisition_in_log_space(self) -> bool:
@@ -77,6 +85,27 @@ class Proposer:
             raise CampaignError(f"context: got {context!r}; expected a dict with exactly the"
                                 f" context parameters {names}")
         return {k: self.space[k].validate_value(v) for k, v in context.items()}
+
+    def check_shared(self, shared: Any) -> tuple[str, ...]:
+        """The parameters an ask's batch shares (default: the spec's ``acquisition.shared``),
+        checked; parameters already held (fixed, context) need no sharing."""
+        if shared is None:
+            shared = self.spec.acquisition.shared
+        if isinstance(shared, str) or not isinstance(shared, (list, tuple)):
+            raise CampaignError(f"shared: got {shared!r}; expected a list of parameter names")
+        chosen = [n for n in self.space.names if n not in self.spec.context]
+        for name in shared:
+            if name not in chosen:
+                raise CampaignError(f"shared: got {name!r}; expected a parameter the campaign"
+                                    f" chooses, from {chosen}")
+        if shared and self.pool.rows() is not None:
+            raise CampaignError(f"shared: got {list(shared)}; a candidate pool's rows are run"
+                                " as they are, so a batch cannot share values (expected none)")
+        shared = tuple(n for n in shared if n not in self.fixed)
+        if shared and set(shared) >= set(chosen) - set(self.fixed):
+            raise CampaignError(f"shared: got {list(shared)}, every parameter the campaign"
+                                " chooses; expected at least one left to vary in the batch")
+        return shared
 
     # -- data ------------------------------------------------------------------
 
@@ -129,11 +158,13 @@ class Proposer:
     # -- proposals ---------------------------------------------------------------
 
     def propose(self, trials: list[Trial], q: int, context: dict | None,
-                warm_start: dict | None) -> Batch:
+                warm_start: dict | None, shared: Any = None) -> Batch:
         """``q`` proposals given the trials so far: initial design points until the
         spec's ``n_initial`` are out, then the model's. ``warm_start`` is not changed;
-        the batch's ``state`` is the one to record."""
-        context = context or {}
+        the batch's ``state`` is the one to record. shared: parameters every point of
+        the batch shares (None: the spec's ``acquisition.shared``)."""
+        context = {**(context or {}), **self.fixed}
+        shared = self.check_shared(shared) if q > 1 else ()
         completed = [t for t in trials if t.status == COMPLETED]
         pending = [t for t in trials if t.status == PENDING]
         if len(completed) < 2:
@@ -144,7 +175,16 @@ class Proposer:
         if k_init:
             design = self.spec.initial_design.type
             start = sum(1 for t in trials if t.strategy in DESIGN_STRATEGIES)
-            Z = self.initial_points(trials, start, k_init, context)
+            if shared:  # the first design point's shared values, held for the rest
+                Z = self.initial_points(trials, start, 1, context)
+                row = self.space.settable(self.space.decode(Z))[0]
+                context = {**context, **{n: row[n] for n in shared}}
+                shared = ()
+                if k_init > 1:
+                    Z = np.concatenate([Z, self.initial_points(trials, start + 1, k_init - 1,
+                                                               context)])
+            else:
+                Z = self.initial_points(trials, start, k_init, context)
             batch.params += self.space.decode(Z)
             batch.strategies += [design] * k_init
             batch.predictions += [None] * k_init
@@ -156,7 +196,8 @@ class Proposer:
         if k_model:
             fantasies = [t.params for t in pending] + batch.params
             params, preds, values, audits, state = self._propose_with_model(
-                trials, k_model, completed, fantasies, batch.timings, warm_start, context)
+                trials, k_model, completed, fantasies, batch.timings, warm_start, context,
+                shared)
             batch.params += params
             batch.strategies += [self.problem.acquisition.type] * k_model
             batch.predictions += preds
@@ -169,7 +210,7 @@ class Proposer:
         return batch
 
     def _propose_with_model(self, trials, q, completed, fantasies, timings, warm_start,
-                            context=None):
+                            context=None, shared=()):
         import jax
 
         from active_learning import NoFeasiblePoint
@@ -190,7 +231,7 @@ class Proposer:
                                     f" at least {q} (the pool is exhausted)")
         try:
             proposals = propose(self.problem, X, Y, F, q, key, warm_start, context, timings,
-                                pool=pool)
+                                pool=pool, shared=shared)
         except NoFeasiblePoint as e:
             raise CampaignError(f"constraints: {e}") from None
         self.last_model = (proposals[0].model, X)  # in memory only: for stopping rules

@@ -11,7 +11,9 @@ believer" fantasies, for any acquisition except the joint Monte-Carlo ones;
 models that cannot (ensembles, BLL, SVGP) pass them to a Monte-Carlo
 acquisition as pending points, which scores the joint gain over them. Context
 parameters (measured, not chosen) are held at the given values: the optimiser
-works on the remaining columns, the acquisition sees full points.
+works on the remaining columns, the acquisition sees full points. Shared parameters
+(one plate, one temperature for a whole batch) are held the same way, at the value
+whose whole batch scores best among a few candidates (:func:`_shared_batch`).
 
 Shapes: ``n`` observations, ``p`` pending points, ``q`` proposals, ``d``
 encoded columns, ``k`` free columns, ``N`` pool rows.
@@ -49,6 +51,10 @@ _NOISY = frozenset({"log_nei", "qlog_nei"})
 _THOMPSON_MAX_CANDIDATES = 1024
 # Pool rows scored per acquisition call: bounds memory on large pools.
 _POOL_CHUNK = 4096
+# Shared values tried for a batch besides the first point's free optimum and the best
+# observation's: quasi-random ones, so that the choice is not only local. Each costs
+# one batch optimisation.
+_SHARED_SAMPLES = 2
 
 
 @dataclass(frozen=True)
@@ -130,7 +136,8 @@ class _Held:
 
 def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarray, q: int,
             key, warm: dict | None, context: dict[str, Any] | None = None,
-            timings: dict | None = None, pool: np.ndarray | None = None) -> list[Proposal]:
+            timings: dict | None = None, pool: np.ndarray | None = None,
+            shared: tuple[str, ...] = ()) -> list[Proposal]:
     """q model-based proposals.
 
     X (n, d), Y (n, outputs): completed observations, encoded; fantasies: (p, d)
@@ -138,7 +145,8 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     batch); key: the proposal's PRNG key; warm: the previous fit's state;
     context: values of context parameters to hold; timings: filled with
     fit_time_s and acquisition_time_s; pool: (N, d) encoded candidates still
-    free, when proposals come from a discrete pool (every row is scored).
+    free, when proposals come from a discrete pool (every row is scored); shared:
+    parameters whose values every point of the batch shares, chosen with the batch.
     """
     timings = {} if timings is None else timings
     held = _Held.of(problem, {**(context or {}), **problem.held()})
@@ -147,12 +155,36 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     model, state = _fit(problem, X, Y, len(fantasies), q, k_fit, warm)
     timings["fit_time_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    batch = _start_batch(problem, model, X, Y, fantasies)
     kind = problem.acquisition.type
-    near = anchors(problem, X, Y, held.free, model if kind in _NOISY else None)
+    values_shared: dict[str, Any] = {}
+    if shared and q > 1 and pool is None:
+        chosen, values, values_shared = _shared_batch(problem, model, X, Y, fantasies, held,
+                                                      k_acq, q, shared)
+    else:
+        batch = _start_batch(problem, model, X, Y, fantasies)
+        chosen, values, _ = _greedy(problem, batch, X, Y, held, k_acq, q, pool)
+    Xc = np.stack(chosen)
+    predictions = _predictions(problem, model, Xc)
+    timings["acquisition_time_s"] = time.perf_counter() - t1
+    believer = isinstance(model, Conditionable) and kind not in _JOINT_PENDING
+    audit = _audit(problem, model, state, X, Y, fantasies, believer, context)
+    if values_shared:
+        audit["shared"] = values_shared
+    params = problem.space.decode(Xc)
+    return [Proposal(x=Xc[i], params=params[i], strategy=kind, prediction=predictions[i],
+                     acquisition_value=values[i],
+                     audit=dict(audit, batch_position=i, acquisition_value=values[i]),
+                     model=model, surrogate_state=state) for i in range(q)]
+
+
+def _greedy(problem: Problem, batch: _Batch, X, Y, held: _Held, key, q: int, pool):
+    """q points chosen one at a time, each believed (or kept pending) before the next:
+    (q) encoded points (d,), their acquisition values, and the pool left."""
+    kind = problem.acquisition.type
+    near = anchors(problem, X, Y, held.free, batch.model if kind in _NOISY else None)
     chosen, values = [], []
     for j in range(q):
-        k_j = jax.random.fold_in(k_acq, j)
+        k_j = jax.random.fold_in(key, j)
         if pool is not None:
             x, v, pool = _from_pool(problem, batch, X, Y, k_j, pool)
         elif kind == "thompson":
@@ -165,15 +197,51 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
         values.append(float(v))
         if j < q - 1:
             batch.add(np.asarray(x)[None])
-    Xc = np.stack(chosen)
-    predictions = _predictions(problem, model, Xc)
-    timings["acquisition_time_s"] = time.perf_counter() - t1
-    audit = _audit(problem, model, state, X, Y, fantasies, batch.believer, context)
-    params = problem.space.decode(Xc)
-    return [Proposal(x=Xc[i], params=params[i], strategy=kind, prediction=predictions[i],
-                     acquisition_value=values[i],
-                     audit=dict(audit, batch_position=i, acquisition_value=values[i]),
-                     model=model, surrogate_state=state) for i in range(q)]
+    return chosen, values, pool
+
+
+def _shared_batch(problem: Problem, model, X, Y, fantasies, held: _Held, key, q: int,
+                  shared: tuple[str, ...]):
+    """A batch of q points that all hold the same values of the ``shared`` parameters,
+    chosen jointly with the rest.
+
+    Candidate shared values: the first point's free optimum, the best observation's,
+    and ``_SHARED_SAMPLES`` quasi-random ones (each rounded to the parameters'
+    precision). For each, the whole batch is optimised with them held (as context is)
+    and scored by the sum of its points' sequential acquisition gains (log-sum-exp for
+    acquisitions in log space): an estimate of the batch's joint value. The best
+    batch wins; the first candidate wins ties, and batches without values (Thompson
+    sampling). Returns (q) points, their values and the shared values chosen.
+    """
+    from workbench.engine.acquisitions import LOG_SPACE
+
+    first, _, _ = _greedy(problem, _start_batch(problem, model, X, Y, fantasies), X, Y,
+                          held, key, 1, None)
+    points = [first[0]]
+    if len(X) and not problem.several:
+        points.append(X[int(np.argmax(problem.scores(Y)[:, 0]))])
+    sample = problem.domain.snap(al.quasi_random(jax.random.fold_in(key, q), _SHARED_SAMPLES,
+                                                 problem.dim))
+    points += list(np.asarray(sample))
+    best = None
+    for x in points:
+        row = problem.space.settable(problem.space.decode(np.asarray(x)[None]))[0]
+        values = {name: row[name] for name in shared}
+        try:
+            cand = _Held.of(problem, {**held.values, **values})
+            chosen, gains, _ = _greedy(problem, _start_batch(problem, model, X, Y, fantasies),
+                                       X, Y, cand, key, q, None)
+        except ValueError:  # no valid point holds these values (NoFeasiblePoint too)
+            continue
+        g = np.asarray(gains)
+        score = float(jax.nn.logsumexp(g) if problem.acquisition.type in LOG_SPACE
+                      else np.sum(g))
+        score = -np.inf if np.isnan(score) else score
+        if best is None or score > best[0]:
+            best = (score, chosen, gains, values)
+    if best is None:
+        raise al.NoFeasiblePoint(f"shared: no value of {list(shared)} leaves a valid batch")
+    return best[1], best[2], best[3]
 
 
 def _fit(problem: Problem, X, Y, n_fantasies: int, q: int, key, warm):
