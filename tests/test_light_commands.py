@@ -2,9 +2,10 @@
 
 ``validate``, ``status``, ``tell``, ``export`` and ``verify``, with and without ``--json``,
 run as real subprocesses and report the modules they imported (after every exit handler
-ran): never JAX, MLflow, dask or distributed. The snapshot reader they use instead of xarray gives exactly what
-xarray gives. A CLI ``tell`` leaves its tracking events in the outbox; the next ``ask``
-delivers them, and the MLflow run then holds what ``Campaign.tell`` logs directly.
+ran): never JAX, MLflow, dask or distributed. The snapshot reader they use instead of
+xarray gives exactly what xarray gives. A CLI ``tell`` leaves its tracking events in the
+outbox; the next ``ask`` delivers them, and the MLflow run then holds what
+``Campaign.tell`` logs directly.
 """
 
 from __future__ import annotations
