@@ -239,6 +239,9 @@ def test_every_command_prints_its_document_and_it_matches_the_campaign(tmp_path)
     reported = _doc(tmp_path, "report", "report", "record.zarr", "-o", "r/report.html")
     assert (tmp_path / "r/report.html").is_file() and reported["written"] == "r/report.html"
     assert reported["campaigns"] == 1 and reported["logged_run"] is None
+    compared = _doc(tmp_path, "report", "report", "--compare", "record.zarr", "spec.yaml",
+                    "-o", "c.html")
+    assert compared["campaigns"] == 2 and (tmp_path / "c.html").is_file()
     prior = _doc(tmp_path, "prior-export", "prior", "export", "record.zarr", "-o", "prior.json")
     assert json.loads((tmp_path / "prior.json").read_text())
     assert (prior["written"], prior["logged_as"], prior["queued"]) == ("prior.json", None,
