@@ -1,10 +1,11 @@
 """Commands that only read or append to a campaign stay light, and lose nothing by it.
 
-``validate``, ``status``, ``tell``, ``export`` and ``verify`` run as real subprocesses and
-report the modules they imported (after every exit handler ran): never JAX, MLflow, dask
-or distributed. The snapshot reader they use instead of xarray gives exactly what
-xarray gives. A CLI ``tell`` leaves its tracking events in the outbox; the next ``ask``
-delivers them, and the MLflow run then holds what ``Campaign.tell`` logs directly.
+``validate``, ``status``, ``tell``, ``export`` and ``verify``, with and without ``--json``,
+run as real subprocesses and report the modules they imported (after every exit handler
+ran): never JAX, MLflow, dask or distributed. The snapshot reader they use instead of
+xarray gives exactly what xarray gives. A CLI ``tell`` leaves its tracking events in the
+outbox; the next ``ask`` delivers them, and the MLflow run then holds what
+``Campaign.tell`` logs directly.
 """
 
 from __future__ import annotations
@@ -109,16 +110,25 @@ def test_reading_and_telling_commands_import_no_jax_mlflow_or_dask(tmp_path):
     campaign.compact()  # the snapshot holds trials: the reader decodes real columns
     results = tmp_path / "results.csv"
     results.write_text(f"trial_id,y,campaign_id\n{trials[1].id},12.5,{campaign.campaign_id}\n")
+    more = tmp_path / "more.csv"  # told with --json
+    more.write_text(f"trial_id,y,campaign_id\n{trials[2].id},7.5,{campaign.campaign_id}\n")
     store = str(tmp_path / "light.zarr")
     commands = [("validate", str(spec)), ("status", str(spec)),
                 ("status", str(spec), "--trial", "0"), ("tell", str(spec), str(results)),
-                ("export", store, "-o", str(tmp_path / "all.csv")), ("verify", store)]
+                ("export", store, "-o", str(tmp_path / "all.csv")), ("verify", store),
+                # --json documents are built without the heavy libraries too
+                ("validate", str(spec), "--json"), ("status", str(spec), "--json"),
+                ("status", str(spec), "--trial", "0", "--json"),
+                ("tell", str(spec), str(more), "--json"),
+                ("export", store, "-o", str(tmp_path / "all.csv"), "--json"),
+                ("verify", store, "--json")]
     for args in commands:
         heavy = _imported(tmp_path, *args) & set(HEAVY)
-        assert not heavy, f"workbench {' '.join(args[:1])} imported {sorted(heavy)}"
-    # The tell was recorded, and its tracking events wait in the outbox.
+        assert not heavy, f"workbench {' '.join(args)} imported {sorted(heavy)}"
+    # The tells were recorded, and their tracking events wait in the outbox.
     reopened = wb.Campaign.open(store, tracking=None)
     assert reopened.trials[1].outcomes == {"y": 12.5}
+    assert reopened.trials[2].outcomes == {"y": 7.5}
     outbox = wb.Campaign.open(store).store.outbox_path
     assert any(json.loads(line).get("metrics", {}).get("completed") == 2.0
                for line in outbox.read_text().splitlines())

@@ -3,164 +3,42 @@
 Heavy libraries (JAX, MLflow, xarray) are imported inside the commands that
 need them, so ``workbench --help`` and ``workbench validate`` answer at once.
 Errors print one clear message and exit non-zero (2 for bad input), never a
-traceback; set ``WORKBENCH_DEBUG=1`` to see one.
+traceback; set ``WORKBENCH_DEBUG=1`` to see one. ``--json``: see ``workbench.cli_json``.
 """
 
 from __future__ import annotations
 
-import functools
-import math
 import os
 import sys
 from pathlib import Path
 from typing import Optional
 
 import typer
-from rich.console import Console, RenderableType
 from rich.markup import escape
-from rich.table import Table
 
+from workbench.cli_common import err, out
+from workbench.cli_common import emit_output as _emit
+from workbench.cli_common import existing_store as _existing_store
+from workbench.cli_common import guard as _guard
+from workbench.cli_common import load as _load
+from workbench.cli_common import locate as _locate
+from workbench.cli_common import need_store as _need_store
+from workbench.cli_common import open_campaign as _open
+from workbench.cli_schema import JSON_OPTION, schema_command
 from workbench.space_cli import space_command
-from workbench.terminal import fit_width, trial_detail
 from workbench.terminal import format_value as _fmt
+from workbench.terminal import trial_detail, trial_table
 
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Bayesian-optimisation campaigns from experiment YAML files.",
 )
-out = Console()
-err = Console(stderr=True)
-# Who the journal records as having made the asks and tells of these commands.
-CLI_ACTOR = "cli"
-
-
-def _guard(fn):
-    """Turn errors into a message and an exit code."""
-
-    @functools.wraps(fn)
-    def wrapper(*args, **kwargs):
-        from workbench.errors import WorkbenchError
-
-        try:
-            return fn(*args, **kwargs)
-        except typer.Exit:
-            raise
-        except WorkbenchError as e:
-            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False,
-                      soft_wrap=True)
-            raise typer.Exit(e.exit_code) from None
-        except KeyboardInterrupt:
-            err.print("interrupted; every acknowledged result is in the store")
-            raise typer.Exit(130) from None
-        except Exception as e:  # noqa: BLE001 - the CLI shows messages, not tracebacks
-            if os.environ.get("WORKBENCH_DEBUG"):
-                raise
-            err.print(f"[bold red]error:[/] {type(e).__name__}: {escape(str(e))}",
-                      markup=True, highlight=False, soft_wrap=True)
-            raise typer.Exit(1) from None
-
-    return wrapper
-
-
-def _load(spec: str):
-    from workbench.resources import resolve_spec
-    from workbench.spec import load_spec
-
-    path = resolve_spec(spec)
-    return path, load_spec(path)
-
-
-def _need_store(parsed) -> None:
-    from workbench.errors import CampaignError
-
-    if parsed.store is None:
-        raise CampaignError("store: is null; ask, tell and the commands that read a campaign"
-                            " need a store to keep trials between calls (remove the key for"
-                            " the default)")
-
-
-def _open(path: Path, parsed):
-    from workbench.campaign import Campaign
-
-    campaign = Campaign.from_spec(parsed, base_dir=path.parent)
-    campaign.actor = CLI_ACTOR
-    return campaign
-
-
-def _locate(arg: str, command: str) -> tuple[str, Optional[Path], object]:
-    """What a read command reads: (store path, spec path, parsed spec).
-
-    ``arg`` is a campaign store (a folder, usually ``*.zarr``; read with the spec it
-    records, so spec path and parsed spec are None) or a spec (a YAML file or a shipped
-    experiment's name; read at the store it names). The store may not exist yet.
-    """
-    from workbench.errors import CampaignError
-    from workbench.resources import experiments, resolve_spec
-
-    given = Path(arg).expanduser()
-    if given.is_dir() or given.suffix == ".zarr":
-        return arg, None, None
-    if not resolve_spec(arg).exists() and given.suffix not in (".yaml", ".yml"):
-        raise CampaignError(
-            f"{command}: got {arg!r}, which is neither a spec (a YAML file or a shipped"
-            f" experiment: {', '.join(sorted(experiments()))}) nor a campaign store"
-            " (a *.zarr folder)")
-    path, parsed = _load(arg)
-    _need_store(parsed)
-    return str(parsed.store), path, parsed
-
-
-def _existing_store(arg: str, command: str) -> str:
-    """The store ``arg`` names (see ``_locate``); exit 2 if there is no campaign there."""
-    from workbench.errors import CampaignError
-    from workbench.store import ZarrStore
-
-    store, path, _ = _locate(arg, command)
-    if not ZarrStore(store).exists():
-        of = f" (the store of {path})" if path is not None else ""
-        raise CampaignError(f"{command}: no campaign store at {store}{of}; expected a campaign"
-                            " store (a *.zarr folder) or a spec whose store exists")
-    return store
-
-
-def _trial_table(campaign, trials, title: str) -> RenderableType:
-    table = Table(title=escape(title), title_justify="left")
-    table.add_column("trial", justify="right")
-    table.add_column("status")
-    units = {}
-    for p in campaign.space.parameters:
-        for n in (p.column_names() if hasattr(p, "column_names") else [p.name]):
-            units[n] = getattr(p, "unit", None)
-    for n in campaign.space.flat_names:
-        table.add_column(escape(f"{n} [{units[n]}]" if units[n] else n), justify="right")
-    from workbench.campaign.results import outcome_roles
-
-    roles = outcome_roles(campaign.objectives, campaign.spec.outcome_constraints)
-    for o in campaign.outcomes:  # an objective's direction, a constraint's bound
-        table.add_column(escape(f"{o.name} ({roles[o.name]})"), justify="right")
-    table.add_column("predicted", justify="right")
-    table.add_column("strategy")
-    failed = any(t.status == "failed" for t in trials)
-    if failed:  # only then: a table of good trials stays narrow
-        table.add_column("reason")
-    for t in trials:
-        obj = campaign.objectives[0].name
-        pred = (t.prediction or {}).get(obj)
-        status = {"completed": "[green]completed[/]", "failed": "[red]failed[/]"}.get(
-            t.status, "[yellow]pending[/]")
-        flat = campaign.space.flatten(t.params)
-        row = [str(t.id), status] + [escape(_fmt(flat[n])) for n in campaign.space.flat_names]
-        row += [_fmt(t.outcomes.get(o.name, math.nan)) for o in campaign.outcomes]
-        row += [f"{pred.mean:.4g} ± {pred.std:.2g}" if pred else "", escape(t.strategy)]
-        if failed:
-            row.append(escape(t.failure_reason or ""))
-        table.add_row(*row)
-    return fit_width(table, out.width)
 
 
 @app.command()
 @_guard
-def validate(spec: str = typer.Argument(..., help="experiment YAML file or shipped name")):
+def validate(spec: str = typer.Argument(..., help="experiment YAML file or shipped name"),
+             as_json: bool = JSON_OPTION):
     """Check a spec; exit 0 if valid, 2 with field, line and reason if not."""
     from workbench.store import check_store_path
 
@@ -177,6 +55,8 @@ def validate(spec: str = typer.Argument(..., help="experiment YAML file or shipp
         f" {len(parsed.space)} parameters, objective {obj.name} ({obj.direction}),"
         f" budget {parsed.budget if parsed.budget else 'not set'}", highlight=False,
     )
+    if as_json:
+        _emit("validate", spec=str(path), parsed=parsed)
 
 
 @app.command()
@@ -186,6 +66,7 @@ def run(
     budget: Optional[int] = typer.Option(None, "--budget", "-b", min=1,
                                          help="total experiments (default: the spec's)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    as_json: bool = JSON_OPTION,
 ):
     """Run the closed loop against the spec's oracle until the budget is spent."""
     from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -204,6 +85,7 @@ def run(
     campaign = _open(path, parsed)
     obj = campaign.objectives[0]
     done_before = sum(1 for t in campaign.trials if t.status != "pending")
+    before = {t.id: t.status for t in campaign.trials}
     with Progress(TextColumn("{task.description}"), BarColumn(), MofNCompleteColumn(),
                   TimeElapsedColumn(), console=err, disable=quiet, transient=False) as bar:
         task = bar.add_task(f"{campaign.name}", total=total, completed=min(done_before, total))
@@ -216,9 +98,12 @@ def run(
 
         campaign.run(oracle, budget=total, callback=progress)
     trials = campaign.trials
-    out.print(_trial_table(campaign, trials[-10:], f"last {min(10, len(trials))} of"
-                           f" {len(trials)} trials"))
+    out.print(trial_table(campaign, trials[-10:], f"last {min(10, len(trials))} of"
+                          f" {len(trials)} trials", out.width))
     _summary(campaign)
+    if as_json:
+        _emit("run", campaign=campaign, budget=total,
+              trials=[t for t in trials if before.get(t.id) != t.status])
 
 
 def _summary(campaign) -> None:
@@ -249,6 +134,7 @@ def ask(
     n: int = typer.Option(1, "-n", min=1, help="number of experiments to propose"),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
                                           help="write the proposals to this CSV file"),
+    as_json: bool = JSON_OPTION,
 ):
     """Propose the next experiments; fill in their outcomes and pass the CSV to `tell`."""
     path, parsed = _load(spec)
@@ -260,7 +146,7 @@ def ask(
     campaign = _open(path, parsed)
     trials = campaign.ask(n)
     campaign.log_snapshot()
-    out.print(_trial_table(campaign, trials, f"{len(trials)} proposed"))
+    out.print(trial_table(campaign, trials, f"{len(trials)} proposed", out.width))
     if output is not None:
         from workbench.csvio import write_rows
 
@@ -280,6 +166,8 @@ def ask(
         out.print(f"wrote {output}: fill in {', '.join(o.name for o in campaign.outcomes)}"
                   f" (or a failure_reason) and run `workbench tell {spec} {output}`",
                   highlight=False)
+    if as_json:
+        _emit("ask", campaign=campaign, trials=trials, output=output and str(output))
 
 
 @app.command()
@@ -290,6 +178,7 @@ def tell(
     actual: bool = typer.Option(
         False, "--actual", help="record parameter values that differ from the proposal as"
         " the setpoints actually run (in bounds); without it such a file is refused"),
+    as_json: bool = JSON_OPTION,
 ):
     """Record results from a CSV: one row per trial id; a failure_reason marks a failure."""
     from workbench.csvio import read_results
@@ -338,6 +227,10 @@ def tell(
         out.print(f"already recorded: {unchanged} row(s) of {results} unchanged; nothing new",
                   highlight=False, markup=False)
     _summary(campaign)
+    if as_json:
+        _emit("tell", campaign=campaign, results=str(results), recorded=told, failed=failed,
+              unchanged=unchanged,
+              trials=[campaign.trials[i] for i in sorted({r[0] for r in rows} - recorded)])
 
 
 def _print_setpoints(trial, setpoints: dict) -> None:
@@ -352,6 +245,7 @@ def _print_setpoints(trial, setpoints: dict) -> None:
 def status(
     spec: str = typer.Argument(..., help="experiment YAML file, shipped name or campaign store"),
     trial: Optional[int] = typer.Option(None, "--trial", help="show one trial in full"),
+    as_json: bool = JSON_OPTION,
 ):
     """Show the trials, why any failed, and the best result so far."""
     from workbench.campaign import Campaign
@@ -365,6 +259,8 @@ def status(
                                 " store (a *.zarr folder) or a spec")
         out.print(f"campaign {parsed.name!r} has not started: no store at {store}",
                   highlight=False)
+        if as_json:
+            _emit("status", started=False, name=parsed.name, campaign=None, trials=[])
         return
     campaign = _open(path, parsed) if parsed is not None else Campaign.open(store)
     trials = campaign.trials
@@ -372,9 +268,14 @@ def status(
         if not 0 <= trial < len(trials):
             raise CampaignError(f"--trial: got {trial}; expected 0 to {len(trials) - 1}")
         out.print(trial_detail(campaign, trials[trial]))
+        if as_json:
+            _emit("trial", campaign=campaign, trial=trials[trial])
         return
-    out.print(_trial_table(campaign, trials, f"campaign {campaign.name!r}: {len(trials)} trials"))
+    out.print(trial_table(campaign, trials, f"campaign {campaign.name!r}: {len(trials)} trials",
+                          out.width))
     _summary(campaign)
+    if as_json:
+        _emit("status", started=True, name=campaign.name, campaign=campaign, trials=trials)
 
 
 @app.command()
@@ -390,6 +291,7 @@ def report(
     all_runs: bool = typer.Option(False, "--all", help="every campaign visible at --tracking"),
     target: Optional[float] = typer.Option(None, "--target",
                                            help="objective value for 'evaluations to target'"),
+    as_json: bool = JSON_OPTION,
 ):
     """A campaign as self-contained HTML, or a comparison of campaigns (also MLflow artifacts)."""
     from workbench.errors import CampaignError
@@ -413,12 +315,14 @@ def report(
     if out_path is not None and out_path.is_dir():
         raise CampaignError(f"--out: {out_path} is a folder; expected an HTML file path")
     if compare or all_runs:
-        _report_comparison(items, out_path or Path("comparison.html"), tracking, target)
+        done = _report_comparison(items, out_path or Path("comparison.html"), tracking, target)
     else:
-        _report_one(items[0], out_path or Path("report.html"), tracking)
+        done = _report_one(items[0], out_path or Path("report.html"), tracking)
+    if as_json:
+        _emit("report", **done)
 
 
-def _report_one(item: str, out_path: Path, tracking: Optional[str] = None) -> None:
+def _report_one(item: str, out_path: Path, tracking: Optional[str] = None) -> dict:
     from workbench.report import campaign_report, log_campaign_report
 
     store = _existing_store(item, "report")
@@ -430,10 +334,12 @@ def _report_one(item: str, out_path: Path, tracking: Optional[str] = None) -> No
     if run_id:
         out.print(f"logged report.html to run {run_id} at {campaign.spec.tracking}",
                   highlight=False)
+    return {"written": str(out_path), "campaigns": 1, "logged_run": run_id,
+            "tracking": campaign.spec.tracking}
 
 
 def _report_comparison(items: list[str], out_path: Path, tracking: Optional[str],
-                       target: Optional[float]) -> None:
+                       target: Optional[float]) -> dict:
     from workbench.errors import CampaignError
     from workbench.report import (comparison_report, log_comparison, summaries_from_tracking,
                                   summary_from_store)
@@ -459,11 +365,12 @@ def _report_comparison(items: list[str], out_path: Path, tracking: Optional[str]
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text, encoding="utf-8")
     out.print(f"wrote {out_path}: {len(summaries)} campaign(s)", highlight=False)
-    if tracking:
-        run_id = log_comparison(tracking, text)
-        if run_id:
-            out.print(f"logged report.html to run {run_id} of reports/comparison at {tracking}",
-                      highlight=False)
+    run_id = log_comparison(tracking, text) if tracking else None
+    if run_id:
+        out.print(f"logged report.html to run {run_id} of reports/comparison at {tracking}",
+                  highlight=False)
+    return {"written": str(out_path), "campaigns": len(summaries), "logged_run": run_id,
+            "tracking": tracking}
 
 
 @app.command()
@@ -472,20 +379,17 @@ def verify(
     store: str = typer.Argument(..., help="campaign store (Zarr folder) or spec"),
     recover: Optional[Path] = typer.Option(
         None, "--recover", help="write a copy with every intact event to this new path"),
-    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+    as_json: bool = JSON_OPTION,
 ):
     """Check a store's integrity; exit 0 if intact, 1 if damaged (nothing is changed)."""
-    import json
-
     from workbench import store as stores
 
     store, _, _ = _locate(store, "verify")  # a damaged store may lack its marker: no check
     damage, notes = stores.verify(store)
     dropped = stores.recover(store, recover) if recover is not None else None
     if as_json:
-        out.print(json.dumps({"store": store, "intact": not damage, "damage": damage,
-                              "notes": notes, "recovered_to": str(recover) if recover else None,
-                              "dropped_lines": dropped}), highlight=False, soft_wrap=True)
+        _emit("verify", store=store, intact=not damage, damage=damage, notes=notes,
+              recovered_to=str(recover) if recover else None, dropped_lines=dropped)
     else:
         for line in damage:
             out.print(f"[red]damaged[/]: {line}", highlight=False, soft_wrap=True)
@@ -505,6 +409,7 @@ def verify(
 def export(
     store: str = typer.Argument(..., help="campaign store (Zarr folder) or spec"),
     output: Path = typer.Option(..., "-o", "--output", help="CSV file to write"),
+    as_json: bool = JSON_OPTION,
 ):
     """Write every trial of a store as CSV: parameters, outcomes, status, reasons, times
     (ISO 8601 with UTC offset)."""
@@ -524,6 +429,9 @@ def export(
     write_rows(output, columns + ["asked_at", "told_at"], rows)
     out.print(f"wrote {output}: {len(rows)} trials of campaign {campaign.name!r}",
               highlight=False)
+    if as_json:
+        _emit("export", written=str(output), name=campaign.name, trials=len(frame),
+              columns=[str(c) for c in frame.columns])
 
 
 prior_app = typer.Typer(add_completion=False, no_args_is_help=True,
@@ -538,6 +446,7 @@ def prior_export(
     out_path: Path = typer.Option(Path("prior.json"), "--out", "-o", help="JSON file to write"),
     anchors: Optional[int] = typer.Option(None, "--anchors", min=8, max=4096,
                                           help="anchor points (default 32 per input)"),
+    as_json: bool = JSON_OPTION,
 ):
     """Export the campaign's surrogate as a prior (no observations) and log it to its run."""
     from workbench.errors import CampaignError
@@ -558,9 +467,13 @@ def prior_export(
     elif campaign.spec.tracking:
         out.print(f"not logged to {campaign.spec.tracking} yet: it waits in the campaign's"
                   " tracking outbox", highlight=False)
+    if as_json:
+        _emit("prior-export", written=str(out_path), logged_as=uri or None,
+              tracking=campaign.spec.tracking, queued=bool(campaign.spec.tracking and not uri))
 
 
 app.add_typer(prior_app, name="prior")
+app.command("schema")(_guard(schema_command))
 
 
 def _register_server() -> None:
@@ -587,6 +500,10 @@ _register_mcp()
 
 def main() -> None:
     """Console entry point."""
+    if "--json" in sys.argv[1:]:  # usage errors become error documents too
+        from workbench.cli_json import main_json
+
+        sys.exit(main_json(app))
     app(prog_name="workbench")
 
 

@@ -83,6 +83,44 @@ def _two_lines(header: str) -> str:
     return f"{m.group(1)}\n{m.group(2)}" if m else header
 
 
+def trial_table(campaign, trials, title: str, width: int) -> RenderableType:
+    """Trials as a table that fits ``width``: parameters with units, outcomes with their
+    role (an objective's direction, a constraint's bound), the prediction at proposal."""
+    table = Table(title=escape(title), title_justify="left")
+    table.add_column("trial", justify="right")
+    table.add_column("status")
+    units = {}
+    for p in campaign.space.parameters:
+        for n in (p.column_names() if hasattr(p, "column_names") else [p.name]):
+            units[n] = getattr(p, "unit", None)
+    for n in campaign.space.flat_names:
+        table.add_column(escape(f"{n} [{units[n]}]" if units[n] else n), justify="right")
+    from workbench.campaign.results import outcome_roles
+
+    roles = outcome_roles(campaign.objectives, campaign.spec.outcome_constraints)
+    for o in campaign.outcomes:  # an objective's direction, a constraint's bound
+        table.add_column(escape(f"{o.name} ({roles[o.name]})"), justify="right")
+    table.add_column("predicted", justify="right")
+    table.add_column("strategy")
+    failed = any(t.status == "failed" for t in trials)
+    if failed:  # only then: a table of good trials stays narrow
+        table.add_column("reason")
+    for t in trials:
+        obj = campaign.objectives[0].name
+        pred = (t.prediction or {}).get(obj)
+        status = {"completed": "[green]completed[/]", "failed": "[red]failed[/]"}.get(
+            t.status, "[yellow]pending[/]")
+        flat = campaign.space.flatten(t.params)
+        row = [str(t.id), status]
+        row += [escape(format_value(flat[n])) for n in campaign.space.flat_names]
+        row += [format_value(t.outcomes.get(o.name, math.nan)) for o in campaign.outcomes]
+        row += [f"{pred.mean:.4g} ± {pred.std:.2g}" if pred else "", escape(t.strategy)]
+        if failed:
+            row.append(escape(t.failure_reason or ""))
+        table.add_row(*row)
+    return fit_width(table, width)
+
+
 def trial_detail(campaign, trial) -> Table:
     """One trial as labelled lines: what was tried, what came out, what the model
     expected, and why it was proposed; times in ISO 8601 with their UTC offset."""
