@@ -430,8 +430,8 @@ def export(
     out.print(f"wrote {output}: {len(rows)} trials of campaign {campaign.name!r}",
               highlight=False)
     if as_json:
-        _emit("export", written=str(output), name=campaign.name, trials=len(frame),
-              columns=[str(c) for c in frame.columns])
+        _emit("export", written=str(output), name=campaign.name, trials=len(rows),
+              columns=columns + ["asked_at", "told_at"])
 
 
 prior_app = typer.Typer(add_completion=False, no_args_is_help=True,
