@@ -586,3 +586,15 @@ class Campaign:
         with self._journal.lock():
             self._journal.record([{"op": "meta", "stopped": reason}])
         self._telemetry.tag_stopped(reason)
+
+    # -- insight --------------------------------------------------------------------
+
+    def importance(self, n: int = 512, samples: int = 32, seed: int = 0) -> "xr.Dataset":
+        """Sobol indices of each objective (and P(feasible)) per parameter (see docs/insight)."""
+        from workbench.campaign.insight import importance
+        return importance(self, self._proposer, self._telemetry, n, samples, seed)
+
+    def predict(self, table: Any) -> Any:
+        """Model mean, std and P(feasible) at user points: DataFrame, dicts or CSV path."""
+        from workbench.campaign.insight import predict
+        return predict(self, self._proposer, table)
