@@ -186,3 +186,20 @@ def test_cli_predict_writes_and_prints(tmp_path):
     assert res.exit_code == 2
     assert "bad.csv line 2: parameter 'temperature': got 500.0" in res.stderr
     assert not (tmp_path / "x.csv").exists()
+
+
+def test_importance_plot_draws_the_indices(campaign):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    ds = campaign.importance(n=64, samples=4)
+    ax = campaign.plot.importance(importance=ds)
+    total = [c for c in ax.containers if c.get_label() == "total"][0]
+    widths = [patch.get_width() for patch in total.patches]
+    np.testing.assert_allclose(widths, ds["total"].sel(output="yield").values)
+    assert [t.get_text() for t in ax.get_yticklabels()] == ["temperature", "cycles", "ligand"]
+    with pytest.raises(ValueError, match="expected one of \\['yield'\\]"):
+        campaign.plot.importance("cost", importance=ds)
+    plt.close("all")
