@@ -290,7 +290,7 @@ def _spread(campaign: Any, model: Any, A: np.ndarray, B: np.ndarray, cols: list[
                                  fixed))
     try:
         draws = _joint_draws()(model, X, jax.random.key(seed), samples)
-    except (ValueError, NotImplementedError, TypeError):
+    except (ValueError, NotImplementedError, TypeError, AttributeError):
         return None, None, 0  # a model without joint draws: no spread
     idx = [outputs.index(o.name) for o in campaign.objectives]
     Y = np.moveaxis(np.asarray(draws)[:, :, idx], 2, 0)      # (objectives, samples, points)
