@@ -43,6 +43,13 @@ from active_learning.design import (
     sobol,
     user_points,
 )
+from active_learning.sensitivity import (
+    SobolIndices,
+    saltelli_design,
+    saltelli_points,
+    sobol_indices,
+    sobol_sensitivity,
+)
 from active_learning.domain import FEASIBILITY_TOL, Cardinality, Domain
 from active_learning.multiobjective import (
     REFERENCE_MARGIN,
@@ -156,6 +163,11 @@ __all__ = [
     "ScalarizedLogEI",
     "sobol",
     "sobol_normal_samples",
+    "sobol_indices",
+    "sobol_sensitivity",
+    "SobolIndices",
+    "saltelli_design",
+    "saltelli_points",
     "StoppingState",
     "Target",
     "TargetObjective",

@@ -443,7 +443,7 @@ def test_plot_accessor_binds_every_plot_to_the_campaign():
     from workbench import plots
 
     for name in ("predictions", "calibration", "pareto", "hypervolume", "slices", "map",
-                 "pairs", "lengthscales", "ternary"):
+                 "pairs", "lengthscales", "ternary", "importance"):
         bound = getattr(c.plot, name)
         assert bound.func is getattr(plots, f"plot_{name}") and bound.args == (c,)
     import pytest

@@ -68,8 +68,12 @@ def test_one_campaign_report_is_self_contained_and_logged_to_its_run(local, monk
     assert _images_per_section(text) == {
         "Convergence": 1, "Predicted vs observed": 1, "Calibration": 1,
         "Slices through the best trial": 1,
-        "Posterior map of the two most relevant parameters": 1, "Parameter relevance": 1}
-    assert len(images) == 6
+        "Posterior map of the two most relevant parameters": 1, "Parameter relevance": 1,
+        "Global sensitivity": 1}
+    assert len(images) == 7
+    # The model's Sobol indices: a total index per parameter of the objective.
+    sensitivity = text.split("<h2>Global sensitivity")[1].split("<h2>")[0]
+    assert "<th>total index</th><th>y</th>" in sensitivity
     for heading in ("Spec", "Best trials", "Failures", "Timings and compute", "Trials"):
         assert f"<h2>{heading}" in text, heading
     assert "random search" not in text  # not free for a Python oracle: no band
@@ -187,7 +191,8 @@ def test_report_of_a_dataset_pool_shows_random_search_for_free(tmp_path):
     c.run(budget=5)
     text, _ = campaign_report(tmp_path / "pool.zarr")
     assert "exact over 72 pool rows" in text
-    assert _images_per_section(text) == {"Convergence": 1, "Predicted vs observed": 1}
+    assert _images_per_section(text) == {"Convergence": 1, "Predicted vs observed": 1,
+                                         "Global sensitivity": 1}
     band = random_best_quantiles(pool_values(c), 5, "maximize")
     assert band[1, 0] <= band[1, -1]  # the band the report drew rises with evaluations
 
@@ -211,7 +216,7 @@ def test_report_of_two_objectives_over_a_composition(tmp_path):
     # parameter: slices but no 2-D map.
     assert _images_per_section(text) == {
         "Convergence": 1, "Predicted vs observed": 1, "Pareto front": 1, "Hypervolume": 1,
-        "Slices through the best trial": 1, "Composition alloy": 1}
+        "Slices through the best trial": 1, "Global sensitivity": 1, "Composition alloy": 1}
     front = c.pareto()
     assert f"<h2>Best trials: the Pareto front ({len(front)})</h2>" in text
     table = text.split("<h2>Best trials")[1].split("<h2>")[0]

@@ -434,6 +434,20 @@ def export(
               columns=columns + ["asked_at", "told_at"])
 
 
+@app.command()
+@_guard
+def predict(
+    store: str = typer.Argument(..., help="campaign store (Zarr folder) or spec"),
+    points: Path = typer.Argument(..., help="CSV file of points: one column per parameter"),
+    output: Optional[Path] = typer.Option(None, "-o", "--output", help="CSV file to write"),
+    as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
+):
+    """The model's mean, standard deviation and P(feasible) at the points of a CSV file."""
+    from workbench.cli_insight import predict_points
+
+    predict_points(_existing_store(store, "predict"), points, output, as_json, out)
+
+
 prior_app = typer.Typer(add_completion=False, no_args_is_help=True,
                         pretty_exceptions_enable=False,
                         help="Model priors: share what a campaign learned, not its data.")

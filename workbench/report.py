@@ -4,7 +4,8 @@
   the best trials, every plot that applies (PNG embedded: convergence, with
   random search's band when it is free; predicted vs observed; calibration;
   Pareto front and hypervolume; slices, the 2-D posterior map and pairs;
-  parameter relevance; ternary compositions), failures, timings and compute,
+  parameter relevance; global sensitivity, by ``workbench.report_sections``; ternary
+  compositions), failures, timings and compute,
   the trial table. Logged as ``report.html`` to the campaign's run.
 - ``comparison_report(summaries)``: several campaigns, from stores or from
   MLflow runs (``summaries_from_tracking`` reads every campaign run the
@@ -17,10 +18,8 @@ backend), and MLflow is imported only to read runs or log the report.
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import html
-import io
 import json
 import math
 import os
@@ -32,6 +31,7 @@ from pathlib import Path
 import numpy as np
 
 from workbench.errors import WorkbenchError
+from workbench.report_sections import new_figure, plot_sections, png
 
 __all__ = ["CampaignSummary", "ReportError", "campaign_report", "comparison_report",
            "evaluations_to_target", "log_comparison", "summary_from_run",
@@ -279,20 +279,6 @@ def summaries_from_tracking(uri: str, runs: list[str] | None = None) -> list[Cam
 # --------------------------------------------------------------------------- HTML pieces
 
 
-def _png(fig) -> str:
-    buf = io.BytesIO()
-    fig.savefig(buf, format="png", dpi=100, bbox_inches="tight")
-    data = base64.b64encode(buf.getvalue()).decode("ascii")
-    return f'<img alt="plot" src="data:image/png;base64,{data}">'
-
-
-def _figure():
-    from matplotlib.figure import Figure
-
-    fig = Figure(figsize=(6.4, 4.0))
-    return fig, fig.subplots()
-
-
 def _e(value) -> str:
     return html.escape(str(value))
 
@@ -380,85 +366,6 @@ def _spec_yaml(campaign) -> str:
     return f"<details><summary>full spec (YAML)</summary><pre>{_e(text)}</pre></details>"
 
 
-def _plots(campaign) -> list[str]:
-    """Every plot that applies to the campaign, as HTML sections with embedded PNGs."""
-    import matplotlib.pyplot as plt
-
-    from workbench import plots
-    from workbench.errors import WorkbenchError
-    from workbench.space import Composition, Continuous
-
-    parts: list[str] = []
-
-    def section(title: str, draw, note: str = "") -> None:
-        parts.append(f"<h2>{_e(title)}</h2>")
-        try:
-            fig = draw()
-        except (ValueError, WorkbenchError) as e:  # one plot that cannot be drawn is a note
-            parts.append(f"<p class='note'>not drawn: {_e(e)}</p>")
-            return
-        fig = getattr(fig, "figure", fig)
-        parts.append(_png(fig))
-        plt.close(fig)  # forget figures pyplot made (slices, maps, pairs): none piles up
-        if note:
-            parts.append(f"<p class='note'>{note}</p>")
-
-    def on_axes(fn, *args, **kw):
-        def draw():
-            fig, ax = _figure()
-            fn(campaign, *args, ax=ax, **kw)
-            return fig
-        return draw
-
-    try:  # random search's band where it is free (a dataset pool)
-        band = plots.random_search_band(campaign, None) if campaign.trials else None
-        note = ("The band is the middle half of what random search reaches in as many"
-                f" evaluations, the dashed line its median ({_e(band.source)})."
-                if band is not None else "")
-    except (ValueError, WorkbenchError) as e:  # the campaign's own curve still stands
-        band, note = None, f"no random-search band: {_e(e)}"
-    section("Convergence", on_axes(plots.plot_convergence,
-                                   random=band if band is not None else False), note)
-    section("Predicted vs observed", on_axes(plots.plot_predictions))
-    mean, _, _ = plots.campaign_predictions(campaign)
-    if len(mean):
-        section("Calibration", on_axes(plots.plot_calibration))
-    if len(campaign.objectives) > 1:
-        # Three or more objectives: one panel per pair, on a figure of its own.
-        section("Pareto front", on_axes(plots.plot_pareto) if len(campaign.objectives) == 2
-                else lambda: plots.plot_pareto(campaign))
-        section("Hypervolume", on_axes(plots.plot_hypervolume))
-    continuous = [p for p in plots.map_parameters(campaign) if isinstance(p, Continuous)]
-    done = sum(t.status == "completed" for t in campaign.trials)
-    if continuous and done >= 2 and campaign.best() is not None:
-        try:
-            model = plots.campaign_model(campaign)
-        except (ValueError, WorkbenchError) as e:
-            parts.append(f"<h2>Model</h2><p class='note'>no model: {_e(e)}</p>")
-            model = None
-        if model is not None:
-            section("Slices through the best trial",
-                    lambda: plots.plot_slices(campaign, model=model))
-            if len(plots.map_parameters(campaign)) >= 2:
-                section("Posterior map of the two most relevant parameters",
-                        lambda: plots.plot_map(campaign, model=model, points=31))
-            if len(plots.map_parameters(campaign)) >= 3:
-                section("Pairs of the three most relevant parameters",
-                        lambda: plots.plot_pairs(campaign, model=model, points=21))
-    if plots.last_hyperparameters(campaign) is not None:
-        section("Parameter relevance", on_axes(plots.plot_lengthscales))
-    best = campaign.best()
-    for p in campaign.space.parameters:
-        if isinstance(p, Composition) and len(p.elements) >= 3 and done:
-            # The three elements the best trial holds most of: where the campaign looks.
-            order = (sorted(p.elements, key=lambda e: -best.params[p.name].get(e, 0.0))
-                     if best is not None else list(p.elements))
-            section(f"Composition {p.name}",
-                    on_axes(plots.plot_ternary, p.name, sorted(order[:3],
-                                                                key=p.elements.index)))
-    return parts
-
-
 def campaign_report(store: str | Path, tracking: str | None = None) -> tuple[str, object]:
     """One campaign's report: (HTML text, the opened Campaign). Tracked compute is read
     from ``tracking`` if given, else from the stored URI only if it is a local file: a
@@ -492,7 +399,7 @@ def campaign_report(store: str | Path, tracking: str | None = None) -> tuple[str
     parts.append(_table(["parameter", "type", "domain", "unit", "scale"], _space_rows(campaign)))
     parts.append(_spec_yaml(campaign))
     parts.append(_best_trials(campaign))
-    parts += _plots(campaign)
+    parts += plot_sections(campaign)
     failed = [t for t in trials if t.status == "failed"]
     parts.append(f"<h2>Failures ({len(failed)})</h2>")
     parts.append(_table(["trial", "reason"], [[t.id, t.failure_reason] for t in failed])
@@ -537,7 +444,7 @@ def comparison_report(summaries: list[CampaignSummary], target: float | None = N
     header = ["partner", "campaign", "objective", "direction", "evaluations", "failed", "best",
               f"evaluations to {_fmt(target)}" if target is not None else "evaluations to target",
               "CPU s", "energy J (est.)", "source"]
-    fig, ax = _figure()
+    fig, ax = new_figure()
     for s in summaries:
         x = np.arange(1, s.evaluations + 1)
         ax.plot(x, s.best, drawstyle="steps-post", label=f"{s.partner}/{s.name}")
@@ -547,7 +454,7 @@ def comparison_report(summaries: list[CampaignSummary], target: float | None = N
     ax.set_ylabel("best so far")
     ax.set_title("convergence per campaign")
     ax.legend(fontsize="small")
-    body = ("<h2>Convergence</h2>" + _png(fig) + "<h2>Campaigns</h2>" + _table(header, rows)
+    body = ("<h2>Convergence</h2>" + png(fig) + "<h2>Campaigns</h2>" + _table(header, rows)
             + "<p class='note'>CPU and energy as tracked per step (n/a: not tracked);"
               " energy is an estimate (CPU s x watts per core).</p>")
     return _page(title, body)

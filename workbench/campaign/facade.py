@@ -549,3 +549,15 @@ class Campaign:
                      add: dict[str, Any] | None = None, reason: str = "") -> SearchSpace:
         """Widen, narrow, add a level or a parameter, fix or release one (docs/living-space.md)."""
         return update_space(self, self._journal, self._proposer, parameters, fix, add, reason)
+
+    # -- insight --------------------------------------------------------------------
+
+    def importance(self, n: int = 512, samples: int = 32, seed: int = 0) -> "xr.Dataset":
+        """Sobol indices of each objective (and P(feasible)) per parameter (see docs/insight)."""
+        from workbench.campaign.insight import importance
+        return importance(self, self._proposer, self._telemetry, n, samples, seed)
+
+    def predict(self, table: Any) -> Any:
+        """Model mean, std and P(feasible) at user points: DataFrame, dicts or CSV path."""
+        from workbench.campaign.insight import predict
+        return predict(self, self._proposer, table)

@@ -242,6 +242,25 @@ class Proposer:
                 [dict(p.audit, **provenance) for p in proposals],
                 proposals[0].surrogate_state)
 
+    def current_model(self, trials: list[Trial], warm_start: dict | None) -> Any:
+        """The surrogate the next ``ask`` would fit on the completed ``trials``: the
+        spec's model, the same PRNG key and warm start. Queried with encoded points."""
+        import jax
+
+        from workbench._jax import configure_jax
+        from workbench.engine import fit_surrogate
+
+        completed = [t for t in trials if t.status == COMPLETED]
+        if len(completed) < 2:
+            raise CampaignError(f"campaign {self.spec.name!r} has {len(completed)} completed"
+                                " trials; expected at least 2 to fit a model")
+        configure_jax()
+        X, Y = self.training_data(completed)
+        key = jax.random.fold_in(jax.random.key(self.spec.seed), len(trials))
+        k_fit, _ = jax.random.split(key)
+        model, _ = fit_surrogate(self.problem, X, Y, k_fit, len(X), warm_start)
+        return model
+
     def confidence_gap(self) -> tuple[float | None, float | None]:
         """Upper and lower confidence bounds of the best point under the last model
         (for the ``regret_bound`` stopping rule); (None, None) before any model."""

@@ -1,0 +1,336 @@
+"""What the campaign's model has learned, on demand: global sensitivity (Sobol indices)
+and predictions at points the user gives.
+
+Both rest on the surrogate the next ``ask`` would fit (``Proposer.current_model``),
+so they agree with the predictions recorded on proposals. Nothing here is
+recorded in the store; ``importance`` logs its indices to MLflow when tracking is on.
+
+Sensitivity is over the search space as encoded, with every input drawn
+independently and uniformly there (log-uniform for a ``log`` parameter), then
+made valid as a proposal is: integers rounded, a categorical's level the largest
+of its one-hot draws, a composition's elements drawn independently and shifted
+onto the simplex. Linear, nonlinear and cardinality constraints of the space
+are not imposed: the indices describe the model over the box. Context
+parameters are inputs like any other; a multi-task campaign's task is held at
+its target.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import re
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, NamedTuple
+
+import numpy as np
+
+from workbench.errors import CampaignError
+from workbench.space import Composition
+
+if TYPE_CHECKING:
+    import pandas as pd
+    import xarray as xr
+
+    from workbench.campaign.proposing import Proposer
+    from workbench.campaign.telemetry import Telemetry
+    from workbench.space import SearchSpace
+
+__all__ = ["P_FEASIBLE", "importance", "importance_metrics", "predict", "read_points"]
+
+#: Name of the probability that a point satisfies every outcome constraint.
+P_FEASIBLE = "p_feasible"
+# Joint posterior draws need a Cholesky of (points x points) per output: the draws use
+# the first base rows of the design that keep the points at most this many.
+MAX_JOINT_POINTS = 2048
+# Fewest base rows of a Saltelli design worth estimating indices from.
+MIN_BASE_ROWS = 16
+# Bisection steps that put a composition on the simplex (to 2^-60 of its range).
+SIMPLEX_BISECTIONS = 60
+# A column header with its unit, as CSV exports write it: "temperature [degC]".
+_UNIT_SUFFIX = re.compile(r"^(.*\S)\s*\[[^\]]*\]$")
+
+
+# -- points in user units ----------------------------------------------------------------
+
+
+def read_points(space: "SearchSpace", table: Any) -> list[dict]:
+    """Parameter dicts from a DataFrame, a list of dicts or a CSV path, validated.
+
+    Columns are the parameters (a composition as ``name.Element`` columns or, in a
+    dict, a mapping); a header may carry its unit (``temperature [degC]``); other
+    columns (outcomes, trial ids) are ignored. A bad value raises CampaignError
+    naming its row, column, value and what was expected.
+    """
+    import pandas as pd
+
+    if isinstance(table, (str, Path)):
+        path = Path(table)
+        if not path.is_file():
+            raise CampaignError(f"points: no file at {path}; expected a CSV file of points")
+        frame = pd.read_csv(path)
+        where = f"{path.name} line"
+        offset = 2  # the header is line 1
+    elif isinstance(table, pd.DataFrame):
+        frame, where, offset = table, "row", 0
+    elif isinstance(table, (list, tuple)) and all(isinstance(r, dict) for r in table):
+        frame = pd.DataFrame([_flat(space, r) for r in table])
+        where, offset = "row", 0
+    else:
+        raise CampaignError(f"points: got {type(table).__name__}; expected a DataFrame, a"
+                            " list of parameter dicts or a CSV path")
+    if frame.empty:
+        raise CampaignError("points: the table has no rows; expected at least one point")
+    frame = frame.rename(columns=lambda c: _strip_unit(str(c), space.flat_names))
+    missing = [c for c in space.flat_names if c not in frame.columns]
+    if missing:
+        raise CampaignError(f"points: missing column(s) {missing}; expected the parameter"
+                            f" columns {space.flat_names}")
+    rows = []
+    for i, record in enumerate(frame[space.flat_names].to_dict("records")):
+        flat = {k: _scalar(v) for k, v in record.items()}
+        params = space.unflatten(flat)
+        try:
+            rows.append(space.validate(params))
+        except CampaignError as e:
+            raise CampaignError(f"points {where} {i + offset}: {e}") from None
+    return rows
+
+
+def _flat(space: "SearchSpace", row: dict) -> dict:
+    """A user row with compositions as mappings -> flat ``name.Element`` columns."""
+    out = {}
+    for key, value in row.items():
+        p = space[key] if key in space.names else None
+        if isinstance(p, Composition) and isinstance(value, dict):
+            out.update({f"{key}.{e}": value.get(e, 0.0) for e in p.elements})
+        else:
+            out[key] = value
+    return out
+
+
+def _strip_unit(column: str, names: list[str]) -> str:
+    m = _UNIT_SUFFIX.match(column)
+    return m.group(1) if m and m.group(1) in names and column not in names else column
+
+
+def _scalar(v: Any) -> Any:
+    return v.item() if hasattr(v, "item") else v
+
+
+# -- predictions -----------------------------------------------------------------------
+
+
+def predict(campaign: Any, proposer: "Proposer", table: Any) -> "pd.DataFrame":
+    """The model's mean and standard deviation of every objective (``<name>_mean``,
+    ``<name>_std``, user units) and, with outcome constraints, ``p_feasible`` at the
+    points of ``table`` (see :func:`read_points`), one row per point after its
+    parameter columns."""
+    import jax.numpy as jnp
+    import pandas as pd
+
+    from surrogates import posterior_moments
+
+    rows = read_points(campaign.space, table)
+    model = proposer.current_model(campaign.trials, campaign.surrogate_state)
+    mean, var = posterior_moments(model, jnp.asarray(campaign.space.encode(rows)))
+    mean, var = np.asarray(mean), np.maximum(np.asarray(var), 0.0)
+    out = pd.DataFrame([campaign.space.flatten(r) for r in rows])
+    outputs = list(proposer.problem.outputs)
+    for o in campaign.objectives:
+        k = outputs.index(o.name)
+        out[f"{o.name}_mean"] = mean[:, k]
+        out[f"{o.name}_std"] = np.sqrt(var[:, k])
+    if proposer.problem.constraints:
+        out[P_FEASIBLE] = np.exp(_log_p_feasible(proposer.problem, mean, var))
+    return out
+
+
+def _log_p_feasible(problem: Any, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """log P(every outcome constraint holds), (n,), as the constrained acquisitions
+    weight it: independent Gaussian marginals of the constraint outputs."""
+    from active_learning import OutcomeConstraints, log_probability_of_feasibility
+
+    constraints = OutcomeConstraints.from_tuples(
+        [(problem.outputs.index(c.name), c.op, c.bound) for c in problem.constraints])
+    posterior = _Moments(mean, var)
+    return np.asarray(log_probability_of_feasibility(posterior, constraints))
+
+
+class _Moments(NamedTuple):
+    """Mean and variance (n, m): what ``log_probability_of_feasibility`` reads (a
+    NamedTuple is a pytree, so it crosses ``jit``)."""
+
+    mean: np.ndarray
+    variance: np.ndarray
+
+
+# -- sensitivity -----------------------------------------------------------------------
+
+
+def parameter_groups(space: "SearchSpace", held: dict[str, Any]) -> list[tuple[str, list[int]]]:
+    """(label, encoded columns) per input of the indices: one per parameter, one per
+    composition element; parameters in ``held`` are left out."""
+    groups, col = [], 0
+    for p in space.parameters:
+        cols = list(range(col, col + p.columns))
+        if p.name in held:
+            pass
+        elif isinstance(p, Composition):
+            groups += [(f"{p.name}.{e}", [c]) for e, c in zip(p.elements, cols)]
+        else:
+            groups.append((p.name, cols))
+        col += p.columns
+    return groups
+
+
+def _valid(space: "SearchSpace", Z: np.ndarray, fixed: dict[int, float]) -> np.ndarray:
+    """Unit-cube draws (N, d) made valid points of the space, held columns set:
+    integers and one-hot groups snapped as the optimiser does, each composition
+    shifted onto the simplex."""
+    X = space.domain().snap_numpy(Z)
+    for name, cols in space.columns.items():
+        p = space[name]
+        if isinstance(p, Composition):
+            lo, hi = np.asarray(p.lows), np.asarray(p.highs)
+            F = _onto_simplex(lo + X[:, cols] * (hi - lo), lo, hi)
+            X[:, cols] = (F - lo) / (hi - lo)
+    for j, v in fixed.items():
+        X[:, j] = v
+    return X
+
+
+def _onto_simplex(F: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
+    """Fractions (N, k) shifted by one amount per row, clipped to [lo, hi], so that
+    they sum to one (the shift is found by bisection: the sum is monotone in it)."""
+    a, b = -np.ones(len(F)), np.ones(len(F))
+    for _ in range(SIMPLEX_BISECTIONS):
+        t = 0.5 * (a + b)
+        low = np.clip(F + t[:, None], lo, hi).sum(axis=1) < 1.0
+        a, b = np.where(low, t, a), np.where(low, b, t)
+    return np.clip(F + 0.5 * (a + b)[:, None], lo, hi)
+
+
+def importance(campaign: Any, proposer: "Proposer", telemetry: "Telemetry", n: int = 512,
+               samples: int = 32, seed: int = 0) -> "xr.Dataset":
+    """First-order and total Sobol indices of each objective (and ``p_feasible``) per
+    parameter, from the model's posterior mean; their spread over posterior draws.
+
+    n: base rows of the Saltelli design (the model is evaluated at n (g + 2) points
+    for g inputs); samples: joint posterior draws for the spread (0: none); seed:
+    the design's scrambling and the draws' key. See the module docstring for the
+    distribution the indices are taken over.
+    """
+    import jax.numpy as jnp
+    import xarray as xr
+
+    from active_learning import saltelli_design, saltelli_points, sobol_indices
+    from surrogates import posterior_moments
+
+    for name, value, low in (("n", n, MIN_BASE_ROWS), ("samples", samples, 0),
+                             ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
+            raise CampaignError(f"{name}: got {value!r}; expected an integer >= {low}")
+    problem = proposer.problem
+    model = proposer.current_model(campaign.trials, campaign.surrogate_state)
+    fixed = problem.fixed_columns(problem.held())
+    groups = parameter_groups(campaign.space, problem.held())
+    labels, cols = [g[0] for g in groups], [g[1] for g in groups]
+    A, B = saltelli_design(int(n), campaign.space.dim, int(seed))
+    X = _valid(campaign.space, saltelli_points(A, B, cols), fixed)
+    mean, var = (np.asarray(a) for a in posterior_moments(model, jnp.asarray(X)))
+    outputs = list(problem.outputs)
+    names = [o.name for o in campaign.objectives]
+    series = [mean[:, outputs.index(k)] for k in names]
+    if problem.constraints:
+        names.append(P_FEASIBLE)
+        series.append(np.exp(_log_p_feasible(problem, mean, np.maximum(var, 0.0))))
+    S = sobol_indices(np.stack(series), int(n))
+    first_std, total_std, n_draws = _spread(campaign, model, A, B, cols, fixed, outputs,
+                                            int(samples), int(seed))
+    nan = np.full((len(names), len(labels)), np.nan)
+    ds = xr.Dataset(
+        {"first_order": (("output", "parameter"), np.asarray(S.first_order)),
+         "total": (("output", "parameter"), np.asarray(S.total)),
+         "first_order_std": (("output", "parameter"), _pad(first_std, nan)),
+         "total_std": (("output", "parameter"), _pad(total_std, nan)),
+         "variance": (("output",), np.asarray(S.variance))},
+        coords={"output": names, "parameter": labels},
+        attrs={"campaign": campaign.name, "n": int(n), "samples": int(samples),
+               "seed": int(seed), "sample_rows": n_draws,
+               "n_train": int(sum(t.status == "completed" for t in campaign.trials)),
+               "over": "the encoded box (space constraints not imposed)",
+               "spread": "std over joint posterior draws of the objectives at the same"
+                         " design: what the model does not know (p_feasible: none)"})
+    _log(telemetry, ds, campaign)
+    return ds
+
+
+def _pad(values: np.ndarray | None, nan: np.ndarray) -> np.ndarray:
+    """The objectives' spread, NaN for p_feasible (and for all without draws)."""
+    out = nan.copy()
+    if values is not None:
+        out[:len(values)] = values
+    return out
+
+
+def _spread(campaign: Any, model: Any, A: np.ndarray, B: np.ndarray, cols: list[list[int]],
+            fixed: dict[int, float], outputs: list[str], samples: int, seed: int):
+    """Std of the indices over joint posterior draws of each objective, (objectives,
+    g) each, and the base rows used; (None, None, 0) without draws or where the
+    model gives no joint covariance."""
+    rows = min(len(A), MAX_JOINT_POINTS // (len(cols) + 2))
+    if samples < 2 or rows < MIN_BASE_ROWS:
+        return None, None, 0
+    import jax
+
+    from active_learning import saltelli_points, sobol_indices
+
+    X = jax.numpy.asarray(_valid(campaign.space, saltelli_points(A[:rows], B[:rows], cols),
+                                 fixed))
+    try:
+        draws = _joint_draws()(model, X, jax.random.key(seed), samples)
+    except (ValueError, NotImplementedError, TypeError, AttributeError):
+        return None, None, 0  # a model without joint draws: no spread
+    idx = [outputs.index(o.name) for o in campaign.objectives]
+    Y = np.moveaxis(np.asarray(draws)[:, :, idx], 2, 0)      # (objectives, samples, points)
+    S = sobol_indices(Y, rows)
+    return np.std(np.asarray(S.first_order), axis=1), np.std(np.asarray(S.total), axis=1), rows
+
+
+@functools.cache
+def _joint_draws():
+    """``(model, X (q, d), key, samples) -> (samples, q, m)`` joint posterior draws, one
+    compiled program (built on first use: this module imports JAX lazily)."""
+    import jax
+
+    def draws(model, X, key, samples: int):
+        return model.posterior(X, full_cov=True).sample(key, samples)
+
+    return jax.jit(draws, static_argnums=3)
+
+
+def importance_metrics(ds: "xr.Dataset") -> dict[str, float]:
+    """The indices as MLflow metrics: ``importance.total.<output>.<parameter>`` and
+    ``importance.first_order...`` (names made safe for MLflow)."""
+    out = {}
+    for kind in ("total", "first_order"):
+        for o in ds["output"].values:
+            for p in ds["parameter"].values:
+                value = float(ds[kind].sel(output=o, parameter=p))
+                if math.isfinite(value):
+                    out[_metric_name(f"importance.{kind}.{o}.{p}")] = value
+    return out
+
+
+def _metric_name(name: str) -> str:
+    return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)
+
+
+def _log(telemetry: "Telemetry", ds: "xr.Dataset", campaign: Any) -> None:
+    tracker = telemetry.tracker()
+    if tracker is None:
+        return
+    step = sum(t.status in ("completed", "failed") for t in campaign.trials)
+    tracker.log_metrics(importance_metrics(ds), step=step)
+    tracker.flush()  # asked for now: in the run when this returns (else in the outbox)
