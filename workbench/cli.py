@@ -20,6 +20,7 @@ from rich.console import Console, RenderableType
 from rich.markup import escape
 from rich.table import Table
 
+from workbench.cli_import import import_data
 from workbench.terminal import fit_width, trial_detail
 from workbench.terminal import format_value as _fmt
 
@@ -568,6 +569,7 @@ def _register_server() -> None:
 
 
 _register_server()
+app.command("import")(_guard(import_data))  # its own module: workbench.cli_import
 
 
 def main() -> None:

@@ -130,7 +130,8 @@ class _Held:
 
 def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarray, q: int,
             key, warm: dict | None, context: dict[str, Any] | None = None,
-            timings: dict | None = None, pool: np.ndarray | None = None) -> list[Proposal]:
+            timings: dict | None = None, pool: np.ndarray | None = None,
+            noise: np.ndarray | None = None) -> list[Proposal]:
     """q model-based proposals.
 
     X (n, d), Y (n, outputs): completed observations, encoded; fantasies: (p, d)
@@ -138,18 +139,22 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     batch); key: the proposal's PRNG key; warm: the previous fit's state;
     context: values of context parameters to hold; timings: filled with
     fit_time_s and acquisition_time_s; pool: (N, d) encoded candidates still
-    free, when proposals come from a discrete pool (every row is scored).
+    free, when proposals come from a discrete pool (every row is scored); noise:
+    (n, outputs) known noise variances of Y (squared standard errors, 0 where
+    none), or None: the GP takes them as fixed per-point noise, and the incumbent
+    and anchors then use the posterior mean at the observed points.
     """
     timings = {} if timings is None else timings
     held = _Held.of(problem, {**(context or {}), **problem.held()})
     k_fit, k_acq = jax.random.split(key)
     t0 = time.perf_counter()
-    model, state = _fit(problem, X, Y, len(fantasies), q, k_fit, warm)
+    model, state = _fit(problem, X, Y, len(fantasies), q, k_fit, warm, noise)
     timings["fit_time_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
-    batch = _start_batch(problem, model, X, Y, fantasies)
+    noisy = noise is not None and bool(np.any(noise > 0))
+    batch = _start_batch(problem, model, X, Y, fantasies, noisy)
     kind = problem.acquisition.type
-    near = anchors(problem, X, Y, held.free, model if kind in _NOISY else None)
+    near = anchors(problem, X, Y, held.free, model if kind in _NOISY or noisy else None)
     chosen, values = [], []
     for j in range(q):
         k_j = jax.random.fold_in(k_acq, j)
@@ -168,7 +173,7 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     Xc = np.stack(chosen)
     predictions = _predictions(problem, model, Xc)
     timings["acquisition_time_s"] = time.perf_counter() - t1
-    audit = _audit(problem, model, state, X, Y, fantasies, batch.believer, context)
+    audit = _audit(problem, model, state, X, Y, fantasies, batch.believer, context, noisy)
     params = problem.space.decode(Xc)
     return [Proposal(x=Xc[i], params=params[i], strategy=kind, prediction=predictions[i],
                      acquisition_value=values[i],
@@ -176,21 +181,23 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
                      model=model, surrogate_state=state) for i in range(q)]
 
 
-def _fit(problem: Problem, X, Y, n_fantasies: int, q: int, key, warm):
+def _fit(problem: Problem, X, Y, n_fantasies: int, q: int, key, warm, noise=None):
     """The fitted surrogate and its state, with room for the batch's fantasies
     when it takes them."""
     fantasies = n_fantasies + q if FITTERS[problem.surrogate].conditionable else 0
-    model, state = fit_surrogate(problem, X, Y, key, len(X) + fantasies, warm)
+    model, state = fit_surrogate(problem, X, Y, key, len(X) + fantasies, warm, noise)
     jax.block_until_ready(model)
     return model, state
 
 
-def _start_batch(problem: Problem, model, X, Y, fantasies: np.ndarray) -> _Batch:
-    """The batch before its first point: the incumbent, and the pending trials
-    believed or kept pending."""
+def _start_batch(problem: Problem, model, X, Y, fantasies: np.ndarray,
+                 noisy: bool = False) -> _Batch:
+    """The batch before its first point: the incumbent (noise aware when the
+    observations carry standard errors), and the pending trials believed or kept
+    pending."""
     believer = isinstance(model, Conditionable) and \
         problem.acquisition.type not in _JOINT_PENDING
-    best = float("nan") if problem.several else incumbent(problem, Y, X, model)
+    best = float("nan") if problem.several else incumbent(problem, Y, X, model, noisy)
     empty = np.zeros((0, problem.dim))
     batch = _Batch(problem, model, best, believer, pending=empty, believed=empty)
     if len(fantasies):
@@ -219,7 +226,7 @@ def _predictions(problem: Problem, model, Xc: np.ndarray) -> list[dict[str, Pred
 
 
 def _audit(problem: Problem, model, state, X, Y, fantasies, believer: bool,
-           context: dict | None) -> dict[str, Any]:
+           context: dict | None, noisy: bool = False) -> dict[str, Any]:
     """What the batch rested on, JSON-ready."""
     audit = {
         "strategy": problem.acquisition.type, "model": problem.surrogate,
@@ -230,7 +237,8 @@ def _audit(problem: Problem, model, state, X, Y, fantasies, believer: bool,
         "context": dict(context or {}),
     }
     if not problem.several:
-        audit["incumbent"] = incumbent(problem, Y, X, model)
+        audit["incumbent"] = incumbent(problem, Y, X, model, noisy)
+        audit["noise_aware_incumbent"] = noisy
     if problem.tasks is not None:
         audit[problem.surrogate] = fit_summary(
             model.model if isinstance(model, InputTransformed) else model)
