@@ -2,7 +2,8 @@
 
 A results file has a ``trial_id`` column, one column per objective, and
 optionally ``failure_reason`` (non-empty marks the trial failed) or
-``status`` (``failed``). It must say which campaign it belongs to: by the
+``status`` (``failed``), and ``<outcome>_sem`` columns: the standard error of the
+outcome's value (finite, >= 0; empty where not known), told as ``(mean, sem)``. It must say which campaign it belongs to: by the
 ``campaign`` / ``campaign_id`` columns that ``workbench ask -o`` writes (checked
 against the campaign told), or by parameter columns (checked against each
 trial); a file with neither could be any campaign's and is refused. Parameter
@@ -29,6 +30,7 @@ from typing import Any, NamedTuple
 
 from workbench.errors import CampaignError
 from workbench.parameters import Composition, setpoint_tolerance, same_value
+from workbench.record import SEM_SUFFIX  # ``yield_sem``: an outcome's standard error
 
 _STATUSES = ("", "pending", "completed", "failed")
 # Columns naming the campaign a file was written for (``workbench ask -o``).
@@ -42,7 +44,7 @@ class ResultRow(NamedTuple):
     they differ from the proposal (``{}`` for none)."""
 
     trial_id: int
-    outcomes: dict | None
+    outcomes: dict | None  # a value, or (mean, standard error), per outcome
     reason: str | None
     actual: dict[str, Any]
 
@@ -194,7 +196,7 @@ def _check_header(path: Path, header: list[str], campaign, expected: str,
         raise CampaignError(f"{path}:1: header lacks objective column(s) {missing};"
                             f" expected {expected}")
     known = {"trial_id", "status", "failure_reason", "batch", "strategy", "asked_at", "told_at",
-             *objectives,
+             *objectives, *(o + SEM_SUFFIX for o in objectives),
              *campaign.space.flat_names, *IDENTITY_COLUMNS}
     unknown = [w for h, w in zip(header, written)
                if h not in known and not h.startswith(_INFO_PREFIXES)]
@@ -305,6 +307,12 @@ def read_results(path: Path, campaign, actual: bool = False) -> list[ResultRow]:
                                 " or a failure_reason")
                 continue
             value, problem = _outcome_problem(o, text)
+            sem_text = row.get(o + SEM_SUFFIX, "")
+            if not problem and sem_text:
+                sem, problem = _outcome_problem(o + SEM_SUFFIX, sem_text)
+                if not problem and sem < 0:
+                    problem = f"{o}{SEM_SUFFIX}: got {sem_text!r}; expected a number >= 0"
+                value = value if problem else (value, sem)
             if problem:
                 problems.append(problem)
             else:
@@ -319,7 +327,9 @@ def read_results(path: Path, campaign, actual: bool = False) -> list[ResultRow]:
             out.append(ResultRow(trial_id, outcomes, None, setpoints))
     for trial_id, outcomes, reason, _ in out:
         trial = trials[trial_id]
-        if trial.status == "completed" and outcomes != trial.outcomes:
+        means = None if outcomes is None else \
+            {k: v[0] if isinstance(v, tuple) else v for k, v in outcomes.items()}
+        if trial.status == "completed" and means != trial.outcomes:
             raise CampaignError(f"{path}:{seen[trial_id]}: trial {trial_id} was already told"
                                 f" {trial.outcomes}; got {outcomes or reason!r}")
         if trial.status == "failed" and reason is None:

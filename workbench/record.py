@@ -6,13 +6,17 @@ actually run), one per objective, ``predicted_mean`` / ``predicted_std`` over
 ``strategy``, ``acquisition_value``, ``asked_at``, ``told_at``,
 ``failure_reason``). Where a tell recorded actual setpoints that differ from the
 proposal, ``proposed_<name>`` holds what was proposed for every trial (only for
-the parameters where some trial differs). Units live in each variable's ``attrs``.
+the parameters where some trial differs). Where some trial was told a standard
+error (``tell(id, {"yield": (71.2, 1.5)})`` or replicates), ``<outcome>_sem`` holds
+it (NaN where none), and ``replicates`` the raw replicate values as JSON text.
+Units live in each variable's ``attrs``.
 Times are UTC: timezone-aware in memory, naive UTC in the Dataset (``datetime64``
 has no zone), and a naive value read back from any store or journal is UTC.
 """
 
 from __future__ import annotations
 
+import json
 import math
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -37,6 +41,8 @@ if TYPE_CHECKING:
 NUMERICS_VERSION = 2
 
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
+# The record's variable (and CSV column) holding an outcome's standard error: ``yield_sem``.
+SEM_SUFFIX = "_sem"
 
 # Who made the calls that changed a trial: record variables (and Trial fields) written
 # only once some ask or tell recorded an actor, so older records read unchanged.
@@ -75,6 +81,8 @@ class Trial:
     proposed: dict[str, Any] | None = None  # None: as ``params`` (set so in __post_init__)
     asked_by: str | None = None  # who asked for it (the ``actor`` of its ask), if recorded
     told_by: str | None = None  # who reported its result or failure, if recorded
+    sem: dict[str, float] = field(default_factory=dict)  # standard error per outcome, if told
+    replicates: dict[str, list[float]] = field(default_factory=dict)  # raw replicate values
 
     def __post_init__(self) -> None:
         if self.proposed is None:
@@ -86,6 +94,8 @@ class Trial:
             parts.append(f"proposed={self.proposed!r}")
         if self.outcomes:
             parts.append(f"outcomes={self.outcomes!r}")
+        if self.sem:
+            parts.append(f"sem={self.sem!r}")
         if self.prediction:
             pred = {k: f"{p.mean:.4g} ± {p.std:.2g}" for k, p in self.prediction.items()}
             parts.append(f"prediction={pred!r}")
@@ -166,6 +176,13 @@ def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs:
         if o.unit:
             vattrs["units"] = o.unit
         data[o.name] = ("trial", arr, vattrs)
+        if any(o.name in t.sem for t in trials):
+            sem = np.asarray([t.sem.get(o.name, math.nan) for t in trials], dtype=np.float64)
+            data[o.name + SEM_SUFFIX] = ("trial", sem, {"kind": "sem", "outcome": o.name,
+                                                        **({"units": o.unit} if o.unit else {})})
+    if any(t.replicates for t in trials):
+        data["replicates"] = ("trial", np.asarray(
+            [json.dumps(t.replicates) if t.replicates else "" for t in trials], dtype=object))
 
     def pred(t: Trial, name: str, i: int) -> float:
         return t.prediction[name][i] if t.prediction and name in t.prediction else math.nan
@@ -231,9 +248,13 @@ def from_columns(col: Mapping[str, np.ndarray], space: SearchSpace,
         # Records without actual setpoints (and older records) have no proposed_ variable.
         proposed_cols.append((p.name, cast, col.get(PROPOSED_PREFIX + p.name, col[p.name])))
     means, stds = col["predicted_mean"], col["predicted_std"]
+    sems = {k: col[k + SEM_SUFFIX] for k in obj_names if k + SEM_SUFFIX in col}
+    replicates = col.get("replicates")
     trials = []
     for i in range(n):
         outcomes = {k: float(col[k][i]) for k in obj_names if not math.isnan(float(col[k][i]))}
+        sem = {k: float(v[i]) for k, v in sems.items() if not math.isnan(float(v[i]))}
+        raw = str(_scalar(replicates[i])) if replicates is not None else ""
         prediction = {k: Prediction(float(means[i, j]), float(stds[i, j]))
                       for j, k in enumerate(obj_names) if not math.isnan(float(means[i, j]))}
         acq = float(col["acquisition_value"][i])
@@ -251,7 +272,8 @@ def from_columns(col: Mapping[str, np.ndarray], space: SearchSpace,
             strategy=str(_scalar(col["strategy"][i])),
             acquisition_value=None if math.isnan(acq) else acq,
             asked_at=_time(col["asked_at"][i]), told_at=_time(col["told_at"][i]),
-            failure_reason=reason or None, audit=audit or None, **actors,
+            failure_reason=reason or None, audit=audit or None, **actors, sem=sem,
+            replicates=json.loads(raw) if raw else {},
         ))
     return trials
 
@@ -272,6 +294,7 @@ def to_rows(trials: list[Trial], space: SearchSpace,
     (what was proposed, for every trial). Missing numbers are NaN."""
     flat = [(space.flatten(t.params), space.flatten(t.proposed)) for t in trials]
     differ = [n for n in space.flat_names if any(run[n] != prop[n] for run, prop in flat)]
+    with_sem = [o.name for o in objectives if any(o.name in t.sem for t in trials)]
     rows = []
     for t, (run, prop) in zip(trials, flat):
         row: dict[str, Any] = {"trial_id": t.id, "status": t.status}
@@ -279,6 +302,7 @@ def to_rows(trials: list[Trial], space: SearchSpace,
         row.update({PROPOSED_PREFIX + n: prop[n] for n in differ})
         for o in objectives:
             row[o.name] = t.outcomes.get(o.name, math.nan)
+        row.update({k + SEM_SUFFIX: t.sem.get(k, math.nan) for k in with_sem})
         for o in objectives:
             p = (t.prediction or {}).get(o.name)
             row[f"predicted_mean.{o.name}"] = p.mean if p else math.nan
@@ -286,7 +310,7 @@ def to_rows(trials: list[Trial], space: SearchSpace,
         row.update(batch=t.batch, strategy=t.strategy, failure_reason=t.failure_reason or "")
         rows.append(row)
     columns = (["trial_id", "status"] + space.flat_names + [PROPOSED_PREFIX + n for n in differ]
-               + [o.name for o in objectives]
+               + [o.name for o in objectives] + [k + SEM_SUFFIX for k in with_sem]
                + [f"predicted_{k}.{o.name}" for k in ("mean", "std") for o in objectives]
                + ["batch", "strategy", "failure_reason"])
     return columns, rows
@@ -314,6 +338,10 @@ def trial_to_json(t: Trial) -> dict[str, Any]:
     if t.proposed != t.params:
         out["proposed"] = dict(t.proposed)
     out.update({k: getattr(t, k) for k in ACTOR_FIELDS if getattr(t, k)})
+    if t.sem:
+        out["sem"] = dict(t.sem)
+    if t.replicates:
+        out["replicates"] = {k: list(v) for k, v in t.replicates.items()}
     return out
 
 
@@ -329,4 +357,6 @@ def trial_from_json(d: dict[str, Any]) -> Trial:
         told_at=_from_iso(d.get("told_at")), failure_reason=d.get("failure_reason"),
         audit=d.get("audit"), proposed=d.get("proposed"),
         asked_by=d.get("asked_by"), told_by=d.get("told_by"),
+        sem={k: float(v) for k, v in d.get("sem", {}).items()},
+        replicates={k: [float(x) for x in v] for k, v in d.get("replicates", {}).items()},
     )

@@ -24,8 +24,9 @@ from typing import TYPE_CHECKING, Any, Callable, Iterator
 import numpy as np
 
 from workbench.campaign.journal import Journal
+from workbench.campaign.lab import add_data, probability_best
 from workbench.campaign.loop import run_campaign, stop_reason
-from workbench.campaign.observations import check_actual, check_outcomes, short_repr
+from workbench.campaign.observations import check_actual, check_observation, short_repr
 from workbench.campaign.plotting import PlotAccessor
 from workbench.campaign.proposing import Proposer
 from workbench.campaign.results import (best_trial, hypervolume, hypervolume_history,
@@ -47,9 +48,9 @@ __all__ = ["Campaign"]
 
 
 def _copy(t: Trial) -> Trial:
-    return replace(t, params=dict(t.params), outcomes=dict(t.outcomes),
+    return replace(t, params=dict(t.params), outcomes=dict(t.outcomes), sem=dict(t.sem),
                    prediction=dict(t.prediction) if t.prediction else None,
-                   proposed=dict(t.proposed))
+                   proposed=dict(t.proposed), replicates=dict(t.replicates))
 
 # The most experiments one ask proposes: a batch is optimised jointly, and its cost
 # grows with its size; a lab that runs more asks again.
@@ -404,6 +405,7 @@ class Campaign:
     def tell(self, trial_id: int, outcomes: dict[str, float] | float,
              actual: dict[str, Any] | None = None) -> Trial:
         """Record what trial ``trial_id`` gave; telling the same values twice is harmless.
+        An outcome may be a ``(mean, standard error)`` pair or a list of replicates.
 
         A bad observation (a missing outcome, NaN, infinity, a value that is
         not a number) raises CampaignError and records nothing when the spec
@@ -417,7 +419,7 @@ class Campaign:
         ``trial.params``, what the model learns from; ``trial.proposed`` keeps the
         proposal. A value within half a parameter's ``precision`` is the proposal.
         """
-        values, problem = check_outcomes(outcomes, [o.name for o in self.outcomes])
+        values, told, problem = check_observation(outcomes, [o.name for o in self.outcomes])
         record_failure = problem is not None and self.spec.bad_observations == "fail"
         reason = f"bad observation: {problem}"
         journal = self._journal
@@ -425,7 +427,8 @@ class Campaign:
             trial = journal.get(trial_id)
             changed = check_actual(self.space, trial.params, actual)
             if trial.status == COMPLETED:
-                if problem is None and trial.outcomes == values and not changed:
+                if problem is None and (trial.outcomes, trial.sem) == (
+                        values, told.get("sem", {})) and not changed:
                     return _copy(trial)
                 at = f" at {trial.params}" if changed else ""
                 raise CampaignError(
@@ -442,7 +445,7 @@ class Campaign:
                 raise CampaignError(f"trial {trial.id}: {problem} (bad_observations: error)")
             # Recorded under the same lock as the check: no other process can
             # tell this trial in between.
-            extra = {"actual": changed} if changed else {}
+            extra = {"actual": changed, **told} if changed else told
             if problem is None:
                 journal.record([{"op": "tell", "id": trial.id, "outcomes": values,
                                  "at": now().isoformat(), **extra}])
@@ -561,3 +564,11 @@ class Campaign:
         """Model mean, std and P(feasible) at user points: DataFrame, dicts or CSV path."""
         from workbench.campaign.insight import predict
         return predict(self, self._proposer, table)
+
+    def add_data(self, table: Any) -> list[Trial]:
+        """Record past experiments (DataFrame or CSV path) as imported trials (``lab.add_data``)."""
+        return [_copy(t) for t in add_data(self, self._journal, table)]
+
+    def best_probability(self) -> dict[int, float]:
+        """P(each feasible trial is best) given told standard errors (lab.probability_best)."""
+        return probability_best(self.objectives[0], self._proposer.feasible(self._journal.trials))

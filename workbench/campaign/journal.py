@@ -1,12 +1,15 @@
 """The trial log of a campaign: its trials in memory, written ahead to the store.
 
-Every change is a journal event (``ask``, ``tell``, ``fail``, ``meta``, ``space``); a
-``space`` event updates the search space (``workbench.campaign.space_updates``); a ``tell`` or
-``fail`` may carry ``actual``, the parameter values run where they differ from the
-proposal (events written before that field existed simply lack it). An ``ask``,
-``tell`` or ``fail`` may also carry ``actor``, who made the call (an MCP client's
-name, ``cli``); it becomes the trials' ``asked_by`` / ``told_by`` and changes nothing
-else, and journals without it read as before. ``record``
+Every change is a journal event (``ask``, ``tell``, ``fail``, ``import``, ``meta``,
+``space``); a ``space`` event updates the search space
+(``workbench.campaign.space_updates``); ``import`` holds many completed trials of past
+experiments at once, written like an ``ask``'s. A ``tell`` or ``fail`` may carry
+``actual``, the parameter values run where they differ from the proposal, and a
+``tell`` ``sem`` (standard error per outcome) and ``replicates`` (raw values per
+outcome) where they were told (events written before those fields existed simply lack
+them). An ``ask``, ``tell`` or ``fail`` may also carry ``actor``, who made the call (an
+MCP client's name, ``cli``); it becomes the trials' ``asked_by`` / ``told_by`` and
+changes nothing else, and journals without it read as before. ``record``
 appends events durably before it applies them in memory, so a failed write (a
 full disk) leaves memory equal to disk; other processes' events are replayed
 first, so the offset kept never skips a line not yet applied. Now and then the
@@ -170,7 +173,7 @@ class Journal:
     def apply(self, event: dict) -> None:
         """Replay one journal event onto the in-memory trials."""
         op = event["op"]
-        if op == "ask":
+        if op in ("ask", "import"):
             for d in event["trials"]:
                 trial = trial_from_json(d)
                 if trial.id != len(self.trials):
@@ -194,6 +197,9 @@ class Journal:
             if op == "tell":
                 trial.status = COMPLETED
                 trial.outcomes = {k: float(v) for k, v in event["outcomes"].items()}
+                trial.sem = {k: float(v) for k, v in event.get("sem", {}).items()}
+                trial.replicates = {k: [float(x) for x in v]
+                                    for k, v in event.get("replicates", {}).items()}
             else:
                 trial.status = FAILED
                 trial.failure_reason = event["reason"]

@@ -1,4 +1,5 @@
-"""What a ``tell`` may report: outcome values, and the parameter values actually run,
+"""What a ``tell`` may report: outcome values (each a number, a ``(mean, standard
+error)`` pair or a list of replicates), and the parameter values actually run,
 checked before anything is recorded."""
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from workbench.parameters import same_setpoint
 if TYPE_CHECKING:
     from workbench.space import SearchSpace
 
-__all__ = ["check_actual", "check_outcomes", "short_repr"]
+__all__ = ["check_actual", "check_observation", "check_outcomes", "replicate_summary",
+           "short_repr"]
 
 
 def short_repr(value: Any, limit: int = 80) -> str:
@@ -63,6 +65,67 @@ def check_outcomes(values: Any, names: list[str]) -> tuple[dict[str, float], str
         else:
             out[k] = float(v)
     return out, "; ".join(problems_found) or None
+
+
+def replicate_summary(values: list[float]) -> tuple[float, float | None]:
+    """Mean and standard error of the mean (sample standard deviation / sqrt(n)) of
+    replicate measurements; no standard error for a single one."""
+    arr = np.asarray(values, dtype=np.float64)
+    if len(arr) < 2:
+        return float(arr[0]), None
+    return float(arr.mean()), float(arr.std(ddof=1) / math.sqrt(len(arr)))
+
+
+def _is_number(v: Any) -> bool:
+    return isinstance(v, (int, float, np.number)) and not isinstance(v, bool) \
+        and math.isfinite(float(v))
+
+
+def _uncertain(k: str, v: Any) -> tuple[Any, float | None, list[float] | None, str | None]:
+    """One outcome as told: (mean or the value as given, standard error, replicates,
+    problem). A tuple is (mean, standard error); a list holds replicates."""
+    if isinstance(v, tuple):
+        if len(v) != 2 or not all(_is_number(x) for x in v) or float(v[1]) < 0:
+            return None, None, None, (f"outcomes.{k}: got {short_repr(v)}; expected (mean,"
+                                      " standard error) with finite numbers, error >= 0")
+        return float(v[0]), float(v[1]), None, None
+    if isinstance(v, (list, np.ndarray)):
+        items = list(np.asarray(v, dtype=object).ravel())
+        if not items or not all(_is_number(x) for x in items):
+            return None, None, None, (f"outcomes.{k}: got {short_repr(v)}; expected a"
+                                      " non-empty list of finite replicate values")
+        reps = [float(x) for x in items]
+        mean, sem = replicate_summary(reps)
+        return mean, sem, reps, None
+    return v, None, None, None
+
+
+def check_observation(values: Any, names: list[str]
+                      ) -> tuple[dict[str, float], dict[str, dict], str | None]:
+    """``check_outcomes`` for outcomes that may carry their uncertainty: (the means by
+    name, the journal's extra fields ``{"sem": {...}, "replicates": {...}}`` (only
+    those told), the problem or None). ``{"yield": (71.2, 1.5)}`` tells a mean and
+    its standard error; ``{"yield": [70.1, 72.3, 71.0]}`` replicates, whose mean and
+    standard error are recorded with them."""
+    if not isinstance(values, dict):  # one number, or a mistake check_outcomes names
+        means, problem = check_outcomes(values, names)
+        return means, {}, problem
+    plain, sem, reps, problems = {}, {}, {}, []
+    for k, v in values.items():
+        plain[k], s, r, problem = _uncertain(k, v)
+        if problem:  # reported here; a placeholder keeps check_outcomes from repeating it
+            problems.append(problem)
+            plain[k] = 0.0
+        if s is not None:
+            sem[k] = s
+        if r is not None:
+            reps[k] = r
+    means, problem = check_outcomes(plain, names)
+    problem = "; ".join(problems + ([problem] if problem else [])) or None
+    if problem:  # recorded as a failure, if at all: no uncertainty to keep
+        return means, {}, problem
+    extra = {key: d for key, d in (("sem", sem), ("replicates", reps)) if d}
+    return means, extra, None
 
 
 def check_actual(space: "SearchSpace", params: dict[str, Any],

@@ -15,6 +15,7 @@ import numpy as np
 
 from workbench.campaign.design import (DESIGN_STRATEGIES, CandidatePool, domain_design,
                                        planned_points, pool_design)
+from workbench.campaign.lab import known_noise
 from workbench.campaign.telemetry import data_hash, versions
 from workbench.errors import CampaignError
 from workbench.record import COMPLETED, PENDING, Trial
@@ -231,7 +232,8 @@ class Proposer:
                                     f" at least {q} (the pool is exhausted)")
         try:
             proposals = propose(self.problem, X, Y, F, q, key, warm_start, context, timings,
-                                pool=pool, shared=shared)
+                                pool=pool, shared=shared,
+                                noise=known_noise(self.problem.outputs, completed))
         except NoFeasiblePoint as e:
             raise CampaignError(f"constraints: {e}") from None
         self.last_model = (proposals[0].model, X)  # in memory only: for stopping rules

@@ -5,7 +5,9 @@ model and a JSON-ready state (the GP's hyperparameters, for the next fit's
 warm start and the audit) or None. Each fitter is registered where it is
 defined (``@fitter("gp", conditionable=True)``), so adding a model to the
 engine is one entry here. ``conditionable`` says, before fitting, whether the
-model takes Kriging-believer fantasies: it then needs room for them.
+model takes Kriging-believer fantasies: it then needs room for them;
+``known_noise`` that it takes the observations' known noise variances (``noise=``,
+from told standard errors): the other models treat every mean as a plain observation.
 
 Shapes: ``n`` observations, ``d`` encoded columns (after any descriptors), ``m``
 modelled outputs.
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from functools import partial
 from typing import Any
 
 import jax.numpy as jnp
@@ -38,36 +41,44 @@ Fit = Callable[[Problem, np.ndarray, np.ndarray, Any, int, "dict | None"],
 @dataclass(frozen=True)
 class Fitter:
     """fit(problem, X (n, d), Y (n, m), key, capacity, warm) -> (model, state);
-    conditionable: whether the model takes Kriging-believer fantasies."""
+    conditionable: whether the model takes Kriging-believer fantasies; known_noise:
+    whether fit also takes ``noise=`` (n, m) known noise variances in output units."""
 
     fit: Fit
     conditionable: bool
+    known_noise: bool = False
 
 
 #: Surrogate name (``Problem.surrogate``) -> its fitter.
 FITTERS: dict[str, Fitter] = {}
 
 
-def fitter(name: str, *, conditionable: bool) -> Callable[[Fit], Fit]:
+def fitter(name: str, *, conditionable: bool,
+           known_noise: bool = False) -> Callable[[Fit], Fit]:
     """Decorator: register ``fit`` in :data:`FITTERS` under ``name``."""
 
     def register(fit: Fit) -> Fit:
-        FITTERS[name] = Fitter(fit, conditionable)
+        FITTERS[name] = Fitter(fit, conditionable, known_noise)
         return fit
 
     return register
 
 
 def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity: int,
-                  warm: dict | None):
+                  warm: dict | None, noise: np.ndarray | None = None):
     """Fit the Problem's surrogate on encoded X (n, d), outputs Y (n, m).
 
     capacity: rows to leave room for (observations plus fantasies); warm: the
-    previous fit's state, or None. Returns (model, state): the model queried
+    previous fit's state, or None; noise: (n, m) known noise variances of Y in
+    output units (squared standard errors, 0 where unknown), or None; models
+    without ``known_noise`` ignore it. Returns (model, state): the model queried
     with encoded points (descriptors, when the space asks for them, are
     computed inside it), and the JSON-ready state or None.
     """
-    fit = FITTERS[problem.surrogate].fit
+    fitter_ = FITTERS[problem.surrogate]
+    fit = fitter_.fit
+    if noise is not None and fitter_.known_noise:
+        fit = partial(fit, noise=noise)
     transform = problem.feature_transform()
     if transform is None:
         return fit(problem, X, Y, key, capacity, warm)
@@ -107,8 +118,9 @@ def _warm_start(warm: dict | None, kernel, d: int, m: int, learn_noise: bool,
     return start
 
 
-@fitter("gp", conditionable=True)
-def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None):
+@fitter("gp", conditionable=True, known_noise=True)
+def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None,
+            noise: np.ndarray | None = None):
     cfg = problem.surrogate_options
     d = X.shape[1]
     if problem.prior is not None:
@@ -120,7 +132,9 @@ def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None):
     kernel = _gp_kernel(problem, d)
     learn_noise = cfg["noise"] is None
     start = _warm_start(warm, kernel, d, Y.shape[1], learn_noise, problem.noise_prior)
-    noise = None if learn_noise else np.full(Y.shape, cfg["noise"])
+    # Known standard errors add their variances to each point's (learned or fixed) noise.
+    fixed = None if learn_noise else np.full(Y.shape, cfg["noise"])
+    noise = fixed if noise is None else noise if fixed is None else fixed + noise
     model = sg.fit_gp(X, Y, key=key, bounds=_unit(d), capacity=capacity,
                       restarts=cfg["restarts"], warm_start=start, kernel=kernel,
                       noise=noise, learn_noise=learn_noise, noise_prior=problem.noise_prior)

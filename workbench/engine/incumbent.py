@@ -20,9 +20,13 @@ ANCHORS = 1
 
 
 def incumbent(problem: Problem, Y: np.ndarray, X: np.ndarray | None = None,
-              model=None) -> float:
+              model=None, noisy: bool = False) -> float:
     """Best observed score of the single objective among feasible rows (the worst
     score when none is feasible, so that feasibility drives the search).
+
+    noisy (observations told with standard errors; X and the model given): the
+    best posterior mean at the observed points instead of the best observation,
+    which the noise biases upwards.
 
     Y: (n, outputs) observations. Multi-task and multi-fidelity campaigns (X
     (n, d) and the fitted model given): among rows at the target task /
@@ -30,8 +34,10 @@ def incumbent(problem: Problem, Y: np.ndarray, X: np.ndarray | None = None,
     of the target's posterior at the observed points, Huang et al.'s (2006)
     effective best.
     """
-    s = problem.scores(Y)[:, 0]
     ok = problem.feasible(Y)
+    if noisy and model is not None and X is not None and len(X):
+        Y = np.asarray(posterior_moments(model, jnp.asarray(X))[0])
+    s = problem.scores(Y)[:, 0]
     if problem.tasks is not None and X is not None:
         on_target = problem.target_rows(X)
         if not on_target.any():

@@ -137,7 +137,7 @@ class _Held:
 def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarray, q: int,
             key, warm: dict | None, context: dict[str, Any] | None = None,
             timings: dict | None = None, pool: np.ndarray | None = None,
-            shared: tuple[str, ...] = ()) -> list[Proposal]:
+            shared: tuple[str, ...] = (), noise: np.ndarray | None = None) -> list[Proposal]:
     """q model-based proposals.
 
     X (n, d), Y (n, outputs): completed observations, encoded; fantasies: (p, d)
@@ -146,28 +146,32 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     context: values of context parameters to hold; timings: filled with
     fit_time_s and acquisition_time_s; pool: (N, d) encoded candidates still
     free, when proposals come from a discrete pool (every row is scored); shared:
-    parameters whose values every point of the batch shares, chosen with the batch.
+    parameters whose values every point of the batch shares, chosen with the batch;
+    noise: (n, outputs) known noise variances of Y (squared standard errors, 0 where
+    none), or None: the GP takes them as fixed per-point noise, and the incumbent
+    and anchors then use the posterior mean at the observed points.
     """
     timings = {} if timings is None else timings
     held = _Held.of(problem, {**(context or {}), **problem.held()})
     k_fit, k_acq = jax.random.split(key)
     t0 = time.perf_counter()
-    model, state = _fit(problem, X, Y, len(fantasies), q, k_fit, warm)
+    model, state = _fit(problem, X, Y, len(fantasies), q, k_fit, warm, noise)
     timings["fit_time_s"] = time.perf_counter() - t0
     t1 = time.perf_counter()
     kind = problem.acquisition.type
+    noisy = noise is not None and bool(np.any(noise > 0))
     values_shared: dict[str, Any] = {}
     if shared and q > 1 and pool is None:
         chosen, values, values_shared = _shared_batch(problem, model, X, Y, fantasies, held,
-                                                      k_acq, q, shared)
+                                                      k_acq, q, shared, noisy)
     else:
-        batch = _start_batch(problem, model, X, Y, fantasies)
-        chosen, values, _ = _greedy(problem, batch, X, Y, held, k_acq, q, pool)
+        batch = _start_batch(problem, model, X, Y, fantasies, noisy)
+        chosen, values, _ = _greedy(problem, batch, X, Y, held, k_acq, q, pool, noisy)
     Xc = np.stack(chosen)
     predictions = _predictions(problem, model, Xc)
     timings["acquisition_time_s"] = time.perf_counter() - t1
     believer = isinstance(model, Conditionable) and kind not in _JOINT_PENDING
-    audit = _audit(problem, model, state, X, Y, fantasies, believer, context)
+    audit = _audit(problem, model, state, X, Y, fantasies, believer, context, noisy)
     if values_shared:
         audit["shared"] = values_shared
     params = problem.space.decode(Xc)
@@ -177,11 +181,13 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
                      model=model, surrogate_state=state) for i in range(q)]
 
 
-def _greedy(problem: Problem, batch: _Batch, X, Y, held: _Held, key, q: int, pool):
+def _greedy(problem: Problem, batch: _Batch, X, Y, held: _Held, key, q: int, pool,
+            noisy: bool = False):
     """q points chosen one at a time, each believed (or kept pending) before the next:
     (q) encoded points (d,), their acquisition values, and the pool left."""
     kind = problem.acquisition.type
-    near = anchors(problem, X, Y, held.free, batch.model if kind in _NOISY else None)
+    near = anchors(problem, X, Y, held.free,
+                   batch.model if kind in _NOISY or noisy else None)
     chosen, values = [], []
     for j in range(q):
         k_j = jax.random.fold_in(key, j)
@@ -201,7 +207,7 @@ def _greedy(problem: Problem, batch: _Batch, X, Y, held: _Held, key, q: int, poo
 
 
 def _shared_batch(problem: Problem, model, X, Y, fantasies, held: _Held, key, q: int,
-                  shared: tuple[str, ...]):
+                  shared: tuple[str, ...], noisy: bool = False):
     """A batch of q points that all hold the same values of the ``shared`` parameters,
     chosen jointly with the rest.
 
@@ -215,8 +221,8 @@ def _shared_batch(problem: Problem, model, X, Y, fantasies, held: _Held, key, q:
     """
     from workbench.engine.acquisitions import LOG_SPACE
 
-    first, _, _ = _greedy(problem, _start_batch(problem, model, X, Y, fantasies), X, Y,
-                          held, key, 1, None)
+    first, _, _ = _greedy(problem, _start_batch(problem, model, X, Y, fantasies, noisy), X, Y,
+                          held, key, 1, None, noisy)
     points = [first[0]]
     if len(X) and not problem.several:
         points.append(X[int(np.argmax(problem.scores(Y)[:, 0]))])
@@ -229,8 +235,9 @@ def _shared_batch(problem: Problem, model, X, Y, fantasies, held: _Held, key, q:
         values = {name: row[name] for name in shared}
         try:
             cand = _Held.of(problem, {**held.values, **values})
-            chosen, gains, _ = _greedy(problem, _start_batch(problem, model, X, Y, fantasies),
-                                       X, Y, cand, key, q, None)
+            chosen, gains, _ = _greedy(problem,
+                                       _start_batch(problem, model, X, Y, fantasies, noisy),
+                                       X, Y, cand, key, q, None, noisy)
         except ValueError:  # no valid point holds these values (NoFeasiblePoint too)
             continue
         g = np.asarray(gains)
@@ -244,21 +251,23 @@ def _shared_batch(problem: Problem, model, X, Y, fantasies, held: _Held, key, q:
     return best[1], best[2], best[3]
 
 
-def _fit(problem: Problem, X, Y, n_fantasies: int, q: int, key, warm):
+def _fit(problem: Problem, X, Y, n_fantasies: int, q: int, key, warm, noise=None):
     """The fitted surrogate and its state, with room for the batch's fantasies
     when it takes them."""
     fantasies = n_fantasies + q if FITTERS[problem.surrogate].conditionable else 0
-    model, state = fit_surrogate(problem, X, Y, key, len(X) + fantasies, warm)
+    model, state = fit_surrogate(problem, X, Y, key, len(X) + fantasies, warm, noise)
     jax.block_until_ready(model)
     return model, state
 
 
-def _start_batch(problem: Problem, model, X, Y, fantasies: np.ndarray) -> _Batch:
-    """The batch before its first point: the incumbent, and the pending trials
-    believed or kept pending."""
+def _start_batch(problem: Problem, model, X, Y, fantasies: np.ndarray,
+                 noisy: bool = False) -> _Batch:
+    """The batch before its first point: the incumbent (noise aware when the
+    observations carry standard errors), and the pending trials believed or kept
+    pending."""
     believer = isinstance(model, Conditionable) and \
         problem.acquisition.type not in _JOINT_PENDING
-    best = float("nan") if problem.several else incumbent(problem, Y, X, model)
+    best = float("nan") if problem.several else incumbent(problem, Y, X, model, noisy)
     empty = np.zeros((0, problem.dim))
     batch = _Batch(problem, model, best, believer, pending=empty, believed=empty)
     if len(fantasies):
@@ -287,7 +296,7 @@ def _predictions(problem: Problem, model, Xc: np.ndarray) -> list[dict[str, Pred
 
 
 def _audit(problem: Problem, model, state, X, Y, fantasies, believer: bool,
-           context: dict | None) -> dict[str, Any]:
+           context: dict | None, noisy: bool = False) -> dict[str, Any]:
     """What the batch rested on, JSON-ready."""
     audit = {
         "strategy": problem.acquisition.type, "model": problem.surrogate,
@@ -298,7 +307,8 @@ def _audit(problem: Problem, model, state, X, Y, fantasies, believer: bool,
         "context": dict(context or {}),
     }
     if not problem.several:
-        audit["incumbent"] = incumbent(problem, Y, X, model)
+        audit["incumbent"] = incumbent(problem, Y, X, model, noisy)
+        audit["noise_aware_incumbent"] = noisy
     if problem.tasks is not None:
         audit[problem.surrogate] = fit_summary(
             model.model if isinstance(model, InputTransformed) else model)
