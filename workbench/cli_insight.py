@@ -25,14 +25,14 @@ def predict_points(store: str, points: Path, output: Path | None, as_json: bool,
     from rich.table import Table
 
     from workbench.campaign import Campaign
-    from workbench.csvio import safe_frame
+    from workbench.csvio import write_rows
 
     if output is not None and output.is_dir():
         raise CampaignError(f"--output: {output} is a folder; expected a CSV file path")
     campaign = Campaign.open(store, tracking=None)  # reading contacts no server
     frame = campaign.predict(Path(points))
     if output is not None:
-        safe_frame(frame).to_csv(output, index=False)
+        write_rows(output, [str(c) for c in frame.columns], frame.to_dict("records"))
     if as_json:
         rows = [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
         console.print(json.dumps(rows), highlight=False, markup=False, soft_wrap=True)
