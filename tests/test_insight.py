@@ -179,7 +179,9 @@ def test_cli_predict_writes_and_prints(tmp_path):
     np.testing.assert_allclose(got["yield_mean"], expected["yield_mean"], rtol=1e-9)
     res = runner.invoke(app, ["predict", str(store), str(points), "--json"])
     assert res.exit_code == 0, res.output
-    assert json.loads(res.stdout)[0]["yield_std"] == pytest.approx(expected["yield_std"][0])
+    doc = json.loads(res.stdout)
+    assert doc["schema"] == "workbench.predict/1" and doc["written"] is None
+    assert doc["points"][0]["yield_std"] == pytest.approx(expected["yield_std"][0])
     bad = tmp_path / "bad.csv"
     bad.write_text("temperature,cycles,ligand\n500,2,SPhos\n")
     res = runner.invoke(app, ["predict", str(store), str(bad), "-o", str(tmp_path / "x.csv")])

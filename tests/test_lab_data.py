@@ -245,7 +245,8 @@ def test_cli_import_records_a_csv_and_refuses_a_bad_one(tmp_path):
     bad = run("import", "lab.zarr", "bad.csv")
     assert bad.returncode == 2 and "line 3: parameter 'x': got 1.5" in bad.stderr
     again = run("import", "lab.zarr", "past.csv", "--json")
-    assert json.loads(again.stdout) == {"store": "lab.zarr", "imported": 2, "trial_ids": [2, 3]}
+    assert json.loads(again.stdout) == {"schema": "workbench.import/1", "store": "lab.zarr",
+                                        "imported": 2, "trial_ids": [2, 3]}
     trials = wb.Campaign.open(tmp_path / "lab.zarr").trials
     assert [(t.outcomes["yield"], t.sem, t.strategy) for t in trials] == \
         [(1.0, {"yield": 0.2}, "imported"), (2.0, {}, "imported")] * 2

@@ -7,7 +7,6 @@ into a message and exit code 2). Every row is checked before anything is written
 
 from __future__ import annotations
 
-import json
 from pathlib import Path
 
 import typer
@@ -48,9 +47,10 @@ def import_data(
     campaign.defer_tracking()  # the next ask, run or report logs it
     trials = campaign.add_data(data)
     if as_json:
-        out.print(json.dumps({"store": str(campaign.spec.store), "imported": len(trials),
-                              "trial_ids": [trials[0].id, trials[-1].id]}),
-                  highlight=False, markup=False, soft_wrap=True)
+        from workbench.cli_json import document, emit
+
+        emit(document("import", store=str(campaign.spec.store), imported=len(trials),
+                      trial_ids=[trials[0].id, trials[-1].id]))
         return
     out.print(f"imported {len(trials)} past experiment(s) from {data} as trials"
               f" {trials[0].id} to {trials[-1].id} (strategy imported) into"

@@ -3,7 +3,6 @@ running anything (registered on the ``workbench`` command by ``workbench.cli``).
 
 from __future__ import annotations
 
-import json
 import math
 from pathlib import Path
 from typing import Any
@@ -34,8 +33,11 @@ def predict_points(store: str, points: Path, output: Path | None, as_json: bool,
     if output is not None:
         write_rows(output, [str(c) for c in frame.columns], frame.to_dict("records"))
     if as_json:
+        from workbench.cli_json import document, emit
+
         rows = [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
-        console.print(json.dumps(rows), highlight=False, markup=False, soft_wrap=True)
+        emit(document("predict", name=campaign.name, columns=[str(c) for c in frame.columns],
+                      written=None if output is None else str(output), points=rows))
         return
     if output is not None:
         console.print(f"wrote {output}: {len(frame)} predictions of campaign"

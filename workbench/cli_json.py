@@ -217,6 +217,35 @@ class PriorExportOut(_Doc):
     queued: bool = Field(description="true: logging waits in the campaign's tracking outbox")
 
 
+class PredictOut(_Doc):
+    """``workbench predict --json``: the model's belief at each given point."""
+
+    schema_: Literal["workbench.predict/1"] = Field(alias="schema")
+    name: str = Field(description="the campaign's name")
+    written: Optional[str] = Field(description="the CSV written with -o, or null")
+    columns: list[str]
+    points: list[dict[str, Any]] = Field(
+        description="one per row of the points file: its parameters, <objective>_mean,"
+                    " <objective>_std and, with outcome constraints, p_feasible")
+
+
+class ImportOut(_Doc):
+    """``workbench import --json``: past experiments recorded as trials."""
+
+    schema_: Literal["workbench.import/1"] = Field(alias="schema")
+    store: str
+    imported: int = Field(description="rows recorded, each a completed trial")
+    trial_ids: list[int] = Field(description="the first and last new trial id")
+
+
+class SpaceOut(_Doc):
+    """``workbench space --json``: the search space now and its recorded updates."""
+
+    schema_: Literal["workbench.space/1"] = Field(alias="schema")
+    space: list[dict[str, Any]] = Field(description="parameters as the spec writes them")
+    updates: list[dict[str, Any]] = Field(description="space updates, oldest first")
+
+
 class SchemaOut(_Doc):
     """``workbench schema -o FILE --json``: the schema file written."""
 
@@ -249,7 +278,7 @@ OUTPUTS: dict[str, type[BaseModel]] = {
     "validate": ValidateOut, "run": RunOut, "ask": AskOut, "tell": TellOut,
     "status": StatusOut, "trial": TrialStatusOut, "report": ReportOut, "verify": VerifyOut,
     "export": ExportOut, "prior-export": PriorExportOut, "schema": SchemaOut,
-    "error": ErrorOut,
+    "predict": PredictOut, "import": ImportOut, "space": SpaceOut, "error": ErrorOut,
 }
 
 

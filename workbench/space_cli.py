@@ -119,9 +119,10 @@ def space_command(
                               add=_pairs(past, "--past"), reason=reason)
     updates = recorded_updates(campaign)
     if as_json:
-        out.print(json.dumps({"space": [p.model_dump(mode="json")
-                                        for p in campaign.space.parameters],
-                              "updates": updates}), highlight=False, soft_wrap=True)
+        from workbench.cli_json import document, emit
+
+        emit(document("space", space=[p.model_dump(mode="json")
+                                      for p in campaign.space.parameters], updates=updates))
         return
     _show(campaign, updates)
     for u in updates:
