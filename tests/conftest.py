@@ -2,6 +2,7 @@
 
 import os
 import sys
+from pathlib import Path
 
 # JAX's CPU linear algebra runs in the bundled OpenBLAS, whose threads spin
 # against XLA's when the cores are busy (pytest -n 2 on 2 cores): a 64x64
@@ -34,3 +35,19 @@ def _release_compiled_programs():
     from surrogates import release_programs_if_crowded
 
     release_programs_if_crowded(min_interval_s=0.0)
+
+
+CHECKOUT = Path(__file__).resolve().parents[1]
+
+
+def cli_env(columns: int | None = 200) -> dict[str, str]:
+    """Environment for a ``python -m workbench`` subprocess: this checkout's packages
+    first (whatever is installed), no tracking URI or debug flag from outside, and
+    rich tables ``columns`` wide (None: as the terminal says)."""
+    env = dict(os.environ)
+    for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_DEBUG"):
+        env.pop(key, None)
+    if columns is not None:
+        env["COLUMNS"] = str(columns)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(CHECKOUT), env.get("PYTHONPATH")) if p)
+    return env

@@ -10,7 +10,6 @@ from __future__ import annotations
 
 import csv
 import math
-import os
 import re
 import subprocess
 import sys
@@ -18,6 +17,7 @@ import textwrap
 from pathlib import Path
 
 import pytest
+from conftest import cli_env
 
 import workbench as wb
 from workbench.problems import branin
@@ -41,19 +41,10 @@ SPEC = textwrap.dedent("""\
     """)
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_DEBUG"):
-        env.pop(key, None)
-    env["COLUMNS"] = "200"  # rich tables at full width, never ellipsised
-    # The workbench of this checkout, whatever is installed or set outside.
-    env["PYTHONPATH"] = os.pathsep.join(
-        [str(Path(__file__).resolve().parents[1]), *filter(None, [env.get("PYTHONPATH")])])
-    return env
 
 
 def _workbench(cwd: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=_env(),
+    result = subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=cli_env(),
                             capture_output=True, text=True, timeout=timeout)
     assert "Traceback" not in result.stdout + result.stderr, result.stdout + result.stderr
     return result

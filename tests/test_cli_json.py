@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import re
 import subprocess
 import sys
@@ -21,6 +20,7 @@ from pathlib import Path
 
 import jsonschema
 import pytest
+from conftest import cli_env
 import yaml
 
 import workbench as wb
@@ -49,16 +49,10 @@ SPEC = textwrap.dedent("""\
     """)
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_DEBUG"):
-        env.pop(key, None)
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    return env
 
 
 def _call(cwd: Path, *args: str, code: int = 0) -> subprocess.CompletedProcess:
-    proc = subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=_env(),
+    proc = subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=cli_env(None),
                           capture_output=True, text=True, timeout=600)
     assert proc.returncode == code, proc.stdout + proc.stderr
     assert "Traceback" not in proc.stdout + proc.stderr, proc.stderr

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import csv
 import json
-import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+from conftest import cli_env
 import xarray as xr
 
 import workbench as wb
@@ -57,17 +57,10 @@ _REPORT_MODULES = textwrap.dedent("""\
     """)
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_DEBUG"):
-        env.pop(key, None)
-    env["COLUMNS"] = "200"
-    env["PYTHONPATH"] = os.pathsep.join([str(REPO), *filter(None, [env.get("PYTHONPATH")])])
-    return env
 
 
 def _workbench(cwd: Path, *args: str) -> subprocess.CompletedProcess:
-    result = subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=_env(),
+    result = subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=cli_env(),
                             capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     return result
@@ -75,7 +68,7 @@ def _workbench(cwd: Path, *args: str) -> subprocess.CompletedProcess:
 
 def _imported(cwd: Path, *args: str) -> set[str]:
     result = subprocess.run([sys.executable, "-c", _REPORT_MODULES, *args], cwd=cwd,
-                            env=_env(), capture_output=True, text=True, timeout=600)
+                            env=cli_env(), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout + result.stderr
     line = [x for x in result.stdout.splitlines() if x.startswith("MODULES ")][-1]
     return set(json.loads(line[len("MODULES "):]))
@@ -157,7 +150,7 @@ def test_cli_tell_defers_tracking_and_the_next_ask_delivers_what_tell_logs(tmp_p
         for t in campaign.ask(3):
             campaign.tell(t.id, {{"y": branin(**t.params)}})
         """)
-    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=_env(),
+    done = subprocess.run([sys.executable, "-c", script], cwd=tmp_path, env=cli_env(),
                           capture_output=True, text=True, timeout=600)
     assert done.returncode == 0, done.stderr
 

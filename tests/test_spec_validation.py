@@ -12,7 +12,6 @@ neither JAX nor MLflow): ~25 s with ``-n 2`` on two idle cores, under the 60 s a
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -20,6 +19,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import pytest
+from conftest import cli_env
 
 SPEC = "spec.yaml"
 SENTINEL = "IMPORTED"  # written by sentinel_mod.py when it is imported
@@ -201,12 +201,6 @@ CASES = [
 VALID = NAME.replace("bad", "fine") + SPACE + OBJECTIVES + "budget: 5\n" + ORACLE
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_DEBUG"):
-        env.pop(key, None)
-    env["COLUMNS"] = "200"
-    return env
 
 
 def _listing(root: Path) -> set[str]:
@@ -214,7 +208,7 @@ def _listing(root: Path) -> set[str]:
 
 
 def _workbench(tmp_path: Path, *args: str) -> subprocess.CompletedProcess:
-    return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=tmp_path, env=_env(),
+    return subprocess.run([sys.executable, "-m", "workbench", *args], cwd=tmp_path, env=cli_env(),
                           capture_output=True, text=True, timeout=120)
 
 
@@ -292,7 +286,7 @@ def test_validate_imports_no_heavy_library(tmp_path):
                  if m in sys.modules]
         print("HEAVY", heavy)
         """)
-    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=_env(),
+    result = subprocess.run([sys.executable, "-c", probe], cwd=tmp_path, env=cli_env(),
                             capture_output=True, text=True, timeout=120)
     assert result.returncode == 0, result.stdout + result.stderr
     assert "HEAVY []" in result.stdout, result.stdout + result.stderr
