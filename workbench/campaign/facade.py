@@ -26,7 +26,7 @@ import numpy as np
 from workbench.campaign.journal import Journal
 from workbench.campaign.lab import add_data, probability_best
 from workbench.campaign.loop import run_campaign, stop_reason
-from workbench.campaign.observations import check_actual, check_observation, short_repr
+from workbench.campaign.observations import record_failed, record_tell
 from workbench.campaign.plotting import PlotAccessor
 from workbench.campaign.proposing import Proposer
 from workbench.campaign.results import (best_trial, hypervolume, hypervolume_history,
@@ -419,40 +419,11 @@ class Campaign:
         ``trial.params``, what the model learns from; ``trial.proposed`` keeps the
         proposal. A value within half a parameter's ``precision`` is the proposal.
         """
-        values, told, problem = check_observation(outcomes, [o.name for o in self.outcomes])
-        record_failure = problem is not None and self.spec.bad_observations == "fail"
-        reason = f"bad observation: {problem}"
-        journal = self._journal
-        with journal.transaction():
-            trial = journal.get(trial_id)
-            changed = check_actual(self.space, trial.params, actual)
-            if trial.status == COMPLETED:
-                if problem is None and (trial.outcomes, trial.sem) == (
-                        values, told.get("sem", {})) and not changed:
-                    return _copy(trial)
-                at = f" at {trial.params}" if changed else ""
-                raise CampaignError(
-                    f"trial {trial.id} was already told {trial.outcomes}{at};"
-                    f" got {values if problem is None else short_repr(outcomes)}"
-                    + (f" at {changed}" if changed else ""))
-            if trial.status == FAILED:
-                if record_failure and trial.failure_reason == reason and not changed:
-                    return _copy(trial)  # the same bad observation, told again
-                raise CampaignError(
-                    f"trial {trial.id} is recorded as failed ({trial.failure_reason});"
-                    " expected a pending trial")
-            if problem is not None and not record_failure:
-                raise CampaignError(f"trial {trial.id}: {problem} (bad_observations: error)")
-            # Recorded under the same lock as the check: no other process can
-            # tell this trial in between.
-            extra = {"actual": changed, **told} if changed else told
-            if problem is None:
-                journal.record([{"op": "tell", "id": trial.id, "outcomes": values,
-                                 "at": now().isoformat(), **extra}])
-            else:
-                journal.record([{"op": "fail", "id": trial.id, "reason": reason,
-                                 "at": now().isoformat(), **extra}])
-            trial = journal.trials[trial.id]
+        trial, problem, recorded = record_tell(
+            self._journal, self.space, self.spec.bad_observations,
+            [o.name for o in self.outcomes], trial_id, outcomes, actual)
+        if not recorded:  # the same values told again
+            return _copy(trial)
         if problem is not None:
             warnings.warn(f"trial {trial.id}: {problem}; recorded as failed"
                           " (bad_observations: fail)", RuntimeWarning, stacklevel=2)
@@ -463,23 +434,9 @@ class Campaign:
                     actual: dict[str, Any] | None = None) -> Trial:
         """Record that trial ``trial_id`` failed, and why; it never feeds the model.
         actual: parameter values it was run at, as for ``tell``."""
-        reason = str(reason).strip() or "failed"
-        journal = self._journal
-        with journal.transaction():
-            trial = journal.get(trial_id)
-            changed = check_actual(self.space, trial.params, actual)
-            if trial.status == FAILED and not changed:
-                return _copy(trial)
-            if trial.status == FAILED:
-                raise CampaignError(f"trial {trial.id} was already recorded as failed at"
-                                    f" {trial.params}; got {changed}")
-            if trial.status == COMPLETED:
-                raise CampaignError(
-                    f"trial {trial.id} is already completed with {trial.outcomes};"
-                    " expected a pending trial")
-            journal.record([{"op": "fail", "id": trial.id, "reason": reason,
-                             "at": now().isoformat(), **({"actual": changed} if changed else {})}])
-            trial = journal.trials[trial.id]
+        trial, recorded = record_failed(self._journal, self.space, trial_id, reason, actual)
+        if not recorded:  # the same failure told again
+            return _copy(trial)
         self._telemetry.log_progress()
         return _copy(trial)
 

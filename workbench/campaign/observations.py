@@ -11,12 +11,14 @@ import numpy as np
 
 from workbench.errors import CampaignError
 from workbench.parameters import same_setpoint
+from workbench.record import COMPLETED, FAILED, Trial, now
 
 if TYPE_CHECKING:
+    from workbench.campaign.journal import Journal
     from workbench.space import SearchSpace
 
-__all__ = ["check_actual", "check_observation", "check_outcomes", "replicate_summary",
-           "short_repr"]
+__all__ = ["check_actual", "check_observation", "check_outcomes", "record_failed",
+           "record_tell", "replicate_summary", "short_repr"]
 
 
 def short_repr(value: Any, limit: int = 80) -> str:
@@ -154,3 +156,67 @@ def check_actual(space: "SearchSpace", params: dict[str, Any],
         if not same_setpoint(p, value, params[name]):
             changed[name] = value
     return changed
+
+
+def record_tell(journal: "Journal", space: "SearchSpace", policy: str, names: list[str],
+                trial_id: Any, outcomes: Any,
+                actual: dict[str, Any] | None) -> tuple[Trial, str | None, bool]:
+    """``Campaign.tell``'s check and write, under the store's lock: (the trial, the bad
+    observation's problem or None, whether anything was recorded). ``policy``: the
+    spec's ``bad_observations`` ("error" raises, "fail" records a failure); ``names``:
+    the outcomes a tell reports. Telling the same values again records nothing."""
+    values, told, problem = check_observation(outcomes, names)
+    record_failure = problem is not None and policy == "fail"
+    reason = f"bad observation: {problem}"
+    with journal.transaction():
+        trial = journal.get(trial_id)
+        changed = check_actual(space, trial.params, actual)
+        if trial.status == COMPLETED:
+            if problem is None and (trial.outcomes, trial.sem) == (
+                    values, told.get("sem", {})) and not changed:
+                return trial, None, False
+            at = f" at {trial.params}" if changed else ""
+            raise CampaignError(
+                f"trial {trial.id} was already told {trial.outcomes}{at};"
+                f" got {values if problem is None else short_repr(outcomes)}"
+                + (f" at {changed}" if changed else ""))
+        if trial.status == FAILED:
+            if record_failure and trial.failure_reason == reason and not changed:
+                return trial, problem, False  # the same bad observation, told again
+            raise CampaignError(
+                f"trial {trial.id} is recorded as failed ({trial.failure_reason});"
+                " expected a pending trial")
+        if problem is not None and not record_failure:
+            raise CampaignError(f"trial {trial.id}: {problem} (bad_observations: error)")
+        # Recorded under the same lock as the check: no other process can tell this
+        # trial in between.
+        extra = {"actual": changed, **told} if changed else told
+        if problem is None:
+            journal.record([{"op": "tell", "id": trial.id, "outcomes": values,
+                             "at": now().isoformat(), **extra}])
+        else:
+            journal.record([{"op": "fail", "id": trial.id, "reason": reason,
+                             "at": now().isoformat(), **extra}])
+        return journal.trials[trial.id], problem, True
+
+
+def record_failed(journal: "Journal", space: "SearchSpace", trial_id: Any, reason: str,
+                  actual: dict[str, Any] | None) -> tuple[Trial, bool]:
+    """``Campaign.tell_failed``'s check and write, under the store's lock: (the trial,
+    whether anything was recorded). The same failure told again records nothing."""
+    reason = str(reason).strip() or "failed"
+    with journal.transaction():
+        trial = journal.get(trial_id)
+        changed = check_actual(space, trial.params, actual)
+        if trial.status == FAILED and not changed:
+            return trial, False
+        if trial.status == FAILED:
+            raise CampaignError(f"trial {trial.id} was already recorded as failed at"
+                                f" {trial.params}; got {changed}")
+        if trial.status == COMPLETED:
+            raise CampaignError(
+                f"trial {trial.id} is already completed with {trial.outcomes};"
+                " expected a pending trial")
+        journal.record([{"op": "fail", "id": trial.id, "reason": reason,
+                         "at": now().isoformat(), **({"actual": changed} if changed else {})}])
+        return journal.trials[trial.id], True
