@@ -28,6 +28,8 @@ from mcp.types import Implementation  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 CLIENT = "workbench-tests"
+# Where the predict tool is asked, after the closed loop (user units).
+PREDICT_AT = [{"x1": 1.0, "x2": 2.0}, {"x1": -3.0, "x2": 12.0}]
 ROUNDS = 8
 # The whole session: server start, imports, and a few model fits on a shared machine.
 SESSION_TIMEOUT_S = 420
@@ -96,6 +98,11 @@ async def _session(root: Path) -> dict:
                             _data(await session.call_tool(
                                 "tell", {"campaign": "branin.yaml", "trial_id": t["id"],
                                          "outcomes": {"y": y}}))
+                    seen["predict"] = _data(await session.call_tool(
+                        "predict", {"campaign": "branin.zarr", "points": PREDICT_AT}))
+                    seen["predict_bad"] = _error(await session.call_tool(
+                        "predict", {"campaign": "branin.zarr",
+                                    "points": [{"x1": 99.0, "x2": 1.0}]}))
                     seen["too_many"] = _error(await session.call_tool(
                         "ask", {"campaign": "branin.yaml", "n": 100}))
                     pending = _data(await session.call_tool(
@@ -135,7 +142,20 @@ def reference(tmp_path_factory) -> wb.Campaign:
 
 def test_the_tools_are_listed(served):
     _, seen = served
-    assert seen["tools"] == ["ask", "list_campaigns", "report", "status", "tell", "validate"]
+    assert seen["tools"] == ["ask", "list_campaigns", "predict", "report", "status", "tell",
+                             "validate"]
+
+
+@pytest.mark.slow
+def test_predict_equals_the_python_api_on_the_same_data(served, reference):
+    _, seen = served
+    want = reference.predict(PREDICT_AT)
+    got = seen["predict"]
+    assert got["columns"] == [str(c) for c in want.columns]
+    for row, (_, expected) in zip(got["points"], want.iterrows()):
+        assert row["y_mean"] == pytest.approx(expected["y_mean"], rel=1e-9, abs=1e-12)
+        assert row["y_std"] == pytest.approx(expected["y_std"], rel=1e-9, abs=1e-12)
+    assert "x1" in seen["predict_bad"] and "99" in seen["predict_bad"]
 
 
 def test_validate_reads_yaml_text(served):

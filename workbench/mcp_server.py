@@ -263,6 +263,17 @@ class AgentTools:
                 trial = opened.tell(trial_id, outcomes, actual=actual)
         return {"trial": trial_dict(trial), "warnings": [str(w.message) for w in caught]}
 
+    def predict(self, campaign: str, points: list[dict[str, Any]]) -> dict[str, Any]:
+        """The model's mean, standard deviation (and P(feasible)) at ``points``, a list
+        of parameter dicts in user units, as ``Campaign.predict``: nothing is recorded."""
+        if not isinstance(points, list) or not points:
+            raise CampaignError(f"points: got {points!r}; expected a non-empty list of"
+                                " parameter dicts")
+        frame = self._open(campaign).predict(points)
+        return {"columns": [str(c) for c in frame.columns],
+                "points": [{str(k): _plain(v) for k, v in row.items()}
+                           for row in frame.to_dict("records")]}
+
     def report(self, campaign: str, out: Optional[str] = None) -> dict[str, Any]:
         """Write the campaign's HTML report inside the root (default: beside its store,
         ``<store name>.html``) and return its path and the campaign's summary."""
@@ -354,6 +365,12 @@ def build_server(root: str | Path, partner: Optional[str] = None) -> Any:
         actual: parameter values run where they differ from the proposal."""
         return call("tell", campaign=campaign, trial_id=trial_id, outcomes=outcomes,
                     failure_reason=failure_reason, actual=actual, actor=client_name(ctx))
+
+    @server.tool()
+    def predict(campaign: str, points: list[dict[str, Any]]) -> dict[str, Any]:
+        """The model's mean, standard deviation and P(feasible) per objective at points
+        given as parameter dicts (user units); runs nothing, records nothing."""
+        return call("predict", campaign=campaign, points=points)
 
     @server.tool()
     def report(campaign: str, out: Optional[str] = None) -> dict[str, Any]:
