@@ -206,6 +206,18 @@ def test_add_data_imports_ten_thousand_rows_in_a_few_journal_events(tmp_path):
         [(t.params, t.outcomes, t.sem, t.strategy) for t in c.trials]
 
 
+def test_imported_experiments_do_not_spend_the_budget(tmp_path):
+    c = _campaign(tmp_path, budget=3, initial_design={"type": "sobol", "n": 2})
+    c.add_data(pd.DataFrame({"x": [0.1, 0.5, 0.9, 0.3], "c": ["a", "b", "a", "b"],
+                             "yield": [1.0, 2.0, 3.0, 4.0]}))
+    with pytest.raises(wb.CampaignError, match="budget of 3 experiments leaves 3 to ask"):
+        c.ask(4)
+    c.run(lambda p: p["x"] + (p["c"] == "a"))
+    asked = [t for t in c.trials if t.strategy != IMPORTED]
+    assert len(c.trials) == 7 and len(asked) == 3
+    assert all(t.status == "completed" for t in c.trials)
+
+
 def test_add_data_refuses_rows_outside_the_space_naming_their_lines(tmp_path):
     c = _campaign(tmp_path, constraints=["x <= 0.9"])
     size = c.store.journal_path.stat().st_size if c.store.journal_path.exists() else 0

@@ -41,6 +41,8 @@ if TYPE_CHECKING:
 NUMERICS_VERSION = 2
 
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
+# The strategy of trials brought in from past experiments (``Campaign.add_data``).
+IMPORTED = "imported"
 # The record's variable (and CSV column) holding an outcome's standard error: ``yield_sem``.
 SEM_SUFFIX = "_sem"
 

@@ -392,13 +392,11 @@ class Campaign:
 
     def _check_budget(self, n: int) -> None:
         """Refuse a batch larger than what the spec's budget leaves (call under the lock)."""
-        budget = self.spec.budget
-        if budget is not None and n > budget - len(self._journal.trials):
-            left = max(0, budget - len(self._journal.trials))
+        budget, asked = self.spec.budget, self._journal.asked()
+        if budget is not None and n > budget - asked:
             raise CampaignError(
-                f"n: got {n}; the budget of {budget} experiments leaves {left} to ask"
-                f" ({len(self._journal.trials)} asked so far). Raise budget: in the spec to"
-                " ask more")
+                f"n: got {n}; the budget of {budget} experiments leaves {max(0, budget - asked)}"
+                f" to ask ({asked} asked so far). Raise budget: in the spec to ask more")
 
     # -- tell -----------------------------------------------------------------
 
@@ -483,8 +481,9 @@ class Campaign:
         """Ask, evaluate with ``oracle`` and tell until ``budget`` experiments are done.
 
         oracle: params dict -> number or outcomes dict (default: the spec's
-        oracle); budget: total evaluated trials (completed + failed) the
-        campaign should reach (default: the spec's budget); callback: called
+        oracle); budget: total evaluated trials (completed + failed, not counting
+        imported past experiments) the campaign should reach (default: the spec's
+        budget); callback: called
         with each finished trial; executor: where to evaluate, in parallel with
         asynchronous proposals (``workbench.executors.LocalExecutor`` or
         ``DaskExecutor``, or an ``executor:`` block as a dict; default: the

@@ -30,7 +30,7 @@ import numpy as np
 from workbench.campaign.space_updates import SPACE_UPDATES_ATTR, apply_space_event
 from workbench.campaign.telemetry import package_version
 from workbench.errors import CampaignError
-from workbench.record import (COMPLETED, FAILED, NUMERICS_VERSION, PENDING, Trial,
+from workbench.record import (COMPLETED, FAILED, IMPORTED, NUMERICS_VERSION, PENDING, Trial,
                               from_columns, now, parse_time, to_dataset, trial_from_json)
 from workbench.space import SearchSpace
 from workbench.spec import CampaignSpec, parse_spec
@@ -256,6 +256,11 @@ class Journal:
 
     def count(self, status: str) -> int:
         return sum(1 for t in self.trials if t.status == status)
+
+    def asked(self) -> int:
+        """Trials this campaign asked for: every trial but those imported from past
+        experiments, which a spec's ``budget`` does not count."""
+        return sum(1 for t in self.trials if t.strategy != IMPORTED)
 
     def pending(self, older_than: float | None = None) -> list[Trial]:
         """Pending trials as of now (caught up with other processes); with

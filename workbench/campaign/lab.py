@@ -20,7 +20,7 @@ import numpy as np
 
 from workbench.csvio import parse_number
 from workbench.errors import CampaignError
-from workbench.record import COMPLETED, SEM_SUFFIX, Trial, now, trial_to_json
+from workbench.record import COMPLETED, IMPORTED, SEM_SUFFIX, Trial, now, trial_to_json
 from workbench.space import Categorical
 
 if TYPE_CHECKING:
@@ -32,7 +32,6 @@ Campaign = Any
 __all__ = ["IMPORTED", "IMPORT_CHUNK", "add_data", "known_noise", "probability_best"]
 
 #: The strategy of trials brought in by ``add_data`` (experiments done before the campaign).
-IMPORTED = "imported"
 #: Trials per ``import`` journal event: keeps each journal line a few MB at most.
 IMPORT_CHUNK = 5000
 # Refused rows quoted in one error message; the rest are counted.

@@ -258,7 +258,9 @@ def run_campaign(campaign: "Campaign", journal: "Journal", telemetry: "Telemetry
             executor = owned = executor_from_spec(block)
         elif executor is None:
             executor = InlineExecutor(spec.acquisition.batch_size)
-        reason = run_loop(campaign, fn, budget, executor, callback)
+        # Imported past experiments are data, not experiments of this budget.
+        imported = len(journal.trials) - journal.asked()
+        reason = run_loop(campaign, fn, budget + imported, executor, callback)
         if reason is not None and reason != journal.stopped:
             with journal.lock():
                 journal.record([{"op": "meta", "stopped": reason}])
