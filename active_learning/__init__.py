@@ -78,7 +78,8 @@ from active_learning.multiobjective import (
     reference_point,
     sample_simplex,
 )
-from active_learning.optimize import NoFeasiblePoint, maximize_acquisition, quasi_random
+from active_learning.optimize import (NoFeasiblePoint, maximize_acquisition,
+                                      maximize_acquisition_top, quasi_random)
 from active_learning.context import FixedColumns, expand, reduce_domain
 from active_learning.pool import best_in_pool, score_pool
 from active_learning.stopping import (
@@ -99,6 +100,7 @@ __all__ = [
     "Domain",
     "FEASIBILITY_TOL",
     "maximize_acquisition",
+    "maximize_acquisition_top",
     "NoFeasiblePoint",
     "quasi_random",
     "score_pool",

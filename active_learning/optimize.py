@@ -69,6 +69,8 @@ _MIN_RAW_PER_SUPPORT = 64
 _MIN_RESTARTS_PER_SUPPORT = 2
 # Sampled feasible points scored when no climbed candidate is feasible.
 _FALLBACK_SAMPLES = 512
+# Candidates closer than this in every encoded column are one point among the runners-up.
+_DISTINCT = 1e-6
 
 
 def _kronecker_constants(d: int) -> Array:
@@ -134,8 +136,7 @@ def _maximize(acquisition, key, domain: Domain, raw_samples: int, num_restarts: 
     candidates = domain.snap(jnp.concatenate([X, X0], axis=0))
     values = acquisition(candidates)
     values = jnp.where(jnp.isfinite(values), values, -jnp.inf)
-    best = jnp.argmax(values)
-    return candidates[best], values[best]
+    return candidates, values
 
 
 # -- polytope primitives (jit-able) -------------------------------------------
@@ -522,6 +523,35 @@ def maximize_acquisition(
     (keep A fixed across calls: it is part of the compiled shape).
     Returns x: (dim,) and its acquisition value ().
     """
+    X, values = maximize_acquisition_top(
+        acquisition, domain, key, k=1, raw_samples=raw_samples, num_restarts=num_restarts,
+        steps=steps, learning_rate=learning_rate, max_combinations=max_combinations,
+        anchors=anchors)
+    return jnp.asarray(X[0]), jnp.asarray(values[0])
+
+
+def maximize_acquisition_top(
+    acquisition: eqx.Module,
+    domain: Domain,
+    key: Array,
+    *,
+    k: int,
+    raw_samples: int = 1024,
+    num_restarts: int = 16,
+    steps: int = 100,
+    learning_rate: float = 0.05,
+    max_combinations: int = 64,
+    anchors: Array | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """:func:`maximize_acquisition` with the runners-up it found on the way, at no
+    extra cost: up to ``k`` distinct valid candidates (the climbs' ends and starts;
+    with cardinality constraints, each support's best) and their values, best first.
+
+    Row 0 is the point :func:`maximize_acquisition` returns. Returns X: (k', dim)
+    and values: (k',), numpy, 1 <= k' <= k.
+    """
+    if k < 1:
+        raise ValueError(f"k: got {k}; expected at least 1 candidate")
     if num_restarts > raw_samples:
         raise ValueError(
             f"num_restarts ({num_restarts}) cannot exceed raw_samples ({raw_samples})"
@@ -529,22 +559,45 @@ def maximize_acquisition(
     settings = dict(raw_samples=raw_samples, num_restarts=num_restarts, steps=steps,
                     learning_rate=learning_rate, max_combinations=max_combinations)
     if domain.cardinality:
-        return _over_supports(acquisition, domain, key, anchors, settings)
-    return _maximize_linear(acquisition, domain, key, anchors, **settings)
+        return _over_supports(acquisition, domain, key, anchors, settings, k)
+    candidates, values, best = _maximize_linear(acquisition, domain, key, anchors, **settings)
+    return _top(candidates, values, best, k)
 
 
-def _over_supports(acquisition, domain: Domain, key: Array, anchors, settings: dict):
+def _top(candidates, values, best: int, k: int) -> tuple[np.ndarray, np.ndarray]:
+    """Row ``best`` first, then up to k - 1 other distinct candidates with finite
+    values, highest value first. candidates: (m, dim); values: (m,), -inf where
+    invalid."""
+    candidates, values = np.asarray(candidates), np.asarray(values)
+    rows, seen = [best], {_key(candidates[best])}
+    for i in np.argsort(-values, kind="stable"):
+        if len(rows) >= k:
+            break
+        if not np.isfinite(values[i]) or _key(candidates[i]) in seen:
+            continue
+        rows.append(int(i))
+        seen.add(_key(candidates[i]))
+    return candidates[rows], values[rows]
+
+
+def _key(x: np.ndarray) -> bytes:
+    """Candidates closer than _DISTINCT in every column count as the same point."""
+    return np.round(np.asarray(x, np.float64) / _DISTINCT).astype(np.int64).tobytes()
+
+
+def _over_supports(acquisition, domain: Domain, key: Array, anchors, settings: dict, k: int = 1):
     """The best point over the supports of the cardinality constraints (see the module
-    docstring); each support's search gets an equal share of the budget."""
+    docstring); each support's search gets an equal share of the budget. Returns up to
+    k points (the best, then other supports' bests) and their values, as _top does."""
     from active_learning.cardinality import (MAX_ENUMERATED_SUPPORTS, clean, count_supports,
                                              search_supports, support_domain)
 
     hints = [] if anchors is None else list(np.asarray(anchors))
     if count_supports(domain) > MAX_ENUMERATED_SUPPORTS:
         # Greedy: the relaxed optimum's largest columns are a likely support.
-        relaxed, _ = _maximize_linear(acquisition, replace(domain, cardinality=()),
-                                      jax.random.fold_in(key, 1), anchors, **settings)
-        hints.append(np.asarray(relaxed))
+        cands, _, i = _maximize_linear(acquisition, replace(domain, cardinality=()),
+                                       jax.random.fold_in(key, 1), anchors, **settings)
+        hints.append(np.asarray(cands[i]))
     seed = int(jax.random.randint(jax.random.fold_in(key, 2), (), 0, 2**31 - 1))
     supports = search_supports(domain, seed, np.asarray(hints) if hints else None)
     share = dict(settings)
@@ -552,23 +605,29 @@ def _over_supports(acquisition, domain: Domain, key: Array, anchors, settings: d
     share["num_restarts"] = min(max(settings["num_restarts"] // len(supports),
                                     _MIN_RESTARTS_PER_SUPPORT), share["raw_samples"])
     best_x, best_v = None, -np.inf
+    found: list[tuple[np.ndarray, float]] = []
     for i, support in enumerate(supports):
         sub = support_domain(domain, support)
         try:
-            x, v = _maximize_linear(acquisition, sub, jax.random.fold_in(key, 3 + i),
-                                    anchors, **share)
+            cands, vals, j = _maximize_linear(acquisition, sub, jax.random.fold_in(key, 3 + i),
+                                              anchors, **share)
         except NoFeasiblePoint:
             continue
-        x = clean(np.asarray(x)[None], support)
+        x = clean(np.asarray(cands[j])[None], support)
         if not domain.feasible(x)[0]:
             continue
-        v = float(v)
+        v = float(vals[j])
+        found.append((x[0], v))
         if best_x is None or v > best_v:
             best_x, best_v = x[0], v
     if best_x is None:
         raise NoFeasiblePoint("no support of the cardinality constraints gave a feasible"
                               " point; the feasible region is empty or too small to sample")
-    return _drop_floored(acquisition, domain, best_x, best_v)
+    x, v = _drop_floored(acquisition, domain, best_x, best_v)
+    others = [(c, w) for c, w in found if c is not best_x]
+    candidates = np.stack([np.asarray(x)] + [c for c, _ in others])
+    values = np.array([float(v)] + [w for _, w in others])
+    return _top(candidates, values, 0, k)
 
 
 def _drop_floored(acquisition, domain: Domain, x: np.ndarray, v: float):
@@ -599,14 +658,16 @@ class NoFeasiblePoint(ValueError):
 def _maximize_linear(acquisition, domain: Domain, key: Array, anchors, *, raw_samples: int,
                      num_restarts: int, steps: int, learning_rate: float,
                      max_combinations: int):
-    """maximize_acquisition for a domain without cardinality constraints."""
+    """maximize_acquisition for a domain without cardinality constraints: every
+    candidate (m, dim), their values (m,) (-inf where infeasible) and the best's row."""
     if domain.nonlinear:
         acquisition = Penalized(acquisition, jnp.asarray(penalty_scales(domain)),
                                 domain.nonlinear)
     elif not domain.constrained and not domain.onehot and anchors is None:
         # Anchors take the general path, whose polish refines the narrow optima they find.
-        return _maximize(acquisition, key, domain, raw_samples, num_restarts, steps,
-                         learning_rate)
+        candidates, values = _maximize(acquisition, key, domain, raw_samples, num_restarts,
+                                       steps, learning_rate)
+        return candidates, values, int(jnp.argmax(values))
     enumerate_ = bool(domain.onehot) and domain.n_combinations <= max_combinations
     a = _arrays(domain, domain.constrained, enumerate_)
     if a is None:
@@ -641,7 +702,7 @@ def _maximize_linear(acquisition, domain: Domain, key: Array, anchors, *, raw_sa
     best = int(np.argmax(np.where(feasible, values, -np.inf)))
     if not np.isfinite(values[best]) and not np.isfinite(values[feasible]).any():
         best = int(np.flatnonzero(feasible)[0])
-    return jnp.asarray(candidates[best]), jnp.asarray(values[best])
+    return candidates, np.where(feasible, values, -np.inf), best
 
 
 def _sampled(acquisition, domain: Domain, key: Array):
@@ -675,5 +736,6 @@ def _repair(acquisition, domain: Domain, candidates, values, feasible, n: int):
     return candidates, values, feasible
 
 
-__all__ = ["NoFeasiblePoint", "hit_and_run", "maximize_acquisition", "project_polytope", "quasi_random",
+__all__ = ["NoFeasiblePoint", "hit_and_run", "maximize_acquisition", "maximize_acquisition_top",
+           "project_polytope", "quasi_random",
            "shrink_into_polytope"]

@@ -39,6 +39,7 @@ from workbench.engine.acquisitions import build_acquisition
 from workbench.engine.fitters import FITTERS, fit_surrogate
 from workbench.engine.incumbent import anchors, incumbent
 from workbench.engine.problem import Problem
+from workbench.engine.relevance import ard_relevance
 from workbench.record import Prediction
 
 # Monte-Carlo acquisitions that score pending points jointly with the candidate
@@ -55,6 +56,13 @@ _POOL_CHUNK = 4096
 # observation's: quasi-random ones, so that the choice is not only local. Each costs
 # one batch optimisation.
 _SHARED_SAMPLES = 2
+# Runners-up the acquisition optimiser found that a proposal's audit keeps (the chosen
+# point first): what the choice was made against.
+ALTERNATIVES = 5
+# Parameters (the most relevant by ARD length-scale) and grid points of the acquisition
+# profiles through the first point of a batch that its audit keeps.
+PROFILE_PARAMETERS = 2
+PROFILE_POINTS = 25
 
 
 @dataclass(frozen=True)
@@ -161,12 +169,14 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     kind = problem.acquisition.type
     noisy = noise is not None and bool(np.any(noise > 0))
     values_shared: dict[str, Any] = {}
+    profiled = _profile_columns(problem, state, held)
     if shared and q > 1 and pool is None:
-        chosen, values, values_shared = _shared_batch(problem, model, X, Y, fantasies, held,
-                                                      k_acq, q, shared, noisy)
+        chosen, values, values_shared, extras = _shared_batch(
+            problem, model, X, Y, fantasies, held, k_acq, q, shared, noisy)
     else:
         batch = _start_batch(problem, model, X, Y, fantasies, noisy)
-        chosen, values, _ = _greedy(problem, batch, X, Y, held, k_acq, q, pool, noisy)
+        chosen, values, _, extras = _greedy(problem, batch, X, Y, held, k_acq, q, pool, noisy,
+                                            profiled)
     Xc = np.stack(chosen)
     predictions = _predictions(problem, model, Xc)
     timings["acquisition_time_s"] = time.perf_counter() - t1
@@ -177,33 +187,39 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     params = problem.space.decode(Xc)
     return [Proposal(x=Xc[i], params=params[i], strategy=kind, prediction=predictions[i],
                      acquisition_value=values[i],
-                     audit=dict(audit, batch_position=i, acquisition_value=values[i]),
+                     audit=dict(audit, batch_position=i, acquisition_value=values[i],
+                                **extras[i]),
                      model=model, surrogate_state=state) for i in range(q)]
 
 
 def _greedy(problem: Problem, batch: _Batch, X, Y, held: _Held, key, q: int, pool,
-            noisy: bool = False):
+            noisy: bool = False, profiled: tuple[int, ...] = ()):
     """q points chosen one at a time, each believed (or kept pending) before the next:
-    (q) encoded points (d,), their acquisition values, and the pool left."""
+    (q) encoded points (d,), their acquisition values, the pool left, and per point
+    the audit's record of the runners-up (and, for the first point, the acquisition
+    profiles along the ``profiled`` columns)."""
     kind = problem.acquisition.type
     near = anchors(problem, X, Y, held.free,
                    batch.model if kind in _NOISY or noisy else None)
-    chosen, values = [], []
+    chosen, values, extras = [], [], []
     for j in range(q):
         k_j = jax.random.fold_in(key, j)
+        extra: dict[str, Any] = {}
         if pool is not None:
-            x, v, pool = _from_pool(problem, batch, X, Y, k_j, pool)
+            x, v, pool, extra = _from_pool(problem, batch, X, Y, k_j, pool)
         elif kind == "thompson":
             x, v = _thompson(problem, batch.model, held, k_j)
         elif problem.surrogate == "multifidelity":
             x, v = _point_and_fidelity(problem, batch.model, batch.best, k_j, held.values)
         else:
-            x, v = _maximise(problem, batch, X, Y, held, k_j, near)
+            x, v, extra = _maximise(problem, batch, X, Y, held, k_j, near,
+                                    profiled if j == 0 else ())
         chosen.append(np.asarray(x))
         values.append(float(v))
+        extras.append(extra)
         if j < q - 1:
             batch.add(np.asarray(x)[None])
-    return chosen, values, pool
+    return chosen, values, pool, extras
 
 
 def _shared_batch(problem: Problem, model, X, Y, fantasies, held: _Held, key, q: int,
@@ -217,11 +233,12 @@ def _shared_batch(problem: Problem, model, X, Y, fantasies, held: _Held, key, q:
     and scored by the sum of its points' sequential acquisition gains (log-sum-exp for
     acquisitions in log space): an estimate of the batch's joint value. The best
     batch wins; the first candidate wins ties, and batches without values (Thompson
-    sampling). Returns (q) points, their values and the shared values chosen.
+    sampling). Returns (q) points, their values, the shared values chosen and the
+    points' runners-up (no profiles: the shared values move every point).
     """
     from workbench.engine.acquisitions import LOG_SPACE
 
-    first, _, _ = _greedy(problem, _start_batch(problem, model, X, Y, fantasies, noisy), X, Y,
+    first, _, _, _ = _greedy(problem, _start_batch(problem, model, X, Y, fantasies, noisy), X, Y,
                           held, key, 1, None, noisy)
     points = [first[0]]
     if len(X) and not problem.several:
@@ -235,7 +252,7 @@ def _shared_batch(problem: Problem, model, X, Y, fantasies, held: _Held, key, q:
         values = {name: row[name] for name in shared}
         try:
             cand = _Held.of(problem, {**held.values, **values})
-            chosen, gains, _ = _greedy(problem,
+            chosen, gains, _, extras = _greedy(problem,
                                        _start_batch(problem, model, X, Y, fantasies, noisy),
                                        X, Y, cand, key, q, None, noisy)
         except ValueError:  # no valid point holds these values (NoFeasiblePoint too)
@@ -245,10 +262,10 @@ def _shared_batch(problem: Problem, model, X, Y, fantasies, held: _Held, key, q:
                       else np.sum(g))
         score = -np.inf if np.isnan(score) else score
         if best is None or score > best[0]:
-            best = (score, chosen, gains, values)
+            best = (score, chosen, gains, values, extras)
     if best is None:
         raise al.NoFeasiblePoint(f"shared: no value of {list(shared)} leaves a valid batch")
-    return best[1], best[2], best[3]
+    return best[1], best[2], best[3], best[4]
 
 
 def _fit(problem: Problem, X, Y, n_fantasies: int, q: int, key, warm, noise=None):
@@ -275,16 +292,92 @@ def _start_batch(problem: Problem, model, X, Y, fantasies: np.ndarray,
     return batch
 
 
-def _maximise(problem: Problem, batch: _Batch, X, Y, held: _Held, key, near):
-    """The acquisition's maximiser over the free columns: (d,) point and its value."""
+def _maximise(problem: Problem, batch: _Batch, X, Y, held: _Held, key, near,
+              profiled: tuple[int, ...] = ()):
+    """The acquisition's maximiser over the free columns: (d,) point, its value, and
+    the audit's record: the runners-up and the profiles along ``profiled``."""
     cfg = problem.acquisition
-    acq = build_acquisition(problem, batch.model, X, Y, batch.best, jax.random.fold_in(key, 1),
-                            batch.pending_or_none, batch.believed)
-    acq = FixedColumns.holding(acq, held.free, held.fixed, problem.dim)
-    z, v = al.maximize_acquisition(acq, held.reduced, key, raw_samples=cfg.raw_samples,
-                                   num_restarts=cfg.num_restarts, steps=cfg.steps,
-                                   anchors=near)
-    return held.expand(z, problem.dim)[0], v
+    full = build_acquisition(problem, batch.model, X, Y, batch.best,
+                             jax.random.fold_in(key, 1), batch.pending_or_none, batch.believed)
+    acq = FixedColumns.holding(full, held.free, held.fixed, problem.dim)
+    Z, V = al.maximize_acquisition_top(acq, held.reduced, key, k=ALTERNATIVES,
+                                       raw_samples=cfg.raw_samples,
+                                       num_restarts=cfg.num_restarts, steps=cfg.steps,
+                                       anchors=near)
+    Xa = held.expand(Z, problem.dim)
+    extra = {"alternatives": _alternatives(problem, Xa, V)}
+    if profiled:
+        extra["profiles"] = _profiles(problem, full, Xa[0], profiled)
+    return Xa[0], V[0], extra
+
+
+def _alternatives(problem: Problem, Xa: np.ndarray, values) -> list[dict[str, Any]]:
+    """The optimiser's best candidates (k, d), best first, in user units with values."""
+    params = problem.space.decode(np.asarray(Xa))
+    return [{"params": _plain(p), "acquisition_value": float(v)}
+            for p, v in zip(params, np.asarray(values))]
+
+
+def _plain(params: dict[str, Any]) -> dict[str, Any]:
+    """A decoded point with numpy scalars made JSON-ready."""
+    return {k: (v.item() if isinstance(v, np.generic) else
+                {e: (f.item() if isinstance(f, np.generic) else f) for e, f in v.items()}
+                if isinstance(v, dict) else v)
+            for k, v in params.items()}
+
+
+def _profile_columns(problem: Problem, state, held: _Held) -> tuple[int, ...]:
+    """Encoded columns of the (at most PROFILE_PARAMETERS) most relevant free parameters
+    that take one column each (numbers and integers; not categories or composition
+    elements), by the fit's ARD length-scales; () when the fit has none or the
+    acquisition has no value function (Thompson sampling)."""
+    from workbench.space import Composition
+
+    if problem.acquisition.type == "thompson" or problem.surrogate == "multifidelity" \
+            or not isinstance(state, dict):
+        return ()
+    try:
+        rel = np.nanmax(ard_relevance(state, problem.dim + _descriptors(problem)), axis=0)
+    except (ValueError, KeyError, IndexError, TypeError):
+        return ()
+    free = set(int(c) for c in held.free)
+    single = [cols[0] for name, cols in problem.space.columns.items()
+              if len(cols) == 1 and cols[0] in free
+              and not isinstance(problem.space[name], Composition)
+              and np.isfinite(rel[cols[0]])]
+    return tuple(sorted(single, key=lambda c: -rel[c])[:PROFILE_PARAMETERS])
+
+
+def _descriptors(problem: Problem) -> int:
+    """Input columns a feature transform appends to the encoded space."""
+    transform = problem.feature_transform()
+    if transform is None:
+        return 0
+    return int(transform(jnp.full((1, problem.dim), 0.5)).shape[-1]) - problem.dim
+
+
+def _profiles(problem: Problem, acq, x: np.ndarray, columns: tuple[int, ...]) -> list[dict]:
+    """The acquisition along each column through x on PROFILE_POINTS points (encoded
+    [0, 1], rounded as the optimiser rounds; linear and nonlinear constraints are not
+    imposed), one batched call: per column the parameter, its grid in user units
+    and the values."""
+    grid = np.linspace(0.0, 1.0, PROFILE_POINTS)
+    rows = []
+    for c in columns:
+        P = np.repeat(np.asarray(x, np.float64)[None], PROFILE_POINTS, axis=0)
+        P[:, c] = grid
+        rows.append(np.asarray(problem.domain.snap_numpy(P)))
+    values = np.asarray(acq(jnp.asarray(np.concatenate(rows))))
+    names = {cols[0]: name for name, cols in problem.space.columns.items() if len(cols) == 1}
+    out = []
+    for i, (c, P) in enumerate(zip(columns, rows)):
+        name = names[c]
+        decoded = problem.space.decode(P)
+        out.append({"parameter": name,
+                    "values": [_plain({name: d[name]})[name] for d in decoded],
+                    "acquisition": [float(v) for v in
+                                    values[i * PROFILE_POINTS:(i + 1) * PROFILE_POINTS]]})
+    return out
 
 
 def _predictions(problem: Problem, model, Xc: np.ndarray) -> list[dict[str, Prediction]]:
@@ -346,8 +439,10 @@ def _point_and_fidelity(problem: Problem, model, best: float, key, held: dict[st
 
 
 def _from_pool(problem: Problem, batch: _Batch, X, Y, key, pool: np.ndarray):
-    """The best free candidate of the pool (N, d) and its value; the pool without it."""
+    """The best free candidate of the pool (N, d) and its value; the pool without it;
+    the audit's record of the best-scoring rows (none for Thompson sampling)."""
     P = jnp.asarray(pool)
+    extra: dict[str, Any] = {}
     if problem.acquisition.type == "thompson":
         (idx,) = al.thompson_sample(batch.model, P, key, q=1, sign=problem.goals[0].sign)
         i, v = int(idx), float("nan")
@@ -357,7 +452,10 @@ def _from_pool(problem: Problem, batch: _Batch, X, Y, key, pool: np.ndarray):
         values = np.asarray(al.score_pool(acq, P, chunk=_POOL_CHUNK))
         i = int(np.argmax(values))
         v = float(values[i])
-    return pool[i], v, np.delete(pool, i, axis=0)
+        rest = [int(r) for r in np.argsort(-values, kind="stable") if r != i]
+        top = [i] + rest[:ALTERNATIVES - 1]
+        extra["alternatives"] = _alternatives(problem, pool[top], values[top])
+    return pool[i], v, np.delete(pool, i, axis=0), extra
 
 
 def _thompson(problem: Problem, model, held: _Held, key):
