@@ -238,6 +238,37 @@ class ImportOut(_Doc):
     trial_ids: list[int] = Field(description="the first and last new trial id")
 
 
+class ExplainOut(_Doc):
+    """``workbench explain --json``: why a trial was proposed, as recorded when it was
+    asked (``Campaign.explain``); never recomputed."""
+
+    schema_: Literal["workbench.explain/1"] = Field(alias="schema")
+    name: str = Field(description="the campaign's name")
+    trial_id: int
+    status: str
+    strategy: str
+    kind: Literal["model", "initial_design", "imported", "unknown"] = Field(
+        description="who chose the point: the model, the initial design, past data")
+    params: dict[str, Any] = Field(description="the proposed point, in user units")
+    prediction: Optional[dict[str, dict[str, Optional[float]]]] = Field(
+        description="per output the model's mean and std at the point, or null")
+    acquisition_value: Optional[float]
+    incumbent: Optional[float] = Field(
+        description="the best objective value so far when proposed (single objective)")
+    batch_position: Optional[int]
+    alternatives: list[dict[str, Any]] = Field(
+        description="the optimiser's best candidates, best (the proposal) first: params"
+                    " and acquisition_value")
+    profiles: list[dict[str, Any]] = Field(
+        description="acquisition along the most relevant parameters through the point:"
+                    " parameter, values, acquisition")
+    model: Optional[dict[str, Any]] = Field(
+        description="model, kernel, n_train, fantasies, fantasy_mode")
+    hyperparameters: Optional[dict[str, Any]]
+    data_hash: Optional[str]
+    text: str = Field(description="the same in a few sentences")
+
+
 class SpaceOut(_Doc):
     """``workbench space --json``: the search space now and its recorded updates."""
 
@@ -278,7 +309,8 @@ OUTPUTS: dict[str, type[BaseModel]] = {
     "validate": ValidateOut, "run": RunOut, "ask": AskOut, "tell": TellOut,
     "status": StatusOut, "trial": TrialStatusOut, "report": ReportOut, "verify": VerifyOut,
     "export": ExportOut, "prior-export": PriorExportOut, "schema": SchemaOut,
-    "predict": PredictOut, "import": ImportOut, "space": SpaceOut, "error": ErrorOut,
+    "predict": PredictOut, "import": ImportOut, "space": SpaceOut, "explain": ExplainOut,
+    "error": ErrorOut,
 }
 
 

@@ -1,7 +1,8 @@
 """``workbench mcp``: the campaigns under one folder, served to agents over the Model
 Context Protocol (stdio).
 
-Tools: ``validate``, ``list_campaigns``, ``status``, ``ask``, ``tell`` and ``report``.
+Tools: ``validate``, ``list_campaigns``, ``status``, ``ask``, ``tell``, ``predict``,
+``explain`` and ``report``.
 Each is a method of ``AgentTools`` (plain Python, JSON-ready dicts) and a few lines of
 wiring in ``build_server``, so another tool is one method and one function more. The
 tools apply the Python API's own checks (ask's size limit, the budget, bad outcomes),
@@ -51,6 +52,8 @@ def _plain(value: Any) -> Any:
     element -> fraction, NaN as None."""
     if isinstance(value, Mapping):
         return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()
     if isinstance(value, float) and not math.isfinite(value):
@@ -274,6 +277,11 @@ class AgentTools:
                 "points": [{str(k): _plain(v) for k, v in row.items()}
                            for row in frame.to_dict("records")]}
 
+    def explain(self, campaign: str, trial_id: int) -> dict[str, Any]:
+        """Why trial ``trial_id`` was proposed, as recorded when it was asked
+        (``Campaign.explain``): read from the record, nothing is fitted."""
+        return _plain(self._open(campaign).explain(trial_id))
+
     def report(self, campaign: str, out: Optional[str] = None) -> dict[str, Any]:
         """Write the campaign's HTML report inside the root (default: beside its store,
         ``<store name>.html``) and return its path and the campaign's summary."""
@@ -371,6 +379,12 @@ def build_server(root: str | Path, partner: Optional[str] = None) -> Any:
         """The model's mean, standard deviation and P(feasible) per objective at points
         given as parameter dicts (user units); runs nothing, records nothing."""
         return call("predict", campaign=campaign, points=points)
+
+    @server.tool()
+    def explain(campaign: str, trial_id: int) -> dict[str, Any]:
+        """Why a trial was proposed, as recorded then: the model's mean and sd there, the
+        acquisition value, the best so far, the runners-up, and a few sentences (text)."""
+        return call("explain", campaign=campaign, trial_id=trial_id)
 
     @server.tool()
     def report(campaign: str, out: Optional[str] = None) -> dict[str, Any]:

@@ -528,3 +528,8 @@ class Campaign:
     def best_probability(self) -> dict[int, float]:
         """P(each feasible trial is best) given told standard errors (lab.probability_best)."""
         return probability_best(self.objectives[0], self._proposer.feasible(self._journal.trials))
+
+    def explain(self, trial_id: int) -> dict[str, Any]:
+        """Why trial ``trial_id`` was proposed, as recorded then (insight.explain)."""
+        from workbench.campaign.insight import explain
+        return explain(self, trial_id)

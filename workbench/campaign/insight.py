@@ -1,5 +1,6 @@
 """What the campaign's model has learned, on demand: global sensitivity (Sobol indices)
-and predictions at points the user gives.
+and predictions at points the user gives; and why a trial was proposed, as its record
+says (``explain``).
 
 Both rest on the surrogate the next ``ask`` would fit (``Proposer.current_model``),
 so they agree with the predictions recorded on proposals. Nothing here is
@@ -36,7 +37,7 @@ if TYPE_CHECKING:
     from workbench.campaign.telemetry import Telemetry
     from workbench.space import SearchSpace
 
-__all__ = ["P_FEASIBLE", "importance", "importance_metrics", "predict", "read_points"]
+__all__ = ["P_FEASIBLE", "explain", "importance", "importance_metrics", "predict", "read_points"]
 
 #: Name of the probability that a point satisfies every outcome constraint.
 P_FEASIBLE = "p_feasible"
@@ -334,3 +335,113 @@ def _log(telemetry: "Telemetry", ds: "xr.Dataset", campaign: Any) -> None:
     step = sum(t.status in ("completed", "failed") for t in campaign.trials)
     tracker.log_metrics(importance_metrics(ds), step=step)
     tracker.flush()  # asked for now: in the run when this returns (else in the outbox)
+
+
+# -- why a trial was proposed ----------------------------------------------------------
+
+
+def explain(campaign: Any, trial_id: int) -> dict[str, Any]:
+    """What trial ``trial_id``'s proposal rested on, as recorded when it was asked: its
+    strategy, the model's mean and sd there, the acquisition value, the incumbent, the
+    optimiser's runners-up and acquisition profiles, the model and its hyperparameters,
+    the data hash, and ``text``: the same in a few sentences.
+
+    Reads the trial's record only, never the model: an explanation says what happened
+    with the code and data of the time, and reopening the store gives the same one.
+    An initial-design or imported trial is explained as such (no model chose it).
+    """
+    import json
+
+    trials = campaign.trials
+    if isinstance(trial_id, bool) or not isinstance(trial_id, (int, np.integer)) \
+            or not 0 <= int(trial_id) < len(trials):
+        raise CampaignError(f"trial_id: got {trial_id!r}; expected a trial id from 0 to"
+                            f" {len(trials) - 1}" if trials else
+                            f"trial_id: got {trial_id!r}; the campaign has no trials yet")
+    t = trials[int(trial_id)]
+    audit = json.loads(t.audit) if t.audit else {}
+    kind = _kind(t.strategy)
+    out: dict[str, Any] = {
+        "trial_id": t.id, "status": t.status, "strategy": t.strategy, "kind": kind,
+        "params": t.proposed or t.params,
+        "prediction": {k: {"mean": p.mean, "std": p.std} for k, p in t.prediction.items()}
+        if t.prediction else None,
+        "acquisition_value": t.acquisition_value,
+        "incumbent": _best_so_far(campaign, audit.get("incumbent")),
+        "batch_position": audit.get("batch_position"),
+        "alternatives": audit.get("alternatives", []),
+        "profiles": audit.get("profiles", []),
+        "model": {k: audit.get(k) for k in ("model", "kernel", "n_train", "fantasies",
+                                            "fantasy_mode")} if kind == "model" else None,
+        "hyperparameters": audit.get("hyperparameters"),
+        "data_hash": audit.get("data_hash"),
+    }
+    out["text"] = _words(campaign, t, audit, out)
+    return out
+
+
+def _kind(strategy: str) -> str:
+    from workbench.campaign.design import DESIGN_STRATEGIES
+    from workbench.record import IMPORTED
+
+    if strategy in DESIGN_STRATEGIES:
+        return "initial_design"
+    if strategy == IMPORTED:
+        return "imported"
+    return "model" if strategy else "unknown"
+
+
+def _best_so_far(campaign: Any, score: float | None) -> float | None:
+    """The recorded incumbent (a score to maximise) in the objective's own units; for
+    a target objective, the score -(value - target)^2 itself."""
+    if score is None or len(campaign.objectives) != 1:
+        return None
+    return -score if campaign.objectives[0].direction == "minimize" else score
+
+
+def _g(v: float | None) -> str:
+    return "n/a" if v is None or (isinstance(v, float) and math.isnan(v)) else f"{v:.4g}"
+
+
+def _words(campaign: Any, t: Any, audit: dict, facts: dict) -> str:
+    """A few sentences saying what the record says."""
+    kind = facts["kind"]
+    head = f"Trial {t.id}"
+    if kind == "initial_design":
+        return (f"{head} is point {audit.get('design_index', t.id)} of the initial design"
+                f" ({t.strategy}): a space-filling design chosen before any model was fitted,"
+                " so no prediction or acquisition value stands behind it.")
+    if kind == "imported":
+        where = f" ({audit['source']}, {audit.get('row', '')})" if audit.get("source") else ""
+        return (f"{head} was imported from past data{where}: an experiment done before the"
+                " campaign, not proposed by it.")
+    if kind == "unknown" or not audit:
+        return f"{head} has no recorded proposal audit (strategy {t.strategy or 'unknown'!r})."
+    model = facts["model"]
+    kernel = f" ({model['kernel']} kernel)" if model.get("kernel") else ""
+    position = facts["batch_position"]
+    parts = [f"{head} was proposed by {t.strategy}"
+             + (f" as point {position + 1} of its batch" if position else "")
+             + f", from a {model['model']} model{kernel} fitted on {model['n_train']}"
+             f" observations (data hash {facts['data_hash']})."]
+    if t.prediction:
+        said = ", ".join(f"{k} {p.mean:.4g} ± {p.std:.2g}" for k, p in t.prediction.items())
+        best = facts["incumbent"]
+        against = ""
+        if best is not None:
+            obj = campaign.objectives[0]
+            label = "best score so far" if obj.direction == "target" else "best so far"
+            against = f" against the {label} {_g(best)}"
+        parts.append(f"The model predicted {said} there{against}.")
+    if t.acquisition_value is None or math.isnan(t.acquisition_value):
+        parts.append("Its acquisition has no value function (a posterior sample chose it).")
+    else:
+        parts.append(f"Its acquisition value was {_g(t.acquisition_value)}.")
+    others = facts["alternatives"][1:]
+    if others:
+        parts.append("The next best candidates the optimiser found scored "
+                     + ", ".join(_g(a["acquisition_value"]) for a in others) + ".")
+    if audit.get("fantasies"):
+        parts.append(f"{audit['fantasies']} pending point(s) were accounted for"
+                     f" ({audit.get('fantasy_mode', '').replace('_', ' ')}).")
+    return " ".join(parts)

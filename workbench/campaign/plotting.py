@@ -17,7 +17,7 @@ class PlotAccessor:
     campaign; calling it draws the convergence plot."""
 
     NAMES = ("convergence", "predictions", "calibration", "pareto", "hypervolume", "slices",
-             "map", "pairs", "lengthscales", "ternary", "importance")
+             "map", "pairs", "lengthscales", "ternary", "importance", "explain")
 
     def __init__(self, campaign: "Campaign"):
         self.campaign = campaign

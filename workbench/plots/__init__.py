@@ -10,6 +10,7 @@
     plot_pairs(campaign)              # the mean over every pair of the 3 most relevant
     campaign.plot_ternary("alloy", ["Cu", "Ni", "Pd"])     # compositions
     campaign.plot.importance()        # Sobol indices of the model per parameter
+    campaign.plot.explain(12)         # the acquisition recorded around trial 12's proposal
 
 Each function draws on ``ax`` when given (or on a new figure) and returns the
 Axes (a Figure where it draws several panels: slices, 2-D maps, Pareto pairs of three or
@@ -24,6 +25,7 @@ from workbench.plots.convergence import (RANDOM_QUANTILES, RANDOM_RUNS, RandomBa
                                          best_so_far_quantiles, plot_convergence, pool_values,
                                          random_best_quantiles, random_search_band,
                                          random_search_runs, running_best)
+from workbench.plots.explain import plot_explain
 from workbench.plots.importance import plot_importance
 from workbench.plots.model import (CampaignModel, PosteriorMap, campaign_model, map_parameters,
                                    plot_map, plot_pairs, plot_slices, posterior_map,
@@ -39,4 +41,4 @@ __all__ = ["coverage_curve", "plot_calibration", "plot_convergence", "plot_predi
            "CampaignModel", "ard_relevance", "campaign_model", "plot_hypervolume",
            "plot_lengthscales", "plot_pareto", "plot_slices", "plot_ternary", "ternary_xy",
            "PosteriorMap", "plot_map", "plot_pairs", "posterior_map", "relevant_parameters",
-           "map_parameters", "last_hyperparameters", "plot_importance"]
+           "map_parameters", "last_hyperparameters", "plot_importance", "plot_explain"]

@@ -1,0 +1,152 @@
+"""campaign.explain, campaign.plot.explain and ``workbench explain``: the facts recorded
+when a trial was proposed, read back as they were (never recomputed)."""
+
+from __future__ import annotations
+
+import json
+import re
+
+import jsonschema
+import numpy as np
+import pandas as pd
+import pytest
+from typer.testing import CliRunner
+
+import workbench as wb
+from workbench.cli import app
+from workbench.cli_json import output_schema
+from workbench.errors import CampaignError
+
+LIGAND_BONUS = {"XPhos": 4.0, "SPhos": 0.0, "RuPhos": 2.0}
+N_INITIAL = 6
+
+
+def _yield(p):
+    return 0.1 * p["temperature"] + LIGAND_BONUS[p["ligand"]]
+
+
+@pytest.fixture(scope="module")
+def store(tmp_path_factory):
+    path = tmp_path_factory.mktemp("explain") / "explain.zarr"
+    space = wb.SearchSpace([wb.Continuous("temperature", 30.0, 110.0, unit="degC"),
+                            wb.Integer("cycles", 1, 10),
+                            wb.Categorical("ligand", list(LIGAND_BONUS))])
+    c = wb.Campaign("explain", space, [wb.Objective("yield", "maximize")], seed=0,
+                    initial_design={"n": N_INITIAL}, store=str(path), tracking=None)
+    for t in c.ask(N_INITIAL):
+        c.tell(t.id, {"yield": _yield(t.params)})
+    for t in c.ask(2):  # a batch: its first point carries the acquisition profiles
+        c.tell(t.id, {"yield": _yield(t.params)})
+    c.ask(1)
+    return path
+
+
+@pytest.fixture(scope="module")
+def campaign(store):
+    return wb.Campaign.open(str(store), tracking=None)
+
+
+def test_explain_reads_the_recorded_prediction_value_and_alternatives(campaign):
+    for t in campaign.trials[N_INITIAL:]:
+        facts = campaign.explain(t.id)
+        audit = json.loads(t.audit)
+        assert facts["kind"] == "model" and facts["strategy"] == t.strategy
+        assert facts["prediction"]["yield"] == {"mean": t.prediction["yield"].mean,
+                                                "std": t.prediction["yield"].std}
+        assert facts["acquisition_value"] == t.acquisition_value
+        assert facts["incumbent"] == audit["incumbent"]  # maximised: score == value
+        assert facts["data_hash"] == audit["data_hash"]
+        assert facts["hyperparameters"] == audit["hyperparameters"]
+        alts = facts["alternatives"]
+        values = [a["acquisition_value"] for a in alts]
+        assert 2 <= len(alts) <= 5 and values == sorted(values, reverse=True)
+        # The chosen point is alternative #1 and the best of them.
+        assert alts[0]["params"] == t.proposed
+        assert values[0] == pytest.approx(t.acquisition_value, rel=1e-12)
+        assert len({json.dumps(a["params"], sort_keys=True) for a in alts}) == len(alts)
+
+
+def test_profiles_are_recorded_for_the_first_point_of_a_batch(campaign):
+    first, second = campaign.trials[N_INITIAL], campaign.trials[N_INITIAL + 1]
+    profiles = campaign.explain(first.id)["profiles"]
+    assert campaign.explain(second.id)["profiles"] == []
+    assert 1 <= len(profiles) <= 2
+    hits = 0
+    for prof in profiles:
+        assert prof["parameter"] in ("temperature", "cycles")
+        assert len(prof["values"]) == len(prof["acquisition"]) == 25
+        # Where the grid meets the proposal, the acquisition is the recorded value.
+        for v, a in zip(prof["values"], prof["acquisition"]):
+            if v == first.proposed[prof["parameter"]]:
+                assert a == pytest.approx(first.acquisition_value, rel=1e-6, abs=1e-9)
+                hits += 1
+    assert hits >= 1  # the proposal lies on a bound (110 degC, 1 cycle): on the grid
+
+
+def test_text_says_the_numbers(campaign):
+    t = campaign.trials[N_INITIAL]
+    facts = campaign.explain(t.id)
+    text = facts["text"]
+    assert text.startswith(f"Trial {t.id} was proposed by {t.strategy}")
+    assert f"{t.prediction['yield'].mean:.4g} ± {t.prediction['yield'].std:.2g}" in text
+    assert f"best so far {facts['incumbent']:.4g}" in text
+    assert f"{t.acquisition_value:.4g}" in text
+    assert f"{facts['alternatives'][1]['acquisition_value']:.4g}" in text
+    assert facts["data_hash"] in text
+
+
+def test_explanation_is_unchanged_after_reopening(store, campaign):
+    again = wb.Campaign.open(str(store), tracking=None)
+    for t in campaign.trials:
+        assert again.explain(t.id) == campaign.explain(t.id)
+
+
+def test_initial_design_and_imported_trials_are_explained_as_such(campaign, tmp_path):
+    facts = campaign.explain(0)
+    assert facts["kind"] == "initial_design" and facts["prediction"] is None
+    assert facts["alternatives"] == [] and facts["acquisition_value"] is None
+    assert "initial design" in facts["text"] and "before any model" in facts["text"]
+    c = wb.Campaign("imported", campaign.space, campaign.objectives, seed=0, tracking=None)
+    (t,) = c.add_data(pd.DataFrame([{"temperature": 50.0, "cycles": 2, "ligand": "SPhos",
+                                     "yield": 5.0}]))
+    facts = c.explain(t.id)
+    assert facts["kind"] == "imported" and "imported from past data" in facts["text"]
+
+
+def test_bad_trial_id_names_the_value_and_the_range(campaign):
+    with pytest.raises(CampaignError, match=r"trial_id: got 99; expected a trial id from 0 to 8"):
+        campaign.explain(99)
+
+
+def test_plot_draws_the_recorded_profiles(campaign):
+    import matplotlib
+
+    matplotlib.use("Agg")
+    t = campaign.trials[N_INITIAL]
+    fig = campaign.plot.explain(t.id)
+    profiles = campaign.explain(t.id)["profiles"]
+    lines = [ln for ax in fig.axes for ln in ax.get_lines()
+             if (ln.get_gid() or "").startswith("explain:")]
+    assert len(lines) == len(profiles)
+    for ln, prof in zip(lines, profiles):
+        np.testing.assert_array_equal(ln.get_ydata(), prof["acquisition"])
+    with pytest.raises(ValueError, match="no recorded acquisition profile"):
+        campaign.plot.explain(0)
+
+
+def test_cli_prints_the_explanation_and_a_schema_valid_document(store, campaign):
+    runner = CliRunner()
+    t = campaign.trials[N_INITIAL]
+    res = runner.invoke(app, ["explain", str(store), str(t.id)])
+    assert res.exit_code == 0, res.output
+    text = re.sub(r"\s+", " ", res.output)
+    assert f"Trial {t.id} was proposed by {t.strategy}" in text and "chosen" in text
+    res = runner.invoke(app, ["explain", str(store), str(t.id), "--json"])
+    assert res.exit_code == 0, res.output
+    doc = json.loads(res.stdout)
+    jsonschema.Draft202012Validator(output_schema("explain")).validate(doc)
+    facts = campaign.explain(t.id)
+    assert doc["text"] == facts["text"] and doc["alternatives"] == facts["alternatives"]
+    assert doc["prediction"] == facts["prediction"]
+    res = runner.invoke(app, ["explain", str(store), "99"])
+    assert res.exit_code == 2 and "trial_id: got 99" in res.output
