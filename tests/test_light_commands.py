@@ -114,7 +114,8 @@ def test_reading_and_telling_commands_import_no_jax_mlflow_or_dask(tmp_path):
                 ("status", str(spec), "--trial", "0", "--json"),
                 ("tell", str(spec), str(more), "--json"),
                 ("export", store, "-o", str(tmp_path / "all.csv"), "--json"),
-                ("verify", store, "--json")]
+                ("verify", store, "--json"), ("explain", store, "3"),
+                ("explain", store, "0", "--json")]
     for args in commands:
         heavy = _imported(tmp_path, *args) & set(HEAVY)
         assert not heavy, f"workbench {' '.join(args)} imported {sorted(heavy)}"

@@ -103,6 +103,8 @@ async def _session(root: Path) -> dict:
                     seen["predict_bad"] = _error(await session.call_tool(
                         "predict", {"campaign": "branin.zarr",
                                     "points": [{"x1": 99.0, "x2": 1.0}]}))
+                    seen["explain"] = _data(await session.call_tool(
+                        "explain", {"campaign": "branin.zarr", "trial_id": ROUNDS - 1}))
                     seen["too_many"] = _error(await session.call_tool(
                         "ask", {"campaign": "branin.yaml", "n": 100}))
                     pending = _data(await session.call_tool(
@@ -142,8 +144,18 @@ def reference(tmp_path_factory) -> wb.Campaign:
 
 def test_the_tools_are_listed(served):
     _, seen = served
-    assert seen["tools"] == ["ask", "list_campaigns", "predict", "report", "status", "tell",
-                             "validate"]
+    assert seen["tools"] == ["ask", "explain", "list_campaigns", "predict", "report", "status",
+                             "tell", "validate"]
+
+
+def test_explain_reads_the_trials_record(served):
+    root, seen = served
+    want = wb.Campaign.open(root / "branin.zarr", tracking=None).explain(ROUNDS - 1)
+    got = seen["explain"]
+    assert got["kind"] == "model" and got["trial_id"] == ROUNDS - 1
+    assert got["text"] == want["text"] and got["prediction"] == want["prediction"]
+    assert got["acquisition_value"] == want["acquisition_value"]
+    assert got["alternatives"] == want["alternatives"]
 
 
 @pytest.mark.slow
