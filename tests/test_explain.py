@@ -1,11 +1,15 @@
 """campaign.explain, campaign.plot.explain and ``workbench explain``: the facts recorded
-when a trial was proposed, read back as they were (never recomputed)."""
+when a trial was proposed, read back as they were (never recomputed); and the optimiser's
+runners-up they rest on (``maximize_acquisition_top``)."""
 
 from __future__ import annotations
 
 import json
 import re
 
+import equinox as eqx
+import jax
+import jax.numpy as jnp
 import jsonschema
 import numpy as np
 import pandas as pd
@@ -13,6 +17,7 @@ import pytest
 from typer.testing import CliRunner
 
 import workbench as wb
+from active_learning import Cardinality, Domain, maximize_acquisition, maximize_acquisition_top
 from workbench.cli import app
 from workbench.cli_json import output_schema
 from workbench.errors import CampaignError
@@ -150,3 +155,34 @@ def test_cli_prints_the_explanation_and_a_schema_valid_document(store, campaign)
     assert doc["prediction"] == facts["prediction"]
     res = runner.invoke(app, ["explain", str(store), "99"])
     assert res.exit_code == 2 and "trial_id: got 99" in res.output
+
+
+class _Quadratic(eqx.Module):
+    """-||x - centre||^2: a known maximiser."""
+
+    centre: jax.Array
+
+    def __call__(self, X):
+        return -jnp.sum((X - self.centre) ** 2, axis=-1)
+
+
+@pytest.mark.parametrize("domain", [
+    Domain(2),                                                     # the box's own path
+    Domain(3, equalities=((np.ones(3), 1.0),)),                    # the general path
+    Domain(4, equalities=((np.ones(4), 1.0),),                     # over supports
+           cardinality=(Cardinality((0, 1, 2, 3), 1, 2),)),
+], ids=["box", "simplex", "cardinality"])
+def test_top_candidates_start_with_the_maximiser_and_are_distinct_and_sorted(domain):
+    centre = jnp.asarray(np.linspace(0.5, 0.1, domain.dim))
+    settings = {"raw_samples": 64, "num_restarts": 4, "steps": 40}
+    x, v = maximize_acquisition(_Quadratic(centre), domain, jax.random.key(1), **settings)
+    X, V = maximize_acquisition_top(_Quadratic(centre), domain, jax.random.key(1), k=5,
+                                    **settings)
+    np.testing.assert_array_equal(X[0], np.asarray(x))
+    assert V[0] == float(v) and 1 <= len(V) <= 5 and len(X) == len(V)
+    assert list(V[1:]) == sorted(V[1:], reverse=True) and np.all(V[1:] <= V[0])
+    assert len({tuple(np.round(r, 6)) for r in X}) == len(X)
+    assert domain.feasible(X).all()
+    np.testing.assert_allclose(np.asarray(_Quadratic(centre)(jnp.asarray(X))), V, atol=1e-9)
+    with pytest.raises(ValueError, match="k: got 0"):
+        maximize_acquisition_top(_Quadratic(centre), domain, jax.random.key(1), k=0, **settings)
