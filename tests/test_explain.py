@@ -186,3 +186,23 @@ def test_top_candidates_start_with_the_maximiser_and_are_distinct_and_sorted(dom
     np.testing.assert_allclose(np.asarray(_Quadratic(centre)(jnp.asarray(X))), V, atol=1e-9)
     with pytest.raises(ValueError, match="k: got 0"):
         maximize_acquisition_top(_Quadratic(centre), domain, jax.random.key(1), k=0, **settings)
+
+
+def test_a_pool_proposal_records_the_best_scoring_rows(tmp_path):
+    rng = np.random.default_rng(0)
+    X = rng.uniform(size=(40, 2))
+    pd.DataFrame({"x1": X[:, 0], "x2": X[:, 1]}).to_csv(tmp_path / "pool.csv", index=False)
+    c = wb.Campaign.from_dict({
+        "name": "pool", "space": [{"name": "x1", "type": "continuous", "low": 0, "high": 1},
+                                  {"name": "x2", "type": "continuous", "low": 0, "high": 1}],
+        "objectives": [{"name": "y", "direction": "maximize"}], "seed": 0,
+        "candidates": {"csv": str(tmp_path / "pool.csv")}, "tracking": None,
+        "store": str(tmp_path / "pool.zarr"), "initial_design": {"n": 4}})
+    for t in c.ask(4):
+        c.tell(t.id, {"y": -(t.params["x1"] - 0.3) ** 2 - (t.params["x2"] - 0.6) ** 2})
+    (t,) = c.ask(1)
+    facts = c.explain(t.id)
+    values = [a["acquisition_value"] for a in facts["alternatives"]]
+    assert len(values) == 5 and values == sorted(values, reverse=True)
+    assert facts["alternatives"][0]["params"] == t.proposed
+    assert values[0] == t.acquisition_value and facts["profiles"] == []
