@@ -135,6 +135,18 @@ def test_a_report_builds_one_model_from_the_last_proposal(local):
             f" conditioned on the {done} completed trials") in text
     for heading in ("Slices through the best trial", "Posterior map", "Global sensitivity"):
         assert f"<h2>{heading}" in text, heading
+    # The model holds exactly the hyperparameters the last proposal stored.
+    import json
+
+    import surrogates as sg
+
+    from workbench.campaign import Campaign
+    from workbench.plots import campaign_model
+
+    reopened = Campaign.open(tmp / "alpha.zarr")
+    model = campaign_model(reopened, refit=False).model
+    stored = json.loads(json.dumps(sg.hyperparameters_to_dict(model.hyperparameters)))
+    assert reopened.surrogate_state and stored == reopened.surrogate_state
 
 
 def test_comparison_of_stores_counts_evaluations_to_target(local, monkeypatch):
