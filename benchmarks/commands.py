@@ -24,7 +24,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from benchmarks import _common
+from benchmarks import common
 
 # Seconds; None: recorded without a target.
 TARGETS: dict[str, float | None] = {
@@ -63,7 +63,7 @@ def _env() -> dict[str, str]:
     for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_DEBUG"):
         env.pop(key, None)
     env["COLUMNS"] = "200"
-    env["PYTHONPATH"] = os.pathsep.join([str(_common.ROOT),
+    env["PYTHONPATH"] = os.pathsep.join([str(common.ROOT),
                                          *filter(None, [env.get("PYTHONPATH")])])
     return env
 
@@ -147,14 +147,14 @@ def measure(folder: Path, trials: int, repeats: int) -> list[dict]:
             wall, cpu = time_command(make(), folder)
             walls.append(wall)
             cpus.append(cpu)
-        q25, med, q75 = _common.quartiles(walls)
+        q25, med, q75 = common.quartiles(walls)
         target = TARGETS[name]
         rows.append({"command": name, "wall_s": walls, "cpu_s": cpus, "median_s": med,
-                     "iqr_s": [q25, q75], "median_cpu_s": _common.median(cpus),
+                     "iqr_s": [q25, q75], "median_cpu_s": common.median(cpus),
                      "target_s": target, "met": None if target is None else med <= target,
                      "loadavg_1min": load})
-        _common.log(f"{name}: median {med:.2f} s (IQR {q25:.2f}-{q75:.2f}),"
-                    f" CPU {_common.median(cpus):.2f} s, load {load:.1f}")
+        print(f"{name}: median {med:.2f} s (IQR {q25:.2f}-{q75:.2f}),"
+              f" CPU {common.median(cpus):.2f} s, load {load:.1f}", file=sys.stderr, flush=True)
     return rows
 
 
@@ -219,12 +219,12 @@ def main(argv: list[str] | None = None) -> int:
                         help="what this run measures, for a later --baseline (default: commit)")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="raw JSON of an earlier run (another checkout), shown beside")
-    args = _common.parse_args(parser, argv, QUICK)
+    args = common.parse_args(parser, argv, QUICK)
     if args.trials < 7:
         parser.error(f"--trials: got {args.trials}; expected at least 7 (6 initial + 1 model)")
     if args.repeats < 1:
         parser.error(f"--repeats: got {args.repeats}; expected at least 1")
-    run = _common.Run.start(__name__, __doc__, args, argv)
+    run = common.Run.start(__name__, __doc__, args, argv)
     with tempfile.TemporaryDirectory() as tmp:
         rows = measure(Path(tmp), args.trials, args.repeats)
     imports = import_costs()

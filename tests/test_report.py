@@ -94,6 +94,61 @@ def test_one_campaign_report_is_self_contained_and_logged_to_its_run(local, monk
     assert open(logged).read() == text
 
 
+def test_sqlite_metric_reader_returns_what_mlflow_returns(local):
+    """The report's stdlib reader of a local sqlite store against MlflowClient, on the
+    same real run: every metric key the campaign logged, NaN included."""
+    import math
+
+    from mlflow.tracking import MlflowClient
+
+    from workbench.report import sqlite_metric_history
+
+    _, uri, (alpha, _) = local
+    client = MlflowClient(uri)
+    client.log_metric(alpha.run_id, "reader_nan", float("nan"), step=3)
+    keys = set(client.get_run(alpha.run_id).data.metrics) | {"not_logged"}
+    assert {"best_so_far", "step_cpu_s", "reader_nan"} <= keys
+    for key in sorted(keys):
+        want = [(m.key, m.value, m.timestamp, m.step)
+                for m in client.get_metric_history(alpha.run_id, key)]
+        got = [(m.key, m.value, m.timestamp, m.step)
+               for m in sqlite_metric_history(uri, alpha.run_id, key)]
+        assert len(got) == len(want), key
+        for g, w in zip(got, want):
+            assert g[::2] == w[::2] and g[3] == w[3], key
+            assert g[1] == w[1] or (math.isnan(g[1]) and math.isnan(w[1])), key
+
+
+def test_a_report_builds_one_model_from_the_last_proposal(local):
+    """Slices, map and sensitivity share one model: the last proposal's hyperparameters
+    conditioned on the data, with no optimisation, and the report says so."""
+    from workbench.engine import models_built
+    from workbench.report import campaign_report
+
+    tmp, _, (alpha, _) = local
+    before = models_built()
+    text, _ = campaign_report(tmp / "alpha.zarr")
+    after = models_built()
+    assert {k: after[k] - before[k] for k in after} == {"fit": 0, "condition": 1}
+    done = sum(t.status == "completed" for t in alpha.trials)
+    assert (f"model shown below: gp with the hyperparameters of the last proposal,"
+            f" conditioned on the {done} completed trials") in text
+    for heading in ("Slices through the best trial", "Posterior map", "Global sensitivity"):
+        assert f"<h2>{heading}" in text, heading
+    # The model holds exactly the hyperparameters the last proposal stored.
+    import json
+
+    import surrogates as sg
+
+    from workbench.campaign import Campaign
+    from workbench.plots import campaign_model
+
+    reopened = Campaign.open(tmp / "alpha.zarr")
+    model = campaign_model(reopened, refit=False).model
+    stored = json.loads(json.dumps(sg.hyperparameters_to_dict(model.hyperparameters)))
+    assert reopened.surrogate_state and stored == reopened.surrogate_state
+
+
 def test_comparison_of_stores_counts_evaluations_to_target(local, monkeypatch):
     tmp, _, (alpha, beta) = local
     target = 5.0

@@ -23,6 +23,7 @@ import html
 import json
 import math
 import os
+import sqlite3
 import warnings
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -33,9 +34,9 @@ import numpy as np
 from workbench.errors import WorkbenchError
 from workbench.report_sections import new_figure, plot_sections, png
 
-__all__ = ["CampaignSummary", "ReportError", "campaign_report", "comparison_report",
+__all__ = ["CampaignSummary", "MetricPoint", "ReportError", "campaign_report", "comparison_report",
            "evaluations_to_target", "log_comparison", "summary_from_run",
-           "summary_from_store", "summaries_from_tracking"]
+           "sqlite_metric_history", "summary_from_store", "summaries_from_tracking"]
 
 REPORT_ARTIFACT = "report.html"
 COMPARISON_EXPERIMENT = "reports/comparison"
@@ -140,8 +141,49 @@ def _quick_http():
                 os.environ[k] = v
 
 
+@dataclass(frozen=True)
+class MetricPoint:
+    """One logged value of a metric, as MLflow's ``Metric`` has it."""
+
+    key: str
+    value: float
+    timestamp: int
+    step: int
+
+
+_SQLITE_PREFIX = "sqlite:///"
+
+
+def sqlite_metric_history(uri: str, run_id: str, key: str) -> list[MetricPoint]:
+    """A run's history of metric ``key`` read from a local ``sqlite:///`` MLflow store with
+    the standard library (no MLflow import), in MLflow's order (timestamp, step, value)
+    and with its NaN convention (``is_nan``). Raises ``sqlite3.Error`` or ValueError
+    where the URI or database is not one to read this way."""
+    import sqlite3
+
+    if not uri.startswith(_SQLITE_PREFIX) or "?" in uri:
+        raise ValueError(f"tracking URI {uri!r}: expected sqlite:///PATH without options")
+    path = Path(uri[len(_SQLITE_PREFIX):])
+    if not path.is_file():
+        raise ValueError(f"tracking URI {uri!r}: no database file at {path}")
+    with contextlib.closing(sqlite3.connect(f"{path.resolve().as_uri()}?mode=ro",
+                                            uri=True)) as db:
+        rows = db.execute("SELECT key, value, timestamp, step, is_nan FROM metrics"
+                          " WHERE run_uuid = ? AND key = ? ORDER BY timestamp, step, value",
+                          (run_id, key)).fetchall()
+    return [MetricPoint(k, math.nan if is_nan else float(v), int(ts), int(step))
+            for k, v, ts, step, is_nan in rows]
+
+
 def _run_metrics(uri: str, run_id: str, keys: tuple[str, ...]) -> dict[str, list] | None:
-    """Metric histories (sorted by step) of a run; None when the server cannot be read."""
+    """Metric histories (sorted by step) of a run; None when the server cannot be read.
+    A local sqlite store is read directly (MLflow's SQL store takes seconds to import)."""
+    if uri.startswith(_SQLITE_PREFIX):
+        try:
+            return {k: sorted(sqlite_metric_history(uri, run_id, k), key=lambda m: m.step)
+                    for k in keys}
+        except (ValueError, OSError, sqlite3.Error):
+            pass  # not a database this reader knows: MLflow reads it, as any other
     try:
         from mlflow.tracking import MlflowClient
 
@@ -371,6 +413,9 @@ def campaign_report(store: str | Path, tracking: str | None = None) -> tuple[str
     from ``tracking`` if given, else from the stored URI only if it is a local file: a
     store received from someone else never makes the reader contact their server."""
     campaign = _open(store, tracking)
+    # What the report's sections track (the sensitivity's metrics) waits in the outbox:
+    # ``log_campaign_report`` delivers it with the report, MLflow imported once.
+    campaign.defer_tracking()
     spec = campaign.spec
     compute = _compute(campaign)
     offline = compute is None

@@ -86,25 +86,28 @@ def plot_sections(campaign: Any) -> list[str]:
         section("Hypervolume", on_axes(plots.plot_hypervolume))
     continuous = [p for p in plots.map_parameters(campaign) if isinstance(p, Continuous)]
     done = sum(t.status == "completed" for t in campaign.trials)
-    if continuous and done >= 2 and campaign.best() is not None:
+    # One model for every section that shows one (slices, maps, pairs, sensitivity).
+    model = None
+    if done >= 2:
         try:
-            model = plots.campaign_model(campaign)
+            model = plots.campaign_model(campaign, refit=False)
         except (ValueError, WorkbenchError) as e:
             parts.append(f"<h2>Model</h2><p class='note'>no model: {_e(e)}</p>")
-            model = None
-        if model is not None:
-            section("Slices through the best trial",
-                    lambda: plots.plot_slices(campaign, model=model))
-            if len(plots.map_parameters(campaign)) >= 2:
-                section("Posterior map of the two most relevant parameters",
-                        lambda: plots.plot_map(campaign, model=model, points=31))
-            if len(plots.map_parameters(campaign)) >= 3:
-                section("Pairs of the three most relevant parameters",
-                        lambda: plots.plot_pairs(campaign, model=model, points=21))
+        else:
+            parts.append(f"<p class='note'>model shown below: {_e(model.description)}.</p>")
+    if model is not None and continuous and campaign.best() is not None:
+        section("Slices through the best trial",
+                lambda: plots.plot_slices(campaign, model=model))
+        if len(plots.map_parameters(campaign)) >= 2:
+            section("Posterior map of the two most relevant parameters",
+                    lambda: plots.plot_map(campaign, model=model, points=31))
+        if len(plots.map_parameters(campaign)) >= 3:
+            section("Pairs of the three most relevant parameters",
+                    lambda: plots.plot_pairs(campaign, model=model, points=21))
     if plots.last_hyperparameters(campaign) is not None:
         section("Parameter relevance", on_axes(plots.plot_lengthscales))
-    if done >= 2:
-        parts += importance_section(campaign, section, on_axes)
+    if model is not None:
+        parts += importance_section(campaign, section, on_axes, model)
     best = campaign.best()
     for p in campaign.space.parameters:
         if isinstance(p, Composition) and len(p.elements) >= 3 and done:
@@ -119,14 +122,17 @@ def plot_sections(campaign: Any) -> list[str]:
 
 
 
-def importance_section(campaign: Any, section: Callable, on_axes: Callable) -> list[str]:
-    """Sobol indices of the model (``campaign.importance()``): the first objective's as
-    bars (drawn through ``section``), every output's total indices as a table."""
+def importance_section(campaign: Any, section: Callable, on_axes: Callable,
+                       model: Any = None) -> list[str]:
+    """Sobol indices of the model (``campaign.importance()``; of ``model``, a
+    ``CampaignModel``, when given): the first objective's as bars (drawn through
+    ``section``), every output's total indices as a table."""
     from workbench import plots
     from workbench.errors import WorkbenchError
 
     try:
-        ds = campaign.importance(n=REPORT_IMPORTANCE_N, samples=REPORT_IMPORTANCE_SAMPLES)
+        ds = campaign.importance(n=REPORT_IMPORTANCE_N, samples=REPORT_IMPORTANCE_SAMPLES,
+                                 model=None if model is None else model.model)
     except (ValueError, WorkbenchError) as e:
         return [f"<h2>Global sensitivity</h2><p class='note'>not computed: {_e(e)}</p>"]
     section("Global sensitivity (Sobol indices of the model)",

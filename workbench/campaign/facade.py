@@ -511,10 +511,12 @@ class Campaign:
 
     # -- insight --------------------------------------------------------------------
 
-    def importance(self, n: int = 512, samples: int = 32, seed: int = 0) -> "xr.Dataset":
-        """Sobol indices of each objective (and P(feasible)) per parameter (see docs/insight)."""
+    def importance(self, n: int = 512, samples: int = 32, seed: int = 0,
+                   model: Any = None) -> "xr.Dataset":
+        """Sobol indices of each objective (and P(feasible)) per parameter (see docs/insight);
+        model: a surrogate built on the completed trials to reuse (default: fit one)."""
         from workbench.campaign.insight import importance
-        return importance(self, self._proposer, self._telemetry, n, samples, seed)
+        return importance(self, self._proposer, self._telemetry, n, samples, seed, model)
 
     def predict(self, table: Any) -> Any:
         """Model mean, std and P(feasible) at user points: DataFrame, dicts or CSV path."""

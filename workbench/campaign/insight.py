@@ -213,7 +213,7 @@ def _onto_simplex(F: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
 
 
 def importance(campaign: Any, proposer: "Proposer", telemetry: "Telemetry", n: int = 512,
-               samples: int = 32, seed: int = 0) -> "xr.Dataset":
+               samples: int = 32, seed: int = 0, model: Any = None) -> "xr.Dataset":
     """First-order and total Sobol indices of each objective (and ``p_feasible``) per
     parameter, from the model's posterior mean; their spread over posterior draws.
 
@@ -233,7 +233,8 @@ def importance(campaign: Any, proposer: "Proposer", telemetry: "Telemetry", n: i
         if isinstance(value, bool) or not isinstance(value, (int, np.integer)) or value < low:
             raise CampaignError(f"{name}: got {value!r}; expected an integer >= {low}")
     problem = proposer.problem
-    model = proposer.current_model(campaign.trials, campaign.surrogate_state)
+    if model is None:
+        model = proposer.current_model(campaign.trials, campaign.surrogate_state)
     fixed = problem.fixed_columns(problem.held())
     groups = parameter_groups(campaign.space, problem.held())
     labels, cols = [g[0] for g in groups], [g[1] for g in groups]
@@ -334,7 +335,8 @@ def _log(telemetry: "Telemetry", ds: "xr.Dataset", campaign: Any) -> None:
         return
     step = sum(t.status in ("completed", "failed") for t in campaign.trials)
     tracker.log_metrics(importance_metrics(ds), step=step)
-    tracker.flush()  # asked for now: in the run when this returns (else in the outbox)
+    if telemetry.deliver:  # deferred: queued for whoever delivers the outbox next
+        tracker.flush()  # asked for now: in the run when this returns (else in the outbox)
 
 
 # -- why a trial was proposed ----------------------------------------------------------

@@ -22,6 +22,8 @@ _EXPORTS = {
     "noise_prior_of": "workbench.engine.problem",
     "FITTERS": "workbench.engine.fitters",
     "fit_surrogate": "workbench.engine.fitters",
+    "condition_surrogate": "workbench.engine.fitters",
+    "models_built": "workbench.engine.fitters",
     "ACQUISITIONS": "workbench.engine.acquisitions",
     "LOG_SPACE": "workbench.engine.acquisitions",
     "build_acquisition": "workbench.engine.acquisitions",

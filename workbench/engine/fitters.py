@@ -15,6 +15,7 @@ modelled outputs.
 
 from __future__ import annotations
 
+from collections import Counter
 from collections.abc import Callable
 from dataclasses import dataclass
 from functools import partial
@@ -52,6 +53,17 @@ class Fitter:
 #: Surrogate name (``Problem.surrogate``) -> its fitter.
 FITTERS: dict[str, Fitter] = {}
 
+# Models built in this process: "fit" (hyperparameters optimised), "condition" (given
+# hyperparameters, no optimisation). Read with ``models_built()``.
+_BUILT: Counter = Counter({"fit": 0, "condition": 0})
+
+
+def models_built() -> dict[str, int]:
+    """How many surrogates this process has built, by way: ``"fit"`` (``fit_surrogate``,
+    hyperparameters optimised) and ``"condition"`` (``condition_surrogate``, stored
+    hyperparameters on the data). Compare two readings to count what a call built."""
+    return dict(_BUILT)
+
 
 def fitter(name: str, *, conditionable: bool,
            known_noise: bool = False) -> Callable[[Fit], Fit]:
@@ -75,6 +87,7 @@ def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity:
     with encoded points (descriptors, when the space asks for them, are
     computed inside it), and the JSON-ready state or None.
     """
+    _BUILT["fit"] += 1
     fitter_ = FITTERS[problem.surrogate]
     fit = fitter_.fit
     if noise is not None and fitter_.known_noise:
@@ -86,6 +99,31 @@ def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity:
     Xt = np.asarray(transform(jnp.asarray(X)))
     model, state = fit(problem, Xt, Y, key, capacity, warm)
     return InputTransformed(model, transform), state
+
+
+def condition_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, capacity: int,
+                        state: dict | None) -> Any | None:
+    """The plain GP on encoded X (n, d), Y (n, m) with the hyperparameters ``state`` of
+    an earlier fit (``fit_surrogate``'s state), without optimising them; None where that
+    cannot be done: another surrogate, a transferred prior, no state, or a state that
+    does not fit this kernel and data (the caller then fits). Known noise variances of
+    the observations are not added, as in ``fit_surrogate`` without ``noise``."""
+    if problem.surrogate != "gp" or problem.prior is not None or not state:
+        return None
+    transform = problem.feature_transform()
+    Xt = X if transform is None else np.asarray(transform(jnp.asarray(X)))
+    d = Xt.shape[1]
+    cfg = problem.surrogate_options
+    learn_noise = cfg["noise"] is None
+    theta = _warm_start(state, _gp_kernel(problem, d), d, Y.shape[1], learn_noise,
+                        problem.noise_prior)
+    if theta is None:
+        return None
+    _BUILT["condition"] += 1
+    fixed = None if learn_noise else np.full(Y.shape, cfg["noise"])
+    model = sg.gp_from_hyperparameters(Xt, Y, theta, bounds=_unit(d), capacity=capacity,
+                                       noise=fixed)
+    return model if transform is None else InputTransformed(model, transform)
 
 
 def _unit(d: int) -> tuple[np.ndarray, np.ndarray]:

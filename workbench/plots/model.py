@@ -23,14 +23,19 @@ class CampaignModel:
 
     Built with the spec's surrogate, the same PRNG key and warm start as the
     next ``ask`` uses, so it is the model that proposes the next trial.
-    ``outputs``: the modelled outcomes (objectives, then constraint outcomes).
+    refit=False instead conditions a plain GP with the hyperparameters of the last
+    proposal (``campaign.surrogate_state``) on every completed trial, without
+    optimising them (quick: what a report shows), and fits only where that cannot
+    be done (another surrogate, no proposal yet). ``outputs``: the modelled
+    outcomes (objectives, then constraint outcomes); ``model``: the surrogate,
+    queried with encoded points; ``description``: which model this is, in words.
     """
 
-    def __init__(self, campaign: "Campaign"):
+    def __init__(self, campaign: "Campaign", refit: bool = True):
         import jax
 
         from workbench._jax import configure_jax
-        from workbench.engine import fit_surrogate
+        from workbench.engine import condition_surrogate, fit_surrogate
 
         trials = campaign.trials
         done = [t for t in trials if t.status == COMPLETED]
@@ -39,12 +44,21 @@ class CampaignModel:
                              " expected at least 2 to fit a model")
         configure_jax()
         X, Y = campaign.training_data(done)
-        key = jax.random.fold_in(jax.random.key(campaign.spec.seed), len(trials))
-        k_fit, _ = jax.random.split(key)
         self.space = campaign.space
         self.outputs = list(campaign.problem.outputs)
+        surrogate = campaign.problem.surrogate
+        self.model = None if refit else condition_surrogate(
+            campaign.problem, X, Y, len(X), campaign.surrogate_state)
+        if self.model is not None:
+            self.description = (f"{surrogate} with the hyperparameters of the last proposal,"
+                                f" conditioned on the {len(done)} completed trials")
+            return
+        key = jax.random.fold_in(jax.random.key(campaign.spec.seed), len(trials))
+        k_fit, _ = jax.random.split(key)
         self.model, _ = fit_surrogate(campaign.problem, X, Y, k_fit, len(X),
                                       campaign.surrogate_state)
+        self.description = (f"{surrogate} fitted on the {len(done)} completed trials, as the"
+                            " next ask would fit it")
 
     def predict(self, rows: list[dict]) -> tuple[np.ndarray, np.ndarray]:
         """Posterior mean and standard deviation, (n, outputs) each in user units, at
@@ -57,9 +71,11 @@ class CampaignModel:
         return np.asarray(mean), np.sqrt(np.maximum(np.asarray(var), 0.0))
 
 
-def campaign_model(campaign: "Campaign") -> CampaignModel:
-    """Fit the campaign's surrogate on its completed trials (see :class:`CampaignModel`)."""
-    return CampaignModel(campaign)
+def campaign_model(campaign: "Campaign", refit: bool = True) -> CampaignModel:
+    """The campaign's surrogate on its completed trials (see :class:`CampaignModel`):
+    refitted as the next ``ask`` would (default), or with refit=False the last
+    proposal's hyperparameters conditioned on them."""
+    return CampaignModel(campaign, refit)
 
 
 def _slice_grid(p: Any, at: float, points: int) -> np.ndarray:
