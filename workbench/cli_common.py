@@ -12,8 +12,8 @@ import typer
 from rich.console import Console
 from rich.markup import escape
 
-__all__ = ["CLI_ACTOR", "emit_output", "err", "existing_store", "fail", "guard", "load",
-           "locate", "need_store", "open_campaign", "out"]
+__all__ = ["CLI_ACTOR", "campaign_at", "emit_output", "err", "existing_store", "fail",
+           "guard", "load", "locate", "need_store", "open_campaign", "out"]
 
 out = Console()
 err = Console(stderr=True)
@@ -116,12 +116,32 @@ def locate(arg: str, command: str) -> tuple[str, Optional[Path], object]:
 
 def existing_store(arg: str, command: str) -> str:
     """The store ``arg`` names (see ``locate``); exit 2 if there is no campaign there."""
+    store, path, _ = locate(arg, command)
+    _require_store(store, path, command)
+    return store
+
+
+def campaign_at(arg: str, command: str, *, create: bool = False):
+    """The campaign ``arg`` names (see ``locate``), its asks and tells recorded as the
+    CLI's. A store must exist; a spec's store too, unless ``create`` (then it is made)."""
+    from workbench.campaign import Campaign
+
+    store, path, parsed = locate(arg, command)
+    if path is None or not create:
+        _require_store(store, path, command)
+    if path is None:
+        campaign = Campaign.open(store)
+    else:
+        campaign = Campaign.from_spec(parsed, base_dir=path.parent)
+    campaign.actor = CLI_ACTOR
+    return campaign
+
+
+def _require_store(store: str, path: Optional[Path], command: str) -> None:
     from workbench.errors import CampaignError
     from workbench.store import ZarrStore
 
-    store, path, _ = locate(arg, command)
     if not ZarrStore(store).exists():
         of = f" (the store of {path})" if path is not None else ""
         raise CampaignError(f"{command}: no campaign store at {store}{of}; expected a campaign"
                             " store (a *.zarr folder) or a spec whose store exists")
-    return store

@@ -10,29 +10,10 @@ from __future__ import annotations
 from pathlib import Path
 
 import typer
-from rich.console import Console
+
+from workbench.cli_common import campaign_at, out
 
 __all__ = ["import_data"]
-
-out = Console()
-
-
-def _campaign(target: str):
-    """The campaign ``target`` names: a store (a ``*.zarr`` folder, which must exist) or
-    a spec (YAML file or shipped name; its store is created when it does not exist)."""
-    from workbench.campaign import Campaign
-    from workbench.errors import CampaignError
-    from workbench.resources import resolve_spec
-    from workbench.spec import load_spec
-
-    given = Path(target).expanduser()
-    if given.is_dir() or given.suffix == ".zarr":
-        return Campaign.open(target)
-    path = resolve_spec(target)
-    spec = load_spec(path)
-    if spec.store is None:
-        raise CampaignError("store: is null; import needs a store to record the experiments in")
-    return Campaign.from_spec(spec, base_dir=path.parent)
 
 
 def import_data(
@@ -43,7 +24,7 @@ def import_data(
 ) -> None:
     """Bring in experiments done before the campaign as completed trials (strategy
     imported). Every row is checked first: one row outside the space imports nothing."""
-    campaign = _campaign(target)
+    campaign = campaign_at(target, "import", create=True)
     campaign.defer_tracking()  # the next ask, run or report logs it
     trials = campaign.add_data(data)
     if as_json:

@@ -12,37 +12,16 @@ command shows the space and its recorded updates.
 from __future__ import annotations
 
 import json
-from pathlib import Path
 from typing import Any
 
 import typer
 import yaml
-from rich.console import Console
 from rich.table import Table
 
+from workbench.cli_common import campaign_at, out
 from workbench.errors import CampaignError
 
 __all__ = ["recorded_updates", "space_command"]
-
-out = Console()
-
-
-def _campaign(target: str) -> Any:
-    """The campaign at a store, or at the store an existing spec names (never created)."""
-    from workbench.campaign import Campaign
-    from workbench.resources import resolve_spec
-    from workbench.spec import load_spec
-    from workbench.store import ZarrStore
-
-    given = Path(target).expanduser()
-    if given.is_dir() or given.suffix == ".zarr":
-        return Campaign.open(given)
-    path = resolve_spec(target)
-    parsed = load_spec(path)
-    if parsed.store is None or not ZarrStore(parsed.store).exists():
-        raise CampaignError(f"space: no campaign store at {parsed.store} (the store of"
-                            f" {path}); expected a campaign that has started")
-    return Campaign.from_spec(parsed, base_dir=path.parent)
 
 
 def _set(text: str, space: Any) -> Any:
@@ -112,7 +91,7 @@ def space_command(
     as_json: bool = typer.Option(False, "--json", help="machine-readable output"),
 ) -> None:
     """Widen or narrow a range, add a level or a parameter, fix one; or show the space."""
-    campaign = _campaign(target)
+    campaign = campaign_at(target, "space")
     if set_ or fix or past:
         parameters = [_set(text, campaign.space) for text in set_]
         campaign.update_space(*parameters, fix=_pairs(fix, "--fix"),
