@@ -7,7 +7,6 @@ into a message and exit code 2).
 
 from __future__ import annotations
 
-import math
 
 import typer
 from rich.markup import escape
@@ -34,9 +33,9 @@ def explain(
     campaign = Campaign.open(store, tracking=None)  # reading contacts no server
     facts = campaign.explain(trial)
     if as_json:
-        from workbench.cli_json import document, emit
+        from workbench.cli_json import document, emit, json_value
 
-        emit(document("explain", name=campaign.name, **_json_ready(facts)))
+        emit(document("explain", name=campaign.name, **json_value(facts)))
         return
     out.print(escape(facts["text"]), highlight=False, soft_wrap=True)
     if facts["alternatives"]:
@@ -56,14 +55,3 @@ def _num(v):
     if isinstance(v, dict):
         return "{" + ", ".join(f"{k}: {_num(f)}" for k, f in v.items()) + "}"
     return str(v)
-
-
-def _json_ready(value):
-    """NaN and infinities become null (JSON has none)."""
-    if isinstance(value, float):
-        return value if math.isfinite(value) else None
-    if isinstance(value, dict):
-        return {k: _json_ready(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_json_ready(v) for v in value]
-    return value

@@ -3,7 +3,6 @@ running anything (registered on the ``workbench`` command by ``workbench.cli``).
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import Any
 
@@ -33,9 +32,9 @@ def predict_points(store: str, points: Path, output: Path | None, as_json: bool,
     if output is not None:
         write_rows(output, [str(c) for c in frame.columns], frame.to_dict("records"))
     if as_json:
-        from workbench.cli_json import document, emit
+        from workbench.cli_json import document, emit, json_value
 
-        rows = [{k: _plain(v) for k, v in r.items()} for r in frame.to_dict("records")]
+        rows = [{k: json_value(v) for k, v in r.items()} for r in frame.to_dict("records")]
         emit(document("predict", name=campaign.name, columns=[str(c) for c in frame.columns],
                       written=None if output is None else str(output), points=rows))
         return
@@ -58,7 +57,3 @@ def _cell(v: Any) -> str:
     return str(v)
 
 
-def _plain(v: Any) -> Any:
-    """numpy scalars as Python numbers for JSON (NaN as null)."""
-    v = v.item() if hasattr(v, "item") else v
-    return None if isinstance(v, float) and not math.isfinite(v) else v

@@ -341,23 +341,16 @@ def spec_schema() -> dict:
 # -- building documents ---------------------------------------------------------------
 
 
-def _plain(value: Any) -> Any:
-    """A parameter value as JSON: numbers as numbers, a composition as a mapping."""
+def json_value(value: Any) -> Any:
+    """``value`` as plain JSON: numpy scalars as Python numbers, mappings (a
+    composition too) with text keys, tuples as lists, and every non-finite float
+    (NaN, infinity) as None, which JSON lacks."""
     if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
+        return {str(k): json_value(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [json_value(v) for v in value]
     if hasattr(value, "item") and not isinstance(value, (str, bytes)):
         value = value.item()  # a numpy scalar
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
-def _finite(value: Any) -> Any:
-    """``value`` with every non-finite float (NaN, infinity) as None: JSON has none."""
-    if isinstance(value, dict):
-        return {k: _finite(v) for k, v in value.items()}
-    if isinstance(value, list):
-        return [_finite(v) for v in value]
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
@@ -371,16 +364,16 @@ def _time(value) -> Optional[str]:
 
 def trial_json(trial, detail: bool = False) -> dict:
     """One trial as its JSON document (``TrialOut``; with ``detail``, ``TrialDetailOut``)."""
-    params = {k: _plain(v) for k, v in trial.params.items()}
-    proposed = {k: _plain(v) for k, v in (trial.proposed or trial.params).items()}
+    params = {k: json_value(v) for k, v in trial.params.items()}
+    proposed = {k: json_value(v) for k, v in (trial.proposed or trial.params).items()}
     doc = {
         "id": int(trial.id), "status": trial.status, "params": params,
         "proposed": proposed if proposed != params else None,
-        "outcomes": {k: _plain(float(v)) for k, v in trial.outcomes.items()},
-        "prediction": {k: {"mean": _plain(float(p.mean)), "std": _plain(float(p.std))}
+        "outcomes": {k: json_value(float(v)) for k, v in trial.outcomes.items()},
+        "prediction": {k: {"mean": json_value(float(p.mean)), "std": json_value(float(p.std))}
                        for k, p in (trial.prediction or {}).items()},
         "strategy": trial.strategy, "batch": int(trial.batch),
-        "acquisition_value": _plain(trial.acquisition_value),
+        "acquisition_value": json_value(trial.acquisition_value),
         "asked_at": _time(trial.asked_at), "told_at": _time(trial.told_at),
         "failure_reason": trial.failure_reason,
     }
@@ -455,7 +448,7 @@ def error_document(message: str, exit_code: int, *, command: Optional[str] = Non
 
 def emit(doc: dict) -> None:
     """Write a document to stdout as one line of strict JSON (no NaN: null)."""
-    sys.stdout.write(json.dumps(_finite(doc), ensure_ascii=False, allow_nan=False) + "\n")
+    sys.stdout.write(json.dumps(json_value(doc), ensure_ascii=False, allow_nan=False) + "\n")
     sys.stdout.flush()
 
 

@@ -17,17 +17,16 @@ The ``mcp`` package is imported here only, and only when the server starts (the
 ``agents`` extra).
 """
 
-import math
 import os
 import threading
 import warnings
-from collections.abc import Mapping
 from pathlib import Path
 from typing import Any, Optional
 from urllib.parse import urlsplit
 
 import typer
 
+from workbench.cli_json import json_value
 from workbench.errors import CampaignError, WorkbenchError
 
 __all__ = ["AgentTools", "build_server", "mcp_command"]
@@ -47,30 +46,16 @@ SERVER_INSTRUCTIONS = (
     " the server's root.")
 
 
-def _plain(value: Any) -> Any:
-    """A record value as JSON: numpy scalars as Python numbers, compositions as
-    element -> fraction, NaN as None."""
-    if isinstance(value, Mapping):
-        return {str(k): _plain(v) for k, v in value.items()}
-    if isinstance(value, (list, tuple)):
-        return [_plain(v) for v in value]
-    if hasattr(value, "item") and not isinstance(value, (str, bytes)):
-        value = value.item()
-    if isinstance(value, float) and not math.isfinite(value):
-        return None
-    return value
-
-
 def trial_dict(trial: Any) -> dict[str, Any]:
     """A ``Trial`` as the tools return it: id, status, params, the model's prediction
     when it was proposed (mean and std per objective), outcomes, and who asked and told."""
     from workbench.record import format_time
 
-    prediction = {k: {"mean": _plain(p.mean), "std": _plain(p.std)}
+    prediction = {k: {"mean": json_value(p.mean), "std": json_value(p.std)}
                   for k, p in (trial.prediction or {}).items()}
     return {
-        "id": trial.id, "status": trial.status, "params": _plain(trial.params),
-        "prediction": prediction or None, "outcomes": _plain(trial.outcomes),
+        "id": trial.id, "status": trial.status, "params": json_value(trial.params),
+        "prediction": prediction or None, "outcomes": json_value(trial.outcomes),
         "failure_reason": trial.failure_reason, "strategy": trial.strategy,
         "batch": trial.batch, "asked_at": format_time(trial.asked_at) or None,
         "told_at": format_time(trial.told_at) or None, "asked_by": trial.asked_by,
@@ -274,13 +259,13 @@ class AgentTools:
                                 " parameter dicts")
         frame = self._open(campaign).predict(points)
         return {"columns": [str(c) for c in frame.columns],
-                "points": [{str(k): _plain(v) for k, v in row.items()}
+                "points": [{str(k): json_value(v) for k, v in row.items()}
                            for row in frame.to_dict("records")]}
 
     def explain(self, campaign: str, trial_id: int) -> dict[str, Any]:
         """Why trial ``trial_id`` was proposed, as recorded when it was asked
         (``Campaign.explain``): read from the record, nothing is fitted."""
-        return _plain(self._open(campaign).explain(trial_id))
+        return json_value(self._open(campaign).explain(trial_id))
 
     def report(self, campaign: str, out: Optional[str] = None) -> dict[str, Any]:
         """Write the campaign's HTML report inside the root (default: beside its store,
