@@ -15,6 +15,8 @@ from workbench.cli import app
 from workbench.report import evaluations_to_target, summary_from_store
 
 BRANIN = wb.problems.get("branin")
+# How long a test waits for a detached delivery (seconds): generous, for a loaded machine.
+DELIVERY_WAIT_S = 180
 
 
 def _oracle(params):
@@ -57,8 +59,9 @@ def test_one_campaign_report_is_self_contained_and_logged_to_its_run(local, monk
     from mlflow.tracking import MlflowClient
 
     tmp, uri, (alpha, _) = local
-    r = _invoke(["report", "alpha.zarr", "--out", "out/alpha.html"], tmp, monkeypatch)
+    r = _invoke(["report", "alpha.zarr", "--out", "out/alpha.html", "--wait"], tmp, monkeypatch)
     assert r.exit_code == 0, r.output
+    assert f"logged report.html to run {alpha.run_id}" in r.output
     text = (tmp / "out" / "alpha.html").read_text()
     images = re.findall(r'src="data:image/png;base64,([^"]+)"', text)
     assert all(base64.b64decode(i)[:8] == b"\x89PNG\r\n\x1a\n" for i in images)
@@ -117,6 +120,35 @@ def test_sqlite_metric_reader_returns_what_mlflow_returns(local):
         for g, w in zip(got, want):
             assert g[::2] == w[::2] and g[3] == w[3], key
             assert g[1] == w[1] or (math.isnan(g[1]) and math.isnan(w[1])), key
+
+
+def test_a_report_hands_its_artifact_to_a_background_process(local):
+    """Without --wait the command neither imports MLflow nor waits on it: a detached
+    process delivers report.html to the run, the same text as the file written."""
+    import json
+    import subprocess
+    import sys
+    import time
+
+    from mlflow.tracking import MlflowClient
+
+    tmp, uri, (_, beta) = local
+    out = tmp / "bg" / "beta.html"
+    proc = subprocess.run([sys.executable, "-X", "importtime", "-m", "workbench", "report",
+                           "beta.zarr", "-o", str(out), "--json"], cwd=tmp,
+                          capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    doc = json.loads(proc.stdout)
+    assert doc["logged_run"] == beta.run_id and doc["delivery"] == "background"
+    imported = {line.rsplit("|", 1)[-1].strip() for line in proc.stderr.splitlines()
+                if line.startswith("import time:")}
+    assert not {m for m in imported if m.split(".")[0] in ("mlflow", "xarray", "pandas")}
+    client, deadline = MlflowClient(uri), time.monotonic() + DELIVERY_WAIT_S
+    while "report.html" not in [a.path for a in client.list_artifacts(beta.run_id)]:
+        assert time.monotonic() < deadline, "the background delivery never arrived"
+        time.sleep(0.5)
+    logged = client.download_artifacts(beta.run_id, "report.html", str(tmp / "bg" / "dl"))
+    assert open(logged).read() == out.read_text()
 
 
 def test_a_report_builds_one_model_from_the_last_proposal(local):

@@ -293,6 +293,9 @@ def report(
     all_runs: bool = typer.Option(False, "--all", help="every campaign visible at --tracking"),
     target: Optional[float] = typer.Option(None, "--target",
                                            help="objective value for 'evaluations to target'"),
+    wait: bool = typer.Option(False, "--wait",
+                              help="log report.html to MLflow before returning (default: a"
+                                   " background process delivers it)"),
     as_json: bool = JSON_OPTION,
 ):
     """A campaign as self-contained HTML, or a comparison of campaigns (also MLflow artifacts)."""
@@ -319,12 +322,13 @@ def report(
     if compare or all_runs:
         done = _report_comparison(items, out_path or Path("comparison.html"), tracking, target)
     else:
-        done = _report_one(items[0], out_path or Path("report.html"), tracking)
+        done = _report_one(items[0], out_path or Path("report.html"), tracking, wait)
     if as_json:
         _emit("report", **done)
 
 
-def _report_one(item: str, out_path: Path, tracking: Optional[str] = None) -> dict:
+def _report_one(item: str, out_path: Path, tracking: Optional[str] = None,
+                wait: bool = False) -> dict:
     from workbench.report import campaign_report, log_campaign_report
 
     store = _existing_store(item, "report")
@@ -332,12 +336,16 @@ def _report_one(item: str, out_path: Path, tracking: Optional[str] = None) -> di
     out_path.parent.mkdir(parents=True, exist_ok=True)
     out_path.write_text(text, encoding="utf-8")
     out.print(f"wrote {out_path}", highlight=False)
-    run_id = log_campaign_report(campaign, text)
-    if run_id:
+    run_id = log_campaign_report(campaign, text, wait=wait)
+    if run_id and wait:
         out.print(f"logged report.html to run {run_id} at {campaign.spec.tracking}",
                   highlight=False)
+    elif run_id:
+        out.print(f"report.html goes to run {run_id} at {campaign.spec.tracking} from a"
+                  " background process (--wait: before returning)", highlight=False)
     return {"written": str(out_path), "campaigns": 1, "logged_run": run_id,
-            "tracking": campaign.spec.tracking}
+            "tracking": campaign.spec.tracking,
+            "delivery": None if not run_id else "done" if wait else "background"}
 
 
 def _report_comparison(items: list[str], out_path: Path, tracking: Optional[str],

@@ -183,6 +183,10 @@ class ReportOut(_Doc):
     campaigns: int = Field(description="campaigns in the report (more than one: a comparison)")
     logged_run: Optional[str] = Field(description="MLflow run the report was logged to")
     tracking: Optional[str]
+    delivery: Optional[Literal["done", "background"]] = Field(
+        None, description="done: in MLflow before the command returned (--wait); background:"
+                          " a detached process delivers it (failing that, the campaign's next"
+                          " tracked command); null: not logged")
 
 
 class VerifyOut(_Doc):

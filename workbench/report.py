@@ -340,6 +340,24 @@ def _table(header: list[str], rows: list[list]) -> str:
     return f"<table><tr>{head}</tr>{body}</table>"
 
 
+def _trials_table(campaign) -> str:
+    """Every trial with the columns of a CSV export (``record.to_rows``); missing
+    numbers blank."""
+    from workbench.record import to_rows
+
+    columns, rows = to_rows(campaign.trials, campaign.space, campaign.outcomes)
+
+    def cell(v) -> str:
+        if isinstance(v, float):
+            return "" if math.isnan(v) else f"{v:.6g}"
+        return "" if v is None else str(v)
+
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = "".join("<tr>" + "".join(f"<td>{_e(cell(r[c]))}</td>" for c in columns) + "</tr>"
+                   for r in rows)
+    return f"<table><tr>{head}</tr>{body}</table>"
+
+
 def _page(title: str, body: str) -> str:
     stamp = datetime.now(timezone.utc).isoformat(timespec="seconds")  # ISO 8601, offset
     return (f"<!DOCTYPE html><html><head><meta charset='utf-8'><title>{_e(title)}</title>"
@@ -458,18 +476,28 @@ def campaign_report(store: str | Path, tracking: str | None = None) -> tuple[str
                  " machines (Dask workers) and accelerators are not counted. Energy is an"
                  " estimate: CPU seconds times WORKBENCH_WATTS_PER_CORE (12 W by default).</p>")
     parts.append("<h2>Trials</h2>")
-    parts.append(campaign.to_frame().to_html(index=False, na_rep="", float_format="%.6g"))
+    parts.append(_trials_table(campaign))
     return _page(f"Campaign {campaign.name}", "".join(parts)), campaign
 
 
-def log_campaign_report(campaign, text: str) -> str | None:
-    """Log ``report.html`` to the campaign's run (through its outbox); the run id or None."""
+def log_campaign_report(campaign, text: str, wait: bool = True) -> str | None:
+    """Log ``report.html`` to the campaign's run (through its outbox); the run id or None.
+
+    wait: deliver it now (None if the server did not take it; it stays in the outbox).
+    False: queue it and hand the delivery to a detached process (``workbench.deliver``),
+    so that the caller neither imports MLflow nor waits on the server; returns the run
+    id the artifact is on its way to."""
     from workbench.transfer import artifact_tracker
 
-    tracker = artifact_tracker(campaign)
+    tracker = artifact_tracker(campaign, deliver=wait)
     if tracker is None:
         return None
     tracker.log_text(REPORT_ARTIFACT, text)
+    if not wait and campaign.store is not None:
+        from workbench.deliver import spawn
+
+        spawn(campaign.store.path, campaign.spec.tracking)
+        return tracker.run_id
     with _quick_http():
         return tracker.run_id if tracker.flush(force=True) else None
 

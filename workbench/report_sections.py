@@ -131,21 +131,21 @@ def importance_section(campaign: Any, section: Callable, on_axes: Callable,
     from workbench.errors import WorkbenchError
 
     try:
-        ds = campaign.importance(n=REPORT_IMPORTANCE_N, samples=REPORT_IMPORTANCE_SAMPLES,
-                                 model=None if model is None else model.model)
+        indices = campaign.sobol_indices(n=REPORT_IMPORTANCE_N,
+                                         samples=REPORT_IMPORTANCE_SAMPLES,
+                                         model=None if model is None else model.model)
     except (ValueError, WorkbenchError) as e:
         return [f"<h2>Global sensitivity</h2><p class='note'>not computed: {_e(e)}</p>"]
     section("Global sensitivity (Sobol indices of the model)",
-            on_axes(plots.plot_importance, importance=ds),
+            on_axes(plots.plot_importance, importance=indices),
             "Total index: the share of the model's variance over the search space in which"
             " the parameter takes part; first order: the share it explains alone. Error"
             " bars: ± one standard deviation over posterior draws (what the model does not"
             " know yet). Inputs uniform over the box of the space; its linear constraints"
             " are not imposed.")
-    outputs = [str(o) for o in ds["output"].values]
-    head = "".join(f"<th>{_e(h)}</th>" for h in ["total index"] + outputs)
+    head = "".join(f"<th>{_e(h)}</th>" for h in ["total index"] + indices.outputs)
     rows = "".join(
         f"<tr><td>{_e(p)}</td>" + "".join(
-            f"<td>{float(ds['total'].sel(output=o, parameter=p)):.3f}</td>" for o in outputs)
-        + "</tr>" for p in ds["parameter"].values)
+            f"<td>{float(indices.of('total', o)[j]):.3f}</td>" for o in indices.outputs)
+        + "</tr>" for j, p in enumerate(indices.parameters))
     return [f"<table><tr>{head}</tr>{rows}</table>"]

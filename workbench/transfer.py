@@ -107,16 +107,17 @@ def log_prior(campaign, prior: dict) -> str | None:
     return f"runs:/{tracker.run_id}/{PRIOR_ARTIFACT}" if delivered and tracker.run_id else None
 
 
-def artifact_tracker(campaign):
+def artifact_tracker(campaign, deliver: bool = True):
     """A tracker on the campaign's existing run that logs artifacts without
-    reopening the run (its status stays as the campaign left it)."""
+    reopening the run (its status stays as the campaign left it). deliver: False
+    only queues in the outbox (no delivery thread, no MLflow import)."""
     if campaign.spec.tracking is None or not campaign.run_id:
         return None
     from workbench.tracking import Tracker
 
     outbox = None if campaign.store is None else campaign.store.outbox_path
     return Tracker(campaign.spec.tracking, campaign.spec.partner, campaign.name,
-                   run_id=campaign.run_id, outbox=outbox)
+                   run_id=campaign.run_id, outbox=outbox, deliver=deliver)
 
 
 def _download(uri: str, tracking: str) -> dict:

@@ -44,6 +44,8 @@ from workbench.store import ZarrStore
 if TYPE_CHECKING:
     import xarray as xr
 
+    from workbench.campaign.insight import SobolIndices
+
 __all__ = ["Campaign"]
 
 
@@ -515,6 +517,11 @@ class Campaign:
                    model: Any = None) -> "xr.Dataset":
         """Sobol indices of each objective (and P(feasible)) per parameter (see docs/insight);
         model: a surrogate built on the completed trials to reuse (default: fit one)."""
+        return self.sobol_indices(n, samples, seed, model).to_dataset()
+
+    def sobol_indices(self, n: int = 512, samples: int = 32, seed: int = 0,
+                      model: Any = None) -> "SobolIndices":
+        """``importance()`` as plain numpy arrays (``insight.SobolIndices``), without xarray."""
         from workbench.campaign.insight import importance
         return importance(self, self._proposer, self._telemetry, n, samples, seed, model)
 

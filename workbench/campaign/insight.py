@@ -18,6 +18,7 @@ its target.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import math
 import re
@@ -37,7 +38,8 @@ if TYPE_CHECKING:
     from workbench.campaign.telemetry import Telemetry
     from workbench.space import SearchSpace
 
-__all__ = ["P_FEASIBLE", "explain", "importance", "importance_metrics", "predict", "read_points"]
+__all__ = ["P_FEASIBLE", "SobolIndices", "explain", "importance", "importance_metrics", "predict",
+           "read_points"]
 
 #: Name of the probability that a point satisfies every outcome constraint.
 P_FEASIBLE = "p_feasible"
@@ -212,8 +214,46 @@ def _onto_simplex(F: np.ndarray, lo: np.ndarray, hi: np.ndarray) -> np.ndarray:
     return np.clip(F + 0.5 * (a + b)[:, None], lo, hi)
 
 
+@dataclasses.dataclass(frozen=True)
+class SobolIndices:
+    """Sobol indices as plain arrays: what ``Campaign.importance`` returns as an xarray
+    Dataset (``to_dataset``), for readers that need no xarray (the report).
+
+    outputs: the objectives' names, then ``p_feasible`` with outcome constraints;
+    parameters: one label per input (``parameter_groups``); first_order, total,
+    first_order_std, total_std: (outputs, parameters), the std NaN where there are
+    no posterior draws (always for ``p_feasible``); variance: (outputs,), the
+    model's variance over the space; attrs: the settings and what they mean.
+    """
+
+    outputs: list[str]
+    parameters: list[str]
+    first_order: np.ndarray
+    total: np.ndarray
+    first_order_std: np.ndarray
+    total_std: np.ndarray
+    variance: np.ndarray
+    attrs: dict[str, Any]
+
+    def of(self, kind: str, output: str) -> np.ndarray:
+        """One output's row of ``kind`` (first_order, total or their _std), (parameters,)."""
+        return getattr(self, kind)[self.outputs.index(output)]
+
+    def to_dataset(self) -> "xr.Dataset":
+        """The indices as an xarray Dataset over (output, parameter)."""
+        import xarray as xr
+
+        dims = ("output", "parameter")
+        return xr.Dataset(
+            {"first_order": (dims, self.first_order), "total": (dims, self.total),
+             "first_order_std": (dims, self.first_order_std),
+             "total_std": (dims, self.total_std), "variance": (("output",), self.variance)},
+            coords={"output": self.outputs, "parameter": self.parameters},
+            attrs=dict(self.attrs))
+
+
 def importance(campaign: Any, proposer: "Proposer", telemetry: "Telemetry", n: int = 512,
-               samples: int = 32, seed: int = 0, model: Any = None) -> "xr.Dataset":
+               samples: int = 32, seed: int = 0, model: Any = None) -> SobolIndices:
     """First-order and total Sobol indices of each objective (and ``p_feasible``) per
     parameter, from the model's posterior mean; their spread over posterior draws.
 
@@ -223,7 +263,6 @@ def importance(campaign: Any, proposer: "Proposer", telemetry: "Telemetry", n: i
     distribution the indices are taken over.
     """
     import jax.numpy as jnp
-    import xarray as xr
 
     from active_learning import saltelli_design, saltelli_points, sobol_indices
     from surrogates import posterior_moments
@@ -251,21 +290,18 @@ def importance(campaign: Any, proposer: "Proposer", telemetry: "Telemetry", n: i
     first_std, total_std, n_draws = _spread(campaign, model, A, B, cols, fixed, outputs,
                                             int(samples), int(seed))
     nan = np.full((len(names), len(labels)), np.nan)
-    ds = xr.Dataset(
-        {"first_order": (("output", "parameter"), np.asarray(S.first_order)),
-         "total": (("output", "parameter"), np.asarray(S.total)),
-         "first_order_std": (("output", "parameter"), _pad(first_std, nan)),
-         "total_std": (("output", "parameter"), _pad(total_std, nan)),
-         "variance": (("output",), np.asarray(S.variance))},
-        coords={"output": names, "parameter": labels},
+    result = SobolIndices(
+        outputs=names, parameters=labels, first_order=np.asarray(S.first_order),
+        total=np.asarray(S.total), first_order_std=_pad(first_std, nan),
+        total_std=_pad(total_std, nan), variance=np.asarray(S.variance),
         attrs={"campaign": campaign.name, "n": int(n), "samples": int(samples),
                "seed": int(seed), "sample_rows": n_draws,
                "n_train": int(sum(t.status == "completed" for t in campaign.trials)),
                "over": "the encoded box (space constraints not imposed)",
                "spread": "std over joint posterior draws of the objectives at the same"
                          " design: what the model does not know (p_feasible: none)"})
-    _log(telemetry, ds, campaign)
-    return ds
+    _log(telemetry, result, campaign)
+    return result
 
 
 def _pad(values: np.ndarray | None, nan: np.ndarray) -> np.ndarray:
@@ -312,16 +348,15 @@ def _joint_draws():
     return jax.jit(draws, static_argnums=3)
 
 
-def importance_metrics(ds: "xr.Dataset") -> dict[str, float]:
+def importance_metrics(indices: SobolIndices) -> dict[str, float]:
     """The indices as MLflow metrics: ``importance.total.<output>.<parameter>`` and
     ``importance.first_order...`` (names made safe for MLflow)."""
     out = {}
     for kind in ("total", "first_order"):
-        for o in ds["output"].values:
-            for p in ds["parameter"].values:
-                value = float(ds[kind].sel(output=o, parameter=p))
-                if math.isfinite(value):
-                    out[_metric_name(f"importance.{kind}.{o}.{p}")] = value
+        for o in indices.outputs:
+            for p, value in zip(indices.parameters, indices.of(kind, o)):
+                if math.isfinite(float(value)):
+                    out[_metric_name(f"importance.{kind}.{o}.{p}")] = float(value)
     return out
 
 
@@ -329,12 +364,12 @@ def _metric_name(name: str) -> str:
     return re.sub(r"[^A-Za-z0-9_\-. /]", "_", name)
 
 
-def _log(telemetry: "Telemetry", ds: "xr.Dataset", campaign: Any) -> None:
+def _log(telemetry: "Telemetry", indices: SobolIndices, campaign: Any) -> None:
     tracker = telemetry.tracker()
     if tracker is None:
         return
     step = sum(t.status in ("completed", "failed") for t in campaign.trials)
-    tracker.log_metrics(importance_metrics(ds), step=step)
+    tracker.log_metrics(importance_metrics(indices), step=step)
     if telemetry.deliver:  # deferred: queued for whoever delivers the outbox next
         tracker.flush()  # asked for now: in the run when this returns (else in the outbox)
 

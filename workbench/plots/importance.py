@@ -23,23 +23,32 @@ def plot_importance(campaign: "Campaign", output: str | None = None, *,
     of ± one standard deviation over posterior draws (none for ``p_feasible``).
 
     output: an objective or ``"p_feasible"`` (default the first objective);
-    importance: a ``campaign.importance()`` Dataset to draw (default: computed with
-    ``**kw``: n, samples, seed). Returns the Axes.
+    importance: a ``campaign.importance()`` Dataset or ``campaign.sobol_indices()`` to
+    draw (default: computed with ``**kw``: n, samples, seed). Returns the Axes.
     """
-    ds = importance if importance is not None else campaign.importance(**kw)
-    name = output or str(ds["output"].values[0])
-    outputs = [str(o) for o in ds["output"].values]
+    indices = importance if importance is not None else campaign.sobol_indices(**kw)
+    if not hasattr(indices, "of"):  # a campaign.importance() Dataset
+        from workbench.campaign.insight import SobolIndices
+
+        indices = SobolIndices(
+            outputs=[str(o) for o in indices["output"].values],
+            parameters=[str(p) for p in indices["parameter"].values],
+            **{k: indices[k].values for k in ("first_order", "total", "first_order_std",
+                                               "total_std", "variance")},
+            attrs=dict(indices.attrs))
+    outputs = list(indices.outputs)
+    name = output or outputs[0]
     if name not in outputs:
         raise ValueError(f"plot_importance: output {name!r} has no indices; expected one of"
                          f" {outputs}")
     own = ax is None
     ax = axes_or_new(ax)
-    labels = [str(p) for p in ds["parameter"].values]
+    labels = list(indices.parameters)
     pos = np.arange(len(labels))[::-1]  # first parameter on top
     for k, (kind, colour, text) in enumerate((("total", "C0", "total"),
                                               ("first_order", "C1", "first order"))):
-        values = ds[kind].sel(output=name).values
-        err = ds[f"{kind}_std"].sel(output=name).values
+        values = indices.of(kind, name)
+        err = indices.of(f"{kind}_std", name)
         ax.barh(pos + (0.5 - k) * _BAR, values, height=_BAR, color=colour,
                        xerr=None if np.isnan(err).all() else err, capsize=3, label=text,
                        gid=f"importance:{kind}")
@@ -48,7 +57,7 @@ def plot_importance(campaign: "Campaign", output: str | None = None, *,
     ax.set_xlabel("Sobol index: share of the model's variance")
     label = name if name == "p_feasible" else outcome_label(campaign, name)
     ax.set_title(f"{campaign.name}: what drives {label} (model on"
-                 f" {ds.attrs.get('n_train', '?')} trials)", fontsize="medium")
+                 f" {indices.attrs.get('n_train', '?')} trials)", fontsize="medium")
     ax.legend(loc="lower right", fontsize="small")
     if own:
         ax.figure.tight_layout()
