@@ -15,6 +15,12 @@ with optional linear constraints on the parameters, optional nonlinear outcome c
 - ``pressure_vessel``: Sandgren's pressure vessel, continuous version (two linear constraints in
   the space, the volume as an outcome constraint), best known 5885.3328.
 - ``mixture``: four blend fractions on the simplex (a linear equality) and a cure temperature.
+- Multimodal and higher-dimensional problems where GP-BO is known to struggle:
+  ``michalewicz10`` (m = 10, steep narrow valleys), ``styblinski_tang8``, ``rastrigin6``
+  (a regular grid of local minima), ``rosenbrock8`` (a curved valley), ``shekel10`` (4-D,
+  ten narrow wells), and ``hartmann6_em30`` / ``hartmann6_em100``: Hartmann-6 on the first
+  six of 30 and 100 parameters, the others without effect (where sparsity priors such as
+  SAAS or dimension-scaled length-scale priors should win).
 - ``branin_currin``, ``dtlz2``: the multi-objective problems of ``problems_mo.py`` (2 and 3
   objectives); the metric is the hypervolume gap to the true front.
 
@@ -149,6 +155,47 @@ def ackley(x: np.ndarray) -> float:
                  - np.exp(np.sum(np.cos(2 * np.pi * x)) / d) + 20.0 + math.e)
 
 
+MICHALEWICZ_M = 10  # steepness of the valleys
+
+
+def michalewicz(x: np.ndarray) -> float:
+    """Michalewicz on [0, pi]^d with m = 10: -sum_i sin(x_i) sin(i x_i^2 / pi)^(2m);
+    separable, so its minimum is the sum of d one-dimensional minima."""
+    x = np.asarray(x, dtype=float)
+    i = np.arange(1, x.size + 1)
+    return float(-np.sum(np.sin(x) * np.sin(i * x**2 / np.pi) ** (2 * MICHALEWICZ_M)))
+
+
+def styblinski_tang(x: np.ndarray) -> float:
+    """Styblinski-Tang on [-5, 5]^d: 0.5 sum(x^4 - 16 x^2 + 5 x); minimum -39.16617 d at
+    x_i = -2.903534."""
+    x = np.asarray(x, dtype=float)
+    return float(0.5 * np.sum(x**4 - 16.0 * x**2 + 5.0 * x))
+
+
+def rastrigin(x: np.ndarray) -> float:
+    """Rastrigin on [-5.12, 5.12]^d: 10 d + sum(x^2 - 10 cos(2 pi x)); minimum 0 at 0."""
+    x = np.asarray(x, dtype=float)
+    return float(10.0 * x.size + np.sum(x**2 - 10.0 * np.cos(2.0 * np.pi * x)))
+
+
+def rosenbrock(x: np.ndarray) -> float:
+    """Rosenbrock on [-5, 10]^d: sum 100 (x_{i+1} - x_i^2)^2 + (1 - x_i)^2; minimum 0 at 1."""
+    x = np.asarray(x, dtype=float)
+    return float(np.sum(100.0 * (x[1:] - x[:-1] ** 2) ** 2 + (1.0 - x[:-1]) ** 2))
+
+
+SHEKEL_C = np.array([1, 2, 2, 4, 4, 6, 3, 7, 5, 5], dtype=float) / 10.0
+SHEKEL_A = np.array([[4, 4, 4, 4], [1, 1, 1, 1], [8, 8, 8, 8], [6, 6, 6, 6], [3, 7, 3, 7],
+                     [2, 9, 2, 9], [5, 5, 3, 3], [8, 1, 8, 1], [6, 2, 6, 2], [7, 3.6, 7, 3.6]])
+
+
+def shekel(x: np.ndarray) -> float:
+    """Shekel with its ten wells (m = 10) on [0, 10]^4; minimum -10.536410 near (4, 4, 4, 4)."""
+    x = np.asarray(x, dtype=float)
+    return float(-np.sum(1.0 / (np.sum((x - SHEKEL_A) ** 2, axis=1) + SHEKEL_C)))
+
+
 MIXED_SHIFT = {"a": 0.0, "b": 0.275, "c": 0.5}
 MIXED_OFFSET = {"a": 0.0, "b": 0.5, "c": 0.2}
 
@@ -215,6 +262,8 @@ def _cont(names, low, high) -> tuple[Param, ...]:
 
 H6_NAMES = tuple(f"x{i}" for i in range(1, 7))
 H6_OPTIMUM = -3.322368011391339
+H6_ARGMIN = dict(zip(H6_NAMES, (0.20168952, 0.15001069, 0.47687398, 0.27533243, 0.31165162,
+                                0.65730054)))
 
 
 def _h6(p: dict) -> dict[str, float]:
@@ -235,6 +284,34 @@ def _multi(mo: MultiObjectiveProblem) -> SuiteProblem:
 
 
 ACKLEY_NAMES = tuple(f"x{i}" for i in range(1, 11))
+# Where each problem's minimiser lies (separable ones: the same value in every coordinate).
+MICHALEWICZ10_ARGMIN = (2.2029055295250153, 1.5707963152177562, 1.2849915648059362,
+                        1.9230584668202786, 1.7204697733681158, 1.5707963270574048,
+                        1.4544139727988767, 1.7560865200893259, 1.6557174184886632,
+                        1.5707963262172273)
+STYBLINSKI_TANG_ARGMIN = -2.9035340017797253
+SHEKEL10_ARGMIN = (4.00074653, 4.00059294, 3.9996634, 3.9995098)
+
+
+def _names(d: int) -> tuple[str, ...]:
+    return tuple(f"x{i}" for i in range(1, d + 1))
+
+
+def _vector(fn: Callable[[np.ndarray], float], names: tuple[str, ...]
+            ) -> Callable[[dict], dict[str, float]]:
+    return lambda p: {"y": fn(np.array([p[n] for n in names]))}
+
+
+def _embedded_h6(d: int) -> SuiteProblem:
+    """Hartmann-6 on the first six of ``d`` parameters in [0, 1]; the rest do nothing."""
+    names = _names(d)
+    return SuiteProblem(f"hartmann6_em{d}", _cont(names, 0.0, 1.0),
+                        lambda p: {"y": hartmann6(np.array([p[n] for n in names[:6]]))},
+                        optimum=H6_OPTIMUM,
+                        optimal_params={**H6_ARGMIN, **dict.fromkeys(names[6:], 0.5)},
+                        source=f"Hartmann-6 on x1..x6 of {d}; x7..x{d} have no effect",
+                        tags=("high-dim",))
+
 MIX_NAMES = ("f1", "f2", "f3", "f4")
 
 PROBLEMS: dict[str, SuiteProblem] = {p.name: p for p in (
@@ -243,8 +320,7 @@ PROBLEMS: dict[str, SuiteProblem] = {p.name: p for p in (
                  optimum=0.397887357729738, optimal_params={"x1": math.pi, "x2": 2.275},
                  source="Branin-Hoo, 5/(4 pi) ... (Dixon and Szego 1978)"),
     SuiteProblem("hartmann6", _cont(H6_NAMES, 0.0, 1.0), _h6, optimum=H6_OPTIMUM,
-                 optimal_params=dict(zip(H6_NAMES, (0.20168952, 0.15001069, 0.47687398,
-                                                    0.27533243, 0.31165162, 0.65730054)))),
+                 optimal_params=dict(H6_ARGMIN)),
     SuiteProblem("hartmann6_noisy", _cont(H6_NAMES, 0.0, 1.0), _h6, noise_sd=0.1,
                  optimum=H6_OPTIMUM, tags=("noisy",),
                  source="Hartmann-6 + N(0, 0.1^2) on each observation"),
@@ -294,6 +370,27 @@ PROBLEMS: dict[str, SuiteProblem] = {p.name: p for p in (
                                  "f4": 0.10756126, "temperature": 40.0 + 80.0 * 0.31026545},
                  source="SLSQP from 300 random starts on the simplex",
                  tags=("simplex",)),
+    SuiteProblem("michalewicz10", _cont(_names(10), 0.0, math.pi),
+                 _vector(michalewicz, _names(10)), optimum=-9.660151715641332,
+                 optimal_params=dict(zip(_names(10), MICHALEWICZ10_ARGMIN)),
+                 source="sum of the ten one-dimensional minima (separable)",
+                 tags=("multimodal", "high-dim")),
+    SuiteProblem("styblinski_tang8", _cont(_names(8), -5.0, 5.0),
+                 _vector(styblinski_tang, _names(8)), optimum=-313.3293256301713,
+                 optimal_params=dict.fromkeys(_names(8), STYBLINSKI_TANG_ARGMIN),
+                 source="8 x -39.16616570377142 (separable)", tags=("multimodal",)),
+    SuiteProblem("rastrigin6", _cont(_names(6), -5.12, 5.12), _vector(rastrigin, _names(6)),
+                 optimum=0.0, optimal_params=dict.fromkeys(_names(6), 0.0),
+                 tags=("multimodal",)),
+    SuiteProblem("rosenbrock8", _cont(_names(8), -5.0, 10.0), _vector(rosenbrock, _names(8)),
+                 optimum=0.0, optimal_params=dict.fromkeys(_names(8), 1.0),
+                 tags=("valley",)),
+    SuiteProblem("shekel10", _cont(_names(4), 0.0, 10.0), _vector(shekel, _names(4)),
+                 optimum=-10.536409816692045,
+                 optimal_params=dict(zip(_names(4), SHEKEL10_ARGMIN)),
+                 source="Nelder-Mead from (4, 4, 4, 4)", tags=("multimodal",)),
+    _embedded_h6(30),
+    _embedded_h6(100),
     _multi(BRANIN_CURRIN),
     _multi(DTLZ2),
 )}
@@ -308,5 +405,6 @@ def get(name: str) -> SuiteProblem:
 
 
 __all__ = ["PROBLEMS", "LinearConstraint", "Param", "SuiteProblem", "ackley", "branin",
-           "branin_rows", "get", "hartmann6_rows", "mixed_branin", "mixture", "pressure_vessel",
+           "branin_rows", "get", "hartmann6_rows", "michalewicz", "mixed_branin", "mixture",
+           "pressure_vessel", "rastrigin", "rosenbrock", "shekel", "styblinski_tang",
            "welded_beam"]

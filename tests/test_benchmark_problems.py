@@ -22,7 +22,9 @@ def _value(problem: ps.SuiteProblem, params: dict) -> float:
 
 
 @pytest.mark.parametrize("name", ["branin", "hartmann6", "hartmann6_noisy", "ackley10",
-                                  "mixed_branin", "mixture"])
+                                  "mixed_branin", "mixture", "michalewicz10",
+                                  "styblinski_tang8", "rastrigin6", "rosenbrock8", "shekel10",
+                                  "hartmann6_em30", "hartmann6_em100"])
 def test_value_at_the_optimum(name):
     p = ps.get(name)
     params = p.optimal_params or ps.get("hartmann6").optimal_params
@@ -40,6 +42,44 @@ def test_no_better_point_nearby_on_a_random_sample():
         X = lo + (hi - lo) * rng.random((2000, p.dim))
         vals = [_value(p, dict(zip([q.name for q in p.params], x))) for x in X]
         assert min(vals) >= p.optimum - 1e-9
+
+
+def test_separable_optima_are_sums_of_one_dimensional_minima():
+    """Michalewicz and Styblinski-Tang are sums of one-dimensional terms: each term's
+    minimum by a dense grid and bounded refinement, summed, is the stated optimum."""
+    def one_d_min(term, lo, hi):
+        grid = np.linspace(lo, hi, 200001)
+        i = int(np.argmin(term(grid)))
+        r = minimize_scalar(term, bounds=(grid[max(i - 1, 0)], grid[min(i + 1, grid.size - 1)]),
+                            method="bounded", options={"xatol": 1e-13})
+        return r.fun
+
+    m = ps.MICHALEWICZ_M
+    mich = sum(one_d_min(lambda t, i=i: -np.sin(t) * np.sin(i * t**2 / np.pi) ** (2 * m),
+                         0.0, np.pi) for i in range(1, 11))
+    assert mich == pytest.approx(ps.get("michalewicz10").optimum, abs=1e-9)
+    st = 8 * one_d_min(lambda t: 0.5 * (t**4 - 16 * t**2 + 5 * t), -5.0, 5.0)
+    assert st == pytest.approx(ps.get("styblinski_tang8").optimum, abs=1e-9)
+
+
+def test_shekel_optimum_by_multistart_local_search():
+    """Local searches from every well's centre: none beats the stated optimum, the best
+    reaches it."""
+    p = ps.get("shekel10")
+    found = [minimize(ps.shekel, a, method="Nelder-Mead",
+                      options={"xatol": 1e-12, "fatol": 1e-14, "maxiter": 20000}).fun
+             for a in ps.SHEKEL_A]
+    assert min(found) == pytest.approx(p.optimum, abs=1e-9)
+
+
+def test_embedded_hartmann_ignores_the_extra_parameters():
+    rng = np.random.default_rng(3)
+    for name, d in (("hartmann6_em30", 30), ("hartmann6_em100", 100)):
+        p = ps.get(name)
+        assert p.dim == d
+        x = dict(p.optimal_params)
+        x.update({f"x{i}": float(v) for i, v in zip(range(7, d + 1), rng.random(d - 6))})
+        assert _value(p, x) == pytest.approx(ps.H6_OPTIMUM, abs=1e-6)
 
 
 def test_mixed_branin_optimum_by_exhaustive_search():
