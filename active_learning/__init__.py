@@ -78,8 +78,8 @@ from active_learning.multiobjective import (
     reference_point,
     sample_simplex,
 )
-from active_learning.optimize import (NoFeasiblePoint, maximize_acquisition,
-                                      maximize_acquisition_top, quasi_random)
+from active_learning.optimize import (DISTINCT_TOLERANCE, NoFeasiblePoint, maximize_acquisition,
+                                      maximize_acquisition_top, quasi_random, top_distinct)
 from active_learning.context import FixedColumns, expand, reduce_domain
 from active_learning.pool import best_in_pool, score_pool
 from active_learning.stopping import (
@@ -97,6 +97,7 @@ from active_learning.stopping import (
 __all__ = [
     "best_in_pool",
     "Cardinality",
+    "DISTINCT_TOLERANCE",
     "Domain",
     "FEASIBILITY_TOL",
     "maximize_acquisition",
@@ -104,6 +105,7 @@ __all__ = [
     "NoFeasiblePoint",
     "quasi_random",
     "score_pool",
+    "top_distinct",
     "FixedColumns",
     "AcquisitionBelow",
     "Budget",

@@ -69,8 +69,10 @@ _MIN_RAW_PER_SUPPORT = 64
 _MIN_RESTARTS_PER_SUPPORT = 2
 # Sampled feasible points scored when no climbed candidate is feasible.
 _FALLBACK_SAMPLES = 512
-# Candidates closer than this in every encoded column are one point among the runners-up.
-_DISTINCT = 1e-6
+# Runners-up closer than this in every encoded column (a fraction of each column's
+# [0, 1] range) to the maximiser or to a better runner-up are the same point: climbs
+# that converge to one optimum end within the optimiser's tolerance of each other.
+DISTINCT_TOLERANCE = 1e-3
 
 
 def _kronecker_constants(d: int) -> Array:
@@ -561,34 +563,33 @@ def maximize_acquisition_top(
     if domain.cardinality:
         return _over_supports(acquisition, domain, key, anchors, settings, k)
     candidates, values, best = _maximize_linear(acquisition, domain, key, anchors, **settings)
-    return _top(candidates, values, best, k)
+    return top_distinct(candidates, values, best, k)
 
 
-def _top(candidates, values, best: int, k: int) -> tuple[np.ndarray, np.ndarray]:
-    """Row ``best`` first, then up to k - 1 other distinct candidates with finite
-    values, highest value first. candidates: (m, dim); values: (m,), -inf where
-    invalid."""
+def top_distinct(candidates, values, best: int, k: int,
+                 tolerance: float = DISTINCT_TOLERANCE) -> tuple[np.ndarray, np.ndarray]:
+    """Row ``best`` first, then up to k - 1 other candidates with finite values, highest
+    value first, each more than ``tolerance`` from every row kept before it in some
+    column (Chebyshev distance in the encoded space). candidates: (m, dim); values:
+    (m,), -inf where invalid. Returns the kept rows and their values."""
     candidates, values = np.asarray(candidates), np.asarray(values)
-    rows, seen = [best], {_key(candidates[best])}
+    points = candidates.astype(np.float64)
+    rows = [int(best)]
     for i in np.argsort(-values, kind="stable"):
         if len(rows) >= k:
             break
-        if not np.isfinite(values[i]) or _key(candidates[i]) in seen:
+        if not np.isfinite(values[i]):
             continue
-        rows.append(int(i))
-        seen.add(_key(candidates[i]))
+        if np.abs(points[rows] - points[i]).max(axis=1).min() > tolerance:
+            rows.append(int(i))
     return candidates[rows], values[rows]
-
-
-def _key(x: np.ndarray) -> bytes:
-    """Candidates closer than _DISTINCT in every column count as the same point."""
-    return np.round(np.asarray(x, np.float64) / _DISTINCT).astype(np.int64).tobytes()
 
 
 def _over_supports(acquisition, domain: Domain, key: Array, anchors, settings: dict, k: int = 1):
     """The best point over the supports of the cardinality constraints (see the module
     docstring); each support's search gets an equal share of the budget. Returns up to
-    k points (the best, then other supports' bests) and their values, as _top does."""
+    k points (the best, then other supports' bests) and their values, as top_distinct
+    does."""
     from active_learning.cardinality import (MAX_ENUMERATED_SUPPORTS, clean, count_supports,
                                              search_supports, support_domain)
 
@@ -627,7 +628,7 @@ def _over_supports(acquisition, domain: Domain, key: Array, anchors, settings: d
     others = [(c, w) for c, w in found if c is not best_x]
     candidates = np.stack([np.asarray(x)] + [c for c, _ in others])
     values = np.array([float(v)] + [w for _, w in others])
-    return _top(candidates, values, 0, k)
+    return top_distinct(candidates, values, 0, k)
 
 
 def _drop_floored(acquisition, domain: Domain, x: np.ndarray, v: float):
@@ -736,6 +737,6 @@ def _repair(acquisition, domain: Domain, candidates, values, feasible, n: int):
     return candidates, values, feasible
 
 
-__all__ = ["NoFeasiblePoint", "hit_and_run", "maximize_acquisition", "maximize_acquisition_top",
-           "project_polytope", "quasi_random",
-           "shrink_into_polytope"]
+__all__ = ["DISTINCT_TOLERANCE", "NoFeasiblePoint", "hit_and_run", "maximize_acquisition",
+           "maximize_acquisition_top", "project_polytope", "quasi_random",
+           "shrink_into_polytope", "top_distinct"]

@@ -17,7 +17,8 @@ import pytest
 from typer.testing import CliRunner
 
 import workbench as wb
-from active_learning import Cardinality, Domain, maximize_acquisition, maximize_acquisition_top
+from active_learning import (DISTINCT_TOLERANCE, Cardinality, Domain, maximize_acquisition,
+                             maximize_acquisition_top)
 from workbench.cli import app
 from workbench.cli_json import output_schema
 from workbench.errors import CampaignError
@@ -186,6 +187,40 @@ def test_top_candidates_start_with_the_maximiser_and_are_distinct_and_sorted(dom
     np.testing.assert_allclose(np.asarray(_Quadratic(centre)(jnp.asarray(X))), V, atol=1e-9)
     with pytest.raises(ValueError, match="k: got 0"):
         maximize_acquisition_top(_Quadratic(centre), domain, jax.random.key(1), k=0, **settings)
+
+
+def _chebyshev(X) -> np.ndarray:
+    """Pairwise max-column distances of the rows of X, the diagonal set to infinity."""
+    X = np.asarray(X, np.float64)
+    D = np.abs(X[:, None] - X[None]).max(axis=-1)
+    np.fill_diagonal(D, np.inf)
+    return D
+
+
+def test_runners_up_are_distinct_where_every_climb_reaches_the_one_optimum():
+    # One smooth optimum inside the box: every climb ends on it (to ~1e-6), so the
+    # runners-up must come from the other candidates, each apart from the rest.
+    centre = jnp.asarray([0.6, 0.2])
+    X, V = maximize_acquisition_top(_Quadratic(centre), Domain(2), jax.random.key(0), k=5,
+                                    raw_samples=64, num_restarts=8, steps=200)
+    np.testing.assert_allclose(X[0], centre, atol=1e-4)
+    assert len(X) == 5  # enough distinct candidates exist: the full count comes back
+    assert _chebyshev(X).min() > DISTINCT_TOLERANCE
+    assert list(V[1:]) == sorted(V[1:], reverse=True) and np.all(V[1:] < V[0])
+
+
+def test_a_campaigns_recorded_alternatives_are_distinct_points():
+    space = wb.SearchSpace([wb.Continuous("x1", 0.0, 10.0), wb.Continuous("x2", -1.0, 1.0)])
+    c = wb.Campaign("smooth", space, [wb.Objective("y", "maximize")], seed=0, tracking=None,
+                    initial_design={"n": 5})
+    for _ in range(8):
+        for t in c.ask(1):
+            c.tell(t.id, {"y": -((t.params["x1"] - 6.0) / 10) ** 2 - (t.params["x2"] - 0.2) ** 2})
+    for t in c.trials[5:]:
+        alts = c.explain(t.id)["alternatives"]
+        assert alts[0]["params"] == t.proposed and len(alts) >= 2
+        assert _chebyshev(c.space.encode([a["params"] for a in alts])).min() \
+            > DISTINCT_TOLERANCE
 
 
 def test_a_pool_proposal_records_the_best_scoring_rows(tmp_path):

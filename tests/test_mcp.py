@@ -31,6 +31,8 @@ CLIENT = "workbench-tests"
 # Where the predict tool is asked, after the closed loop (user units).
 PREDICT_AT = [{"x1": 1.0, "x2": 2.0}, {"x1": -3.0, "x2": 12.0}]
 ROUNDS = 8
+# The importance tool's settings (small: one more model fit and a few hundred points).
+IMPORTANCE = {"n": 32, "samples": 4, "seed": 1}
 # The whole session: server start, imports, and a few model fits on a shared machine.
 SESSION_TIMEOUT_S = 420
 SPEC = textwrap.dedent("""\
@@ -105,6 +107,10 @@ async def _session(root: Path) -> dict:
                                     "points": [{"x1": 99.0, "x2": 1.0}]}))
                     seen["explain"] = _data(await session.call_tool(
                         "explain", {"campaign": "branin.zarr", "trial_id": ROUNDS - 1}))
+                    seen["importance"] = _data(await session.call_tool(
+                        "importance", {"campaign": "branin.zarr", **IMPORTANCE}))
+                    seen["importance_bad"] = _error(await session.call_tool(
+                        "importance", {"campaign": "branin.zarr", "n": 4}))
                     seen["too_many"] = _error(await session.call_tool(
                         "ask", {"campaign": "branin.yaml", "n": 100}))
                     pending = _data(await session.call_tool(
@@ -144,8 +150,8 @@ def reference(tmp_path_factory) -> wb.Campaign:
 
 def test_the_tools_are_listed(served):
     _, seen = served
-    assert seen["tools"] == ["ask", "explain", "list_campaigns", "predict", "report", "status",
-                             "tell", "validate"]
+    assert seen["tools"] == ["ask", "explain", "importance", "list_campaigns", "predict",
+                             "report", "status", "tell", "validate"]
 
 
 def test_explain_reads_the_trials_record(served):
@@ -168,6 +174,21 @@ def test_predict_equals_the_python_api_on_the_same_data(served, reference):
         assert row["y_mean"] == pytest.approx(expected["y_mean"], rel=1e-9, abs=1e-12)
         assert row["y_std"] == pytest.approx(expected["y_std"], rel=1e-9, abs=1e-12)
     assert "x1" in seen["predict_bad"] and "99" in seen["predict_bad"]
+
+
+@pytest.mark.slow
+def test_importance_equals_the_python_api_on_the_same_data(served, reference):
+    _, seen = served
+    want = reference.importance(**IMPORTANCE)
+    got = seen["importance"]
+    assert got["name"] == "branin-agent" and got["n"] == IMPORTANCE["n"]
+    assert [o["output"] for o in got["outputs"]] == ["y"]
+    rows = got["outputs"][0]["parameters"]
+    assert [r["parameter"] for r in rows] == ["x1", "x2"]
+    for kind in ("total", "first_order", "total_std"):
+        assert [r[kind] for r in rows] == pytest.approx(
+            list(want[kind].sel(output="y").values), rel=1e-9, abs=1e-12)
+    assert "n: got 4" in seen["importance_bad"] and ">= 16" in seen["importance_bad"]
 
 
 def test_validate_reads_yaml_text(served):

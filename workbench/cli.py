@@ -27,6 +27,7 @@ from workbench.cli_common import open_campaign as _open
 from workbench.cli_schema import JSON_OPTION, schema_command
 from workbench.space_cli import space_command
 from workbench.cli_explain import explain
+from workbench.cli_importance import importance
 from workbench.cli_import import import_data
 from workbench.terminal import format_value as _fmt
 from workbench.terminal import trial_detail, trial_table
@@ -522,6 +523,7 @@ def _register_mcp() -> None:
 _register_mcp()
 app.command("import")(_guard(import_data))  # its own module: workbench.cli_import
 app.command("explain")(_guard(explain))  # its own module: workbench.cli_explain
+app.command("importance")(_guard(importance))  # its own module: workbench.cli_importance
 
 
 def main() -> None:

@@ -273,6 +273,43 @@ class ExplainOut(_Doc):
     text: str = Field(description="the same in a few sentences")
 
 
+class ImportanceRowOut(_Doc):
+    """One parameter's Sobol indices for one output (null where not finite: no spread
+    for p_feasible, or without posterior draws)."""
+
+    parameter: str = Field(description="a parameter, or a composition's element as"
+                           " name.Element")
+    total: Optional[float] = Field(description="share of the output's variance the"
+                                   " parameter takes part in, alone or with others")
+    total_std: Optional[float] = Field(description="spread of total over posterior draws")
+    first_order: Optional[float] = Field(description="share it explains alone")
+    first_order_std: Optional[float]
+
+
+class ImportanceOutputOut(_Doc):
+    """The indices of one output: an objective, or p_feasible."""
+
+    output: str
+    variance: Optional[float] = Field(description="the output's variance over the box")
+    parameters: list[ImportanceRowOut] = Field(description="in the space's order")
+
+
+class ImportanceOut(_Doc):
+    """``workbench importance --json``: global sensitivity of the campaign's model
+    (``Campaign.importance``): Sobol indices per output and parameter."""
+
+    schema_: Literal["workbench.importance/1"] = Field(alias="schema")
+    name: str = Field(description="the campaign's name")
+    n: int = Field(description="base rows of the Saltelli design")
+    samples: int = Field(description="joint posterior draws for the spread (0: none)")
+    seed: int
+    n_train: int = Field(description="completed trials the model was fitted on")
+    sample_rows: int = Field(description="base rows the spread was estimated on (0: none)")
+    over: str = Field(description="the distribution the indices are taken over")
+    outputs: list[ImportanceOutputOut] = Field(
+        description="each objective, then p_feasible when there are outcome constraints")
+
+
 class SpaceOut(_Doc):
     """``workbench space --json``: the search space now and its recorded updates."""
 
@@ -314,7 +351,7 @@ OUTPUTS: dict[str, type[BaseModel]] = {
     "status": StatusOut, "trial": TrialStatusOut, "report": ReportOut, "verify": VerifyOut,
     "export": ExportOut, "prior-export": PriorExportOut, "schema": SchemaOut,
     "predict": PredictOut, "import": ImportOut, "space": SpaceOut, "explain": ExplainOut,
-    "error": ErrorOut,
+    "importance": ImportanceOut, "error": ErrorOut,
 }
 
 
@@ -358,6 +395,23 @@ def json_value(value: Any) -> Any:
     if isinstance(value, float) and not math.isfinite(value):
         return None
     return value
+
+
+def importance_json(indices: Any) -> dict:
+    """``Campaign.sobol_indices()`` (``insight.SobolIndices``) as the fields of
+    ``ImportanceOut`` (less ``schema`` and ``name``): its settings, then per output each
+    parameter's indices in the space's order, non-finite numbers as None."""
+    outputs = []
+    for i, output in enumerate(indices.outputs):
+        rows = [{"parameter": str(p),
+                 **{k: json_value(float(getattr(indices, k)[i, j]))
+                    for k in ("total", "total_std", "first_order", "first_order_std")}}
+                for j, p in enumerate(indices.parameters)]
+        outputs.append({"output": str(output), "parameters": rows,
+                        "variance": json_value(float(indices.variance[i]))})
+    return {**{k: int(indices.attrs[k]) for k in ("n", "samples", "seed", "n_train",
+                                                  "sample_rows")},
+            "over": str(indices.attrs["over"]), "outputs": outputs}
 
 
 def _time(value) -> Optional[str]:

@@ -2,7 +2,7 @@
 Context Protocol (stdio).
 
 Tools: ``validate``, ``list_campaigns``, ``status``, ``ask``, ``tell``, ``predict``,
-``explain`` and ``report``.
+``explain``, ``importance`` and ``report``.
 Each is a method of ``AgentTools`` (plain Python, JSON-ready dicts) and a few lines of
 wiring in ``build_server``, so another tool is one method and one function more. The
 tools apply the Python API's own checks (ask's size limit, the budget, bad outcomes),
@@ -26,7 +26,8 @@ from urllib.parse import urlsplit
 
 import typer
 
-from workbench.cli_json import json_value
+from workbench.cli_importance import DEFAULT_BASE_ROWS, DEFAULT_SAMPLES
+from workbench.cli_json import importance_json, json_value
 from workbench.errors import CampaignError, WorkbenchError
 
 __all__ = ["AgentTools", "build_server", "mcp_command"]
@@ -267,6 +268,15 @@ class AgentTools:
         (``Campaign.explain``): read from the record, nothing is fitted."""
         return json_value(self._open(campaign).explain(trial_id))
 
+    def importance(self, campaign: str, n: int = DEFAULT_BASE_ROWS,
+                   samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict[str, Any]:
+        """Sobol indices of each objective (and P(feasible)) per parameter from the
+        campaign's model (``Campaign.importance``, its checks of n, samples and seed):
+        nothing is recorded in the store."""
+        opened = self._open(campaign)
+        return {"name": opened.name,
+                **importance_json(opened.sobol_indices(n=n, samples=samples, seed=seed))}
+
     def report(self, campaign: str, out: Optional[str] = None) -> dict[str, Any]:
         """Write the campaign's HTML report inside the root (default: beside its store,
         ``<store name>.html``) and return its path and the campaign's summary."""
@@ -370,6 +380,14 @@ def build_server(root: str | Path, partner: Optional[str] = None) -> Any:
         """Why a trial was proposed, as recorded then: the model's mean and sd there, the
         acquisition value, the best so far, the runners-up, and a few sentences (text)."""
         return call("explain", campaign=campaign, trial_id=trial_id)
+
+    @server.tool()
+    def importance(campaign: str, n: int = DEFAULT_BASE_ROWS,
+                   samples: int = DEFAULT_SAMPLES, seed: int = 0) -> dict[str, Any]:
+        """What drives each objective (and P(feasible)): total and first-order Sobol
+        indices per parameter from the campaign's model, with their spread over samples
+        posterior draws; n base rows (>= 16). Runs nothing, records nothing."""
+        return call("importance", campaign=campaign, n=n, samples=samples, seed=seed)
 
     @server.tool()
     def report(campaign: str, out: Optional[str] = None) -> dict[str, Any]:

@@ -22,6 +22,8 @@ from rich.text import Text
 COLUMN_EDGES = 3
 # A wrapping column (failure reasons) is packed at this width at most; its text wraps.
 WRAP_WIDTH = 24
+# Decimals of a Sobol index and its spread in the importance table.
+INDEX_DECIMALS = 3
 # A header's trailing "[unit]" (markup-escaped) or "(direction)".
 _SUFFIX = re.compile(r"^(.*\S)\s+(\\?\[[^\]]*\]|\([^)]*\))$")
 
@@ -119,6 +121,29 @@ def trial_table(campaign, trials, title: str, width: int) -> RenderableType:
             row.append(escape(t.failure_reason or ""))
         table.add_row(*row)
     return fit_width(table, width)
+
+
+def importance_table(title: str, rows: list[dict], width: int) -> RenderableType:
+    """One output's Sobol indices (rows as ``ImportanceRowOut`` documents) under a
+    ``title`` line, as a table that fits ``width``: parameter, total ± spread, first
+    order ± spread, the largest total first (a spread that is None is left out)."""
+    table = Table()
+    table.add_column("parameter")
+    table.add_column("total", justify="right")
+    table.add_column("first order", justify="right")
+    ranked = sorted(rows, key=lambda r: -math.inf if r["total"] is None else r["total"],
+                    reverse=True)
+    for r in ranked:
+        table.add_row(escape(r["parameter"]), _index(r["total"], r["total_std"]),
+                      _index(r["first_order"], r["first_order_std"]))
+    return Group(Text(title, style="italic"), fit_width(table, width))
+
+
+def _index(value: float | None, spread: float | None) -> str:
+    if value is None:
+        return "n/a"
+    text = f"{value:.{INDEX_DECIMALS}f}"
+    return text if spread is None else f"{text} ± {spread:.{INDEX_DECIMALS}f}"
 
 
 def trial_detail(campaign, trial) -> Table:

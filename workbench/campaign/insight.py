@@ -38,15 +38,15 @@ if TYPE_CHECKING:
     from workbench.campaign.telemetry import Telemetry
     from workbench.space import SearchSpace
 
-__all__ = ["P_FEASIBLE", "SobolIndices", "explain", "importance", "importance_metrics", "predict",
-           "read_points"]
+__all__ = ["MIN_BASE_ROWS", "P_FEASIBLE", "SobolIndices", "explain", "importance",
+           "importance_metrics", "predict", "read_points"]
 
 #: Name of the probability that a point satisfies every outcome constraint.
 P_FEASIBLE = "p_feasible"
 # Joint posterior draws need a Cholesky of (points x points) per output: the draws use
 # the first base rows of the design that keep the points at most this many.
 MAX_JOINT_POINTS = 2048
-# Fewest base rows of a Saltelli design worth estimating indices from.
+#: Fewest base rows of a Saltelli design worth estimating indices from.
 MIN_BASE_ROWS = 16
 # Bisection steps that put a composition on the simplex (to 2^-60 of its range).
 SIMPLEX_BISECTIONS = 60

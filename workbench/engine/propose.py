@@ -57,7 +57,9 @@ _POOL_CHUNK = 4096
 # one batch optimisation.
 _SHARED_SAMPLES = 2
 # Runners-up the acquisition optimiser found that a proposal's audit keeps (the chosen
-# point first): what the choice was made against.
+# point first): what the choice was made against. Each differs from the chosen point and
+# from every better runner-up by more than al.DISTINCT_TOLERANCE of some parameter's
+# encoded range, so climbs that converged to one optimum count once.
 ALTERNATIVES = 5
 # Parameters (the most relevant by ARD length-scale) and grid points of the acquisition
 # profiles through the first point of a batch that its audit keeps.
@@ -452,9 +454,8 @@ def _from_pool(problem: Problem, batch: _Batch, X, Y, key, pool: np.ndarray):
         values = np.asarray(al.score_pool(acq, P, chunk=_POOL_CHUNK))
         i = int(np.argmax(values))
         v = float(values[i])
-        rest = [int(r) for r in np.argsort(-values, kind="stable") if r != i]
-        top = [i] + rest[:ALTERNATIVES - 1]
-        extra["alternatives"] = _alternatives(problem, pool[top], values[top])
+        Xt, Vt = al.top_distinct(pool, values, i, ALTERNATIVES)
+        extra["alternatives"] = _alternatives(problem, Xt, Vt)
     return pool[i], v, np.delete(pool, i, axis=0), extra
 
 
