@@ -29,6 +29,9 @@ FAST = {"raw_samples": 64, "num_restarts": 4, "steps": 30}
      r" present; expected max_count >= 2"),
     ({"max_count": 2, "bounds": {e: [0.0, 0.4] for e in ELEMENTS}},
      r"max_count: got 2; the upper bounds of any 2 elements sum to at most 0.8"),
+    ({"max_count": 3, "resolution": 0.05, "bounds": {e: [0.0, 0.34] for e in ELEMENTS}},
+     r"max_count: got 3; the upper bounds \(on the resolution grid\) of any 3 elements sum to"
+     r" at most 0.9"),
     ({"min_count": 3, "resolution": 0.5}, r"min_count: got 3 with resolution 0.5; expected"
                                           r" at most 2 elements present"),
 ])

@@ -350,12 +350,16 @@ class Composition(_Parameter):
             # The largest sum that top present elements can reach: the always-present
             # ones and the highest of the rest.
             lows, highs = np.asarray(self.lows), np.asarray(self.highs)
+            if self.resolution is not None:  # the highest fractions on the grid
+                k = round(1 / self.resolution)
+                highs = np.floor(highs * k + 1e-9) / k
             forced = lows > 0
             reach = highs[forced].sum() + np.sort(highs[~forced])[::-1][:top - forced.sum()].sum()
             if reach < 1.0 - 1e-12:
-                raise ValueError(f"max_count: got {top}; the upper bounds of any {top} elements"
-                                 f" sum to at most {reach:g}; expected a max_count (or bounds)"
-                                 " with which the fractions can sum to one")
+                grid = " (on the resolution grid)" if self.resolution is not None else ""
+                raise ValueError(f"max_count: got {top}; the upper bounds{grid} of any {top}"
+                                 f" elements sum to at most {reach:g}; expected a max_count (or"
+                                 " bounds) with which the fractions can sum to one")
 
     @property
     def always_present(self) -> list[str]:
