@@ -148,3 +148,30 @@ def test_optimum_on_two_elements_is_found():
     best = campaign.best()
     # Regret below 1e-3 (within about 0.02 of 70/30); seeds 0-5 all reach 3e-4 by trial 13.
     assert best.outcomes["y"] >= -1e-3, best.params
+
+
+@pytest.mark.parametrize("fields", [{"max_count": 3}, {"max_count": 3, "resolution": 0.05},
+                                    {"max_count": 4, "min_count": 2, "resolution": 0.1}])
+def test_decoding_random_points_of_a_support_keeps_the_count(fields):
+    p = Composition("alloy", ELEMENTS, **fields)
+    rng = np.random.default_rng(1)
+    for _ in range(200):
+        z = np.zeros(len(ELEMENTS))
+        present = rng.choice(len(ELEMENTS), p.max_count, replace=False)
+        z[present] = rng.dirichlet(np.ones(p.max_count)) + rng.normal(0, 1e-12, p.max_count)
+        (v,) = p.decode(np.clip(z, 0.0, 1.0)[None])
+        f = np.asarray([v[e] for e in ELEMENTS])
+        assert p.min_count <= np.count_nonzero(f) <= p.max_count
+        assert set(np.flatnonzero(f)) <= set(present.tolist())
+        assert abs(f.sum() - 1.0) <= 1e-12
+
+
+@pytest.mark.parametrize("design", ["sobol", "maximin"])
+def test_an_always_present_element_takes_one_of_the_places(design):
+    alloy = wb.Composition("alloy", ELEMENTS, max_count=2, bounds={"Cu": (0.2, 0.8)})
+    campaign = wb.Campaign("cu", wb.SearchSpace([alloy]), [wb.Objective("y", "maximize")],
+                           tracking=None, initial_design={"type": design, "n": 8})
+    for t in campaign.ask(8):
+        f = t.params["alloy"]
+        assert 0.2 <= f["Cu"] <= 0.8 and sum(v != 0.0 for v in f.values()) == 2
+        assert abs(sum(f.values()) - 1.0) <= TOL
