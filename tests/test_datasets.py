@@ -220,8 +220,8 @@ def test_dataset_keys_in_a_spec_are_checked():
     assert "oracle.dataset" in str(err.value)
 
 
-SHIPPED = ["snar", "cstr", "alloy", "direct_arylation", "direct_arylation_emulator",
-           "buchwald_hartwig"]
+SHIPPED = ["snar", "cstr", "alloy", "alloy_ternary", "direct_arylation",
+           "direct_arylation_emulator", "buchwald_hartwig"]
 
 
 @pytest.mark.parametrize("name", SHIPPED)

@@ -1,8 +1,8 @@
 """Commands that only read or append to a campaign stay light, and lose nothing by it.
 
-``validate``, ``status``, ``tell``, ``export`` and ``verify``, with and without ``--json``,
-run as real subprocesses and report the modules they imported (after every exit handler
-ran): never JAX, MLflow, dask or distributed. The snapshot reader they use instead of
+``validate``, ``status``, ``tell``, ``export``, ``verify``, ``explain`` and ``space`` (showing
+the space), with and without ``--json``, run as real subprocesses and report the modules
+they imported (after every exit handler ran): never JAX, MLflow, dask or distributed. The snapshot reader they use instead of
 xarray gives exactly what xarray gives. A CLI ``tell`` leaves its tracking events in the
 outbox; the next ``ask`` delivers them, and the MLflow run then holds what
 ``Campaign.tell`` logs directly.
@@ -115,7 +115,8 @@ def test_reading_and_telling_commands_import_no_jax_mlflow_or_dask(tmp_path):
                 ("tell", str(spec), str(more), "--json"),
                 ("export", store, "-o", str(tmp_path / "all.csv"), "--json"),
                 ("verify", store, "--json"), ("explain", store, "3"),
-                ("explain", store, "0", "--json")]
+                ("explain", store, "0", "--json"), ("space", store),
+                ("space", str(spec), "--json")]
     for args in commands:
         heavy = _imported(tmp_path, *args) & set(HEAVY)
         assert not heavy, f"workbench {' '.join(args)} imported {sorted(heavy)}"

@@ -50,9 +50,11 @@ def test_a_widened_range_is_searched_and_the_update_replays_on_reopening(tmp_pat
     assert [t.params for t in again.trials] == [t.params for t in c.trials]
     [update] = json.loads(again.data.attrs["space_updates"])
     assert update["reason"] == "the reactor takes more" and update["at"]
+    assert again.space_updates == c.space_updates == [update]  # read without xarray
     again.compact()  # folded into the snapshot: still the updated space
     third = wb.Campaign.open(store)
     assert third.space == c.space and len(third.trials) == len(c.trials)
+    assert third.space_updates == [update]
 
 
 def test_reopening_with_the_original_or_the_updated_spec_is_not_a_mismatch(tmp_path):

@@ -274,8 +274,11 @@ class Composition(_Parameter):
     fractions are multiples of it (e.g. 0.05); features: element properties
     (fraction-weighted mean and spread, from pymatgen's periodic table) that
     the surrogate sees besides the fractions, so that it can generalise across
-    elements. Values are dicts ``{"Cu": 0.5, "Ni": 0.5}`` (or pymatgen
-    ``Composition``); in CSV files one column per element, ``alloy.Cu``.
+    elements. max_count / min_count: at most / at least this many elements
+    present (nonzero) in any one composition, "at most 3 of these 8 elements";
+    an element whose lower bound is above 0 is always present and counts.
+    Values are dicts ``{"Cu": 0.5, "Ni": 0.5}`` (or pymatgen ``Composition``);
+    in CSV files one column per element, ``alloy.Cu``.
     """
 
     type: Literal["composition"] = "composition"
@@ -284,6 +287,9 @@ class Composition(_Parameter):
     resolution: float | None = Field(default=None, gt=0, le=0.5)
     features: list[str] = Field(default_factory=list)
     unit: str | None = "at. frac."
+    max_count: int | None = Field(default=None, description="at most this many elements"
+                                  " present (nonzero); none: no limit")
+    min_count: int = Field(default=0, description="at least this many elements present")
 
     def __init__(self, name: Any = None, elements: Any = None, /, **kw: Any):
         for key, val in (("name", name), ("elements", elements)):
@@ -317,7 +323,58 @@ class Composition(_Parameter):
         bad = [f for f in self.features if f not in ELEMENT_FEATURES]
         if bad:
             raise ValueError(f"features: got {bad}; expected some of {list(ELEMENT_FEATURES)}")
+        self._check_counts()
         return self
+
+    def _check_counts(self) -> None:
+        """max_count / min_count: in range, and met by some fractions within the bounds."""
+        n = len(self.elements)
+        top, low = self.max_count, self.min_count
+        if top is not None and not 1 <= top <= n:
+            raise ValueError(f"max_count: got {top}; expected 1 to the number of elements"
+                             f" ({n})")
+        if low < 0 or low > n:
+            raise ValueError(f"min_count: got {low}; expected 0 to the number of elements ({n})")
+        if top is not None and low > top:
+            raise ValueError(f"min_count: got {low} with max_count {top}; expected min_count"
+                             " <= max_count")
+        if top is not None and len(self.always_present) > top:
+            raise ValueError(f"max_count: got {top}, but {self.always_present} have lower"
+                             f" bounds above 0 and are always present; expected max_count >="
+                             f" {len(self.always_present)} (or those lower bounds at 0)")
+        if self.resolution is not None and low > round(1 / self.resolution):
+            raise ValueError(f"min_count: got {low} with resolution {self.resolution}; expected"
+                             f" at most {round(1 / self.resolution)} elements present, one"
+                             " step each")
+        if top is not None:
+            # The largest sum that top present elements can reach: the always-present
+            # ones and the highest of the rest.
+            lows, highs = np.asarray(self.lows), np.asarray(self.highs)
+            if self.resolution is not None:  # the highest fractions on the grid
+                k = round(1 / self.resolution)
+                highs = np.floor(highs * k + 1e-9) / k
+            forced = lows > 0
+            reach = highs[forced].sum() + np.sort(highs[~forced])[::-1][:top - forced.sum()].sum()
+            if reach < 1.0 - 1e-12:
+                grid = " (on the resolution grid)" if self.resolution is not None else ""
+                raise ValueError(f"max_count: got {top}; the upper bounds{grid} of any {top}"
+                                 f" elements sum to at most {reach:g}; expected a max_count (or"
+                                 " bounds) with which the fractions can sum to one")
+
+    @property
+    def always_present(self) -> list[str]:
+        """Elements whose lower bound is above 0 (present in every composition)."""
+        return [e for e, lo in zip(self.elements, self.lows) if lo > 0.0]
+
+    @property
+    def counted(self) -> bool:
+        """Whether max_count or min_count limits how many elements are present."""
+        return self.max_count is not None or self.min_count > 0
+
+    def count(self, values) -> np.ndarray:
+        """Number of present (nonzero) elements of each value (a dict per row): (n,)."""
+        return np.asarray([sum(1 for e in self.elements if float(v.get(e, 0.0)) != 0.0)
+                           for v in values], dtype=int)
 
     @property
     def lows(self) -> list[float]:
@@ -352,8 +409,15 @@ class Composition(_Parameter):
 
     def _snap(self, f: np.ndarray) -> np.ndarray:
         """The nearest fractions (a uniform shift, clipped to the bounds) that sum to
-        one, then on the resolution grid by largest remainders within the bounds."""
+        one, then on the resolution grid by largest remainders within the bounds.
+
+        With a count limit the support is kept: an absent element (exactly 0) stays 0,
+        and with min_count a present one keeps at least one resolution step."""
         lo, hi = np.asarray(self.lows), np.asarray(self.highs)
+        present = np.ones(len(f), bool)
+        if self.counted and hi[f > 0.0].sum() >= 1.0:
+            present = f > 0.0
+            hi = np.where(present, hi, 0.0)
         a, b = -1.0, 1.0  # sum(clip(f + t)) is monotone in t: bisect for 1
         for _ in range(100):
             t = 0.5 * (a + b)
@@ -363,11 +427,13 @@ class Composition(_Parameter):
             # Values within round-off of a bound sit on it; the last round-off goes to
             # the element farthest inside its bounds.
             f = np.where(np.abs(f - lo) < 1e-12, lo, np.where(np.abs(hi - f) < 1e-12, hi, f))
-            room = np.minimum(f - lo, hi - f)
+            room = np.where(present, np.minimum(f - lo, hi - f), -np.inf)
             f[np.argmax(room)] += 1.0 - f.sum()
             return f
         k = round(1 / self.resolution)
         lo_u, hi_u = np.ceil(lo * k - 1e-9), np.floor(hi * k + 1e-9)
+        if self.min_count > 0 and present.sum() <= k:
+            lo_u = np.where(present, np.maximum(lo_u, 1.0), lo_u)
         units = np.clip(np.floor(f * k + 1e-9), lo_u, hi_u)
         rest = f * k - units
         for _ in range(k * len(f)):

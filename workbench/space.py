@@ -39,7 +39,8 @@ class SearchSpace:
       ``"x1**2 + x2**2 <= 1"``, ``"temperature * residence_time <= 5000"``, with
       ``+ - * /``, ``**`` by a number and ``exp``, ``log``, ``sqrt``;
     - ``NChooseK(names, max_count=, min_count=)``: how many of these parameters
-      (continuous or integer with low 0) are nonzero;
+      (continuous or integer with low 0) are nonzero (a composition limits its own
+      elements with its ``max_count`` / ``min_count`` fields);
     - a Python function ``g(params) -> array`` meaning ``g(params) <= 0``, given
       a dict of the continuous and integer parameters in user units as JAX
       arrays, and written with ``jax.numpy`` so that it can be differentiated.
@@ -159,6 +160,10 @@ class SearchSpace:
         for c in self.cardinality_constraints:
             n = np.asarray(c.count(rows))
             ok &= (n >= c.min_count) & (n <= c.max_count)
+        for p in self.parameters:
+            if isinstance(p, Composition) and p.counted:
+                n = p.count([r[p.name] for r in rows])
+                ok &= (n >= p.min_count) & (n <= (p.max_count or len(p.elements)))
         return ok
 
     @property
@@ -252,6 +257,8 @@ class SearchSpace:
         columns = self.columns
         cardinality = [Cardinality(tuple(columns[n][0] for n in c.parameters), c.min_count,
                                    c.max_count) for c in self.cardinality_constraints]
+        cardinality += [c for p in self.parameters if isinstance(p, Composition)
+                        for c in [_element_cardinality(p, columns[p.name])] if c is not None]
         # Built once per space: the functions are part of compiled programs' keys.
         nonlinear = tuple(_encoded(c, {n: (columns[n][0], self[n]) for n in c.names})
                           for c in self.nonlinear_constraints)
@@ -425,6 +432,23 @@ def _encoded(c: Any, columns: dict[str, tuple[int, Any]]):
         return jnp.asarray(c.g(values, jnp), X.dtype)
 
     return g
+
+
+def _element_cardinality(p: Composition, columns: tuple[int, ...]):
+    """A composition's max_count / min_count as an ``active_learning.Cardinality`` over
+    the columns of its elements with lower bound 0 (encoded 0 is fraction 0); the
+    always-present elements take their share of the counts. None when nothing is limited."""
+    from active_learning import Cardinality
+
+    if not p.counted:
+        return None
+    free = tuple(j for j, lo in zip(columns, p.lows) if lo == 0.0)
+    forced = len(columns) - len(free)
+    top = (len(p.elements) if p.max_count is None else p.max_count) - forced
+    low = max(p.min_count - forced, 0)
+    if top >= len(free) and low == 0:
+        return None
+    return Cardinality(free, low, top)
 
 
 def _keys(constraints: tuple) -> list:

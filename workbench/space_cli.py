@@ -11,7 +11,6 @@ command shows the space and its recorded updates.
 
 from __future__ import annotations
 
-import json
 from typing import Any
 
 import typer
@@ -57,10 +56,9 @@ def _pairs(items: list[str], option: str) -> dict[str, Any]:
 
 
 def recorded_updates(campaign: Any) -> list[dict]:
-    """The campaign's space updates, oldest first, as its record holds them."""
-    from workbench.campaign.space_updates import SPACE_UPDATES_ATTR
-
-    return json.loads(campaign.data.attrs.get(SPACE_UPDATES_ATTR) or "[]")
+    """The campaign's space updates, oldest first, as its record holds them (from the
+    journal, so that showing the space imports neither xarray nor dask)."""
+    return campaign.space_updates
 
 
 def _show(campaign: Any, updates: list[dict]) -> None:

@@ -511,6 +511,12 @@ class Campaign:
         """Widen, narrow, add a level or a parameter, fix or release one (docs/living-space.md)."""
         return update_space(self, self._journal, self._proposer, parameters, fix, add, reason)
 
+    @property
+    def space_updates(self) -> list[dict[str, Any]]:
+        """The recorded space updates, oldest first, as the record's ``space_updates``
+        attribute holds them (read from the journal: no xarray)."""
+        return json.loads(json.dumps(self._journal.space_events))
+
     # -- insight --------------------------------------------------------------------
 
     def importance(self, n: int = 512, samples: int = 32, seed: int = 0,
