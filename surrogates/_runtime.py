@@ -73,6 +73,39 @@ def avoid_cpu_lapack_deadlock() -> bool:
     return True
 
 
+# JAX's CPU Cholesky and triangular solves call LAPACK from SciPy's OpenBLAS. By
+# default OpenBLAS starts a thread per core and its idle threads spin-wait between
+# calls; XLA calls LAPACK thousands of times per fit, each a small factorisation, so
+# the threads burn CPU that XLA's own work needs. Measured on a two-core machine under
+# load, a MAP fit at n = 1,000 took 1.3 s of CPU with one OpenBLAS thread against
+# 5.5-8 s with the default (benchmarks/results/cold_start.md). One thread is the default
+# here; a value the user sets is kept.
+LAPACK_THREADS_VARIABLE = "OPENBLAS_NUM_THREADS"
+
+
+def single_threaded_lapack() -> bool:
+    """Hold SciPy's OpenBLAS (the LAPACK under JAX's CPU linear algebra) to one thread.
+
+    Sets ``OPENBLAS_NUM_THREADS=1`` unless the variable is set already (a value
+    the user chose is kept). OpenBLAS reads it when it loads, so this takes effect
+    when SciPy's linear algebra is imported afterwards; if it is loaded already,
+    ``threadpoolctl`` (when installed) limits it instead. Returns True when it
+    limited the threads.
+    """
+    import sys
+
+    if LAPACK_THREADS_VARIABLE in os.environ:
+        return False
+    os.environ[LAPACK_THREADS_VARIABLE] = "1"
+    if "scipy.linalg" in sys.modules:  # OpenBLAS already loaded with its threads
+        try:
+            from threadpoolctl import threadpool_limits
+        except ImportError:
+            return False
+        threadpool_limits(1, user_api="blas")
+    return True
+
+
 # Every compiled XLA:CPU program that a process keeps holds dozens of memory
 # maps (its kernels' code and data sections: ~60 for a GP gradient program).
 # Linux caps the maps of a process at ``vm.max_map_count`` (65,530 by default);
