@@ -140,8 +140,8 @@ def logmeanexp(x: Array, axis: int = 0) -> Array:
 
 @functools.lru_cache(maxsize=128)
 def _sobol_normal(num_samples: int, dim: int, seed: int) -> np.ndarray:
-    # scipy.stats is imported where it is used: importing it costs a fresh process
-    # about half a second, and analytic acquisitions never get here.
+    # scipy.stats is imported where it is used: off the import path of a fresh
+    # process (every CLI call), since analytic acquisitions never get here.
     from scipy.stats import norm, qmc
 
     if dim == 0:

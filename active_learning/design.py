@@ -77,7 +77,7 @@ def sobol(n: int, domain: Domain, seed: int) -> np.ndarray:
     if domain.constrained:
         X = _sobol_in_polytope(n, domain, seed)
         return X if X is not None else maximin(n, domain, seed)
-    from scipy.stats import qmc  # here: scipy.stats costs a fresh process ~0.5 s
+    from scipy.stats import qmc  # here: off the import path of a fresh process
 
     engine = qmc.Sobol(d=domain.dim, scramble=True, seed=np.random.default_rng(seed))
     # Sobol is balanced in blocks of powers of two; drawing the whole block
@@ -139,7 +139,7 @@ def _sobol_in_polytope(n: int, domain: Domain, seed: int) -> np.ndarray | None:
     if k == 0:
         return np.repeat(_finish(geo.centers[:1], domain)[0], n, axis=0)
     lo, hi = bounding_box(domain)
-    from scipy.stats import qmc  # here: scipy.stats costs a fresh process ~0.5 s
+    from scipy.stats import qmc  # here: off the import path of a fresh process
 
     engine = qmc.Sobol(d=k, scramble=True, seed=np.random.default_rng(seed))
     inside: list[np.ndarray] = []
@@ -173,7 +173,7 @@ def latin_hypercube(n: int, domain: Domain, seed: int) -> np.ndarray:
         )
     if n <= 0:
         return np.zeros((0, domain.dim))
-    from scipy.stats import qmc  # here: scipy.stats costs a fresh process ~0.5 s
+    from scipy.stats import qmc  # here: off the import path of a fresh process
 
     engine = qmc.LatinHypercube(d=domain.dim, rng=np.random.default_rng(seed))
     return domain.snap_numpy(engine.random(n))

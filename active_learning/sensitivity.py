@@ -49,7 +49,7 @@ def saltelli_design(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     power of two."""
     if n < 2:
         raise ValueError(f"n: got {n}; expected at least 2 base rows")
-    from scipy.stats import qmc  # here: scipy.stats costs a fresh process ~0.5 s
+    from scipy.stats import qmc  # here: off the import path of a fresh process
 
     engine = qmc.Sobol(d=2 * d, scramble=True, seed=np.random.default_rng(seed))
     with warnings.catch_warnings():  # n not a power of two: still unbiased

@@ -76,10 +76,9 @@ def avoid_cpu_lapack_deadlock() -> bool:
 # JAX's CPU Cholesky and triangular solves call LAPACK from SciPy's OpenBLAS. By
 # default OpenBLAS starts a thread per core and its idle threads spin-wait between
 # calls; XLA calls LAPACK thousands of times per fit, each a small factorisation, so
-# the threads burn CPU that XLA's own work needs. Measured on a two-core machine under
-# load, a MAP fit at n = 1,000 took 1.3 s of CPU with one OpenBLAS thread against
-# 5.5-8 s with the default (benchmarks/results/cold_start.md). One thread is the default
-# here; a value the user sets is kept.
+# the threads burn CPU that XLA's own work needs, several times the fit's own on a
+# small machine (benchmarks/results/cold_start.md). One thread is the default here; a
+# value the user sets is kept.
 LAPACK_THREADS_VARIABLE = "OPENBLAS_NUM_THREADS"
 
 

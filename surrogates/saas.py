@@ -151,8 +151,8 @@ def _run_chain(key, Z, y, mask, num_warmup: int, num_samples: int, thinning: int
                max_tree_depth: int):
     """One NUTS chain: warmup with step-size and diagonal mass adaptation,
     then ``num_samples`` draws of which every ``thinning``-th is kept."""
-    # numpyro is imported here, by the one model that samples: importing it costs a
-    # fresh process (every CLI call) about 0.4 s that no other model needs.
+    # numpyro is imported here, by the one model that samples: off the import path
+    # of a fresh process (every CLI call), which no other model needs it on.
     from numpyro.infer.hmc import hmc
 
     init_key, run_key = jax.random.split(key)
