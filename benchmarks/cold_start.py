@@ -40,7 +40,7 @@ METHODS = ("workbench", "optuna", "botorch")
 REQUIRES = {"workbench": ("jax",), "optuna": ("optuna", "torch", "scipy"),
             "botorch": ("botorch", "torch")}
 QUICK = {"sizes": "16", "repeats": 1, "cold_sizes": "", "methods": "workbench,optuna",
-         "botorch_sizes": "", "profile": False}
+         "botorch_sizes": "", "profile": False, "warmup": False}
 # Sizes with a target: n -> the largest allowed ratio of our median wall time to Optuna's.
 TARGET_RATIO = {30: 0.5, 1000: 1.0, 2000: 1.0}
 TIMEOUT_S = 1800
@@ -268,7 +268,7 @@ def measure(work: Path, args: argparse.Namespace, methods: list[str]) -> list[di
         load = os.getloadavg()[0]
         row: dict = {"n": n, "loadavg_1min": load}
         timings: dict[str, list[tuple[float, float, float | None]]] = {}
-        if "workbench" in methods:
+        if "workbench" in methods and args.warmup:
             workbench_ask(built, work, warm_cache)  # untimed: fills the compilation cache
             if args.profile:
                 common.log(f"n = {n}: instrumented warm run")
@@ -400,13 +400,27 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated, from {', '.join(METHODS)}")
     parser.add_argument("--botorch-sizes", default="30,1000", help="sizes BoTorch runs at")
+    parser.add_argument("--warmup", action=argparse.BooleanOptionalAction, default=True,
+                        help="one untimed workbench run per size first, so that the warm"
+                             " rows find the compilation cache filled")
     parser.add_argument("--profile", action=argparse.BooleanOptionalAction, default=True,
                         help="one instrumented warm run per size (counts and phases)")
     parser.add_argument("--label", default=None,
                         help="what this run measures, for a later --baseline (default: commit)")
     parser.add_argument("--baseline", type=Path, default=None,
                         help="raw JSON of an earlier run (another checkout), shown beside")
+    parser.add_argument("--report-only", type=Path, default=None, metavar="JSON",
+                        help="write the page from this run's raw JSON (its own stamp) and"
+                             " --baseline, measuring nothing")
     args = common.parse_args(parser, argv, QUICK)
+    baseline = json.loads(args.baseline.read_text()) if args.baseline is not None else None
+    if args.report_only is not None:
+        raw = json.loads(args.report_only.read_text())
+        body = markdown(raw["rows"], raw["repeats"], raw.get("skipped", {}), baseline)
+        page = common.write_page(args.page or common.RESULTS_DIR / "cold_start.md", __doc__,
+                                 raw["stamp"], body, quick=bool(args.quick))
+        print(page.read_text())
+        return 0
     for name in ("sizes", "cold_sizes", "botorch_sizes"):
         try:
             sizes = _sizes(getattr(args, name))
@@ -430,7 +444,6 @@ def main(argv: list[str] | None = None) -> int:
         rows = measure(Path(tmp), args, methods)
     run.write_raw({"rows": rows, "repeats": args.repeats, "skipped": skipped,
                    "label": args.label})
-    baseline = json.loads(args.baseline.read_text()) if args.baseline is not None else None
     page = run.write_page(markdown(rows, args.repeats, skipped, baseline))
     print(page.read_text())
     return 0
