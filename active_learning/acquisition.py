@@ -30,7 +30,6 @@ import numpy as np
 from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 from jax.scipy.special import log_ndtr, logsumexp, ndtr
-from scipy.stats import norm, qmc
 
 from surrogates.numerics import JITTER
 from surrogates.protocol import SharesFixedJoint
@@ -141,6 +140,10 @@ def logmeanexp(x: Array, axis: int = 0) -> Array:
 
 @functools.lru_cache(maxsize=128)
 def _sobol_normal(num_samples: int, dim: int, seed: int) -> np.ndarray:
+    # scipy.stats is imported where it is used: off the import path of a fresh
+    # process (every CLI call), since analytic acquisitions never get here.
+    from scipy.stats import norm, qmc
+
     if dim == 0:
         return np.zeros((num_samples, 0))
     if dim > qmc.Sobol.MAXDIM:

@@ -31,7 +31,6 @@ from functools import partial
 import jax
 import jax.numpy as jnp
 import numpy as np
-from scipy.stats import qmc
 
 from active_learning.domain import FEASIBILITY_TOL, Domain, bounding_box, geometry
 from active_learning.polytope import hit_and_run, shrink_into_polytope
@@ -78,6 +77,8 @@ def sobol(n: int, domain: Domain, seed: int) -> np.ndarray:
     if domain.constrained:
         X = _sobol_in_polytope(n, domain, seed)
         return X if X is not None else maximin(n, domain, seed)
+    from scipy.stats import qmc  # here: off the import path of a fresh process
+
     engine = qmc.Sobol(d=domain.dim, scramble=True, seed=np.random.default_rng(seed))
     # Sobol is balanced in blocks of powers of two; drawing the whole block
     # keeps the prefix identical for every n.
@@ -138,6 +139,8 @@ def _sobol_in_polytope(n: int, domain: Domain, seed: int) -> np.ndarray | None:
     if k == 0:
         return np.repeat(_finish(geo.centers[:1], domain)[0], n, axis=0)
     lo, hi = bounding_box(domain)
+    from scipy.stats import qmc  # here: off the import path of a fresh process
+
     engine = qmc.Sobol(d=k, scramble=True, seed=np.random.default_rng(seed))
     inside: list[np.ndarray] = []
     valid: list[np.ndarray] = []
@@ -170,6 +173,8 @@ def latin_hypercube(n: int, domain: Domain, seed: int) -> np.ndarray:
         )
     if n <= 0:
         return np.zeros((0, domain.dim))
+    from scipy.stats import qmc  # here: off the import path of a fresh process
+
     engine = qmc.LatinHypercube(d=domain.dim, rng=np.random.default_rng(seed))
     return domain.snap_numpy(engine.random(n))
 

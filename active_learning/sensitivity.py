@@ -30,7 +30,6 @@ import jax
 import jax.numpy as jnp
 import numpy as np
 from jax import Array
-from scipy.stats import qmc
 
 __all__ = ["SobolIndices", "saltelli_design", "saltelli_points", "sobol_indices",
            "sobol_sensitivity"]
@@ -50,6 +49,8 @@ def saltelli_design(n: int, d: int, seed: int) -> tuple[np.ndarray, np.ndarray]:
     power of two."""
     if n < 2:
         raise ValueError(f"n: got {n}; expected at least 2 base rows")
+    from scipy.stats import qmc  # here: off the import path of a fresh process
+
     engine = qmc.Sobol(d=2 * d, scramble=True, seed=np.random.default_rng(seed))
     with warnings.catch_warnings():  # n not a power of two: still unbiased
         warnings.filterwarnings("ignore", message=".*balance properties.*")

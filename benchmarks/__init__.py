@@ -19,5 +19,6 @@ BENCHMARKS: tuple[str, ...] = (
     "tracking_overhead",
     "store_growth",
     "commands",
+    "cold_start",
     "soak",
 )

@@ -3,7 +3,9 @@
 Gaussian processes need float64, so importing this package enables JAX's
 64-bit mode (as GPJax and BoTorch's float64 defaults do). On jaxlib 0.10 (CPU)
 it also gives XLA one intra-op thread, before JAX starts, because batched
-linear solves can deadlock there otherwise (see ``surrogates/_runtime.py``).
+linear solves can deadlock there otherwise, and holds the LAPACK under JAX's
+CPU linear algebra (SciPy's OpenBLAS) to one thread, whose idle threads would
+otherwise spin beside XLA's (see ``surrogates/_runtime.py``).
 """
 
 import jax
@@ -14,9 +16,11 @@ from surrogates._runtime import (
     counts_traces,
     memory_maps,
     release_programs_if_crowded,
+    single_threaded_lapack,
 )
 
 avoid_cpu_lapack_deadlock()
+single_threaded_lapack()
 jax.config.update("jax_enable_x64", True)
 
 from surrogates.protocol import (  # noqa: E402
@@ -142,6 +146,7 @@ __all__ = [
     "RBF",
     "register_model",
     "release_programs_if_crowded",
+    "single_threaded_lapack",
     "compiled_programs",
     "counts_traces",
     "memory_maps",

@@ -73,6 +73,47 @@ def avoid_cpu_lapack_deadlock() -> bool:
     return True
 
 
+# JAX's CPU Cholesky and triangular solves call LAPACK from SciPy's OpenBLAS. By
+# default OpenBLAS starts a thread per core and its idle threads spin-wait between
+# calls; XLA calls LAPACK thousands of times per fit, each a small factorisation, so
+# the threads burn CPU that XLA's own work needs, several times the fit's own on a
+# small machine (benchmarks/results/cold_start.md). One thread is the default here; a
+# value the user sets is kept.
+LAPACK_THREADS_VARIABLE = "OPENBLAS_NUM_THREADS"
+
+
+def single_threaded_lapack() -> bool:
+    """Hold SciPy's OpenBLAS (the LAPACK under JAX's CPU linear algebra) to one thread.
+
+    Nothing changes when ``OPENBLAS_NUM_THREADS`` is set (a value the user chose is
+    kept). Otherwise SciPy's linear algebra is loaded with the variable set to 1 (OpenBLAS
+    reads it when it loads) and the variable is removed again, so that processes started
+    later (command oracles, executor workers) and NumPy's own OpenBLAS keep their
+    defaults. If SciPy's OpenBLAS was loaded before, ``threadpoolctl`` (when installed)
+    limits that library alone. Returns True when it limited the threads.
+    """
+    import sys
+
+    if LAPACK_THREADS_VARIABLE in os.environ:
+        return False
+    if "scipy.linalg" not in sys.modules:
+        os.environ[LAPACK_THREADS_VARIABLE] = "1"
+        try:
+            import scipy.linalg  # noqa: F401 - loads SciPy's OpenBLAS, which reads it now
+        finally:
+            del os.environ[LAPACK_THREADS_VARIABLE]
+        return True
+    try:
+        from threadpoolctl import ThreadpoolController
+    except ImportError:
+        return False
+    scipy_blas = [c for c in ThreadpoolController().lib_controllers
+                  if c.internal_api == "openblas" and f"scipy.libs{os.sep}" in c.filepath]
+    for controller in scipy_blas:
+        controller.set_num_threads(1)
+    return bool(scipy_blas)
+
+
 # Every compiled XLA:CPU program that a process keeps holds dozens of memory
 # maps (its kernels' code and data sections: ~60 for a GP gradient program).
 # Linux caps the maps of a process at ``vm.max_map_count`` (65,530 by default);

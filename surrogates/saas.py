@@ -27,7 +27,6 @@ import numpy as np
 from jax import Array, lax
 from jax.scipy.linalg import cho_solve, solve_triangular
 from jax.scipy.special import gammaln
-from numpyro.infer.hmc import hmc
 
 from surrogates.data import pad_observations, standardise
 from surrogates.gp import Posterior
@@ -152,6 +151,10 @@ def _run_chain(key, Z, y, mask, num_warmup: int, num_samples: int, thinning: int
                max_tree_depth: int):
     """One NUTS chain: warmup with step-size and diagonal mass adaptation,
     then ``num_samples`` draws of which every ``thinning``-th is kept."""
+    # numpyro is imported here, by the one model that samples: off the import path
+    # of a fresh process (every CLI call), which no other model needs it on.
+    from numpyro.infer.hmc import hmc
+
     init_key, run_key = jax.random.split(key)
     # The data reach the potential as model_args, numpyro's channel for
     # arguments of the potential, so nothing is closed over by the kernel.

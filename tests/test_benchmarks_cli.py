@@ -60,3 +60,28 @@ def test_quick_output_never_goes_to_results(quick):
     folder = common.OUT_DIR if quick else common.RESULTS_DIR
     assert run.page_path == folder / "store_growth.md"
     assert run.raw_path.parent == common.OUT_DIR
+
+
+def test_cold_start_quick_run_times_a_fresh_ask_process(tmp_path):
+    """The cold-start benchmark end to end in quick mode: a campaign with 16 imported
+    observations, one fresh `workbench ask -n 1` timed (Optuna beside it where installed)."""
+    page, raw = tmp_path / "cold_start.md", tmp_path / "cold_start.json"
+    proc = _benchmarks("run", "cold_start", "--quick", "--page", str(page), "--out", str(raw))
+    assert proc.returncode == 0, proc.stderr
+    text = page.read_text()
+    assert text.startswith("# Cold start") and "**Quick run**" in text
+    assert all(row in text for row in STAMP_ROWS)
+    rows = json.loads(raw.read_text())["rows"]
+    assert [r["n"] for r in rows] == [16]
+    ask = rows[0]["workbench"]
+    assert len(ask["wall_s"]) == 1 and ask["wall_s"][0] >= ask["median_s"] > 0
+    assert [line for line in text.splitlines() if line.startswith("| 16 |")]
+    skipped = json.loads(raw.read_text())["skipped"]
+    assert ("optuna" in rows[0]) != ("optuna" in skipped)  # run, or skipped with a reason
+
+
+def test_cold_start_refuses_sizes_inside_the_initial_design(tmp_path):
+    proc = _benchmarks("run", "cold_start", "--sizes", "30,5", "--page", str(tmp_path / "p.md"))
+    assert proc.returncode == 2
+    assert "--sizes: got '30,5'" in proc.stderr and "initial design" in proc.stderr
+    assert not (tmp_path / "p.md").exists()

@@ -71,3 +71,28 @@ def test_release_frees_the_maps_of_kept_programs_and_they_still_compute(tmp_path
     assert r["after"] - r["base"] <= 0.1 * grown, r
     # ...and the programs come back on their next call with the same results.
     assert r["first"] == r["again"] == r["third"]
+
+
+def test_scipy_lapack_gets_one_thread_and_child_processes_keep_their_default():
+    """Importing surrogates without OPENBLAS_NUM_THREADS: SciPy's OpenBLAS (under JAX's
+    CPU Cholesky) runs one thread, NumPy's keeps its own count, and the variable is not
+    left in the environment that command oracles and workers inherit."""
+    pytest.importorskip("threadpoolctl")
+    script = (
+        "import os, subprocess, sys\n"
+        "import numpy\n"
+        "from threadpoolctl import threadpool_info\n"
+        "import surrogates\n"
+        "threads = {('scipy' if 'scipy.libs' in i['filepath'] else 'numpy'): i['num_threads']\n"
+        "           for i in threadpool_info() if i['internal_api'] == 'openblas'}\n"
+        "child = subprocess.run([sys.executable, '-c', 'import os;"
+        " print(os.environ.get(\"OPENBLAS_NUM_THREADS\"))'], capture_output=True, text=True)\n"
+        "print(threads.get('scipy'), os.environ.get('OPENBLAS_NUM_THREADS'), child.stdout.strip())\n"
+    )
+    env = {k: v for k, v in os.environ.items() if k != "OPENBLAS_NUM_THREADS"}
+    out = subprocess.run([sys.executable, "-c", script], env=env, capture_output=True,
+                         text=True, timeout=300)
+    assert out.returncode == 0, out.stderr[-2000:]
+    scipy_threads, left, child = out.stdout.split()
+    assert scipy_threads in ("1", "None")  # None: no bundled SciPy OpenBLAS (e.g. conda)
+    assert left == "None" and child == "None"

@@ -369,7 +369,10 @@ def _profiles(problem: Problem, acq, x: np.ndarray, columns: tuple[int, ...]) ->
         P = np.repeat(np.asarray(x, np.float64)[None], PROFILE_POINTS, axis=0)
         P[:, c] = grid
         rows.append(np.asarray(problem.domain.snap_numpy(P)))
-    values = np.asarray(acq(jnp.asarray(np.concatenate(rows))))
+    # One compiled call (score_pool): called eagerly, the acquisition would dispatch,
+    # and in a fresh process trace, lower and load from the cache, each of its dozens of
+    # operations as a program of its own. Non-finite values come back as -inf.
+    values = np.asarray(al.score_pool(acq, np.concatenate(rows)))
     names = {cols[0]: name for name, cols in problem.space.columns.items() if len(cols) == 1}
     out = []
     for i, (c, P) in enumerate(zip(columns, rows)):
