@@ -4,8 +4,8 @@
 the space), with and without ``--json``, run as real subprocesses and report the modules
 they imported (after every exit handler ran): never JAX, MLflow, dask or distributed. The snapshot reader they use instead of
 xarray gives exactly what xarray gives. A CLI ``tell`` leaves its tracking events in the
-outbox; the next ``ask`` delivers them, and the MLflow run then holds what
-``Campaign.tell`` logs directly.
+outbox; the next ``ask`` hands them, with its own, to a detached process that delivers
+them, and the MLflow run then holds what ``Campaign.tell`` logs directly.
 """
 
 from __future__ import annotations
@@ -15,6 +15,7 @@ import json
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import numpy as np
@@ -57,6 +58,10 @@ _REPORT_MODULES = textwrap.dedent("""\
     """)
 
 
+
+
+# How long a test waits for a detached delivery (seconds): generous, for a loaded machine.
+DELIVERY_WAIT_S = 180
 
 
 def _workbench(cwd: Path, *args: str) -> subprocess.CompletedProcess:
@@ -129,6 +134,14 @@ def test_reading_and_telling_commands_import_no_jax_mlflow_or_dask(tmp_path):
                for line in outbox.read_text().splitlines())
 
 
+def _delivered(outbox: Path) -> None:
+    """Wait until a detached delivery has emptied (and so removed) the outbox."""
+    deadline = time.monotonic() + DELIVERY_WAIT_S
+    while outbox.exists():
+        assert time.monotonic() < deadline, "the detached delivery never finished"
+        time.sleep(0.5)
+
+
 def _metric_history(client, run_id: str, key: str) -> list[tuple[int, float]]:
     return sorted((m.step, m.value) for m in client.get_metric_history(run_id, key))
 
@@ -158,13 +171,17 @@ def test_cli_tell_defers_tracking_and_the_next_ask_delivers_what_tell_logs(tmp_p
 
     # The same campaign through the CLI: ask, tell (deferred), then ask again.
     spec = _spec(tmp_path / "cli")
+    outbox = ZarrStore(tmp_path / "cli" / "light.zarr").outbox_path
     _workbench(tmp_path, "ask", str(spec), "-n", "3", "-o", str(tmp_path / "p.csv"))
+    _delivered(outbox)  # the run exists once the ask's detached delivery is done
     _results(tmp_path / "p.csv", tmp_path / "r.csv")
     _workbench(tmp_path, "tell", str(spec), str(tmp_path / "r.csv"))
     cli = MlflowClient(f"sqlite:///{tmp_path / 'cli' / 'mlflow.db'}")
     run = _run(cli, "tests/light")
     assert "best_so_far" not in run.data.metrics  # not delivered yet: waiting in the outbox
-    _workbench(tmp_path, "ask", str(spec), "-n", "1")
+    imported = _imported(tmp_path, "ask", str(spec), "-n", "1")
+    assert not {m for m in imported if m.split(".")[0] == "mlflow"}  # the detached process's
+    _delivered(outbox)
 
     python = MlflowClient(f"sqlite:///{tmp_path / 'python' / 'mlflow.db'}")
     want, got = _run(python, "tests/light"), _run(cli, "tests/light")
@@ -180,7 +197,6 @@ def test_cli_tell_defers_tracking_and_the_next_ask_delivers_what_tell_logs(tmp_p
     assert got.data.tags["data_hash"]
     assert {a.path for a in python.list_artifacts(want.info.run_id)} | {"trials.csv"} <= \
         {a.path for a in cli.list_artifacts(got.info.run_id)}
-    outbox = ZarrStore(tmp_path / "cli" / "light.zarr").outbox_path
     assert not outbox.exists()  # everything delivered
 
 

@@ -137,6 +137,9 @@ def ask(
     n: int = typer.Option(1, "-n", min=1, help="number of experiments to propose"),
     output: Optional[Path] = typer.Option(None, "-o", "--output",
                                           help="write the proposals to this CSV file"),
+    wait: bool = typer.Option(False, "--wait",
+                              help="deliver tracking to MLflow before returning (default: a"
+                                   " background process delivers it)"),
     as_json: bool = JSON_OPTION,
 ):
     """Propose the next experiments; fill in their outcomes and pass the CSV to `tell`."""
@@ -147,8 +150,14 @@ def ask(
 
         raise CampaignError(f"--output: {output} is a folder; expected a CSV file path")
     campaign = _open(path, parsed)
+    if not wait:  # queued in the outbox; a detached process delivers it (below)
+        campaign.defer_tracking()
     trials = campaign.ask(n)
     campaign.log_snapshot()
+    if not wait and campaign.spec.tracking and campaign.store is not None:
+        from workbench.deliver import spawn
+
+        spawn(campaign.store.path, campaign.spec.tracking)
     out.print(trial_table(campaign, trials, f"{len(trials)} proposed", out.width))
     if output is not None:
         from workbench.csvio import write_rows

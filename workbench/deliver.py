@@ -1,11 +1,12 @@
 """Deliver a campaign's tracking outbox from a detached process of its own.
 
-``workbench report`` writes its HTML, queues the ``report.html`` artifact in the
-campaign's outbox and hands the delivery to such a process, so that the command
+``workbench ask`` and ``workbench report`` queue their tracking (an ask's metrics and
+snapshot, the ``report.html`` artifact, and whatever a CLI ``tell`` queued before) in
+the campaign's outbox and hand the delivery to such a process, so that the command
 returns without importing MLflow (seconds on a workstation) and without waiting on
 the tracking server. What the process cannot deliver stays in the outbox for the
-next process that tracks the campaign (``ask``, ``run``, ``report --wait``), as a
-CLI ``tell``'s events do. One deliverer at a time: the outbox's delivery lock.
+next one (or ``Campaign.run``, or ``--wait``). One deliverer at a time: the outbox's
+delivery lock.
 
 Run as ``python -m workbench.deliver STORE [TRACKING_URI]``; exit 0 when nothing is
 left undelivered.
@@ -40,14 +41,11 @@ def spawn(store: str | os.PathLike, tracking: str) -> None:
 
 def deliver(store: str | os.PathLike, tracking: str | None = None) -> bool:
     """Deliver every event waiting in the outbox of the campaign at ``store`` to its
-    run at ``tracking`` (default: the URI the store records). True when none is left;
-    False when the campaign has no run yet or the server did not take everything."""
+    run at ``tracking`` (default: the URI the store records), creating the run if it
+    waits to be created. True when none is left."""
     from workbench.campaign import Campaign
-    from workbench.transfer import artifact_tracker
 
-    campaign = Campaign.open(Path(store), tracking=tracking)
-    tracker = artifact_tracker(campaign)
-    return tracker is not None and tracker.flush(force=True)
+    return Campaign.open(Path(store), tracking=tracking).deliver_tracking()
 
 
 if __name__ == "__main__":

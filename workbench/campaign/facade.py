@@ -463,8 +463,15 @@ class Campaign:
 
     def defer_tracking(self) -> None:
         """Queue tracking events in the store's outbox without delivering them (nor importing
-        MLflow): the next process that tracks this campaign (``ask``, ``run``) delivers them."""
+        MLflow): ``deliver_tracking``, here or in another process, delivers them."""
         self._telemetry.defer()
+
+    def deliver_tracking(self) -> bool:
+        """Deliver every event waiting in the store's outbox now, in order, creating the
+        campaign's MLflow run if it waits to be created; True when none is left (also
+        without tracking). ``workbench.deliver`` calls it in a detached process."""
+        tracker = self._telemetry.tracker()
+        return tracker is None or tracker.flush(force=True)
 
     def compact(self) -> None:
         """Fold the journal into the Zarr snapshot, so that ``xarray.open_zarr(store)``
