@@ -50,9 +50,9 @@ REQUIRES = {"workbench": ("jax",), "botorch": ("torch", "botorch", "gpytorch"), 
 PROBLEM_NAMES = ("formulation", "process")
 DESIGN_STRATEGIES = ("sobol", "lhs", "maximin", "points", "design")
 TOLERANCE = 1e-9  # constraint check, relative to the bound (|rhs| at least 1)
-# Recorded seeds (the settings were chosen on seeds 0-4): six keep a full run near 30 minutes
-# on two shared cores, BoTorch's proposals taking most of it.
-DEFAULT_SEEDS, FIRST_SEED = 6, 100
+# Recorded seeds; the settings were chosen on seeds 0-4. A full run takes 20-30 minutes on
+# two shared cores, BoTorch's proposals most of it.
+DEFAULT_SEEDS, FIRST_SEED = 10, 100
 N_INITIAL, BUDGET, CHECKPOINTS = 6, 30, "10,20,30"
 # BoTorch's acquisition search: restarts and raw samples per support for the mixture (35
 # supports: 70 restarts and 2,240 raw samples in all), and for the process.

@@ -133,7 +133,7 @@ def test_quick_run_through_the_runner(tmp_path):
     for prob in fb.PROBLEM_NAMES:
         for m in methods:
             (r,) = report["results"][prob][m]
-            assert r["seed"] == 0 and len(r["curve"]) == n
+            assert r["seed"] == 0 and len(r["curve"]) == len(r["points"]) == n
             assert r["violations"] == []
             curve = np.array(r["curve"])
             assert np.all(curve >= -1e-9) and np.array_equal(curve, np.minimum.accumulate(curve))
