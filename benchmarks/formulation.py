@@ -13,18 +13,19 @@ problems, then methods):
 - ``workbench``: ``wb.Campaign`` with the constraints in its ``wb.SearchSpace`` and its
   defaults otherwise, as a user would write it;
 - ``botorch``: SingleTaskGP + analytic LogExpectedImprovement + ``optimize_acqf``: for the
-  mixture ``optimize_acqf_mixed`` over every allowed support (``fixed_features_list``, absent
-  ingredients held at 0, the sum as an ``equality_constraints`` row), which is what Ax and
-  BoFire do with NChooseK; for the process ``nonlinear_inequality_constraints`` started from
-  feasible ``batch_initial_conditions``; initial points drawn like random search's;
+  mixture one ``optimize_acqf`` per allowed support, the best winning (what
+  ``optimize_acqf_mixed`` does with a ``fixed_features_list``, and Ax and BoFire with
+  NChooseK), absent ingredients fixed at 0 and the sum an ``equality_constraints`` row; for
+  the process ``nonlinear_inequality_constraints`` started from feasible
+  ``batch_initial_conditions``; initial points drawn like random search's;
 - ``random``: uniform over the feasible set (a support of three ingredients, then a flat
   Dirichlet on it; rejection in the box for the process).
 
 Ax is not installed in the benchmark environment and is not run. Every evaluated point of
 every method is checked against the constraints to 1e-9 (relative to the bound; cardinality
 exactly: a present ingredient is a nonzero one); a violating point is evaluated, counted and
-never becomes the best. Raw per-seed results (regret curves, each proposal's times, the
-violations) go to the JSON beside the page.
+never becomes the best. Raw per-seed results (every evaluated point, regret curves, each
+proposal's times, the violations and repeated points) go to the JSON beside the page.
 """
 
 from __future__ import annotations
@@ -50,8 +51,7 @@ REQUIRES = {"workbench": ("jax",), "botorch": ("torch", "botorch", "gpytorch"), 
 PROBLEM_NAMES = ("formulation", "process")
 DESIGN_STRATEGIES = ("sobol", "lhs", "maximin", "points", "design")
 TOLERANCE = 1e-9  # constraint check, relative to the bound (|rhs| at least 1)
-# Recorded seeds; the settings were chosen on seeds 0-4. A full run takes 20-30 minutes on
-# two shared cores, BoTorch's proposals most of it.
+# Recorded seeds; the problems' constants and the settings were chosen on seeds 0-4.
 DEFAULT_SEEDS, FIRST_SEED = 10, 100
 N_INITIAL, BUDGET, CHECKPOINTS = 6, 30, "10,20,30"
 # BoTorch's acquisition search: restarts and raw samples per support for the mixture (35
@@ -356,8 +356,8 @@ def _botorch_mixture(problem: Problem, acq: Any, bounds: Any, rng: np.random.Gen
     """The best of one ``optimize_acqf`` per support (what ``optimize_acqf_mixed`` does with
     a ``fixed_features_list``): absent ingredients fixed at 0, the sum as an equality row,
     started from the best of flat Dirichlet draws on the support's face (BoTorch's own
-    starts under an equality, hit-and-run samples of the polytope, took 90 % of a 40 s
-    proposal)."""
+    starts under an equality are hit-and-run samples of each support's polytope, which cost
+    many times the optimisation itself)."""
     import torch
     from botorch.optim import optimize_acqf
 
