@@ -11,6 +11,7 @@ the test problems the suite draws on.
 BENCHMARKS: tuple[str, ...] = (
     "hartmann6",
     "suite",
+    "formulation",
     "gp_fit",
     "ensemble",
     "surrogate_quality",
