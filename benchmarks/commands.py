@@ -201,10 +201,13 @@ def markdown(rows: list[dict], trials: int, repeats: int, imports: dict[str, flo
     lines += ["", f"{trials} trials told, {repeats} timed repetitions per command after one"
               " untimed run. Wall time decides the target. The machine is shared with other"
               " work (other test and benchmark runs), whose load the stamp and the load"
-              " column record; it lengthens wall time more than CPU time."]
+              " column record; it lengthens wall time more than CPU time. `ask` and `report`"
+              " hand their MLflow delivery to a detached process (timed here only as the"
+              " load it adds to the next command), as a user's terminal sees them."]
     lines += ["", "CPU seconds to import, least of"
-              f" {IMPORT_REPEATS} fresh interpreters (`report` and `ask` import JAX, MLflow"
-              " with its SQL store and matplotlib; the light commands none of them):", "",
+              f" {IMPORT_REPEATS} fresh interpreters (`ask` and `report` import JAX and"
+              " matplotlib, not MLflow, whose delivery runs in a detached process; the light"
+              " commands none of them):", "",
               "| import | CPU (s) |", "| --- | ---: |"]
     lines += [f"| {name} | {cpu:.2f} |" for name, cpu in imports.items()]
     return "\n".join(lines)
