@@ -16,6 +16,7 @@ BENCHMARKS: tuple[str, ...] = (
     "ensemble",
     "surrogate_quality",
     "campaigns_vs_random",
+    "reaction_screens",
     "transfer",
     "tracking_overhead",
     "store_growth",
