@@ -10,9 +10,7 @@ and the optimisers and designs of linear domains work on it unchanged.
 When the supports are few (at most ``MAX_ENUMERATED_SUPPORTS``) every one is
 searched. Otherwise a sample is: the supports of hint points (the best
 observations, the optimum of the relaxed problem without cardinality: a greedy
-choice of the largest columns), the supports one column away from hints that leave
-room (a two-ingredient best blend where three are allowed: each third ingredient),
-and seeded random ones, ``SAMPLED_SUPPORTS`` in all.
+choice of the largest columns) and seeded random ones, ``SAMPLED_SUPPORTS`` in all.
 """
 
 from __future__ import annotations
@@ -103,29 +101,6 @@ def support_of(domain: Domain, x: np.ndarray) -> Support:
     return _support(domain, tuple(present))
 
 
-def neighbour_supports(domain: Domain, x: np.ndarray) -> list[Support]:
-    """The supports one step from a point (d,) that holds fewer present columns than
-    its support allows: per constraint, its present columns completed by each choice of
-    the absent ones (for a blend of two where three are allowed, every third
-    ingredient). A point that fills its support gives none."""
-    x = np.asarray(x, float)
-    options, grows = [], False
-    for c in domain.cardinality:
-        vals = x[list(c.columns)]
-        n = int(np.count_nonzero(vals > PRESENCE_FLOOR))
-        larger = [a for a in sizes(c) if a > n]
-        order = np.argsort(-vals, kind="stable")
-        kept = [c.columns[i] for i in order[:n]]
-        if not larger:
-            options.append([tuple(sorted(kept))])
-            continue
-        grows = True
-        rest = [c.columns[i] for i in order[n:]]
-        options.append([tuple(sorted(kept + list(extra)))
-                        for extra in itertools.combinations(rest, min(larger) - n)])
-    return [_support(domain, p) for p in itertools.product(*options)] if grows else []
-
-
 @functools.lru_cache(maxsize=4096)
 def support_domain(domain: Domain, support: Support) -> Domain | None:
     """The linear domain of one support (nonlinear constraints kept, cardinality
@@ -157,21 +132,16 @@ def clean(X: np.ndarray, support: Support) -> np.ndarray:
 
 def search_supports(domain: Domain, seed: int, hints=None) -> list[Support]:
     """The feasible supports to search: all of them when there are at most
-    ``MAX_ENUMERATED_SUPPORTS``; else, ``SAMPLED_SUPPORTS`` in all, the supports of
-    ``hints`` (n, d) points (best first), then their neighbours (``neighbour_supports``:
-    what a hint that leaves room could add), then seeded random ones. Raises ValueError
-    when none is feasible."""
+    ``MAX_ENUMERATED_SUPPORTS``; else the supports of ``hints`` (n, d) points and
+    seeded random ones, ``SAMPLED_SUPPORTS`` in all. Raises ValueError when none is
+    feasible."""
     if count_supports(domain) <= MAX_ENUMERATED_SUPPORTS:
         found = [s for s in all_supports(domain) if support_domain(domain, s) is not None]
     else:
         rng = np.random.default_rng(seed)
         found = []
-        points = [] if hints is None else list(np.atleast_2d(hints))
-        candidates = [support_of(domain, x) for x in points]
-        candidates += [s for x in points for s in neighbour_supports(domain, x)]
-        for s in candidates:
-            if len(found) == SAMPLED_SUPPORTS:
-                break
+        for x in ([] if hints is None else np.atleast_2d(hints)):
+            s = support_of(domain, x)
             if s not in found and support_domain(domain, s) is not None:
                 found.append(s)
         draws = 0
@@ -215,5 +185,5 @@ def design_supports(domain: Domain, n: int, seed: int) -> list[Support]:
 
 
 __all__ = ["MAX_ENUMERATED_SUPPORTS", "PRESENCE_FLOOR", "SAMPLED_SUPPORTS", "Support",
-           "all_supports", "clean", "count_supports", "design_supports", "neighbour_supports",
-           "random_support", "search_supports", "sizes", "support_domain", "support_of"]
+           "all_supports", "clean", "count_supports", "design_supports", "random_support",
+           "search_supports", "sizes", "support_domain", "support_of"]

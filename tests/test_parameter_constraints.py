@@ -18,8 +18,7 @@ from scipy.optimize import minimize
 
 import workbench as wb
 from active_learning import Cardinality, Domain, reduce_domain
-from active_learning.cardinality import (MAX_ENUMERATED_SUPPORTS, SAMPLED_SUPPORTS,
-                                         count_supports, search_supports)
+from active_learning.cardinality import MAX_ENUMERATED_SUPPORTS, count_supports
 from active_learning.design import maximin, sample_feasible, sobol
 from active_learning.optimize import maximize_acquisition
 from workbench.constraints import NonlinearConstraint, parse_constraint
@@ -154,23 +153,6 @@ def test_many_supports_are_sampled_and_the_greedy_support_is_found():
     x = np.asarray(x)
     assert set(np.flatnonzero(x)) == {1, 3, 6}
     assert float(v) == pytest.approx(-(0.1**2 + 0.05**2), abs=1e-6)
-
-
-def test_sampled_supports_grow_a_blend_that_leaves_room_by_every_absent_column():
-    """Seven ingredients summing to one, at most three present (35 supports, sampled): a
-    best blend of two is searched with each possible third ingredient, not only the one
-    its zero columns happen to list first."""
-    domain = Domain(7, equalities=((np.ones(7), 1.0),),
-                    cardinality=(Cardinality(tuple(range(7)), 0, 3),))
-    assert count_supports(domain) > MAX_ENUMERATED_SUPPORTS
-    blend = np.array([0.0, 0.0, 0.6, 0.0, 0.4, 0.0, 0.0])
-    supports = search_supports(domain, seed=0, hints=blend[None])
-    assert len(supports) == SAMPLED_SUPPORTS
-    present = [frozenset(range(7)) - frozenset(s.absent) for s in supports]
-    grown = {frozenset({2, 4, j}) for j in (0, 1, 3, 5, 6)}
-    assert grown <= set(present)
-    assert present[0] == frozenset({0, 2, 4})  # the hint's own support comes first
-    assert all(len(p) == 3 for p in present)
 
 
 def test_designs_satisfy_every_constraint_and_sobol_stays_a_prefix():
