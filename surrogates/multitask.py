@@ -37,6 +37,7 @@ from jax.scipy.linalg import cho_solve, solve_triangular
 import surrogates.lbfgs as lbfgs
 from surrogates.data import pad_observations, standardise as standardise_outputs
 from surrogates.gp import Posterior
+from surrogates.kernel_functions import lengthscale_prior, normal_logpdf
 from surrogates.kernels import matern52
 from surrogates.numerics import JITTER, MIN_VARIANCE
 from surrogates._runtime import counts_traces
@@ -51,16 +52,6 @@ _W_PRIOR = (0.0, 1.0)
 # Task-specific variance small a priori: tasks are assumed related until the
 # data say otherwise, which is what makes a few target points useful.
 _LOG_KAPPA_PRIOR = (-3.0, 1.5)
-
-
-def lengthscale_prior(d: int) -> tuple[float, float]:
-    """Location and scale of the normal prior on log length-scales (Hvarfner et al., 2024)."""
-    return math.sqrt(2.0) + 0.5 * math.log(d), math.sqrt(3.0)
-
-
-def normal_logpdf(x: Array, loc: float, scale: float) -> Array:
-    z = (x - loc) / scale
-    return -0.5 * z * z - math.log(scale) - 0.5 * _LOG_2PI
 
 
 class LCMParameters(eqx.Module):
