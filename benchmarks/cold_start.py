@@ -24,12 +24,10 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks import common
@@ -142,15 +140,8 @@ print(time.perf_counter() - t)
 
 
 def _env(cache: Path | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_DEBUG", "COLD_START_PROBE"):
-        env.pop(key, None)
-    env["COLUMNS"] = "200"
-    env["PYTHONPATH"] = os.pathsep.join([str(common.ROOT),
-                                         *filter(None, [env.get("PYTHONPATH")])])
-    if cache is not None:
-        env["WORKBENCH_CACHE_DIR"] = str(cache)
-    return env
+    extra = {} if cache is None else {"WORKBENCH_CACHE_DIR": str(cache)}
+    return common.workbench_env(drop=("COLD_START_PROBE",), **extra)
 
 
 def observations(n: int, seed: int = 0):
@@ -182,21 +173,6 @@ def build(folder: Path, n: int) -> Path:
     return folder
 
 
-def timed_process(argv: list[str], cwd: Path, env: dict[str, str]) -> tuple[float, float, str]:
-    """(wall seconds, CPU seconds, stdout) of one fresh process, start to exit."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run(argv, cwd=cwd, env=env, capture_output=True, text=True,
-                          timeout=TIMEOUT_S)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise RuntimeError(f"{' '.join(argv[:3])} failed ({proc.returncode}):"
-                           f" {proc.stdout[-2000:]} {proc.stderr[-3000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
-    return wall, cpu, proc.stdout
-
-
 def workbench_ask(built: Path, work: Path, cache: Path | None, probe: Path | None = None
                   ) -> tuple[float, float, dict | None]:
     """`workbench ask -n 1` as a fresh process on a fresh copy of the built campaign.
@@ -210,7 +186,7 @@ def workbench_ask(built: Path, work: Path, cache: Path | None, probe: Path | Non
     if probe is not None:
         env["COLD_START_PROBE"] = str(probe)
         argv = [sys.executable, "-c", _PROBE, "ask", "h6.yaml", "-n", "1"]
-    wall, cpu, _ = timed_process(argv, run_dir, env)
+    wall, cpu, _ = common.timed_process(argv, run_dir, env, TIMEOUT_S)
     counted = json.loads(probe.read_text()) if probe is not None else None
     return wall, cpu, counted
 
@@ -219,8 +195,8 @@ def anchor(code: str, built: Path) -> tuple[float, float, float]:
     """An anchor's fresh process on the built campaign's CSV: (wall, CPU, its own seconds
     from the data to the proposal)."""
     script = code.format(n_initial=N_INITIAL, dim=DIM)
-    wall, cpu, out = timed_process([sys.executable, "-c", script, str(built / "data.csv")],
-                                   built, _env())
+    wall, cpu, out = common.timed_process(
+        [sys.executable, "-c", script, str(built / "data.csv")], built, _env(), TIMEOUT_S)
     return wall, cpu, float(out.strip().splitlines()[-1])
 
 

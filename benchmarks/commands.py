@@ -21,10 +21,12 @@ import resource
 import subprocess
 import sys
 import tempfile
-import time
 from pathlib import Path
 
 from benchmarks import common
+
+# A timed command that runs longer than this has hung (seconds).
+COMMAND_TIMEOUT_S = 900
 
 # Seconds; None: recorded without a target.
 TARGETS: dict[str, float | None] = {
@@ -58,16 +60,6 @@ seed: 0
 """
 
 
-def _env() -> dict[str, str]:
-    env = dict(os.environ)
-    for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_DEBUG"):
-        env.pop(key, None)
-    env["COLUMNS"] = "200"
-    env["PYTHONPATH"] = os.pathsep.join([str(common.ROOT),
-                                         *filter(None, [env.get("PYTHONPATH")])])
-    return env
-
-
 # Run in a process of its own, which delivers its tracking before it exits: nothing of
 # it runs beside the timed commands. Prints the pending trials as JSON.
 _BUILD = """\
@@ -93,7 +85,8 @@ def build(folder: Path, trials: int, tells: int, asks: int) -> tuple[Path, list[
     spec.write_text(SPEC.format(budget=trials + tells + asks, store=folder / "quickstart.zarr",
                                 db=folder / "mlflow.db"))
     proc = subprocess.run([sys.executable, "-c", _BUILD, str(spec), str(trials), str(tells)],
-                          cwd=folder, env=_env(), capture_output=True, text=True, timeout=3600)
+                          cwd=folder, env=common.workbench_env(), capture_output=True,
+                          text=True, timeout=3600)
     if proc.returncode != 0:
         raise RuntimeError(f"building the campaign failed: {proc.stderr[-3000:]}")
     return spec, json.loads(proc.stdout.strip().splitlines()[-1])
@@ -111,16 +104,8 @@ def result_file(folder: Path, trial: list) -> Path:
 
 def time_command(args: list[str], cwd: Path) -> tuple[float, float]:
     """(wall seconds, CPU seconds) of ``workbench ARGS`` as a fresh process."""
-    before = resource.getrusage(resource.RUSAGE_CHILDREN)
-    t0 = time.perf_counter()
-    proc = subprocess.run([sys.executable, "-m", "workbench", *args], cwd=cwd, env=_env(),
-                          capture_output=True, text=True, timeout=900)
-    wall = time.perf_counter() - t0
-    after = resource.getrusage(resource.RUSAGE_CHILDREN)
-    if proc.returncode != 0:
-        raise RuntimeError(f"workbench {' '.join(args)} failed ({proc.returncode}):"
-                           f" {proc.stdout[-2000:]} {proc.stderr[-2000:]}")
-    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    wall, cpu, _ = common.timed_process([sys.executable, "-m", "workbench", *args], cwd,
+                                        common.workbench_env(), COMMAND_TIMEOUT_S)
     return wall, cpu
 
 
@@ -170,7 +155,7 @@ def import_costs() -> dict[str, float]:
         cpus = []
         for _ in range(IMPORT_REPEATS):
             before = resource.getrusage(resource.RUSAGE_CHILDREN)
-            subprocess.run([sys.executable, "-c", code], env=_env(), check=True)
+            subprocess.run([sys.executable, "-c", code], env=common.workbench_env(), check=True)
             after = resource.getrusage(resource.RUSAGE_CHILDREN)
             cpus.append((after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime))
         out[name] = min(cpus)

@@ -279,6 +279,39 @@ def _cell(text: str) -> str:
 # -- statistics and timing ---------------------------------------------------------------
 
 
+def workbench_env(drop: Iterable[str] = (), **extra: str) -> dict[str, str]:
+    """Environment for a ``python -m workbench`` process a benchmark times: this checkout
+    first on the path, no tracking URI or debug flag (nor the names in ``drop``) from
+    outside, tables 200 columns wide; ``extra``: variables to set."""
+    env = dict(os.environ)
+    for key in ("MLFLOW_TRACKING_URI", "WORKBENCH_DEBUG", *drop):
+        env.pop(key, None)
+    env["COLUMNS"] = "200"
+    env["PYTHONPATH"] = os.pathsep.join([str(ROOT), *filter(None, [env.get("PYTHONPATH")])])
+    env.update(extra)
+    return env
+
+
+def timed_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str],
+                  timeout: float) -> tuple[float, float, str]:
+    """(wall seconds, CPU seconds, stdout) of one fresh process, start to exit; CPU is
+    user + system time of the process (and of the children it waited for). Raises
+    RuntimeError with the tail of its output when it fails."""
+    import resource
+
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    t0 = time.perf_counter()
+    proc = subprocess.run(list(argv), cwd=cwd, env=dict(env), capture_output=True, text=True,
+                          timeout=timeout)
+    wall = time.perf_counter() - t0
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(map(str, argv[:3]))} failed ({proc.returncode}):"
+                           f" {proc.stdout[-2000:]} {proc.stderr[-3000:]}")
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return wall, cpu, proc.stdout
+
+
 def median(values: Iterable[float]) -> float:
     """The median as a float."""
     return float(statistics.median(list(values)))
