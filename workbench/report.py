@@ -325,17 +325,18 @@ def _e(value) -> str:
     return html.escape(str(value))
 
 
-def _fmt(v) -> str:
+def _fmt(v, missing: str = "n/a") -> str:
     if v is None:
-        return "n/a"
+        return missing
     if isinstance(v, float):
-        return "n/a" if math.isnan(v) else f"{v:.6g}"
+        return missing if math.isnan(v) else f"{v:.6g}"
     return str(v)
 
 
-def _table(header: list[str], rows: list[list]) -> str:
+def _table(header: list[str], rows: list[list], missing: str = "n/a") -> str:
+    """An HTML table; ``missing`` stands for None and NaN cells."""
     head = "".join(f"<th>{_e(h)}</th>" for h in header)
-    body = "".join("<tr>" + "".join(f"<td>{_e(_fmt(c))}</td>" for c in r) + "</tr>"
+    body = "".join("<tr>" + "".join(f"<td>{_e(_fmt(c, missing))}</td>" for c in r) + "</tr>"
                    for r in rows)
     return f"<table><tr>{head}</tr>{body}</table>"
 
@@ -346,16 +347,7 @@ def _trials_table(campaign) -> str:
     from workbench.record import to_rows
 
     columns, rows = to_rows(campaign.trials, campaign.space, campaign.outcomes)
-
-    def cell(v) -> str:
-        if isinstance(v, float):
-            return "" if math.isnan(v) else f"{v:.6g}"
-        return "" if v is None else str(v)
-
-    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
-    body = "".join("<tr>" + "".join(f"<td>{_e(cell(r[c]))}</td>" for c in columns) + "</tr>"
-                   for r in rows)
-    return f"<table><tr>{head}</tr>{body}</table>"
+    return _table(columns, [[r[c] for c in columns] for r in rows], missing="")
 
 
 def _page(title: str, body: str) -> str:

@@ -239,6 +239,15 @@ class SobolIndices:
         """One output's row of ``kind`` (first_order, total or their _std), (parameters,)."""
         return getattr(self, kind)[self.outputs.index(output)]
 
+    @classmethod
+    def from_dataset(cls, ds: "xr.Dataset") -> "SobolIndices":
+        """The indices of a ``Campaign.importance()`` Dataset (``to_dataset``'s inverse)."""
+        return cls(outputs=[str(o) for o in ds["output"].values],
+                   parameters=[str(p) for p in ds["parameter"].values],
+                   **{k: ds[k].values for k in ("first_order", "total", "first_order_std",
+                                                 "total_std", "variance")},
+                   attrs=dict(ds.attrs))
+
     def to_dataset(self) -> "xr.Dataset":
         """The indices as an xarray Dataset over (output, parameter)."""
         import xarray as xr

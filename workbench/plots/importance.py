@@ -30,12 +30,7 @@ def plot_importance(campaign: "Campaign", output: str | None = None, *,
     if not hasattr(indices, "of"):  # a campaign.importance() Dataset
         from workbench.campaign.insight import SobolIndices
 
-        indices = SobolIndices(
-            outputs=[str(o) for o in indices["output"].values],
-            parameters=[str(p) for p in indices["parameter"].values],
-            **{k: indices[k].values for k in ("first_order", "total", "first_order_std",
-                                               "total_std", "variance")},
-            attrs=dict(indices.attrs))
+        indices = SobolIndices.from_dataset(indices)
     outputs = list(indices.outputs)
     name = output or outputs[0]
     if name not in outputs:
