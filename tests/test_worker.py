@@ -4,9 +4,10 @@ own (``WORKBENCH_WORKER_DIR``).
 An ask through the worker prints the same table, writes the same CSV, gives the same
 ``--json`` document and stores the same proposal as an in-process ``--no-worker`` ask on a
 copy of the same store; the worker refuses a request made for another key and a command it
-does not answer, and ``workbench worker stop`` ends it and removes its socket. A killed
-worker's socket is found stale: the next ask answers in-process and starts a worker that
-replaces the socket, which exits by itself after its idle timeout.
+does not answer, and ``workbench worker stop`` ends it and removes its socket. A worker
+killed in the middle of an ask leaves its caller with an error, not a second ask, and a
+stale socket: the next ask answers in-process and starts a worker that replaces the socket,
+which exits by itself after its idle timeout.
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from conftest import cli_env
 import workbench as wb
 from workbench import worker
 from workbench.problems import branin
+from workbench.store import ZarrStore
 
 pytestmark = pytest.mark.skipif(os.name != "posix", reason="the worker listens on a Unix socket")
 
@@ -170,18 +172,32 @@ def test_an_ask_through_the_worker_equals_one_in_process(tmp_path, env, monkeypa
     assert not os.path.exists(path)
 
 
-def test_a_killed_worker_is_replaced_and_an_idle_one_exits(tmp_path, env):
+def test_a_worker_killed_while_asking_is_not_asked_again_and_is_replaced(tmp_path, env):
+    """Killed after it took an ask (held here at the store's lock), the worker leaves the
+    caller without an answer: it says so and exits 1, and nothing is asked in-process. Its
+    socket is then stale; the next ask answers in-process and starts a worker in its place,
+    which exits by itself when idle."""
     (tmp_path / "spec.yaml").write_text(SPEC.format(initial=8, store="record.zarr"))
     env[worker.IDLE_ENV] = "3"
     assert _workbench(tmp_path, env, "worker", "start").returncode == 0
     (old,) = _served(env)
-    os.kill(old, signal.SIGKILL)
-    _wait(lambda: not _alive(old), "the killed worker to end")
+    store = ZarrStore(tmp_path / "record.zarr")
+    with store.lock():
+        asking = subprocess.Popen([sys.executable, "-m", "workbench", "ask", "spec.yaml"],
+                                  cwd=tmp_path, env=env, stdout=subprocess.PIPE,
+                                  stderr=subprocess.PIPE, text=True)
+        _wait(lambda: any(i.get("busy") for i in worker.workers(env)), "the ask to start")
+        os.kill(old, signal.SIGKILL)
+        stdout, stderr = asking.communicate(timeout=WAIT_S)
+    assert asking.returncode == 1, stdout + stderr
+    assert f"the warm worker (pid {old}) did not answer this ask" in stderr
+    assert "`workbench status spec.yaml`" in stderr and "Traceback" not in stderr
+    assert not store.exists() and stdout == ""  # not asked again here
     path = worker.socket_path(env)
-    assert os.path.exists(path)  # left behind: nothing listens on it
+    _wait(lambda: not _alive(old), "the killed worker to end")
     assert worker.workers(env) == [{"path": path, "stale": True}]
 
-    first = _workbench(tmp_path, env, "ask", "spec.yaml")  # in-process: the initial design
+    first = _workbench(tmp_path, env, "ask", "spec.yaml")  # in-process, then starts a worker
     assert first.returncode == 0, first.stderr
     assert "1 proposed" in first.stdout
     _wait(lambda: set(_served(env)) - {old}, "a new worker")

@@ -1,6 +1,6 @@
 """``python -m workbench`` is the ``workbench`` command (an ask first goes to the warm
 worker, see ``workbench.worker``)."""
 
-from workbench.worker import main
+from workbench.launcher import main
 
 main()

@@ -544,7 +544,7 @@ app.add_typer(worker_app, name="worker")  # its own module: workbench.cli_worker
 
 
 def main() -> None:
-    """Run the command line in this process (``workbench.worker.main``, the console entry
+    """Run the command line in this process (``workbench.launcher.main``, the console entry
     point, offers an ask to the warm worker first)."""
     if "--json" in sys.argv[1:]:  # usage errors become error documents too
         from workbench.cli_json import main_json

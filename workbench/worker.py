@@ -5,10 +5,11 @@ the workbench, and tracing the model's programs again (the persistent compilatio
 spares only XLA's compile). The engineer runs one ``ask`` per experiment, so a per-user
 worker process keeps that warm part alive between them:
 
-- the ``workbench`` command (``main`` here, which imports nothing heavy) offers an ask to
-  the worker over a Unix domain socket; when none answers, it asks in-process as before
-  and starts one, detached, after its own answer, so the first ask pays nothing more;
-- the worker runs the very code of an in-process ask (``workbench.cli.main``) with the
+- the ``workbench`` command (``workbench.launcher.main``, which imports nothing heavy)
+  offers an ask to the worker over a Unix domain socket (``forward``); when none answers,
+  it asks in-process as before and starts one, detached, after its own answer
+  (``spawn``), so the first ask pays nothing more;
+- the worker (``workbench.launcher.serve``) runs the very code of an in-process ask (``workbench.cli.main``) with the
   caller's arguments, working directory and environment, its output captured, one request
   at a time, and the caller prints the exit code, stdout and stderr it returns;
 - the socket lives in a per-user folder (mode 0700; the socket 0600), the worker answers
@@ -20,6 +21,10 @@ worker process keeps that warm part alive between them:
 - an ask is never made twice: once the worker has said it started a request, the caller
   does not ask again in-process whatever happens (the store is the truth); it reports the
   failure and names ``workbench status``. Before that, every failure means an in-process ask.
+
+Messages are a 4-byte length and UTF-8 JSON: the worker greets each connection
+(``ready``, with its key), then takes one ``run``, ``status`` or ``stop`` message; a run is
+answered ``started`` (or ``refused``) and, when it ends, ``done`` with the exit code and output.
 
 Opt out with ``--no-worker`` or ``WORKBENCH_WORKER=0``; ``workbench worker status|start|stop``
 inspects, starts and stops workers (``workbench.cli_worker``). POSIX only: elsewhere every
@@ -37,8 +42,10 @@ import sys
 from collections.abc import Mapping, Sequence
 from typing import Any, Optional
 
-__all__ = ["COMMANDS", "DIR_ENV", "IDLE_ENV", "IDLE_TIMEOUT_S", "SWITCH_ENV", "main", "request",
-           "serve", "socket_dir", "socket_path", "spawn", "worker_key", "workers"]
+__all__ = ["BACKLOG", "COMMANDS", "DIR_ENV", "IDLE_ENV", "IDLE_TIMEOUT_S", "REQUEST_TIMEOUT_S",
+           "SWITCH_ENV", "connect", "forward", "private_dir", "receive_message", "request",
+           "send_message", "socket_dir", "socket_path", "spawn", "wanted", "worker_key",
+           "workers"]
 
 # Seconds a worker waits for a request before it exits (and removes its socket).
 IDLE_TIMEOUT_S = 600.0
@@ -60,7 +67,7 @@ NO_WORKER_OPTION = "--no-worker"
 # which a worker cannot take from a request: they are part of the worker's key.
 KEY_VARIABLES = ("WORKBENCH_CACHE_DIR", "PYTHONPATH", "PYTHONHASHSEED", "CUDA_VISIBLE_DEVICES",
                  "OPENBLAS_NUM_THREADS", "MKL_NUM_THREADS", "OMP_NUM_THREADS")
-KEY_PREFIXES = ("JAX_", "XLA_", "TF_CPP_", "PJRT_", "NVIDIA_")
+KEY_PREFIXES = ("JAX_", "XLA_", "TF_CPP_", "NVIDIA_")
 # Packages whose source the key covers (every .py file's size and modification time),
 # and installed libraries whose version file it covers.
 SOURCE_PACKAGES = ("workbench", "surrogates", "active_learning")
@@ -127,7 +134,7 @@ def socket_path(environ: Optional[Mapping[str, str]] = None) -> str:
     return os.path.join(socket_dir(environ), worker_key(environ)[:24] + ".sock")
 
 
-def _private_dir(folder: str) -> bool:
+def private_dir(folder: str) -> bool:
     """Make ``folder`` (mode 0700) if missing; True when it is this user's and no one
     else's, so a socket in it cannot be reached or replaced by another user."""
     try:
@@ -145,12 +152,12 @@ def _private_dir(folder: str) -> bool:
 # -- messages: a 4-byte length, then UTF-8 JSON ----------------------------------------------
 
 
-def _send(conn: socket.socket, message: Mapping[str, Any]) -> None:
+def send_message(conn: socket.socket, message: Mapping[str, Any]) -> None:
     data = json.dumps(message).encode()
     conn.sendall(_HEADER.pack(len(data)) + data)
 
 
-def _receive(conn: socket.socket) -> Optional[dict]:
+def receive_message(conn: socket.socket) -> Optional[dict]:
     """The next message, or None when the other side closed before a whole one came."""
     header = _read(conn, _HEADER.size)
     if header is None:
@@ -173,7 +180,7 @@ def _read(conn: socket.socket, size: int) -> Optional[bytes]:
     return b"".join(chunks)
 
 
-def _connect(path: str, timeout: float) -> socket.socket:
+def connect(path: str, timeout: float) -> socket.socket:
     conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     conn.settimeout(timeout)
     try:
@@ -189,11 +196,11 @@ def request(path: str, message: Mapping[str, Any], timeout: float = READY_TIMEOU
     """Send one message to the worker at ``path`` after its greeting; its answer, or None
     when no worker answers there (no socket, a stale one, no greeting in ``timeout``)."""
     try:
-        with _connect(path, timeout) as conn:
-            if _receive(conn) is None:
+        with connect(path, timeout) as conn:
+            if receive_message(conn) is None:
                 return None
-            _send(conn, message)
-            return _receive(conn)
+            send_message(conn, message)
+            return receive_message(conn)
     except (OSError, ValueError):
         return None
 
@@ -201,7 +208,7 @@ def request(path: str, message: Mapping[str, Any], timeout: float = READY_TIMEOU
 def _refused(path: str) -> bool:
     """True when no process listens on the socket at ``path`` (a killed worker's)."""
     try:
-        _connect(path, READY_TIMEOUT_S).close()
+        connect(path, READY_TIMEOUT_S).close()
     except ConnectionRefusedError:
         return True
     except OSError:
@@ -212,64 +219,47 @@ def _refused(path: str) -> bool:
 # -- the caller -----------------------------------------------------------------------------
 
 
-def main() -> None:
-    """The ``workbench`` command: an ask goes to the warm worker where one answers; every
-    other command, and an ask no worker answers, runs in this process (``workbench.cli``),
-    after which an ask starts a worker for the next."""
-    argv = sys.argv[1:]
-    start_one, environ = False, dict(os.environ)  # as the worker's key saw it: before imports
-    if _wanted(argv):
-        code, start_one = _forward(argv)
-        if code is not None:
-            sys.exit(code)
-    from workbench.cli import main as run_here
-
-    try:
-        run_here()
-    finally:
-        if start_one:
-            spawn(environ)
-
-
-def _wanted(argv: Sequence[str]) -> bool:
+def wanted(argv: Sequence[str]) -> bool:
     return (os.name == "posix" and hasattr(socket, "AF_UNIX") and bool(argv)
             and argv[0] in COMMANDS and NO_WORKER_OPTION not in argv
             and not {"--help", "-h"} & set(argv)
             and os.environ.get(SWITCH_ENV, "1").strip().lower() not in ("0", "false", "no", "off"))
 
 
-def _forward(argv: Sequence[str]) -> tuple[Optional[int], bool]:
+def forward(argv: Sequence[str]) -> tuple[Optional[int], bool]:
     """(exit code, start a worker afterwards): the code is None when the ask is to run
     in-process; a worker is to be started when none is listening."""
     folder = socket_dir()
-    if not _private_dir(folder):
+    if not private_dir(folder):
         return None, False
     key = worker_key()
     path = os.path.join(folder, key[:24] + ".sock")
     try:
-        conn = _connect(path, READY_TIMEOUT_S)
+        conn = connect(path, READY_TIMEOUT_S)
     except (FileNotFoundError, ConnectionRefusedError):
         return None, True  # none, or a killed one's socket: the next worker replaces it
     except OSError:
         return None, False
     with conn:
         try:
-            ready = _receive(conn)
+            ready = receive_message(conn)
         except (OSError, ValueError):
             return None, False  # busy or hung: not worth waiting for
         if not ready or ready.get("key") != key:
             return None, False
         conn.settimeout(None)  # an ask takes as long as it takes
         try:
-            _send(conn, {"type": "run", "key": key, "argv": list(argv), "cwd": os.getcwd(),
+            send_message(conn, {"type": "run", "key": key, "argv": list(argv), "cwd": os.getcwd(),
                          "env": dict(os.environ), "streams": _streams()})
-            reply = _receive(conn)
+            reply = receive_message(conn)
         except (OSError, ValueError):
             return None, False  # the request never started: nothing was asked
+        except KeyboardInterrupt:  # it may have started: never ask again
+            return _lost(ready, argv, "interrupted", 130), False
         if not reply or reply.get("type") != "started":
             return None, False  # refused or closed before starting: nothing was asked
         try:
-            reply = _receive(conn)
+            reply = receive_message(conn)
         except KeyboardInterrupt:
             return _lost(ready, argv, "interrupted", 130), False
         except (OSError, ValueError) as e:
@@ -284,11 +274,16 @@ def _forward(argv: Sequence[str]) -> tuple[Optional[int], bool]:
 
 
 def _lost(ready: Mapping[str, Any], argv: Sequence[str], why: str, code: int) -> int:
-    spec = argv[1] if len(argv) > 1 else "SPEC"
-    sys.stderr.write(f"error: the warm worker (pid {ready.get('pid')}) did not answer this ask"
-                     f" ({why}); it may have recorded the proposal all the same, so it is not"
-                     f" asked again: run `workbench status {spec}` to see the trials, then"
-                     f" ask again if none was added\n")
+    """Say that a started ask got no answer (it may be recorded) and what to do; the code."""
+    spec = argv[1] if len(argv) > 1 and not argv[1].startswith("-") else "SPEC"
+    text = (f"the warm worker (pid {ready.get('pid')}) did not answer this ask ({why}); it may"
+            f" have recorded the proposal all the same, so it is not asked again: run"
+            f" `workbench status {spec}` to see the trials, then ask again if none was added")
+    sys.stderr.write(f"error: {text}\n")
+    if "--json" in argv:
+        from workbench.cli_json import emit, error_document
+
+        emit(error_document(text, code))
     return code
 
 
@@ -319,239 +314,10 @@ def spawn(environ: Optional[Mapping[str, str]] = None) -> None:
 
     # The worker must import this very workbench: run it from the folder above the package.
     home = os.path.dirname(os.path.dirname(os.path.abspath(workbench.__file__)))
-    subprocess.Popen([sys.executable, "-m", "workbench.worker"], cwd=home,
+    subprocess.Popen([sys.executable, "-m", "workbench.launcher"], cwd=home,
                      env=dict(os.environ if environ is None else environ),
                      stdin=subprocess.DEVNULL, stdout=subprocess.DEVNULL,
                      stderr=subprocess.DEVNULL, close_fds=True, start_new_session=True)
-
-
-# -- the worker -----------------------------------------------------------------------------
-
-
-class _Stop(BaseException):
-    """SIGTERM: leave the loop (through its clean-up), even in the middle of a request."""
-
-
-class _Stream:
-    """A text stream that collects what is written and looks like the caller's stream
-    (``isatty``, ``encoding``), so that rich renders the same output for both."""
-
-    def __init__(self, tty: bool, encoding: str):
-        import io
-
-        self._buffer = io.StringIO()
-        self._tty = tty
-        self.encoding = encoding
-        self.errors = "strict"
-
-    def write(self, text: str) -> int:
-        return self._buffer.write(text)
-
-    def writelines(self, lines) -> None:
-        self._buffer.writelines(lines)
-
-    def flush(self) -> None:
-        pass
-
-    def isatty(self) -> bool:
-        return self._tty
-
-    def writable(self) -> bool:
-        return True
-
-    def getvalue(self) -> str:
-        return self._buffer.getvalue()
-
-
-def serve(idle_timeout_s: Optional[float] = None) -> int:
-    """Run a worker for this process's environment until it has been idle for
-    ``idle_timeout_s`` (default ``$WORKBENCH_WORKER_IDLE_S`` or ``IDLE_TIMEOUT_S``) or is
-    stopped. Returns 0 at once if another worker holds this key."""
-    import fcntl
-    import signal
-
-    key = worker_key()  # before the imports below change the environment
-    folder = socket_dir()
-    if not _private_dir(folder):
-        return 1
-    path = os.path.join(folder, key[:24] + ".sock")
-    lock_path = os.path.join(folder, key[:24] + ".lock")
-    lock = open(lock_path, "a")  # noqa: SIM115 - held for the worker's life
-    try:
-        fcntl.flock(lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        if os.stat(lock_path).st_ino != os.fstat(lock.fileno()).st_ino:
-            return 0  # the lock file of a worker that just exited: a newer one is starting
-    except OSError:
-        return 0  # another worker holds this key
-    idle = idle_timeout_s if idle_timeout_s is not None else float(
-        os.environ.get(IDLE_ENV) or IDLE_TIMEOUT_S)
-    cwd = os.getcwd()
-    _warm()
-    try:
-        os.unlink(path)  # a killed worker's socket
-    except FileNotFoundError:
-        pass
-    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
-    mask = os.umask(0o177)
-    try:
-        listener.bind(path)
-    finally:
-        os.umask(mask)
-    os.chmod(path, 0o600)
-    inode = os.stat(path).st_ino
-    listener.listen(BACKLOG)
-    listener.settimeout(idle)
-
-    def stop(*_: object) -> None:
-        raise _Stop
-
-    signal.signal(signal.SIGTERM, stop)
-    served = 0
-    import time
-
-    started = time.time()
-    try:
-        while True:
-            try:
-                conn, _ = listener.accept()
-            except TimeoutError:
-                break
-            with conn:
-                outcome = _handle(conn, key, {"pid": os.getpid(), "key": key, "path": path,
-                                              "served": served, "started": started,
-                                              "idle_timeout_s": idle,
-                                              "python": sys.executable})
-            if outcome == "stop":
-                break
-            if outcome == "served":
-                served += 1
-                os.chdir(cwd)
-                listener.settimeout(idle)
-    except _Stop:
-        pass
-    finally:
-        listener.close()
-        for name, mine in ((path, inode), (lock_path, os.fstat(lock.fileno()).st_ino)):
-            try:
-                if os.stat(name).st_ino == mine:
-                    os.unlink(name)
-            except OSError:
-                pass
-        lock.close()
-    return 0
-
-
-def _warm() -> None:
-    """Import what an ask uses, so that the first ask the worker answers does not."""
-    import workbench.campaign  # noqa: F401
-    import workbench.cli  # noqa: F401
-    from workbench.campaign import Campaign  # noqa: F401
-    import surrogates  # noqa: F401
-    import active_learning  # noqa: F401
-
-
-def _peer_uid(conn: socket.socket) -> Optional[int]:
-    if not hasattr(socket, "SO_PEERCRED"):
-        return None  # the folder's mode keeps other users out
-    creds = conn.getsockopt(socket.SOL_SOCKET, socket.SO_PEERCRED, struct.calcsize("3i"))
-    return struct.unpack("3i", creds)[1]
-
-
-def _handle(conn: socket.socket, key: str, info: dict) -> str:
-    """Answer one connection: "served" (an ask ran), "stop", or "" (nothing ran)."""
-    try:
-        uid = _peer_uid(conn)
-        if uid is not None and uid != os.getuid():
-            return ""
-        conn.settimeout(REQUEST_TIMEOUT_S)
-        _send(conn, {"type": "ready", "key": key, "pid": info["pid"]})
-        message = _receive(conn)
-        kind = (message or {}).get("type")
-        if kind == "status":
-            _send(conn, {"type": "status", **info})
-            return ""
-        if kind == "stop":
-            _send(conn, {"type": "stopping", "pid": info["pid"]})
-            return "stop"
-        if kind != "run":
-            return ""
-        argv = message.get("argv") or []
-        if message.get("key") != key or not argv or argv[0] not in COMMANDS:
-            _send(conn, {"type": "refused",
-                         "reason": "another key" if message.get("key") != key
-                         else f"only {', '.join(sorted(COMMANDS))} is answered here"})
-            return ""
-        _send(conn, {"type": "started"})
-    except (OSError, ValueError):
-        return ""
-    conn.settimeout(None)
-    reply = _run(message)
-    try:
-        _send(conn, reply)
-    except OSError:
-        pass  # the caller is gone; what the ask recorded is in the store
-    return "served"
-
-
-def _run(message: Mapping[str, Any]) -> dict:
-    """Run ``workbench ARGV`` as the in-process command does, in the caller's working
-    directory and environment, with its output captured; then put this process back."""
-    import contextlib
-    import traceback
-    import warnings
-
-    from surrogates import release_programs_if_crowded
-    from workbench.cli import main as run_here
-    from workbench.cli_common import reset_consoles
-
-    streams = message.get("streams") or {}
-    out = _Stream(**_stream_args(streams.get("stdout")))
-    err = _Stream(**_stream_args(streams.get("stderr")))
-    environ, argv = dict(os.environ), sys.argv
-    code: int = 0
-    try:
-        os.environ.clear()
-        os.environ.update(message["env"])
-        os.chdir(message["cwd"])
-        size = streams.get("size")
-        width = size[0] if size and out.isatty() and "COLUMNS" not in os.environ else None
-        sys.argv = ["workbench", *message["argv"]]
-        # Warnings shown once per process are shown again, as in a fresh process.
-        with warnings.catch_warnings(), contextlib.redirect_stdout(out), \
-                contextlib.redirect_stderr(err):
-            reset_consoles(width=width)
-            try:
-                run_here()
-            except SystemExit as e:
-                code = _exit_code(e.code, err)
-            except Exception:  # noqa: BLE001 - reported to the caller like an uncaught error
-                traceback.print_exc(file=err)
-                code = 1
-    except OSError as e:  # the caller's folder is gone
-        err.write(f"error: {e}\n")
-        code = 1
-    finally:
-        sys.argv = argv
-        os.environ.clear()
-        os.environ.update(environ)
-        reset_consoles()
-        release_programs_if_crowded()
-    return {"type": "done", "code": code, "stdout": out.getvalue(), "stderr": err.getvalue()}
-
-
-def _stream_args(info: Optional[Mapping[str, Any]]) -> dict:
-    info = info or {}
-    return {"tty": bool(info.get("tty")), "encoding": str(info.get("encoding") or "utf-8")}
-
-
-def _exit_code(code: object, err: _Stream) -> int:
-    """The exit status Python gives ``sys.exit(code)``."""
-    if code is None:
-        return 0
-    if isinstance(code, int):
-        return code
-    err.write(f"{code}\n")
-    return 1
 
 
 def workers(environ: Optional[Mapping[str, str]] = None) -> list[dict]:
@@ -576,6 +342,3 @@ def workers(environ: Optional[Mapping[str, str]] = None) -> list[dict]:
             found.append({"path": path, "busy": True})
     return found
 
-
-if __name__ == "__main__":
-    sys.exit(serve())
