@@ -189,9 +189,10 @@ def workbench_ask(built: Path, work: Path, cache: Path | None, probe: Path | Non
     cache: the compilation cache folder (None: the environment's). With ``probe``, the
     instrumented run; with ``sockets``, the ask goes to the warm worker whose socket is in
     that folder. Returns (wall, CPU, what it counted)."""
-    run_dir = work / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    shutil.copytree(built, run_dir)
+    # A folder of its own: the previous run's detached tracking delivery may still be
+    # writing into its folder.
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+    shutil.copytree(built, run_dir, dirs_exist_ok=True)
     env = _env(cache, sockets)
     argv = [sys.executable, "-m", "workbench", "ask", "h6.yaml", "-n", "1"]
     if probe is not None:
