@@ -32,7 +32,7 @@ def main() -> None:
     if worker.wanted(argv):
         try:
             code, start_one = worker.forward(argv)
-        except KeyboardInterrupt:  # before the request was sent (_forward handles after)
+        except KeyboardInterrupt:  # before the request was sent (forward handles it after)
             sys.stderr.write("interrupted; nothing was asked\n")
             sys.exit(130)
         if code is not None:
@@ -201,9 +201,9 @@ def _handle(conn: socket.socket, key: str, info: dict) -> str:
             return ""
         argv = message.get("argv") or []
         if message.get("key") != key or not argv or argv[0] not in worker.COMMANDS:
-            worker.send_message(conn, {"type": "refused",
-                         "reason": "another key" if message.get("key") != key
-                         else f"only {', '.join(sorted(worker.COMMANDS))} is answered here"})
+            why = ("another key" if message.get("key") != key
+                   else f"only {', '.join(sorted(worker.COMMANDS))} is answered here")
+            worker.send_message(conn, {"type": "refused", "reason": why})
             return ""
         worker.send_message(conn, {"type": "started"})
     except (OSError, ValueError):
@@ -251,7 +251,7 @@ def _run(message: Mapping[str, Any]) -> dict:
             except Exception:  # noqa: BLE001 - reported to the caller like an uncaught error
                 traceback.print_exc(file=err)
                 code = 1
-    except OSError as e:  # the caller's folder is gone
+    except (OSError, KeyError, TypeError) as e:  # the caller's folder is gone; a bad message
         err.write(f"error: {e}\n")
         code = 1
     finally:
