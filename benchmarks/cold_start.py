@@ -1,4 +1,4 @@
-"""Cold start: a fresh `workbench ask -n 1` process, and one answered by the warm worker, against Optuna's GPSampler in a fresh process.
+"""Cold start: `workbench ask -n 1`, fresh and through the warm worker, against Optuna's GPSampler.
 
 Time to the first proposal of a fresh process on Hartmann-6 (6 continuous parameters) after
 n past observations were imported (`workbench import`), against Optuna's `GPSampler` (create

@@ -148,8 +148,7 @@ def ask(
 ):
     """Propose the next experiments; fill in their outcomes and pass the CSV to `tell`.
 
-    The `workbench` command hands an ask to a warm worker process where one runs for this
-    environment (and starts one after an ask it answered itself): see `workbench worker`."""
+    A warm worker process answers it where one runs (see `workbench worker`)."""
     path, parsed = _load(spec)
     _need_store(parsed)
     if output is not None and output.exists() and output.is_dir():

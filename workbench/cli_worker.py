@@ -76,8 +76,7 @@ def start():
 def stop(every: bool = typer.Option(False, "--all", help="every worker of this user, not only"
                                                          " this environment's"),
          ):
-    """Stop this environment's worker (after the ask it is answering), or with --all every
-    one; remove stale sockets."""
+    """Stop this environment's worker, or with --all every one; remove stale sockets."""
     from workbench.worker import request, socket_path, workers
 
     current, stopped = socket_path(), []

@@ -9,9 +9,10 @@ worker process keeps that warm part alive between them:
   offers an ask to the worker over a Unix domain socket (``forward``); when none answers,
   it asks in-process as before and starts one, detached, after its own answer
   (``spawn``), so the first ask pays nothing more;
-- the worker (``workbench.launcher.serve``) runs the very code of an in-process ask (``workbench.cli.main``) with the
-  caller's arguments, working directory and environment, its output captured, one request
-  at a time, and the caller prints the exit code, stdout and stderr it returns;
+- the worker (``workbench.launcher.serve``) runs the very code of an in-process ask
+  (``workbench.cli.main``) with the caller's arguments, working directory and environment,
+  its output captured, one request at a time, and the caller prints the exit code, stdout
+  and stderr it returns;
 - the socket lives in a per-user folder (mode 0700; the socket 0600), the worker answers
   only its own user (``SO_PEERCRED`` where the system has it), and the socket's name is a
   hash of everything that makes two processes compute differently (``worker_key``): an
