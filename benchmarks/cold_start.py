@@ -1,4 +1,4 @@
-"""Cold start: a fresh `workbench ask -n 1` process against Optuna's GPSampler in a fresh process.
+"""Cold start: `workbench ask -n 1`, fresh and through the warm worker, against Optuna's GPSampler.
 
 Time to the first proposal of a fresh process on Hartmann-6 (6 continuous parameters) after
 n past observations were imported (`workbench import`), against Optuna's `GPSampler` (create
@@ -8,6 +8,13 @@ to exit, imports included, as a user sees it. The workbench runs with its persis
 compilation cache warm (the user's cache, after one untimed run) and, where asked, cold
 (an empty `WORKBENCH_CACHE_DIR`). Targets (issue 18): at n = 30 the warm ask takes at most half of
 Optuna's time; at n = 1,000 and 2,000 at most Optuna's.
+
+The fresh-process rows run with the worker off (`WORKBENCH_WORKER=0`): they are what the first
+ask of a session costs (that ask starts the worker only after it has answered). The worker rows
+are `workbench ask -n 1` processes that hand the ask to a warm worker (`workbench.worker`),
+started once for the whole run; at each size one untimed ask through it comes first (it
+traces the programs of that size: reported as "first through the worker"), then the timed
+ones, each on a fresh copy of the store as above.
 
 Every timed workbench run starts from a fresh copy of the same store (n completed trials, the
 import's tracking events still in the outbox, as `workbench import` leaves them), so each
@@ -34,10 +41,10 @@ from benchmarks import common
 
 DIM = 6
 N_INITIAL = 10  # the spec's initial design: every size here is past it
-METHODS = ("workbench", "optuna", "botorch")
-REQUIRES = {"workbench": ("jax",), "optuna": ("optuna", "torch", "scipy"),
+METHODS = ("workbench", "worker", "optuna", "botorch")
+REQUIRES = {"workbench": ("jax",), "worker": ("jax",), "optuna": ("optuna", "torch", "scipy"),
             "botorch": ("botorch", "torch")}
-QUICK = {"sizes": "16", "repeats": 1, "cold_sizes": "", "methods": "workbench,optuna",
+QUICK = {"sizes": "16", "repeats": 1, "cold_sizes": "", "methods": "workbench,worker,optuna",
          "botorch_sizes": "", "profile": False, "warmup": False}
 # Sizes with a target: n -> the largest allowed ratio of our median wall time to Optuna's.
 TARGET_RATIO = {30: 0.5, 1000: 1.0, 2000: 1.0}
@@ -139,8 +146,11 @@ print(time.perf_counter() - t)
 """
 
 
-def _env(cache: Path | None = None) -> dict[str, str]:
+def _env(cache: Path | None = None, sockets: Path | None = None) -> dict[str, str]:
+    """A timed process's environment; the worker is used only with ``sockets`` (its folder)."""
     extra = {} if cache is None else {"WORKBENCH_CACHE_DIR": str(cache)}
+    extra.update({"WORKBENCH_WORKER": "0"} if sockets is None
+                 else {"WORKBENCH_WORKER": "1", "WORKBENCH_WORKER_DIR": str(sockets)})
     return common.workbench_env(drop=("COLD_START_PROBE",), **extra)
 
 
@@ -173,15 +183,17 @@ def build(folder: Path, n: int) -> Path:
     return folder
 
 
-def workbench_ask(built: Path, work: Path, cache: Path | None, probe: Path | None = None
-                  ) -> tuple[float, float, dict | None]:
+def workbench_ask(built: Path, work: Path, cache: Path | None, probe: Path | None = None,
+                  sockets: Path | None = None) -> tuple[float, float, dict | None]:
     """`workbench ask -n 1` as a fresh process on a fresh copy of the built campaign.
     cache: the compilation cache folder (None: the environment's). With ``probe``, the
-    instrumented run; returns (wall, CPU, what it counted)."""
-    run_dir = work / "run"
-    shutil.rmtree(run_dir, ignore_errors=True)
-    shutil.copytree(built, run_dir)
-    env = _env(cache)
+    instrumented run; with ``sockets``, the ask goes to the warm worker whose socket is in
+    that folder. Returns (wall, CPU, what it counted)."""
+    # A folder of its own: the previous run's detached tracking delivery may still be
+    # writing into its folder.
+    run_dir = Path(tempfile.mkdtemp(prefix="run-", dir=work))
+    shutil.copytree(built, run_dir, dirs_exist_ok=True)
+    env = _env(cache, sockets)
     argv = [sys.executable, "-m", "workbench", "ask", "h6.yaml", "-n", "1"]
     if probe is not None:
         env["COLD_START_PROBE"] = str(probe)
@@ -189,6 +201,15 @@ def workbench_ask(built: Path, work: Path, cache: Path | None, probe: Path | Non
     wall, cpu, _ = common.timed_process(argv, run_dir, env, TIMEOUT_S)
     counted = json.loads(probe.read_text()) if probe is not None else None
     return wall, cpu, counted
+
+
+def worker_command(command: str, sockets: Path) -> None:
+    """`workbench worker COMMAND` (start: wait until it answers; stop) for the run's worker."""
+    proc = subprocess.run([sys.executable, "-m", "workbench", "worker", command],
+                          cwd=common.ROOT, env=_env(sockets=sockets), capture_output=True,
+                          text=True, timeout=TIMEOUT_S)
+    if proc.returncode != 0:
+        raise RuntimeError(f"workbench worker {command} failed: {proc.stdout} {proc.stderr}")
 
 
 def anchor(code: str, built: Path) -> tuple[float, float, float]:
@@ -235,6 +256,18 @@ def profile_row(counted: dict) -> dict:
 
 
 def measure(work: Path, args: argparse.Namespace, methods: list[str]) -> list[dict]:
+    sockets = work / "sockets"
+    if "worker" in methods:
+        worker_command("start", sockets)
+    try:
+        return _measure(work, args, methods, sockets)
+    finally:
+        if "worker" in methods:
+            worker_command("stop", sockets)
+
+
+def _measure(work: Path, args: argparse.Namespace, methods: list[str], sockets: Path
+             ) -> list[dict]:
     sizes = _sizes(args.sizes)
     cold_sizes, botorch_sizes = set(_sizes(args.cold_sizes)), set(_sizes(args.botorch_sizes))
     warm_cache = None  # the user's cache (WORKBENCH_CACHE_DIR or its default), filled below
@@ -250,6 +283,10 @@ def measure(work: Path, args: argparse.Namespace, methods: list[str]) -> list[di
                 common.log(f"n = {n}: instrumented warm run")
                 row["profile"] = profile_row(workbench_ask(built, work, warm_cache,
                                                            probe=work / "probe.json")[2])
+        if "worker" in methods:  # its first ask at this size traces that size's programs
+            wall, cpu, _ = workbench_ask(built, work, warm_cache, sockets=sockets)
+            row["worker_first_s"] = wall
+            common.log(f"n = {n} first ask through the worker: {wall:.2f} s wall")
         plan = [m for m in methods if m != "botorch" or n in botorch_sizes]
         if "workbench" in methods and n in cold_sizes:
             plan.insert(plan.index("workbench") + 1, "workbench_cold")
@@ -257,6 +294,9 @@ def measure(work: Path, args: argparse.Namespace, methods: list[str]) -> list[di
             for method in plan:
                 if method == "workbench":
                     wall, cpu, _ = workbench_ask(built, work, warm_cache)
+                    inner = None
+                elif method == "worker":
+                    wall, cpu, _ = workbench_ask(built, work, warm_cache, sockets=sockets)
                     inner = None
                 elif method == "workbench_cold":
                     cold = work / f"cache-cold-{n}-{rep}"
@@ -272,12 +312,13 @@ def measure(work: Path, args: argparse.Namespace, methods: list[str]) -> list[di
             walls, cpus, inner = zip(*runs)
             row[method] = summary(list(walls), list(cpus),
                                   None if inner[0] is None else list(inner))
-        if "workbench" in row and "optuna" in row:
-            ratio = row["workbench"]["median_s"] / row["optuna"]["median_s"]
-            row["ratio_to_optuna"] = ratio
-            target = TARGET_RATIO.get(n)
-            row["target_ratio"] = target
-            row["met"] = None if target is None else ratio <= target
+        target = TARGET_RATIO.get(n)
+        for method, suffix in (("workbench", ""), ("worker", "_worker")):
+            if method in row and "optuna" in row:
+                ratio = row[method]["median_s"] / row["optuna"]["median_s"]
+                row["ratio_to_optuna" + suffix] = ratio
+                row["target_ratio"] = target
+                row["met" + suffix] = None if target is None else ratio <= target
         rows.append(row)
         shutil.rmtree(built, ignore_errors=True)
     return rows
@@ -320,6 +361,27 @@ def markdown(rows: list[dict], repeats: int, skipped: dict[str, str],
               + ", ".join(f"{r['optuna']['median_inner_s']:.2f} s at n = {r['n']:,}"
                           for r in rows if r.get("optuna", {}).get("median_inner_s"))
               + "." if any(r.get("optuna") for r in rows) else ""]
+    if any("worker" in r for r in rows):
+        lines += ["", "Through the warm worker (`workbench ask -n 1` processes that hand the ask to"
+                  " it; the fresh-process rows above are the first ask of a session, which"
+                  " starts the worker after answering):", "",
+                  "| n | via worker (s) | IQR (s) | client CPU (s) | first through the worker"
+                  " at this n (s) | Optuna GPSampler (s) | ratio to Optuna | target | met? |",
+                  "| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | --- |"]
+        for r in rows:
+            wk, opt = r.get("worker"), r.get("optuna")
+            if not wk:
+                continue
+            ratio = (f"{r['ratio_to_optuna_worker']:.2f}" if "ratio_to_optuna_worker" in r
+                     else "—")
+            target = f"<= {r['target_ratio']:g}" if r.get("target_ratio") else "—"
+            met = "—" if r.get("met_worker") is None else ("yes" if r["met_worker"] else "**no**")
+            first = f"{r['worker_first_s']:.2f}" if "worker_first_s" in r else "—"
+            lines.append(f"| {r['n']:,} | {_cell(wk)} | {_iqr(wk)} "
+                         f"| {_cell(wk, 'median_cpu_s')} | {first} | {_cell(opt)} | {ratio} "
+                         f"| {target} | {met} |")
+        lines += ["", "The client's CPU is that of the `workbench` process alone; the worker's"
+                  " own is not counted (its wall time is in the client's)."]
     if any("botorch" in r for r in rows):
         lines += ["", "BoTorch's fit and `optimize_acqf` alone: "
                   + ", ".join(f"{r['botorch']['median_inner_s']:.2f} s at n = {r['n']:,}"

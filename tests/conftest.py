@@ -8,6 +8,9 @@ from pathlib import Path
 # against XLA's when the cores are busy (pytest -n 2 on 2 cores): a 64x64
 # triangular solve measured 10 ms instead of 0.08 ms. Set before numpy loads.
 os.environ.setdefault("OPENBLAS_NUM_THREADS", "1")
+# Every `workbench ask` a test runs as a subprocess answers in its own process and leaves
+# no warm worker behind (tests/test_worker.py turns the worker on for its own processes).
+os.environ["WORKBENCH_WORKER"] = "0"
 
 from hypothesis import settings  # noqa: E402
 

@@ -64,7 +64,8 @@ def test_quick_output_never_goes_to_results(quick):
 
 def test_cold_start_quick_run_times_a_fresh_ask_process(tmp_path):
     """The cold-start benchmark end to end in quick mode: a campaign with 16 imported
-    observations, one fresh `workbench ask -n 1` timed (Optuna beside it where installed)."""
+    observations, one fresh `workbench ask -n 1` timed and one through the warm worker (Optuna
+    beside them where installed)."""
     page, raw = tmp_path / "cold_start.md", tmp_path / "cold_start.json"
     proc = _benchmarks("run", "cold_start", "--quick", "--page", str(page), "--out", str(raw))
     assert proc.returncode == 0, proc.stderr
@@ -75,6 +76,9 @@ def test_cold_start_quick_run_times_a_fresh_ask_process(tmp_path):
     assert [r["n"] for r in rows] == [16]
     ask = rows[0]["workbench"]
     assert len(ask["wall_s"]) == 1 and ask["wall_s"][0] >= ask["median_s"] > 0
+    # The same ask handed to the warm worker: the first at this size, then a timed one.
+    assert rows[0]["worker_first_s"] > 0 and len(rows[0]["worker"]["wall_s"]) == 1
+    assert "Through the warm worker" in text
     assert [line for line in text.splitlines() if line.startswith("| 16 |")]
     skipped = json.loads(raw.read_text())["skipped"]
     assert ("optuna" in rows[0]) != ("optuna" in skipped)  # run, or skipped with a reason

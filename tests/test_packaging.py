@@ -42,4 +42,4 @@ def test_wheel_carries_experiments_and_datasets(tmp_path):
     assert not any(n.startswith(("tests/", "benchmarks/")) for n in names)
     entry = [n for n in names if n.endswith("entry_points.txt")]
     text = zipfile.ZipFile(wheel).read(entry[0]).decode()
-    assert "workbench = workbench.cli:main" in text
+    assert "workbench = workbench.launcher:main" in text

@@ -1,5 +1,6 @@
-"""``python -m workbench`` is the ``workbench`` command."""
+"""``python -m workbench`` is the ``workbench`` command (an ask first goes to the warm
+worker, see ``workbench.worker``)."""
 
-from workbench.cli import main
+from workbench.launcher import main
 
 main()

@@ -29,6 +29,7 @@ from workbench.space_cli import space_command
 from workbench.cli_explain import explain
 from workbench.cli_importance import importance
 from workbench.cli_import import import_data
+from workbench.cli_worker import worker_app
 from workbench.terminal import format_value as _fmt
 from workbench.terminal import trial_detail, trial_table
 
@@ -140,9 +141,14 @@ def ask(
     wait: bool = typer.Option(False, "--wait",
                               help="deliver tracking to MLflow before returning (default: a"
                                    " background process delivers it)"),
+    no_worker: bool = typer.Option(False, "--no-worker",
+                                   help="answer in this process, not in the warm worker"
+                                        " (also: WORKBENCH_WORKER=0)"),
     as_json: bool = JSON_OPTION,
 ):
-    """Propose the next experiments; fill in their outcomes and pass the CSV to `tell`."""
+    """Propose the next experiments; fill in their outcomes and pass the CSV to `tell`.
+
+    A warm worker process answers it where one runs (see `workbench worker`)."""
     path, parsed = _load(spec)
     _need_store(parsed)
     if output is not None and output.exists() and output.is_dir():
@@ -533,10 +539,12 @@ _register_mcp()
 app.command("import")(_guard(import_data))  # its own module: workbench.cli_import
 app.command("explain")(_guard(explain))  # its own module: workbench.cli_explain
 app.command("importance")(_guard(importance))  # its own module: workbench.cli_importance
+app.add_typer(worker_app, name="worker")  # its own module: workbench.cli_worker
 
 
 def main() -> None:
-    """Console entry point."""
+    """Run the command line in this process (``workbench.launcher.main``, the console entry
+    point, offers an ask to the warm worker first)."""
     if "--json" in sys.argv[1:]:  # usage errors become error documents too
         from workbench.cli_json import main_json
 

@@ -13,12 +13,20 @@ from rich.console import Console
 from rich.markup import escape
 
 __all__ = ["CLI_ACTOR", "campaign_at", "emit_output", "err", "existing_store", "fail",
-           "guard", "load", "locate", "need_store", "open_campaign", "out"]
+           "guard", "load", "locate", "need_store", "open_campaign", "out", "reset_consoles"]
 
 out = Console()
 err = Console(stderr=True)
 # Who the journal records as having made the asks and tells of these commands.
 CLI_ACTOR = "cli"
+
+
+def reset_consoles(width: Optional[int] = None) -> None:
+    """Set the shared consoles up again as a fresh process does, for the current
+    ``sys.stdout``, ``sys.stderr`` and environment (terminal or not, colours, width; ``width``
+    when given): the warm worker (``workbench.worker``) does so for each ask it answers."""
+    out.__init__(width=width)
+    err.__init__(stderr=True, width=width)
 
 
 def guard(fn):
