@@ -456,36 +456,3 @@ def _hv2(P):
             area += x * (y - top)
             top = y
     return area
-
-
-def test_a_noiseless_model_does_not_repeat_an_observation():
-    """Exact observations of a quadratic, its maximum among them: log-EI's own maximiser
-    lies within DISTINCT_TOLERANCE of the observed maximum (the model is sure of it), so the
-    proposal is the best candidate that repeats no observation; each later ask also stays
-    off every earlier point."""
-    import json
-
-    import pandas as pd
-
-    from active_learning import DISTINCT_TOLERANCE
-
-    def f(x: float) -> float:
-        return -(x - 0.3) ** 2
-
-    c = wb.Campaign("exact", wb.SearchSpace([wb.Continuous("x", 0.0, 1.0)]),
-                    [wb.Objective("y", "maximize")], tracking=None, seed=0,
-                    initial_design={"n": 1})
-    xs = sorted({round(float(x), 6) for x in [*np.linspace(0.0, 1.0, 11), 0.3]})
-    c.add_data(pd.DataFrame({"x": xs, "y": [f(x) for x in xs]}))
-    avoided = 0
-    for _ in range(3):
-        (t,) = c.ask(1)
-        x = t.params["x"]
-        assert min(abs(x - seen) for seen in xs) > DISTINCT_TOLERANCE
-        audit = json.loads(t.audit)
-        avoided += bool(audit.get("repeat_avoided"))
-        assert audit["alternatives"][0]["params"]["x"] == x  # the chosen point first
-        c.tell(t.id, {"y": f(x)})
-        xs.append(x)
-    assert avoided >= 1
-    assert abs(c.best().params["x"] - 0.3) < 1e-6  # the observed optimum stays the best

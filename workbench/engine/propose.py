@@ -65,9 +65,6 @@ ALTERNATIVES = 5
 # profiles through the first point of a batch that its audit keeps.
 PROFILE_PARAMETERS = 2
 PROFILE_POINTS = 25
-# A GP whose noise variance (standardised outputs) is below this treats its observations as
-# exact: a proposal that repeats one gives way to the best candidate that does not.
-NOISELESS_VARIANCE = 1e-4
 
 
 @dataclass(frozen=True)
@@ -300,10 +297,7 @@ def _start_batch(problem: Problem, model, X, Y, fantasies: np.ndarray,
 def _maximise(problem: Problem, batch: _Batch, X, Y, held: _Held, key, near,
               profiled: tuple[int, ...] = ()):
     """The acquisition's maximiser over the free columns: (d,) point, its value, and
-    the audit's record: the runners-up and the profiles along ``profiled``. On a
-    noiseless model a maximiser that repeats an observation gives way to the best
-    runner-up that does not (:func:`_first_new`; the audit then has
-    ``repeat_avoided``)."""
+    the audit's record: the runners-up and the profiles along ``profiled``."""
     cfg = problem.acquisition
     full = build_acquisition(problem, batch.model, X, Y, batch.best,
                              jax.random.fold_in(key, 1), batch.pending_or_none, batch.believed)
@@ -313,48 +307,10 @@ def _maximise(problem: Problem, batch: _Batch, X, Y, held: _Held, key, near,
                                        num_restarts=cfg.num_restarts, steps=cfg.steps,
                                        anchors=near)
     Xa = held.expand(Z, problem.dim)
-    extra: dict[str, Any] = {}
-    i = _first_new(batch, Xa, X)
-    if i:  # the chosen point first, then the runners-up (the repeat among them)
-        order = [i] + [j for j in range(len(Xa)) if j != i]
-        Xa, V = Xa[order], np.asarray(V)[order]
-        extra["repeat_avoided"] = True
-    extra["alternatives"] = _alternatives(problem, Xa, V)
+    extra = {"alternatives": _alternatives(problem, Xa, V)}
     if profiled:
         extra["profiles"] = _profiles(problem, full, Xa[0], profiled)
     return Xa[0], V[0], extra
-
-
-def _first_new(batch: _Batch, Xa: np.ndarray, X: np.ndarray) -> int:
-    """Row of Xa (k, d), the optimiser's candidates best first, to propose: 0, unless the
-    model is (nearly) noiseless and row 0 repeats an observation or a believed fantasy
-    (within al.DISTINCT_TOLERANCE in every encoded column), in which case the best
-    candidate that repeats none (0 if every one does).
-
-    On a noiseless model a repeat teaches nothing: its outcome is already known. Log-EI
-    still ranks it first once the model is (wrongly) sure that nothing else beats the
-    incumbent, and every later ask then returns the same point."""
-    if not len(X) or not _noiseless(batch.model):
-        return 0
-    known = np.concatenate([np.asarray(X, np.float64), batch.believed])
-    for i, x in enumerate(np.asarray(Xa, np.float64)):
-        if np.abs(known - x).max(axis=1).min() > al.DISTINCT_TOLERANCE:
-            return i
-    return 0
-
-
-def _noiseless(model) -> bool:
-    """Whether model is an exact GP without known noise whose learned (or fixed) noise
-    variance is below NOISELESS_VARIANCE in standardised output units."""
-    from surrogates.gp import ExactGP
-
-    inner = model.model if isinstance(model, InputTransformed) else model
-    if not isinstance(inner, ExactGP) or (
-            inner.noise is not None and bool(np.any(np.asarray(inner.noise) > 0))):
-        return False
-    theta = inner.hyperparameters
-    noise = np.exp(np.asarray(theta.log_noise)) if theta.learn_noise else np.zeros(1)
-    return bool(np.all(noise < NOISELESS_VARIANCE))
 
 
 def _alternatives(problem: Problem, Xa: np.ndarray, values) -> list[dict[str, Any]]:
