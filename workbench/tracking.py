@@ -504,8 +504,11 @@ class Tracker:
         self._put({"op": "text", "name": name, "text": text})
 
     def finish(self, status: str = "FINISHED") -> None:
-        """End the run: deliver everything now (or leave it buffered, with a warning)."""
+        """End the run: deliver everything now (or leave it buffered, with a warning); a
+        tracker that does not deliver leaves the end in the outbox with the rest."""
         self._put({"op": "finish", "status": status}, flush=False)
+        if not self.deliver:
+            return
         self._stop_thread()
         self.flush(force=True)
         self._report_run_id()
