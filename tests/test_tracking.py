@@ -215,6 +215,55 @@ def test_bulk_metric_insert_stores_what_log_batch_stores(tmp_path):
     assert stored(ours) == stored(theirs)
 
 
+def test_a_new_embedded_database_is_a_copy_of_what_mlflow_makes(tmp_path, monkeypatch):
+    """A new sqlite tracking database copied from the cached empty one (made in another
+    working directory) has MLflow's own schema (every table, column and index, the same
+    revision), the Default experiment with its own artifact location, and works as MLflow's;
+    an existing database is never replaced."""
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    from workbench.tracking import create_sqlite_database
+
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # where the cached empty database is made
+    assert create_sqlite_database(elsewhere / "first.db")
+    assert (tmp_path / "cache" / "mlflow").is_dir()
+    monkeypatch.chdir(tmp_path)
+
+    def schema(db: Path) -> tuple[list, list]:
+        """Every table's and index's definition, its lines sorted (MLflow's own migrations
+        order a table's constraints differently from one database to the next)."""
+        with sqlite3.connect(db) as c:
+            rows = c.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+            ddl = sorted((kind, name, sorted(x.strip().rstrip(",")
+                                             for x in (sql or "").split("\n")))
+                         for kind, name, sql in rows)
+            return ddl, c.execute("SELECT * FROM alembic_version").fetchall()
+
+    theirs, ours = tmp_path / "theirs.db", tmp_path / "ours" / "mlflow.db"
+    reference = MlflowClient(f"sqlite:///{theirs}")
+    default = reference.get_experiment("0")
+    ours.parent.mkdir()
+    assert create_sqlite_database(ours)  # a copy of the cached one
+    client = MlflowClient(f"sqlite:///{ours}")
+    assert schema(ours) == schema(theirs)
+    got = client.get_experiment("0")
+    assert (got.name, got.artifact_location) == (default.name, default.artifact_location)
+
+    exp = client.create_experiment("copy")
+    run = client.create_run(exp).info.run_id
+    client.log_metric(run, "y", 1.5, step=3)
+    assert [(m.step, m.value) for m in client.get_metric_history(run, "y")] == [(3, 1.5)]
+    before = ours.read_bytes()
+    assert not create_sqlite_database(ours)  # there already: left alone
+    assert ours.read_bytes() == before
+    assert [p.name for p in tmp_path.rglob("*.tmp")] == []
+
+
 def test_outbox_is_shared_in_order_and_read_incrementally(tmp_path):
     """Two Outbox objects on one file (as two processes have): sequence numbers continue
     across writers, each reader sees every event once and in order as the file grows, a
