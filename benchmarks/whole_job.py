@@ -1,4 +1,4 @@
-"""Whole job: README's quickstart campaign end to end as a fresh process, against Optuna with SQLite.
+"""Whole job: README's quickstart end to end as a fresh process, against Optuna with SQLite.
 
 `python -m workbench run experiments/quickstart.yaml` (Branin, 6 Sobol points then 24 GP +
 log EI proposals, the Zarr store and embedded MLflow tracking on, as the README runs it) timed
