@@ -80,8 +80,7 @@ def _empty_database() -> Path:
     try:
         from mlflow.tracking import MlflowClient
 
-        store = MlflowClient(tracking_uri=f"sqlite:///{tmp}")._tracking_client.store
-        store.engine.dispose()
+        MlflowClient(tracking_uri=f"sqlite:///{tmp}").get_experiment("0")  # builds it
         with contextlib.closing(sqlite3.connect(tmp)) as db, db:
             db.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
             db.execute("DELETE FROM experiments WHERE experiment_id = 0")
