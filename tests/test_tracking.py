@@ -117,6 +117,36 @@ def test_embedded_store_and_resume_continue_one_run(tmp_path):
     _check_run(client, run, resumed)
 
 
+def test_deferred_tracking_waits_in_the_outbox_until_delivered_or_its_time_is_up(tmp_path):
+    """defer_tracking(): run() leaves every event in the outbox and creates no database;
+    deliver_tracking() then sends them all. A deferral whose time is up (for_s=0, after
+    events were queued under a long one) turns the tracker back to delivering: run()
+    returns with everything in MLflow, the queued events first, as without deferral."""
+    branin = wb.problems.get("branin")
+    db = tmp_path / "never.db"
+    never = _campaign(f"sqlite:///{db}", store=tmp_path / "never.zarr", name="never")
+    never.defer_tracking()
+    never.run(branin, budget=5)
+    assert not db.exists() and never.store.outbox_path.exists()
+    assert never.deliver_tracking()
+    client, run = _run_of(f"sqlite:///{db}", "acme/never")
+    assert run.info.status == "FINISHED"
+    _check_run(client, run, never)
+
+    uri = f"sqlite:///{tmp_path / 'soon.db'}"
+    soon = _campaign(uri, store=tmp_path / "soon.zarr", name="soon")
+    soon.defer_tracking(for_s=3600)
+    trial = soon.ask()[0]
+    soon.tell(trial.id, branin(trial.params))
+    assert not (tmp_path / "soon.db").exists()  # queued, not delivered
+    soon.defer_tracking(for_s=0)  # its time is up at the next event
+    soon.run(branin, budget=5)
+    assert not soon.store.outbox_path.exists()  # all delivered before run returned
+    client, run = _run_of(uri, "acme/soon")
+    assert run.info.status == "FINISHED"
+    _check_run(client, run, soon)
+
+
 def test_tracking_server_receives_metrics_params_and_artifacts(mlflow_server):
     c = _campaign(mlflow_server, name="served")
     c.run(wb.problems.get("branin"), budget=5)

@@ -115,7 +115,7 @@ def run(
         try:
             campaign.run(oracle, budget=total, callback=progress)
         finally:  # what is queued (a failed run's end too) goes out from its own process
-            if detach:
+            if detach and _undelivered(campaign.store.outbox_path):
                 from workbench.deliver import spawn
 
                 spawn(campaign.store.path, campaign.spec.tracking)
@@ -126,6 +126,16 @@ def run(
     if as_json:
         _emit("run", campaign=campaign, budget=total,
               trials=[t for t in trials if before.get(t.id) != t.status])
+
+
+def _undelivered(outbox_path: Path) -> bool:
+    """Whether tracking events wait in the outbox at ``outbox_path`` (a run that turned to
+    live delivery may have sent them all itself)."""
+    from workbench.outbox import Outbox
+
+    outbox = Outbox(outbox_path)
+    with outbox.lock():
+        return bool(outbox.pending())
 
 
 def _summary(campaign) -> None:
