@@ -89,3 +89,29 @@ def test_cold_start_refuses_sizes_inside_the_initial_design(tmp_path):
     assert proc.returncode == 2
     assert "--sizes: got '30,5'" in proc.stderr and "initial design" in proc.stderr
     assert not (tmp_path / "p.md").exists()
+
+
+def test_whole_job_quick_run_times_the_quickstart_as_a_fresh_process(tmp_path):
+    """The whole-job benchmark in quick mode: README's quickstart with a budget of 7 as one
+    fresh `workbench run`, its tracking found in MLflow afterwards (Optuna beside it where
+    installed, else skipped with a reason)."""
+    page, raw = tmp_path / "whole_job.md", tmp_path / "whole_job.json"
+    proc = _benchmarks("run", "whole_job", "--quick", "--page", str(page), "--out", str(raw))
+    assert proc.returncode == 0, proc.stderr
+    text = page.read_text()
+    assert text.startswith("# Whole job") and "**Quick run**" in text
+    assert all(row in text for row in STAMP_ROWS)
+    report = json.loads(raw.read_text())
+    ours = report["methods"]["workbench"]
+    (run,) = ours["runs"]
+    assert run["wall_s"] == ours["median_s"] > 0 and run["cpu_s"] > 0 and run["rss_bytes"] > 0
+    assert run["delivered_s"] >= run["wall_s"] and run["tracked_steps"] == 7
+    assert [line for line in text.splitlines() if line.startswith("| `workbench run`")]
+    assert ("optuna" in report["methods"]) != ("optuna" in report["skipped"])
+
+
+def test_whole_job_refuses_a_budget_inside_the_initial_design(tmp_path):
+    proc = _benchmarks("run", "whole_job", "--budget", "6", "--page", str(tmp_path / "p.md"))
+    assert proc.returncode == 2
+    assert "--budget: got 6" in proc.stderr and "initial points" in proc.stderr
+    assert not (tmp_path / "p.md").exists()

@@ -214,7 +214,8 @@ def test_quickstart_run_resumes_with_a_larger_budget(tmp_path):
     after8 = wb.Campaign.open(store, tracking=None).trials
     assert len(after8) == 8 and all(t.status == "completed" for t in after8)
 
-    second = _workbench(tmp_path, "run", "quickstart", "--budget", "10")  # the shipped name
+    # the shipped name; --wait: MLflow holds the run when the command returns
+    second = _workbench(tmp_path, "run", "quickstart", "--budget", "10", "--wait")
     assert second.returncode == 0, second.stdout + second.stderr
     assert "failed" not in second.stderr, second.stderr
 

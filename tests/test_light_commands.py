@@ -228,6 +228,43 @@ def _assert_same_as_xarray(snapshot, ds: xr.Dataset) -> None:
             assert (got == want).all(), name
 
 
+@pytest.mark.slow
+def test_cli_run_leaves_mlflow_to_a_detached_process_and_tracks_every_trial(tmp_path):
+    """`workbench run` without --wait imports no MLflow; once the detached delivery is done
+    the MLflow run holds each trial's step, the best so far after each one as the store
+    has it, and the trial table. Resumed with --wait, it delivers before it exits."""
+    from mlflow.tracking import MlflowClient
+
+    spec = _spec(tmp_path / "run")
+    spec.write_text(spec.read_text() + "oracle: {builtin: branin}\n")
+    outbox = ZarrStore(tmp_path / "run" / "light.zarr").outbox_path
+    imported = _imported(tmp_path, "run", str(spec), "--budget", "8", "-q")
+    assert "mlflow" not in imported
+    _delivered(outbox)
+    client = MlflowClient(f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
+
+    def check(n: int) -> None:
+        trials = wb.Campaign.open(tmp_path / "run" / "light.zarr", tracking=None).trials
+        assert len(trials) == n and all(t.status == "completed" for t in trials)
+        run = _run(client, "tests/light")
+        assert run.info.status == "FINISHED"
+        assert _metric_history(client, run.info.run_id, "completed") == \
+            [(i, float(i)) for i in range(1, n + 1)]
+        best = np.minimum.accumulate([t.outcomes["y"] for t in trials])
+        assert _metric_history(client, run.info.run_id, "best_so_far") == \
+            [(i, float(b)) for i, b in enumerate(best, start=1)]
+        local = client.download_artifacts(run.info.run_id, "trials.csv",
+                                          str(tmp_path / f"dl{n}"))
+        with open(local, newline="") as f:
+            rows = list(csv.DictReader(f))
+        assert [float(r["y"]) for r in rows] == [t.outcomes["y"] for t in trials]
+
+    check(8)
+    _workbench(tmp_path, "run", str(spec), "--budget", "10", "-q", "--wait")
+    assert not outbox.exists()  # delivered before the process exited
+    check(10)
+
+
 @pytest.mark.parametrize("trials", [True, False])
 def test_snapshot_reader_gives_what_xarray_gives(tmp_path, trials):
     """Pending, completed and failed trials (NaN outcomes, NaT times), every parameter

@@ -117,6 +117,36 @@ def test_embedded_store_and_resume_continue_one_run(tmp_path):
     _check_run(client, run, resumed)
 
 
+def test_deferred_tracking_waits_in_the_outbox_until_delivered_or_its_time_is_up(tmp_path):
+    """defer_tracking(): run() leaves every event in the outbox and creates no database;
+    deliver_tracking() then sends them all. A deferral whose time is up (for_s=0, after
+    events were queued under a long one) turns the tracker back to delivering: run()
+    returns with everything in MLflow, the queued events first, as without deferral."""
+    branin = wb.problems.get("branin")
+    db = tmp_path / "never.db"
+    never = _campaign(f"sqlite:///{db}", store=tmp_path / "never.zarr", name="never")
+    never.defer_tracking()
+    never.run(branin, budget=5)
+    assert not db.exists() and never.store.outbox_path.exists()
+    assert never.deliver_tracking()
+    client, run = _run_of(f"sqlite:///{db}", "acme/never")
+    assert run.info.status == "FINISHED"
+    _check_run(client, run, never)
+
+    uri = f"sqlite:///{tmp_path / 'soon.db'}"
+    soon = _campaign(uri, store=tmp_path / "soon.zarr", name="soon")
+    soon.defer_tracking(for_s=3600)
+    trial = soon.ask()[0]
+    soon.tell(trial.id, branin(trial.params))
+    assert not (tmp_path / "soon.db").exists()  # queued, not delivered
+    soon.defer_tracking(for_s=0)  # its time is up at the next event
+    soon.run(branin, budget=5)
+    assert not soon.store.outbox_path.exists()  # all delivered before run returned
+    client, run = _run_of(uri, "acme/soon")
+    assert run.info.status == "FINISHED"
+    _check_run(client, run, soon)
+
+
 def test_tracking_server_receives_metrics_params_and_artifacts(mlflow_server):
     c = _campaign(mlflow_server, name="served")
     c.run(wb.problems.get("branin"), budget=5)
@@ -213,6 +243,55 @@ def test_bulk_metric_insert_stores_what_log_batch_stores(tmp_path):
     tracker = Tracker(uri, "acme", "bulk", run_id=ours)
     tracker.deliver_metrics(second)  # delivered, then sent again after a crash
     assert stored(ours) == stored(theirs)
+
+
+def test_a_new_embedded_database_is_a_copy_of_what_mlflow_makes(tmp_path, monkeypatch):
+    """A new sqlite tracking database copied from the cached empty one (made in another
+    working directory) has MLflow's own schema (every table, column and index, the same
+    revision), the Default experiment with its own artifact location, and works as MLflow's;
+    an existing database is never replaced."""
+    import sqlite3
+
+    from mlflow.tracking import MlflowClient
+
+    from workbench.tracking import create_sqlite_database
+
+    monkeypatch.setenv("WORKBENCH_CACHE_DIR", str(tmp_path / "cache"))
+    elsewhere = tmp_path / "elsewhere"
+    elsewhere.mkdir()
+    monkeypatch.chdir(elsewhere)  # where the cached empty database is made
+    assert create_sqlite_database(elsewhere / "first.db")
+    assert (tmp_path / "cache" / "mlflow").is_dir()
+    monkeypatch.chdir(tmp_path)
+
+    def schema(db: Path) -> tuple[list, list]:
+        """Every table's and index's definition, its lines sorted (MLflow's own migrations
+        order a table's constraints differently from one database to the next)."""
+        with sqlite3.connect(db) as c:
+            rows = c.execute("SELECT type, name, sql FROM sqlite_master").fetchall()
+            ddl = sorted((kind, name, sorted(x.strip().rstrip(",")
+                                             for x in (sql or "").split("\n")))
+                         for kind, name, sql in rows)
+            return ddl, c.execute("SELECT * FROM alembic_version").fetchall()
+
+    theirs, ours = tmp_path / "theirs.db", tmp_path / "ours" / "mlflow.db"
+    reference = MlflowClient(f"sqlite:///{theirs}")
+    default = reference.get_experiment("0")
+    ours.parent.mkdir()
+    assert create_sqlite_database(ours)  # a copy of the cached one
+    client = MlflowClient(f"sqlite:///{ours}")
+    assert schema(ours) == schema(theirs)
+    got = client.get_experiment("0")
+    assert (got.name, got.artifact_location) == (default.name, default.artifact_location)
+
+    exp = client.create_experiment("copy")
+    run = client.create_run(exp).info.run_id
+    client.log_metric(run, "y", 1.5, step=3)
+    assert [(m.step, m.value) for m in client.get_metric_history(run, "y")] == [(3, 1.5)]
+    before = ours.read_bytes()
+    assert not create_sqlite_database(ours)  # there already: left alone
+    assert ours.read_bytes() == before
+    assert [p.name for p in tmp_path.rglob("*.tmp")] == []
 
 
 def test_outbox_is_shared_in_order_and_read_incrementally(tmp_path):

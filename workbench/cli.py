@@ -33,6 +33,10 @@ from workbench.cli_worker import worker_app
 from workbench.terminal import format_value as _fmt
 from workbench.terminal import trial_detail, trial_table
 
+# Seconds after which a `run` without --wait stops queueing its tracking for a detached
+# process and delivers it from its own (a live view of a long campaign in MLflow).
+LIVE_TRACKING_AFTER_S = 60.0
+
 app = typer.Typer(
     add_completion=False, no_args_is_help=True, pretty_exceptions_enable=False,
     help="Bayesian-optimisation campaigns from experiment YAML files.",
@@ -70,6 +74,10 @@ def run(
     budget: Optional[int] = typer.Option(None, "--budget", "-b", min=1,
                                          help="total experiments (default: the spec's)"),
     quiet: bool = typer.Option(False, "--quiet", "-q", help="no progress bar"),
+    wait: bool = typer.Option(False, "--wait",
+                              help="deliver tracking to MLflow from this process as it goes"
+                                   " (default: a background process delivers it after a"
+                                   f" run shorter than {LIVE_TRACKING_AFTER_S:g} s)"),
     as_json: bool = JSON_OPTION,
 ):
     """Run the closed loop against the spec's oracle until the budget is spent."""
@@ -87,6 +95,11 @@ def run(
         raise CampaignError("budget: not set in the spec; pass --budget N")
     oracle = from_spec(parsed.oracle, path.parent)  # import errors stop us before any write
     campaign = _open(path, parsed)
+    # A short run leaves MLflow (seconds to import, beside the campaign's own work) to a
+    # detached process started at its end; a long one delivers live from here after a while.
+    detach = not wait and campaign.spec.tracking is not None and campaign.store is not None
+    if detach:
+        campaign.defer_tracking(for_s=LIVE_TRACKING_AFTER_S)
     obj = campaign.objectives[0]
     done_before = sum(1 for t in campaign.trials if t.status != "pending")
     before = {t.id: t.status for t in campaign.trials}
@@ -100,7 +113,13 @@ def run(
                 else campaign.name
             bar.update(task, advance=1, description=text)
 
-        campaign.run(oracle, budget=total, callback=progress)
+        try:
+            campaign.run(oracle, budget=total, callback=progress)
+        finally:  # what is queued (a failed run's end too) goes out from its own process
+            if detach and _undelivered(campaign.store.outbox_path):
+                from workbench.deliver import spawn
+
+                spawn(campaign.store.path, campaign.spec.tracking)
     trials = campaign.trials
     out.print(trial_table(campaign, trials[-10:], f"last {min(10, len(trials))} of"
                           f" {len(trials)} trials", out.width))
@@ -108,6 +127,16 @@ def run(
     if as_json:
         _emit("run", campaign=campaign, budget=total,
               trials=[t for t in trials if before.get(t.id) != t.status])
+
+
+def _undelivered(outbox_path: Path) -> bool:
+    """Whether tracking events wait in the outbox at ``outbox_path`` (a run that turned to
+    live delivery may have sent them all itself)."""
+    from workbench.outbox import Outbox
+
+    outbox = Outbox(outbox_path)
+    with outbox.lock():
+        return bool(outbox.pending())
 
 
 def _summary(campaign) -> None:

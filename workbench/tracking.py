@@ -50,6 +50,73 @@ def local_sqlite_path(uri: str) -> Path | None:
     return Path(uri[len("sqlite:///"):])
 
 
+def _template_dir() -> Path:
+    """Where empty embedded MLflow databases are kept between processes, beside the
+    compilation cache (``$WORKBENCH_CACHE_DIR/mlflow`` or ``~/.cache/sciworkbench/mlflow``)."""
+    root = os.environ.get("WORKBENCH_CACHE_DIR")
+    return (Path(root) if root else Path.home() / ".cache" / "sciworkbench") / "mlflow"
+
+
+def _empty_database() -> Path:
+    """An embedded MLflow database with every table at this MLflow version's schema and no
+    experiment, made once per version in :func:`_template_dir`.
+
+    MLflow builds a new SQLite database by running each of its schema migrations (about
+    sixty; seconds, most of a fresh tracking process's work); a copy of this file is the
+    same database for a file copy. Experiment 0 (``Default``) is left out, so that MLflow
+    adds it itself on first open with the new file's own artifact location and time.
+    """
+    import sqlite3
+    from importlib.metadata import version
+
+    folder = _template_dir()
+    template = folder / f"empty-mlflow-{version('mlflow')}.db"
+    if template.exists():
+        return template
+    folder.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=folder, suffix=".db.tmp")
+    os.close(fd)
+    os.unlink(tmp)  # MLflow creates the file
+    try:
+        from mlflow.tracking import MlflowClient
+
+        MlflowClient(tracking_uri=f"sqlite:///{tmp}").get_experiment("0")  # builds it
+        with contextlib.closing(sqlite3.connect(tmp)) as db, db:
+            db.execute("DELETE FROM experiment_tags WHERE experiment_id = 0")
+            db.execute("DELETE FROM experiments WHERE experiment_id = 0")
+        os.replace(tmp, template)  # whole, or not there
+    finally:
+        with contextlib.suppress(FileNotFoundError):
+            os.unlink(tmp)
+    return template
+
+
+def create_sqlite_database(db: Path) -> bool:
+    """Create the embedded MLflow database ``db``, which does not exist yet, as a copy of
+    :func:`_empty_database`; True when it did. Never replaces a file: when another process
+    made ``db`` meanwhile, or anything fails (a read-only cache, a file system without hard
+    links), it returns False and MLflow creates or opens the database as usual."""
+    import shutil
+
+    if db.exists():
+        return False
+    tmp = None
+    try:
+        template = _empty_database()
+        fd, tmp = tempfile.mkstemp(dir=db.parent, prefix=f".{db.name}.", suffix=".tmp")
+        os.close(fd)
+        shutil.copyfile(template, tmp)
+        os.link(tmp, db)  # fails if db exists: a database made meanwhile is kept
+        return True
+    except Exception as err:  # noqa: BLE001 - MLflow's own way is always there
+        log.debug("no copy of an empty MLflow database at %s: %r", db, err)
+        return False
+    finally:
+        if tmp is not None:
+            with contextlib.suppress(OSError):
+                os.unlink(tmp)
+
+
 # MLflow 3's UI opens an experiment in the view its kind names; without the tag it may
 # guess the GenAI view (traces), where a campaign's metrics are two clicks away.
 EXPERIMENT_TAGS = {"mlflow.experimentKind": "custom_model_development"}
@@ -272,6 +339,7 @@ class Tracker:
             db = local_sqlite_path(self.uri)
             if db is not None:
                 db.parent.mkdir(parents=True, exist_ok=True)
+                create_sqlite_database(db)
             client = MlflowClient(tracking_uri=self.uri)
             if self.uri.startswith(("http://", "https://")) and not os.environ.get(
                     "MLFLOW_WORKSPACE"):
@@ -504,8 +572,11 @@ class Tracker:
         self._put({"op": "text", "name": name, "text": text})
 
     def finish(self, status: str = "FINISHED") -> None:
-        """End the run: deliver everything now (or leave it buffered, with a warning)."""
+        """End the run: deliver everything now (or leave it buffered, with a warning); a
+        tracker that does not deliver leaves the end in the outbox with the rest."""
         self._put({"op": "finish", "status": status}, flush=False)
+        if not self.deliver:
+            return
         self._stop_thread()
         self.flush(force=True)
         self._report_run_id()

@@ -461,10 +461,12 @@ class Campaign:
         """Log the trial table as ``trials.csv`` to the campaign's MLflow run."""
         self._telemetry.log_snapshot()
 
-    def defer_tracking(self) -> None:
+    def defer_tracking(self, for_s: float | None = None) -> None:
         """Queue tracking events in the store's outbox without delivering them (nor importing
-        MLflow): ``deliver_tracking``, here or in another process, delivers them."""
-        self._telemetry.defer()
+        MLflow): ``deliver_tracking``, here or in another process, delivers them. for_s:
+        after this many seconds this process delivers again, from its next event on (a
+        long ``run`` tracks live; a short one never imports MLflow); None: never."""
+        self._telemetry.defer(for_s)
 
     def deliver_tracking(self) -> bool:
         """Deliver every event waiting in the store's outbox now, in order, creating the

@@ -11,6 +11,7 @@ import functools
 import hashlib
 import math
 import sys
+import time
 import warnings
 from typing import TYPE_CHECKING, Any
 
@@ -91,13 +92,26 @@ class Telemetry:
         # model fit happens before its first log, and must not be lost.
         self._cpu_mark = cpu_seconds()
         self.deliver = True  # False: events wait in the outbox for another process
+        self._resume_at: float | None = None  # monotonic time a deferral ends
 
-    def defer(self) -> None:
+    def defer(self, for_s: float | None = None) -> None:
         """Queue tracking events without delivering them from this process (nor importing
-        MLflow); the next process that tracks the campaign delivers them, in order."""
+        MLflow); the next process that tracks the campaign delivers them, in order.
+        for_s: deliver again from the first event ``for_s`` seconds from now on (None:
+        never)."""
         self.deliver = False
+        self._resume_at = None if for_s is None else time.monotonic() + for_s
         if self._tracker is not None:
             self._tracker.deliver = False
+
+    def _resume_if_due(self) -> None:
+        """End a deferral whose time is up: this process's tracker delivers again (what
+        waits in the outbox goes with the next event)."""
+        if self._resume_at is not None and time.monotonic() >= self._resume_at:
+            self._resume_at = None
+            self.deliver = True
+            if self._tracker is not None:
+                self._tracker.deliver = True
 
     def tracker(self) -> "Tracker | None":
         """The tracker, started on first use (MLflow is imported only then); None
@@ -106,6 +120,7 @@ class Telemetry:
         spec = c.spec
         if spec.tracking is None:
             return None
+        self._resume_if_due()
         if self._tracker is None:
             from workbench.tracking import Tracker
 
