@@ -116,9 +116,10 @@ def test_condition_equals_the_closed_form_on_all_data(data):
                          theta.noise[0, s], theta.mean[0, s])[0] for s in range(2)]
     np.testing.assert_allclose(cond.posterior(Xq).mean[:, 0], np.mean(mus, axis=0) * scale + loc,
                                rtol=1e-8, atol=1e-8)
-    assert cond.capacity == 16  # the smallest bucket: 11 used, 5 free
+    assert cond.capacity == 32  # the smallest bucket: 11 used, 21 free
+    more = np.tile(X, (2, 1))[:22]
     with pytest.raises(ValueError, match="slots"):
-        cond.condition(jnp.asarray(X[:6]), jnp.asarray(y[:6]))
+        cond.condition(jnp.asarray(more), jnp.asarray(np.tile(y, (2, 1))[:22]))
 
 
 def test_log_prior_is_the_saas_prior_in_log_coordinates():

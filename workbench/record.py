@@ -38,7 +38,8 @@ if TYPE_CHECKING:
 # their last bits (another factorisation layout, another solve order) raises this
 # number, which every record and MLflow run carries, so that two runs that differ can
 # be told apart from a bug. 2: one Cholesky layout and inverse for fits of every size.
-NUMERICS_VERSION = 2
+# 3: training sets padded to at least 32 rows (16 before).
+NUMERICS_VERSION = 3
 
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
 # The strategy of trials brought in from past experiments (``Campaign.add_data``).
