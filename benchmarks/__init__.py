@@ -22,5 +22,6 @@ BENCHMARKS: tuple[str, ...] = (
     "store_growth",
     "commands",
     "cold_start",
+    "running_campaign",
     "soak",
 )
