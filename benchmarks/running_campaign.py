@@ -26,10 +26,12 @@ workbench's median by each anchor's at the same size.
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import time
 import warnings
 from collections.abc import Callable
+from pathlib import Path
 
 from benchmarks import common
 
@@ -256,6 +258,41 @@ def markdown(rows: list[dict], skipped: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def ablation(before: dict, after: dict, labels: tuple[str, str]) -> str:
+    """The suite's workbench rows of two runs (its raw JSON) side by side: final regret
+    median and IQR per problem, the change, whether it costs more than the IQR (then it is
+    not kept), and the median time and CPU per proposal."""
+    lines = [f"| problem | regret median ({labels[0]}) | IQR | regret median ({labels[1]}) "
+             "| IQR | change | worse by more than the IQR? | time / proposal (ms) "
+             "| CPU / proposal (ms) |",
+             "| --- | ---: | ---: | ---: | ---: | ---: | --- | ---: | ---: |"]
+    for problem in after["summary"]:
+        a = before["summary"].get(problem, {}).get("workbench")
+        b = after["summary"][problem].get("workbench")
+        if not a or not b:
+            continue
+        iqr_a = a["regret_q75"] - a["regret_q25"]
+        worse = b["regret_median"] - a["regret_median"]
+        flag = "**yes**" if worse > iqr_a else "no"
+        lines.append(
+            f"| {problem} | {a['regret_median']:.4g} | {a['regret_q25']:.3g} – "
+            f"{a['regret_q75']:.3g} | {b['regret_median']:.4g} | {b['regret_q25']:.3g} – "
+            f"{b['regret_q75']:.3g} | {worse:+.3g} | {flag} "
+            f"| {a['time_ms_median']:.1f} → {b['time_ms_median']:.1f} "
+            f"| {a['cpu_ms_median']:.1f} → {b['cpu_ms_median']:.1f} |")
+    stamps = [f"{label}: commit `{run['stamp'].get('commit', '?')}`, run "
+              f"{run['stamp'].get('date', '?')}, load {run['stamp']['loadavg_at_start'][0]:.1f}"
+              " at its start" for label, run in zip(labels, (before, after))]
+    seeds = after.get("seeds", [])
+    return "\n".join(
+        ["## Ablation: sample efficiency on the selection seeds", "",
+         f"The suite's workbench runs on seeds {seeds[0]}-{seeds[-1]} (selection seeds, not the"
+         f" reported 0-19), budget {after.get('budget')}, {after.get('n_initial')} initial"
+         " points, one thread: final simple regret (noisy problem: the recommended point's"
+         " noiseless regret) before and after. A change that makes a problem's median worse"
+         " by more than its IQR before is not kept. " + "; ".join(stamps) + ".", "", *lines])
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m benchmarks run running_campaign",
                                      description=__doc__.splitlines()[0])
@@ -276,7 +313,30 @@ def main(argv: list[str] | None = None) -> int:
                         help="observation noise sd of Hartmann-6 (its range is about 3.3)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated, from {', '.join(METHODS)}")
+    parser.add_argument("--ablation", type=Path, nargs=2, default=None,
+                        metavar=("BEFORE.json", "AFTER.json"),
+                        help="raw JSON of two suite runs (workbench): their regret side by"
+                             " side on the page")
+    parser.add_argument("--ablation-labels", default="before,after",
+                        help="names of the two ablation runs, comma-separated")
+    parser.add_argument("--report-only", type=Path, default=None, metavar="JSON",
+                        help="write the page from this run's raw JSON (its own stamp) and"
+                             " --ablation, measuring nothing")
     args = common.parse_args(parser, argv, QUICK)
+    labels = tuple(x.strip() for x in args.ablation_labels.split(","))
+    if len(labels) != 2:
+        parser.error(f"--ablation-labels: got {args.ablation_labels!r}; expected two names")
+    extra = ""
+    if args.ablation is not None:
+        before, after = (json.loads(p.read_text()) for p in args.ablation)
+        extra = "\n\n" + ablation(before, after, labels)
+    if args.report_only is not None:
+        raw = json.loads(args.report_only.read_text())
+        page = common.write_page(args.page or common.RESULTS_DIR / "running_campaign.md",
+                                 __doc__, raw["stamp"], markdown(raw["rows"], raw["skipped"])
+                                 + extra, quick=bool(args.quick))
+        print(page.read_text())
+        return 0
     try:
         sizes = _sizes(args.sizes)
     except ValueError:
@@ -299,6 +359,6 @@ def main(argv: list[str] | None = None) -> int:
     run = common.Run.start(__name__, __doc__, args, argv)
     rows = measure(args, methods)
     run.write_raw({"rows": rows, "skipped": skipped})
-    page = run.write_page(markdown(rows, skipped))
+    page = run.write_page(markdown(rows, skipped) + extra)
     print(page.read_text())
     return 0
