@@ -10,7 +10,7 @@ import pytest
 
 import workbench as wb
 from workbench.engine import fit_surrogate
-from workbench.engine.fitters import REFIT_GROWTH
+from workbench.engine.fitters import REFIT_GROWTH, WARM_FIT_MIN_OBSERVATIONS
 
 CAPACITY = 256  # one padded bucket for every fit here: one program each way
 NOISE_SD = 0.05
@@ -108,3 +108,12 @@ def test_warm_fits_are_reproducible(problem, first):
     _, a = _fit(problem, X, Y, state, key=7)
     _, b = _fit(problem, X, Y, state, key=7)
     assert a == b and a["refit"]["full_fit_observations"] == 120
+
+
+def test_below_the_warm_fit_threshold_every_fit_is_full(problem, first):
+    n = WARM_FIT_MIN_OBSERVATIONS - 10
+    X, Y, state = first
+    _, small = _fit(problem, X[:n], Y[:n], None)
+    X_more, Y_more = _data(2, 6)
+    _, next_ = _fit(problem, np.vstack([X[:n], X_more]), np.vstack([Y[:n], Y_more]), small)
+    assert next_["refit"] == {"full_fit_observations": n + 2, "observations": n + 2}

@@ -30,13 +30,18 @@ from surrogates.transforms import InputTransformed, Latent
 from workbench.engine.problem import Problem
 from workbench.transfer import fit_with_prior
 
-# The GP's refit policy in a running campaign (``_fit_gp``, ``Refit``): with the previous
-# fit's hyperparameters at hand, a proposal refines them alone (``fit_gp``'s
-# ``refine_only``: one start, no restarts, the refinement's looser stopping rule), and
-# refits from scratch (every restart) only when the data say so:
+# The GP's refit policy in a running campaign (``_fit_gp``, ``Refit``): from
+# WARM_FIT_MIN_OBSERVATIONS on, with the previous fit's hyperparameters at hand, a
+# proposal refines them alone (``fit_gp``'s ``refine_only``: one start, no restarts, the
+# refinement's stopping rule), and refits from scratch (every restart) only when the
+# data say so. Below it every fit has every restart (the previous hyperparameters among
+# the starts): there each observation still moves the likelihood's optimum, and warm
+# fits cost the suite's problems regret at 10-40 observations
+# (benchmarks/results/running_campaign.md, ablation), while a fit costs little.
+WARM_FIT_MIN_OBSERVATIONS = 100
+# The data say so on:
 # - growth: the observations grew by this fraction since the last full fit (a full fit
-#   every 25 % more data: every few proposals early on, when the likelihood's landscape
-#   still moves, every 50 at 200 observations, every 500 at 2,000);
+#   every 25 % more data: every 25 proposals at 100 observations, every 500 at 2,000);
 REFIT_GROWTH = 0.25
 # - the surprise test: the observations told since the previous fit, predicted from the
 #   others under the refined hyperparameters (their joint leave-out posterior), have a
@@ -218,8 +223,8 @@ class Refit:
 def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None,
             noise: np.ndarray | None = None):
     """The GP by MAP: a warm fit (the previous hyperparameters refined alone) while the
-    refit policy allows one (``Refit``: growth and the surprise test), else a full
-    fit with every restart. The state records the hyperparameters and the last full
+    refit policy allows one (from ``WARM_FIT_MIN_OBSERVATIONS``; ``Refit``: growth and
+    the surprise test), else a full fit with every restart. The state records the hyperparameters and the last full
     fit. The same data, key and warm state give the same model."""
     cfg = problem.surrogate_options
     d = X.shape[1]
@@ -239,7 +244,8 @@ def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None,
                   noise=noise, learn_noise=learn_noise, noise_prior=problem.noise_prior)
     observations = int(np.sum(np.isfinite(Y)))
     last = Refit.of(warm) if start is not None else None
-    if last is not None and not last.due(observations):
+    if last is not None and observations >= WARM_FIT_MIN_OBSERVATIONS and \
+            not last.due(observations):
         model = fit(warm_start=start, refine_only=True)
         if not last.surprised(model, len(X), observations):
             return model, _gp_state(model, Refit(last.full_fit_observations, observations))
@@ -320,5 +326,5 @@ def _fit_multifidelity(problem: Problem, X, Y, key, capacity: int, warm: dict | 
     return model, None
 
 
-__all__ = ["FITTERS", "Fitter", "REFIT_GROWTH", "Refit", "SURPRISE_P", "fit_surrogate",
-           "fitter"]
+__all__ = ["FITTERS", "Fitter", "REFIT_GROWTH", "Refit", "SURPRISE_P", "WARM_FIT_MIN_OBSERVATIONS",
+           "fit_surrogate", "fitter"]
