@@ -267,6 +267,23 @@ def markdown(rows: list[dict], skipped: dict[str, str]) -> str:
     return "\n".join(lines)
 
 
+def baseline_table(raw: dict) -> str:
+    """The workbench rows of an earlier run of this benchmark (``--baseline``)."""
+    stamp = raw.get("stamp", {})
+    lines = [f"Before (`{stamp.get('commit', '?')}`, run {stamp.get('date', '?')}, load"
+             f" {stamp.get('loadavg_at_start', [0.0])[0]:.1f} at its start; `--baseline`):", "",
+             "| n0 | workbench (s) | IQR (s) | CPU (s) | fit (s) | acquisition (s) "
+             "| load (1 min) |", "| ---: | ---: | ---: | ---: | ---: | ---: | ---: |"]
+    for r in raw.get("rows", []):
+        wb = r.get("workbench")
+        if not wb:
+            continue
+        lines.append(f"| {r['n']:,} | {_cell(wb)} | {wb['iqr_s'][0]:.2f}-{wb['iqr_s'][1]:.2f} "
+                     f"| {_cell(wb, 'median_cpu_s')} | {_cell(wb, 'median_fit_s')} "
+                     f"| {_cell(wb, 'median_acquisition_s')} | {r['loadavg_1min']:.1f} |")
+    return "\n".join(lines)
+
+
 def ablation(before: dict, after: dict, labels: tuple[str, str]) -> str:
     """The suite's workbench rows of two runs (its raw JSON) side by side: final regret
     median and IQR per problem, the change, whether it costs more than the IQR (then it is
@@ -294,7 +311,8 @@ def ablation(before: dict, after: dict, labels: tuple[str, str]) -> str:
               " at its start" for label, run in zip(labels, (before, after))]
     seeds = after.get("seeds", [])
     return "\n".join(
-        ["## Ablation: sample efficiency on the selection seeds", "",
+        [f"## Ablation: sample efficiency on the selection seeds (budget {after.get('budget')})",
+         "",
          f"The suite's workbench runs on seeds {seeds[0]}-{seeds[-1]} (selection seeds, not the"
          f" reported 0-19), budget {after.get('budget')}, {after.get('n_initial')} initial"
          " points, one thread: final simple regret (noisy problem: the recommended point's"
@@ -322,23 +340,35 @@ def main(argv: list[str] | None = None) -> int:
                         help="observation noise sd of Hartmann-6 (its range is about 3.3)")
     parser.add_argument("--methods", default=",".join(METHODS),
                         help=f"comma-separated, from {', '.join(METHODS)}")
-    parser.add_argument("--ablation", type=Path, nargs=2, default=None,
+    parser.add_argument("--ablation", type=Path, nargs=2, default=None, action="append",
                         metavar=("BEFORE.json", "AFTER.json"),
                         help="raw JSON of two suite runs (workbench): their regret side by"
-                             " side on the page")
-    parser.add_argument("--ablation-labels", default="before,after",
-                        help="names of the two ablation runs, comma-separated")
+                             " side on the page (repeat for more pairs)")
+    parser.add_argument("--baseline", type=Path, default=None, metavar="JSON",
+                        help="raw JSON of an earlier run of this benchmark (another"
+                             " checkout): its workbench rows shown beside")
+    parser.add_argument("--ablation-labels", default=None, action="append",
+                        help="names of an ablation pair's two runs, comma-separated (one"
+                             " per --ablation, in order; default before,after)")
     parser.add_argument("--report-only", type=Path, default=None, metavar="JSON",
                         help="write the page from this run's raw JSON (its own stamp) and"
                              " --ablation, measuring nothing")
     args = common.parse_args(parser, argv, QUICK)
-    labels = tuple(x.strip() for x in args.ablation_labels.split(","))
-    if len(labels) != 2:
-        parser.error(f"--ablation-labels: got {args.ablation_labels!r}; expected two names")
+    pairs = args.ablation or []
+    names = args.ablation_labels or []
+    if len(names) > len(pairs):
+        parser.error(f"--ablation-labels: got {len(names)}; expected at most one per"
+                     f" --ablation ({len(pairs)})")
+    labels = [tuple(x.strip() for x in text.split(",")) for text in names]
+    labels += [("before", "after")] * (len(pairs) - len(labels))
+    if any(len(pair) != 2 for pair in labels):
+        parser.error(f"--ablation-labels: got {names!r}; expected two names each")
     extra = ""
-    if args.ablation is not None:
-        before, after = (json.loads(p.read_text()) for p in args.ablation)
-        extra = "\n\n" + ablation(before, after, labels)
+    if args.baseline is not None:
+        extra += "\n\n" + baseline_table(json.loads(args.baseline.read_text()))
+    for pair, names_ in zip(pairs, labels):
+        before, after = (json.loads(p.read_text()) for p in pair)
+        extra += "\n\n" + ablation(before, after, names_)
     if args.report_only is not None:
         raw = json.loads(args.report_only.read_text())
         page = common.write_page(args.page or common.RESULTS_DIR / "running_campaign.md",
