@@ -219,6 +219,10 @@ def measure(args: argparse.Namespace, methods: list[str]) -> list[dict]:
     return rows
 
 
+def _sizes_text(run: dict) -> str:
+    return ", ".join(f"{r['n']:,}" for r in run["rows"])
+
+
 def _sizes(text: str) -> list[int]:
     return [int(s) for s in str(text).split(",") if s.strip()]
 
@@ -350,9 +354,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--ablation-labels", default=None, action="append",
                         help="names of an ablation pair's two runs, comma-separated (one"
                              " per --ablation, in order; default before,after)")
-    parser.add_argument("--report-only", type=Path, default=None, metavar="JSON",
-                        help="write the page from this run's raw JSON (its own stamp) and"
-                             " --ablation, measuring nothing")
+    parser.add_argument("--report-only", type=Path, default=None, nargs="+", metavar="JSON",
+                        help="write the page from raw JSON of runs (the first one's stamp;"
+                             " the others' rows added and their stamps listed), --baseline"
+                             " and --ablation, measuring nothing")
     args = common.parse_args(parser, argv, QUICK)
     pairs = args.ablation or []
     names = args.ablation_labels or []
@@ -370,9 +375,16 @@ def main(argv: list[str] | None = None) -> int:
         before, after = (json.loads(p.read_text()) for p in pair)
         extra += "\n\n" + ablation(before, after, names_)
     if args.report_only is not None:
-        raw = json.loads(args.report_only.read_text())
+        runs = [json.loads(p.read_text()) for p in args.report_only]
+        rows = sorted((r for run in runs for r in run["rows"]), key=lambda r: r["n"])
+        skipped = {k: v for run in runs for k, v in run["skipped"].items()}
+        merged = "".join(
+            f"\n\nRows at n0 = {_sizes_text(run)} from"
+            f" another run: `{run['stamp']['command']}`, commit `{run['stamp']['commit']}`,"
+            f" {run['stamp']['date']}, load {run['stamp']['loadavg_at_start'][0]:.1f} at its"
+            " start." for run in runs[1:])
         page = common.write_page(args.page or common.RESULTS_DIR / "running_campaign.md",
-                                 __doc__, raw["stamp"], markdown(raw["rows"], raw["skipped"])
+                                 __doc__, runs[0]["stamp"], markdown(rows, skipped) + merged
                                  + extra, quick=bool(args.quick))
         print(page.read_text())
         return 0
