@@ -1,4 +1,4 @@
-"""Running campaign: time per proposal at 200, 1,000 and 2,000 observations against BoTorch and Optuna GP.
+"""Running campaign: time per proposal at 200 to 2,000 observations against BoTorch and Optuna GP.
 
 Per-proposal cost in a campaign that is already running: n0 observations of noisy Hartmann-6
 (6 continuous parameters, Gaussian noise of sd ``--noise``) are told, a few proposals are made

@@ -224,8 +224,9 @@ def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None,
             noise: np.ndarray | None = None):
     """The GP by MAP: a warm fit (the previous hyperparameters refined alone) while the
     refit policy allows one (from ``WARM_FIT_MIN_OBSERVATIONS``; ``Refit``: growth and
-    the surprise test), else a full fit with every restart. The state records the hyperparameters and the last full
-    fit. The same data, key and warm state give the same model."""
+    the surprise test), else a full fit with every restart. The state records the
+    hyperparameters and the policy's ``refit`` record. The same data, key and warm state
+    give the same model."""
     cfg = problem.surrogate_options
     d = X.shape[1]
     if problem.prior is not None:
