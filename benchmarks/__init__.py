@@ -23,5 +23,6 @@ BENCHMARKS: tuple[str, ...] = (
     "commands",
     "cold_start",
     "whole_job",
+    "running_campaign",
     "soak",
 )

@@ -204,8 +204,29 @@ def _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts: int, max_i
     return theta
 
 
-def fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_iter: int):
+def _refine(theta, data, max_iter: int, history=None, pass_on: bool = True):
+    """L-BFGS from ``theta`` on ``data`` (X, y, mask, noise) to the refinement's
+    tolerance, from the curvature pairs ``history`` (None: none); with ``pass_on``,
+    also the pairs it ends with, for the next stage. Without them the last step's
+    gradient is not needed and not computed. A diverged refinement keeps ``theta``."""
+    value, grad = _objective(*data)
+    out = lbfgs.minimize_with_aux(
+        value, grad, theta, max_iter=max_iter, gtol=_gtol(data[2]), ftol=_REFINE_FTOL,
+        history=history, return_history=pass_on, interpolate=True,
+        skip_final_gradient=not pass_on)
+    refined, loss = out[0], out[1]
+    ok = jnp.isfinite(loss)
+    theta = jax.tree.map(lambda a, b: jnp.where(ok, a, b), refined, theta)
+    return (theta, out[3]) if pass_on else theta
+
+
+def fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_iter: int,
+                   refine_only: bool = False):
     """MAP hyperparameters of one output: all restarts in one compiled loop.
+
+    refine_only (static): refine ``warm`` alone on all rows, with the refinement's
+    stopping rule (``_REFINE_FTOL``), whatever the capacity: a campaign's refit after a
+    few more observations, which starts near the optimum.
 
     screen: (traced bool, the same for all outputs, so that ``cond`` stays a
     branch under the outputs' vmap) whether restart 0 starts at the best point
@@ -216,6 +237,9 @@ def fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_iter
     false) only the last refinement runs, from ``warm``.
     """
     N = X.shape[0]
+    if refine_only:
+        return _refine(warm, (X, y, mask, noise), max_iter,
+                       lbfgs.empty_history(ravel_pytree(warm)[0].shape[0]), pass_on=False)
     if N < SUBSET_MIN_CAPACITY:
         return _best_of_restarts(X, y, mask, noise, key, warm, screen, restarts, max_iter)
     k_rows, key = jax.random.split(key)
@@ -228,17 +252,7 @@ def fit_one_output(X, y, mask, noise, key, warm, screen, restarts: int, max_iter
         return X[r], y[r], mask[r], None if noise is None else noise[r]
 
     def refine(theta, data, history=None, pass_on=True):
-        # pass_on: the next stage starts from this one's curvature pairs; the last
-        # stage's are not needed, which spares it the gradient after its last step.
-        value, grad = _objective(*data)
-        out = lbfgs.minimize_with_aux(
-            value, grad, theta, max_iter=max_iter, gtol=_gtol(data[2]), ftol=_REFINE_FTOL,
-            history=history, return_history=pass_on, interpolate=True,
-            skip_final_gradient=not pass_on)
-        refined, loss = out[0], out[1]
-        ok = jnp.isfinite(loss)
-        theta = jax.tree.map(lambda a, b: jnp.where(ok, a, b), refined, theta)
-        return (theta, out[3]) if pass_on else theta
+        return _refine(theta, data, max_iter, history, pass_on)
 
     def scaled(history, rows_from, rows_to):
         # The likelihood's curvature grows about like the number of rows: a

@@ -115,3 +115,34 @@ def test_whole_job_refuses_a_budget_inside_the_initial_design(tmp_path):
     assert proc.returncode == 2
     assert "--budget: got 6" in proc.stderr and "initial points" in proc.stderr
     assert not (tmp_path / "p.md").exists()
+
+
+def test_running_campaign_quick_run_times_warm_proposals(tmp_path):
+    """The running-campaign benchmark end to end in quick mode: 40 observations told, one
+    untimed proposal, two timed (each told before the next), the anchors beside it where
+    installed, skipped with a reason where not."""
+    page, raw = tmp_path / "running_campaign.md", tmp_path / "running_campaign.json"
+    proc = _benchmarks("run", "running_campaign", "--quick", "--threads", "1", "--page",
+                       str(page), "--out", str(raw))
+    assert proc.returncode == 0, proc.stderr
+    text = page.read_text()
+    assert text.startswith("# Running campaign") and "**Quick run**" in text
+    assert all(row in text for row in STAMP_ROWS)
+    report = json.loads(raw.read_text())
+    (row,) = report["rows"]
+    assert row["n"] == 40
+    ours = row["workbench"]
+    assert ours["proposals"] == 2 and len(ours["wall_s"]) == 2
+    assert ours["median_s"] > 0 and ours["median_fit_s"] > 0 and ours["median_acquisition_s"] > 0
+    for anchor in ("botorch", "optuna"):
+        assert (anchor in row) != (anchor in report["skipped"])  # run, or skipped with a reason
+        assert (f"ratio_to_{anchor}" in row) == (anchor in row)
+    assert [line for line in text.splitlines() if line.startswith("| 40 |")]
+
+
+def test_running_campaign_refuses_sizes_inside_the_initial_design(tmp_path):
+    proc = _benchmarks("run", "running_campaign", "--sizes", "200,8", "--page",
+                       str(tmp_path / "p.md"))
+    assert proc.returncode == 2
+    assert "--sizes: got '200,8'" in proc.stderr and "initial design" in proc.stderr
+    assert not (tmp_path / "p.md").exists()

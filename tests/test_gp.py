@@ -543,3 +543,28 @@ def test_fixed_joint_blocks_equal_the_full_joint_posterior(data):
     np.testing.assert_allclose(var, full.variance[6:], rtol=1e-10, atol=1e-14)
     np.testing.assert_allclose(cross, full.covariance[:, :6, 6:], rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(cov, full.covariance[:, 6:, 6:], rtol=1e-9, atol=1e-12)
+
+
+def test_leave_out_chi2_is_the_block_held_out_posteriors_statistic():
+    """leave_out_chi2 from the stored factor against conditioning on the other rows with
+    numpy: squared z-scores of rows 30..34 under their joint held-out posterior."""
+    rng = np.random.default_rng(3)
+    X = rng.random((35, 2))
+    Y = np.stack([np.sin(5 * X[:, 0]) + 0.1 * rng.standard_normal(35), 4 * X[:, 1] ** 2], 1)
+    Y[32, 1] = np.nan  # a missing value: not counted
+    g = sg.fit_gp(X, Y, key=jax.random.key(0))
+    statistic, dof = (np.asarray(v) for v in g.leave_out_chi2(30, 5))
+    assert dof.tolist() == [5, 4]
+    for j in range(2):
+        th = jax.tree.map(lambda a, j=j: a[j], g.hyperparameters)
+        Z, y = np.asarray(g.X[:35]), np.asarray(g.Y[:35, j])
+        K = np.asarray(th.kernel(th.kernel_params, Z, Z)) + np.eye(35) * float(th.noise)
+        A = list(range(30))
+        B = [i for i in range(30, 35) if np.isfinite(Y[i, j])]
+        solve = np.linalg.solve
+        mu = float(th.mean) + K[np.ix_(B, A)] @ solve(K[np.ix_(A, A)], y[A] - float(th.mean))
+        C = K[np.ix_(B, B)] - K[np.ix_(B, A)] @ solve(K[np.ix_(A, A)], K[np.ix_(A, B)])
+        r = y[B] - mu
+        assert statistic[j] == pytest.approx(r @ solve(C, r), rel=1e-3)
+    with pytest.raises(ValueError, match="rows 30"):
+        g.leave_out_chi2(30, g.capacity)

@@ -25,9 +25,33 @@ import jax.numpy as jnp
 import numpy as np
 
 import surrogates as sg
+from surrogates.gp_fit import SUBSET_MIN_CAPACITY
 from surrogates.transforms import InputTransformed, Latent
 from workbench.engine.problem import Problem
 from workbench.transfer import fit_with_prior
+
+# The GP's refit policy in a running campaign (``_fit_gp``, ``Refit``): from
+# WARM_FIT_MIN_OBSERVATIONS on, with the previous fit's hyperparameters at hand, a
+# proposal refines them alone (``fit_gp``'s ``refine_only``: one start, no restarts, the
+# refinement's stopping rule), and refits from scratch (every restart) only when the
+# data say so. Below it every fit has every restart (the previous hyperparameters among
+# the starts): there each observation still moves the likelihood's optimum, and warm
+# fits cost the suite's problems regret at 10-40 observations
+# (benchmarks/results/running_campaign.md, ablation), while a fit costs little.
+WARM_FIT_MIN_OBSERVATIONS = 100
+# The data say so on:
+# - growth: the observations grew by this fraction since the last full fit (a full fit
+#   every 25 % more data: every 25 proposals at 100 observations, every 500 at 2,000);
+REFIT_GROWTH = 0.25
+# - the surprise test: the observations told since the previous fit, predicted from the
+#   others under the refined hyperparameters (their joint leave-out posterior), have a
+#   sum of squared z-scores that a chi-squared law with as many degrees of freedom exceeds
+#   with probability below this: the hyperparameters do not explain the new data (a change
+#   of regime, a length-scale the earlier points could not resolve).
+SURPRISE_P = 1e-3
+# The surprise test looks at the newest observations, at most this many (one compiled
+# program per count).
+SURPRISE_MAX_ROWS = 16
 
 # The deep-kernel GP's restarts train a network each: at most this many.
 _DEEP_KERNEL_MAX_RESTARTS = 4
@@ -156,9 +180,53 @@ def _warm_start(warm: dict | None, kernel, d: int, m: int, learn_noise: bool,
     return start
 
 
+@dataclass(frozen=True)
+class Refit:
+    """What the refit policy keeps in the GP's state (under ``"refit"``): the number of
+    observations (observed output values) of the last full fit and of the last fit."""
+
+    full_fit_observations: int
+    observations: int
+
+    @classmethod
+    def of(cls, warm: dict | None) -> "Refit | None":
+        """The record in a state, or None (no state, or one from before the policy)."""
+        try:
+            record = (warm or {})["refit"]
+            out = cls(int(record["full_fit_observations"]), int(record["observations"]))
+        except (KeyError, TypeError, ValueError):
+            return None
+        return out if 0 < out.full_fit_observations <= out.observations else None
+
+    def due(self, observations: int) -> bool:
+        """Whether ``observations`` call for a full fit before any look at the data:
+        fewer than at the last fit (data replaced), or ``REFIT_GROWTH`` more than at
+        the last full fit."""
+        return (observations < self.observations
+                or observations >= (1.0 + REFIT_GROWTH) * self.full_fit_observations)
+
+    def surprised(self, model, rows: int, observations: int) -> bool:
+        """The surprise test on a warm-refined ``model`` of ``rows`` rows: the newest
+        rows, those told since the last fit (at most ``SURPRISE_MAX_ROWS``; rows are in
+        trial order), predicted from the others. True when their chi-squared statistic
+        has a p-value below ``SURPRISE_P`` (or is not finite)."""
+        from scipy.special import chdtrc
+
+        count = min(observations - self.observations, SURPRISE_MAX_ROWS, rows)
+        if count <= 0:
+            return False
+        statistic, dof = (float(np.sum(v)) for v in model.leave_out_chi2(rows - count, count))
+        return not (dof == 0 or chdtrc(dof, statistic) >= SURPRISE_P)  # NaN: surprised
+
+
 @fitter("gp", conditionable=True, known_noise=True)
 def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None,
             noise: np.ndarray | None = None):
+    """The GP by MAP: a warm fit (the previous hyperparameters refined alone) while the
+    refit policy allows one (from ``WARM_FIT_MIN_OBSERVATIONS``; ``Refit``: growth and
+    the surprise test), else a full fit with every restart. The state records the
+    hyperparameters and the policy's ``refit`` record. The same data, key and warm state
+    give the same model."""
     cfg = problem.surrogate_options
     d = X.shape[1]
     if problem.prior is not None:
@@ -173,10 +241,27 @@ def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None,
     # Known standard errors add their variances to each point's (learned or fixed) noise.
     fixed = None if learn_noise else np.full(Y.shape, cfg["noise"])
     noise = fixed if noise is None else noise if fixed is None else fixed + noise
-    model = sg.fit_gp(X, Y, key=key, bounds=_unit(d), capacity=capacity,
-                      restarts=cfg["restarts"], warm_start=start, kernel=kernel,
-                      noise=noise, learn_noise=learn_noise, noise_prior=problem.noise_prior)
-    return model, sg.hyperparameters_to_dict(model.hyperparameters)
+    fit = partial(sg.fit_gp, X, Y, key=key, bounds=_unit(d), capacity=capacity, kernel=kernel,
+                  noise=noise, learn_noise=learn_noise, noise_prior=problem.noise_prior)
+    observations = int(np.sum(np.isfinite(Y)))
+    last = Refit.of(warm) if start is not None else None
+    if last is not None and observations >= WARM_FIT_MIN_OBSERVATIONS and \
+            not last.due(observations):
+        model = fit(warm_start=start, refine_only=True)
+        if not last.surprised(model, len(X), observations):
+            return model, _gp_state(model, Refit(last.full_fit_observations, observations))
+    if start is not None and sg.bucket_size(max(len(X), capacity)) >= SUBSET_MIN_CAPACITY:
+        start = None  # from this size fit_gp only refines a warm start: from scratch instead
+    model = fit(restarts=cfg["restarts"], warm_start=start)
+    return model, _gp_state(model, Refit(observations, observations))
+
+
+def _gp_state(model, refit: Refit) -> dict:
+    """The GP's JSON-ready state: its hyperparameters (the next fit's warm start) and the
+    refit policy's record."""
+    return {**sg.hyperparameters_to_dict(model.hyperparameters),
+            "refit": {"full_fit_observations": refit.full_fit_observations,
+                      "observations": refit.observations}}
 
 
 @fitter("saas", conditionable=True)
@@ -242,4 +327,5 @@ def _fit_multifidelity(problem: Problem, X, Y, key, capacity: int, warm: dict | 
     return model, None
 
 
-__all__ = ["FITTERS", "Fitter", "fit_surrogate", "fitter"]
+__all__ = ["FITTERS", "Fitter", "REFIT_GROWTH", "Refit", "SURPRISE_P", "WARM_FIT_MIN_OBSERVATIONS",
+           "fit_surrogate", "fitter"]
