@@ -38,8 +38,7 @@ def feature_transform(space: SearchSpace):
         if isinstance(p, Categorical) and p.encoding != "onehot":
             from workbench.chemistry import substance_table
 
-            table = substance_table(p.name, list(p.choices), p.smiles, p.encoding,
-                                    components=p.components)
+            table = substance_table(p.name, list(p.choices), p.smiles, p.encoding)
             parts.append(OneHotFeatures(np.arange(col, col + p.columns), table))
         if isinstance(p, Composition) and p.features:
             cols = np.arange(col, col + p.columns)

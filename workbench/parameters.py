@@ -192,21 +192,9 @@ class Categorical(_Parameter):
         default="onehot", description="what the surrogate sees: the one-hot choice, or RDKit"
         " molecular descriptors / Morgan fingerprints of each choice's SMILES")
     smiles: dict[str, str] | None = Field(default=None, description="choice -> SMILES")
-    components: int | None = Field(
-        default=None, ge=1, description="with a molecular encoding: keep only the first k"
-        " principal components of the choices' descriptor or fingerprint table (at most"
-        " one fewer than the choices), so that a few columns carry how the substances differ")
 
     @model_validator(mode="after")
     def _smiles_for_encoding(self) -> "Categorical":
-        if self.components is not None:
-            if self.encoding == "onehot":
-                raise ValueError(f"components: got {self.components} with encoding 'onehot';"
-                                 " expected encoding 'descriptors' or 'fingerprint'")
-            if self.components > len(self.choices) - 1:
-                raise ValueError(f"components: got {self.components}; expected at most"
-                                 f" {len(self.choices) - 1} (one fewer than the"
-                                 f" {len(self.choices)} choices)")
         if self.encoding != "onehot":
             missing = [c for c in self.choices if not (self.smiles or {}).get(c)]
             if missing:
