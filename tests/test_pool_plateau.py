@@ -35,10 +35,12 @@ def test_on_a_plateau_the_pool_row_of_largest_ucb_is_taken(monkeypatch):
         (p,) = propose(problem, X, Y, np.zeros((0, 1)), 1, jax.random.key(0), None,
                        pool=pool)
         chosen[share] = float(p.x[0])
+        assert ("plateau" in p.audit) == (share is not None)
         mean, var = (np.asarray(a)[:, 0] for a in posterior_moments(p.model, pool))
         if share is None:  # plain log EI: its best row, and that is negligible
             ei_best = p.acquisition_value
     assert ei_best < np.log(engine.PLATEAU_EI_SHARE * np.std(Y))
+    assert p.audit["plateau"]["best_acquisition_value"] == ei_best
     ucb = mean + np.sqrt(engine.PLATEAU_BETA * var)
     assert chosen[engine.PLATEAU_EI_SHARE] == float(pool[np.argmax(ucb), 0])
     assert chosen[engine.PLATEAU_EI_SHARE] == pytest.approx(0.6)  # the best mean

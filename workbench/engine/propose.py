@@ -460,8 +460,11 @@ def _from_pool(problem: Problem, batch: _Batch, X, Y, key, pool: np.ndarray):
         acq = build_acquisition(problem, batch.model, X, Y, batch.best,
                                 jax.random.fold_in(key, 1), batch.pending_or_none)
         values = np.asarray(al.score_pool(acq, P, chunk=_POOL_CHUNK))
-        i = int(np.argmax(values))
-        i = _off_plateau(problem, batch.model, Y, P, i, float(values[i]))
+        best = int(np.argmax(values))
+        i = _off_plateau(problem, batch.model, Y, P, best, float(values[best]))
+        if i != best:  # the audit says why the pick is not the best by EI
+            extra["plateau"] = {"best_acquisition_value": float(values[best]),
+                                "ucb_beta": PLATEAU_BETA}
         v = float(values[i])
         Xt, Vt = al.top_distinct(pool, values, i, ALTERNATIVES)
         extra["alternatives"] = _alternatives(problem, Xt, Vt)
