@@ -65,6 +65,11 @@ ALTERNATIVES = 5
 # profiles through the first point of a batch that its audit keeps.
 PROFILE_PARAMETERS = 2
 PROFILE_POINTS = 25
+# Plateaus on a pool: when the best row's expected improvement (log EI, log NEI) is below
+# this share of the observed scores' spread, the model expects nothing anywhere and
+# the row of largest upper confidence bound (mean + sqrt(PLATEAU_BETA) std) is taken.
+PLATEAU_EI_SHARE: float | None = 1e-2
+PLATEAU_BETA = 4.0
 
 
 @dataclass(frozen=True)
@@ -455,11 +460,32 @@ def _from_pool(problem: Problem, batch: _Batch, X, Y, key, pool: np.ndarray):
         acq = build_acquisition(problem, batch.model, X, Y, batch.best,
                                 jax.random.fold_in(key, 1), batch.pending_or_none)
         values = np.asarray(al.score_pool(acq, P, chunk=_POOL_CHUNK))
-        i = int(np.argmax(values))
+        best = int(np.argmax(values))
+        i = _off_plateau(problem, batch.model, Y, P, best, float(values[best]))
+        if i != best:  # the audit says why the pick is not the best by EI
+            extra["plateau"] = {"best_acquisition_value": float(values[best]),
+                                "ucb_beta": PLATEAU_BETA}
         v = float(values[i])
         Xt, Vt = al.top_distinct(pool, values, i, ALTERNATIVES)
         extra["alternatives"] = _alternatives(problem, Xt, Vt)
     return pool[i], v, np.delete(pool, i, axis=0), extra
+
+
+def _off_plateau(problem: Problem, model, Y, P, i: int, value: float) -> int:
+    """The pool row to take: ``i``, the best by expected improvement, unless its log EI
+    ``value`` is below log(PLATEAU_EI_SHARE * the spread of the observed scores); then
+    the row of largest upper confidence bound, so that a campaign whose model sees no
+    gain anywhere samples where it knows least among rows that could still be good."""
+    if PLATEAU_EI_SHARE is None or problem.several \
+            or problem.acquisition.type not in ("log_ei", "log_nei") or len(Y) < 2:
+        return i
+    spread = float(np.std(problem.scores(Y)[:, 0]))
+    if not spread > 0 or value >= np.log(PLATEAU_EI_SHARE * spread):
+        return i
+    mean, var = posterior_moments(model, P)
+    score = problem.goals[0].sign * np.asarray(mean)[:, 0] \
+        + np.sqrt(PLATEAU_BETA * np.asarray(var)[:, 0])
+    return int(np.argmax(score))
 
 
 def _thompson(problem: Problem, model, held: _Held, key):
