@@ -37,9 +37,6 @@ _WARP_EPS = 1e-9
 # Priors on unconstrained values: (location, scale) of a normal.
 LOG_VARIANCE_PRIOR = (0.0, 1.0)
 LOG_WEIGHT_PRIOR = (0.0, 1.5)  # categorical: correlation exp(-w) between categories
-# Log length-scales ~ N(0, 1.12^2): 1.12 matches the curvature of -0.2 cosh(2 log l),
-# Optuna's -(0.1 / lambda + 0.1 lambda) with lambda = l^-2, at its mode.
-LOG_LENGTHSCALE_PRIOR = (0.0, 1.12)
 LOG_PERIOD_PRIOR = (math.log(0.5), 1.0)  # unit-cube units
 LOG_PERIODIC_LENGTHSCALE_PRIOR = (0.0, 1.0)
 LOG_WARP_PRIOR = (0.0, math.sqrt(0.75))  # Kumaraswamy a, b near 1 (as BoTorch's Warp)
@@ -53,16 +50,12 @@ def float64_full(shape: tuple[int, ...], value: float) -> Array:
 
 
 def lengthscale_prior(d: int) -> tuple[float, float]:
-    """Location and scale of the normal prior on log length-scales (unit-cube inputs).
+    """Location and scale of the normal prior on log length-scales.
 
-    ``LOG_LENGTHSCALE_PRIOR`` whatever the dimension d: a mode at length-scale 1, the
-    shape of Optuna's GPSampler prior on inverse squared length-scales
-    (log p(lambda) = -(0.1 / lambda + 0.1 lambda)) in the log scale. The dimension-scaled
-    prior (Hvarfner et al., 2024; BoTorch's), whose median grows like sqrt(d), gives most
-    parameters very long length-scales in many dimensions (median 22 in 30): the model
-    then extrapolates a near-linear trend and the acquisition sits on the box's faces.
+    Dimension-scaled (Hvarfner et al., 2024): the median length-scale grows
+    like sqrt(d), which keeps plain GP-BO from overfitting in many dimensions.
     """
-    return LOG_LENGTHSCALE_PRIOR
+    return math.sqrt(2.0) + 0.5 * math.log(d), math.sqrt(3.0)
 
 
 def normal_logpdf(x: Array, loc: float, scale: float) -> Array:

@@ -45,7 +45,7 @@ from surrogates._runtime import counts_traces
 _LOG_2PI = math.log(2.0 * math.pi)
 NOISE_FLOOR = 1e-6
 # Priors in unit-cube inputs and standardised outputs. Length-scales: the
-# log-normal of kernel_functions.lengthscale_prior, as the plain GP.
+# dimension-scaled log-normal of Hvarfner et al. (2024), as the plain GP.
 LOG_NOISE_PRIOR = (-8.0, 2.0)
 MEAN_PRIOR = (0.0, 1.0)
 _W_PRIOR = (0.0, 1.0)

@@ -214,8 +214,8 @@ def test_log_priors_match_scipy():
     kernel = K.Matern52() + K.Linear()
     p = _random_params(kernel, d, 9)
     (pm, pl) = p
-    loc, scale = 0.0, 1.12  # the same in every dimension
-    expected = (norm.logpdf(np.asarray(pm["log_lengthscale"]), loc, scale).sum()
+    loc = math.sqrt(2) + 0.5 * math.log(d)  # Hvarfner et al. (2024)
+    expected = (norm.logpdf(np.asarray(pm["log_lengthscale"]), loc, math.sqrt(3)).sum()
                 + norm.logpdf(float(pm["log_variance"]), 0, 1)
                 + norm.logpdf(np.asarray(pl["log_variance"]), math.log(4 / d), 2).sum())
     assert float(kernel.log_prior(p)) == pytest.approx(expected, rel=1e-12)

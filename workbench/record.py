@@ -40,8 +40,7 @@ if TYPE_CHECKING:
 # be told apart from a bug. 2: one Cholesky layout and inverse for fits of every size.
 # 3: training sets padded to at least 32 rows (16 before); from 100 observations on, fits
 # refine the previous hyperparameters and refit from scratch only when the data say so;
-# a pool's proposal off a log-EI plateau is the row of largest UCB; log length-scales
-# ~ N(0, 1.12^2) in every dimension.
+# a pool's proposal off a log-EI plateau is the row of largest UCB.
 NUMERICS_VERSION = 3
 
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
