@@ -283,8 +283,9 @@ _EMULATORS: dict[tuple, Any] = {}
 
 
 def _emulator_cache_dir() -> Path:
-    root = os.environ.get("WORKBENCH_CACHE_DIR")
-    return (Path(root) if root else Path.home() / ".cache" / "sciworkbench") / "emulators"
+    from workbench.resources import cache_root
+
+    return cache_root() / "emulators"
 
 
 class EmulatorOracle:

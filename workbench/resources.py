@@ -2,9 +2,17 @@
 
 from __future__ import annotations
 
+import os
 from pathlib import Path
 
 _PACKAGE = Path(__file__).resolve().parent
+
+
+def cache_root() -> Path:
+    """The workbench's cache folder: ``$WORKBENCH_CACHE_DIR``, else ``~/.cache/sciworkbench``
+    (fitted emulators, empty MLflow databases; the compilation cache sits in it too)."""
+    root = os.environ.get("WORKBENCH_CACHE_DIR")
+    return Path(root) if root else Path.home() / ".cache" / "sciworkbench"
 
 
 def shipped_dir(kind: str) -> Path:

@@ -53,8 +53,9 @@ def local_sqlite_path(uri: str) -> Path | None:
 def _template_dir() -> Path:
     """Where empty embedded MLflow databases are kept between processes, beside the
     compilation cache (``$WORKBENCH_CACHE_DIR/mlflow`` or ``~/.cache/sciworkbench/mlflow``)."""
-    root = os.environ.get("WORKBENCH_CACHE_DIR")
-    return (Path(root) if root else Path.home() / ".cache" / "sciworkbench") / "mlflow"
+    from workbench.resources import cache_root
+
+    return cache_root() / "mlflow"
 
 
 def _empty_database() -> Path:
