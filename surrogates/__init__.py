@@ -65,6 +65,7 @@ from surrogates.kernels import (  # noqa: E402
     matern52,
     parse_kernel,
     with_categorical,
+    with_descriptor_columns,
 )
 from surrogates.deep_kernel import DeepKernelGP, fit_deep_kernel_gp  # noqa: E402
 from surrogates.ensemble import BayesianLastLayer, DeepEnsemble, fit_bll, fit_ensemble  # noqa: E402
@@ -166,4 +167,5 @@ __all__ = [
     "TaskView",
     "Warped",
     "with_categorical",
+    "with_descriptor_columns",
 ]

@@ -10,6 +10,7 @@ Gram matrices are (n, p).
 from __future__ import annotations
 
 import math
+from collections.abc import Sequence
 from typing import Any
 
 import jax
@@ -20,7 +21,7 @@ from jax import Array
 __all__ = [
     "LOG_PERIOD_PRIOR", "LOG_PERIODIC_LENGTHSCALE_PRIOR", "LOG_VARIANCE_PRIOR", "LOG_WARP_PRIOR",
     "LOG_WEIGHT_PRIOR", "MIN_SQ_DIST", "Params", "float64_full", "kumaraswamy_cdf",
-    "lengthscale_prior", "matern52", "matern52_profile", "normal_logpdf", "scaled_sq_dist",
+    "FLAT_LENGTHSCALE_PRIOR", "lengthscale_prior", "lengthscale_priors", "matern52", "matern52_profile", "normal_logpdf", "scaled_sq_dist",
     "sq_dist",
 ]
 
@@ -50,18 +51,47 @@ def float64_full(shape: tuple[int, ...], value: float) -> Array:
 
 
 def lengthscale_prior(d: int) -> tuple[float, float]:
-    """Location and scale of the normal prior on log length-scales.
-
-    Dimension-scaled (Hvarfner et al., 2024): the median length-scale grows
-    like sqrt(d), which keeps plain GP-BO from overfitting in many dimensions.
+    """Location and scale of the dimension-scaled normal prior on log length-scales
+    of d columns (Hvarfner et al., 2024): the median length-scale grows like
+    sqrt(d). The GP kernels use it for descriptor columns (``lengthscale_priors``);
+    the multi-task and multi-fidelity models for every column.
     """
     return math.sqrt(2.0) + 0.5 * math.log(d), math.sqrt(3.0)
 
 
-def normal_logpdf(x: Array, loc: float, scale: float) -> Array:
+# The prior on the log length-scale of a column that measures a quantity of its
+# own (a parameter's column): mode 1 in unit-cube units whatever the dimension.
+# It is the normal with the curvature, at its mode, of Optuna's GPSampler prior
+# -(0.1 / lam + 0.1 lam) on lam = l^-2: -0.2 cosh(2 log l), so scale 1 / sqrt(0.8).
+FLAT_LENGTHSCALE_PRIOR = (0.0, 1.0 / math.sqrt(0.8))
+
+
+def lengthscale_priors(k: int, descriptor_columns: Sequence[int] = ()
+                       ) -> tuple[np.ndarray, np.ndarray]:
+    """Per-column location and scale, each (k,), of the normal prior on log length-scales.
+
+    A parameter's own column gets ``FLAT_LENGTHSCALE_PRIOR``: each may matter on
+    the scale of the unit cube, in any dimension. The ``descriptor_columns``
+    (positions among the k) describe one quantity together, a substance's
+    one-hot, descriptors or fingerprint bits, so a distance between two
+    substances sums over many of them; they share the dimension-scaled prior
+    over their number (``lengthscale_prior``), which keeps substances close
+    enough that what is learned about one carries over to similar ones.
+    """
+    loc = np.full(k, FLAT_LENGTHSCALE_PRIOR[0])
+    scale = np.full(k, FLAT_LENGTHSCALE_PRIOR[1])
+    cols = sorted({int(c) for c in descriptor_columns})
+    if cols:
+        if not 0 <= cols[0] <= cols[-1] < k:
+            raise ValueError(f"descriptor columns {cols} out of range for {k} columns")
+        loc[cols], scale[cols] = lengthscale_prior(len(cols))
+    return loc, scale
+
+
+def normal_logpdf(x: Array, loc: float | Array, scale: float | Array) -> Array:
     """Elementwise log density of N(loc, scale^2)."""
     z = (x - loc) / scale
-    return -0.5 * z * z - math.log(scale) - 0.5 * _LOG_2PI
+    return -0.5 * z * z - np.log(scale) - 0.5 * _LOG_2PI
 
 
 @jax.custom_jvp

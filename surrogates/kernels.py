@@ -28,6 +28,7 @@ from typing import Any, ClassVar
 import equinox as eqx
 import jax
 import jax.numpy as jnp
+import numpy as np
 from jax import Array
 
 # The building blocks, re-exported: importable from surrogates.kernels as before.
@@ -41,7 +42,8 @@ from surrogates.kernel_functions import (
     Params,
     float64_full,
     kumaraswamy_cdf,
-    lengthscale_prior,
+    lengthscale_prior,  # noqa: F401
+    lengthscale_priors,
     matern52,  # noqa: F401
     matern52_profile,
     normal_logpdf,
@@ -114,7 +116,21 @@ def _parts(kernel: Kernel, cls: type) -> tuple[Kernel, ...]:
 
 class Stationary(Kernel):
     """s * profile(r^2), r the ARD-scaled distance; parameters
-    ``{"log_lengthscale": (k,), "log_variance": ()}``."""
+    ``{"log_lengthscale": (k,), "log_variance": ()}``.
+
+    descriptor_dims: input columns (numbered as ``active_dims``) that describe a
+    substance together (its one-hot, descriptors, fingerprint bits), static.
+    Their log length-scales share a dimension-scaled prior over their number;
+    every other column's is flat (``kernel_functions.lengthscale_priors``).
+    """
+
+    descriptor_dims: tuple[int, ...] = eqx.field(static=True, default=(), kw_only=True)
+
+    def lengthscale_priors(self, k: int) -> tuple[np.ndarray, np.ndarray]:
+        """(k,) locations and scales of the log length-scales' priors, k the columns seen."""
+        seen = range(k) if self.active_dims is None else self.active_dims
+        marked = set(self.descriptor_dims)
+        return lengthscale_priors(k, [i for i, c in enumerate(seen) if c in marked])
 
     def profile(self, r2: Array) -> Array:
         raise NotImplementedError
@@ -125,7 +141,8 @@ class Stationary(Kernel):
 
     def init(self, d: int) -> Params:
         k = self.num_dims(d)
-        return {"log_lengthscale": float64_full((k,), lengthscale_prior(k)[0]),
+        loc, _ = self.lengthscale_priors(k)
+        return {"log_lengthscale": jnp.asarray(loc),
                 "log_variance": float64_full((), 0.0)}
 
     def gram(self, params, X1, X2):
@@ -150,7 +167,7 @@ class Stationary(Kernel):
 
     def log_prior(self, params):
         ll = params["log_lengthscale"]
-        return (jnp.sum(normal_logpdf(ll, *lengthscale_prior(ll.shape[-1])))
+        return (jnp.sum(normal_logpdf(ll, *self.lengthscale_priors(ll.shape[-1])))
                 + normal_logpdf(params["log_variance"], *LOG_VARIANCE_PRIOR))
 
 
@@ -464,6 +481,26 @@ def with_categorical(kernel: Kernel, groups: Sequence[Sequence[int]], d: int,
     return Sum(tuple(mains) + (Categorical(groups=groups, scaled=True),))
 
 
+def with_descriptor_columns(kernel: Kernel, columns: Sequence[int]) -> Kernel:
+    """``kernel`` with each stationary part told which of its input ``columns``
+    describe substances (``Stationary.descriptor_dims``), through the column
+    selections of sums, products and warpings on the way down.
+
+    columns: indices of the inputs ``kernel`` receives.
+    """
+    marked = {int(c) for c in columns}
+    if isinstance(kernel, Stationary):
+        return dataclasses.replace(kernel, descriptor_dims=tuple(sorted(marked)))
+    inner = marked if kernel.active_dims is None else \
+        {i for i, c in enumerate(kernel.active_dims) if c in marked}
+    if isinstance(kernel, (Sum, Product)):
+        return dataclasses.replace(
+            kernel, kernels=tuple(with_descriptor_columns(k, inner) for k in kernel.kernels))
+    if isinstance(kernel, Warped):
+        return dataclasses.replace(kernel, kernel=with_descriptor_columns(kernel.kernel, inner))
+    return kernel
+
+
 def parse_kernel(expr: str) -> Kernel:
     """A kernel from an expression such as ``"matern52 + linear"`` or ``"rbf[0,1] * periodic[2]"``.
 
@@ -537,6 +574,8 @@ def kernel_to_dict(kernel: Kernel) -> dict:
             out["scaled"] = True
     elif isinstance(kernel, Linear):
         out["center"] = kernel.center
+    elif isinstance(kernel, Stationary) and kernel.descriptor_dims:
+        out["descriptor_dims"] = list(kernel.descriptor_dims)
     return out
 
 
@@ -558,4 +597,6 @@ def kernel_from_dict(data: dict) -> Kernel:
         return Linear(center=float(data.get("center", 0.5)), **kw)
     if kind not in KERNELS:
         raise ValueError(f"unknown kernel type {kind!r}")
+    if "descriptor_dims" in data:
+        kw["descriptor_dims"] = tuple(int(c) for c in data["descriptor_dims"])
     return KERNELS[kind](**kw)

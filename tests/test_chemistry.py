@@ -74,3 +74,37 @@ def test_descriptors_generalise_to_an_unseen_substance():
         mean = np.asarray(model.posterior(space.encode(test)).mean)[:, 0]
         errors[encoding] = float(np.sqrt(np.mean((mean - [f(r) for r in test]) ** 2)))
     assert errors["descriptors"] < 0.5 * errors["onehot"], errors
+
+
+def test_only_substance_columns_get_the_dimension_scaled_prior():
+    """The GP reads x, a one-hot catalyst (its own categorical kernel), the solvent's
+    one-hot and the solvent's descriptors: the solvent's columns and the descriptors
+    appended after the space's own columns are the descriptor columns of the Matérn;
+    x keeps the flat prior."""
+    import jax
+
+    from surrogates import kernel_from_dict
+    from workbench.engine import fit_surrogate
+
+    space = wb.SearchSpace([
+        wb.Continuous("x", 0.0, 1.0),
+        wb.Categorical("catalyst", ["a", "b"]),
+        wb.Categorical("solvent", list(SOLVENTS), encoding="descriptors", smiles=SOLVENTS)])
+    c = wb.Campaign("solv", space, [wb.Objective("y", "maximize")], tracking=None)
+    problem = c.problem
+    solvent = problem.columns["solvent"]
+    assert problem.substance_columns == solvent
+    rows = [{"x": x, "catalyst": k, "solvent": s} for s in SOLVENTS for k in "ab"
+            for x in (0.2, 0.7)]
+    X = space.encode(rows)
+    Y = np.asarray([[r["x"] + len(SOLVENTS[r["solvent"]]) / 8.0] for r in rows])
+    _, state = fit_surrogate(problem, X, Y, jax.random.key(0), len(rows), None)
+    kernel = kernel_from_dict(state["kernel"])
+    matern = next(k for k in kernel.kernels if k.name == "matern52")
+    d = np.asarray(state["kernel_params"][0]["log_lengthscale"]).shape[-1]
+    features = len(matern.active_dims) - 1 - len(solvent)  # appended descriptor columns
+    assert features > 0
+    assert matern.active_dims == (problem.columns["x"][0],) + solvent + tuple(
+        range(space.dim, space.dim + features))
+    assert matern.descriptor_dims == solvent + tuple(range(space.dim, space.dim + features))
+    assert d == len(matern.active_dims)

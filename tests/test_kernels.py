@@ -209,16 +209,52 @@ def test_warping_is_the_identity_at_a_equal_b_equal_1(inputs):
     np.testing.assert_allclose(W[:, 1], 1 - (1 - A[:, 1] ** a) ** b, rtol=1e-13)
 
 
+# Optuna's prior -(0.1 / lam + 0.1 lam) on lam = l^-2 is -0.2 cosh(2u) in u = log l:
+# curvature 0.8 at its mode u = 0, the normal's 1 / scale^2.
+FLAT_SCALE = 1 / math.sqrt(0.8)
+
+
 def test_log_priors_match_scipy():
     d = 4
     kernel = K.Matern52() + K.Linear()
     p = _random_params(kernel, d, 9)
     (pm, pl) = p
-    loc = math.sqrt(2) + 0.5 * math.log(d)  # Hvarfner et al. (2024)
-    expected = (norm.logpdf(np.asarray(pm["log_lengthscale"]), loc, math.sqrt(3)).sum()
+    expected = (norm.logpdf(np.asarray(pm["log_lengthscale"]), 0.0, FLAT_SCALE).sum()
                 + norm.logpdf(float(pm["log_variance"]), 0, 1)
                 + norm.logpdf(np.asarray(pl["log_variance"]), math.log(4 / d), 2).sum())
     assert float(kernel.log_prior(p)) == pytest.approx(expected, rel=1e-12)
+
+
+def test_descriptor_columns_get_the_dimension_scaled_prior_over_their_number():
+    """Columns 3-7 of 8 describe a substance: they share Hvarfner et al.'s (2024)
+    N(sqrt2 + log(5) / 2, 3) on log length-scales; the parameters' columns keep the
+    flat prior. The marking follows active_dims through a product and a warping."""
+    d, marked = 8, (3, 4, 5, 6, 7)
+    inner = K.Matern52(active_dims=(1, 2, 3, 4, 5, 6, 7)) * K.Categorical(groups=((0,),))
+    kernel = K.with_descriptor_columns(K.Warped(inner, dims=(1, 2)), marked)
+    matern = kernel.kernel.kernels[0]
+    assert matern.descriptor_dims == marked
+    p = _random_params(kernel, d, 3)
+    ll = np.asarray(p["kernel"][0]["log_lengthscale"])  # columns 1..7
+    loc = math.sqrt(2) + 0.5 * math.log(len(marked))
+    expected = (norm.logpdf(ll[:2], 0.0, FLAT_SCALE).sum()
+                + norm.logpdf(ll[2:], loc, math.sqrt(3)).sum()
+                + norm.logpdf(float(p["kernel"][0]["log_variance"]), 0, 1)
+                + norm.logpdf(np.asarray(p["kernel"][1]["log_weight"]), 0, 1.5).sum()
+                + norm.logpdf(np.asarray(p["log_a"]), 0, math.sqrt(0.75)).sum()
+                + norm.logpdf(np.asarray(p["log_b"]), 0, math.sqrt(0.75)).sum())
+    assert float(kernel.log_prior(p)) == pytest.approx(expected, rel=1e-12)
+    # Initial values are the priors' medians, column by column.
+    np.testing.assert_array_equal(np.asarray(kernel.init(d)["kernel"][0]["log_lengthscale"]),
+                                  [0.0, 0.0] + [loc] * 5)
+    # A column selection in between renumbers: the sum sees columns 2..7 as 0..5.
+    nested = K.with_descriptor_columns(K.Sum((K.RBF(), K.Linear()), active_dims=(2, 3, 4, 5, 6, 7)),
+                                       marked)
+    assert nested.kernels[0].descriptor_dims == (1, 2, 3, 4, 5)
+    data = json.loads(json.dumps(K.kernel_to_dict(kernel)))
+    assert K.kernel_from_dict(data) == kernel
+    with pytest.raises(ValueError, match="out of range"):
+        K.lengthscale_priors(3, [3])
 
 
 def test_sq_dist_derivatives_match_finite_differences(inputs):

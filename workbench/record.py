@@ -40,8 +40,10 @@ if TYPE_CHECKING:
 # be told apart from a bug. 2: one Cholesky layout and inverse for fits of every size.
 # 3: training sets padded to at least 32 rows (16 before); from 100 observations on, fits
 # refine the previous hyperparameters and refit from scratch only when the data say so;
-# a pool's proposal off a log-EI plateau is the row of largest UCB.
-NUMERICS_VERSION = 3
+# a pool's proposal off a log-EI plateau is the row of largest UCB. 4: the GP's log
+# length-scales have a flat prior on parameters' own columns (dimension-scaled on
+# substance descriptors only).
+NUMERICS_VERSION = 4
 
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
 # The strategy of trials brought in from past experiments (``Campaign.add_data``).

@@ -157,9 +157,14 @@ def _unit(d: int) -> tuple[np.ndarray, np.ndarray]:
 
 def _gp_kernel(problem: Problem, d: int):
     """The GP's kernel over d columns: the spec's expression, exchangeable one-hot
-    categories, and input warping when asked."""
+    categories, and input warping when asked. Columns that describe substances
+    (their encoded categories, and the descriptors ``feature_transform`` appends
+    after the space's own columns) have the dimension-scaled length-scale prior
+    over their number; the parameters' own columns the flat one."""
     cfg = problem.surrogate_options
-    kernel = sg.parse_kernel(cfg["kernel"])
+    kernel = sg.with_descriptor_columns(
+        sg.parse_kernel(cfg["kernel"]),
+        problem.substance_columns + tuple(range(problem.dim, d)))
     if problem.kernel_onehot:
         kernel = sg.with_categorical(kernel, list(problem.kernel_onehot), d,
                                      structure=cfg["categorical"])

@@ -120,7 +120,8 @@ class Problem:
     fidelity parameter, or None; prior: a model prior to warm-start from;
     columns: each parameter's encoded columns; kernel_onehot: one-hot column
     groups the GP kernel treats as exchangeable categories (not those seen
-    through descriptors); needs_features: whether a parameter asks for
+    through descriptors); substance_columns: the encoded columns of categories
+    seen through descriptors; needs_features: whether a parameter asks for
     descriptors in front of the surrogate.
     """
 
@@ -137,6 +138,7 @@ class Problem:
     prior: PriorSource | None
     columns: Mapping[str, tuple[int, ...]]
     kernel_onehot: tuple[tuple[int, ...], ...]
+    substance_columns: tuple[int, ...]
     needs_features: bool
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
@@ -246,11 +248,12 @@ def resolve(spec: CampaignSpec, space: SearchSpace, base_dir: Path | None = None
     outputs = [o.name for o in spec.objectives]
     outputs += [c.name for c in constraints if c.name not in outputs]
     goals = tuple(Goal(o.name, o.sign, o.target) for o in spec.objectives)
-    columns, kernel_onehot, col = {}, [], 0
+    columns, kernel_onehot, substance, col = {}, [], [], 0
     for p in space.parameters:
         columns[p.name] = tuple(range(col, col + p.columns))
-        if isinstance(p, Categorical) and p.encoding == "onehot":
-            kernel_onehot.append(columns[p.name])
+        if isinstance(p, Categorical):
+            (kernel_onehot.append if p.encoding == "onehot" else substance.extend)(
+                columns[p.name])
         col += p.columns
     cfg = spec.surrogate
     options = cfg.model_dump(exclude={"type"})
@@ -263,6 +266,7 @@ def resolve(spec: CampaignSpec, space: SearchSpace, base_dir: Path | None = None
         surrogate_options=MappingProxyType(options), noise_prior=noise_prior_of(spec),
         acquisition=_acquisition(spec, goals), tasks=_tasks(spec, space, columns),
         prior=prior, columns=MappingProxyType(columns), kernel_onehot=tuple(kernel_onehot),
+        substance_columns=tuple(substance),
         needs_features=any(
             (isinstance(p, Categorical) and p.encoding != "onehot")
             or (isinstance(p, Composition) and p.features) for p in space.parameters),
