@@ -19,10 +19,10 @@ import numpy as np
 from jax import Array
 
 __all__ = [
-    "LOG_PERIOD_PRIOR", "LOG_PERIODIC_LENGTHSCALE_PRIOR", "LOG_VARIANCE_PRIOR", "LOG_WARP_PRIOR",
-    "LOG_WEIGHT_PRIOR", "MIN_SQ_DIST", "Params", "float64_full", "kumaraswamy_cdf",
-    "FLAT_LENGTHSCALE_PRIOR", "lengthscale_prior", "lengthscale_priors", "matern52", "matern52_profile", "normal_logpdf", "scaled_sq_dist",
-    "sq_dist",
+    "FLAT_LENGTHSCALE_PRIOR", "LOG_PERIOD_PRIOR", "LOG_PERIODIC_LENGTHSCALE_PRIOR",
+    "LOG_VARIANCE_PRIOR", "LOG_WARP_PRIOR", "LOG_WEIGHT_PRIOR", "MIN_SQ_DIST", "Params",
+    "float64_full", "kumaraswamy_cdf", "lengthscale_prior", "lengthscale_priors", "matern52",
+    "matern52_profile", "normal_logpdf", "scaled_sq_dist", "sq_dist",
 ]
 
 Params = Any  # a pytree of unconstrained arrays
