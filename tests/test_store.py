@@ -246,6 +246,24 @@ def test_snapshot_writer_encodes_times_and_odd_variables_as_xarray_does(tmp_path
     write_snapshot(tmp_path / "ours.zarr", {"a": 1}, variables)
     assert _tree(tmp_path / "ours.zarr") == want
 
+    # Large arrays: zarr's automatic chunks, edge chunks padded, all-fill chunks unwritten.
+    n = 300_001
+    values = np.random.default_rng(0).random((n, 3))
+    values[:150_000] = np.nan
+    strings = np.asarray([f"t{i % 7}é" if i % 3 else "" for i in range(n)], dtype=object)
+    strings[-80_000:] = ""
+    large = {"f": Variable(("trial", "o"), values, {}),
+             "i": Variable(("trial",), np.arange(n, dtype=np.int64) // 5, {}),
+             "s": Variable(("trial",), strings, {}),
+             "t": Variable(("trial",), np.datetime64("2026-01-01", "ns")
+                           + np.arange(n).astype("timedelta64[s]"), {})}
+    ds = xr.Dataset({k: xr.Variable(*v) for k, v in large.items()})
+    want = _xarray_files(ds, tmp_path / "large-xarray.zarr")
+    write_snapshot(tmp_path / "large.zarr", {}, large)
+    got = _tree(tmp_path / "large.zarr")
+    assert len(want) > 12 and got.keys() == want.keys()
+    assert all(got[k] == want[k] for k in want)
+
     for odd in (np.zeros(3, dtype=np.float32), np.asarray([1, "a"], dtype=object),
                 np.asarray(["a", "b"])):
         with pytest.raises(UnknownEncoding):

@@ -12,7 +12,7 @@ reads it with xarray instead.
 
 ``write_snapshot`` is the other direction: the record's variables written as the same
 files, byte for byte, that ``xarray.Dataset.to_zarr(zarr_format=3)`` writes for them
-(one chunk per array, ``zstd`` level 0, CF times, NaN fill values), so that a campaign
+(zarr's automatic chunks, ``zstd`` level 0, CF times, NaN fill values), so that a campaign
 run needs neither xarray, pandas, zarr nor dask. A variable of another kind raises
 ``UnknownEncoding`` before anything is written, and the caller writes with xarray.
 """
@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
@@ -194,6 +195,10 @@ _NAN_FILL = base64.b64encode(np.array(np.nan, dtype="<f8").tobytes()).decode()
 _TIME_STEPS = ("D", "h", "m", "s", "ms", "us", "ns")
 _UNIT_NAMES = {v: k for k, v in _TIME_UNITS.items()}
 _ZSTD_LEVEL = 0  # zarr's default zstd codec for to_zarr's format 3
+# zarr's automatic chunk sizes (bytes): the step of its target, its floor and its cap; and
+# the item size it counts for a variable-length string.
+_CHUNK_STEP, _CHUNK_MIN, _CHUNK_MAX = 256 * 1024, 128 * 1024, 64 * 1024 * 1024
+_STRING_ITEM_SIZE = 1
 _JSON_INDENT = 2  # zarr's default json_indent
 
 
@@ -230,9 +235,29 @@ def _vlen_utf8_bytes(items: list[str]) -> bytes:
     return b"".join(parts)
 
 
-def _array(name: str, var: Variable) -> tuple[dict[str, Any], bytes | None]:
-    """(zarr.json, the one chunk's bytes before compression or None when every value
-    is the fill value, which zarr leaves unwritten) of one variable, as to_zarr."""
+def _chunk_shape(shape: tuple[int, ...], item_size: int) -> tuple[int, ...]:
+    """The chunk shape zarr chooses for an array (``zarr.core.chunk_grids._guess_chunks``,
+    from h5py): halve the axes in turn until a chunk is near a target size that grows
+    with the array's size (128 KiB to 64 MiB)."""
+    chunks = np.maximum(np.array(shape, dtype="=f8"), 1)
+    target = _CHUNK_STEP * (2 ** np.log10(np.prod(chunks) * item_size / (1024.0 * 1024)))
+    target = min(max(target, _CHUNK_MIN), _CHUNK_MAX)
+    axis = 0
+    while True:
+        size = np.prod(chunks) * item_size
+        if (size < target or abs(size - target) / target < 0.5) and size < _CHUNK_MAX:
+            break
+        if np.prod(chunks) == 1:
+            break
+        chunks[axis % len(shape)] = math.ceil(chunks[axis % len(shape)] / 2.0)
+        axis += 1
+    return tuple(int(c) for c in chunks)
+
+
+def _array(name: str, var: Variable) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
+    """(zarr.json, [(chunk key, bytes before compression)]) of one variable, as to_zarr
+    writes it: chunks that hold nothing but the fill value are left unwritten, and edge
+    chunks are padded with it to the full chunk shape."""
     values = np.asarray(var.values)
     attrs = dict(var.attrs)
     if values.ndim == 0:
@@ -243,32 +268,39 @@ def _array(name: str, var: Variable) -> tuple[dict[str, Any], bytes | None]:
         kind, fill, serialiser = "float64", "NaN", "bytes"
         if var.values.dtype == np.float64:
             attrs["_FillValue"] = _NAN_FILL
-        empty = bool(np.all(np.isnan(values)))
-        raw = values.astype("<f8").tobytes()
+        data, pad = values.astype("<f8"), np.nan
     elif values.dtype == np.int64:
         kind, fill, serialiser = "int64", 0, "bytes"
-        empty = not values.any()
-        raw = values.astype("<i8").tobytes()
+        data, pad = values.astype("<i8"), 0
     elif values.dtype == np.dtype("datetime64[ns]"):
         counts, units = _encode_time(values)
         attrs.update(units=units, calendar="proleptic_gregorian")
         kind, fill, serialiser = "int64", 0, "bytes"
-        empty = not counts.any()
-        raw = counts.astype("<i8").tobytes()
+        data, pad = counts.astype("<i8"), 0
     elif values.dtype == object and all(type(v) is str for v in values.flat):
         kind, fill, serialiser = "string", "", "vlen-utf8"
-        items = list(values.flat)
-        empty = not any(items)
-        raw = _vlen_utf8_bytes(items)
+        data, pad = values, ""
     else:
         raise UnknownEncoding(f"{name}: {values.dtype} values")
     if any(not isinstance(k, str) for k in attrs):
         raise UnknownEncoding(f"{name}: attribute names {list(attrs)}")
+    shape = values.shape
+    chunk = _chunk_shape(shape, _STRING_ITEM_SIZE if kind == "string" else 8)
+    chunks = []
+    for index in np.ndindex(*[-(-n // c) for n, c in zip(shape, chunk)]):
+        where = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunk, shape))
+        block = np.full(chunk, pad, dtype=data.dtype)
+        block[tuple(slice(0, w.stop - w.start) for w in where)] = data[where]
+        if kind == "string":
+            items = list(block.flat)
+            if any(items):
+                chunks.append(("/".join(map(str, index)), _vlen_utf8_bytes(items)))
+        elif not (np.all(np.isnan(block)) if kind == "float64" else not block.any()):
+            chunks.append(("/".join(map(str, index)), block.tobytes()))
     meta = {
-        "shape": list(values.shape),
+        "shape": list(shape),
         "data_type": kind,
-        "chunk_grid": {"name": "regular",
-                       "configuration": {"chunk_shape": [max(n, 1) for n in values.shape]}},
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunk)}},
         "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
         "fill_value": fill,
         "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}
@@ -280,7 +312,7 @@ def _array(name: str, var: Variable) -> tuple[dict[str, Any], bytes | None]:
         "node_type": "array",
         "storage_transformers": [],
     }
-    return meta, None if empty or values.size == 0 else raw
+    return meta, chunks
 
 
 def _json_bytes(meta: dict[str, Any]) -> bytes:
@@ -299,20 +331,19 @@ def write_snapshot(path: str | Path, attrs: dict[str, Any],
     try:
         root_meta = _json_bytes({"attributes": attrs, "zarr_format": 3, "node_type": "group"})
         for name, var in variables.items():
-            meta, raw = _array(name, var)
-            arrays[name] = (meta, _json_bytes(meta), raw)
+            meta, chunks = _array(name, var)
+            arrays[name] = (_json_bytes(meta), chunks)
     except (TypeError, ValueError) as e:  # attributes JSON cannot hold (numpy scalars, ...)
         raise UnknownEncoding(f"attributes: {e}") from e
     zstd = Zstd(level=_ZSTD_LEVEL, checksum=False)
     path = Path(path)
     path.mkdir(parents=True)
     (path / "zarr.json").write_bytes(root_meta)
-    for name, (meta, text, raw) in arrays.items():
+    for name, (text, chunks) in arrays.items():
         folder = path / name
         folder.mkdir()
         (folder / "zarr.json").write_bytes(text)
-        if raw is not None:
-            chunk = folder.joinpath("c", *["0"] * len(meta["shape"])) if meta["shape"] \
-                else folder / "c"
+        for key, raw in chunks:
+            chunk = folder / "c" / key
             chunk.parent.mkdir(parents=True, exist_ok=True)
             chunk.write_bytes(bytes(zstd.encode(raw)))
