@@ -226,15 +226,6 @@ def _encode_time(values: np.ndarray) -> tuple[np.ndarray, str]:
     return counts.reshape(values.shape), f"{_UNIT_NAMES[unit]} since {_timestamp_text(origin)}"
 
 
-def _vlen_utf8_bytes(items: list[str]) -> bytes:
-    """numcodecs' VLenUTF8 layout (see ``_vlen_utf8``)."""
-    parts = [len(items).to_bytes(4, "little")]
-    for item in items:
-        data = item.encode("utf-8")
-        parts += [len(data).to_bytes(4, "little"), data]
-    return b"".join(parts)
-
-
 def _chunk_shape(shape: tuple[int, ...], item_size: int) -> tuple[int, ...]:
     """The chunk shape zarr chooses for an array (``zarr.core.chunk_grids._guess_chunks``,
     from h5py): halve the axes in turn until a chunk is near a target size that grows
@@ -254,10 +245,10 @@ def _chunk_shape(shape: tuple[int, ...], item_size: int) -> tuple[int, ...]:
     return tuple(int(c) for c in chunks)
 
 
-def _array(name: str, var: Variable) -> tuple[dict[str, Any], list[tuple[str, bytes]]]:
-    """(zarr.json, [(chunk key, bytes before compression)]) of one variable, as to_zarr
-    writes it: chunks that hold nothing but the fill value are left unwritten, and edge
-    chunks are padded with it to the full chunk shape."""
+def _array(name: str, var: Variable) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """(zarr.json, [(chunk key, its bytes before compression, or its strings)]) of one
+    variable, as to_zarr writes it: chunks that hold nothing but the fill value are left
+    unwritten, and edge chunks are padded with it to the full chunk shape."""
     values = np.asarray(var.values)
     attrs = dict(var.attrs)
     if values.ndim == 0:
@@ -292,9 +283,8 @@ def _array(name: str, var: Variable) -> tuple[dict[str, Any], list[tuple[str, by
         block = np.full(chunk, pad, dtype=data.dtype)
         block[tuple(slice(0, w.stop - w.start) for w in where)] = data[where]
         if kind == "string":
-            items = list(block.flat)
-            if any(items):
-                chunks.append(("/".join(map(str, index)), _vlen_utf8_bytes(items)))
+            if any(block.flat):
+                chunks.append(("/".join(map(str, index)), block.ravel()))
         elif not (np.all(np.isnan(block)) if kind == "float64" else not block.any()):
             chunks.append(("/".join(map(str, index)), block.tobytes()))
     meta = {
@@ -325,6 +315,7 @@ def write_snapshot(path: str | Path, attrs: dict[str, Any],
     ``path`` (a new folder), the files ``to_zarr`` writes for the Dataset of the same
     variables. Raises ``UnknownEncoding``, having written nothing, for a variable of a
     type the record does not use (the caller then writes with xarray)."""
+    from numcodecs.vlen import VLenUTF8
     from numcodecs.zstd import Zstd
 
     arrays = {}
@@ -335,7 +326,7 @@ def write_snapshot(path: str | Path, attrs: dict[str, Any],
             arrays[name] = (_json_bytes(meta), chunks)
     except (TypeError, ValueError) as e:  # attributes JSON cannot hold (numpy scalars, ...)
         raise UnknownEncoding(f"attributes: {e}") from e
-    zstd = Zstd(level=_ZSTD_LEVEL, checksum=False)
+    zstd, strings = Zstd(level=_ZSTD_LEVEL, checksum=False), VLenUTF8()
     path = Path(path)
     path.mkdir(parents=True)
     (path / "zarr.json").write_bytes(root_meta)
@@ -346,4 +337,6 @@ def write_snapshot(path: str | Path, attrs: dict[str, Any],
         for key, raw in chunks:
             chunk = folder / "c" / key
             chunk.parent.mkdir(parents=True, exist_ok=True)
+            if not isinstance(raw, bytes):
+                raw = strings.encode(raw)  # numcodecs' VLenUTF8, as zarr's vlen-utf8 codec
             chunk.write_bytes(bytes(zstd.encode(raw)))
