@@ -26,6 +26,8 @@ and its index only, and is the next point of that support's own design.
 
 from __future__ import annotations
 
+import functools
+import os
 from functools import partial
 
 import jax
@@ -77,14 +79,84 @@ def sobol(n: int, domain: Domain, seed: int) -> np.ndarray:
     if domain.constrained:
         X = _sobol_in_polytope(n, domain, seed)
         return X if X is not None else maximin(n, domain, seed)
-    from scipy.stats import qmc  # here: off the import path of a fresh process
-
-    engine = qmc.Sobol(d=domain.dim, scramble=True, seed=np.random.default_rng(seed))
     # Sobol is balanced in blocks of powers of two; drawing the whole block
     # keeps the prefix identical for every n.
     m = int(np.ceil(np.log2(max(n, 2))))
-    X = engine.random_base2(m)[:n]
+    X = scrambled_sobol(domain.dim, m, seed)[:n]
     return domain.snap_numpy(X)
+
+
+# SciPy's Sobol engine: 30-bit integers, Joe and Kuo's direction numbers (its data file).
+_SOBOL_BITS = 30
+_SOBOL_DATA = ("stats", "_sobol_direction_numbers.npz")
+
+
+@functools.lru_cache(maxsize=8)
+def _sobol_directions(d: int) -> np.ndarray | None:
+    """(d, bits) direction numbers as SciPy's Sobol engine builds them, from the data
+    file SciPy ships; None where that file is not found (another SciPy layout)."""
+    import importlib.util
+
+    scipy = importlib.util.find_spec("scipy")  # finds the package; runs nothing of it
+    folders = list(scipy.submodule_search_locations or []) if scipy else []
+    paths = [os.path.join(f, *_SOBOL_DATA) for f in folders]
+    path = next((p for p in paths if os.path.isfile(p)), None)
+    if path is None:
+        return None
+    with np.load(path) as data:
+        if d > len(data["poly"]):
+            return None
+        poly, vinit = data["poly"][:d], data["vinit"][:d]
+    bits = _SOBOL_BITS
+    v = np.ones((d, bits), dtype=np.uint64)
+    for k in range(1, d):
+        # Bratley and Fox's recurrence over the primitive polynomial of degree m.
+        p = int(poly[k])
+        m = p.bit_length() - 1
+        row = [int(x) for x in vinit[k, :m]]
+        for j in range(m, bits):
+            new = row[j - m]
+            for i in range(m):
+                if (p >> (m - 1 - i)) & 1:
+                    new ^= row[j - i - 1] << (i + 1)
+            row.append(new)
+        v[k] = row[:bits]
+    return v << np.arange(bits - 1, -1, -1, dtype=np.uint64)
+
+
+def scrambled_sobol(d: int, m: int, seed: int) -> np.ndarray:
+    """The first ``2**m`` points (2**m, d) of the scrambled Sobol sequence of ``seed``:
+    exactly ``scipy.stats.qmc.Sobol(d, scramble=True,
+    seed=np.random.default_rng(seed)).random_base2(m)`` (linear matrix scrambling and
+    a digital shift drawn from the same generator), computed without importing
+    ``scipy.stats``, whose import costs a fresh process more than the whole design."""
+    directions = _sobol_directions(d)
+    if directions is None:
+        from scipy.stats import qmc
+
+        engine = qmc.Sobol(d=d, scramble=True, seed=np.random.default_rng(seed))
+        return engine.random_base2(m)
+    bits = _SOBOL_BITS
+    parent = np.random.default_rng(seed)
+    # SciPy's engine owns a child of the generator it is given (spawned from its seed).
+    bit_generator = parent.bit_generator
+    rng = np.random.Generator(type(bit_generator)(bit_generator.seed_seq.spawn(1)[0]))
+    shift = rng.integers(2, size=(d, bits), dtype=np.uint32) \
+        @ (2 ** np.arange(bits, dtype=np.uint32))
+    ltm = np.tril(rng.integers(2, size=(d, bits, bits), dtype=np.uint32)).astype(np.int64)
+    ltm[:, np.arange(bits), np.arange(bits)] = 1
+    # Scrambled direction number j: bit p (from the top) is the parity of row p of the
+    # lower-triangular matrix with direction number j, both read from the top bit.
+    place = np.arange(bits - 1, -1, -1, dtype=np.uint64)
+    digits = ((directions[:, :, None] >> place) & np.uint64(1)).astype(np.int64)
+    parity = np.einsum("dji,dpi->djp", digits, ltm) % 2
+    scrambled = (parity.astype(np.uint64) << place).sum(axis=2, dtype=np.uint64)
+    # Gray-code order: point i + 1 is point i with the direction numbers of the lowest
+    # zero bit of i flipped; point 0 is the shift.
+    i = np.arange(2**m - 1, dtype=np.int64)
+    lowest_zero = np.frexp((~i & (i + 1)).astype(np.float64))[1] - 1
+    steps = np.vstack([shift.astype(np.uint64)[None, :], scrambled[:, lowest_zero].T])
+    return np.bitwise_xor.accumulate(steps, axis=0).astype(np.float64) * (1.0 / 2**bits)
 
 
 def _rejecting(design, n: int, domain: Domain, seed: int) -> np.ndarray:
@@ -303,4 +375,4 @@ def initial_design(kind: str, n: int, domain: Domain, seed: int,
 
 
 __all__ = ["greedy_maximin", "initial_design", "latin_hypercube", "maximin", "sample_feasible",
-           "sobol", "user_points"]
+           "scrambled_sobol", "sobol", "user_points"]

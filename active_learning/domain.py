@@ -17,7 +17,8 @@ of compile keys.
 The host-side geometry of the feasible polytope (an interior point, a basis of
 the directions that keep the equalities, the inequalities in those
 coordinates) is computed once per domain with ``scipy.optimize.linprog`` and
-cached; the optimisers take it as arrays into ``jit``.
+cached; the optimisers take it as arrays into ``jit``. SciPy's optimisers are imported
+where a domain with constraints needs them: a box has no polytope to solve.
 """
 
 from __future__ import annotations
@@ -33,7 +34,6 @@ import jax.numpy as jnp
 import numpy as np
 from jax import Array
 from scipy.linalg import null_space
-from scipy.optimize import Bounds, LinearConstraint, linprog, milp
 
 Row = tuple[tuple[float, ...], float]
 
@@ -439,6 +439,8 @@ def _all_inequalities(domain: Domain) -> tuple[np.ndarray, np.ndarray]:
 def _chebyshev(E, e, A, b, norms):
     """Centre and radius of the largest ball in {E x = e, A x <= b} (radius within E's
     null space: ``norms`` are the rows' norms there). None when infeasible."""
+    from scipy.optimize import linprog
+
     n = A.shape[1]
     res = linprog(
         c=np.r_[np.zeros(n), -1.0],
@@ -458,6 +460,8 @@ def _chebyshev(E, e, A, b, norms):
 @functools.lru_cache(maxsize=256)
 def _implicit_equalities(domain: Domain) -> tuple[int, ...]:
     """Rows of the bounds-and-inequalities system that hold with equality everywhere."""
+    from scipy.optimize import linprog
+
     A, b = _all_inequalities(domain)
     E, e = domain.A_eq, domain.b_eq
     basis = null_space(E, rcond=1e-10) if len(E) else np.eye(domain.dim)
@@ -537,6 +541,8 @@ def bounding_box(domain: Domain) -> tuple[np.ndarray, np.ndarray]:
 
     Returns (lower (k,), upper (k,)): 2k small LPs, cached.
     """
+    from scipy.optimize import linprog
+
     geo = geometry(domain)
     k = geo.basis.shape[1]
     lo, hi = np.zeros(k), np.zeros(k)
@@ -573,6 +579,8 @@ def _validate(domain: Domain) -> None:
 @functools.lru_cache(maxsize=256)
 def _mixed_feasible(domain: Domain) -> bool:
     """Whether a point with valid integer and one-hot values satisfies the constraints."""
+    from scipy.optimize import Bounds, LinearConstraint, milp
+
     d = domain.dim
     # Integer column j is s_j * k_j with k_j an integer in [0, levels - 1].
     scale = np.ones(d)

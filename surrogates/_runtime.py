@@ -89,20 +89,24 @@ def single_threaded_lapack() -> bool:
     kept). Otherwise SciPy's linear algebra is loaded with the variable set to 1 (OpenBLAS
     reads it when it loads) and the variable is removed again, so that processes started
     later (command oracles, executor workers) and NumPy's own OpenBLAS keep their
-    defaults. If SciPy's OpenBLAS was loaded before, ``threadpoolctl`` (when installed)
-    limits that library alone. Returns True when it limited the threads.
+    defaults. If any SciPy module was loaded before, SciPy's OpenBLAS may have been
+    loaded with it, without the limit (``scipy.special`` and ``scipy.fft`` load it, and
+    xarray and dask import those): ``threadpoolctl`` (when installed) then limits that
+    library alone. Returns True when it limited the threads.
     """
     import sys
 
     if LAPACK_THREADS_VARIABLE in os.environ:
         return False
+    loaded_before = any(name.startswith("scipy.") for name in sys.modules)
     if "scipy.linalg" not in sys.modules:
         os.environ[LAPACK_THREADS_VARIABLE] = "1"
         try:
             import scipy.linalg  # noqa: F401 - loads SciPy's OpenBLAS, which reads it now
         finally:
             del os.environ[LAPACK_THREADS_VARIABLE]
-        return True
+        if not loaded_before:
+            return True
     try:
         from threadpoolctl import ThreadpoolController
     except ImportError:

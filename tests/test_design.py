@@ -14,6 +14,7 @@ from active_learning.design import (
     latin_hypercube,
     maximin,
     sample_feasible,
+    scrambled_sobol,
     sobol,
     user_points,
 )
@@ -26,6 +27,38 @@ MIXED = Domain(6, integer=((3, 5),), onehot=((4, 5),), equalities=(([1, 1, 1, 0,
 
 
 # -- designs ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("d", [1, 2, 3, 7, 40])
+def test_scrambled_sobol_is_scipys_sequence(d):
+    """Bit for bit SciPy's scrambled Sobol points (direction numbers, matrix scrambling,
+    digital shift, Gray-code order) for every seed and block size tried, so a box's design
+    is the one SciPy's engine gave."""
+    from scipy.stats import qmc
+
+    for seed in [0, 1, 2, 11, 12345, 2**40]:
+        for m in [0, 1, 3, 6, 9]:
+            want = qmc.Sobol(d=d, scramble=True,
+                             seed=np.random.default_rng(seed)).random_base2(m)
+            got = scrambled_sobol(d, m, seed)
+            assert got.dtype == want.dtype and np.array_equal(got, want), (seed, m)
+
+
+def test_a_box_design_imports_no_scipy_stats():
+    """The Sobol design of a box (a campaign's first points) is drawn without importing
+    scipy.stats (nor the scipy.optimize it brings), which a fresh process would pay for."""
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = ("import sys; from active_learning.design import initial_design;"
+            " from active_learning.domain import Domain;"
+            " X = initial_design('sobol', 6, Domain(3), 0); assert X.shape == (6, 3);"
+            " print(sorted(m for m in ('scipy.stats', 'scipy.optimize') if m in sys.modules))")
+    root = Path(__file__).resolve().parents[1]
+    done = subprocess.run([sys.executable, "-c", code], cwd=root, capture_output=True,
+                          text=True, timeout=300, check=True)
+    assert done.stdout.strip().splitlines()[-1] == "[]"
 
 
 @pytest.mark.parametrize("domain", [Domain(3, integer=((1, 4),), onehot=((2,),)), TRIANGLE, MIXED],

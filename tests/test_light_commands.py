@@ -240,6 +240,8 @@ def test_cli_run_leaves_mlflow_to_a_detached_process_and_tracks_every_trial(tmp_
     outbox = ZarrStore(tmp_path / "run" / "light.zarr").outbox_path
     imported = _imported(tmp_path, "run", str(spec), "--budget", "8", "-q")
     assert "mlflow" not in imported
+    # The store's snapshots are written without xarray, which would bring pandas and dask.
+    assert not {"xarray", "pandas", "zarr", "dask"} & imported
     _delivered(outbox)
     client = MlflowClient(f"sqlite:///{tmp_path / 'run' / 'mlflow.db'}")
 

@@ -73,14 +73,18 @@ def test_release_frees_the_maps_of_kept_programs_and_they_still_compute(tmp_path
     assert r["first"] == r["again"] == r["third"]
 
 
-def test_scipy_lapack_gets_one_thread_and_child_processes_keep_their_default():
+@pytest.mark.parametrize("before", ["numpy", "scipy.special", "scipy.linalg"])
+def test_scipy_lapack_gets_one_thread_and_child_processes_keep_their_default(before):
     """Importing surrogates without OPENBLAS_NUM_THREADS: SciPy's OpenBLAS (under JAX's
     CPU Cholesky) runs one thread, NumPy's keeps its own count, and the variable is not
-    left in the environment that command oracles and workers inherit."""
+    left in the environment that command oracles and workers inherit. Also where a SciPy
+    module that loads that OpenBLAS was imported first (``scipy.special``, which xarray
+    and dask bring): it had read no limit, and two spinning threads there cost a
+    campaign run more CPU than its fits."""
     pytest.importorskip("threadpoolctl")
     script = (
         "import os, subprocess, sys\n"
-        "import numpy\n"
+        f"import numpy, {before}\n"
         "from threadpoolctl import threadpool_info\n"
         "import surrogates\n"
         "threads = {('scipy' if 'scipy.libs' in i['filepath'] else 'numpy'): i['num_threads']\n"

@@ -175,3 +175,104 @@ def test_the_record_and_its_run_name_the_numerics_version(tmp_path):
     zs.write(ds)
     with pytest.warns(RuntimeWarning, match="numerics version"):
         wb.Campaign.open(store)
+
+
+def _tree(root: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*"))
+            if p.is_file()}
+
+
+def _xarray_files(ds: xr.Dataset, path: Path) -> dict[str, bytes]:
+    import warnings
+
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")
+        ds.to_zarr(path, consolidated=False, zarr_format=3)
+    return _tree(path)
+
+
+@pytest.mark.parametrize("n_trials", [0, 1, 6])
+def test_snapshot_writer_writes_the_files_xarray_writes(tmp_path, n_trials):
+    """The record written without xarray is, file for file and byte for byte, what
+    ``to_zarr`` writes for the campaign's Dataset: every parameter type, pending,
+    completed and failed trials, standard errors, replicates, actual setpoints; and the
+    empty and one-trial records (arrays left unwritten where all hold the fill value)."""
+    from workbench.record import to_variables
+    from workbench.snapshot import write_snapshot
+
+    space = wb.SearchSpace([
+        wb.Continuous("temperature", 30.0, 110.0, unit="°C"), wb.Integer("cycles", 1, 10),
+        wb.Categorical("ligand", ["XPhos", "SPhos", "RuPhos"]),
+        wb.Composition("alloy", ["Cu", "Ni", "Pd"])])
+    campaign = wb.Campaign("writer", space, objectives=[wb.Objective("yield", "maximize")],
+                           outcome_constraints=["impurity <= 0.05"], tracking=None, seed=0)
+    trials = campaign.ask(n_trials) if n_trials else []
+    if n_trials > 1:
+        campaign.tell(trials[0].id, {"yield": (71.2, 1.5), "impurity": 0.01})
+        campaign.tell(trials[1].id, {"yield": [60.0, 61.0], "impurity": 0.2},
+                      actual={"temperature": 55.5})
+        campaign.tell_failed(trials[2].id, "reactor clogged ✗")
+    ds = campaign.data
+    want = _xarray_files(ds, tmp_path / "xarray.zarr")
+    write_snapshot(tmp_path / "ours.zarr", dict(ds.attrs),
+                   to_variables(campaign.trials, campaign.space, campaign.outcomes))
+    got = _tree(tmp_path / "ours.zarr")
+    assert got.keys() == want.keys()
+    for name in want:
+        assert got[name] == want[name], name
+    with xr.open_zarr(tmp_path / "ours.zarr", consolidated=False, chunks=None) as back:
+        xr.testing.assert_identical(back.load(), ds)
+
+
+def test_snapshot_writer_encodes_times_and_odd_variables_as_xarray_does(tmp_path):
+    """Times are counted in the coarsest unit that divides every step, from the first
+    time that is not NaT (all NaT: days since 1970); a variable of a type the writer
+    does not encode raises before anything is written."""
+    from workbench.snapshot import UnknownEncoding, Variable, write_snapshot
+
+    t = np.datetime64
+    cases = {
+        "hours": [t("2026-01-01T03:00", "ns"), t("NaT", "ns"), t("2025-12-31T22:00", "ns")],
+        "seconds": [t("2026-01-01T00:00:01", "ns"), t("2026-01-01T00:00:04", "ns")],
+        "micro": [t("2026-01-01T00:00:01.000002", "ns"), t("2026-01-01T00:00:01", "ns")],
+        "nano": [t("2026-01-01T00:00:00.000000007", "ns"), t("2026-01-01T00:00:00", "ns")],
+        "one": [t("2026-05-05T05:05:05.5", "ns")],
+        "nat": [t("NaT", "ns"), t("NaT", "ns")],
+    }
+    variables = {k: Variable((f"d_{k}",), np.asarray(v, dtype="datetime64[ns]"), {"k": k})
+                 for k, v in cases.items()}
+    ds = xr.Dataset({k: xr.Variable(*v) for k, v in variables.items()}, attrs={"a": 1})
+    want = _xarray_files(ds, tmp_path / "xarray.zarr")
+    write_snapshot(tmp_path / "ours.zarr", {"a": 1}, variables)
+    assert _tree(tmp_path / "ours.zarr") == want
+
+    # Large arrays: zarr's automatic chunks, edge chunks padded, all-fill chunks unwritten.
+    n = 300_001
+    values = np.random.default_rng(0).random((n, 3))
+    values[:150_000] = np.nan
+    strings = np.asarray([f"t{i % 7}é" if i % 3 else "" for i in range(n)], dtype=object)
+    strings[-80_000:] = ""
+    large = {"f": Variable(("trial", "o"), values, {}),
+             "i": Variable(("trial",), np.arange(n, dtype=np.int64) // 5, {}),
+             "s": Variable(("trial",), strings, {}),
+             "t": Variable(("trial",), np.datetime64("2026-01-01", "ns")
+                           + np.arange(n).astype("timedelta64[s]"), {})}
+    ds = xr.Dataset({k: xr.Variable(*v) for k, v in large.items()})
+    want = _xarray_files(ds, tmp_path / "large-xarray.zarr")
+    write_snapshot(tmp_path / "large.zarr", {}, large)
+    got = _tree(tmp_path / "large.zarr")
+    assert len(want) > 12 and got.keys() == want.keys()
+    assert all(got[k] == want[k] for k in want)
+
+    for odd in (np.zeros(3, dtype=np.float32), np.asarray([1, "a"], dtype=object),
+                np.asarray(["a", "b"])):
+        with pytest.raises(UnknownEncoding):
+            write_snapshot(tmp_path / "odd.zarr", {}, {"v": Variable(("x",), odd, {})})
+        assert not (tmp_path / "odd.zarr").exists()
+
+    # Through the store, such a variable is written with xarray instead.
+    store = ZarrStore(tmp_path / "fallback.zarr")
+    store.write_variables({"a": 1}, {"v": Variable(("x",), np.arange(3, dtype=np.float32), {})})
+    with xr.open_zarr(store.path, consolidated=False, chunks=None) as back:
+        assert back["v"].dtype == np.float32 and back["v"].values.tolist() == [0.0, 1.0, 2.0]
+        assert back.attrs["a"] == 1

@@ -557,14 +557,22 @@ _register_server()
 app.command(name="space")(_guard(space_command))
 
 
-def _register_mcp() -> None:
-    # The agent interface lives in its own module; it imports the mcp package when served.
+@app.command("mcp")
+def mcp(
+    root: Path = typer.Option(Path("."), "--root",
+                              help="folder of the campaigns served; nothing outside it is read"
+                                   " or written"),
+    partner: Optional[str] = typer.Option(None, "--partner",
+                                          help="serve only this partner's campaigns"),
+) -> None:
+    """Serve the campaigns under --root to agents: the Model Context Protocol over stdio."""
+    # The agent interface lives in its own module (with its JSON models), imported only
+    # here so that other commands do not load it; it imports the mcp package when served.
     from workbench.mcp_server import mcp_command
 
-    app.command("mcp")(mcp_command)
+    mcp_command(root, partner)
 
 
-_register_mcp()
 app.command("import")(_guard(import_data))  # its own module: workbench.cli_import
 app.command("explain")(_guard(explain))  # its own module: workbench.cli_explain
 app.command("importance")(_guard(importance))  # its own module: workbench.cli_importance

@@ -27,6 +27,7 @@ from typing import TYPE_CHECKING, Mapping
 import numpy as np
 
 from workbench.parameters import PROPOSED_PREFIX
+from workbench.snapshot import Variable
 from workbench.space import Categorical, Composition, Integer, SearchSpace
 
 if TYPE_CHECKING:
@@ -166,6 +167,21 @@ def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs:
     """The campaign record as a Dataset (works for zero trials too)."""
     import xarray as xr
 
+    data, coords = _variables(trials, space, objectives)
+    return xr.Dataset({k: xr.Variable(*v) for k, v in data.items()},
+                      coords={k: xr.Variable(*v) for k, v in coords.items()}, attrs=attrs)
+
+
+def to_variables(trials: list[Trial], space: SearchSpace, objectives: list) -> dict[str, Variable]:
+    """The record's variables and coordinates by name, as numpy arrays: what
+    ``to_dataset`` puts in its Dataset, for writing a snapshot without xarray."""
+    data, coords = _variables(trials, space, objectives)
+    return {**data, **coords}
+
+
+def _variables(trials: list[Trial], space: SearchSpace,
+               objectives: list) -> tuple[dict[str, Variable], dict[str, Variable]]:
+    """(data variables, coordinates) of the record."""
     ids = np.asarray([t.id for t in trials], dtype=np.int64)
     obj_names = [o.name for o in objectives]
     data: dict[str, Any] = {}
@@ -214,12 +230,10 @@ def to_dataset(trials: list[Trial], space: SearchSpace, objectives: list, attrs:
         if any(getattr(t, name) for t in trials):
             data[name] = ("trial", np.asarray([getattr(t, name) or "" for t in trials],
                                               dtype=object))
-    ds = xr.Dataset(
-        {k: xr.Variable(v[0], v[1], v[2] if len(v) > 2 else None) for k, v in data.items()},
-        coords={"trial": ids, "objective": np.asarray(obj_names, dtype=object), **coords},
-        attrs=attrs,
-    )
-    return ds
+    variables = {k: Variable((v[0],) if isinstance(v[0], str) else tuple(v[0]), v[1],
+                             dict(v[2]) if len(v) > 2 else {}) for k, v in data.items()}
+    coords = {"trial": ids, "objective": np.asarray(obj_names, dtype=object), **coords}
+    return variables, {k: Variable((k,), v, {}) for k, v in coords.items()}
 
 
 def _scalar(v: Any) -> Any:

@@ -1,4 +1,4 @@
-"""A campaign snapshot read without xarray: attributes and decoded numpy columns.
+"""A campaign snapshot read and written without xarray: attributes and numpy columns.
 
 ``xarray.open_zarr`` decodes the same files, but xarray consults dask whenever it is
 installed (its chunk managers, its duck-array checks), which commands that only read
@@ -9,18 +9,25 @@ times as integers "<unit> since <date>" with the smallest int64 for NaT. Those a
 decoded here exactly as xarray decodes them; any other encoding (a store written
 by another tool, a future xarray) raises ``UnknownEncoding`` so that the caller
 reads it with xarray instead.
+
+``write_snapshot`` is the other direction: the record's variables written as the same
+files, byte for byte, that ``xarray.Dataset.to_zarr(zarr_format=3)`` writes for them
+(zarr's automatic chunks, ``zstd`` level 0, CF times, NaN fill values), so that a campaign
+run needs neither xarray, pandas, zarr nor dask. A variable of another kind raises
+``UnknownEncoding`` before anything is written, and the caller writes with xarray.
 """
 
 from __future__ import annotations
 
 import base64
 import json
+import math
 from pathlib import Path
 from typing import Any, NamedTuple
 
 import numpy as np
 
-__all__ = ["Snapshot", "UnknownEncoding", "read_snapshot"]
+__all__ = ["Snapshot", "UnknownEncoding", "Variable", "read_snapshot", "write_snapshot"]
 
 # xarray's time units and the numpy units they name.
 _TIME_UNITS = {"days": "D", "hours": "h", "minutes": "m", "seconds": "s",
@@ -171,3 +178,165 @@ def read_snapshot(path: str | Path) -> Snapshot:
             raise UnknownEncoding(f"{folder}: {type(e).__name__}: {e}") from e
         columns[folder.name] = _decode(folder.name, raw, meta.get("attributes", {}))
     return Snapshot(dict(root.get("attributes", {})), columns)
+
+
+class Variable(NamedTuple):
+    """One variable of a record: its dimension names, values and attributes (what
+    ``xarray.Variable(dims, values, attrs)`` takes)."""
+
+    dims: tuple[str, ...]
+    values: np.ndarray
+    attrs: dict[str, Any]
+
+
+# What xarray writes into a float variable's attributes as its _FillValue (NaN, base64).
+_NAN_FILL = base64.b64encode(np.array(np.nan, dtype="<f8").tobytes()).decode()
+# Time units xarray tries, coarsest first: the first that divides every step is used.
+_TIME_STEPS = ("D", "h", "m", "s", "ms", "us", "ns")
+_UNIT_NAMES = {v: k for k, v in _TIME_UNITS.items()}
+_ZSTD_LEVEL = 0  # zarr's default zstd codec for to_zarr's format 3
+# zarr's automatic chunk sizes (bytes): the step of its target, its floor and its cap; and
+# the item size it counts for a variable-length string.
+_CHUNK_STEP, _CHUNK_MIN, _CHUNK_MAX = 256 * 1024, 128 * 1024, 64 * 1024 * 1024
+_STRING_ITEM_SIZE = 1
+_JSON_INDENT = 2  # zarr's default json_indent
+
+
+def _timestamp_text(value: np.datetime64) -> str:
+    """A time as pandas prints a Timestamp (how xarray spells a time origin):
+    ``2026-12-07 14:45:38.475310``, seconds only when the fraction is zero."""
+    ns = int(value.astype("datetime64[ns]").astype(np.int64))
+    unit = "ns" if ns % 1000 else "us" if ns % 1_000_000_000 else "s"
+    return np.datetime_as_string(value.astype(f"datetime64[{unit}]")).replace("T", " ")
+
+
+def _encode_time(values: np.ndarray) -> tuple[np.ndarray, str]:
+    """(int64 counts, units) as xarray encodes datetime64[ns] values: counted from the
+    first time that is not NaT, in the coarsest unit that divides every step between
+    consecutive times; NaT as the smallest int64."""
+    times = values.astype("datetime64[ns]").ravel()
+    valid = times[~np.isnat(times)]
+    origin = valid[0] if valid.size else np.datetime64("1970-01-01", "ns")
+    steps = np.unique(np.diff(valid))
+    unit = next(u for u in _TIME_STEPS
+                if np.all(steps % np.timedelta64(1, u).astype("timedelta64[ns]")
+                          == np.timedelta64(0, "ns")))
+    counts = np.full(times.shape, _NAT, dtype=np.int64)
+    counts[~np.isnat(times)] = (valid - origin) // np.timedelta64(1, unit)
+    return counts.reshape(values.shape), f"{_UNIT_NAMES[unit]} since {_timestamp_text(origin)}"
+
+
+def _chunk_shape(shape: tuple[int, ...], item_size: int) -> tuple[int, ...]:
+    """The chunk shape zarr chooses for an array (``zarr.core.chunk_grids._guess_chunks``,
+    from h5py): halve the axes in turn until a chunk is near a target size that grows
+    with the array's size (128 KiB to 64 MiB)."""
+    chunks = np.maximum(np.array(shape, dtype="=f8"), 1)
+    target = _CHUNK_STEP * (2 ** np.log10(np.prod(chunks) * item_size / (1024.0 * 1024)))
+    target = min(max(target, _CHUNK_MIN), _CHUNK_MAX)
+    axis = 0
+    while True:
+        size = np.prod(chunks) * item_size
+        if (size < target or abs(size - target) / target < 0.5) and size < _CHUNK_MAX:
+            break
+        if np.prod(chunks) == 1:
+            break
+        chunks[axis % len(shape)] = math.ceil(chunks[axis % len(shape)] / 2.0)
+        axis += 1
+    return tuple(int(c) for c in chunks)
+
+
+def _array(name: str, var: Variable) -> tuple[dict[str, Any], list[tuple[str, Any]]]:
+    """(zarr.json, [(chunk key, its bytes before compression, or its strings)]) of one
+    variable, as to_zarr writes it: chunks that hold nothing but the fill value are left
+    unwritten, and edge chunks are padded with it to the full chunk shape."""
+    values = np.asarray(var.values)
+    attrs = dict(var.attrs)
+    if values.ndim == 0:
+        raise UnknownEncoding(f"{name}: a scalar")
+    if values.dtype == object and values.size == 0:
+        values = values.astype(np.float64)  # xarray finds no type in no values
+    if values.dtype == np.float64:
+        kind, fill, serialiser = "float64", "NaN", "bytes"
+        if var.values.dtype == np.float64:
+            attrs["_FillValue"] = _NAN_FILL
+        data, pad = values.astype("<f8"), np.nan
+    elif values.dtype == np.int64:
+        kind, fill, serialiser = "int64", 0, "bytes"
+        data, pad = values.astype("<i8"), 0
+    elif values.dtype == np.dtype("datetime64[ns]"):
+        counts, units = _encode_time(values)
+        attrs.update(units=units, calendar="proleptic_gregorian")
+        kind, fill, serialiser = "int64", 0, "bytes"
+        data, pad = counts.astype("<i8"), 0
+    elif values.dtype == object and all(type(v) is str for v in values.flat):
+        kind, fill, serialiser = "string", "", "vlen-utf8"
+        data, pad = values, ""
+    else:
+        raise UnknownEncoding(f"{name}: {values.dtype} values")
+    if any(not isinstance(k, str) for k in attrs):
+        raise UnknownEncoding(f"{name}: attribute names {list(attrs)}")
+    shape = values.shape
+    chunk = _chunk_shape(shape, _STRING_ITEM_SIZE if kind == "string" else 8)
+    chunks = []
+    for index in np.ndindex(*[-(-n // c) for n, c in zip(shape, chunk)]):
+        where = tuple(slice(i * c, min((i + 1) * c, n)) for i, c, n in zip(index, chunk, shape))
+        block = np.full(chunk, pad, dtype=data.dtype)
+        block[tuple(slice(0, w.stop - w.start) for w in where)] = data[where]
+        if kind == "string":
+            if any(block.flat):
+                chunks.append(("/".join(map(str, index)), block.ravel()))
+        elif not (np.all(np.isnan(block)) if kind == "float64" else not block.any()):
+            chunks.append(("/".join(map(str, index)), block.tobytes()))
+    meta = {
+        "shape": list(shape),
+        "data_type": kind,
+        "chunk_grid": {"name": "regular", "configuration": {"chunk_shape": list(chunk)}},
+        "chunk_key_encoding": {"name": "default", "configuration": {"separator": "/"}},
+        "fill_value": fill,
+        "codecs": [{"name": "bytes", "configuration": {"endian": "little"}}
+                   if serialiser == "bytes" else {"name": "vlen-utf8", "configuration": {}},
+                   {"name": "zstd", "configuration": {"level": _ZSTD_LEVEL, "checksum": False}}],
+        "attributes": attrs,
+        "dimension_names": list(var.dims),
+        "zarr_format": 3,
+        "node_type": "array",
+        "storage_transformers": [],
+    }
+    return meta, chunks
+
+
+def _json_bytes(meta: dict[str, Any]) -> bytes:
+    return json.dumps(meta, allow_nan=True, indent=_JSON_INDENT).encode()
+
+
+def write_snapshot(path: str | Path, attrs: dict[str, Any],
+                   variables: dict[str, Variable]) -> None:
+    """Write ``variables`` (by name) and the group's ``attrs`` as a Zarr v3 group at
+    ``path`` (a new folder), the files ``to_zarr`` writes for the Dataset of the same
+    variables. Raises ``UnknownEncoding``, having written nothing, for a variable of a
+    type the record does not use (the caller then writes with xarray)."""
+    from numcodecs.vlen import VLenUTF8
+    from numcodecs.zstd import Zstd
+
+    arrays = {}
+    try:
+        root_meta = _json_bytes({"attributes": attrs, "zarr_format": 3, "node_type": "group"})
+        for name, var in variables.items():
+            meta, chunks = _array(name, var)
+            arrays[name] = (_json_bytes(meta), chunks)
+    except (TypeError, ValueError) as e:  # attributes JSON cannot hold (numpy scalars, ...)
+        raise UnknownEncoding(f"attributes: {e}") from e
+    zstd, strings = Zstd(level=_ZSTD_LEVEL, checksum=False), VLenUTF8()
+    path = Path(path)
+    path.mkdir(parents=True)
+    (path / "zarr.json").write_bytes(root_meta)
+    for name, (text, chunks) in arrays.items():
+        folder = path / name
+        folder.mkdir()
+        (folder / "zarr.json").write_bytes(text)
+        for key, raw in chunks:
+            chunk = folder / "c" / key
+            chunk.parent.mkdir(parents=True, exist_ok=True)
+            if not isinstance(raw, bytes):
+                raw = strings.encode(raw)  # numcodecs' VLenUTF8, as zarr's vlen-utf8 codec
+            chunk.write_bytes(bytes(zstd.encode(raw)))

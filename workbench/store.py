@@ -35,10 +35,10 @@ import uuid
 import warnings
 import zlib
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 from workbench.errors import CampaignError
-from workbench.snapshot import Snapshot, UnknownEncoding, read_snapshot
+from workbench.snapshot import Snapshot, UnknownEncoding, Variable, read_snapshot, write_snapshot
 
 if TYPE_CHECKING:
     import xarray as xr
@@ -380,22 +380,45 @@ class ZarrStore:
         events in the old journal must already be folded into ``ds``.
         Returns the new snapshot's token.
         """
-        with self.lock():
-            return self._write(ds)
+        def to_zarr(tmp: Path, token: str) -> None:
+            with warnings.catch_warnings():
+                # Variable-length strings have no final Zarr v3 spec yet.
+                warnings.simplefilter("ignore")
+                ds.assign_attrs({TOKEN_ATTR: token}).to_zarr(
+                    tmp, mode="w", consolidated=False, zarr_format=3)
 
-    def _write(self, ds: xr.Dataset) -> str:
+        with self.lock():
+            return self._write(to_zarr)
+
+    def write_variables(self, attrs: dict[str, Any], variables: dict[str, Variable]) -> str:
+        """``write`` for the Dataset of ``variables`` with ``attrs``, the same files,
+        written without xarray (``workbench.snapshot.write_snapshot``); through
+        xarray where a variable is of a kind that writer does not encode."""
+        def write(tmp: Path, token: str) -> None:
+            try:
+                write_snapshot(tmp, {**attrs, TOKEN_ATTR: token}, variables)
+            except UnknownEncoding:
+                import xarray as xr  # nothing was written: write_snapshot checks first
+
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    xr.Dataset({k: xr.Variable(*v) for k, v in variables.items()},
+                               attrs={**attrs, TOKEN_ATTR: token}).to_zarr(
+                        tmp, mode="w", consolidated=False, zarr_format=3)
+
+        with self.lock():
+            return self._write(write)
+
+    def _write(self, write: Callable[[Path, str], None]) -> str:
+        """Write a new snapshot with ``write(folder, token)`` into a fresh sibling
+        folder, then make it the store by rename."""
         self._check_writable()
         self._recover()
         token = uuid.uuid4().hex[:16]
         tmp = self.path.parent / f".{self.path.name}.tmp-{token}"
-        ds = ds.copy()
-        ds.attrs[TOKEN_ATTR] = token
         check_store_path(self.path)  # never replace what is not a store
         try:
-            with warnings.catch_warnings():
-                # Variable-length strings have no final Zarr v3 spec yet.
-                warnings.simplefilter("ignore")
-                ds.to_zarr(tmp, mode="w", consolidated=False, zarr_format=3)
+            write(tmp, token)
             (tmp / _MARKER).parent.mkdir()
             (tmp / _JOURNAL).touch()
             (tmp / _MARKER).write_text(_marker_text(_checksums(tmp)))

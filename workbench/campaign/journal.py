@@ -31,7 +31,8 @@ from workbench.campaign.space_updates import SPACE_UPDATES_ATTR, apply_space_eve
 from workbench.campaign.telemetry import package_version
 from workbench.errors import CampaignError
 from workbench.record import (COMPLETED, FAILED, IMPORTED, NUMERICS_VERSION, PENDING, Trial,
-                              from_columns, now, parse_time, to_dataset, trial_from_json)
+                              from_columns, now, parse_time, to_dataset, to_variables,
+                              trial_from_json)
 from workbench.space import SearchSpace
 from workbench.spec import CampaignSpec, parse_spec
 from workbench.store import TOKEN_ATTR, ZarrStore, check_store_path
@@ -311,7 +312,8 @@ class Journal:
 
     def write_snapshot(self) -> None:
         """Fold the journal into a new Zarr snapshot (call under the lock)."""
-        self.token = self.store.write(self.dataset())
+        self.token = self.store.write_variables(
+            self.attrs(), to_variables(self.trials, self.space, self.outcomes))
         self.offset = 0
         self.events = 0
 
