@@ -272,6 +272,8 @@ def _measure(work: Path, args: argparse.Namespace, methods: list[str], sockets: 
     cold_sizes, botorch_sizes = set(_sizes(args.cold_sizes)), set(_sizes(args.botorch_sizes))
     warm_cache = None  # the user's cache (WORKBENCH_CACHE_DIR or its default), filled below
     rows = []
+    if args.warmup and ({"workbench", "worker"} & set(methods)):
+        common.compile_bytecode()  # as an install does; the anchors' is compiled
     for n in sizes:
         built = build(work / f"n{n}", n)
         load = os.getloadavg()[0]

@@ -47,6 +47,19 @@ QUICK_NOTE = ("**Quick run** (`--quick`): reduced settings, written to `benchmar
 # -- options ---------------------------------------------------------------------------
 
 
+# This checkout's packages, run from source by the benchmarks' timed processes.
+PACKAGES = ("workbench", "surrogates", "active_learning")
+
+
+def compile_bytecode() -> None:
+    """Write this checkout's bytecode cache (``__pycache__``), as installing the package
+    does: the anchors run from installed packages whose bytecode is compiled, and with
+    ``PYTHONDONTWRITEBYTECODE`` set in the environment the checkout's modules would
+    otherwise be compiled from source by every timed process."""
+    subprocess.run([sys.executable, "-m", "compileall", "-q",
+                    *(str(ROOT / p) for p in PACKAGES)], check=True)
+
+
 def limit_threads(threads: int) -> None:
     """Hold OpenBLAS, MKL, OpenMP and XLA's CPU client to ``threads`` threads each.
 

@@ -41,7 +41,6 @@ QUICK = {"repeats": 1, "budget": 7, "methods": "workbench,optuna", "warmup": Fal
 TIMEOUT_S = 900
 DELIVERY_POLL_S = 0.05
 N_INITIAL = 6  # the quickstart's initial design
-PACKAGES = ("workbench", "surrogates", "active_learning")  # this checkout's, run from source
 
 # The same campaign in Optuna: Branin on the same bounds, minimised, GPSampler after 6
 # start-up trials, every trial in an SQLite study. Prints the number of trials and the best.
@@ -280,22 +279,13 @@ def summary(runs: list[dict]) -> dict:
     return out
 
 
-def compile_bytecode() -> None:
-    """Write this checkout's bytecode cache (``__pycache__``), as installing the package
-    does: the anchors run from installed packages whose bytecode is compiled, and with
-    ``PYTHONDONTWRITEBYTECODE`` set in the environment the checkout's modules would
-    otherwise be compiled from source by every timed process."""
-    subprocess.run([sys.executable, "-m", "compileall", "-q",
-                    *(str(common.ROOT / p) for p in PACKAGES)], check=True)
-
-
 def measure(work: Path, args: argparse.Namespace, methods: list[str]) -> dict:
     cache = None if args.quick and not args.warmup else work / "cache"
     ours = [m for m in methods if m.startswith("workbench")]
     if args.warmup:
         if ours:
             common.log("untimed workbench run (fills the compilation cache)")
-            compile_bytecode()
+            common.compile_bytecode()
             workbench_run(work, 0, args.budget, cache, wait=False)
         if "optuna" in methods:
             anchor(_OPTUNA, [str(work / "anchor" / "warm.db"), "0", str(args.budget)], work)
