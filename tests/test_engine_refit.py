@@ -1,7 +1,9 @@
 """The GP's refit policy in a running campaign (``workbench.engine.fitters``): warm fits
 from the previous hyperparameters reach what a full fit reaches, between refinements the
 previous hyperparameters are conditioned on the data, and the campaign refines or refits
-from scratch when the data say so (the surprise test, growth), reproducibly."""
+from scratch when the data say so (the surprise test, growth), reproducibly; from
+``LARGE_SEARCH_OBSERVATIONS`` the acquisition search climbs fewer starts for fewer steps
+and finds what the full search finds."""
 
 from __future__ import annotations
 
@@ -11,7 +13,10 @@ import pytest
 
 import workbench as wb
 from workbench.engine import condition_surrogate, fit_surrogate, propose
+import active_learning as al
+from workbench.engine import build_acquisition
 from workbench.engine.fitters import REFINE_GROWTH, REFIT_GROWTH, WARM_FIT_MIN_OBSERVATIONS
+from workbench.engine.propose import LARGE_SEARCH_OBSERVATIONS, SEARCH_SHRINK, search_effort
 
 CAPACITY = 256  # one padded bucket for every fit here: one program each way
 NOISE_SD = 0.05
@@ -172,3 +177,34 @@ def test_a_conditioned_proposal_is_reproducible(problem, first):
     np.testing.assert_array_equal(runs[0].x, runs[1].x)
     assert runs[0].surrogate_state == runs[1].surrogate_state
     assert runs[0].surrogate_state["refit"] == _record(120, 120, 120 + WITHIN)
+
+
+def test_the_search_climbs_fewer_starts_from_large_campaigns():
+    n = LARGE_SEARCH_OBSERVATIONS
+    assert search_effort(16, 100, n - 1) == {"num_restarts": 16, "steps": 100}
+    assert search_effort(16, 100, n) == {"num_restarts": 16 // SEARCH_SHRINK,
+                                         "steps": 100 // SEARCH_SHRINK}
+    assert search_effort(1, 1, 10 * n) == {"num_restarts": 1, "steps": 1}
+
+
+def test_the_smaller_search_finds_the_full_searchs_optimum(problem, first):
+    # On the GP of 120 observations, log EI's maximiser with the campaign's settings
+    # (raw samples, restarts, steps) and with the reduced search's: the same point, on
+    # three keys.
+    X, Y, _ = first
+    model, _ = _fit(problem, X, Y, None)
+    best = float(np.max(problem.scores(Y)[:, 0]))
+    acq = build_acquisition(problem, model, X, Y, best, jax.random.key(1), None,
+                            np.zeros((0, 2)))
+    cfg = problem.acquisition
+    for seed in range(3):
+        found = [al.maximize_acquisition(acq, problem.domain, jax.random.key(seed),
+                                         raw_samples=cfg.raw_samples,
+                                         **search_effort(cfg.num_restarts, cfg.steps, n))
+                 for n in (0, len(X))]
+        (x_full, v_full), (x_small, v_small) = found
+        # Within the optimiser's tolerance (its runners-up closer than this are one point)
+        # and 0.1 % of the expected improvement.
+        np.testing.assert_allclose(np.asarray(x_small), np.asarray(x_full),
+                                   atol=al.DISTINCT_TOLERANCE)
+        assert float(v_small) == pytest.approx(float(v_full), abs=1e-3)

@@ -46,8 +46,8 @@ REFIT_GROWTH = 0.25
 # - the surprise test: the observations told since the previous model, predicted from the
 #   others under the warm model's hyperparameters (their joint leave-out posterior), have
 #   a sum of squared z-scores that a chi-squared law with as many degrees of freedom
-#   exceeds with probability below this: the hyperparameters do not explain the new data (a change
-#   of regime, a length-scale the earlier points could not resolve).
+#   exceeds with probability below this: the hyperparameters do not explain the new data
+#   (a change of regime, a length-scale the earlier points could not resolve).
 SURPRISE_P = 1e-3
 # The surprise test looks at the newest observations, at most this many (one compiled
 # program per count).
@@ -236,8 +236,9 @@ class Refit:
     def surprised(self, model, rows: int, observations: int) -> bool:
         """The surprise test on a warm ``model`` (refined or conditioned) of ``rows``
         rows: the newest rows, those told since the last model (at most
-        ``SURPRISE_MAX_ROWS``; rows are in trial order), predicted from the others. True when their chi-squared statistic
-        has a p-value below ``SURPRISE_P`` (or is not finite)."""
+        ``SURPRISE_MAX_ROWS``; rows are in trial order), predicted from the others. True
+        when their chi-squared statistic has a p-value below ``SURPRISE_P`` (or is not
+        finite)."""
         from scipy.special import chdtrc
 
         count = min(observations - self.observations, SURPRISE_MAX_ROWS, rows)
