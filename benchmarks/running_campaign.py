@@ -98,9 +98,13 @@ def run_workbench(n0: int, noise: float, warmup: int, timed: int) -> list[tuple]
                 s = splits[-1]
                 record = (c.surrogate_state or {}).get("refit") or {}
                 full = record.get("full_fit_observations") == record.get("observations")
+                # Conditioned: the previous hyperparameters on the data, not optimised.
+                conditioned = record.get("refined_observations",
+                                         record.get("observations")) != record.get("observations")
                 out.append((wall, cpu, {"fit_s": s.get("fit_time_s"),
                                         "acquisition_s": s.get("acquisition_time_s"),
-                                        "full_fit": bool(record) and full}))
+                                        "full_fit": bool(record) and full,
+                                        "conditioned": bool(record) and conditioned}))
     finally:
         Proposer.propose = propose
     return out
@@ -184,8 +188,10 @@ def summary(runs: list[tuple]) -> dict:
     out = {"wall_s": walls, "cpu_s": [r[1] for r in runs], "median_s": med,
            "iqr_s": [q25, q75], "median_cpu_s": common.median(r[1] for r in runs)}
     splits = [r[2] for r in runs if r[2]]
-    if splits:  # the workbench's: how many of its fits were full refits (the rest warm)
+    if splits:  # the workbench's: how many of its models were full refits, how many
+        # conditioned the previous hyperparameters (the rest refined them)
         out["full_fits"] = sum(bool(s.get("full_fit")) for s in splits)
+        out["conditioned"] = sum(bool(s.get("conditioned")) for s in splits)
     for key in ("fit_s", "acquisition_s"):
         values = [s[key] for s in splits if s.get(key) is not None]
         if values:
@@ -251,7 +257,10 @@ def markdown(rows: list[dict], skipped: dict[str, str]) -> str:
         cpu_opt = f"{r['cpu_ratio_to_optuna']:.3f}" if "cpu_ratio_to_optuna" in r else "—"
         counts = " / ".join(str(x["proposals"]) if x else "—" for x in (wb, bt, op))
         if wb and "full_fits" in wb:
-            counts += f" ({wb['full_fits']} full refit{'s' if wb['full_fits'] != 1 else ''})"
+            counts += f" ({wb['full_fits']} full refit{'s' if wb['full_fits'] != 1 else ''}"
+            if "conditioned" in wb:
+                counts += f", {wb['conditioned']} conditioned"
+            counts += ")"
         lines.append(
             f"| {r['n']:,} | {_cell(wb)} | {iqr} | {_cell(wb, 'median_cpu_s')} "
             f"| {_cell(wb, 'median_fit_s')} | {_cell(wb, 'median_acquisition_s')} "
@@ -262,9 +271,10 @@ def markdown(rows: list[dict], skipped: dict[str, str]) -> str:
             f"| {counts} | {r['loadavg_1min']:.1f} |")
     lines += ["", "Medians over the timed proposals (each one `ask`, `study.ask` or fit +"
               " `optimize_acqf`, after the untimed ones); the workbench's fit and acquisition"
-              " columns are its own split of the same proposals, and the count of its timed"
-              " proposals whose model was a full refit (every restart) rather than a warm"
-              " refinement is in brackets. Ratios divide the workbench's median wall time by"
+              " columns are its own split of the same proposals, and the counts of its timed"
+              " proposals whose model was a full refit (every restart) or the previous"
+              " hyperparameters conditioned on the data (no optimisation), the rest warm"
+              " refinements, are in brackets. Ratios divide the workbench's median wall time by"
               " the anchor's at the same n0."]
     if skipped:
         lines += ["", "Not run: " + "; ".join(skipped.values()) + "."]

@@ -43,15 +43,24 @@ WARM_FIT_MIN_OBSERVATIONS = 100
 # - growth: the observations grew by this fraction since the last full fit (a full fit
 #   every 25 % more data: every 25 proposals at 100 observations, every 500 at 2,000);
 REFIT_GROWTH = 0.25
-# - the surprise test: the observations told since the previous fit, predicted from the
-#   others under the refined hyperparameters (their joint leave-out posterior), have a
-#   sum of squared z-scores that a chi-squared law with as many degrees of freedom exceeds
-#   with probability below this: the hyperparameters do not explain the new data (a change
-#   of regime, a length-scale the earlier points could not resolve).
+# - the surprise test: the observations told since the previous model, predicted from the
+#   others under the warm model's hyperparameters (their joint leave-out posterior), have
+#   a sum of squared z-scores that a chi-squared law with as many degrees of freedom
+#   exceeds with probability below this: the hyperparameters do not explain the new data
+#   (a change of regime, a length-scale the earlier points could not resolve).
 SURPRISE_P = 1e-3
 # The surprise test looks at the newest observations, at most this many (one compiled
 # program per count).
 SURPRISE_MAX_ROWS = 16
+# Between refinements: while the observations grew by at most this fraction since the
+# last refinement (or full fit), a warm proposal does not refine the hyperparameters but
+# conditions the previous ones on the data (one factorisation, no optimisation). A
+# proposal refines them once the data grew by more than 1 %: every second proposal at
+# 100-199 observations, every third at 200-299, every eleventh at 1,000, every 21st at
+# 2,000. The surprise test still looks at each new observation under the hyperparameters
+# that predict it: a surprise refines them (and, if the refined ones are surprised too,
+# refits from scratch).
+REFINE_GROWTH = 0.01
 
 # The deep-kernel GP's restarts train a network each: at most this many.
 _DEEP_KERNEL_MAX_RESTARTS = 4
@@ -188,20 +197,28 @@ def _warm_start(warm: dict | None, kernel, d: int, m: int, learn_noise: bool,
 @dataclass(frozen=True)
 class Refit:
     """What the refit policy keeps in the GP's state (under ``"refit"``): the number of
-    observations (observed output values) of the last full fit and of the last fit."""
+    observations (observed output values) of the last full fit, of the last fit that
+    optimised the hyperparameters (a full fit or a refinement) and of the last model
+    (the last fit, or the previous hyperparameters conditioned on the data)."""
 
     full_fit_observations: int
+    refined_observations: int
     observations: int
 
     @classmethod
     def of(cls, warm: dict | None) -> "Refit | None":
-        """The record in a state, or None (no state, or one from before the policy)."""
+        """The record in a state, or None (no state, or one from before the policy). A
+        record without ``refined_observations`` (from before conditioning between
+        refinements) had its hyperparameters optimised at its last fit."""
         try:
             record = (warm or {})["refit"]
-            out = cls(int(record["full_fit_observations"]), int(record["observations"]))
-        except (KeyError, TypeError, ValueError):
+            observations = int(record["observations"])
+            out = cls(int(record["full_fit_observations"]),
+                      int(record.get("refined_observations", observations)), observations)
+        except (KeyError, TypeError, ValueError, AttributeError):
             return None
-        return out if 0 < out.full_fit_observations <= out.observations else None
+        ordered = 0 < out.full_fit_observations <= out.refined_observations <= out.observations
+        return out if ordered else None
 
     def due(self, observations: int) -> bool:
         """Whether ``observations`` call for a full fit before any look at the data:
@@ -210,11 +227,18 @@ class Refit:
         return (observations < self.observations
                 or observations >= (1.0 + REFIT_GROWTH) * self.full_fit_observations)
 
+    def refine_due(self, observations: int) -> bool:
+        """Whether ``observations`` grew by more than ``REFINE_GROWTH`` since the last
+        refinement (or full fit): below, the previous hyperparameters are conditioned on
+        the data without optimising them."""
+        return observations > (1.0 + REFINE_GROWTH) * self.refined_observations
+
     def surprised(self, model, rows: int, observations: int) -> bool:
-        """The surprise test on a warm-refined ``model`` of ``rows`` rows: the newest
-        rows, those told since the last fit (at most ``SURPRISE_MAX_ROWS``; rows are in
-        trial order), predicted from the others. True when their chi-squared statistic
-        has a p-value below ``SURPRISE_P`` (or is not finite)."""
+        """The surprise test on a warm ``model`` (refined or conditioned) of ``rows``
+        rows: the newest rows, those told since the last model (at most
+        ``SURPRISE_MAX_ROWS``; rows are in trial order), predicted from the others. True
+        when their chi-squared statistic has a p-value below ``SURPRISE_P`` (or is not
+        finite)."""
         from scipy.special import chdtrc
 
         count = min(observations - self.observations, SURPRISE_MAX_ROWS, rows)
@@ -227,11 +251,13 @@ class Refit:
 @fitter("gp", conditionable=True, known_noise=True)
 def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None,
             noise: np.ndarray | None = None):
-    """The GP by MAP: a warm fit (the previous hyperparameters refined alone) while the
-    refit policy allows one (from ``WARM_FIT_MIN_OBSERVATIONS``; ``Refit``: growth and
-    the surprise test), else a full fit with every restart. The state records the
-    hyperparameters and the policy's ``refit`` record. The same data, key and warm state
-    give the same model."""
+    """The GP by MAP: a warm model while the refit policy allows one (from
+    ``WARM_FIT_MIN_OBSERVATIONS``; ``Refit``: growth and the surprise test), else a full
+    fit with every restart. A warm model is the previous hyperparameters conditioned on
+    the data while the data grew by at most ``REFINE_GROWTH`` since they were last
+    optimised, else (or when the new observations surprise them) those hyperparameters
+    refined alone. The state records the hyperparameters and the policy's ``refit``
+    record. The same data, key and warm state give the same model."""
     cfg = problem.surrogate_options
     d = X.shape[1]
     if problem.prior is not None:
@@ -252,13 +278,20 @@ def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None,
     last = Refit.of(warm) if start is not None else None
     if last is not None and observations >= WARM_FIT_MIN_OBSERVATIONS and \
             not last.due(observations):
+        if not last.refine_due(observations):
+            model = sg.gp_from_hyperparameters(X, Y, start, bounds=_unit(d), capacity=capacity,
+                                               noise=noise)
+            if not last.surprised(model, len(X), observations):
+                return model, _gp_state(model, Refit(last.full_fit_observations,
+                                                     last.refined_observations, observations))
         model = fit(warm_start=start, refine_only=True)
         if not last.surprised(model, len(X), observations):
-            return model, _gp_state(model, Refit(last.full_fit_observations, observations))
+            return model, _gp_state(model, Refit(last.full_fit_observations, observations,
+                                                 observations))
     if start is not None and sg.bucket_size(max(len(X), capacity)) >= SUBSET_MIN_CAPACITY:
         start = None  # from this size fit_gp only refines a warm start: from scratch instead
     model = fit(restarts=cfg["restarts"], warm_start=start)
-    return model, _gp_state(model, Refit(observations, observations))
+    return model, _gp_state(model, Refit(observations, observations, observations))
 
 
 def _gp_state(model, refit: Refit) -> dict:
@@ -266,6 +299,7 @@ def _gp_state(model, refit: Refit) -> dict:
     refit policy's record."""
     return {**sg.hyperparameters_to_dict(model.hyperparameters),
             "refit": {"full_fit_observations": refit.full_fit_observations,
+                      "refined_observations": refit.refined_observations,
                       "observations": refit.observations}}
 
 
@@ -332,5 +366,5 @@ def _fit_multifidelity(problem: Problem, X, Y, key, capacity: int, warm: dict | 
     return model, None
 
 
-__all__ = ["FITTERS", "Fitter", "REFIT_GROWTH", "Refit", "SURPRISE_P", "WARM_FIT_MIN_OBSERVATIONS",
-           "fit_surrogate", "fitter"]
+__all__ = ["FITTERS", "Fitter", "REFINE_GROWTH", "REFIT_GROWTH", "Refit", "SURPRISE_P",
+           "WARM_FIT_MIN_OBSERVATIONS", "fit_surrogate", "fitter"]

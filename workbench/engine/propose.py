@@ -70,6 +70,14 @@ PROFILE_POINTS = 25
 # the row of largest upper confidence bound (mean + sqrt(PLATEAU_BETA) std) is taken.
 PLATEAU_EI_SHARE: float | None = 1e-2
 PLATEAU_BETA = 4.0
+# From this many observations (a running campaign; the GP's warm fits start there too)
+# the acquisition search climbs 1/SEARCH_SHRINK of the configured restarts for
+# 1/SEARCH_SHRINK of the steps: every climbed start costs a posterior solve against all
+# observations at every step, and on GPs of 200 and 1,000 observations the best of half
+# the starts was the best of all of them, half the steps (and their polish) ending at the
+# same point (benchmarks/results/running_campaign.md).
+LARGE_SEARCH_OBSERVATIONS = 100
+SEARCH_SHRINK = 2
 
 
 @dataclass(frozen=True)
@@ -308,14 +316,23 @@ def _maximise(problem: Problem, batch: _Batch, X, Y, held: _Held, key, near,
                              jax.random.fold_in(key, 1), batch.pending_or_none, batch.believed)
     acq = FixedColumns.holding(full, held.free, held.fixed, problem.dim)
     Z, V = al.maximize_acquisition_top(acq, held.reduced, key, k=ALTERNATIVES,
-                                       raw_samples=cfg.raw_samples,
-                                       num_restarts=cfg.num_restarts, steps=cfg.steps,
-                                       anchors=near)
+                                       raw_samples=cfg.raw_samples, anchors=near,
+                                       **search_effort(cfg.num_restarts, cfg.steps, len(X)))
     Xa = held.expand(Z, problem.dim)
     extra = {"alternatives": _alternatives(problem, Xa, V)}
     if profiled:
         extra["profiles"] = _profiles(problem, full, Xa[0], profiled)
     return Xa[0], V[0], extra
+
+
+def search_effort(num_restarts: int, steps: int, observations: int) -> dict[str, int]:
+    """The acquisition search's restarts and ascent steps at ``observations``: the
+    configured ones, divided by ``SEARCH_SHRINK`` (at least one each) from
+    ``LARGE_SEARCH_OBSERVATIONS`` on."""
+    if observations < LARGE_SEARCH_OBSERVATIONS:
+        return {"num_restarts": num_restarts, "steps": steps}
+    return {"num_restarts": max(num_restarts // SEARCH_SHRINK, 1),
+            "steps": max(steps // SEARCH_SHRINK, 1)}
 
 
 def _alternatives(problem: Problem, Xa: np.ndarray, values) -> list[dict[str, Any]]:
@@ -503,4 +520,5 @@ def _thompson(problem: Problem, model, held: _Held, key):
     return candidates[int(idx)], float("nan")
 
 
-__all__ = ["Proposal", "propose"]
+__all__ = ["LARGE_SEARCH_OBSERVATIONS", "Proposal", "SEARCH_SHRINK", "propose",
+           "search_effort"]
