@@ -180,11 +180,25 @@ def test_a_conditioned_proposal_is_reproducible(problem, first):
 
 
 def test_the_search_climbs_fewer_starts_from_large_campaigns():
+    """The defaults shrink from LARGE_SEARCH_OBSERVATIONS on; a spec's own restarts or
+    steps hold at every size."""
+    import workbench as wb
+
     n = LARGE_SEARCH_OBSERVATIONS
-    assert search_effort(16, 100, n - 1) == {"num_restarts": 16, "steps": 100}
-    assert search_effort(16, 100, n) == {"num_restarts": 16 // SEARCH_SHRINK,
+    space = wb.SearchSpace([wb.Continuous("x", 0.0, 1.0)])
+
+    def cfg(**acquisition):
+        return wb.Campaign("c", space, [wb.Objective("y", "maximize")], tracking=None,
+                           acquisition=acquisition or None).problem.acquisition
+
+    default = cfg()
+    assert not default.search_set and (default.num_restarts, default.steps) == (16, 100)
+    assert search_effort(default, n - 1) == {"num_restarts": 16, "steps": 100}
+    assert search_effort(default, n) == {"num_restarts": 16 // SEARCH_SHRINK,
                                          "steps": 100 // SEARCH_SHRINK}
-    assert search_effort(1, 1, 10 * n) == {"num_restarts": 1, "steps": 1}
+    assert search_effort(cfg(num_restarts=1, steps=1), 10 * n) == {"num_restarts": 1,
+                                                                  "steps": 1}
+    assert search_effort(cfg(steps=300), 10 * n) == {"num_restarts": 16, "steps": 300}
 
 
 def test_the_smaller_search_finds_the_full_searchs_optimum(problem, first):
@@ -200,7 +214,7 @@ def test_the_smaller_search_finds_the_full_searchs_optimum(problem, first):
     for seed in range(3):
         found = [al.maximize_acquisition(acq, problem.domain, jax.random.key(seed),
                                          raw_samples=cfg.raw_samples,
-                                         **search_effort(cfg.num_restarts, cfg.steps, n))
+                                         **search_effort(cfg, n))
                  for n in (0, len(X))]
         (x_full, v_full), (x_small, v_small) = found
         # Within the optimiser's tolerance (its runners-up closer than this are one point)

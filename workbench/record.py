@@ -43,8 +43,10 @@ if TYPE_CHECKING:
 # refine the previous hyperparameters and refit from scratch only when the data say so;
 # a pool's proposal off a log-EI plateau is the row of largest UCB. 4: the GP's log
 # length-scales have a flat prior on parameters' own columns (dimension-scaled on
-# substance descriptors only).
-NUMERICS_VERSION = 4
+# substance descriptors only). 5: from 100 observations, proposals between
+# refinements condition the previous hyperparameters, and the default acquisition
+# search climbs half the starts for half the steps.
+NUMERICS_VERSION = 5
 
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
 # The strategy of trials brought in from past experiments (``Campaign.add_data``).

@@ -50,7 +50,9 @@ class Acquisition:
     """The acquisition in use and its optimiser's settings.
 
     ref_point: hypervolume reference in maximised-objective units, or None
-    (then a margin below the observed scores).
+    (then a margin below the observed scores); search_set: whether the spec sets
+    ``num_restarts`` or ``steps`` (then they hold at every size; the engine's own
+    defaults shrink in long campaigns).
     """
 
     type: str
@@ -61,6 +63,7 @@ class Acquisition:
     num_restarts: int
     steps: int
     ref_point: tuple[float, ...] | None
+    search_set: bool = False
 
 
 class TaskLayout(NamedTuple):
@@ -280,7 +283,8 @@ def _acquisition(spec: CampaignSpec, goals: tuple[Goal, ...]) -> Acquisition:
         ref = tuple(g.score(r) for g, r in zip(goals, cfg.ref_point))
     return Acquisition(type=acquisition_of(spec), batch_size=cfg.batch_size, beta=cfg.beta,
                        mc_samples=cfg.mc_samples, raw_samples=cfg.raw_samples,
-                       num_restarts=cfg.num_restarts, steps=cfg.steps, ref_point=ref)
+                       num_restarts=cfg.num_restarts, steps=cfg.steps, ref_point=ref,
+                       search_set=bool({"num_restarts", "steps"} & cfg.model_fields_set))
 
 
 def _tasks(spec: CampaignSpec, space: SearchSpace,

@@ -38,7 +38,7 @@ from surrogates.transforms import InputTransformed
 from workbench.engine.acquisitions import build_acquisition
 from workbench.engine.fitters import FITTERS, fit_surrogate
 from workbench.engine.incumbent import anchors, incumbent
-from workbench.engine.problem import Problem
+from workbench.engine.problem import Acquisition, Problem
 from workbench.engine.relevance import ard_relevance
 from workbench.record import Prediction
 
@@ -317,7 +317,7 @@ def _maximise(problem: Problem, batch: _Batch, X, Y, held: _Held, key, near,
     acq = FixedColumns.holding(full, held.free, held.fixed, problem.dim)
     Z, V = al.maximize_acquisition_top(acq, held.reduced, key, k=ALTERNATIVES,
                                        raw_samples=cfg.raw_samples, anchors=near,
-                                       **search_effort(cfg.num_restarts, cfg.steps, len(X)))
+                                       **search_effort(cfg, len(X)))
     Xa = held.expand(Z, problem.dim)
     extra = {"alternatives": _alternatives(problem, Xa, V)}
     if profiled:
@@ -325,14 +325,14 @@ def _maximise(problem: Problem, batch: _Batch, X, Y, held: _Held, key, near,
     return Xa[0], V[0], extra
 
 
-def search_effort(num_restarts: int, steps: int, observations: int) -> dict[str, int]:
+def search_effort(cfg: Acquisition, observations: int) -> dict[str, int]:
     """The acquisition search's restarts and ascent steps at ``observations``: the
-    configured ones, divided by ``SEARCH_SHRINK`` (at least one each) from
-    ``LARGE_SEARCH_OBSERVATIONS`` on."""
-    if observations < LARGE_SEARCH_OBSERVATIONS:
-        return {"num_restarts": num_restarts, "steps": steps}
-    return {"num_restarts": max(num_restarts // SEARCH_SHRINK, 1),
-            "steps": max(steps // SEARCH_SHRINK, 1)}
+    defaults divided by ``SEARCH_SHRINK`` (at least one each) from
+    ``LARGE_SEARCH_OBSERVATIONS`` on; settings the spec gives hold at every size."""
+    if observations < LARGE_SEARCH_OBSERVATIONS or cfg.search_set:
+        return {"num_restarts": cfg.num_restarts, "steps": cfg.steps}
+    return {"num_restarts": max(cfg.num_restarts // SEARCH_SHRINK, 1),
+            "steps": max(cfg.steps // SEARCH_SHRINK, 1)}
 
 
 def _alternatives(problem: Problem, Xa: np.ndarray, values) -> list[dict[str, Any]]:
