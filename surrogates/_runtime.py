@@ -91,7 +91,7 @@ def single_threaded_lapack() -> bool:
     later (command oracles, executor workers) and NumPy's own OpenBLAS keep their
     defaults. If any SciPy module was loaded before, SciPy's OpenBLAS may have been
     loaded with it, without the limit (``scipy.special`` and ``scipy.fft`` load it, and
-    xarray and dask import those): ``threadpoolctl`` (when installed) then limits that
+    xarray and dask import those): ``threadpoolctl`` (a dependency) then limits that
     library alone. Returns True when it limited the threads.
     """
     import sys
