@@ -398,14 +398,9 @@ def build_server(root: str | Path, partner: Optional[str] = None) -> Any:
     return server
 
 
-def mcp_command(
-    root: Path = typer.Option(Path("."), "--root",
-                              help="folder of the campaigns served; nothing outside it is read"
-                                   " or written"),
-    partner: Optional[str] = typer.Option(None, "--partner",
-                                          help="serve only this partner's campaigns"),
-) -> None:
-    """Serve the campaigns under --root to agents: the Model Context Protocol over stdio."""
+def mcp_command(root: Path, partner: str | None) -> None:
+    """Serve the campaigns under ``root`` to agents (``workbench mcp``): the Model
+    Context Protocol over stdio; ``partner``: serve only that partner's campaigns."""
     try:
         import mcp  # noqa: F401 - the optional dependency, checked before anything else
     except ImportError:
