@@ -332,3 +332,20 @@ AREA = ("workbench.campaign", "workbench.plots", "workbench.executors", "workben
 def test_the_campaign_area_needs_no_allowance_and_fits_600_lines(module):
     assert not [what for m, what in ALLOWED if m == module]
     assert len(MODULES[module].read_text().splitlines()) <= 600
+
+
+def test_no_engine_export_is_named_like_an_engine_module():
+    """``workbench.engine`` loads its exports lazily; importing a submodule sets the
+    package attribute of that name to the module, so an export named like a submodule
+    (``from workbench.engine import propose`` with a ``propose.py``) would turn into the
+    module once anything imported the submodule directly."""
+    import pkgutil
+
+    import workbench.engine as engine
+
+    modules = {m.name for m in pkgutil.iter_modules(engine.__path__)}
+    assert modules and not modules & set(engine.__all__)
+    import workbench.engine.proposals  # noqa: F401 - every engine module, imported directly
+    from workbench.engine import incumbent, propose
+
+    assert callable(propose) and callable(incumbent)

@@ -392,7 +392,7 @@ def test_noise_prior_follows_the_oracle_unless_chosen(oracle, chosen, expected):
 
 
 def test_acquisition_starts_near_the_best_feasible_observations():
-    from workbench.engine.incumbent import ANCHORS, anchors
+    from workbench.engine.incumbents import ANCHORS, anchors
 
     space = wb.SearchSpace([wb.Continuous("x1", 0.0, 1.0), wb.Continuous("x2", 0.0, 1.0)])
     c = wb.Campaign("anch", space, [wb.Objective("y", "minimize")], tracking=None,

@@ -16,7 +16,7 @@ from workbench.engine import condition_surrogate, fit_surrogate, propose
 import active_learning as al
 from workbench.engine import build_acquisition
 from workbench.engine.fitters import REFINE_GROWTH, REFIT_GROWTH, WARM_FIT_MIN_OBSERVATIONS
-from workbench.engine.propose import LARGE_SEARCH_OBSERVATIONS, SEARCH_SHRINK, search_effort
+from workbench.engine.proposals import LARGE_SEARCH_OBSERVATIONS, SEARCH_SHRINK, search_effort
 
 CAPACITY = 256  # one padded bucket for every fit here: one program each way
 NOISE_SD = 0.05

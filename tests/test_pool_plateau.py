@@ -1,6 +1,6 @@
 """Proposals from a pool when the model expects no improvement anywhere: the row of largest
 upper confidence bound instead of the largest (negligible) expected improvement
-(workbench/engine/propose.py, PLATEAU_EI_SHARE)."""
+(workbench/engine/proposals.py, PLATEAU_EI_SHARE)."""
 
 from __future__ import annotations
 

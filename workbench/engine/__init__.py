@@ -6,7 +6,7 @@ surrogate fitters and acquisition builders by name, and ``propose() -> [Proposal
 
 Modules: ``policy`` (defaults the spec leaves open), ``problem`` (Problem,
 resolve), ``fitters`` (FITTERS), ``acquisitions`` (ACQUISITIONS),
-``incumbent`` (incumbent, anchors), ``propose`` (Proposal, propose).
+``incumbents`` (incumbent, anchors), ``proposals`` (Proposal, propose).
 Attributes load lazily: resolving a Problem does not import JAX; fitting does.
 """
 
@@ -27,10 +27,10 @@ _EXPORTS = {
     "ACQUISITIONS": "workbench.engine.acquisitions",
     "LOG_SPACE": "workbench.engine.acquisitions",
     "build_acquisition": "workbench.engine.acquisitions",
-    "anchors": "workbench.engine.incumbent",
-    "incumbent": "workbench.engine.incumbent",
-    "Proposal": "workbench.engine.propose",
-    "propose": "workbench.engine.propose",
+    "anchors": "workbench.engine.incumbents",
+    "incumbent": "workbench.engine.incumbents",
+    "Proposal": "workbench.engine.proposals",
+    "propose": "workbench.engine.proposals",
 }
 
 __all__ = sorted(_EXPORTS)

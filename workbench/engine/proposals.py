@@ -37,7 +37,7 @@ from surrogates.task_columns import fit_summary
 from surrogates.transforms import InputTransformed
 from workbench.engine.acquisitions import build_acquisition
 from workbench.engine.fitters import FITTERS, fit_surrogate
-from workbench.engine.incumbent import anchors, incumbent
+from workbench.engine.incumbents import anchors, incumbent
 from workbench.engine.problem import Acquisition, Problem
 from workbench.engine.relevance import ard_relevance
 from workbench.record import Prediction
