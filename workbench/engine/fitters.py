@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from functools import partial
 from typing import Any
 
@@ -297,10 +297,7 @@ def _fit_gp(problem: Problem, X, Y, key, capacity: int, warm: dict | None,
 def _gp_state(model, refit: Refit) -> dict:
     """The GP's JSON-ready state: its hyperparameters (the next fit's warm start) and the
     refit policy's record."""
-    return {**sg.hyperparameters_to_dict(model.hyperparameters),
-            "refit": {"full_fit_observations": refit.full_fit_observations,
-                      "refined_observations": refit.refined_observations,
-                      "observations": refit.observations}}
+    return {**sg.hyperparameters_to_dict(model.hyperparameters), "refit": asdict(refit)}
 
 
 @fitter("saas", conditionable=True)
