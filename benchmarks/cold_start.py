@@ -480,8 +480,8 @@ def main(argv: list[str] | None = None) -> int:
         parser.error(f"--methods: got {unknown}; expected names from {', '.join(METHODS)}")
     methods, skipped = common.split_available(wanted, REQUIRES)
     run = common.Run.start(__name__, __doc__, args, argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = measure(Path(tmp), args, methods)
+    with common.scratch() as tmp:
+        rows = measure(tmp, args, methods)
     run.write_raw({"rows": rows, "repeats": args.repeats, "skipped": skipped,
                    "label": args.label})
     page = run.write_page(markdown(rows, args.repeats, skipped, baseline))

@@ -20,7 +20,6 @@ import os
 import resource
 import subprocess
 import sys
-import tempfile
 from pathlib import Path
 
 from benchmarks import common
@@ -213,8 +212,8 @@ def main(argv: list[str] | None = None) -> int:
     if args.repeats < 1:
         parser.error(f"--repeats: got {args.repeats}; expected at least 1")
     run = common.Run.start(__name__, __doc__, args, argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        rows = measure(Path(tmp), args.trials, args.repeats)
+    with common.scratch() as tmp:
+        rows = measure(tmp, args.trials, args.repeats)
     imports = import_costs()
     run.write_raw({"trials": args.trials, "repeats": args.repeats, "commands": rows,
                    "import_cpu_s": imports, "label": args.label})

@@ -22,7 +22,8 @@ import statistics
 import subprocess
 import sys
 import time
-from collections.abc import Callable, Iterable, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
@@ -32,6 +33,9 @@ ROOT = Path(__file__).resolve().parents[1]
 BENCHMARKS_DIR = ROOT / "benchmarks"
 RESULTS_DIR = BENCHMARKS_DIR / "results"
 OUT_DIR = BENCHMARKS_DIR / "out"  # git-ignored: raw results and quick runs
+# Seconds a scratch folder's removal waits for the detached tracking deliverers that
+# the timed commands started and that may still be writing into it.
+DETACHED_WAIT_S = 120.0
 
 # Packages whose versions every page records; those not installed are listed as such.
 VERSION_PACKAGES = ("sciworkbench", "jax", "jaxlib", "equinox", "optax", "numpyro", "numpy",
@@ -323,6 +327,31 @@ def timed_process(argv: Sequence[str], cwd: Path, env: Mapping[str, str],
                            f" {proc.stdout[-2000:]} {proc.stderr[-3000:]}")
     cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
     return wall, cpu, proc.stdout
+
+
+@contextmanager
+def scratch(prefix: str = "bench-") -> Iterator[Path]:
+    """A temporary folder for a benchmark's campaigns, removed on exit once the detached
+    tracking deliverers its commands started (``workbench.deliver``) stop writing into it;
+    ``tempfile.TemporaryDirectory`` fails when a file appears while it removes the tree."""
+    import tempfile
+
+    path = Path(tempfile.mkdtemp(prefix=prefix))
+    try:
+        yield path
+    finally:
+        deadline = time.monotonic() + DETACHED_WAIT_S
+        while True:
+            try:
+                shutil.rmtree(path)
+                break
+            except FileNotFoundError:
+                break
+            except OSError:
+                if time.monotonic() > deadline:
+                    log(f"could not remove {path}: a detached process still writes there")
+                    break
+                time.sleep(0.5)
 
 
 def median(values: Iterable[float]) -> float:

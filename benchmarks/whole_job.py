@@ -414,8 +414,8 @@ def main(argv: list[str] | None = None) -> int:
     methods, skipped = common.split_available(wanted, REQUIRES)
     baseline = json.loads(args.baseline.read_text()) if args.baseline is not None else None
     run = common.Run.start(__name__, __doc__, args, argv)
-    with tempfile.TemporaryDirectory() as tmp:
-        result = measure(Path(tmp), args, methods)
+    with common.scratch() as tmp:
+        result = measure(tmp, args, methods)
     run.write_raw({**result, "skipped": skipped, "label": args.label})
     page = run.write_page(markdown(result, args, skipped, baseline))
     print(page.read_text())
