@@ -65,7 +65,9 @@ def _record(full, refined, observations):
 
 
 def _hyperparameters(state):
-    return {k: v for k, v in state.items() if k != "refit"}
+    """The GP's hyperparameters in a state: not the refit record, nor the output warp,
+    which is fitted on each call's data."""
+    return {k: v for k, v in state.items() if k not in ("refit", "output_warp")}
 
 
 # Observations past the last refinement that still only condition: 1 % of 120.

@@ -45,8 +45,10 @@ if TYPE_CHECKING:
 # length-scales have a flat prior on parameters' own columns (dimension-scaled on
 # substance descriptors only). 5: from 100 observations, proposals between
 # refinements condition the previous hyperparameters, and the default acquisition
-# search climbs half the starts for half the steps.
-NUMERICS_VERSION = 5
+# search climbs half the starts for half the steps. 6: a single objective under a
+# noiseless acquisition is modelled through a fitted Yeo-Johnson warp ("auto" output
+# warping).
+NUMERICS_VERSION = 6
 
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
 # The strategy of trials brought in from past experiments (``Campaign.add_data``).

@@ -148,6 +148,7 @@ def _semantic_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
             out.append((("oracle", "builtin"), f"{problem.name!r} needs continuous parameters"))
     if spec.surrogate.type in ("multitask", "multifidelity"):
         out += _task_issues(spec)
+    out += _output_warping_issues(spec)
     if spec.oracle is not None and spec.oracle.command is not None:
         out += _command_issues(spec.oracle.command, names)
     if spec.oracle is not None and (spec.oracle.simulator or spec.oracle.dataset):
@@ -399,6 +400,23 @@ def _task_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
         out.append((("objectives", 0, "target"), f"got {spec.objectives[0].target!r} with a"
                     " multifidelity surrogate; expected minimize or maximize"))
     return out
+
+
+def _output_warping_issues(spec: CampaignSpec) -> list[tuple[tuple, str]]:
+    """An explicit Yeo-Johnson warp needs one objective without a target (a target's
+    distance and a reference point are in output units) and a learned noise."""
+    cfg = spec.surrogate
+    if getattr(cfg, "output_warping", "none") != "yeo_johnson":
+        return []
+    where = ("surrogate", "output_warping")
+    if len(spec.objectives) > 1 or spec.objectives[0].target is not None:
+        return [(where, f"got 'yeo_johnson' with {len(spec.objectives)} objective(s)"
+                 f"{' and a target' if spec.objectives[0].target is not None else ''};"
+                 " expected one objective to minimize or maximize (or output_warping: none)")]
+    if cfg.noise is not None:
+        return [(where, f"got 'yeo_johnson' with noise: {cfg.noise} (a variance in output"
+                 " units); expected output_warping: none, or noise learned")]
+    return []
 
 
 def _command_issues(command: str, names: list[str]) -> list[tuple[tuple, str]]:

@@ -132,6 +132,10 @@ class GPSpec(_SurrogateSpec):
     categorical: Literal["product", "additive"] = Field(
         default="product", description="how one-hot categorical factors combine with"
         " each other and the continuous kernel: product, or main effects plus interaction")
+    output_warping: Literal["auto", "yeo_johnson", "none"] = Field(
+        default="auto", description="a monotone power transform (Yeo-Johnson, exponent by"
+        " maximum likelihood) of the objective before the GP; auto warps one objective"
+        " without a target under a noiseless acquisition (log_ei, ucb, ...)")
     restarts: int = _RESTARTS
     prior: str | None = Field(default=None, description="exported model prior to warm-start"
                               " from: a JSON path or runs:/<run_id>/prior.json")

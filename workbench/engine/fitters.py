@@ -26,6 +26,7 @@ import numpy as np
 
 import surrogates as sg
 from surrogates.gp_fit import SUBSET_MIN_CAPACITY
+from surrogates.output_warping import OutputWarp, OutputWarped
 from surrogates.transforms import InputTransformed, Latent
 from workbench.engine.problem import Problem
 from workbench.transfer import fit_with_prior
@@ -123,15 +124,35 @@ def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity:
     _BUILT["fit"] += 1
     fitter_ = FITTERS[problem.surrogate]
     fit = fitter_.fit
+    warp = output_warp(problem, Y)
+    if warp is not None:
+        if noise is not None:  # variances scale with the warp's squared slope
+            noise = np.asarray(noise) * warp.slope(Y) ** 2
+        Y = warp(Y)
     if noise is not None and fitter_.known_noise:
         fit = partial(fit, noise=noise)
     transform = problem.feature_transform()
     if transform is None:
-        return fit(problem, X, Y, key, capacity, warm)
-    # Composition / substance descriptors: fit on [X, features(X)], query with encoded X.
-    Xt = np.asarray(transform(jnp.asarray(X)))
-    model, state = fit(problem, Xt, Y, key, capacity, warm)
-    return InputTransformed(model, transform), state
+        model, state = fit(problem, X, Y, key, capacity, warm)
+    else:
+        # Composition / substance descriptors: fit on [X, features(X)], query with encoded X.
+        Xt = np.asarray(transform(jnp.asarray(X)))
+        model, state = fit(problem, Xt, Y, key, capacity, warm)
+        model = InputTransformed(model, transform)
+    if warp is None:
+        return model, state
+    if state is not None:
+        state = dict(state, output_warp=warp.to_dict())
+    return OutputWarped(model, warp), state
+
+
+def output_warp(problem: Problem, Y: np.ndarray) -> OutputWarp | None:
+    """The Yeo-Johnson warp of ``problem.warped_outputs`` fitted on Y (n, m), or None
+    when the problem warps none. ``fit_surrogate`` fits the model on ``warp(Y)`` and
+    wraps it in ``OutputWarped``, whose posterior is in output units again."""
+    if not problem.warped_outputs:
+        return None
+    return OutputWarp.fit(Y, problem.warped_outputs)
 
 
 def condition_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, capacity: int,
@@ -154,9 +175,11 @@ def condition_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, capacity
         return None
     _BUILT["condition"] += 1
     fixed = None if learn_noise else np.full(Y.shape, cfg["noise"])
-    model = sg.gp_from_hyperparameters(Xt, Y, theta, bounds=_unit(d), capacity=capacity,
-                                       noise=fixed)
-    return model if transform is None else InputTransformed(model, transform)
+    warp = output_warp(problem, Y)
+    model = sg.gp_from_hyperparameters(Xt, Y if warp is None else warp(Y), theta,
+                                       bounds=_unit(d), capacity=capacity, noise=fixed)
+    model = model if transform is None else InputTransformed(model, transform)
+    return model if warp is None else OutputWarped(model, warp)
 
 
 def _unit(d: int) -> tuple[np.ndarray, np.ndarray]:
@@ -364,4 +387,4 @@ def _fit_multifidelity(problem: Problem, X, Y, key, capacity: int, warm: dict | 
 
 
 __all__ = ["FITTERS", "Fitter", "REFINE_GROWTH", "REFIT_GROWTH", "Refit", "SURPRISE_P",
-           "WARM_FIT_MIN_OBSERVATIONS", "fit_surrogate", "fitter"]
+           "WARM_FIT_MIN_OBSERVATIONS", "fit_surrogate", "fitter", "output_warp"]

@@ -1,5 +1,5 @@
-"""Which acquisition and which noise prior a campaign uses when the spec leaves
-them to the workbench: plain rules over plain values (no spec, no JAX), shared
+"""Which acquisition, which noise prior and which output warping a campaign uses when
+the spec leaves them to the workbench: plain rules over plain values (no spec, no JAX), shared
 by the spec's validation and by ``engine.problem.resolve``.
 """
 
@@ -9,6 +9,10 @@ from __future__ import annotations
 MULTI_OBJECTIVE = ("qlog_nehvi", "log_ehvi", "parego")
 #: The most objectives the analytic log EHVI's box decomposition takes.
 LOG_EHVI_MAX_OBJECTIVES = 3
+#: Acquisitions for noisy observations (they rank by the posterior mean): "auto" output
+#: warping leaves their objective as it is, since a power transform of noisy values
+#: makes the noise depend on the value, which the GP's one noise level cannot follow.
+NOISY_ACQUISITIONS = ("log_nei", "qlog_nei")
 
 
 def noise_prior(chosen: str, measured: bool) -> str:
@@ -43,4 +47,24 @@ def default_acquisition(*, objectives: int, targets: bool, surrogate: str, batch
     return "qlog_nehvi"
 
 
-__all__ = ["LOG_EHVI_MAX_OBJECTIVES", "MULTI_OBJECTIVE", "default_acquisition", "noise_prior"]
+def output_warping(chosen: str, *, surrogate: str, objectives: int, targets: bool,
+                   acquisition: str, known_noise: bool) -> str:
+    """The output warping in use: "yeo_johnson" or "none".
+
+    "auto" warps the objective of an exact GP ("gp") with one objective, no target, no
+    known noise variance and a noiseless acquisition: a skewed objective (a cost over
+    decades, a sum of squares) then looks Gaussian to the GP; a target's squared
+    distance and several objectives' reference point live in output units, and noisy
+    values are left as they are (see NOISY_ACQUISITIONS). Other surrogates: "none".
+    """
+    if surrogate != "gp":
+        return "none"
+    if chosen != "auto":
+        return chosen
+    plain = (objectives == 1 and not targets and not known_noise
+             and acquisition not in NOISY_ACQUISITIONS)
+    return "yeo_johnson" if plain else "none"
+
+
+__all__ = ["LOG_EHVI_MAX_OBJECTIVES", "MULTI_OBJECTIVE", "NOISY_ACQUISITIONS",
+           "default_acquisition", "noise_prior", "output_warping"]

@@ -125,7 +125,8 @@ class Problem:
     groups the GP kernel treats as exchangeable categories (not those seen
     through descriptors); substance_columns: the encoded columns of categories
     seen through descriptors; needs_features: whether a parameter asks for
-    descriptors in front of the surrogate.
+    descriptors in front of the surrogate; warped_outputs: the outputs the
+    surrogate sees through a fitted Yeo-Johnson warp (``surrogates.OutputWarp``).
     """
 
     space: SearchSpace
@@ -143,6 +144,7 @@ class Problem:
     kernel_onehot: tuple[tuple[int, ...], ...]
     substance_columns: tuple[int, ...]
     needs_features: bool
+    warped_outputs: tuple[int, ...] = ()
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- the encoded domain and the features in front of the surrogate --------
@@ -242,6 +244,17 @@ def acquisition_of(spec: CampaignSpec) -> str:
         noise_prior=noise_prior_of(spec))
 
 
+def output_warping_of(spec: CampaignSpec) -> str:
+    """The output warping in use: the spec's, or the one "auto" picks (``policy``)."""
+    cfg = spec.surrogate
+    return policy.output_warping(
+        cfg.output_warping if isinstance(cfg, GPSpec) else "none", surrogate=cfg.type,
+        objectives=len(spec.objectives),
+        targets=any(o.target is not None for o in spec.objectives),
+        acquisition=acquisition_of(spec),
+        known_noise=isinstance(cfg, GPSpec) and cfg.noise is not None)
+
+
 def resolve(spec: CampaignSpec, space: SearchSpace, base_dir: Path | None = None) -> Problem:
     """The Problem of a validated spec over its search space.
 
@@ -273,6 +286,7 @@ def resolve(spec: CampaignSpec, space: SearchSpace, base_dir: Path | None = None
         needs_features=any(
             (isinstance(p, Categorical) and p.encoding != "onehot")
             or (isinstance(p, Composition) and p.features) for p in space.parameters),
+        warped_outputs=(0,) if output_warping_of(spec) == "yeo_johnson" else (),
     )
 
 
@@ -306,4 +320,4 @@ def _tasks(spec: CampaignSpec, space: SearchSpace,
 
 
 __all__ = ["Acquisition", "Goal", "PriorSource", "Problem", "TaskLayout", "Tasks",
-           "acquisition_of", "noise_prior_of", "resolve"]
+           "acquisition_of", "noise_prior_of", "output_warping_of", "resolve"]

@@ -33,6 +33,7 @@ import active_learning as al
 from active_learning import FixedColumns, expand, reduce_domain
 from active_learning.multifidelity import LevelCost, MultiFidelityLogEI
 from surrogates import Conditionable, posterior_moments
+from surrogates.output_warping import OutputWarped
 from surrogates.task_columns import fit_summary
 from surrogates.transforms import InputTransformed
 from workbench.engine.acquisitions import build_acquisition
@@ -178,8 +179,13 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     held = _Held.of(problem, {**(context or {}), **problem.held()})
     k_fit, k_acq = jax.random.split(key)
     t0 = time.perf_counter()
-    model, state = _fit(problem, X, Y, len(fantasies), q, k_fit, warm, noise)
+    fitted, state = _fit(problem, X, Y, len(fantasies), q, k_fit, warm, noise)
     timings["fit_time_s"] = time.perf_counter() - t0
+    # The acquisition works where the model is Gaussian: on warped outputs when the
+    # problem warps them (a monotone warp keeps the incumbent and the feasible rows).
+    model, Y_user = fitted, Y
+    if isinstance(fitted, OutputWarped):
+        model, Y = fitted.model, np.asarray(fitted.warp(Y))
     t1 = time.perf_counter()
     kind = problem.acquisition.type
     noisy = noise is not None and bool(np.any(noise > 0))
@@ -193,10 +199,10 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
         chosen, values, _, extras = _greedy(problem, batch, X, Y, held, k_acq, q, pool, noisy,
                                             profiled)
     Xc = np.stack(chosen)
-    predictions = _predictions(problem, model, Xc)
+    predictions = _predictions(problem, fitted, Xc)
     timings["acquisition_time_s"] = time.perf_counter() - t1
     believer = isinstance(model, Conditionable) and kind not in _JOINT_PENDING
-    audit = _audit(problem, model, state, X, Y, fantasies, believer, context, noisy)
+    audit = _audit(problem, fitted, state, X, Y_user, fantasies, believer, context, noisy)
     if values_shared:
         audit["shared"] = values_shared
     params = problem.space.decode(Xc)
@@ -204,7 +210,7 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
                      acquisition_value=values[i],
                      audit=dict(audit, batch_position=i, acquisition_value=values[i],
                                 **extras[i]),
-                     model=model, surrogate_state=state) for i in range(q)]
+                     model=fitted, surrogate_state=state) for i in range(q)]
 
 
 def _greedy(problem: Problem, batch: _Batch, X, Y, held: _Held, key, q: int, pool,

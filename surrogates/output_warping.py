@@ -1,0 +1,207 @@
+"""Output warping: a monotone power transform of observed outputs in front of a surrogate.
+
+A GP assumes Gaussian outputs; the objectives of optimisation problems are often skewed
+(Rosenbrock's values span six decades, a cost is bounded below, a yield saturates). A
+Yeo-Johnson transform (Yeo & Johnson, Biometrika 2000) of the standardised outputs, its
+exponent chosen by maximum likelihood as HEBO does (Cowen-Rivers et al., JAIR 2022),
+makes them closer to Gaussian. It is strictly increasing, so the best observation stays
+the best and improvement keeps its sign; a model fitted on the warped outputs is queried
+through :class:`OutputWarped`, which maps its posterior back to output units.
+
+Shapes: ``n`` observations, ``m`` outputs, ``q`` query points.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+
+import equinox as eqx
+import jax.numpy as jnp
+import numpy as np
+from jax import Array
+
+from surrogates.gp import Posterior
+
+# The exponent is searched on this interval (1: no warping): a grid of LAMBDA_GRID points,
+# then a golden-section search of LAMBDA_REFINE_STEPS steps around the grid's best.
+# Outside it the transform is a near-log of values that differ by orders of magnitude,
+# which the finite data cannot tell apart from its neighbours.
+LAMBDA_BOUNDS = (-2.0, 4.0)
+LAMBDA_GRID = 121
+LAMBDA_REFINE_STEPS = 40
+# At least this many finite values to fit an exponent; fewer leave the output as it is.
+MIN_WARP_VALUES = 3
+# How close (in 1 + lam w) the inverse comes to the end of a bounded range.
+_RANGE_MARGIN = 1e-9
+# Standard deviations below this (relative to the values' magnitude) leave it as it is.
+_FLAT = 1e-12
+
+
+def yeo_johnson(z, lam):
+    """The Yeo-Johnson transform of z (any shape) with exponent lam (broadcasts):
+    ((z + 1)^lam - 1) / lam for z >= 0 (log1p at lam = 0), and
+    -((1 - z)^(2 - lam) - 1) / (2 - lam) below (-log1p(-z) at lam = 2). Works on NumPy
+    and JAX arrays alike."""
+    xp = jnp if isinstance(z, Array) or isinstance(lam, Array) else np
+    pos = z >= 0
+    zp, zn = xp.where(pos, z, 0.0), xp.where(pos, 0.0, z)
+    lp = xp.where(xp.abs(lam) < 1e-8, 1.0, lam)
+    ln = xp.where(xp.abs(lam - 2.0) < 1e-8, 1.0, 2.0 - lam)
+    up = xp.where(xp.abs(lam) < 1e-8, xp.log1p(zp), xp.expm1(lp * xp.log1p(zp)) / lp)
+    down = xp.where(xp.abs(lam - 2.0) < 1e-8, -xp.log1p(-zn),
+                    -xp.expm1(ln * xp.log1p(-zn)) / ln)
+    return xp.where(pos, up, down)
+
+
+def yeo_johnson_inverse(w, lam):
+    """The inverse of :func:`yeo_johnson` (the transform keeps the sign: w >= 0 iff z >= 0).
+    The transform's range is bounded above for lam < 0 (by -1 / lam) and below for
+    lam > 2 (by -1 / (lam - 2)); beyond it, where a model's mean may extrapolate, the
+    inverse stays finite: it is taken at the range's end less _RANGE_MARGIN."""
+    xp = jnp if isinstance(w, Array) or isinstance(lam, Array) else np
+    pos = w >= 0
+    wp, wn = xp.where(pos, w, 0.0), xp.where(pos, 0.0, w)
+    lp = xp.where(xp.abs(lam) < 1e-8, 1.0, lam)
+    ln = xp.where(xp.abs(lam - 2.0) < 1e-8, 1.0, 2.0 - lam)
+    up = xp.where(xp.abs(lam) < 1e-8, xp.expm1(wp),
+                  xp.expm1(xp.log1p(xp.maximum(lp * wp, _RANGE_MARGIN - 1.0)) / lp))
+    down = xp.where(xp.abs(lam - 2.0) < 1e-8, -xp.expm1(-wn),
+                    -xp.expm1(xp.log1p(xp.maximum(-ln * wn, _RANGE_MARGIN - 1.0)) / ln))
+    return xp.where(pos, up, down)
+
+
+def yeo_johnson_derivative(z, lam):
+    """d yeo_johnson(z, lam) / dz: (1 + z)^(lam - 1) above 0, (1 - z)^(1 - lam) below."""
+    xp = jnp if isinstance(z, Array) or isinstance(lam, Array) else np
+    pos = z >= 0
+    return xp.where(pos, xp.exp((lam - 1.0) * xp.log1p(xp.where(pos, z, 0.0))),
+                    xp.exp((1.0 - lam) * xp.log1p(-xp.where(pos, 0.0, z))))
+
+
+def _log_likelihood(z: np.ndarray, lam: float) -> float:
+    """Profile log-likelihood of lam for standardised values z (n,): Gaussian warped
+    values with their own variance, plus the transform's log-Jacobian."""
+    w = yeo_johnson(z, lam)
+    var = float(np.var(w))
+    if not np.isfinite(var) or var <= 0.0:
+        return -np.inf
+    return -0.5 * len(z) * np.log(var) + (lam - 1.0) * float(
+        np.sum(np.sign(z) * np.log1p(np.abs(z))))
+
+
+def _best_exponent(z: np.ndarray) -> float:
+    """The maximum-likelihood exponent in LAMBDA_BOUNDS: the best of a grid, refined by a
+    golden-section search between its neighbours. Deterministic."""
+    lo, hi = LAMBDA_BOUNDS
+    grid = np.linspace(lo, hi, LAMBDA_GRID)
+    ll = np.array([_log_likelihood(z, g) for g in grid])
+    i = int(np.argmax(ll))
+    a, b = grid[max(i - 1, 0)], grid[min(i + 1, LAMBDA_GRID - 1)]
+    ratio = (np.sqrt(5.0) - 1.0) / 2.0
+    c, d = b - ratio * (b - a), a + ratio * (b - a)
+    fc, fd = _log_likelihood(z, c), _log_likelihood(z, d)
+    for _ in range(LAMBDA_REFINE_STEPS):
+        if fc >= fd:
+            b, d, fd = d, c, fc
+            c = b - ratio * (b - a)
+            fc = _log_likelihood(z, c)
+        else:
+            a, c, fc = c, d, fd
+            d = a + ratio * (b - a)
+            fd = _log_likelihood(z, d)
+    best = c if fc >= fd else d
+    return float(best if max(fc, fd) >= ll[i] else grid[i])
+
+
+class OutputWarp(eqx.Module):
+    """Per-output Yeo-Johnson warp of standardised values: w = YJ((y - loc) / scale, lam).
+
+    loc, scale, lam: (m,); an output left as it is has loc 0, scale 1, lam 1 (the
+    identity). Fitted with :meth:`fit`; applied to (n, m) values with ``warp(Y)``.
+    """
+
+    loc: Array
+    scale: Array
+    lam: Array
+
+    @classmethod
+    def identity(cls, m: int) -> "OutputWarp":
+        return cls(jnp.zeros(m), jnp.ones(m), jnp.ones(m))
+
+    @classmethod
+    def fit(cls, Y: np.ndarray, columns: Sequence[int]) -> "OutputWarp":
+        """The warp of the outputs ``columns`` of Y (n, m) (the others: the identity),
+        each fitted on its finite values: their mean and standard deviation, and the
+        maximum-likelihood exponent. An output with fewer than MIN_WARP_VALUES finite
+        values, or constant ones, is left as it is."""
+        Y = np.asarray(Y, np.float64)
+        m = Y.shape[1]
+        loc, scale, lam = np.zeros(m), np.ones(m), np.ones(m)
+        for k in columns:
+            y = Y[:, k][np.isfinite(Y[:, k])]
+            if len(y) < MIN_WARP_VALUES:
+                continue
+            mu, sd = float(np.mean(y)), float(np.std(y))
+            if not sd > _FLAT * max(1.0, abs(mu)):
+                continue
+            loc[k], scale[k] = mu, sd
+            lam[k] = _best_exponent((y - mu) / sd)
+        return cls(jnp.asarray(loc), jnp.asarray(scale), jnp.asarray(lam))
+
+    def __call__(self, Y):
+        """Warped values of Y (n, m), NumPy in, NumPy out (JAX in, JAX out)."""
+        if isinstance(Y, Array):
+            return yeo_johnson((Y - self.loc) / self.scale, self.lam)
+        loc, scale, lam = (np.asarray(a) for a in (self.loc, self.scale, self.lam))
+        return yeo_johnson((np.asarray(Y, np.float64) - loc) / scale, lam)
+
+    def inverse(self, W):
+        """Output values of warped W (n, m)."""
+        if isinstance(W, Array):
+            return self.loc + self.scale * yeo_johnson_inverse(W, self.lam)
+        loc, scale, lam = (np.asarray(a) for a in (self.loc, self.scale, self.lam))
+        return loc + scale * yeo_johnson_inverse(np.asarray(W, np.float64), lam)
+
+    def slope(self, Y):
+        """dw/dy at Y (n, m): how the warp stretches output units there."""
+        if isinstance(Y, Array):
+            return yeo_johnson_derivative((Y - self.loc) / self.scale, self.lam) / self.scale
+        loc, scale, lam = (np.asarray(a) for a in (self.loc, self.scale, self.lam))
+        return yeo_johnson_derivative((np.asarray(Y, np.float64) - loc) / scale, lam) / scale
+
+    def to_dict(self) -> dict[str, list[float]]:
+        return {"loc": np.asarray(self.loc).tolist(), "scale": np.asarray(self.scale).tolist(),
+                "lambda": np.asarray(self.lam).tolist()}
+
+
+class OutputWarped(eqx.Module):
+    """A model fitted on warped outputs, queried in output units.
+
+    ``posterior`` gives, per output, the back-transformed posterior median (the warp is
+    monotone, so the median maps to the median) and the linearised variance
+    (delta method: the warped variance over the warp's squared slope there); a joint
+    covariance is scaled the same way. ``model`` stays the warped-space Gaussian that
+    acquisitions work with, on ``warp(Y)``.
+    """
+
+    model: eqx.Module
+    warp: OutputWarp
+
+    @property
+    def num_outputs(self) -> int:
+        return self.model.num_outputs
+
+    def posterior(self, Xq: Array, full_cov: bool = False) -> Posterior:
+        post = self.model.posterior(Xq, full_cov=full_cov)
+        mean = self.warp.inverse(post.mean)
+        gain = 1.0 / self.warp.slope(mean)  # dy/dw at the median: (q, m)
+        variance = post.variance * gain ** 2
+        covariance = None
+        if post.covariance is not None:
+            g = gain.T  # (m, q)
+            covariance = post.covariance * g[:, :, None] * g[:, None, :]
+        return Posterior(mean, variance, covariance)
+
+
+__all__ = ["LAMBDA_BOUNDS", "MIN_WARP_VALUES", "OutputWarp", "OutputWarped", "yeo_johnson",
+           "yeo_johnson_derivative", "yeo_johnson_inverse"]
