@@ -48,6 +48,7 @@ from surrogates.gp import (  # noqa: E402
     negative_log_marginal_likelihood,
     resolve_kernel,
 )
+from surrogates.output_warping import OutputWarp, OutputWarped  # noqa: E402
 from surrogates.kernels import (  # noqa: E402
     RBF,
     Categorical,
@@ -135,6 +136,8 @@ __all__ = [
     "MultiFidelityGP",
     "multitask_gp_from_hyperparameters",
     "MultiTaskGP",
+    "OutputWarp",
+    "OutputWarped",
     "MultiTaskHyperparameters",
     "negative_log_marginal_likelihood",
     "pad_observations",

@@ -50,7 +50,7 @@ def yeo_johnson(z, lam):
     up = xp.where(xp.abs(lam) < 1e-8, xp.log1p(zp), xp.expm1(lp * xp.log1p(zp)) / lp)
     down = xp.where(xp.abs(lam - 2.0) < 1e-8, -xp.log1p(-zn),
                     -xp.expm1(ln * xp.log1p(-zn)) / ln)
-    return xp.where(pos, up, down)
+    return xp.where(lam == 1.0, z, xp.where(pos, up, down))  # lam 1: exactly the identity
 
 
 def yeo_johnson_inverse(w, lam):
@@ -67,7 +67,7 @@ def yeo_johnson_inverse(w, lam):
                   xp.expm1(xp.log1p(xp.maximum(lp * wp, _RANGE_MARGIN - 1.0)) / lp))
     down = xp.where(xp.abs(lam - 2.0) < 1e-8, -xp.expm1(-wn),
                     -xp.expm1(xp.log1p(xp.maximum(-ln * wn, _RANGE_MARGIN - 1.0)) / ln))
-    return xp.where(pos, up, down)
+    return xp.where(lam == 1.0, w, xp.where(pos, up, down))
 
 
 def yeo_johnson_derivative(z, lam):
@@ -168,6 +168,10 @@ class OutputWarp(eqx.Module):
             return yeo_johnson_derivative((Y - self.loc) / self.scale, self.lam) / self.scale
         loc, scale, lam = (np.asarray(a) for a in (self.loc, self.scale, self.lam))
         return yeo_johnson_derivative((np.asarray(Y, np.float64) - loc) / scale, lam) / scale
+
+    def column(self, k: int) -> "OutputWarp":
+        """The warp of output k alone, for (n, 1) values of it."""
+        return OutputWarp(self.loc[k:k + 1], self.scale[k:k + 1], self.lam[k:k + 1])
 
     def to_dict(self) -> dict[str, list[float]]:
         return {"loc": np.asarray(self.loc).tolist(), "scale": np.asarray(self.scale).tolist(),

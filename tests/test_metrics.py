@@ -77,6 +77,30 @@ def test_calibration_counts_residuals_inside_each_interval():
     assert 0 < metrics["loo_rmse"] < 1
 
 
+def test_loo_of_a_warped_gp_is_reported_in_output_units():
+    from scipy import stats
+
+    from surrogates import OutputWarp, gp_from_hyperparameters
+
+    X, Y, theta, _ = _gp(n=14)
+    Y = np.exp(2.0 * Y)  # positive and skewed
+    warp = OutputWarp.fit(Y, [0])
+    model = gp_from_hyperparameters(X, warp(Y), theta, bounds=(np.zeros(2), np.ones(2)))
+    w, mu, var = leave_one_out(model)  # warped units
+    metrics = loo_metrics(model, warp)
+    # The error of the back-transformed LOO median, in output units.
+    back = np.asarray(warp.inverse(mu[:, None]))[:, 0]
+    assert metrics["loo_rmse"] == pytest.approx(np.sqrt(np.mean((Y[:, 0] - back) ** 2)))
+    # The output-unit density by change of variables: the warped density times dw/dy,
+    # the slope here by central differences.
+    h = 1e-6 * Y[:, :1]
+    slope = (warp(Y + h) - warp(Y - h))[:, 0] / (2 * h[:, 0])
+    nlpd = -np.mean(stats.norm.logpdf(w, mu, np.sqrt(var)) + np.log(slope))
+    assert metrics["loo_nlpd"] == pytest.approx(nlpd, rel=1e-6)
+    # Coverage is the warped intervals': the monotone warp maps them onto the output's.
+    assert metrics["loo_coverage_90"] == loo_metrics(model)["loo_coverage_90"]
+
+
 def test_watts_per_core_is_configurable_and_checked(monkeypatch):
     monkeypatch.delenv("WORKBENCH_WATTS_PER_CORE", raising=False)
     assert watts_per_core() == 12.0

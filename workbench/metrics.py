@@ -69,17 +69,27 @@ def calibration(observed, mean, variance) -> dict[int, float]:
     return {level: float(np.mean(z <= half)) for level, half in COVERAGE_LEVELS.items()}
 
 
-def loo_metrics(model) -> dict[str, float]:
+def loo_metrics(model, warp=None) -> dict[str, float]:
     """LOO error and calibration as MLflow metrics: ``loo_rmse``, ``loo_nlpd`` (mean
-    negative log predictive density) and ``loo_coverage_50/90/95``."""
+    negative log predictive density) and ``loo_coverage_50/90/95``.
+
+    warp: the ``surrogates.OutputWarp`` the model was fitted through (its first output),
+    or None. The LOO is then taken on the warped values and reported in output units:
+    the error of the back-transformed median, the density with the warp's log-slope
+    (change of variables), and the coverage of the warped intervals, which the monotone
+    warp maps onto the output-unit intervals of the same probability."""
     y, mu, var = leave_one_out(model)
     if len(y) < 2:
         return {}
     r = y - mu
-    out = {"loo_rmse": float(np.sqrt(np.mean(r**2))),
-           "loo_nlpd": float(np.mean(0.5 * (np.log(2 * np.pi * var) + r**2 / var)))}
-    out.update({f"loo_coverage_{k}": v for k, v in calibration(y, mu, var).items()})
-    return out
+    nlpd = 0.5 * (np.log(2 * np.pi * var) + r**2 / var)
+    out = {f"loo_coverage_{k}": v for k, v in calibration(y, mu, var).items()}
+    if warp is not None:
+        first = warp.column(0)
+        y_out = first.inverse(y[:, None])[:, 0]
+        r = y_out - first.inverse(mu[:, None])[:, 0]
+        nlpd = nlpd - np.log(first.slope(y_out[:, None])[:, 0])
+    return {"loo_rmse": float(np.sqrt(np.mean(r**2))), "loo_nlpd": float(np.mean(nlpd)), **out}
 
 
 def cpu_seconds() -> float:

@@ -259,19 +259,26 @@ class Telemetry:
         if n < 3 or (n > self.LOO_EVERY_N and step % max(1, n // self.LOO_EVERY_N)):
             return {}
         try:
-            from surrogates import gp_from_hyperparameters, hyperparameters_from_dict
+            from surrogates import (OutputWarped, gp_from_hyperparameters,
+                                    hyperparameters_from_dict)
             from surrogates.protocol import ExactFactor
+            from workbench.engine import output_warp
 
             last = self.proposer.last_model
-            if last is not None and isinstance(last[0], ExactFactor) and len(last[1]) == n - 1:
+            model, warp = (None, None) if last is None else (last[0], None)
+            if isinstance(model, OutputWarped):
+                model, warp = model.model, model.warp
+            if isinstance(model, ExactFactor) and len(last[1]) == n - 1:
                 # The GP that made the proposal just evaluated, already factorised:
                 # its LOO costs one triangular inverse, not a new model.
-                return loo_metrics(last[0])
+                return loo_metrics(model, warp)
             X, Y = self._completed_xy()
             theta = hyperparameters_from_dict(state)
             unit = (np.zeros(X.shape[1]), np.ones(X.shape[1]))
-            model = gp_from_hyperparameters(X, Y[:, :1], theta, bounds=unit)
-            return loo_metrics(model)
+            warp = output_warp(self.campaign.problem, Y)
+            model = gp_from_hyperparameters(X, (Y if warp is None else warp(Y))[:, :1], theta,
+                                            bounds=unit)
+            return loo_metrics(model, warp)
         except Exception:  # noqa: BLE001 - a metric, never a reason to stop
             return {}
 

@@ -251,7 +251,7 @@ def output_warping_of(spec: CampaignSpec) -> str:
         cfg.output_warping if isinstance(cfg, GPSpec) else "none", surrogate=cfg.type,
         objectives=len(spec.objectives),
         targets=any(o.target is not None for o in spec.objectives),
-        acquisition=acquisition_of(spec),
+        constraints=bool(spec.outcome_constraints), acquisition=acquisition_of(spec),
         known_noise=isinstance(cfg, GPSpec) and cfg.noise is not None)
 
 
