@@ -22,13 +22,15 @@ from jax import Array
 
 from surrogates.gp import Posterior
 
-# The exponent is searched on this interval (1: no warping): a grid of LAMBDA_GRID points,
-# then a golden-section search of LAMBDA_REFINE_STEPS steps around the grid's best.
+# The exponent is searched on this interval (1: no warping): a grid of LAMBDA_GRID points
+# (steps of 0.05), then LAMBDA_REFINE_ROUNDS finer grids of LAMBDA_REFINE_POINTS across
+# the best point's neighbours (each 20 times finer: to about 6e-6).
 # Outside it the transform is a near-log of values that differ by orders of magnitude,
 # which the finite data cannot tell apart from its neighbours.
 LAMBDA_BOUNDS = (-2.0, 4.0)
 LAMBDA_GRID = 121
-LAMBDA_REFINE_STEPS = 40
+LAMBDA_REFINE_ROUNDS = 3
+LAMBDA_REFINE_POINTS = 41
 # At least this many finite values to fit an exponent; fewer leave the output as it is.
 MIN_WARP_VALUES = 3
 # How close (in 1 + lam w) the inverse comes to the end of a bounded range.
@@ -78,39 +80,31 @@ def yeo_johnson_derivative(z, lam):
                     xp.exp((1.0 - lam) * xp.log1p(-xp.where(pos, 0.0, z))))
 
 
-def _log_likelihood(z: np.ndarray, lam: float) -> float:
-    """Profile log-likelihood of lam for standardised values z (n,): Gaussian warped
-    values with their own variance, plus the transform's log-Jacobian."""
-    w = yeo_johnson(z, lam)
-    var = float(np.var(w))
-    if not np.isfinite(var) or var <= 0.0:
-        return -np.inf
-    return -0.5 * len(z) * np.log(var) + (lam - 1.0) * float(
-        np.sum(np.sign(z) * np.log1p(np.abs(z))))
+def _log_likelihood(z: np.ndarray, lam):
+    """Profile log-likelihood of exponents lam (scalar or (k,)) for standardised values
+    z (n,): Gaussian warped values with their own variance, plus the transform's
+    log-Jacobian; -inf where the warped values do not spread."""
+    lam = np.asarray(lam, np.float64)
+    with np.errstate(over="ignore", invalid="ignore"):
+        w = yeo_johnson(z, lam[..., None])
+        var = np.var(w, axis=-1)
+    jacobian = (lam - 1.0) * float(np.sum(np.sign(z) * np.log1p(np.abs(z))))
+    ok = np.isfinite(var) & (var > 0.0)
+    return np.where(ok, -0.5 * len(z) * np.log(np.where(ok, var, 1.0)) + jacobian, -np.inf)
 
 
 def _best_exponent(z: np.ndarray) -> float:
-    """The maximum-likelihood exponent in LAMBDA_BOUNDS: the best of a grid, refined by a
-    golden-section search between its neighbours. Deterministic."""
+    """The maximum-likelihood exponent in LAMBDA_BOUNDS: the best of a grid, then of
+    finer grids around it (LAMBDA_REFINE_ROUNDS of LAMBDA_REFINE_POINTS each, spanning
+    the previous grid's neighbours), each scored in one vectorised call. Deterministic."""
     lo, hi = LAMBDA_BOUNDS
     grid = np.linspace(lo, hi, LAMBDA_GRID)
-    ll = np.array([_log_likelihood(z, g) for g in grid])
-    i = int(np.argmax(ll))
-    a, b = grid[max(i - 1, 0)], grid[min(i + 1, LAMBDA_GRID - 1)]
-    ratio = (np.sqrt(5.0) - 1.0) / 2.0
-    c, d = b - ratio * (b - a), a + ratio * (b - a)
-    fc, fd = _log_likelihood(z, c), _log_likelihood(z, d)
-    for _ in range(LAMBDA_REFINE_STEPS):
-        if fc >= fd:
-            b, d, fd = d, c, fc
-            c = b - ratio * (b - a)
-            fc = _log_likelihood(z, c)
-        else:
-            a, c, fc = c, d, fd
-            d = a + ratio * (b - a)
-            fd = _log_likelihood(z, d)
-    best = c if fc >= fd else d
-    return float(best if max(fc, fd) >= ll[i] else grid[i])
+    for _ in range(LAMBDA_REFINE_ROUNDS + 1):
+        ll = _log_likelihood(z, grid)
+        i = int(np.argmax(ll))
+        best, step = float(grid[i]), float(grid[1] - grid[0])
+        grid = np.linspace(max(lo, best - step), min(hi, best + step), LAMBDA_REFINE_POINTS)
+    return best
 
 
 class OutputWarp(eqx.Module):
