@@ -163,6 +163,13 @@ class OutputWarp(eqx.Module):
         loc, scale, lam = (np.asarray(a) for a in (self.loc, self.scale, self.lam))
         return yeo_johnson_derivative((np.asarray(Y, np.float64) - loc) / scale, lam) / scale
 
+    def moments(self, mean, variance):
+        """Output-unit (median, variance) of warped Gaussian marginals with ``mean`` and
+        ``variance`` (q, m): the median mapped back, the variance through the inverse
+        warp's slope there (the delta method). NumPy or JAX, as given."""
+        median = self.inverse(mean)
+        return median, variance / self.slope(median) ** 2
+
     def column(self, k: int) -> "OutputWarp":
         """The warp of output k alone, for (n, 1) values of it."""
         return OutputWarp(self.loc[k:k + 1], self.scale[k:k + 1], self.lam[k:k + 1])
@@ -191,9 +198,8 @@ class OutputWarped(eqx.Module):
 
     def posterior(self, Xq: Array, full_cov: bool = False) -> Posterior:
         post = self.model.posterior(Xq, full_cov=full_cov)
-        mean = self.warp.inverse(post.mean)
+        mean, variance = self.warp.moments(post.mean, post.variance)
         gain = 1.0 / self.warp.slope(mean)  # dy/dw at the median: (q, m)
-        variance = post.variance * gain ** 2
         covariance = None
         if post.covariance is not None:
             g = gain.T  # (m, q)

@@ -414,8 +414,15 @@ def _profiles(problem: Problem, acq, x: np.ndarray, columns: tuple[int, ...]) ->
 
 
 def _predictions(problem: Problem, model, Xc: np.ndarray) -> list[dict[str, Prediction]]:
-    """The fitted model's mean and standard deviation per output at Xc (q, d)."""
-    mean, var = posterior_moments(model, jnp.asarray(Xc))
+    """The fitted model's mean and standard deviation per output at Xc (q, d), in output
+    units. A warped model's moments are mapped back here, in NumPy, from its warped
+    ones, so that a proposal compiles no program beyond an unwarped model's."""
+    warp = None
+    if isinstance(model, OutputWarped):
+        model, warp = model.model, model.warp
+    mean, var = (np.asarray(a) for a in posterior_moments(model, jnp.asarray(Xc)))
+    if warp is not None:
+        mean, var = warp.moments(mean, var)
     mean, std = np.asarray(mean), np.sqrt(np.asarray(var))
     return [{name: Prediction(float(mean[i, k]), float(std[i, k]))
              for k, name in enumerate(problem.outputs)} for i in range(len(Xc))]
