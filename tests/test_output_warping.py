@@ -182,3 +182,50 @@ def test_the_regret_bound_is_in_output_units():
     assert ucb_b == pytest.approx(1e3 * ucb_a + 5.0, rel=1e-6)  # scores: minus the value
     assert lcb_b == pytest.approx(1e3 * lcb_a + 5.0, rel=1e-6)
     assert ucb_a >= lcb_a
+
+
+def _constrained(acquisition=None, warping="auto"):
+    space = wb.SearchSpace([wb.Continuous("a", 0.1, 2.0), wb.Continuous("b", 0.1, 2.0)])
+    return wb.Campaign("beam", space, [wb.Objective("cost", "minimize")], tracking=None,
+                       seed=1, initial_design={"n": 10}, outcome_constraints=["load <= 1.0"],
+                       surrogate={"type": "gp", "output_warping": warping},
+                       acquisition=acquisition or {"raw_samples": 256, "num_restarts": 4,
+                                                   "steps": 40})
+
+
+def _beam(p):
+    # A cost, and a load ratio that spans decades and is feasible up to 1.
+    return {"cost": p["a"] + 2.0 * p["b"], "load": 1.0 / (p["a"] * p["b"] ** 3)}
+
+
+def test_constraint_outputs_are_warped_with_their_bounds():
+    # auto leaves a constrained campaign as it is; yeo_johnson warps the objective and
+    # the constraint's output.
+    assert _constrained().problem.warped_outputs == ()
+    assert _constrained(warping="none").problem.warped_outputs == ()
+    c = _constrained({"type": "qlog_nei"}, warping="yeo_johnson")
+    assert c.problem.warped_outputs == (0, 1)
+    Y = np.stack([np.linspace(0.0, 5.0, 9), np.geomspace(1e-3, 1e3, 9)], axis=1)
+    warp = OutputWarp.fit(Y, [1])
+    view = c.problem.warped(warp)
+    # The bound moves with the warp; every row keeps its feasibility.
+    assert view.constraints[0].bound == pytest.approx(float(warp(np.array([[0.0, 1.0]]))[0, 1]))
+    np.testing.assert_array_equal(view.feasible(warp(Y)), c.problem.feasible(Y))
+    assert c.problem.feasible(Y).sum() == 5  # loads 1e-3 .. 1
+
+
+def test_p_feasible_of_a_warped_constraint_is_the_warped_gaussians():
+    c = _constrained(warping="yeo_johnson")
+    _run(c, _beam, 14)
+    points = [{"a": a, "b": b} for a, b in [(0.5, 0.5), (1.0, 1.0), (1.5, 1.2), (0.3, 1.9)]]
+    got = c.predict(points)["p_feasible"].to_numpy()
+    # Reference: the probability that the warped load is below the warped bound under the
+    # model's warped Gaussian marginal (the model the next ask would fit).
+    model = c._proposer.current_model(c.trials, c.surrogate_state)
+    X = jnp.asarray(c.space.encode(points))
+    mean, var = (np.asarray(a) for a in sg.posterior_moments(model.model, X))
+    bound = float(model.warp(np.array([[0.0, 1.0]]))[0, 1])
+    want = stats.norm.cdf((bound - mean[:, 1]) / np.sqrt(var[:, 1]))
+    np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12)
+    # The load 1 / (a b^3) is 64 at (0.5, 0.5) and 0.3 at (1.5, 1.2).
+    assert got[0] < 0.05 and got[2] > 0.95

@@ -136,7 +136,8 @@ def predict(campaign: Any, proposer: "Proposer", table: Any) -> "pd.DataFrame":
 
     rows = read_points(campaign.space, table)
     model = proposer.current_model(campaign.trials, campaign.surrogate_state)
-    mean, var = posterior_moments(model, jnp.asarray(campaign.space.encode(rows)))
+    X = jnp.asarray(campaign.space.encode(rows))
+    mean, var = posterior_moments(model, X)
     mean, var = np.asarray(mean), np.maximum(np.asarray(var), 0.0)
     out = pd.DataFrame([campaign.space.flatten(r) for r in rows])
     outputs = list(proposer.problem.outputs)
@@ -145,14 +146,23 @@ def predict(campaign: Any, proposer: "Proposer", table: Any) -> "pd.DataFrame":
         out[f"{o.name}_mean"] = mean[:, k]
         out[f"{o.name}_std"] = np.sqrt(var[:, k])
     if proposer.problem.constraints:
-        out[P_FEASIBLE] = np.exp(_log_p_feasible(proposer.problem, mean, var))
+        out[P_FEASIBLE] = np.exp(_log_p_feasible(proposer.problem, model, X, mean, var))
     return out
 
 
-def _log_p_feasible(problem: Any, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
-    """log P(every outcome constraint holds), (n,), as the constrained acquisitions
-    weight it: independent Gaussian marginals of the constraint outputs."""
+def _log_p_feasible(problem: Any, model: Any, X: Any, mean: np.ndarray,
+                    var: np.ndarray) -> np.ndarray:
+    """log P(every outcome constraint holds) at encoded X (n, d), (n,), as the
+    constrained acquisitions weight it: independent Gaussian marginals of the
+    constraint outputs. mean, var: (n, m), the model's moments at X in output units.
+    A model fitted through an output warp is asked for its warped moments against the
+    warped bounds instead, where its marginals are Gaussian."""
     from active_learning import OutcomeConstraints, log_probability_of_feasibility
+    from surrogates import OutputWarped, posterior_moments
+
+    if isinstance(model, OutputWarped):
+        mean, var = (np.asarray(a) for a in posterior_moments(model.model, X))
+        problem, var = problem.warped(model.warp), np.maximum(var, 0.0)
 
     constraints = OutcomeConstraints.from_tuples(
         [(problem.outputs.index(c.name), c.op, c.bound) for c in problem.constraints])
@@ -294,7 +304,8 @@ def importance(campaign: Any, proposer: "Proposer", telemetry: "Telemetry", n: i
     series = [mean[:, outputs.index(k)] for k in names]
     if problem.constraints:
         names.append(P_FEASIBLE)
-        series.append(np.exp(_log_p_feasible(problem, mean, np.maximum(var, 0.0))))
+        series.append(np.exp(_log_p_feasible(problem, model, jnp.asarray(X), mean,
+                                             np.maximum(var, 0.0))))
     S = sobol_indices(np.stack(series), int(n))
     first_std, total_std, n_draws = _spread(campaign, model, A, B, cols, fixed, outputs,
                                             int(samples), int(seed))

@@ -13,6 +13,7 @@ before it fits anything.
 from __future__ import annotations
 
 from collections.abc import Mapping
+import dataclasses
 from dataclasses import dataclass, field
 from pathlib import Path
 from types import MappingProxyType
@@ -186,6 +187,23 @@ class Problem:
             ok &= np.asarray([c.satisfied(v) for v in Y[:, k]], bool)
         return ok
 
+    def warped(self, warp) -> "Problem":
+        """This problem as seen by a model fitted through ``warp`` (a
+        ``surrogates.OutputWarp`` over the outputs): each outcome constraint on a warped
+        output bounds the warped value at the warped bound. The warp is increasing, so
+        the feasible rows and points are the same; the objectives' scores are the warped
+        values'."""
+        if not self.constraints or not self.warped_outputs:
+            return self
+        bounds = []
+        for c in self.constraints:
+            k = self.outputs.index(c.name)
+            if k in self.warped_outputs:
+                c = dataclasses.replace(
+                    c, bound=float(warp.column(k)(np.array([[c.bound]]))[0, 0]))
+            bounds.append(c)
+        return dataclasses.replace(self, constraints=tuple(bounds))
+
     # -- held columns: context values and a multi-task target -------------------
 
     def held(self) -> dict[str, Any]:
@@ -245,7 +263,8 @@ def acquisition_of(spec: CampaignSpec) -> str:
 
 
 def output_warping_of(spec: CampaignSpec) -> str:
-    """The output warping in use: the spec's, or the one "auto" picks (``policy``)."""
+    """The objective's output warping in use: the spec's, or the one "auto" picks
+    (``policy.output_warping``)."""
     cfg = spec.surrogate
     return policy.output_warping(
         cfg.output_warping if isinstance(cfg, GPSpec) else "none", surrogate=cfg.type,
@@ -253,6 +272,20 @@ def output_warping_of(spec: CampaignSpec) -> str:
         targets=any(o.target is not None for o in spec.objectives),
         constraints=bool(spec.outcome_constraints), acquisition=acquisition_of(spec),
         known_noise=isinstance(cfg, GPSpec) and cfg.noise is not None)
+
+
+def warped_outputs_of(spec: CampaignSpec, outputs: list[str],
+                      constraints: tuple[OutcomeConstraint, ...]) -> tuple[int, ...]:
+    """The modelled outputs (indices into ``outputs``) the GP sees warped: the objective
+    when ``output_warping_of`` says so, and the outputs only constraints bound when
+    ``policy.constraint_warping`` does."""
+    cfg = spec.surrogate
+    warped = {0} if output_warping_of(spec) == "yeo_johnson" else set()
+    if policy.constraint_warping(cfg.output_warping if isinstance(cfg, GPSpec) else "none",
+                                 surrogate=cfg.type):
+        objectives = {o.name for o in spec.objectives}
+        warped |= {outputs.index(c.name) for c in constraints if c.name not in objectives}
+    return tuple(sorted(warped))
 
 
 def resolve(spec: CampaignSpec, space: SearchSpace, base_dir: Path | None = None) -> Problem:
@@ -286,7 +319,7 @@ def resolve(spec: CampaignSpec, space: SearchSpace, base_dir: Path | None = None
         needs_features=any(
             (isinstance(p, Categorical) and p.encoding != "onehot")
             or (isinstance(p, Composition) and p.features) for p in space.parameters),
-        warped_outputs=(0,) if output_warping_of(spec) == "yeo_johnson" else (),
+        warped_outputs=warped_outputs_of(spec, outputs, constraints),
     )
 
 
@@ -320,4 +353,5 @@ def _tasks(spec: CampaignSpec, space: SearchSpace,
 
 
 __all__ = ["Acquisition", "Goal", "PriorSource", "Problem", "TaskLayout", "Tasks",
-           "acquisition_of", "noise_prior_of", "output_warping_of", "resolve"]
+           "acquisition_of", "noise_prior_of", "output_warping_of", "resolve",
+           "warped_outputs_of"]

@@ -181,11 +181,13 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     t0 = time.perf_counter()
     fitted, state = _fit(problem, X, Y, len(fantasies), q, k_fit, warm, noise)
     timings["fit_time_s"] = time.perf_counter() - t0
-    # The acquisition works where the model is Gaussian: on warped outputs when the
-    # problem warps them (a monotone warp keeps the incumbent and the feasible rows).
-    model, Y_user = fitted, Y
+    # The acquisition works where the model is Gaussian: on warped outputs, and warped
+    # constraint bounds, when the problem warps them (an increasing warp keeps the
+    # incumbent and the feasible rows).
+    model, Y_user, user_problem = fitted, Y, problem
     if isinstance(fitted, OutputWarped):
         model, Y = fitted.model, np.asarray(fitted.warp(Y))
+        problem = problem.warped(fitted.warp)
     t1 = time.perf_counter()
     kind = problem.acquisition.type
     noisy = noise is not None and bool(np.any(noise > 0))
@@ -199,6 +201,7 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
         chosen, values, _, extras = _greedy(problem, batch, X, Y, held, k_acq, q, pool, noisy,
                                             profiled)
     Xc = np.stack(chosen)
+    problem = user_problem
     predictions = _predictions(problem, fitted, Xc)
     timings["acquisition_time_s"] = time.perf_counter() - t1
     believer = isinstance(model, Conditionable) and kind not in _JOINT_PENDING
