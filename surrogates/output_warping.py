@@ -44,15 +44,17 @@ def yeo_johnson(z, lam):
     ((z + 1)^lam - 1) / lam for z >= 0 (log1p at lam = 0), and
     -((1 - z)^(2 - lam) - 1) / (2 - lam) below (-log1p(-z) at lam = 2). Works on NumPy
     and JAX arrays alike."""
-    xp = jnp if isinstance(z, Array) or isinstance(lam, Array) else np
-    pos = z >= 0
-    zp, zn = xp.where(pos, z, 0.0), xp.where(pos, 0.0, z)
-    lp = xp.where(xp.abs(lam) < 1e-8, 1.0, lam)
-    ln = xp.where(xp.abs(lam - 2.0) < 1e-8, 1.0, 2.0 - lam)
-    up = xp.where(xp.abs(lam) < 1e-8, xp.log1p(zp), xp.expm1(lp * xp.log1p(zp)) / lp)
-    down = xp.where(xp.abs(lam - 2.0) < 1e-8, -xp.log1p(-zn),
-                    -xp.expm1(ln * xp.log1p(-zn)) / ln)
-    return xp.where(lam == 1.0, z, xp.where(pos, up, down))  # lam 1: exactly the identity
+    # Both branches are computed and ``where`` picks one: the other may overflow.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        xp = jnp if isinstance(z, Array) or isinstance(lam, Array) else np
+        pos = z >= 0
+        zp, zn = xp.where(pos, z, 0.0), xp.where(pos, 0.0, z)
+        lp = xp.where(xp.abs(lam) < 1e-8, 1.0, lam)
+        ln = xp.where(xp.abs(lam - 2.0) < 1e-8, 1.0, 2.0 - lam)
+        up = xp.where(xp.abs(lam) < 1e-8, xp.log1p(zp), xp.expm1(lp * xp.log1p(zp)) / lp)
+        down = xp.where(xp.abs(lam - 2.0) < 1e-8, -xp.log1p(-zn),
+                        -xp.expm1(ln * xp.log1p(-zn)) / ln)
+        return xp.where(lam == 1.0, z, xp.where(pos, up, down))  # lam 1: exactly the identity
 
 
 def yeo_johnson_inverse(w, lam):
@@ -60,24 +62,28 @@ def yeo_johnson_inverse(w, lam):
     The transform's range is bounded above for lam < 0 (by -1 / lam) and below for
     lam > 2 (by -1 / (lam - 2)); beyond it, where a model's mean may extrapolate, the
     inverse stays finite: it is taken at the range's end less _RANGE_MARGIN."""
-    xp = jnp if isinstance(w, Array) or isinstance(lam, Array) else np
-    pos = w >= 0
-    wp, wn = xp.where(pos, w, 0.0), xp.where(pos, 0.0, w)
-    lp = xp.where(xp.abs(lam) < 1e-8, 1.0, lam)
-    ln = xp.where(xp.abs(lam - 2.0) < 1e-8, 1.0, 2.0 - lam)
-    up = xp.where(xp.abs(lam) < 1e-8, xp.expm1(wp),
-                  xp.expm1(xp.log1p(xp.maximum(lp * wp, _RANGE_MARGIN - 1.0)) / lp))
-    down = xp.where(xp.abs(lam - 2.0) < 1e-8, -xp.expm1(-wn),
-                    -xp.expm1(xp.log1p(xp.maximum(-ln * wn, _RANGE_MARGIN - 1.0)) / ln))
-    return xp.where(lam == 1.0, w, xp.where(pos, up, down))
+    # Both branches are computed and ``where`` picks one: the other may overflow.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        xp = jnp if isinstance(w, Array) or isinstance(lam, Array) else np
+        pos = w >= 0
+        wp, wn = xp.where(pos, w, 0.0), xp.where(pos, 0.0, w)
+        lp = xp.where(xp.abs(lam) < 1e-8, 1.0, lam)
+        ln = xp.where(xp.abs(lam - 2.0) < 1e-8, 1.0, 2.0 - lam)
+        up = xp.where(xp.abs(lam) < 1e-8, xp.expm1(wp),
+                      xp.expm1(xp.log1p(xp.maximum(lp * wp, _RANGE_MARGIN - 1.0)) / lp))
+        down = xp.where(xp.abs(lam - 2.0) < 1e-8, -xp.expm1(-wn),
+                        -xp.expm1(xp.log1p(xp.maximum(-ln * wn, _RANGE_MARGIN - 1.0)) / ln))
+        return xp.where(lam == 1.0, w, xp.where(pos, up, down))
 
 
 def yeo_johnson_derivative(z, lam):
     """d yeo_johnson(z, lam) / dz: (1 + z)^(lam - 1) above 0, (1 - z)^(1 - lam) below."""
-    xp = jnp if isinstance(z, Array) or isinstance(lam, Array) else np
-    pos = z >= 0
-    return xp.where(pos, xp.exp((lam - 1.0) * xp.log1p(xp.where(pos, z, 0.0))),
-                    xp.exp((1.0 - lam) * xp.log1p(-xp.where(pos, 0.0, z))))
+    # Both branches are computed and ``where`` picks one: the other may overflow.
+    with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
+        xp = jnp if isinstance(z, Array) or isinstance(lam, Array) else np
+        pos = z >= 0
+        return xp.where(pos, xp.exp((lam - 1.0) * xp.log1p(xp.where(pos, z, 0.0))),
+                        xp.exp((1.0 - lam) * xp.log1p(-xp.where(pos, 0.0, z))))
 
 
 def _log_likelihood(z: np.ndarray, lam):
