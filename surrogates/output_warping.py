@@ -125,10 +125,6 @@ class OutputWarp(eqx.Module):
     lam: Array
 
     @classmethod
-    def identity(cls, m: int) -> "OutputWarp":
-        return cls(jnp.zeros(m), jnp.ones(m), jnp.ones(m))
-
-    @classmethod
     def fit(cls, Y: np.ndarray, columns: Sequence[int]) -> "OutputWarp":
         """The warp of the outputs ``columns`` of Y (n, m) (the others: the identity),
         each fitted on its finite values: their mean and standard deviation, and the
@@ -181,6 +177,7 @@ class OutputWarp(eqx.Module):
         return OutputWarp(self.loc[k:k + 1], self.scale[k:k + 1], self.lam[k:k + 1])
 
     def to_dict(self) -> dict[str, list[float]]:
+        """JSON-ready per-output ``loc``, ``scale`` and ``lambda`` (the audit's record)."""
         return {"loc": np.asarray(self.loc).tolist(), "scale": np.asarray(self.scale).tolist(),
                 "lambda": np.asarray(self.lam).tolist()}
 

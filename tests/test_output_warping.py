@@ -2,6 +2,8 @@
 exponent, the back-transformed posterior against its closed form, and the engine's use of
 it (which campaigns warp, predictions in output units, affine invariance)."""
 
+import re
+
 import jax
 import jax.numpy as jnp
 import numpy as np
@@ -18,6 +20,7 @@ from surrogates.output_warping import (
     yeo_johnson_inverse,
 )
 from workbench.engine import output_warping_of, policy
+from workbench.plots import campaign_model
 from workbench.spec import SpecError, parse_spec
 
 LAMBDAS = (-1.5, 0.0, 0.5, 1.0, 2.0, 3.2)
@@ -131,12 +134,13 @@ def _rosenbrock(p):
     return {"y": 100.0 * (p["b"] - p["a"] ** 2) ** 2 + (1.0 - p["a"]) ** 2}
 
 
-def _campaign(scale=1.0, shift=0.0, warping="auto"):
+def _campaign(warping="auto", stopping=None):
     space = wb.SearchSpace([wb.Continuous("a", -2.0, 2.0), wb.Continuous("b", -1.0, 3.0)])
     return wb.Campaign("rb", space, [wb.Objective("y", "minimize")], tracking=None, seed=4,
                        initial_design={"n": 12}, surrogate={"type": "gp",
                                                             "output_warping": warping},
-                       acquisition={"raw_samples": 256, "num_restarts": 4, "steps": 40})
+                       acquisition={"raw_samples": 256, "num_restarts": 4, "steps": 40},
+                       stopping=stopping)
 
 
 def _run(c, f, n):
@@ -172,16 +176,16 @@ def test_proposals_do_not_depend_on_the_objectives_units():
 
 def test_the_regret_bound_is_in_output_units():
     # The stopping rule's UCB / LCB are the warped bounds mapped back: an objective in
-    # other units (scale 1e3, offset -5) gives bounds in those units, and the gap
-    # scales with them.
-    a, b = _campaign(), _campaign()
+    # other units (scale 1e3, offset -5) gives a gap 1e3 times as wide. The rule's
+    # reason states the gap; an eps it is always below makes it say it.
+    rule = [{"type": "regret_bound", "eps": 1e12}]
+    a, b = _campaign(stopping=rule), _campaign(stopping=rule)
     _run(a, _rosenbrock, 13)
     _run(b, lambda p: {"y": 1e3 * _rosenbrock(p)["y"] - 5.0}, 13)
-    ucb_a, lcb_a = a._proposer.confidence_gap()  # what the run loop's regret_bound reads
-    ucb_b, lcb_b = b._proposer.confidence_gap()
-    assert ucb_b == pytest.approx(1e3 * ucb_a + 5.0, rel=1e-6)  # scores: minus the value
-    assert lcb_b == pytest.approx(1e3 * lcb_a + 5.0, rel=1e-6)
-    assert ucb_a >= lcb_a
+    gap = [float(re.match(r"regret bound (\S+) below", c.stop_reason()).group(1))
+           for c in (a, b)]
+    assert gap[0] > 0
+    assert gap[1] == pytest.approx(1e3 * gap[0], rel=1e-3)  # the reason's 4 digits
 
 
 def _constrained(acquisition=None, warping="auto"):
@@ -221,7 +225,7 @@ def test_p_feasible_of_a_warped_constraint_is_the_warped_gaussians():
     got = c.predict(points)["p_feasible"].to_numpy()
     # Reference: the probability that the warped load is below the warped bound under the
     # model's warped Gaussian marginal (the model the next ask would fit).
-    model = c._proposer.current_model(c.trials, c.surrogate_state)
+    model = campaign_model(c, refit=True).model
     X = jnp.asarray(c.space.encode(points))
     mean, var = (np.asarray(a) for a in sg.posterior_moments(model.model, X))
     bound = float(model.warp(np.array([[0.0, 1.0]]))[0, 1])
@@ -229,3 +233,19 @@ def test_p_feasible_of_a_warped_constraint_is_the_warped_gaussians():
     np.testing.assert_allclose(got, want, rtol=1e-6, atol=1e-12)
     # The load 1 / (a b^3) is 64 at (0.5, 0.5) and 0.3 at (1.5, 1.2).
     assert got[0] < 0.05 and got[2] > 0.95
+
+
+def test_observations_told_with_standard_errors_stay_unwarped_unless_asked():
+    from workbench.engine import fit_surrogate
+
+    rng = np.random.default_rng(6)
+    X = rng.random((12, 2))
+    Y = np.exp(3.0 * X[:, :1])
+    noise = np.where(np.arange(12)[:, None] % 2 == 0, 0.01, 0.0)
+    for warping, warped in (("auto", False), ("yeo_johnson", True)):
+        problem = _campaign(warping=warping).problem
+        assert problem.warped_outputs == (0,)
+        model, _ = fit_surrogate(problem, X, Y, jax.random.key(0), 12, None, noise)
+        assert isinstance(model, OutputWarped) is warped, warping
+        plain, _ = fit_surrogate(problem, X, Y, jax.random.key(0), 12, None, None)
+        assert isinstance(plain, OutputWarped)  # no standard errors: warped either way

@@ -124,7 +124,7 @@ def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity:
     _BUILT["fit"] += 1
     fitter_ = FITTERS[problem.surrogate]
     fit = fitter_.fit
-    warp = output_warp(problem, Y)
+    warp = output_warp(problem, Y, noise)
     if warp is not None:
         if noise is not None:  # variances scale with the warp's squared slope
             noise = np.asarray(noise) * warp.slope(Y) ** 2
@@ -146,11 +146,20 @@ def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity:
     return OutputWarped(model, warp), state
 
 
-def output_warp(problem: Problem, Y: np.ndarray) -> OutputWarp | None:
+def output_warp(problem: Problem, Y: np.ndarray,
+                noise: np.ndarray | None = None) -> OutputWarp | None:
     """The Yeo-Johnson warp of ``problem.warped_outputs`` fitted on Y (n, m), or None
     when the problem warps none. ``fit_surrogate`` fits the model on ``warp(Y)`` and
-    wraps it in ``OutputWarped``, whose posterior is in output units again."""
+    wraps it in ``OutputWarped``, whose posterior is in output units again.
+
+    noise: (n, m) known noise variances of Y (told standard errors squared), or None.
+    Observations told with standard errors are measurements: "auto" then leaves them
+    as they are, as it does under a noisy acquisition; an explicit "yeo_johnson"
+    warps them and scales their variances with the warp's squared slope."""
     if not problem.warped_outputs:
+        return None
+    told = noise is not None and bool(np.any(np.asarray(noise) > 0))
+    if told and problem.surrogate_options.get("output_warping") != "yeo_johnson":
         return None
     return OutputWarp.fit(Y, problem.warped_outputs)
 

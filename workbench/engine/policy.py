@@ -58,9 +58,8 @@ def output_warping(chosen: str, *, surrogate: str, objectives: int, targets: boo
     reference point lives in output units), noisy values (see NOISY_ACQUISITIONS), and
     objectives under outcome constraints: there the lowest values are often infeasible
     (a cheaper design that breaks a constraint), and a warp that stretches the best
-    values apart draws the search into them (the pressure vessel's median regret rose
-    on two of three seed ranges, ``benchmarks/results/output_warping.md``). Other
-    surrogates: "none".
+    values apart draws the search into them (the pressure vessel,
+    ``benchmarks/results/output_warping.md``). Other surrogates: "none".
     """
     if surrogate != "gp":
         return "none"
@@ -77,10 +76,9 @@ def constraint_warping(chosen: str, *, surrogate: str) -> bool:
 
     The warp is increasing, so a point is feasible exactly when its warped value is
     within the warped bound, and a constraint whose values span decades (a load ratio)
-    resolves its boundary. On the welded beam that cut the median regret at budget 40 by
-    four (better on 20 seeds of 20), but on the pressure vessel the search hugged the
-    warped volume bound far from the optimum (worse on 15 of 20), so "auto" leaves
-    constraints as they are (``benchmarks/results/output_warping.md``).
+    resolves its boundary. It helped on the welded beam but drew the pressure vessel's
+    search along the warped bound away from the optimum, so "auto" leaves constraints
+    as they are (``benchmarks/results/output_warping.md``).
     """
     return surrogate == "gp" and chosen == "yeo_johnson"
 
