@@ -253,7 +253,7 @@ def test_candidate_pool_proposes_only_untried_rows_and_finds_the_pool_best(tmp_p
     spec = {"name": "pool", "space": [p.model_dump() for p in space.parameters],
             "objectives": [{"name": "y", "direction": "maximize"}],
             "candidates": {"csv": str(tmp_path / "pool.csv")}, "tracking": None,
-            "initial_design": {"n": 5}}
+            "store": str(tmp_path / "pool.zarr"), "initial_design": {"n": 5}}
     c = wb.Campaign.from_dict(spec)
     seen = set()
     for _ in range(8):
@@ -317,8 +317,8 @@ def test_prior_from_a_related_campaign_warm_starts_the_surrogate(tmp_path):
     spec = {"name": "dst", "space": [{"name": "x", "type": "continuous", "low": 0.0,
                                       "high": 1.0}],
             "objectives": [{"name": "y", "direction": "maximize"}], "tracking": None,
-            "surrogate": {"prior": "prior.json"}, "initial_design": {"n": 2},
-            "acquisition": FAST}
+            "store": str(tmp_path / "dst.zarr"), "surrogate": {"prior": "prior.json"},
+            "initial_design": {"n": 2}, "acquisition": FAST}
     import yaml
 
     (tmp_path / "dst.yaml").write_text(yaml.safe_dump(spec))

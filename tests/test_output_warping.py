@@ -109,6 +109,7 @@ def test_auto_warps_one_objective_under_a_noiseless_acquisition_only():
     assert output_warping_of(_spec(objectives=[{"name": "y", "direction": "minimize"},
                                                {"name": "z", "direction": "maximize"}])) == "none"
     assert output_warping_of(_spec(surrogate={"type": "gp", "noise": 0.01})) == "none"
+    assert output_warping_of(_spec(surrogate={"type": "gp", "noise_prior": "lab"})) == "none"
     constrained = _spec(objectives=[{"name": "y", "direction": "minimize"}],
                         outcome_constraints=["g <= 0"])
     assert output_warping_of(constrained) == "none"

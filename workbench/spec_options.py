@@ -135,7 +135,8 @@ class GPSpec(_SurrogateSpec):
     output_warping: Literal["auto", "yeo_johnson", "none"] = Field(
         default="auto", description="a monotone power transform (Yeo-Johnson, exponent by"
         " maximum likelihood) of the objective before the GP; auto warps one objective"
-        " without a target or outcome constraints under a noiseless acquisition;"
+        " without a target or outcome constraints, from a simulator (noise prior low),"
+        " under a noiseless acquisition;"
         " yeo_johnson also under a noisy one, and the constrained outputs with their bounds")
     restarts: int = _RESTARTS
     prior: str | None = Field(default=None, description="exported model prior to warm-start"

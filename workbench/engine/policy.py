@@ -10,8 +10,9 @@ MULTI_OBJECTIVE = ("qlog_nehvi", "log_ehvi", "parego")
 #: The most objectives the analytic log EHVI's box decomposition takes.
 LOG_EHVI_MAX_OBJECTIVES = 3
 #: Acquisitions for noisy observations (they rank by the posterior mean): "auto" output
-#: warping leaves their objective as it is, since a power transform of noisy values
-#: makes the noise depend on the value, which the GP's one noise level cannot follow.
+#: warping leaves their objective as it is, as it does measurements (the "lab" noise
+#: prior), since a power transform of noisy values makes the noise depend on the value,
+#: which the GP's one noise level cannot follow.
 NOISY_ACQUISITIONS = ("log_nei", "qlog_nei")
 
 
@@ -48,14 +49,16 @@ def default_acquisition(*, objectives: int, targets: bool, surrogate: str, batch
 
 
 def output_warping(chosen: str, *, surrogate: str, objectives: int, targets: bool,
-                   constraints: bool, acquisition: str, known_noise: bool) -> str:
+                   constraints: bool, acquisition: str, known_noise: bool,
+                   noise_prior: str) -> str:
     """The output warping in use: "yeo_johnson" or "none".
 
     "auto" warps the objective of an exact GP ("gp") with one objective, no target, no
-    outcome constraint, no known noise variance and a noiseless acquisition: a skewed
-    objective (a cost over decades, a sum of squares) then looks Gaussian to the GP.
-    It leaves as they are a target's squared distance and several objectives (their
-    reference point lives in output units), noisy values (see NOISY_ACQUISITIONS), and
+    outcome constraint, no known noise variance, the "low" noise prior (simulators,
+    not measurements) and a noiseless acquisition: a skewed objective (a cost over
+    decades, a sum of squares) then looks Gaussian to the GP. It leaves as they are a
+    target's squared distance and several objectives (their reference point lives in
+    output units), noisy values (measurements, see NOISY_ACQUISITIONS), and
     objectives under outcome constraints: there the lowest values are often infeasible
     (a cheaper design that breaks a constraint), and a warp that stretches the best
     values apart draws the search into them (the pressure vessel,
@@ -66,7 +69,7 @@ def output_warping(chosen: str, *, surrogate: str, objectives: int, targets: boo
     if chosen != "auto":
         return chosen
     plain = (objectives == 1 and not targets and not constraints and not known_noise
-             and acquisition not in NOISY_ACQUISITIONS)
+             and noise_prior == "low" and acquisition not in NOISY_ACQUISITIONS)
     return "yeo_johnson" if plain else "none"
 
 

@@ -271,7 +271,8 @@ def output_warping_of(spec: CampaignSpec) -> str:
         objectives=len(spec.objectives),
         targets=any(o.target is not None for o in spec.objectives),
         constraints=bool(spec.outcome_constraints), acquisition=acquisition_of(spec),
-        known_noise=isinstance(cfg, GPSpec) and cfg.noise is not None)
+        known_noise=isinstance(cfg, GPSpec) and cfg.noise is not None,
+        noise_prior=noise_prior_of(spec))
 
 
 def warped_outputs_of(spec: CampaignSpec, outputs: list[str],
