@@ -14,6 +14,7 @@ Shapes: ``n`` observations, ``m`` outputs, ``q`` query points.
 from __future__ import annotations
 
 from collections.abc import Sequence
+from typing import Any
 
 import equinox as eqx
 import jax.numpy as jnp
@@ -144,26 +145,28 @@ class OutputWarp(eqx.Module):
             lam[k] = _best_exponent((y - mu) / sd)
         return cls(jnp.asarray(loc), jnp.asarray(scale), jnp.asarray(lam))
 
+    def _params(self, values):
+        """(values, loc, scale, lam) as JAX arrays for JAX values (inside a traced
+        posterior), else as float64 NumPy arrays (the engine's data and moments)."""
+        if isinstance(values, Array):
+            return values, self.loc, self.scale, self.lam
+        return (np.asarray(values, np.float64),
+                *(np.asarray(a) for a in (self.loc, self.scale, self.lam)))
+
     def __call__(self, Y):
         """Warped values of Y (n, m), NumPy in, NumPy out (JAX in, JAX out)."""
-        if isinstance(Y, Array):
-            return yeo_johnson((Y - self.loc) / self.scale, self.lam)
-        loc, scale, lam = (np.asarray(a) for a in (self.loc, self.scale, self.lam))
-        return yeo_johnson((np.asarray(Y, np.float64) - loc) / scale, lam)
+        Y, loc, scale, lam = self._params(Y)
+        return yeo_johnson((Y - loc) / scale, lam)
 
     def inverse(self, W):
         """Output values of warped W (n, m)."""
-        if isinstance(W, Array):
-            return self.loc + self.scale * yeo_johnson_inverse(W, self.lam)
-        loc, scale, lam = (np.asarray(a) for a in (self.loc, self.scale, self.lam))
-        return loc + scale * yeo_johnson_inverse(np.asarray(W, np.float64), lam)
+        W, loc, scale, lam = self._params(W)
+        return loc + scale * yeo_johnson_inverse(W, lam)
 
     def slope(self, Y):
         """dw/dy at Y (n, m): how the warp stretches output units there."""
-        if isinstance(Y, Array):
-            return yeo_johnson_derivative((Y - self.loc) / self.scale, self.lam) / self.scale
-        loc, scale, lam = (np.asarray(a) for a in (self.loc, self.scale, self.lam))
-        return yeo_johnson_derivative((np.asarray(Y, np.float64) - loc) / scale, lam) / scale
+        Y, loc, scale, lam = self._params(Y)
+        return yeo_johnson_derivative((Y - loc) / scale, lam) / scale
 
     def moments(self, mean, variance):
         """Output-unit (median, variance) of warped Gaussian marginals with ``mean`` and
@@ -201,14 +204,22 @@ class OutputWarped(eqx.Module):
 
     def posterior(self, Xq: Array, full_cov: bool = False) -> Posterior:
         post = self.model.posterior(Xq, full_cov=full_cov)
-        mean, variance = self.warp.moments(post.mean, post.variance)
+        mean = self.warp.inverse(post.mean)
         gain = 1.0 / self.warp.slope(mean)  # dy/dw at the median: (q, m)
         covariance = None
         if post.covariance is not None:
             g = gain.T  # (m, q)
             covariance = post.covariance * g[:, :, None] * g[:, None, :]
-        return Posterior(mean, variance, covariance)
+        return Posterior(mean, post.variance * gain ** 2, covariance)
 
 
-__all__ = ["LAMBDA_BOUNDS", "MIN_WARP_VALUES", "OutputWarp", "OutputWarped", "yeo_johnson",
-           "yeo_johnson_derivative", "yeo_johnson_inverse"]
+def unwarp(model) -> tuple[Any, OutputWarp | None]:
+    """(the model acquisitions work with, its output warp): an ``OutputWarped`` model's
+    warped-space Gaussian and warp, any other model as it is with None."""
+    if isinstance(model, OutputWarped):
+        return model.model, model.warp
+    return model, None
+
+
+__all__ = ["LAMBDA_BOUNDS", "MIN_WARP_VALUES", "OutputWarp", "OutputWarped", "unwarp",
+           "yeo_johnson", "yeo_johnson_derivative", "yeo_johnson_inverse"]

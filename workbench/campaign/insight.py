@@ -132,37 +132,47 @@ def predict(campaign: Any, proposer: "Proposer", table: Any) -> "pd.DataFrame":
     import jax.numpy as jnp
     import pandas as pd
 
-    from surrogates import posterior_moments
-
     rows = read_points(campaign.space, table)
     model = proposer.current_model(campaign.trials, campaign.surrogate_state)
-    X = jnp.asarray(campaign.space.encode(rows))
-    mean, var = posterior_moments(model, X)
-    mean, var = np.asarray(mean), np.maximum(np.asarray(var), 0.0)
+    mean, var, log_pf = _posterior(proposer.problem, model,
+                                   jnp.asarray(campaign.space.encode(rows)))
     out = pd.DataFrame([campaign.space.flatten(r) for r in rows])
     outputs = list(proposer.problem.outputs)
     for o in campaign.objectives:
         k = outputs.index(o.name)
         out[f"{o.name}_mean"] = mean[:, k]
         out[f"{o.name}_std"] = np.sqrt(var[:, k])
-    if proposer.problem.constraints:
-        out[P_FEASIBLE] = np.exp(_log_p_feasible(proposer.problem, model, X, mean, var))
+    if log_pf is not None:
+        out[P_FEASIBLE] = np.exp(log_pf)
     return out
 
 
-def _log_p_feasible(problem: Any, model: Any, X: Any, mean: np.ndarray,
-                    var: np.ndarray) -> np.ndarray:
-    """log P(every outcome constraint holds) at encoded X (n, d), (n,), as the
-    constrained acquisitions weight it: independent Gaussian marginals of the
-    constraint outputs. mean, var: (n, m), the model's moments at X in output units.
-    A model fitted through an output warp is asked for its warped moments against the
-    warped bounds instead, where its marginals are Gaussian."""
-    from active_learning import OutcomeConstraints, log_probability_of_feasibility
-    from surrogates import OutputWarped, posterior_moments
+def _posterior(problem: Any, model: Any, X: Any
+               ) -> tuple[np.ndarray, np.ndarray, np.ndarray | None]:
+    """The model's mean and variance at encoded X (n, d), (n, m) each in output units,
+    and log P(every outcome constraint holds), (n,) (None without constraints), from one
+    posterior. A model fitted through an output warp is asked for its warped moments:
+    mapped back for the mean and variance (``OutputWarp.moments``), and held against the
+    warped bounds for feasibility, where its marginals are Gaussian."""
+    from surrogates import posterior_moments
+    from surrogates.output_warping import unwarp
 
-    if isinstance(model, OutputWarped):
-        mean, var = (np.asarray(a) for a in posterior_moments(model.model, X))
-        problem, var = problem.warped(model.warp), np.maximum(var, 0.0)
+    latent, warp = unwarp(model)
+    mean, var = posterior_moments(latent, X)
+    mean, var = np.asarray(mean), np.maximum(np.asarray(var), 0.0)
+    log_pf = None
+    if problem.constraints:
+        log_pf = _log_p_feasible(problem if warp is None else problem.warped(warp), mean, var)
+    if warp is not None:
+        mean, var = warp.moments(mean, var)
+    return mean, var, log_pf
+
+
+def _log_p_feasible(problem: Any, mean: np.ndarray, var: np.ndarray) -> np.ndarray:
+    """log P(every outcome constraint holds), (n,), as the constrained acquisitions
+    weight it: independent Gaussian marginals (mean, var: (n, m)) of the constraint
+    outputs."""
+    from active_learning import OutcomeConstraints, log_probability_of_feasibility
 
     constraints = OutcomeConstraints.from_tuples(
         [(problem.outputs.index(c.name), c.op, c.bound) for c in problem.constraints])
@@ -284,7 +294,6 @@ def importance(campaign: Any, proposer: "Proposer", telemetry: "Telemetry", n: i
     import jax.numpy as jnp
 
     from active_learning import saltelli_design, saltelli_points, sobol_indices
-    from surrogates import posterior_moments
 
     for name, value, low in (("n", n, MIN_BASE_ROWS), ("samples", samples, 0),
                              ("seed", seed, 0)):
@@ -298,14 +307,13 @@ def importance(campaign: Any, proposer: "Proposer", telemetry: "Telemetry", n: i
     labels, cols = [g[0] for g in groups], [g[1] for g in groups]
     A, B = saltelli_design(int(n), campaign.space.dim, int(seed))
     X = _valid(campaign.space, saltelli_points(A, B, cols), fixed)
-    mean, var = (np.asarray(a) for a in posterior_moments(model, jnp.asarray(X)))
+    mean, _, log_pf = _posterior(problem, model, jnp.asarray(X))
     outputs = list(problem.outputs)
     names = [o.name for o in campaign.objectives]
     series = [mean[:, outputs.index(k)] for k in names]
-    if problem.constraints:
+    if log_pf is not None:
         names.append(P_FEASIBLE)
-        series.append(np.exp(_log_p_feasible(problem, model, jnp.asarray(X), mean,
-                                             np.maximum(var, 0.0))))
+        series.append(np.exp(log_pf))
     S = sobol_indices(np.stack(series), int(n))
     first_std, total_std, n_draws = _spread(campaign, model, A, B, cols, fixed, outputs,
                                             int(samples), int(seed))

@@ -272,17 +272,17 @@ class Proposer:
         import jax
         from active_learning.stopping import confidence_gap
 
-        from surrogates import OutputWarped
+        from surrogates.output_warping import unwarp
 
         model, X = self.last_model
+        model, warp = unwarp(model)
         domain = self.space.domain()
         cand = domain.snap(al.quasi_random(jax.random.key(self.spec.seed), 1024, domain.dim))
         sign = self.spec.objectives[0].sign
-        if not isinstance(model, OutputWarped):
-            return confidence_gap(model, cand, X, beta=self.spec.acquisition.beta, sign=sign)
+        bounds = confidence_gap(model, cand, X, beta=self.spec.acquisition.beta, sign=sign)
+        if warp is None:
+            return bounds
         # Bounds of the warped Gaussian, mapped back: the warp is increasing, so a bound
         # at so many standard deviations is the output's quantile of the same level.
-        bounds = confidence_gap(model.model, cand, X, beta=self.spec.acquisition.beta,
-                                sign=sign)
-        back = model.warp.column(0).inverse(sign * np.asarray(bounds)[:, None])[:, 0]
+        back = warp.column(0).inverse(sign * np.asarray(bounds)[:, None])[:, 0]
         return float(sign * back[0]), float(sign * back[1])

@@ -259,15 +259,13 @@ class Telemetry:
         if n < 3 or (n > self.LOO_EVERY_N and step % max(1, n // self.LOO_EVERY_N)):
             return {}
         try:
-            from surrogates import (OutputWarped, gp_from_hyperparameters,
-                                    hyperparameters_from_dict)
+            from surrogates import gp_from_hyperparameters, hyperparameters_from_dict
+            from surrogates.output_warping import unwarp
             from surrogates.protocol import ExactFactor
             from workbench.engine import output_warp
 
             last = self.proposer.last_model
-            model, warp = (None, None) if last is None else (last[0], None)
-            if isinstance(model, OutputWarped):
-                model, warp = model.model, model.warp
+            model, warp = unwarp(None if last is None else last[0])
             if isinstance(model, ExactFactor) and len(last[1]) == n - 1:
                 # The GP that made the proposal just evaluated, already factorised:
                 # its LOO costs one triangular inverse, not a new model.

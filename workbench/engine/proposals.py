@@ -33,7 +33,7 @@ import active_learning as al
 from active_learning import FixedColumns, expand, reduce_domain
 from active_learning.multifidelity import LevelCost, MultiFidelityLogEI
 from surrogates import Conditionable, posterior_moments
-from surrogates.output_warping import OutputWarped
+from surrogates.output_warping import unwarp
 from surrogates.task_columns import fit_summary
 from surrogates.transforms import InputTransformed
 from workbench.engine.acquisitions import build_acquisition
@@ -184,10 +184,10 @@ def propose(problem: Problem, X: np.ndarray, Y: np.ndarray, fantasies: np.ndarra
     # The acquisition works where the model is Gaussian: on warped outputs, and warped
     # constraint bounds, when the problem warps them (an increasing warp keeps the
     # incumbent and the feasible rows).
-    model, Y_user, user_problem = fitted, Y, problem
-    if isinstance(fitted, OutputWarped):
-        model, Y = fitted.model, np.asarray(fitted.warp(Y))
-        problem = problem.warped(fitted.warp)
+    model, warp = unwarp(fitted)
+    Y_user, user_problem = Y, problem
+    if warp is not None:
+        Y, problem = np.asarray(warp(Y)), problem.warped(warp)
     t1 = time.perf_counter()
     kind = problem.acquisition.type
     noisy = noise is not None and bool(np.any(noise > 0))
@@ -420,9 +420,7 @@ def _predictions(problem: Problem, model, Xc: np.ndarray) -> list[dict[str, Pred
     """The fitted model's mean and standard deviation per output at Xc (q, d), in output
     units. A warped model's moments are mapped back here, in NumPy, from its warped
     ones, so that a proposal compiles no program beyond an unwarped model's."""
-    warp = None
-    if isinstance(model, OutputWarped):
-        model, warp = model.model, model.warp
+    model, warp = unwarp(model)
     mean, var = (np.asarray(a) for a in posterior_moments(model, jnp.asarray(Xc)))
     if warp is not None:
         mean, var = warp.moments(mean, var)
