@@ -14,6 +14,10 @@ with optional linear constraints on the parameters, optional nonlinear outcome c
   five nonlinear constraints as outcome constraints), best known 1.724852.
 - ``pressure_vessel``: Sandgren's pressure vessel, continuous version (two linear constraints in
   the space, the volume as an outcome constraint), best known 5885.3328.
+- ``tension_spring``: the tension/compression spring (3 variables, four constraints), best
+  known 0.0126652 (Coello 2000; Arora 1989).
+- ``speed_reducer``: Golinski's speed reducer, continuous version (7 variables, eleven
+  constraints), best known 2996.3482 (the bounds of BoTorch's ``SpeedReducer``).
 - ``mixture``: four blend fractions on the simplex (a linear equality) and a cure temperature.
 - Multimodal and higher-dimensional problems where GP-BO is known to struggle:
   ``michalewicz10`` (m = 10, steep narrow valleys), ``styblinski_tang8``, ``rastrigin6``
@@ -238,6 +242,35 @@ def pressure_vessel(ts: float, th: float, r: float, length: float) -> dict[str, 
     return {"y": cost, "g_volume": 1.0 - volume / 1_296_000.0}
 
 
+def tension_spring(d: float, D: float, n: float) -> dict[str, float]:
+    """Spring weight (wire diameter d, mean coil diameter D, n active coils) and its
+    constraints scaled to ``g <= 0``: minimum deflection, shear stress, surge frequency,
+    outer diameter (Coello 2000)."""
+    return {"y": (n + 2.0) * D * d**2,
+            "g_deflection": 1.0 - D**3 * n / (71785.0 * d**4),
+            "g_shear": ((4.0 * D**2 - d * D) / (12566.0 * (D * d**3 - d**4))
+                        + 1.0 / (5108.0 * d**2) - 1.0),
+            "g_surge": 1.0 - 140.45 * d / (D**2 * n),
+            "g_diameter": (D + d) / 1.5 - 1.0}
+
+
+def speed_reducer(x: np.ndarray) -> dict[str, float]:
+    """Speed reducer weight over x (7,): face width, teeth module, pinion teeth (continuous
+    here), two shaft lengths, two shaft diameters; eleven constraints scaled to ``g <= 0``
+    (bending and contact stress, shaft deflections and stresses, dimensions; Golinski 1973)."""
+    x1, x2, x3, x4, x5, x6, x7 = (float(v) for v in x)
+    weight = (0.7854 * x1 * x2**2 * (3.3333 * x3**2 + 14.9334 * x3 - 43.0934)
+              - 1.508 * x1 * (x6**2 + x7**2) + 7.4777 * (x6**3 + x7**3)
+              + 0.7854 * (x4 * x6**2 + x5 * x7**2))
+    g = (27.0 / (x1 * x2**2 * x3), 397.5 / (x1 * x2**2 * x3**2),
+         1.93 * x4**3 / (x2 * x3 * x6**4), 1.93 * x5**3 / (x2 * x3 * x7**4),
+         math.sqrt((745.0 * x4 / (x2 * x3)) ** 2 + 16.9e6) / (110.0 * x6**3),
+         math.sqrt((745.0 * x5 / (x2 * x3)) ** 2 + 157.5e6) / (85.0 * x7**3),
+         x2 * x3 / 40.0, 5.0 * x2 / x1, x1 / (12.0 * x2), (1.5 * x6 + 1.9) / x4,
+         (1.1 * x7 + 1.9) / x5)
+    return {"y": weight, **{f"g{k + 1}": v - 1.0 for k, v in enumerate(g)}}
+
+
 MIXTURE_CENTRES = np.array([[0.6, 0.2, 0.1, 0.1], [0.1, 0.3, 0.5, 0.1], [0.25, 0.25, 0.25, 0.25]])
 MIXTURE_TEMPS = np.array([0.3, 0.7, 0.5])  # scaled cure temperature (T - 40) / 80
 MIXTURE_HEIGHTS = np.array([1.0, 0.8, 0.6])
@@ -360,6 +393,26 @@ PROBLEMS: dict[str, SuiteProblem] = {p.name: p for p in (
                                  "length": 200.0},
                  source="best known 5885.3328, continuous version (e.g. Coello 2002)",
                  tags=("constrained",)),
+    SuiteProblem("tension_spring",
+                 (Param("d", "continuous", 0.05, 2.0), Param("D", "continuous", 0.25, 1.3),
+                  Param("n", "continuous", 2.0, 15.0)),
+                 lambda p: tension_spring(p["d"], p["D"], p["n"]),
+                 outcome_constraints=("g_deflection", "g_shear", "g_surge", "g_diameter"),
+                 optimum=0.012665232788,
+                 optimal_params={"d": 0.05168906, "D": 0.35671767, "n": 11.28896959},
+                 source="best known 0.0126652 (Coello 2000); SLSQP from 400 random starts",
+                 tags=("constrained",)),
+    SuiteProblem("speed_reducer",
+                 tuple(Param(f"x{k + 1}", "continuous", lo, hi) for k, (lo, hi) in enumerate(
+                     ((2.6, 3.6), (0.7, 0.8), (17.0, 28.0), (7.3, 8.3), (7.8, 8.3),
+                      (2.9, 3.9), (5.0, 5.5)))),
+                 lambda p: speed_reducer(np.array([p[f"x{k + 1}"] for k in range(7)])),
+                 outcome_constraints=tuple(f"g{k + 1}" for k in range(11)),
+                 optimum=2996.348196842742,
+                 optimal_params={"x1": 3.5, "x2": 0.7, "x3": 17.0, "x4": 7.3, "x5": 7.8,
+                                 "x6": 3.35021467, "x7": 5.28668323},
+                 source="SLSQP from 400 random starts (BoTorch's SpeedReducer: 2996.3482)",
+                 tags=("constrained",)),
     SuiteProblem("mixture",
                  _cont(MIX_NAMES, 0.0, 1.0) + (Param("temperature", "continuous", 40.0, 120.0),),
                  lambda p: {"y": mixture(np.array([p[n] for n in MIX_NAMES]),
@@ -406,5 +459,5 @@ def get(name: str) -> SuiteProblem:
 
 __all__ = ["PROBLEMS", "LinearConstraint", "Param", "SuiteProblem", "ackley", "branin",
            "branin_rows", "get", "hartmann6_rows", "michalewicz", "mixed_branin", "mixture",
-           "pressure_vessel", "rastrigin", "rosenbrock", "shekel", "styblinski_tang",
-           "welded_beam"]
+           "pressure_vessel", "rastrigin", "rosenbrock", "shekel", "speed_reducer",
+           "styblinski_tang", "tension_spring", "welded_beam"]
