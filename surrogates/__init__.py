@@ -48,7 +48,12 @@ from surrogates.gp import (  # noqa: E402
     negative_log_marginal_likelihood,
     resolve_kernel,
 )
-from surrogates.output_warping import OutputWarp, OutputWarped  # noqa: E402
+from surrogates.output_warping import (  # noqa: E402
+    STRONG_WARP_GAIN,
+    STRONG_WARP_ROWS,
+    OutputWarp,
+    OutputWarped,
+)
 from surrogates.kernels import (  # noqa: E402
     RBF,
     Categorical,
@@ -140,6 +145,8 @@ __all__ = [
     "negative_log_marginal_likelihood",
     "OutputWarp",
     "OutputWarped",
+    "STRONG_WARP_GAIN",
+    "STRONG_WARP_ROWS",
     "pad_observations",
     "pad_points",
     "parse_kernel",

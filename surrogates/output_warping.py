@@ -38,6 +38,16 @@ MIN_WARP_VALUES = 3
 _RANGE_MARGIN = 1e-9
 # Standard deviations below this (relative to the values' magnitude) leave it as it is.
 _FLAT = 1e-12
+# An output fitted with ``strong_only`` is warped only where the warp raises the Gaussian
+# log-likelihood of its first STRONG_WARP_ROWS finite values by more than
+# STRONG_WARP_GAIN nats per value: values that span decades (a load ratio far from its
+# limit), not a mild skew, which the warp would distort near a constraint's bound for
+# little gain (benchmarks/results/output_warping.md, constraint outputs). The first
+# values are a campaign's space-filling design, a sample of the output over the whole
+# space; later ones crowd the region a search converges to, whose few distant early
+# values make any output look heavy-tailed.
+STRONG_WARP_GAIN = 0.75
+STRONG_WARP_ROWS = 10
 
 
 def yeo_johnson(z, lam):
@@ -100,6 +110,16 @@ def _log_likelihood(z: np.ndarray, lam):
     return np.where(ok, -0.5 * len(z) * np.log(np.where(ok, var, 1.0)) + jacobian, -np.inf)
 
 
+def _strong(y: np.ndarray) -> bool:
+    """Whether the maximum-likelihood warp of the values y raises their Gaussian
+    log-likelihood by more than STRONG_WARP_GAIN nats per value."""
+    if len(y) < MIN_WARP_VALUES or not np.std(y) > _FLAT * max(1.0, abs(float(np.mean(y)))):
+        return False
+    z = (y - np.mean(y)) / np.std(y)
+    gain = float(_log_likelihood(z, _best_exponent(z))) - float(_log_likelihood(z, 1.0))
+    return gain > STRONG_WARP_GAIN * len(z)
+
+
 def _best_exponent(z: np.ndarray) -> float:
     """The maximum-likelihood exponent in LAMBDA_BOUNDS: the best of a grid, then of
     finer grids around it (LAMBDA_REFINE_ROUNDS of LAMBDA_REFINE_POINTS each, spanning
@@ -126,11 +146,15 @@ class OutputWarp(eqx.Module):
     lam: Array
 
     @classmethod
-    def fit(cls, Y: np.ndarray, columns: Sequence[int]) -> "OutputWarp":
+    def fit(cls, Y: np.ndarray, columns: Sequence[int],
+            strong_only: Sequence[int] = ()) -> "OutputWarp":
         """The warp of the outputs ``columns`` of Y (n, m) (the others: the identity),
         each fitted on its finite values: their mean and standard deviation, and the
         maximum-likelihood exponent. An output with fewer than MIN_WARP_VALUES finite
-        values, or constant ones, is left as it is."""
+        values, or constant ones, is left as it is; so is one of ``strong_only`` whose
+        first STRONG_WARP_ROWS finite values (in row order) a warp would not make more
+        likely by STRONG_WARP_GAIN nats per value (it is then only standardised: exponent
+        1)."""
         Y = np.asarray(Y, np.float64)
         m = Y.shape[1]
         loc, scale, lam = np.zeros(m), np.ones(m), np.ones(m)
@@ -142,7 +166,8 @@ class OutputWarp(eqx.Module):
             if not sd > _FLAT * max(1.0, abs(mu)):
                 continue
             loc[k], scale[k] = mu, sd
-            lam[k] = _best_exponent((y - mu) / sd)
+            lam[k] = 1.0 if k in strong_only and not _strong(y[:STRONG_WARP_ROWS]) \
+                else _best_exponent((y - mu) / sd)
         return cls(jnp.asarray(loc), jnp.asarray(scale), jnp.asarray(lam))
 
     def _params(self, values):
@@ -221,5 +246,6 @@ def unwarp(model) -> tuple[Any, OutputWarp | None]:
     return model, None
 
 
-__all__ = ["LAMBDA_BOUNDS", "MIN_WARP_VALUES", "OutputWarp", "OutputWarped", "unwarp",
-           "yeo_johnson", "yeo_johnson_derivative", "yeo_johnson_inverse"]
+__all__ = ["LAMBDA_BOUNDS", "MIN_WARP_VALUES", "OutputWarp", "OutputWarped", "STRONG_WARP_GAIN",
+           "STRONG_WARP_ROWS",
+           "unwarp", "yeo_johnson", "yeo_johnson_derivative", "yeo_johnson_inverse"]

@@ -13,6 +13,8 @@ from scipy import stats
 import surrogates as sg
 import workbench as wb
 from surrogates.output_warping import (
+    STRONG_WARP_GAIN,
+    STRONG_WARP_ROWS,
     OutputWarp,
     OutputWarped,
     yeo_johnson,
@@ -204,12 +206,14 @@ def _beam(p):
 
 
 def test_constraint_outputs_are_warped_with_their_bounds():
-    # auto leaves a constrained campaign as it is; yeo_johnson warps the objective and
-    # the constraint's output.
-    assert _constrained().problem.warped_outputs == ()
+    # auto warps the constraint's output where the warp is strong and leaves the
+    # constrained objective as it is; yeo_johnson warps both; measurements stay as they are.
+    auto = _constrained().problem
+    assert (auto.warped_outputs, auto.strong_warp_outputs) == ((1,), (1,))
+    assert _constrained({"type": "qlog_nei"}).problem.warped_outputs == ()
     assert _constrained(warping="none").problem.warped_outputs == ()
     c = _constrained({"type": "qlog_nei"}, warping="yeo_johnson")
-    assert c.problem.warped_outputs == (0, 1)
+    assert (c.problem.warped_outputs, c.problem.strong_warp_outputs) == ((0, 1), ())
     Y = np.stack([np.linspace(0.0, 5.0, 9), np.geomspace(1e-3, 1e3, 9)], axis=1)
     warp = OutputWarp.fit(Y, [1])
     view = c.problem.warped(warp)
@@ -250,3 +254,30 @@ def test_observations_told_with_standard_errors_stay_unwarped_unless_asked():
         assert isinstance(model, OutputWarped) is warped, warping
         plain, _ = fit_surrogate(problem, X, Y, jax.random.key(0), 12, None, None)
         assert isinstance(plain, OutputWarped)  # no standard errors: warped either way
+
+
+def test_strong_only_warps_what_its_first_values_show_to_span_decades():
+    rng = np.random.default_rng(8)
+    first, later = STRONG_WARP_ROWS, 40
+    # Output 0: a load ratio over decades on the design, then values near its limit.
+    # Output 1: a slight skew on the design, then a search crowding its lowest value (a
+    # bound), which with the design's values makes the whole column heavy-tailed.
+    decades = np.r_[np.geomspace(1e-3, 1e3, first), 1.0 + 0.01 * rng.standard_normal(later)]
+    design = np.exp(0.3 * rng.standard_normal(first))
+    mild = np.r_[design, design.min() + 1e-3 * rng.standard_normal(later)]
+    Y = np.stack([decades, mild, mild], axis=1)
+    free = OutputWarp.fit(Y, [0, 1, 2])
+    warp = OutputWarp.fit(Y, [0, 1, 2], strong_only=[0, 1])
+
+    def gain(y):
+        # SciPy's Yeo-Johnson log-likelihood, an independent reference.
+        z = (y - y.mean()) / y.std()
+        return stats.yeojohnson_llf(stats.yeojohnson(z)[1], z) - stats.yeojohnson_llf(1.0, z)
+
+    assert gain(decades[:first]) > STRONG_WARP_GAIN * first > gain(mild[:first])
+    assert gain(mild) > STRONG_WARP_GAIN * len(mild)  # strong on every row, not on the first
+    assert float(warp.lam[0]) == float(free.lam[0]) != 1.0
+    assert float(warp.lam[1]) == 1.0
+    assert float(warp.lam[2]) == float(free.lam[2]) != 1.0  # not strong_only: warped anyway
+    # The standardisation stays either way.
+    np.testing.assert_allclose(np.asarray(warp.loc), Y.mean(axis=0))

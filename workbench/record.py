@@ -47,8 +47,9 @@ if TYPE_CHECKING:
 # refinements condition the previous hyperparameters, and the default acquisition
 # search climbs half the starts for half the steps. 6: a single objective under a
 # noiseless acquisition is modelled through a fitted Yeo-Johnson warp ("auto" output
-# warping).
-NUMERICS_VERSION = 6
+# warping). 7: so are, with their bounds, the outputs that only outcome constraints bound,
+# where the warp is strong.
+NUMERICS_VERSION = 7
 
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"
 # The strategy of trials brought in from past experiments (``Campaign.add_data``).

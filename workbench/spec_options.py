@@ -136,8 +136,9 @@ class GPSpec(_SurrogateSpec):
         default="auto", description="a monotone power transform (Yeo-Johnson, exponent by"
         " maximum likelihood) of the objective before the GP; auto warps one objective"
         " without a target or outcome constraints, from a simulator (noise prior low),"
-        " under a noiseless acquisition;"
-        " yeo_johnson also under a noisy one, and the constrained outputs with their bounds")
+        " under a noiseless acquisition, and there each constrained output whose values"
+        " span decades, with its bound; yeo_johnson also under a noisy acquisition, and"
+        " every constrained output")
     restarts: int = _RESTARTS
     prior: str | None = Field(default=None, description="exported model prior to warm-start"
                               " from: a JSON path or runs:/<run_id>/prior.json")

@@ -149,8 +149,11 @@ def fit_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, key, capacity:
 def output_warp(problem: Problem, Y: np.ndarray,
                 noise: np.ndarray | None = None) -> OutputWarp | None:
     """The Yeo-Johnson warp of ``problem.warped_outputs`` fitted on Y (n, m), or None
-    when the problem warps none. ``fit_surrogate`` fits the model on ``warp(Y)`` and
-    wraps it in ``OutputWarped``, whose posterior is in output units again.
+    when the problem warps none, or when every output keeps the exponent 1 (the outputs
+    that only constraints bound, whose warp was not strong: then the model is the
+    unwarped one, not a restandardised copy of it). ``fit_surrogate`` fits the model on
+    ``warp(Y)`` and wraps it in ``OutputWarped``, whose posterior is in output units
+    again.
 
     noise: (n, m) known noise variances of Y (told standard errors squared), or None.
     Observations told with standard errors are measurements: "auto" then leaves them
@@ -161,7 +164,8 @@ def output_warp(problem: Problem, Y: np.ndarray,
     told = noise is not None and bool(np.any(np.asarray(noise) > 0))
     if told and problem.surrogate_options.get("output_warping") != "yeo_johnson":
         return None
-    return OutputWarp.fit(Y, problem.warped_outputs)
+    warp = OutputWarp.fit(Y, problem.warped_outputs, problem.strong_warp_outputs)
+    return None if bool(np.all(np.asarray(warp.lam) == 1.0)) else warp
 
 
 def condition_surrogate(problem: Problem, X: np.ndarray, Y: np.ndarray, capacity: int,

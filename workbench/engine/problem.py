@@ -127,7 +127,8 @@ class Problem:
     through descriptors); substance_columns: the encoded columns of categories
     seen through descriptors; needs_features: whether a parameter asks for
     descriptors in front of the surrogate; warped_outputs: the outputs the
-    surrogate sees through a fitted Yeo-Johnson warp (``surrogates.OutputWarp``).
+    surrogate sees through a fitted Yeo-Johnson warp (``surrogates.OutputWarp``);
+    strong_warp_outputs: those of them that keep it only where it is strong.
     """
 
     space: SearchSpace
@@ -146,6 +147,7 @@ class Problem:
     substance_columns: tuple[int, ...]
     needs_features: bool
     warped_outputs: tuple[int, ...] = ()
+    strong_warp_outputs: tuple[int, ...] = ()
     _cache: dict = field(default_factory=dict, repr=False, compare=False)
 
     # -- the encoded domain and the features in front of the surrogate --------
@@ -276,17 +278,25 @@ def output_warping_of(spec: CampaignSpec) -> str:
 
 
 def warped_outputs_of(spec: CampaignSpec, outputs: list[str],
-                      constraints: tuple[OutcomeConstraint, ...]) -> tuple[int, ...]:
-    """The modelled outputs (indices into ``outputs``) the GP sees warped: the objective
-    when ``output_warping_of`` says so, and the outputs only constraints bound when
-    ``policy.constraint_warping`` does."""
+                      constraints: tuple[OutcomeConstraint, ...]
+                      ) -> tuple[tuple[int, ...], tuple[int, ...]]:
+    """The modelled outputs (indices into ``outputs``) the GP sees warped, and those of
+    them that keep their warp only where it is strong (``OutputWarp.fit``'s
+    ``strong_only``): the objective when ``output_warping_of`` says so, and the outputs
+    only constraints bound as ``policy.constraint_warping`` says."""
     cfg = spec.surrogate
     warped = {0} if output_warping_of(spec) == "yeo_johnson" else set()
-    if policy.constraint_warping(cfg.output_warping if isinstance(cfg, GPSpec) else "none",
-                                 surrogate=cfg.type):
+    mode = policy.constraint_warping(
+        cfg.output_warping if isinstance(cfg, GPSpec) else "none", surrogate=cfg.type,
+        objectives=len(spec.objectives), acquisition=acquisition_of(spec),
+        known_noise=isinstance(cfg, GPSpec) and cfg.noise is not None,
+        noise_prior=noise_prior_of(spec))
+    bound = set()
+    if mode != "none":
         objectives = {o.name for o in spec.objectives}
-        warped |= {outputs.index(c.name) for c in constraints if c.name not in objectives}
-    return tuple(sorted(warped))
+        bound = {outputs.index(c.name) for c in constraints if c.name not in objectives}
+    strong = bound if mode == "strong" else set()
+    return tuple(sorted(warped | bound)), tuple(sorted(strong))
 
 
 def resolve(spec: CampaignSpec, space: SearchSpace, base_dir: Path | None = None) -> Problem:
@@ -297,6 +307,7 @@ def resolve(spec: CampaignSpec, space: SearchSpace, base_dir: Path | None = None
     constraints = tuple(parse_outcome_constraint(t) for t in spec.outcome_constraints)
     outputs = [o.name for o in spec.objectives]
     outputs += [c.name for c in constraints if c.name not in outputs]
+    warped, strong = warped_outputs_of(spec, outputs, constraints)
     goals = tuple(Goal(o.name, o.sign, o.target) for o in spec.objectives)
     columns, kernel_onehot, substance, col = {}, [], [], 0
     for p in space.parameters:
@@ -320,7 +331,7 @@ def resolve(spec: CampaignSpec, space: SearchSpace, base_dir: Path | None = None
         needs_features=any(
             (isinstance(p, Categorical) and p.encoding != "onehot")
             or (isinstance(p, Composition) and p.features) for p in space.parameters),
-        warped_outputs=warped_outputs_of(spec, outputs, constraints),
+        warped_outputs=warped, strong_warp_outputs=strong,
     )
 
 
