@@ -33,7 +33,10 @@ import jax.numpy as jnp
 from jax import Array, lax
 from jax.scipy.linalg import solve_triangular
 
+from surrogates.protocol import SharesFixedJoint
+
 from active_learning.acquisition import (
+    likely_best,
     regularised_cholesky,
     fixed_block,
     ones_mask,
@@ -97,6 +100,92 @@ def _concat_fixed(
             jnp.concatenate([m for _, m in present], axis=0))
 
 
+class JointDraws(eqx.Module):
+    """Sign-adjusted joint posterior draws at a fixed point set and at candidate
+    batches of q points, with the fixed set's share (its factor and draws, and for a
+    model that shares it its whitened cross-kernel) computed once, by ``joint_draws``:
+    an optimiser calls it many times with the same fixed set.
+
+    ``self(X)``: X (b, q, d) -> (g_new (b, S, q), mean_new (b, q)); ``fixed``: the
+    fixed points' (g_fixed (S, p), mean_fixed (p,)), or None without any.
+    """
+
+    model: eqx.Module
+    X_fixed: Array | None
+    mask: Array | None
+    L_fixed: Array | None
+    fixed: tuple[Array, Array] | None
+    shared: eqx.Module | None
+    z_fixed: Array | None
+    z_new: Array
+    output: int = eqx.field(static=True, default=0)
+    sign: float = eqx.field(static=True, default=1.0)
+    block: int = eqx.field(static=True, default=128)
+
+    @property
+    def q(self) -> int:
+        return self.z_new.shape[1]
+
+    def __call__(self, X: Array) -> tuple[Array, Array]:
+        if X.shape[1] != self.q:
+            raise ValueError(f"draws were prepared for batches of {self.q} points;"
+                             f" got batches of {X.shape[1]}")
+        output, sign = self.output, self.sign
+        if self.X_fixed is None:
+
+            def alone(Xb: Array) -> tuple[Array, Array]:
+                post = self.model.posterior(Xb, full_cov=True)
+                L = regularised_cholesky(post.covariance[output],
+                                         jnp.max(post.variance[:, output]))
+                mean = sign * post.mean[:, output]
+                return mean + self.z_new @ L.T, mean
+
+            return _map_batches(alone, X, self.block)
+
+        blocks = self.shared if self.shared is not None else fixed_joint(self.model,
+                                                                         self.X_fixed)
+
+        def one(Xb: Array) -> tuple[Array, Array]:
+            mean_q, var_q, cross, cov_q = blocks(Xb)
+            # Block Cholesky of the joint: the fixed block is factored once.
+            C = solve_triangular(self.L_fixed, cross[output] * self.mask[:, None],
+                                 lower=True)  # (p, q)
+            L = regularised_cholesky(cov_q[output] - C.T @ C, jnp.max(var_q[:, output]))
+            mean = sign * mean_q[:, output]
+            return mean + self.z_fixed @ C + self.z_new @ L.T, mean
+
+        return _map_batches(one, X, self.block)
+
+
+def joint_draws(
+    model: eqx.Module,
+    X_fixed: Array | None,
+    fixed_mask: Array | None,
+    *,
+    q: int,
+    num_samples: int,
+    seed: int,
+    output: int,
+    sign: float,
+    block: int = 128,
+) -> JointDraws:
+    """``JointDraws`` for batches of q points against X_fixed (p, d) (or None), whose
+    padding rows have 0 in fixed_mask (p,). One set of base samples, (num_samples,
+    p + q), is shared by all batches."""
+    p = 0 if X_fixed is None or X_fixed.shape[0] == 0 else X_fixed.shape[0]
+    z = jnp.asarray(sobol_normal_samples(num_samples, p + q, seed))
+    if p == 0:
+        return JointDraws(model, None, None, None, None, None, None, z, output=output,
+                          sign=sign, block=block)
+    z_fixed = z[:, :p]
+    mask = ones_mask(X_fixed, fixed_mask)
+    mean_fixed, L_fixed = fixed_block(model, X_fixed, mask, output, sign)
+    g_fixed = mean_fixed + z_fixed @ L_fixed.T
+    shared = model.fixed_joint(X_fixed) if isinstance(model, SharesFixedJoint) else None
+    return JointDraws(model, X_fixed, mask, L_fixed, (g_fixed, mean_fixed), shared, z_fixed,
+                      z[:, p:], output=output, sign=sign, block=block)
+
+
 def joint_samples(
     model: eqx.Module,
     X: Array,
@@ -116,35 +205,9 @@ def joint_samples(
     (num_samples, p + q), is shared by all batches. Returns
     ((g_fixed (S, p), mean_fixed (p,)) or None, (g_new (b, S, q), mean_new (b, q))).
     """
-    q = X.shape[1]
-    p = 0 if X_fixed is None else X_fixed.shape[0]
-    z = jnp.asarray(sobol_normal_samples(num_samples, p + q, seed))
-    z_fixed, z_new = z[:, :p], z[:, p:]
-    if p == 0:
-
-        def one(Xb: Array) -> tuple[Array, Array]:
-            post = model.posterior(Xb, full_cov=True)
-            L = regularised_cholesky(post.covariance[output], jnp.max(post.variance[:, output]))
-            mean = sign * post.mean[:, output]
-            return mean + z_new @ L.T, mean
-
-        return None, _map_batches(one, X, block)
-
-    mask = ones_mask(X_fixed, fixed_mask)
-    mean_fixed, L_fixed = fixed_block(model, X_fixed, mask, output, sign)
-    g_fixed = mean_fixed + z_fixed @ L_fixed.T
-
-    blocks = fixed_joint(model, X_fixed)
-
-    def one(Xb: Array) -> tuple[Array, Array]:
-        mean_q, var_q, cross, cov_q = blocks(Xb)
-        # Block Cholesky of the joint: the fixed block is factored once.
-        C = solve_triangular(L_fixed, cross[output] * mask[:, None], lower=True)  # (p, q)
-        L = regularised_cholesky(cov_q[output] - C.T @ C, jnp.max(var_q[:, output]))
-        mean = sign * mean_q[:, output]
-        return mean + z_fixed @ C + z_new @ L.T, mean
-
-    return (g_fixed, mean_fixed), _map_batches(one, X, block)
+    draws = joint_draws(model, X_fixed, fixed_mask, q=X.shape[1], num_samples=num_samples,
+                        seed=seed, output=output, sign=sign, block=block)
+    return draws.fixed, draws(X)
 
 
 def _masked_max(g: Array, mask: Array) -> Array:
@@ -185,17 +248,21 @@ class qLogExpectedImprovement(eqx.Module):
     block: int = eqx.field(static=True, default=128)
     log_space: ClassVar[bool] = True
 
+    def prepare(self, q: int = 1) -> "_PreparedLogImprovement":
+        """The same acquisition for batches of q points, the pending points' share
+        computed once."""
+        draws = joint_draws(self.model, self.X_pending, self.pending_mask, q=q,
+                            num_samples=self.num_samples, seed=self.seed, output=self.output,
+                            sign=self.sign, block=self.block)
+        incumbent = jnp.full((self.num_samples,), self.sign * self.best,
+                             dtype=draws.z_new.dtype)
+        if draws.fixed is not None:
+            incumbent = jnp.maximum(incumbent, _masked_max(draws.fixed[0], draws.mask))
+        return _PreparedLogImprovement(draws, incumbent, self.tau_relu, self.tau_max)
+
     def __call__(self, X: Array) -> Array:
-        fixed, (g, _) = joint_samples(
-            self.model, _as_batches(X), self.X_pending, self.pending_mask,
-            num_samples=self.num_samples, seed=self.seed, output=self.output, sign=self.sign,
-            block=self.block,
-        )
-        incumbent = jnp.full((self.num_samples,), self.sign * self.best, dtype=g.dtype)
-        if fixed is not None:
-            mask = ones_mask(self.X_pending, self.pending_mask)
-            incumbent = jnp.maximum(incumbent, _masked_max(fixed[0], mask))
-        return _log_improvement(g, incumbent, self.tau_relu, self.tau_max)
+        X = _as_batches(X)
+        return self.prepare(X.shape[1])(X)
 
 
 class qLogNoisyExpectedImprovement(eqx.Module):
@@ -210,8 +277,12 @@ class qLogNoisyExpectedImprovement(eqx.Module):
 
     model: any surrogate with ``posterior(X, full_cov=True)``; X_baseline:
     (n, d) observed points (at least one real row; pad with baseline_mask);
-    X_pending, pending_mask: as in ``qLogExpectedImprovement``; the other
-    fields as there. X: (b, q, d) or (b, d) -> (b,).
+    X_pending, pending_mask: as in ``qLogExpectedImprovement``; max_baseline:
+    keep at most this many baseline points, those most often the best in
+    ``likely_best``'s joint draws (None: all; a point never the best there hardly
+    moves the incumbent, while each point kept costs every candidate S draws, as
+    BoTorch's ``prune_inferior_points``); the other fields as there.
+    X: (b, q, d) or (b, d) -> (b,).
     """
 
     model: eqx.Module
@@ -226,6 +297,7 @@ class qLogNoisyExpectedImprovement(eqx.Module):
     tau_relu: float = eqx.field(static=True, default=TAU_RELU)
     tau_max: float = eqx.field(static=True, default=TAU_MAX)
     block: int = eqx.field(static=True, default=128)
+    max_baseline: int | None = eqx.field(static=True, default=None)
     log_space: ClassVar[bool] = True
 
     def __check_init__(self):
@@ -234,16 +306,39 @@ class qLogNoisyExpectedImprovement(eqx.Module):
                 f"X_baseline must be (n, d) with n >= 1; got shape {self.X_baseline.shape}"
             )
 
-    def __call__(self, X: Array) -> Array:
+    def prepare(self, q: int = 1) -> "_PreparedLogImprovement":
+        """The same acquisition for batches of q points, the baseline's (and pending
+        points') share computed once."""
+        X_base, base_mask = self.X_baseline, ones_mask(self.X_baseline, self.baseline_mask)
+        if self.max_baseline is not None and X_base.shape[0] > self.max_baseline:
+            X_base, base_mask = likely_best(self.model, X_base, base_mask, self.max_baseline,
+                                            output=self.output, sign=self.sign, seed=self.seed)
         X_fixed, mask = _concat_fixed(
-            [(self.X_baseline, self.baseline_mask), (self.X_pending, self.pending_mask)]
+            [(X_base, base_mask), (self.X_pending, self.pending_mask)]
         )
-        (g_fixed, _), (g, _) = joint_samples(
-            self.model, _as_batches(X), X_fixed, mask,
-            num_samples=self.num_samples, seed=self.seed, output=self.output, sign=self.sign,
-            block=self.block,
-        )
-        return _log_improvement(g, _masked_max(g_fixed, mask), self.tau_relu, self.tau_max)
+        draws = joint_draws(self.model, X_fixed, mask, q=q, num_samples=self.num_samples,
+                            seed=self.seed, output=self.output, sign=self.sign,
+                            block=self.block)
+        return _PreparedLogImprovement(draws, _masked_max(draws.fixed[0], draws.mask),
+                                       self.tau_relu, self.tau_max)
+
+    def __call__(self, X: Array) -> Array:
+        X = _as_batches(X)
+        return self.prepare(X.shape[1])(X)
+
+
+class _PreparedLogImprovement(eqx.Module):
+    """log mean_s smooth-max_j smooth-relu(g_j - incumbent_s) over prepared draws."""
+
+    draws: JointDraws
+    incumbent: Array
+    tau_relu: float = eqx.field(static=True)
+    tau_max: float = eqx.field(static=True)
+    log_space: ClassVar[bool] = True
+
+    def __call__(self, X: Array) -> Array:
+        g, _ = self.draws(_as_batches(X))
+        return _log_improvement(g, self.incumbent, self.tau_relu, self.tau_max)
 
 
 class _BatchMaxAcquisition(eqx.Module):
@@ -353,6 +448,8 @@ __all__ = [
     "TAU_MAX",
     "TAU_RELU",
     "fatmax",
+    "JointDraws",
+    "joint_draws",
     "joint_samples",
     "log_fatplus",
     "qLogExpectedImprovement",

@@ -59,6 +59,7 @@ from jax import Array, lax
 
 from surrogates import counts_traces
 
+from active_learning.acquisition import prepared
 from active_learning.domain import FEASIBILITY_TOL, Domain, slice_geometry
 from active_learning.nonlinear import (Penalized, bisect_to_feasible, inside,
                                        penalty_scales, polish_nonlinear)
@@ -367,6 +368,7 @@ def _local_search(acquisition, X: Array, a: _Arrays, plan: _Plan) -> Array:
 @counts_traces("acquisition.search")
 def _search(acquisition, key: Array, a: _Arrays, plan: _Plan, anchors: Array | None = None):
     """All candidates of one search: (M, d) points, (M,) values, (M,) feasible."""
+    acquisition = prepared(acquisition)
     domain = plan.structure
     d, C, S = domain.dim, a.combos.shape[0], plan.per_combo
     oh = list(domain.onehot_columns)

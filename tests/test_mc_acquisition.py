@@ -13,7 +13,7 @@ import pytest
 from scipy import stats
 
 from active_learning import mc
-from active_learning.acquisition import sobol_normal_samples
+from active_learning.acquisition import PRUNE_SAMPLES, likely_best, sobol_normal_samples
 from surrogates.gp import NOISE_FLOOR
 from acquisition_checks import fixed_gp, values, values_checked
 
@@ -212,6 +212,44 @@ def test_q_log_nei_with_pending_points_matches_brute_force(noisy, data):
                                                       - f[:, :n + 1].max(1), 0.0))
         tol = 4 * (se + sd / np.sqrt(S)) / m + 1e-3 * np.log(2)
         assert value == pytest.approx(np.log(m), abs=tol)
+
+
+def test_likely_best_keeps_the_points_most_often_best_in_joint_draws(noisy, data):
+    model, ref = noisy
+    X, _, _ = data
+    k = 3
+    kept, mask = likely_best(model, jnp.asarray(X), jnp.ones(len(X)), k, seed=4)
+    # The same base samples through the numpy posterior: how often each point is the max.
+    wins = np.bincount(np.argmax(ref.draws(X, PRUNE_SAMPLES, seed=4), axis=1),
+                       minlength=len(X))
+    assert np.asarray(kept).shape == (k, X.shape[1])
+    winners = np.argsort(-wins, kind="stable")[:min(k, np.sum(wins > 0))]
+    real = np.asarray(mask) > 0
+    np.testing.assert_array_equal(np.asarray(kept)[real], X[winners])
+    assert real.sum() == len(winners) and wins[winners].min() > 0
+    # Padding rows are never kept as winners.
+    padded = np.concatenate([X, np.repeat(X[:1], 3, axis=0)])
+    _, mask = likely_best(model, jnp.asarray(padded),
+                             jnp.asarray(np.r_[np.ones(len(X)), np.zeros(3)]), len(padded))
+    assert float(np.asarray(mask)[-3:].sum()) == 0.0
+
+
+def test_q_log_nei_on_the_likely_best_points_matches_brute_force_over_all(noisy, data):
+    """Keeping only the points that can be the best leaves the noisy EI over the whole
+    baseline as it was, within the Monte-Carlo error."""
+    model, ref = noisy
+    X, _, _ = data
+    n, S = len(X), 2048
+    wins = np.bincount(np.argmax(ref.draws(X, PRUNE_SAMPLES), axis=1), minlength=n)
+    k = int(np.sum(wins > 0))
+    assert k < n  # something is pruned
+    batches = np.array([[0.5, 0.5], [0.9, 0.1], [0.15, 0.8], [0.35, 0.3]])
+    acq = mc.qLogNoisyExpectedImprovement(model, jnp.asarray(X), num_samples=S, max_baseline=k)
+    got = _values_checked(acq, batches)
+    for value, x in zip(got, batches):
+        m, se, sd = _brute_force(ref, np.concatenate([X, x[None]]),
+                                 lambda f: np.maximum(f[:, n] - f[:, :n].max(1), 0.0))
+        assert value == pytest.approx(np.log(m), abs=4 * (se + sd / np.sqrt(S)) / m)
 
 
 def test_a_pending_point_devalues_its_location(noisy, data):

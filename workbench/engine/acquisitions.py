@@ -38,6 +38,14 @@ _IVR_NOISE = 1e-6
 # draws on this many quasi-random candidates, this many times.
 _MES_CANDIDATES = 1024
 _MES_OPTIMUM_SAMPLES = 16
+# Noisy EI keeps at most this many observed points in its joint with a candidate: those
+# most often the best in joint draws (``active_learning.likely_best``), as BoTorch's
+# ``prune_inferior_points`` does. Each point kept costs every candidate its share of the
+# Monte-Carlo draws, while a point never the best in them does not move the incumbent;
+# the suite's noisy campaigns have at most about forty such points at 100 observations
+# (benchmarks/results/running_campaign.md), so 64 prunes what never wins and keeps one
+# program per data bucket.
+NEI_MAX_BASELINE = 64
 # qLogNEHVI's joint samples over the baseline and the batch: its cost grows with
 # the samples times the box decomposition, so it takes at most this many.
 _NEHVI_MAX_SAMPLES = 64
@@ -172,7 +180,7 @@ def _joint_noisy_ei(inputs: AcquisitionInputs):
     return al.qLogNoisyExpectedImprovement(inputs.model, X_train, baseline_mask=mask,
                                            sign=inputs.sign,
                                            num_samples=inputs.problem.acquisition.mc_samples,
-                                           **extra)
+                                           max_baseline=NEI_MAX_BASELINE, **extra)
 
 
 @acquisition("log_ei", log_space=True)
@@ -194,7 +202,8 @@ def _log_nei(inputs: AcquisitionInputs):
     X_train, mask = inputs.baseline
     return al.LogNoisyExpectedImprovement(inputs.model, X_train, baseline_mask=mask,
                                           sign=inputs.sign,
-                                          num_samples=inputs.problem.acquisition.mc_samples)
+                                          num_samples=inputs.problem.acquisition.mc_samples,
+                                          max_baseline=NEI_MAX_BASELINE)
 
 
 @acquisition("qlog_nei", log_space=True)
