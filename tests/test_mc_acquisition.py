@@ -13,7 +13,8 @@ import pytest
 from scipy import stats
 
 from active_learning import mc
-from active_learning.acquisition import PRUNE_SAMPLES, likely_best, sobol_normal_samples
+from active_learning.acquisition import (PRUNE_SAMPLES, LogNoisyExpectedImprovement,
+                                         likely_best, sobol_normal_samples)
 from surrogates.gp import NOISE_FLOOR
 from acquisition_checks import fixed_gp, values, values_checked
 
@@ -234,7 +235,8 @@ def test_likely_best_keeps_the_points_most_often_best_in_joint_draws(noisy, data
     assert float(np.asarray(mask)[-3:].sum()) == 0.0
 
 
-def test_q_log_nei_on_the_likely_best_points_matches_brute_force_over_all(noisy, data):
+@pytest.mark.parametrize("kind", ["qlog_nei", "log_nei"])
+def test_noisy_ei_on_the_likely_best_points_matches_brute_force_over_all(noisy, data, kind):
     """Keeping only the points that can be the best leaves the noisy EI over the whole
     baseline as it was, within the Monte-Carlo error."""
     model, ref = noisy
@@ -244,7 +246,9 @@ def test_q_log_nei_on_the_likely_best_points_matches_brute_force_over_all(noisy,
     k = int(np.sum(wins > 0))
     assert k < n  # something is pruned
     batches = np.array([[0.5, 0.5], [0.9, 0.1], [0.15, 0.8], [0.35, 0.3]])
-    acq = mc.qLogNoisyExpectedImprovement(model, jnp.asarray(X), num_samples=S, max_baseline=k)
+    cls = (mc.qLogNoisyExpectedImprovement if kind == "qlog_nei"
+           else LogNoisyExpectedImprovement)
+    acq = cls(model, jnp.asarray(X), num_samples=S, max_baseline=k)
     got = _values_checked(acq, batches)
     for value, x in zip(got, batches):
         m, se, sd = _brute_force(ref, np.concatenate([X, x[None]]),
