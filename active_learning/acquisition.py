@@ -350,19 +350,16 @@ class _PreparedLogNEI(eqx.Module):
     log_space: ClassVar[bool] = True
 
     def __call__(self, X: Array) -> Array:
-        XB, n = self.X_baseline, self.X_baseline.shape[0]
+        blocks = self.blocks if self.blocks is not None else fixed_joint(self.model,
+                                                                         self.X_baseline)
 
         def one_block(Xc: Array) -> Array:
-            if self.blocks is not None:
-                mean_c, var_c, cross, _ = self.blocks(Xc)
-                mean, var, cross = mean_c[:, self.output], var_c[:, self.output], cross[self.output]
-            else:
-                post = self.model.posterior(jnp.concatenate([XB, Xc], axis=0), full_cov=True)
-                mean, var = post.mean[n:, self.output], post.variance[n:, self.output]
-                cross = post.covariance[self.output][:n, n:]
-            W = solve_triangular(self.L_B, cross * self.mask[:, None], lower=True)  # (n, c)
+            mean_c, var_c, cross, _ = blocks(Xc)
+            var = var_c[:, self.output]
+            W = solve_triangular(self.L_B, cross[self.output] * self.mask[:, None],
+                                 lower=True)  # (n, c)
             cond_var = jnp.maximum(var - jnp.sum(W * W, axis=0), _MIN_VARIANCE_FRACTION * var)
-            cond_mean = self.sign * mean + self.z @ W  # (S, c)
+            cond_mean = self.sign * mean_c[:, self.output] + self.z @ W  # (S, c)
             log_ei = log_expected_improvement_from_moments(
                 cond_mean, jnp.sqrt(cond_var), self.incumbent[:, None]
             )

@@ -50,6 +50,17 @@ STRONG_WARP_GAIN = 0.75
 STRONG_WARP_ROWS = 10
 
 
+def _branches(v, lam):
+    """What the transform and its inverse share: the array module (JAX for JAX values),
+    the sign mask of v, v's non-negative and negative parts (0 elsewhere), and the
+    divisors lam and 2 - lam with their removable zeros replaced by 1."""
+    xp = jnp if isinstance(v, Array) or isinstance(lam, Array) else np
+    pos = v >= 0
+    lp = xp.where(xp.abs(lam) < 1e-8, 1.0, lam)
+    ln = xp.where(xp.abs(lam - 2.0) < 1e-8, 1.0, 2.0 - lam)
+    return xp, pos, xp.where(pos, v, 0.0), xp.where(pos, 0.0, v), lp, ln
+
+
 def yeo_johnson(z, lam):
     """The Yeo-Johnson transform of z (any shape) with exponent lam (broadcasts):
     ((z + 1)^lam - 1) / lam for z >= 0 (log1p at lam = 0), and
@@ -57,11 +68,7 @@ def yeo_johnson(z, lam):
     and JAX arrays alike."""
     # Both branches are computed and ``where`` picks one: the other may overflow.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        xp = jnp if isinstance(z, Array) or isinstance(lam, Array) else np
-        pos = z >= 0
-        zp, zn = xp.where(pos, z, 0.0), xp.where(pos, 0.0, z)
-        lp = xp.where(xp.abs(lam) < 1e-8, 1.0, lam)
-        ln = xp.where(xp.abs(lam - 2.0) < 1e-8, 1.0, 2.0 - lam)
+        xp, pos, zp, zn, lp, ln = _branches(z, lam)
         up = xp.where(xp.abs(lam) < 1e-8, xp.log1p(zp), xp.expm1(lp * xp.log1p(zp)) / lp)
         down = xp.where(xp.abs(lam - 2.0) < 1e-8, -xp.log1p(-zn),
                         -xp.expm1(ln * xp.log1p(-zn)) / ln)
@@ -75,11 +82,7 @@ def yeo_johnson_inverse(w, lam):
     inverse stays finite: it is taken at the range's end less _RANGE_MARGIN."""
     # Both branches are computed and ``where`` picks one: the other may overflow.
     with np.errstate(over="ignore", invalid="ignore", divide="ignore"):
-        xp = jnp if isinstance(w, Array) or isinstance(lam, Array) else np
-        pos = w >= 0
-        wp, wn = xp.where(pos, w, 0.0), xp.where(pos, 0.0, w)
-        lp = xp.where(xp.abs(lam) < 1e-8, 1.0, lam)
-        ln = xp.where(xp.abs(lam - 2.0) < 1e-8, 1.0, 2.0 - lam)
+        xp, pos, wp, wn, lp, ln = _branches(w, lam)
         up = xp.where(xp.abs(lam) < 1e-8, xp.expm1(wp),
                       xp.expm1(xp.log1p(xp.maximum(lp * wp, _RANGE_MARGIN - 1.0)) / lp))
         down = xp.where(xp.abs(lam - 2.0) < 1e-8, -xp.expm1(-wn),
@@ -110,12 +113,24 @@ def _log_likelihood(z: np.ndarray, lam):
     return np.where(ok, -0.5 * len(z) * np.log(np.where(ok, var, 1.0)) + jacobian, -np.inf)
 
 
+def _standardised(y: np.ndarray) -> tuple[float, float, np.ndarray] | None:
+    """(mean, standard deviation, standardised values) of the finite values y, or None
+    when they are too few (MIN_WARP_VALUES) or constant to fit an exponent on."""
+    if len(y) < MIN_WARP_VALUES:
+        return None
+    mu, sd = float(np.mean(y)), float(np.std(y))
+    if not sd > _FLAT * max(1.0, abs(mu)):
+        return None
+    return mu, sd, (y - mu) / sd
+
+
 def _strong(y: np.ndarray) -> bool:
-    """Whether the maximum-likelihood warp of the values y raises their Gaussian
+    """Whether the maximum-likelihood warp of the finite values y raises their Gaussian
     log-likelihood by more than STRONG_WARP_GAIN nats per value."""
-    if len(y) < MIN_WARP_VALUES or not np.std(y) > _FLAT * max(1.0, abs(float(np.mean(y)))):
+    fitted = _standardised(y)
+    if fitted is None:
         return False
-    z = (y - np.mean(y)) / np.std(y)
+    z = fitted[2]
     gain = float(_log_likelihood(z, _best_exponent(z))) - float(_log_likelihood(z, 1.0))
     return gain > STRONG_WARP_GAIN * len(z)
 
@@ -160,14 +175,12 @@ class OutputWarp(eqx.Module):
         loc, scale, lam = np.zeros(m), np.ones(m), np.ones(m)
         for k in columns:
             y = Y[:, k][np.isfinite(Y[:, k])]
-            if len(y) < MIN_WARP_VALUES:
+            fitted = _standardised(y)
+            if fitted is None:
                 continue
-            mu, sd = float(np.mean(y)), float(np.std(y))
-            if not sd > _FLAT * max(1.0, abs(mu)):
-                continue
-            loc[k], scale[k] = mu, sd
+            loc[k], scale[k], z = fitted
             lam[k] = 1.0 if k in strong_only and not _strong(y[:STRONG_WARP_ROWS]) \
-                else _best_exponent((y - mu) / sd)
+                else _best_exponent(z)
         return cls(jnp.asarray(loc), jnp.asarray(scale), jnp.asarray(lam))
 
     def _params(self, values):

@@ -68,9 +68,16 @@ def output_warping(chosen: str, *, surrogate: str, objectives: int, targets: boo
         return "none"
     if chosen != "auto":
         return chosen
-    plain = (objectives == 1 and not targets and not constraints and not known_noise
-             and noise_prior == "low" and acquisition not in NOISY_ACQUISITIONS)
+    plain = (objectives == 1 and not targets and not constraints
+             and _simulated(acquisition, known_noise, noise_prior))
     return "yeo_johnson" if plain else "none"
+
+
+def _simulated(acquisition: str, known_noise: bool, noise_prior: str) -> bool:
+    """Whether "auto" output warping treats the outputs as a simulator's: the "low" noise
+    prior, no known noise variances and a noiseless acquisition (a power transform would
+    make measurement noise depend on the value)."""
+    return not known_noise and noise_prior == "low" and acquisition not in NOISY_ACQUISITIONS
 
 
 def constraint_warping(chosen: str, *, surrogate: str, objectives: int, acquisition: str,
@@ -93,9 +100,8 @@ def constraint_warping(chosen: str, *, surrogate: str, objectives: int, acquisit
         return "none"
     if chosen == "yeo_johnson":
         return "yeo_johnson"
-    plain = (objectives == 1 and not known_noise and noise_prior == "low"
-             and acquisition not in NOISY_ACQUISITIONS)
-    return "strong" if plain else "none"
+    return "strong" if objectives == 1 and _simulated(acquisition, known_noise,
+                                                      noise_prior) else "none"
 
 
 __all__ = ["LOG_EHVI_MAX_OBJECTIVES", "MULTI_OBJECTIVE", "NOISY_ACQUISITIONS",
