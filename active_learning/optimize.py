@@ -20,7 +20,10 @@ the best valid point. Everything runs in one compiled call.
   feasibility filter drops the rest.
 - Outside the plain box path, the ascent ends with a few projected
   Barzilai-Borwein steps, which finish a smooth optimum to ~1e-8 where Adam
-  alone stalls at ~1e-4.
+  alone stalls at ~1e-4. With ``finish_steps``, the ``FINISH_STARTS`` best
+  climbs then take that many more such steps: where the optimum lies on a
+  ridge (the predicted boundary of an outcome constraint) or against bounds,
+  the steps stay short and the default polish ends short of it.
 - One-hot groups: when the product of group sizes is small (<= 64), every
   category combination is optimised exactly, with its columns fixed (each gets
   at least one climbed start); otherwise the relaxed optimum is rounded and
@@ -74,6 +77,8 @@ _FALLBACK_SAMPLES = 512
 # [0, 1] range) to the maximiser or to a better runner-up are the same point: climbs
 # that converge to one optimum end within the optimiser's tolerance of each other.
 DISTINCT_TOLERANCE = 1e-3
+# The best climbs that take the extra spectral steps of ``finish_steps``.
+FINISH_STARTS = 4
 
 
 def _kronecker_constants(d: int) -> Array:
@@ -186,6 +191,7 @@ class _Plan:
     projection_iters: int
     final_projection_iters: int
     polish_steps: int
+    finish_steps: int
     search_rounds: int
 
 
@@ -219,10 +225,11 @@ def _finite(v: Array) -> Array:
 
 
 def _climb_box(acquisition, X0: Array, free: Array, steps: int, learning_rate: float,
-               polish_steps: int) -> Array:
+               polish_steps: int, finish_steps: int = 0) -> Array:
     """Adam ascent clipped to the unit box, then a spectral polish from the best point
     each row visited (Adam's steps do not shrink with a narrow optimum, so a start
-    near one can step off it); columns with ``free == 0`` stay put."""
+    near one can step off it), then ``finish_steps`` more for the best rows
+    (``_finish``); columns with ``free == 0`` stay put."""
     value_and_grad = _value_and_grad(acquisition, lambda X: X, free)
     opt = optax.adam(optax.cosine_decay_schedule(learning_rate, steps, alpha=0.05))
 
@@ -239,8 +246,12 @@ def _climb_box(acquisition, X0: Array, free: Array, steps: int, learning_rate: f
     (X, _, best_X, best_v), _ = lax.scan(step, init, None, length=steps)
     v, _ = value_and_grad(X)
     X = jnp.where((v >= best_v)[:, None], X, best_X)
-    return _spectral_polish(value_and_grad, X, lambda Y, s: (jnp.clip(Y, 0.0, 1.0), s), (),
-                            polish_steps)
+
+    def project(Y, state):
+        return jnp.clip(Y, 0.0, 1.0), state
+
+    X = _spectral_polish(value_and_grad, X, project, (), polish_steps)
+    return _finish(value_and_grad, X, lambda rows: (value_and_grad, project, ()), finish_steps)
 
 
 def _climb_polytope(acquisition, Z0: Array, centers: Array, h: Array, a: _Arrays,
@@ -279,12 +290,34 @@ def _climb_polytope(acquisition, Z0: Array, centers: Array, h: Array, a: _Arrays
     values, _ = value_and_grad(Z)
     Z = jnp.where((values >= best_v)[:, None], Z, shrink_into_polytope(best_Z, G, h))
 
-    def project(Y, lam):
-        Z, lam = project_polytope(Y, lam, G, h, a.inv_lipschitz,
-                                  plan.final_projection_iters // 10)
-        return shrink_into_polytope(Z, G, h), lam
+    def polish_of(centers, h):
+        """The polish's value-and-gradient, projection and dual start for rows
+        of these slices (the polish of a subset needs its rows' slices)."""
 
-    return _spectral_polish(value_and_grad, Z, project, lam, plan.polish_steps)
+        def project(Y, lam):
+            Z, lam = project_polytope(Y, lam, G, h, a.inv_lipschitz,
+                                      plan.final_projection_iters // 10)
+            return shrink_into_polytope(Z, G, h), lam
+
+        return (_value_and_grad(acquisition, lambda Z: centers + Z @ basis.T), project,
+                jnp.zeros((h.shape[0], G.shape[0]), h.dtype))
+
+    _, project, _ = polish_of(centers, h)
+    Z = _spectral_polish(value_and_grad, Z, project, lam, plan.polish_steps)
+    return _finish(value_and_grad, Z, lambda rows: polish_of(centers[rows], h[rows]),
+                   plan.finish_steps)
+
+
+def _finish(value_and_grad, Z: Array, polish_of, steps: int) -> Array:
+    """``steps`` more spectral steps for the ``FINISH_STARTS`` best rows of Z (B, k);
+    the other rows are returned as they are. polish_of: row indices (K,) -> the
+    value-and-gradient, projection and projection state for those rows."""
+    if steps < 1:
+        return Z
+    values, _ = value_and_grad(Z)
+    rows = jnp.argsort(-values)[: min(FINISH_STARTS, Z.shape[0])]
+    vg, project, state = polish_of(rows)
+    return Z.at[rows].set(_spectral_polish(vg, Z[rows], project, state, steps))
 
 
 def _spectral_polish(value_and_grad, Z: Array, project, state, steps: int) -> Array:
@@ -443,7 +476,7 @@ def _search(acquisition, key: Array, a: _Arrays, plan: _Plan, anchors: Array | N
     else:
         free = jnp.ones(d).at[jnp.asarray(oh, int)].set(0.0) if plan.enumerate else jnp.ones(d)
         X = _climb_box(acquisition, X0, free, plan.steps, plan.learning_rate,
-                       plan.polish_steps)
+                       plan.polish_steps, plan.finish_steps)
 
     # 4. Round; improve the categories by local search when not enumerated.
     candidates = domain.snap(jnp.concatenate([X, X0], axis=0))
@@ -454,7 +487,8 @@ def _search(acquisition, key: Array, a: _Arrays, plan: _Plan, anchors: Array | N
         if not plan.polytope:
             free = jnp.ones(d).at[jnp.asarray(oh, int)].set(0.0)
             polished = domain.snap(_climb_box(acquisition, found, free, max(plan.steps // 2, 1),
-                                              plan.learning_rate, plan.polish_steps))
+                                              plan.learning_rate, plan.polish_steps,
+                                              plan.finish_steps))
             found = jnp.concatenate([found, polished], axis=0)
         candidates = jnp.concatenate([candidates, found], axis=0)
     if plan.polytope:
@@ -511,6 +545,7 @@ def maximize_acquisition(
     learning_rate: float = 0.05,
     max_combinations: int = 64,
     anchors: Array | None = None,
+    finish_steps: int = 0,
 ) -> tuple[Array, Array]:
     """The best valid point found for ``acquisition`` and its value.
 
@@ -524,13 +559,16 @@ def maximize_acquisition(
     most this many, else search them locally;
     anchors: (A, dim) valid encoded points to start near (the best observations):
     each and _PER_ANCHOR - 1 small perturbations of it join the space-filling points
-    (keep A fixed across calls: it is part of the compiled shape).
+    (keep A fixed across calls: it is part of the compiled shape);
+    finish_steps: spectral steps more for the FINISH_STARTS best climbs, after the
+    polish every climb ends with (0: none; outside the plain box path, see the
+    module docstring).
     Returns x: (dim,) and its acquisition value ().
     """
     X, values = maximize_acquisition_top(
         acquisition, domain, key, k=1, raw_samples=raw_samples, num_restarts=num_restarts,
         steps=steps, learning_rate=learning_rate, max_combinations=max_combinations,
-        anchors=anchors)
+        anchors=anchors, finish_steps=finish_steps)
     return jnp.asarray(X[0]), jnp.asarray(values[0])
 
 
@@ -546,6 +584,7 @@ def maximize_acquisition_top(
     learning_rate: float = 0.05,
     max_combinations: int = 64,
     anchors: Array | None = None,
+    finish_steps: int = 0,
 ) -> tuple[np.ndarray, np.ndarray]:
     """:func:`maximize_acquisition` with the runners-up it found on the way, at no
     extra cost: up to ``k`` distinct valid candidates (the climbs' ends and starts;
@@ -560,8 +599,11 @@ def maximize_acquisition_top(
         raise ValueError(
             f"num_restarts ({num_restarts}) cannot exceed raw_samples ({raw_samples})"
         )
+    if finish_steps < 0:
+        raise ValueError(f"finish_steps: got {finish_steps}; expected 0 or more")
     settings = dict(raw_samples=raw_samples, num_restarts=num_restarts, steps=steps,
-                    learning_rate=learning_rate, max_combinations=max_combinations)
+                    learning_rate=learning_rate, max_combinations=max_combinations,
+                    finish_steps=finish_steps)
     if domain.cardinality:
         return _over_supports(acquisition, domain, key, anchors, settings, k)
     candidates, values, best = _maximize_linear(acquisition, domain, key, anchors, **settings)
@@ -660,7 +702,7 @@ class NoFeasiblePoint(ValueError):
 
 def _maximize_linear(acquisition, domain: Domain, key: Array, anchors, *, raw_samples: int,
                      num_restarts: int, steps: int, learning_rate: float,
-                     max_combinations: int):
+                     max_combinations: int, finish_steps: int = 0):
     """maximize_acquisition for a domain without cardinality constraints: every
     candidate (m, dim), their values (m,) (-inf where infeasible) and the best's row."""
     if domain.nonlinear:
@@ -683,7 +725,7 @@ def _maximize_linear(acquisition, domain: Domain, key: Array, anchors, *, raw_sa
         per_combo=max(math.ceil(raw_samples / C), min(raw_samples, 32)),
         num_restarts=num_restarts, steps=steps, learning_rate=learning_rate,
         walk_steps=k + 4, projection_iters=10, final_projection_iters=200,
-        polish_steps=max(steps // 4, 1),
+        polish_steps=max(steps // 4, 1), finish_steps=finish_steps,
         search_rounds=min(len(domain.onehot) + 1, 8),
     )
     candidates, values, feasible = (np.asarray(t) for t in _search(

@@ -16,7 +16,8 @@ from workbench.engine import condition_surrogate, fit_surrogate, propose
 import active_learning as al
 from workbench.engine import build_acquisition
 from workbench.engine.fitters import REFINE_GROWTH, REFIT_GROWTH, WARM_FIT_MIN_OBSERVATIONS
-from workbench.engine.proposals import LARGE_SEARCH_OBSERVATIONS, SEARCH_SHRINK, search_effort
+from workbench.engine.proposals import (CONSTRAINED_FINISH, LARGE_SEARCH_OBSERVATIONS,
+                                       SEARCH_SHRINK, search_effort)
 
 CAPACITY = 256  # one padded bucket for every fit here: one program each way
 NOISE_SD = 0.05
@@ -195,12 +196,20 @@ def test_the_search_climbs_fewer_starts_from_large_campaigns():
 
     default = cfg()
     assert not default.search_set and (default.num_restarts, default.steps) == (16, 100)
-    assert search_effort(default, n - 1) == {"num_restarts": 16, "steps": 100}
+    assert search_effort(default, n - 1) == {"num_restarts": 16, "steps": 100,
+                                             "finish_steps": 0}
     assert search_effort(default, n) == {"num_restarts": 16 // SEARCH_SHRINK,
-                                         "steps": 100 // SEARCH_SHRINK}
+                                         "steps": 100 // SEARCH_SHRINK, "finish_steps": 0}
     assert search_effort(cfg(num_restarts=1, steps=1), 10 * n) == {"num_restarts": 1,
-                                                                  "steps": 1}
-    assert search_effort(cfg(steps=300), 10 * n) == {"num_restarts": 16, "steps": 300}
+                                                                  "steps": 1,
+                                                                  "finish_steps": 0}
+    assert search_effort(cfg(steps=300), 10 * n) == {"num_restarts": 16, "steps": 300,
+                                                     "finish_steps": 0}
+    # Outcome constraints: the best climbs finish with CONSTRAINED_FINISH times the steps.
+    assert search_effort(default, n - 1, constrained=True)["finish_steps"] == \
+        int(CONSTRAINED_FINISH * 100)
+    assert search_effort(default, n, constrained=True)["finish_steps"] == \
+        int(CONSTRAINED_FINISH * 100 // SEARCH_SHRINK)
 
 
 def test_the_smaller_search_finds_the_full_searchs_optimum(problem, first):

@@ -79,6 +79,12 @@ PLATEAU_BETA = 4.0
 # same point (benchmarks/results/running_campaign.md).
 LARGE_SEARCH_OBSERVATIONS = 100
 SEARCH_SHRINK = 2
+# With outcome constraints the acquisition's optimum sits on the predicted boundary of
+# feasibility, often against bounds too, where the ascent's steps stay short: the best
+# climbs (active_learning.optimize.FINISH_STARTS) take this many times the ascent's steps
+# in further spectral steps (chosen on the constrained suite problems,
+# benchmarks/results/acquisition_finish.md).
+CONSTRAINED_FINISH = 1.5
 
 
 @dataclass(frozen=True)
@@ -326,7 +332,7 @@ def _maximise(problem: Problem, batch: _Batch, X, Y, held: _Held, key, near,
     acq = FixedColumns.holding(full, held.free, held.fixed, problem.dim)
     Z, V = al.maximize_acquisition_top(acq, held.reduced, key, k=ALTERNATIVES,
                                        raw_samples=cfg.raw_samples, anchors=near,
-                                       **search_effort(cfg, len(X)))
+                                       **search_effort(cfg, len(X), bool(problem.constraints)))
     Xa = held.expand(Z, problem.dim)
     extra = {"alternatives": _alternatives(problem, Xa, V)}
     if profiled:
@@ -334,14 +340,20 @@ def _maximise(problem: Problem, batch: _Batch, X, Y, held: _Held, key, near,
     return Xa[0], V[0], extra
 
 
-def search_effort(cfg: Acquisition, observations: int) -> dict[str, int]:
-    """The acquisition search's restarts and ascent steps at ``observations``: the
-    defaults divided by ``SEARCH_SHRINK`` (at least one each) from
-    ``LARGE_SEARCH_OBSERVATIONS`` on; settings the spec gives hold at every size."""
+def search_effort(cfg: Acquisition, observations: int,
+                  constrained: bool = False) -> dict[str, int]:
+    """The acquisition search's restarts, ascent steps and finishing steps at
+    ``observations``: the defaults divided by ``SEARCH_SHRINK`` (at least one each)
+    from ``LARGE_SEARCH_OBSERVATIONS`` on, settings the spec gives holding at every
+    size; ``constrained`` (outcome constraints): ``CONSTRAINED_FINISH`` times the
+    steps to finish the best climbs."""
     if observations < LARGE_SEARCH_OBSERVATIONS or cfg.search_set:
-        return {"num_restarts": cfg.num_restarts, "steps": cfg.steps}
-    return {"num_restarts": max(cfg.num_restarts // SEARCH_SHRINK, 1),
-            "steps": max(cfg.steps // SEARCH_SHRINK, 1)}
+        effort = {"num_restarts": cfg.num_restarts, "steps": cfg.steps}
+    else:
+        effort = {"num_restarts": max(cfg.num_restarts // SEARCH_SHRINK, 1),
+                  "steps": max(cfg.steps // SEARCH_SHRINK, 1)}
+    effort["finish_steps"] = int(CONSTRAINED_FINISH * effort["steps"]) if constrained else 0
+    return effort
 
 
 def _alternatives(problem: Problem, Xa: np.ndarray, values) -> list[dict[str, Any]]:
