@@ -16,8 +16,9 @@ from workbench.engine import condition_surrogate, fit_surrogate, propose
 import active_learning as al
 from workbench.engine import build_acquisition
 from workbench.engine.fitters import REFINE_GROWTH, REFIT_GROWTH, WARM_FIT_MIN_OBSERVATIONS
-from workbench.engine.proposals import (CONSTRAINED_FINISH, LARGE_SEARCH_OBSERVATIONS,
-                                       SEARCH_SHRINK, search_effort)
+from workbench.engine.proposals import (CONSTRAINED_FINISH, CONSTRAINED_STEPS,
+                                       LARGE_SEARCH_OBSERVATIONS, SEARCH_SHRINK,
+                                       search_effort)
 
 CAPACITY = 256  # one padded bucket for every fit here: one program each way
 NOISE_SD = 0.05
@@ -205,11 +206,16 @@ def test_the_search_climbs_fewer_starts_from_large_campaigns():
                                                                   "finish_steps": 0}
     assert search_effort(cfg(steps=300), 10 * n) == {"num_restarts": 16, "steps": 300,
                                                      "finish_steps": 0}
-    # Outcome constraints: the best climbs finish with CONSTRAINED_FINISH times the steps.
-    assert search_effort(default, n - 1, constrained=True)["finish_steps"] == \
-        int(CONSTRAINED_FINISH * 100)
-    assert search_effort(default, n, constrained=True)["finish_steps"] == \
-        int(CONSTRAINED_FINISH * 100 // SEARCH_SHRINK)
+    # Outcome constraints: CONSTRAINED_STEPS times the default steps, and the best climbs
+    # finish with CONSTRAINED_FINISH times the steps; steps the spec gives hold.
+    steps = 100 * CONSTRAINED_STEPS
+    assert search_effort(default, n - 1, constrained=True) == {
+        "num_restarts": 16, "steps": steps, "finish_steps": int(CONSTRAINED_FINISH * steps)}
+    assert search_effort(default, n, constrained=True) == {
+        "num_restarts": 16 // SEARCH_SHRINK, "steps": steps // SEARCH_SHRINK,
+        "finish_steps": int(CONSTRAINED_FINISH * steps // SEARCH_SHRINK)}
+    assert search_effort(cfg(steps=300), n, constrained=True) == {
+        "num_restarts": 16, "steps": 300, "finish_steps": int(CONSTRAINED_FINISH * 300)}
 
 
 def test_the_smaller_search_finds_the_full_searchs_optimum(problem, first):

@@ -48,8 +48,8 @@ if TYPE_CHECKING:
 # search climbs half the starts for half the steps. 6: a single objective under a
 # noiseless acquisition is modelled through a fitted Yeo-Johnson warp ("auto" output
 # warping). 7: so are, with their bounds, the outputs that only outcome constraints bound,
-# where the warp is strong. 8: with outcome constraints, the acquisition search's best
-# climbs take further spectral steps (``finish_steps``).
+# where the warp is strong. 8: with outcome constraints, the acquisition search climbs
+# twice the steps and its best climbs take further spectral steps (``finish_steps``).
 NUMERICS_VERSION = 8
 
 PENDING, COMPLETED, FAILED = "pending", "completed", "failed"

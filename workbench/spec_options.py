@@ -269,7 +269,9 @@ class AcquisitionSpec(SpecModel):
                             " qlog_nehvi, parego)")
     raw_samples: int = Field(default=1024, ge=16, le=1_000_000)
     num_restarts: int = Field(default=16, ge=1, le=1024)
-    steps: int = Field(default=100, ge=1, le=10_000)
+    steps: int = Field(default=100, ge=1, le=10_000,
+                       description="ascent steps per start of the acquisition search; the"
+                       " default search climbs twice as many under outcome constraints")
     ref_point: list[float] | None = Field(
         default=None, description="qlog_nehvi, log_ehvi, and the campaign's hypervolume:"
         " hypervolume reference per objective, in user units. Default: 10% of the observed"

@@ -80,10 +80,12 @@ PLATEAU_BETA = 4.0
 LARGE_SEARCH_OBSERVATIONS = 100
 SEARCH_SHRINK = 2
 # With outcome constraints the acquisition's optimum sits on the predicted boundary of
-# feasibility, often against bounds too, where the ascent's steps stay short: the best
-# climbs (active_learning.optimize.FINISH_STARTS) take this many times the ascent's steps
-# in further spectral steps (chosen on the constrained suite problems,
+# feasibility, often against bounds too, where the ascent's steps stay short and a start
+# has far to travel: the default search climbs CONSTRAINED_STEPS times the steps, and its
+# best climbs (active_learning.optimize.FINISH_STARTS) then take CONSTRAINED_FINISH times
+# the steps in further spectral steps (chosen on the constrained suite problems,
 # benchmarks/results/acquisition_finish.md).
+CONSTRAINED_STEPS = 2
 CONSTRAINED_FINISH = 1.5
 
 
@@ -345,13 +347,16 @@ def search_effort(cfg: Acquisition, observations: int,
     """The acquisition search's restarts, ascent steps and finishing steps at
     ``observations``: the defaults divided by ``SEARCH_SHRINK`` (at least one each)
     from ``LARGE_SEARCH_OBSERVATIONS`` on, settings the spec gives holding at every
-    size; ``constrained`` (outcome constraints): ``CONSTRAINED_FINISH`` times the
-    steps to finish the best climbs."""
-    if observations < LARGE_SEARCH_OBSERVATIONS or cfg.search_set:
+    size; ``constrained`` (outcome constraints): ``CONSTRAINED_STEPS`` times the
+    default steps, and ``CONSTRAINED_FINISH`` times the steps to finish the best
+    climbs."""
+    if cfg.search_set:
         effort = {"num_restarts": cfg.num_restarts, "steps": cfg.steps}
     else:
-        effort = {"num_restarts": max(cfg.num_restarts // SEARCH_SHRINK, 1),
-                  "steps": max(cfg.steps // SEARCH_SHRINK, 1)}
+        large = observations >= LARGE_SEARCH_OBSERVATIONS
+        shrink = SEARCH_SHRINK if large else 1
+        steps = max(cfg.steps // shrink, 1) * (CONSTRAINED_STEPS if constrained else 1)
+        effort = {"num_restarts": max(cfg.num_restarts // shrink, 1), "steps": steps}
     effort["finish_steps"] = int(CONSTRAINED_FINISH * effort["steps"]) if constrained else 0
     return effort
 
