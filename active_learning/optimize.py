@@ -290,22 +290,24 @@ def _climb_polytope(acquisition, Z0: Array, centers: Array, h: Array, a: _Arrays
     values, _ = value_and_grad(Z)
     Z = jnp.where((values >= best_v)[:, None], Z, shrink_into_polytope(best_Z, G, h))
 
-    def polish_of(centers, h):
-        """The polish's value-and-gradient, projection and dual start for rows
-        of these slices (the polish of a subset needs its rows' slices)."""
+    def project_into(h):
+        """The polish's projection onto the slices h (rows, p) of its rows."""
 
         def project(Y, lam):
             Z, lam = project_polytope(Y, lam, G, h, a.inv_lipschitz,
                                       plan.final_projection_iters // 10)
             return shrink_into_polytope(Z, G, h), lam
 
-        return (_value_and_grad(acquisition, lambda Z: centers + Z @ basis.T), project,
-                jnp.zeros((h.shape[0], G.shape[0]), h.dtype))
+        return project
 
-    _, project, _ = polish_of(centers, h)
-    Z = _spectral_polish(value_and_grad, Z, project, lam, plan.polish_steps)
-    return _finish(value_and_grad, Z, lambda rows: polish_of(centers[rows], h[rows]),
-                   plan.finish_steps)
+    def polish_of(rows):
+        # A subset of rows climbs in its own slices, from cold duals.
+        c = centers[rows]
+        return (_value_and_grad(acquisition, lambda Z: c + Z @ basis.T),
+                project_into(h[rows]), jnp.zeros((rows.shape[0], G.shape[0]), Z.dtype))
+
+    Z = _spectral_polish(value_and_grad, Z, project_into(h), lam, plan.polish_steps)
+    return _finish(value_and_grad, Z, polish_of, plan.finish_steps)
 
 
 def _finish(value_and_grad, Z: Array, polish_of, steps: int) -> Array:
@@ -329,6 +331,7 @@ def _spectral_polish(value_and_grad, Z: Array, project, state, steps: int) -> Ar
     point seen per row is kept, so the polish never makes a row worse.
     value_and_grad: Z (B, k) -> values (B,), gradients (B, k);
     project: (Y, state) -> (feasible Z, state), state e.g. dual warm starts.
+    Returns each row's best point (B, k).
     """
 
     def step(carry, _):
